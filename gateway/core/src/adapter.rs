@@ -1,0 +1,108 @@
+//! The seams between adapters and the rest of the gateway.
+//!
+//! Adapters depend on this crate only — never on the mapping engine or the store.
+//! An inbound adapter frames and parses what it receives, then hands an
+//! [`InboundMessage`] to an [`IntakePipeline`] (implemented by the daemon and by
+//! the conformance runner over the same code). The pipeline maps, stores the raw
+//! bytes and the case event in one commit and only then returns an
+//! [`IntakeOutcome`]; the adapter acknowledges from that outcome, so nothing is
+//! acknowledged before it is durable.
+//!
+//! Decisions flow the other way through [`WriteBack`]: the adapter that owns a
+//! case's EHR turns a decided [`Case`] into an HL7 message, a FHIR write, a 278
+//! or keystrokes.
+//!
+//! Futures are boxed ([`BoxFuture`]) so the traits stay object-safe and this
+//! crate needs no async runtime.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::case::Case;
+use crate::diagnostic::Diagnostic;
+use crate::error::GatewayError;
+use crate::source::SourceDocument;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One message as an adapter received it.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// Adapter name: `hl7v2`, `x12`, `fhir`, `desktop`.
+    pub adapter: String,
+    /// The mapping profile this adapter instance is configured with.
+    pub profile: String,
+    /// The exact bytes received (after transport framing is removed).
+    pub raw: Vec<u8>,
+    /// When it was received, RFC 3339 with offset (the adapter reads the clock).
+    pub received_at: String,
+    /// The transport peer (`127.0.0.1:40522`, a file name), for audit.
+    pub peer: Option<String>,
+    /// The parsed document, or the diagnostics that made parsing impossible.
+    pub parsed: Result<SourceDocument, Vec<Diagnostic>>,
+}
+
+/// Proof that something was durably committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommitReceipt {
+    /// Id of the raw message row in the store.
+    pub message_id: i64,
+}
+
+/// What the pipeline did with an inbound message. Every variant is returned only
+/// after the raw bytes are committed.
+#[derive(Debug, Clone)]
+pub enum IntakeOutcome {
+    /// Mapped and stored with its case event: acknowledge positively.
+    Accepted {
+        /// The stored message.
+        receipt: CommitReceipt,
+        /// The case the message created or updated.
+        case_id: String,
+        /// Mapping warnings (the case is still valid).
+        warnings: Vec<Diagnostic>,
+    },
+    /// Seen before (same sender, control id and content hash): acknowledge
+    /// positively, no second case event.
+    Duplicate {
+        /// The original message.
+        receipt: CommitReceipt,
+    },
+    /// Kept with its reason but not turned into a case: acknowledge negatively.
+    Rejected {
+        /// The stored raw message.
+        receipt: CommitReceipt,
+        /// Why (sender or mapping problem).
+        error: GatewayError,
+        /// Everything the parser and mapper found.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Maps and durably stores inbound messages. Implemented by the daemon.
+pub trait IntakePipeline: Send + Sync {
+    /// Processes one message. `Err` means nothing could be committed (e.g. the
+    /// disk failed): the adapter must answer with a retryable negative
+    /// acknowledgement so the sender tries again.
+    fn submit(&self, message: InboundMessage)
+    -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>>;
+}
+
+/// What a write-back did, for the audit trail (no PHI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBackReceipt {
+    /// What was written where: `ORU^R01 control 123 acknowledged AA`.
+    pub detail: String,
+}
+
+/// Writes a decided case back into the EHR (or to the payer).
+pub trait WriteBack: Send + Sync {
+    /// The adapter name this write-back belongs to.
+    fn adapter(&self) -> &str;
+
+    /// Writes `case.decision` for `case` to the target system. Retryable errors
+    /// are retried by the caller with backoff.
+    fn apply<'a>(&'a self, case: &'a Case)
+    -> BoxFuture<'a, Result<WriteBackReceipt, GatewayError>>;
+}

@@ -1,0 +1,297 @@
+//! The source-document tree: the one shape every adapter turns its input into.
+//!
+//! HL7 v2 (segments → fields → repetitions → components), X12 (loops → segments →
+//! elements), FHIR JSON (objects and arrays) and desktop screens (captured
+//! name → value) all become a [`SourceTree`]: named nodes, each with an optional
+//! decoded text value and an optional byte [`Span`] into the raw input. The mapping
+//! engine walks this tree through compiled [`crate::path::Path`]s and so knows no
+//! format; the spans let every case field point back at the bytes it came from.
+//!
+//! Nodes live in an arena (`Vec`) and are addressed by [`NodeId`]: building is a
+//! push, there is no reference counting, and a tree is cheap to drop.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+
+/// A byte range `[start, end)` into the raw input the tree was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span from `start` to `end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// Number of bytes covered.
+    pub fn len(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// True when the span covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Index of a node inside its [`SourceTree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The root node of every tree.
+    pub const ROOT: NodeId = NodeId(0);
+
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+struct NodeData {
+    name: String,
+    value: Option<String>,
+    span: Option<Span>,
+    parent: Option<NodeId>,
+    children: Vec<NodeId>,
+}
+
+/// An arena tree of named nodes with optional values and spans.
+#[derive(Debug, Clone)]
+pub struct SourceTree {
+    nodes: Vec<NodeData>,
+    keys: HashMap<String, NodeId>,
+}
+
+impl SourceTree {
+    /// A tree holding only a root node called `root_name`.
+    pub fn new(root_name: impl Into<String>) -> Self {
+        SourceTree {
+            nodes: vec![NodeData {
+                name: root_name.into(),
+                value: None,
+                span: None,
+                parent: None,
+                children: Vec::new(),
+            }],
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The root node.
+    pub fn root(&self) -> NodeId {
+        NodeId::ROOT
+    }
+
+    /// Appends a child under `parent` and returns its id.
+    ///
+    /// # Panics
+    /// Never for ids handed out by this tree; an id from another tree is a
+    /// programming error and panics on the index.
+    pub fn push(
+        &mut self,
+        parent: NodeId,
+        name: impl Into<String>,
+        value: Option<String>,
+        span: Option<Span>,
+    ) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
+        self.nodes.push(NodeData {
+            name: name.into(),
+            value,
+            span,
+            parent: Some(parent),
+            children: Vec::new(),
+        });
+        self.nodes[parent.index()].children.push(id);
+        id
+    }
+
+    /// Sets (or replaces) the value of a node.
+    pub fn set_value(&mut self, node: NodeId, value: Option<String>) {
+        self.nodes[node.index()].value = value;
+    }
+
+    /// Sets the span of a node.
+    pub fn set_span(&mut self, node: NodeId, span: Option<Span>) {
+        self.nodes[node.index()].span = span;
+    }
+
+    /// Registers `key` (a FHIR `Patient/123` reference or a `fullUrl`) as naming
+    /// `node`, so that [`crate::path::Step::Follow`] can jump to it.
+    pub fn register_key(&mut self, key: impl Into<String>, node: NodeId) {
+        self.keys.insert(key.into(), node);
+    }
+
+    /// The node registered under `key`, if any.
+    pub fn lookup(&self, key: &str) -> Option<NodeId> {
+        self.keys.get(key).copied()
+    }
+
+    /// Name of a node (segment id, field number, JSON key, loop id…).
+    pub fn name(&self, node: NodeId) -> &str {
+        &self.nodes[node.index()].name
+    }
+
+    /// Decoded text value of a node, if it has one.
+    pub fn value(&self, node: NodeId) -> Option<&str> {
+        self.nodes[node.index()].value.as_deref()
+    }
+
+    /// Byte span of a node in the raw input, if known.
+    pub fn span(&self, node: NodeId) -> Option<Span> {
+        self.nodes[node.index()].span
+    }
+
+    /// Parent of a node (`None` for the root).
+    pub fn parent(&self, node: NodeId) -> Option<NodeId> {
+        self.nodes[node.index()].parent
+    }
+
+    /// Children of a node, in document order.
+    pub fn children(&self, node: NodeId) -> &[NodeId] {
+        &self.nodes[node.index()].children
+    }
+
+    /// Children of `node` whose name is `name`, in document order.
+    pub fn children_named<'a>(
+        &'a self,
+        node: NodeId,
+        name: &'a str,
+    ) -> impl Iterator<Item = NodeId> + 'a {
+        self.children(node)
+            .iter()
+            .copied()
+            .filter(move |c| self.name(*c) == name)
+    }
+
+    /// Number of nodes, root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the tree holds only its root.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// The names from the root (exclusive) down to `node`, joined by `/`:
+    /// a readable location for diagnostics and `--explain`.
+    pub fn location(&self, node: NodeId) -> String {
+        let mut names = Vec::new();
+        let mut current = Some(node);
+        while let Some(n) = current {
+            if n == NodeId::ROOT {
+                break;
+            }
+            names.push(self.name(n));
+            current = self.parent(n);
+        }
+        names.reverse();
+        names.join("/")
+    }
+
+    /// All nodes below `node` (not including it), depth-first in document order.
+    pub fn descendants(&self, node: NodeId) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut stack: Vec<NodeId> = self.children(node).iter().rev().copied().collect();
+        while let Some(n) = stack.pop() {
+            out.push(n);
+            stack.extend(self.children(n).iter().rev().copied());
+        }
+        out
+    }
+}
+
+/// The input formats the gateway understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// HL7 v2 pipe-delimited messages.
+    Hl7v2,
+    /// X12 EDI (278, 999, TA1).
+    X12,
+    /// FHIR R4 JSON resources and bundles.
+    Fhir,
+    /// Values captured from a desktop application's screens.
+    Desktop,
+    /// Any other JSON document (tests, docs).
+    Json,
+}
+
+impl SourceFormat {
+    /// The lowercase name used in profiles and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Hl7v2 => "hl7v2",
+            SourceFormat::X12 => "x12",
+            SourceFormat::Fhir => "fhir",
+            SourceFormat::Desktop => "desktop",
+            SourceFormat::Json => "json",
+        }
+    }
+}
+
+/// Facts about a message that identify it, independent of its mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Message type as the format names it: `ORM^O01`, `278`, `Bundle`.
+    pub message_type: Option<String>,
+    /// Trigger event or purpose (HL7 trigger, X12 BHT02).
+    pub trigger: Option<String>,
+    /// Format version (`2.5.1`, `005010X217`, `4.0.1`).
+    pub version: Option<String>,
+    /// The sender's control id (MSH-10, ST02, resource id).
+    pub control_id: Option<String>,
+    /// The sending system.
+    pub sender: Option<String>,
+}
+
+/// One parsed input: its tree, its identifying facts and what the parser noticed.
+#[derive(Debug, Clone)]
+pub struct SourceDocument {
+    /// The input format.
+    pub format: SourceFormat,
+    /// Identifying facts read from the header.
+    pub meta: MessageMeta,
+    /// The parsed tree; spans point into the raw bytes the adapter kept.
+    pub tree: SourceTree,
+    /// Parser warnings and errors with byte positions. A document with an
+    /// error-severity diagnostic may still carry a partial tree.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl SourceDocument {
+    /// True when the parser reported no error-severity diagnostic.
+    pub fn is_clean(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_walks_a_tree() {
+        let mut t = SourceTree::new("message");
+        let pid = t.push(t.root(), "PID", None, Some(Span::new(0, 20)));
+        let f3 = t.push(pid, "3", Some("E1234".into()), Some(Span::new(8, 13)));
+        assert_eq!(t.name(f3), "3");
+        assert_eq!(t.value(f3), Some("E1234"));
+        assert_eq!(t.parent(f3), Some(pid));
+        assert_eq!(t.location(f3), "PID/3");
+        assert_eq!(t.descendants(t.root()), vec![pid, f3]);
+        assert_eq!(t.children_named(t.root(), "PID").count(), 1);
+        t.register_key("Patient/1", pid);
+        assert_eq!(t.lookup("Patient/1"), Some(pid));
+    }
+}
