@@ -1,0 +1,77 @@
+//! `ehr-gateway`: the one binary of the EHR integration gateway.
+//!
+//! This file only declares the subcommands. Each subcommand lives in
+//! `src/cmd/<name>.rs` with a `#[derive(clap::Args)] pub struct Args` and a
+//! `pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode>`.
+//!
+//! **Registering a subcommand is a two-line change** in the `subcommands!` list
+//! below: a doc comment (the `--help` text) and `Variant => module,`. The macro
+//! declares the module `cmd::<module>` (file `src/cmd/<module>.rs`), adds the
+//! variant to the clap `Command` enum and the dispatch arm. Only commands that
+//! work are listed, so `--help` never advertises something unfinished.
+//!
+//! Adapter wiring for `run` and `demo` lives in `src/adapters/<adapter>.rs`
+//! (see `adapters/mod.rs`). `anyhow` is used only in this crate; libraries
+//! return typed errors.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod adapters;
+mod settings;
+
+/// Declares the subcommand modules, the clap `Command` enum and its dispatch.
+macro_rules! subcommands {
+    ($( $(#[$doc:meta])* $variant:ident => $module:ident, )*) => {
+        /// One module per subcommand (`src/cmd/<name>.rs`).
+        mod cmd {
+            $( pub mod $module; )*
+        }
+
+        /// The subcommands of `ehr-gateway`.
+        #[derive(clap::Subcommand)]
+        enum Command {
+            $( $(#[$doc])* $variant(cmd::$module::Args), )*
+        }
+
+        impl Command {
+            fn run(self) -> anyhow::Result<ExitCode> {
+                match self {
+                    $( Command::$variant(args) => cmd::$module::run(args), )*
+                }
+            }
+        }
+    };
+}
+
+subcommands! {
+    /// Validate a config file and list every problem with its key.
+    CheckConfig => check_config,
+}
+
+/// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,
+/// one canonical prior-authorization case, a durable store and forwarder.
+#[derive(Parser)]
+#[command(name = "ehr-gateway", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            // Configuration problems are usage errors (exit 2, like clap's own);
+            // everything else is a runtime failure (exit 1).
+            if error.downcast_ref::<settings::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

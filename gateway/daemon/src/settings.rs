@@ -1,0 +1,789 @@
+//! The daemon's configuration: one TOML file plus `GATEWAY__SECTION__KEY`
+//! environment overrides, deserialized into the typed [`Settings`].
+//!
+//! Why this module exists rather than a bare `try_deserialize`: operators need
+//! *every* problem at once, each naming the file (or environment variable) and
+//! the key, and the `config` crate stops at the first error and silently
+//! ignores misspelt environment variables. So loading is done in three steps:
+//!
+//! 1. the `config` crate layers the file and the `GATEWAY__*` variables into one
+//!    value tree (each leaf remembers where it came from);
+//! 2. [`Settings`] is deserialized from that tree repeatedly: each failure is
+//!    recorded with its key path (via `serde_path_to_error`) and the offending
+//!    node is removed, so the next attempt finds the next problem;
+//! 3. semantic checks (secrets readable, the chosen sink configured, …) run on
+//!    the typed value.
+//!
+//! Every struct is `deny_unknown_fields`. **Adding an adapter section is one
+//! field** on [`Settings`] (`pub hl7v2: Option<crate::adapters::hl7v2::Section>`),
+//! with the section type defined in the adapter's wiring file.
+//!
+//! Secrets are never stored here: only the file or variable that holds them.
+//! They are read by [`SecretSource::read`] into a [`Secret`] whose `Debug`
+//! prints `[redacted]`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of environment overrides: `GATEWAY__ADMIN__LISTEN=127.0.0.1:9000`.
+pub const ENV_PREFIX: &str = "GATEWAY";
+/// Separator between the prefix, sections and keys.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Who this gateway is: tenant, practice, site.
+    pub gateway: GatewaySettings,
+    /// The admin HTTP server (health, metrics, decision intake, admin API).
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// The SQLite message store.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Where case events go.
+    #[serde(default)]
+    pub forward: ForwardSettings,
+    /// Log format and level.
+    #[serde(default)]
+    pub logging: LoggingSettings,
+    /// Shutdown behaviour.
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+    /// Directory holding one folder per mapping profile (`mappings/epic/profile.toml`).
+    #[serde(default = "default_mappings_dir")]
+    pub mappings_dir: PathBuf,
+    // Adapter sections: one field each, the type defined in `src/adapters/<name>.rs`.
+}
+
+fn default_mappings_dir() -> PathBuf {
+    PathBuf::from("mappings")
+}
+
+/// `[gateway]`: identity stamped on every case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The MSO tenant, e.g. `mso-demo`. Part of every case id.
+    pub tenant: String,
+    /// The practice this daemon serves, e.g. `cardio-north`.
+    #[serde(default)]
+    pub practice: Option<String>,
+    /// The site within the practice, e.g. `main`.
+    #[serde(default)]
+    pub site: Option<String>,
+}
+
+/// `[admin]`: the admin HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Listen address; keep it on loopback or a management network.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// The bearer token for `/api/v1/*`, read from a file or an environment variable.
+    #[serde(default)]
+    pub token: SecretSource,
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            listen: default_admin_listen(),
+            token: SecretSource::default(),
+        }
+    }
+}
+
+/// Where a secret lives. Exactly one of `file` and `env` should be set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// A file whose content (trimmed) is the secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The name of an environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// A secret value. `Debug` and `Display` never print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; use only where it is sent or compared.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl SecretSource {
+    /// True when neither a file nor a variable is configured.
+    pub fn is_unset(&self) -> bool {
+        self.file.is_none() && self.env.is_none()
+    }
+
+    /// Reads the secret. `Ok(None)` when unset; the error names the file or
+    /// variable, never the value.
+    pub fn read(&self) -> Result<Option<Secret>, String> {
+        match (&self.file, &self.env) {
+            (Some(_), Some(_)) => Err("set either `file` or `env`, not both".to_owned()),
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+                let value = text.trim();
+                if value.is_empty() {
+                    return Err(format!("secret file {} is empty", path.display()));
+                }
+                Ok(Some(Secret::new(value)))
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(value) if !value.trim().is_empty() => Ok(Some(Secret::new(value.trim()))),
+                Ok(_) => Err(format!("environment variable {var} is empty")),
+                Err(_) => Err(format!("environment variable {var} is not set")),
+            },
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `[store]`: the SQLite message store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Data directory holding the store file; `--data-dir` overrides it.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Delivered messages older than this many days are pruned.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Size budget in MiB: the oldest delivered data is pruned beyond it.
+    #[serde(default = "default_max_size_mb")]
+    pub max_size_mb: u64,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_max_size_mb() -> u64 {
+    1024
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            path: default_store_path(),
+            retention_days: default_retention_days(),
+            max_size_mb: default_max_size_mb(),
+        }
+    }
+}
+
+/// Which sink the forwarder delivers case events to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// JSON lines in a directory (the demo and small sites).
+    #[default]
+    File,
+    /// CloudEvents over HTTPS to the central platform.
+    Http,
+}
+
+/// `[forward]`: the forwarder and its sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSettings {
+    /// `file` or `http`.
+    #[serde(default)]
+    pub sink: SinkKind,
+    /// Options of the file sink (`[forward.file]`).
+    #[serde(default)]
+    pub file: FileSinkSettings,
+    /// Options of the HTTP sink (`[forward.http]`), required when `sink = "http"`.
+    #[serde(default)]
+    pub http: Option<HttpSinkSettings>,
+    /// First retry delay in milliseconds.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Cap on the retry delay in milliseconds.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    60_000
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        ForwardSettings {
+            sink: SinkKind::default(),
+            file: FileSinkSettings::default(),
+            http: None,
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+/// `[forward.file]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkSettings {
+    /// Directory for the JSONL files; defaults to `<data dir>/outbox`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `[forward.http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkSettings {
+    /// The central platform's events endpoint (`https://…`).
+    pub url: String,
+    /// Bearer token for the platform.
+    #[serde(default)]
+    pub token: SecretSource,
+    /// Per-request timeout in milliseconds.
+    #[serde(default = "default_http_timeout_ms")]
+    pub timeout_ms: u64,
+    /// PEM file with extra CA certificates to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS); needs `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
+fn default_http_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (a terminal).
+    #[default]
+    Pretty,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// `json` or `pretty`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `ehr_gateway=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        LoggingSettings {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// On SIGTERM, how long in-flight work and the forwarder may take to drain.
+    #[serde(default = "default_grace_period_ms")]
+    pub grace_period_ms: u64,
+}
+
+fn default_grace_period_ms() -> u64 {
+    10_000
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings {
+            grace_period_ms: default_grace_period_ms(),
+        }
+    }
+}
+
+impl ShutdownSettings {
+    /// The grace period as a duration.
+    pub fn grace_period(&self) -> Duration {
+        Duration::from_millis(self.grace_period_ms)
+    }
+}
+
+/// One configuration problem: where it came from, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file path, or `environment variable GATEWAY__…`.
+    pub origin: String,
+    /// Dotted key path (`admin.listen`, `hl7v2.listeners[0].port`), when known.
+    pub key: Option<String>,
+    /// What is wrong (never a secret value).
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "{}: key `{key}`: {}", self.origin, self.message),
+            None => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+/// The configuration could not be used; carries every problem found.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// All problems, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "invalid configuration ({n} problem{})",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What loading produced: the settings (if usable), problems and warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The settings, when there was no problem at all.
+    pub settings: Option<Settings>,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+    /// Things that are not errors but probably mistakes (e.g. `GATEWAY_X` with
+    /// one underscore, which is not an override).
+    pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// The settings, or a [`ConfigError`] with every problem.
+    pub fn into_result(self) -> Result<Settings, ConfigError> {
+        match self.settings {
+            Some(settings) if self.problems.is_empty() => Ok(settings),
+            _ => Err(ConfigError {
+                problems: self.problems,
+            }),
+        }
+    }
+}
+
+/// Loads `path` with overrides from the process environment.
+pub fn load(path: &Path) -> Loaded {
+    load_with_env(path, std::env::vars())
+}
+
+/// Loads `path` with overrides from `env` (all variables; non-`GATEWAY` ones
+/// are ignored). Separate from [`load`] so tests need not touch the process
+/// environment.
+pub fn load_with_env(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Loaded {
+    let file_origin = path.display().to_string();
+    let mut warnings = Vec::new();
+    let mut overrides = BTreeMap::new();
+    // dotted key → variable name, to name the variable in problems.
+    let mut env_names = BTreeMap::new();
+    let full_prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    for (name, value) in env {
+        if let Some(rest) = name.strip_prefix(&full_prefix) {
+            if rest.is_empty() || rest.split(ENV_SEPARATOR).any(str::is_empty) {
+                warnings.push(format!(
+                    "environment variable {name} is ignored: expected GATEWAY__SECTION__KEY"
+                ));
+                continue;
+            }
+            let key = rest.to_lowercase().replace(ENV_SEPARATOR, ".");
+            env_names.insert(key, name.clone());
+            overrides.insert(name, value);
+        } else if name.starts_with("GATEWAY_") {
+            warnings.push(format!(
+                "environment variable {name} is ignored: overrides are spelt GATEWAY__SECTION__KEY (two underscores)"
+            ));
+        }
+    }
+
+    let not_found = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(_) => Some("is not a file".to_owned()),
+        Err(e) => Some(format!("cannot read config file: {e}")),
+    };
+    if let Some(message) = not_found {
+        return Loaded {
+            settings: None,
+            problems: vec![Problem {
+                origin: file_origin,
+                key: None,
+                message,
+            }],
+            warnings,
+        };
+    }
+
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .source(Some(overrides.into_iter().collect())),
+        )
+        .build();
+    let tree = match built {
+        Ok(config) => config.cache,
+        Err(error) => {
+            return Loaded {
+                settings: None,
+                problems: vec![Problem {
+                    origin: file_origin,
+                    key: None,
+                    message: file_error_message(&error),
+                }],
+                warnings,
+            };
+        }
+    };
+
+    let origin_of = |key: &str, value_origin: Option<&str>| -> String {
+        if let Some(name) = env_names.get(key) {
+            return format!("environment variable {name}");
+        }
+        match value_origin {
+            Some("the environment") => "the environment".to_owned(),
+            _ => file_origin.clone(),
+        }
+    };
+
+    let (settings, mut problems) = deserialize_collecting(tree, &origin_of);
+    if let Some(settings) = &settings {
+        check(settings, &file_origin, &mut problems);
+    }
+    Loaded {
+        settings,
+        problems,
+        warnings,
+    }
+}
+
+/// The message of a file-level failure (unreadable, TOML syntax), without the
+/// path (the caller adds it).
+fn file_error_message(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::FileParse { cause, .. } => format!("not valid TOML: {cause}"),
+        other => other.to_string(),
+    }
+}
+
+/// Deserializes [`Settings`] from `tree`, collecting one problem per failing
+/// node: after each failure the node is removed and deserialization retried.
+fn deserialize_collecting(
+    mut tree: config::Value,
+    origin_of: &dyn Fn(&str, Option<&str>) -> String,
+) -> (Option<Settings>, Vec<Problem>) {
+    let mut problems: Vec<Problem> = Vec::new();
+    // Each round removes one node, so the tree's size bounds the rounds; the
+    // cap is a guard against a node that cannot be removed.
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, Settings>(tree.clone()) {
+            Ok(settings) => {
+                return (problems.is_empty().then_some(settings), problems);
+            }
+            Err(error) => {
+                let segments = path_segments(error.path());
+                let key = segments_to_key(&segments);
+                let message = describe(error.inner());
+                let value_origin = find(&tree, &segments).and_then(config::Value::origin);
+                let problem = Problem {
+                    origin: origin_of(&key, value_origin),
+                    key: (!key.is_empty()).then(|| key.clone()),
+                    message,
+                };
+                let repeated = problems.contains(&problem);
+                if !repeated {
+                    problems.push(problem);
+                }
+                if repeated || !remove(&mut tree, &segments) {
+                    break;
+                }
+            }
+        }
+    }
+    (None, problems)
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn path_segments(path: &serde_path_to_error::Path) -> Vec<Segment> {
+    use serde_path_to_error::Segment as S;
+    path.iter()
+        .filter_map(|segment| match segment {
+            S::Map { key } => Some(Segment::Key(key.clone())),
+            S::Seq { index } => Some(Segment::Index(*index)),
+            S::Enum { variant } => Some(Segment::Key(variant.clone())),
+            S::Unknown => None,
+        })
+        .collect()
+}
+
+fn segments_to_key(segments: &[Segment]) -> String {
+    let mut key = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Key(name) => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+            }
+            Segment::Index(i) => key.push_str(&format!("[{i}]")),
+        }
+    }
+    key
+}
+
+/// The error text without the `config` crate's own " for key … in …" suffix
+/// (we name key and origin ourselves, from the full path).
+fn describe(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        config::ConfigError::At { error, .. } => describe(error),
+        config::ConfigError::NotFound(key) => format!("missing key `{key}`"),
+        other => other.to_string(),
+    }
+}
+
+fn find<'t>(tree: &'t config::Value, segments: &[Segment]) -> Option<&'t config::Value> {
+    let mut node = tree;
+    for segment in segments {
+        node = match (&node.kind, segment) {
+            (config::ValueKind::Table(map), Segment::Key(k)) => map.get(k)?,
+            (config::ValueKind::Array(items), Segment::Index(i)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Removes the node at `segments`; false when there is nothing to remove.
+fn remove(tree: &mut config::Value, segments: &[Segment]) -> bool {
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for segment in parents {
+        node = match (&mut node.kind, segment) {
+            (config::ValueKind::Table(map), Segment::Key(k)) => match map.get_mut(k) {
+                Some(child) => child,
+                None => return false,
+            },
+            (config::ValueKind::Array(items), Segment::Index(i)) => match items.get_mut(*i) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (&mut node.kind, last) {
+        (config::ValueKind::Table(map), Segment::Key(k)) => map.remove(k).is_some(),
+        (config::ValueKind::Array(items), Segment::Index(i)) if *i < items.len() => {
+            // Keep indices of later items stable for their own messages.
+            items[*i] = config::Value::new(None, config::ValueKind::Table(Default::default()));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Semantic checks on settings that deserialized.
+fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
+    let mut problem = |key: &str, message: String| {
+        problems.push(Problem {
+            origin: origin.to_owned(),
+            key: Some(key.to_owned()),
+            message,
+        });
+    };
+    if settings.gateway.tenant.trim().is_empty() {
+        problem("gateway.tenant", "must not be empty".to_owned());
+    }
+    if let Err(message) = settings.admin.token.read() {
+        problem("admin.token", message);
+    }
+    if settings.forward.initial_backoff_ms == 0 {
+        problem(
+            "forward.initial_backoff_ms",
+            "must be at least 1".to_owned(),
+        );
+    }
+    if settings.forward.max_backoff_ms < settings.forward.initial_backoff_ms {
+        problem(
+            "forward.max_backoff_ms",
+            "must not be below forward.initial_backoff_ms".to_owned(),
+        );
+    }
+    match (&settings.forward.sink, &settings.forward.http) {
+        (SinkKind::Http, None) => problem(
+            "forward.http",
+            "sink = \"http\" needs a [forward.http] section with `url`".to_owned(),
+        ),
+        (_, Some(http)) => {
+            if !(http.url.starts_with("https://") || http.url.starts_with("http://")) {
+                problem(
+                    "forward.http.url",
+                    "must be an http:// or https:// URL".to_owned(),
+                );
+            }
+            if let Err(message) = http.token.read() {
+                problem("forward.http.token", message);
+            }
+            if http.client_cert_file.is_some() != http.client_key_file.is_some() {
+                problem(
+                    "forward.http.client_cert_file",
+                    "client_cert_file and client_key_file go together".to_owned(),
+                );
+            }
+        }
+        (SinkKind::File, None) => {}
+    }
+    if let Err(message) = settings
+        .logging
+        .level
+        .parse::<tracing_subscriber::EnvFilter>()
+    {
+        problem(
+            "logging.level",
+            format!("not a valid log filter: {message}"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Loaded {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, toml).expect("write");
+        load_with_env(
+            &path,
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let loaded = load_str("[gateway]\ntenant = \"mso-demo\"\n", &[]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let settings = loaded.settings.expect("settings");
+        assert_eq!(settings.admin.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.forward.sink, SinkKind::File);
+        assert_eq!(settings.logging.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\ncolour = \"red\"\n[admin]\nlisten = 12\n[store]\nretention_days = \"x\"\n",
+            &[],
+        );
+        let keys: Vec<_> = loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect();
+        assert!(keys.iter().any(|k| k == "gateway.colour"), "{keys:?}");
+        assert!(keys.iter().any(|k| k == "admin.listen"), "{keys:?}");
+        assert!(keys.iter().any(|k| k == "store.retention_days"), "{keys:?}");
+        assert!(loaded.settings.is_none());
+    }
+
+    #[test]
+    fn env_overrides_apply_and_bad_ones_name_the_variable() {
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n",
+            &[("GATEWAY__ADMIN__LISTEN", "127.0.0.1:9999")],
+        );
+        let settings = loaded.into_result().expect("valid");
+        assert_eq!(settings.admin.listen.port(), 9999);
+
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n",
+            &[("GATEWAY__ADMIN__LISTN", "127.0.0.1:9999")],
+        );
+        let problem = &loaded.problems[0];
+        assert_eq!(problem.origin, "environment variable GATEWAY__ADMIN__LISTN");
+        assert_eq!(problem.key.as_deref(), Some("admin.listn"));
+
+        let loaded = load_str("[gateway]\ntenant = \"t\"\n", &[("GATEWAY_ADMIN", "x")]);
+        assert!(loaded.problems.is_empty());
+        assert_eq!(loaded.warnings.len(), 1);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        assert_eq!(format!("{:?}", Secret::new("s3cret")), "[redacted]");
+    }
+}
