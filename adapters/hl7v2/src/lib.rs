@@ -6,6 +6,7 @@
 
 pub mod ack;
 pub mod fields;
+pub mod mllp;
 pub mod outbound;
 pub mod parse;
 pub mod path;

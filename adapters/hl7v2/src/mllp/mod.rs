@@ -1,0 +1,15 @@
+//! MLLP transport: the frame codec, the listener that turns frames into
+//! pipeline submissions and ACKs, the sender that delivers outbound messages and
+//! validates their ACKs, and the TLS setup both sides share.
+//!
+//! The ordering rule everything here follows: an ACK is written only after the
+//! pipeline's outcome is returned, and the pipeline returns only after the store
+//! committed, so a positive ACK always means "durably stored" (DESIGN.md
+//! invariant 1). Every frame gets an answer; connections stay open after errors.
+
+pub mod codec;
+pub mod config;
+pub mod tls;
+
+pub use codec::{MllpCodec, MllpError, MllpFrame};
+pub use config::{ListenerConfig, SenderConfig, TlsClientConfig, TlsServerConfig};
