@@ -1,0 +1,1 @@
+//! The daemon-facing bridge (filled in below).

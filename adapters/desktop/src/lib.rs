@@ -1,0 +1,39 @@
+//! gateway-desktop: the desktop automation bridge for legacy EHRs with no
+//! integration point.
+//!
+//! The bridge drives the EHR's own screens the way staff do — keyboard, mouse,
+//! clipboard — to read orders out and type decisions in:
+//!
+//! * [`playbook`]: flows of UI steps as TOML data, validated completely on load.
+//! * [`engine`]: runs a playbook against a [`driver::Driver`] with the safety
+//!   rules (one run at a time, focused-window check before every input, abort
+//!   with a screenshot, timeouts, no PHI in logs).
+//! * [`driver`]: the trait the engine drives; [`x11`] is the X11 implementation
+//!   (enigo + x11rb + arboard). A Windows driver is another module implementing
+//!   the same trait; the engine holds no platform types.
+//! * [`capture`]: a read's captured values → a source document (format
+//!   `desktop`) for the mapping profile.
+//! * [`bridge`]: what the daemon embeds — configuration, scheduled reads into an
+//!   [`gateway_core::adapter::IntakePipeline`] and [`gateway_core::adapter::WriteBack`]
+//!   of decisions.
+//! * [`dry_run`]: the redacted listing behind `desktop run --dry-run`.
+
+pub mod bridge;
+pub mod capture;
+pub mod driver;
+pub mod dry_run;
+pub mod engine;
+pub mod keys;
+pub mod pattern;
+pub mod playbook;
+pub mod png;
+pub mod template;
+#[cfg(unix)]
+pub mod x11;
+#[cfg(unix)]
+pub mod xvfb;
+
+pub use capture::{ADAPTER, DesktopPathSyntax};
+pub use driver::{Driver, DriverError, Screenshot, WindowId, WindowInfo};
+pub use engine::{Abort, AbortReason, RunOptions, RunReport, run_playbook};
+pub use playbook::{Playbook, PlaybookError, PlaybookKind};

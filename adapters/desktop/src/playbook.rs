@@ -1,0 +1,1044 @@
+//! Playbooks: named flows of UI steps, loaded from TOML and checked up front.
+//!
+//! A playbook is data (`mappings/legacy-desktop/playbooks/*.toml`): onboarding a
+//! legacy screen means writing steps, not code. Everything that can be checked
+//! without a desktop is checked when the file loads — unknown keys and actions,
+//! key chord typos, template syntax, unknown tables and captures, `goto` targets,
+//! input steps without a window to guard them, write playbooks without a
+//! verification — and every problem is reported at once with file, line and step.
+//!
+//! ```toml
+//! name = "write-decision"
+//! kind = "write"                  # read | write
+//! timeout_ms = 60000              # whole run
+//! step_timeout_ms = 5000          # default for waiting steps
+//! select_all = "ctrl+/"           # chord copy/verify use to select a field
+//! copy = "ctrl+c"
+//!
+//! [tables.status]
+//! approved = "APPROVED"
+//!
+//! [[step]]
+//! id = "auth-screen"
+//! action = "wait_window"          # wait_window focus key type click copy verify wait branch fail
+//! title = "LegacyEHR — Prior Authorization*"
+//!
+//! [[step]]
+//! action = "type"
+//! text = "{{decision.authorization_number}}"
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::driver::MouseButton;
+use crate::keys::Chord;
+use crate::pattern::TitlePattern;
+use crate::template::Template;
+
+/// Longest a playbook may run, whatever it asks for.
+pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether a playbook reads a screen into a source tree or writes a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlaybookKind {
+    /// Captures values into a source tree for the mapping profile.
+    Read,
+    /// Types a decision into the chart and verifies it.
+    Write,
+}
+
+impl PlaybookKind {
+    /// `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaybookKind::Read => "read",
+            PlaybookKind::Write => "write",
+        }
+    }
+}
+
+/// A loaded, validated playbook.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    /// The playbook's name (becomes `source.message_type` of read cases).
+    pub name: String,
+    /// Read or write.
+    pub kind: PlaybookKind,
+    /// What it does, for operators.
+    pub description: Option<String>,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// Whole-run timeout.
+    pub timeout: Duration,
+    /// Default timeout of waiting steps.
+    pub step_timeout: Duration,
+    /// Chord that selects a field's whole text (copy, verify).
+    pub select_all: Chord,
+    /// Chord that copies the selection to the clipboard.
+    pub copy: Chord,
+    /// Capture whose value identifies the record read (becomes the control id
+    /// and the source key of the case id).
+    pub record_key: Option<String>,
+    /// Code tables for `table:NAME` filters.
+    pub tables: BTreeMap<String, BTreeMap<String, String>>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step with everything resolved at load time.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Position (0-based).
+    pub index: usize,
+    /// The id given in the file, or `step-N` (1-based).
+    pub id: String,
+    /// Line of the step in the file (1-based).
+    pub line: usize,
+    /// What to do.
+    pub action: Action,
+    /// For input actions: the title the focused window must match right before
+    /// the input (the step's own `title`, else the last `wait_window`/`focus`).
+    pub guard: Option<TitlePattern>,
+    /// Timeout for waiting (falls back to the playbook's `step_timeout_ms`).
+    pub timeout: Duration,
+    /// Retries after a retryable failure.
+    pub retry: Retry,
+}
+
+/// Retry policy of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Total attempts (1 = no retry).
+    pub attempts: u32,
+    /// Pause between attempts.
+    pub delay: Duration,
+}
+
+/// Where a `branch` jumps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The step at this index.
+    Step(usize),
+    /// Finish the playbook successfully.
+    End,
+}
+
+/// The condition a `branch` tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Test {
+    /// Value equals the text exactly.
+    Equals(String),
+    /// Value differs from the text.
+    NotEquals(String),
+    /// Value matches the glob.
+    Matches(TitlePattern),
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Wait until a window with a matching title exists; it becomes the current window.
+    WaitWindow {
+        /// Title glob.
+        title: TitlePattern,
+    },
+    /// Give the current (or the titled) window the focus and wait until it has it.
+    Focus {
+        /// Title glob of the window to focus; the current window when absent.
+        title: Option<TitlePattern>,
+    },
+    /// Press key chords in order.
+    Key {
+        /// The chords.
+        chords: Vec<Chord>,
+    },
+    /// Type text.
+    Type {
+        /// The text template.
+        text: Template,
+    },
+    /// Click relative to the current window.
+    Click {
+        /// X offset from the window's left edge.
+        x: i32,
+        /// Y offset from the window's top edge.
+        y: i32,
+        /// Which button.
+        button: MouseButton,
+        /// 1 = single, 2 = double, 3 = triple click.
+        clicks: u8,
+    },
+    /// (Click a field,) select all, copy, and capture the clipboard text.
+    Copy {
+        /// Where to click first, relative to the current window.
+        at: Option<(i32, i32)>,
+        /// The captured value's name (dots nest it in the source tree).
+        capture: String,
+        /// When true an empty field captures nothing instead of failing.
+        optional: bool,
+    },
+    /// (Click a field,) read it back like `copy` and compare with the expectation.
+    Verify {
+        /// Where to click first.
+        at: Option<(i32, i32)>,
+        /// The expected text.
+        expect: Template,
+    },
+    /// Sleep.
+    Wait {
+        /// How long.
+        duration: Duration,
+    },
+    /// Jump when a value passes a test.
+    Branch {
+        /// The value tested (usually `{{captured.NAME}}`).
+        value: Template,
+        /// The test.
+        test: Test,
+        /// Where to go when it passes.
+        goto: Target,
+    },
+    /// Abort the playbook with a message (e.g. on a locked chart).
+    Fail {
+        /// Operator-facing message (no PHI).
+        message: String,
+    },
+}
+
+impl Action {
+    /// The action's name as written in playbooks.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::WaitWindow { .. } => "wait_window",
+            Action::Focus { .. } => "focus",
+            Action::Key { .. } => "key",
+            Action::Type { .. } => "type",
+            Action::Click { .. } => "click",
+            Action::Copy { .. } => "copy",
+            Action::Verify { .. } => "verify",
+            Action::Wait { .. } => "wait",
+            Action::Branch { .. } => "branch",
+            Action::Fail { .. } => "fail",
+        }
+    }
+
+    /// True for actions that send input to the focused window.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            Action::Key { .. }
+                | Action::Type { .. }
+                | Action::Click { .. }
+                | Action::Copy { .. }
+                | Action::Verify { .. }
+        )
+    }
+
+    /// The templates this action renders.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            Action::Type { text } => vec![text],
+            Action::Verify { expect, .. } => vec![expect],
+            Action::Branch { value, .. } => vec![value],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One problem found while loading a playbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// `step 3 (type-auth)`, when the problem is inside a step.
+    pub step: Option<String>,
+    /// What is wrong (no PHI: playbooks hold none).
+    pub message: String,
+}
+
+/// A playbook that failed to load, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct PlaybookError {
+    /// The file.
+    pub file: PathBuf,
+    /// The problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl PlaybookError {
+    fn render(&self) -> String {
+        let mut out = format!(
+            "playbook {} has {} problem(s):",
+            self.file.display(),
+            self.problems.len()
+        );
+        for p in &self.problems {
+            out.push_str(&format!("\n  {}", self.file.display()));
+            if let Some(line) = p.line {
+                out.push_str(&format!(":{line}"));
+            }
+            out.push_str(": ");
+            if let Some(step) = &p.step {
+                out.push_str(&format!("{step}: "));
+            }
+            out.push_str(&p.message);
+        }
+        out
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    name: String,
+    kind: String,
+    description: Option<String>,
+    timeout_ms: Option<u64>,
+    step_timeout_ms: Option<u64>,
+    select_all: Option<String>,
+    copy: Option<String>,
+    record_key: Option<String>,
+    #[serde(default)]
+    tables: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    step: Vec<toml::Spanned<RawStep>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: Option<String>,
+    action: String,
+    title: Option<String>,
+    timeout_ms: Option<u64>,
+    keys: Option<OneOrMany>,
+    text: Option<String>,
+    x: Option<i32>,
+    y: Option<i32>,
+    button: Option<String>,
+    clicks: Option<u8>,
+    capture: Option<String>,
+    optional: Option<bool>,
+    expect: Option<String>,
+    ms: Option<u64>,
+    value: Option<String>,
+    equals: Option<String>,
+    not_equals: Option<String>,
+    matches: Option<String>,
+    goto: Option<String>,
+    message: Option<String>,
+    retry: Option<RawRetry>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    attempts: u32,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+impl Playbook {
+    /// Reads and validates a playbook file.
+    pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PlaybookError {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                line: None,
+                step: None,
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Playbook::parse(path, &text)
+    }
+
+    /// Parses and validates playbook `text`; `file` is used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Playbook, PlaybookError> {
+        let fail = |problems| PlaybookError {
+            file: file.to_owned(),
+            problems,
+        };
+        let raw: RawPlaybook = toml::from_str(text).map_err(|e| {
+            fail(vec![Problem {
+                line: e.span().map(|s| line_of(text, s.start)),
+                step: None,
+                message: e.message().trim().to_owned(),
+            }])
+        })?;
+        let mut v = Validator {
+            text,
+            problems: Vec::new(),
+        };
+        let playbook = v.playbook(file, raw);
+        if v.problems.is_empty() {
+            Ok(playbook)
+        } else {
+            Err(fail(v.problems))
+        }
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+struct Validator<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn top(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: None,
+            step: None,
+            message: message.into(),
+        });
+    }
+
+    fn playbook(&mut self, file: &Path, raw: RawPlaybook) -> Playbook {
+        if raw.name.trim().is_empty() {
+            self.top("`name` is empty");
+        }
+        let kind = match raw.kind.as_str() {
+            "read" => PlaybookKind::Read,
+            "write" => PlaybookKind::Write,
+            other => {
+                self.top(format!("`kind` is `{other}`; expected `read` or `write`"));
+                PlaybookKind::Read
+            }
+        };
+        let timeout = self.duration_top("timeout_ms", raw.timeout_ms, 60_000);
+        let step_timeout = self.duration_top("step_timeout_ms", raw.step_timeout_ms, 5_000);
+        let select_all =
+            self.chord_top("select_all", raw.select_all.as_deref().unwrap_or("ctrl+a"));
+        let copy = self.chord_top("copy", raw.copy.as_deref().unwrap_or("ctrl+c"));
+
+        // First pass: ids, so `goto` can point forward.
+        let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, spanned) in raw.step.iter().enumerate() {
+            let id = step_id(index, spanned.get_ref());
+            if ids.insert(id.clone(), index).is_some() {
+                let line = line_of(self.text, spanned.span().start);
+                self.problems.push(Problem {
+                    line: Some(line),
+                    step: Some(label(index, &id)),
+                    message: format!("duplicate step id `{id}`"),
+                });
+            }
+            if id == "end" {
+                self.problems.push(Problem {
+                    line: Some(line_of(self.text, spanned.span().start)),
+                    step: Some(label(index, &id)),
+                    message: "`end` is reserved for `goto = \"end\"`".into(),
+                });
+            }
+        }
+
+        let mut steps = Vec::new();
+        let mut guard: Option<TitlePattern> = None;
+        for (index, spanned) in raw.step.into_iter().enumerate() {
+            let line = line_of(self.text, spanned.span().start);
+            let raw_step = spanned.into_inner();
+            let id = step_id(index, &raw_step);
+            let mut s = StepCheck {
+                v: self,
+                line,
+                label: label(index, &id),
+            };
+            if let Some(step) = s.step(index, id, raw_step, &ids, &mut guard, step_timeout, timeout)
+            {
+                steps.push(step);
+            }
+        }
+        if steps.is_empty() && self.problems.is_empty() {
+            self.top("the playbook has no `[[step]]`");
+        }
+
+        // Cross-step checks: captures, tables, the record key, verification.
+        let captured: BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Copy { capture, .. } => Some(capture.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut late = Vec::new();
+        for step in &steps {
+            for template in step.action.templates() {
+                for hole in template.holes() {
+                    if let Some(name) = hole.captured_name()
+                        && !captured.contains(name)
+                    {
+                        late.push((step, format!("`captured.{name}` is never captured")));
+                    }
+                    for table in hole.tables() {
+                        if !raw.tables.contains_key(table) {
+                            late.push((step, format!("no table named `{table}`")));
+                        }
+                    }
+                }
+            }
+        }
+        for (step, message) in late {
+            self.problems.push(Problem {
+                line: Some(step.line),
+                step: Some(label(step.index, &step.id)),
+                message,
+            });
+        }
+        if let Some(key) = &raw.record_key
+            && !captured.contains(key.as_str())
+        {
+            self.top(format!(
+                "`record_key` names `{key}`, which no step captures"
+            ));
+        }
+        match kind {
+            PlaybookKind::Read if captured.is_empty() && !steps.is_empty() => {
+                self.top("a read playbook must capture at least one value (`copy` step)");
+            }
+            PlaybookKind::Write
+                if !steps.is_empty()
+                    && !steps
+                        .iter()
+                        .any(|s| matches!(s.action, Action::Verify { .. })) =>
+            {
+                self.top("a write playbook must verify what it typed (`verify` step)");
+            }
+            _ => {}
+        }
+
+        Playbook {
+            name: raw.name,
+            kind,
+            description: raw.description,
+            file: file.to_owned(),
+            timeout,
+            step_timeout,
+            select_all,
+            copy,
+            record_key: raw.record_key,
+            tables: raw.tables,
+            steps,
+        }
+    }
+
+    fn duration_top(&mut self, key: &str, ms: Option<u64>, default: u64) -> Duration {
+        let d = Duration::from_millis(ms.unwrap_or(default));
+        if d.is_zero() || d > MAX_RUN_TIMEOUT {
+            self.top(format!(
+                "`{key}` must be between 1 and {} ms",
+                MAX_RUN_TIMEOUT.as_millis()
+            ));
+        }
+        d
+    }
+
+    fn chord_top(&mut self, key: &str, text: &str) -> Chord {
+        Chord::parse(text).unwrap_or_else(|e| {
+            self.top(format!("`{key}`: {e}"));
+            Chord {
+                modifiers: Vec::new(),
+                key: crate::keys::Key::Escape,
+            }
+        })
+    }
+}
+
+fn step_id(index: usize, raw: &RawStep) -> String {
+    raw.id
+        .clone()
+        .unwrap_or_else(|| format!("step-{}", index + 1))
+}
+
+fn label(index: usize, id: &str) -> String {
+    format!("step {} `{id}`", index + 1)
+}
+
+struct StepCheck<'a, 't> {
+    v: &'a mut Validator<'t>,
+    line: usize,
+    label: String,
+}
+
+impl StepCheck<'_, '_> {
+    fn problem(&mut self, message: impl Into<String>) {
+        self.v.problems.push(Problem {
+            line: Some(self.line),
+            step: Some(self.label.clone()),
+            message: message.into(),
+        });
+    }
+
+    fn required<T: Clone>(&mut self, value: &Option<T>, key: &str, action: &str) -> Option<T> {
+        if value.is_none() {
+            self.problem(format!("`{action}` needs `{key}`"));
+        }
+        value.clone()
+    }
+
+    fn template(&mut self, key: &str, text: &str) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(format!("`{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn title(&mut self, text: &str) -> Option<TitlePattern> {
+        if text.trim().is_empty() || text.chars().all(|c| c == '*') {
+            self.problem("`title` must name the window (not empty, not only `*`)");
+            return None;
+        }
+        Some(TitlePattern::new(text))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        index: usize,
+        id: String,
+        raw: RawStep,
+        ids: &BTreeMap<String, usize>,
+        guard: &mut Option<TitlePattern>,
+        default_timeout: Duration,
+        run_timeout: Duration,
+    ) -> Option<Step> {
+        // Keys each action accepts besides id, action, title, timeout_ms, retry.
+        let allowed: &[&str] = match raw.action.as_str() {
+            "wait_window" | "focus" => &[],
+            "key" => &["keys"],
+            "type" => &["text"],
+            "click" => &["x", "y", "button", "clicks"],
+            "copy" => &["x", "y", "capture", "optional"],
+            "verify" => &["x", "y", "expect"],
+            "wait" => &["ms"],
+            "branch" => &["value", "equals", "not_equals", "matches", "goto"],
+            "fail" => &["message"],
+            other => {
+                self.problem(format!(
+                    "unknown action `{other}` (wait_window, focus, key, type, click, copy, verify, wait, branch, fail)"
+                ));
+                return None;
+            }
+        };
+        let present = [
+            ("keys", raw.keys.is_some()),
+            ("text", raw.text.is_some()),
+            ("x", raw.x.is_some()),
+            ("y", raw.y.is_some()),
+            ("button", raw.button.is_some()),
+            ("clicks", raw.clicks.is_some()),
+            ("capture", raw.capture.is_some()),
+            ("optional", raw.optional.is_some()),
+            ("expect", raw.expect.is_some()),
+            ("ms", raw.ms.is_some()),
+            ("value", raw.value.is_some()),
+            ("equals", raw.equals.is_some()),
+            ("not_equals", raw.not_equals.is_some()),
+            ("matches", raw.matches.is_some()),
+            ("goto", raw.goto.is_some()),
+            ("message", raw.message.is_some()),
+        ];
+        for (key, is_set) in present {
+            if is_set && !allowed.contains(&key) {
+                self.problem(format!("`{key}` is not used by action `{}`", raw.action));
+            }
+        }
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.problem("step ids use letters, digits, `-` and `_`");
+        }
+        let title = match &raw.title {
+            Some(t) => self.title(t),
+            None => None,
+        };
+        if raw.title.is_some()
+            && !matches!(
+                raw.action.as_str(),
+                "wait_window" | "focus" | "key" | "type" | "click" | "copy" | "verify"
+            )
+        {
+            self.problem(format!("`title` is not used by action `{}`", raw.action));
+        }
+        let timeout =
+            Duration::from_millis(raw.timeout_ms.unwrap_or(default_timeout.as_millis() as u64));
+        if timeout.is_zero() || timeout > run_timeout {
+            self.problem("`timeout_ms` must be positive and within the playbook's `timeout_ms`");
+        }
+        let retry = match &raw.retry {
+            None => Retry {
+                attempts: 1,
+                delay: Duration::ZERO,
+            },
+            Some(r) => {
+                if !(1..=10).contains(&r.attempts) {
+                    self.problem("`retry.attempts` must be between 1 and 10");
+                }
+                Retry {
+                    attempts: r.attempts.clamp(1, 10),
+                    delay: Duration::from_millis(r.delay_ms),
+                }
+            }
+        };
+        let at = match (raw.x, raw.y) {
+            (Some(x), Some(y)) => Some((x, y)),
+            (None, None) => None,
+            _ => {
+                self.problem("`x` and `y` go together");
+                None
+            }
+        };
+        let action = match raw.action.as_str() {
+            "wait_window" => Action::WaitWindow {
+                title: match (
+                    self.required(&raw.title, "title", "wait_window"),
+                    title.clone(),
+                ) {
+                    (Some(_), Some(t)) => t,
+                    _ => return None,
+                },
+            },
+            "focus" => Action::Focus {
+                title: title.clone(),
+            },
+            "key" => {
+                let keys = match self.required(&raw.keys, "keys", "key")? {
+                    OneOrMany::One(k) => vec![k],
+                    OneOrMany::Many(ks) => ks,
+                };
+                if keys.is_empty() {
+                    self.problem("`keys` is empty");
+                }
+                let mut chords = Vec::new();
+                for k in keys {
+                    match Chord::parse(&k) {
+                        Ok(c) => chords.push(c),
+                        Err(e) => self.problem(e.to_string()),
+                    }
+                }
+                Action::Key { chords }
+            }
+            "type" => {
+                let text = self.required(&raw.text, "text", "type")?;
+                if text.is_empty() {
+                    self.problem("`text` is empty");
+                }
+                Action::Type {
+                    text: self.template("text", &text)?,
+                }
+            }
+            "click" => {
+                if at.is_none() && raw.x.is_none() {
+                    self.problem("`click` needs `x` and `y`");
+                }
+                let (x, y) = at?;
+                let button = match raw.button.as_deref().unwrap_or("left") {
+                    "left" => MouseButton::Left,
+                    "middle" => MouseButton::Middle,
+                    "right" => MouseButton::Right,
+                    other => {
+                        self.problem(format!(
+                            "`button` is `{other}`; expected left, middle or right"
+                        ));
+                        MouseButton::Left
+                    }
+                };
+                let clicks = raw.clicks.unwrap_or(1);
+                if !(1..=3).contains(&clicks) {
+                    self.problem("`clicks` must be 1, 2 or 3");
+                }
+                Action::Click {
+                    x,
+                    y,
+                    button,
+                    clicks,
+                }
+            }
+            "copy" => {
+                let capture = self.required(&raw.capture, "capture", "copy")?;
+                let valid = !capture.is_empty()
+                    && capture.split('.').all(|part| {
+                        !part.is_empty()
+                            && part
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    });
+                if !valid {
+                    self.problem(format!(
+                        "`capture` `{capture}`: names are letters, digits, `_`, `-`, dot-separated"
+                    ));
+                }
+                Action::Copy {
+                    at,
+                    capture,
+                    optional: raw.optional.unwrap_or(false),
+                }
+            }
+            "verify" => {
+                let expect = self.required(&raw.expect, "expect", "verify")?;
+                Action::Verify {
+                    at,
+                    expect: self.template("expect", &expect)?,
+                }
+            }
+            "wait" => {
+                let ms = self.required(&raw.ms, "ms", "wait")?;
+                let duration = Duration::from_millis(ms);
+                if duration > run_timeout {
+                    self.problem("`ms` exceeds the playbook's `timeout_ms`");
+                }
+                Action::Wait { duration }
+            }
+            "branch" => {
+                let value = self.required(&raw.value, "value", "branch")?;
+                let goto = self.required(&raw.goto, "goto", "branch")?;
+                let tests: Vec<Test> = [
+                    raw.equals.clone().map(Test::Equals),
+                    raw.not_equals.clone().map(Test::NotEquals),
+                    raw.matches
+                        .as_deref()
+                        .map(|m| Test::Matches(TitlePattern::new(m))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if tests.len() != 1 {
+                    self.problem("`branch` needs exactly one of `equals`, `not_equals`, `matches`");
+                }
+                let target = if goto == "end" {
+                    Target::End
+                } else if let Some(i) = ids.get(&goto) {
+                    if *i == index {
+                        self.problem("`goto` points at its own step");
+                    }
+                    Target::Step(*i)
+                } else {
+                    self.problem(format!("`goto` names unknown step `{goto}`"));
+                    Target::End
+                };
+                Action::Branch {
+                    value: self.template("value", &value)?,
+                    test: tests.into_iter().next()?,
+                    goto: target,
+                }
+            }
+            "fail" => Action::Fail {
+                message: self.required(&raw.message, "message", "fail")?,
+            },
+            _ => return None,
+        };
+        // Resolve the guard: which title the focused window must have.
+        let step_guard = match &action {
+            Action::WaitWindow { title } => {
+                *guard = Some(title.clone());
+                None
+            }
+            Action::Focus { title } => {
+                if let Some(t) = title {
+                    *guard = Some(t.clone());
+                } else if guard.is_none() {
+                    self.problem("`focus` without `title` needs an earlier `wait_window`");
+                }
+                guard.clone()
+            }
+            a if a.is_input() => {
+                let g = title.clone().or_else(|| guard.clone());
+                if g.is_none() {
+                    self.problem(format!(
+                        "`{}` sends input but no window is known: add a `wait_window` before it or a `title`",
+                        a.name()
+                    ));
+                }
+                g
+            }
+            _ => None,
+        };
+        Some(Step {
+            index,
+            id,
+            line: self.line,
+            action,
+            guard: step_guard,
+            timeout,
+            retry,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "write-decision"
+kind = "write"
+select_all = "ctrl+/"
+
+[tables.status]
+approved = "APPROVED"
+
+[[step]]
+id = "auth"
+action = "wait_window"
+title = "LegacyEHR — Prior Authorization*"
+
+[[step]]
+action = "focus"
+
+[[step]]
+action = "copy"
+x = 10
+y = 20
+capture = "screen.status"
+optional = true
+
+[[step]]
+action = "branch"
+value = "{{captured.screen.status}}"
+equals = "LOCKED"
+goto = "locked"
+
+[[step]]
+action = "type"
+text = "{{decision.authorization_number}} {{decision.status | table:status}}"
+retry = { attempts = 2, delay_ms = 50 }
+
+[[step]]
+action = "verify"
+x = 10
+y = 60
+expect = "{{decision.authorization_number}}"
+
+[[step]]
+action = "branch"
+value = "x"
+equals = "x"
+goto = "end"
+
+[[step]]
+id = "locked"
+action = "fail"
+message = "chart is locked"
+"#;
+
+    fn parse(text: &str) -> Result<Playbook, PlaybookError> {
+        Playbook::parse(Path::new("pb.toml"), text)
+    }
+
+    #[test]
+    fn loads_a_valid_playbook_and_resolves_guards() {
+        let pb = parse(GOOD).expect("valid");
+        assert_eq!(pb.kind, PlaybookKind::Write);
+        assert_eq!(pb.steps.len(), 8);
+        assert_eq!(pb.steps[0].line, 9, "the line of the `[[step]]` header");
+        let typing = &pb.steps[4];
+        assert_eq!(typing.id, "step-5");
+        assert_eq!(
+            typing.guard.as_ref().map(TitlePattern::as_str),
+            Some("LegacyEHR — Prior Authorization*")
+        );
+        assert_eq!(typing.retry.attempts, 2);
+        assert!(matches!(
+            pb.steps[3].action,
+            Action::Branch {
+                goto: Target::Step(7),
+                ..
+            }
+        ));
+        assert!(matches!(
+            pb.steps[6].action,
+            Action::Branch {
+                goto: Target::End,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn reports_every_problem_with_line_and_step() {
+        let bad = r#"
+name = "x"
+kind = "write"
+
+[[step]]
+action = "type"
+text = "{{decision.authorization_number}"
+
+[[step]]
+action = "key"
+keys = ["ctrl+c", "ctl+v"]
+title = "App"
+
+[[step]]
+action = "branch"
+value = "{{captured.nope}}"
+equals = "A"
+goto = "missing"
+
+[[step]]
+action = "teleport"
+"#;
+        let err = parse(bad).expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("pb.toml:5: step 1 `step-1`: `text`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pb.toml:9: step 2 `step-2`: bad key chord `ctl+v`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`goto` names unknown step `missing`"),
+            "{text}"
+        );
+        assert!(text.contains("`captured.nope` is never captured"), "{text}");
+        assert!(text.contains("unknown action `teleport`"), "{text}");
+        assert!(text.contains("must verify"), "{text}");
+    }
+
+    #[test]
+    fn input_without_a_window_and_unknown_keys_are_rejected() {
+        let err = parse("name='r'\nkind='read'\n[[step]]\naction='copy'\ncapture='a'\n")
+            .expect_err("no guard");
+        assert!(err.to_string().contains("no window is known"), "{err}");
+        let err = parse("name='r'\nkind='read'\n[[step]]\naction='wait'\nms=1\nsped=2\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("pb.toml:6"), "{err}");
+        let err = parse("name='r'\nkind='read'\n[[step]]\naction='wait'\nms=1\ntext='a'\n")
+            .expect_err("unused key");
+        assert!(
+            err.to_string()
+                .contains("`text` is not used by action `wait`"),
+            "{err}"
+        );
+    }
+}
