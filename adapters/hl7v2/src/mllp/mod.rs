@@ -7,9 +7,17 @@
 //! committed, so a positive ACK always means "durably stored" (DESIGN.md
 //! invariant 1). Every frame gets an answer; connections stay open after errors.
 
+pub mod ack_check;
 pub mod codec;
 pub mod config;
+pub mod connection;
+pub mod listener;
+pub mod metrics;
+pub mod respond;
+pub mod sender;
 pub mod tls;
 
 pub use codec::{MllpCodec, MllpError, MllpFrame};
 pub use config::{ListenerConfig, SenderConfig, TlsClientConfig, TlsServerConfig};
+pub use listener::{ListenerError, MllpListener, serve};
+pub use sender::{MllpSender, SendError};
