@@ -1,0 +1,169 @@
+//! Shared harness for the desktop end-to-end tests and the timing bench: a
+//! private Xvfb per test binary, the test program re-run inside it with
+//! `DISPLAY` set (the clipboard library reads only `DISPLAY`, and setting
+//! environment variables in a running multi-threaded process is unsound), and
+//! the legacy-EHR test application started per scenario.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateway_desktop::xvfb::{VirtualDisplay, XvfbError};
+
+/// Set in the child process that runs the scenarios.
+pub const CHILD_ENV: &str = "GATEWAY_DESKTOP_E2E_CHILD";
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// Skips (prints why and returns `None`) when a tool is missing, unless `CI`
+/// is set, in which case a missing tool fails the test.
+pub fn require(ok: bool, what: &str) -> Option<()> {
+    if ok {
+        return Some(());
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is missing and CI is set: .ci/install.d/50-desktop.sh installs it");
+    }
+    eprintln!("SKIPPED desktop end-to-end test: {what} is missing (install xvfb, python3-tk)");
+    None
+}
+
+/// True when `python3` can import tkinter.
+pub fn python_tk_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import tkinter"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts Xvfb, or explains why not (None = skip).
+pub fn start_display() -> Option<VirtualDisplay> {
+    require(python_tk_available(), "python3 with tkinter (python3-tk)")?;
+    match VirtualDisplay::start(1280, 800, Duration::from_secs(10)) {
+        Ok(d) => Some(d),
+        Err(XvfbError::NotInstalled) => {
+            require(false, "Xvfb")?;
+            None
+        }
+        Err(e) => panic!("Xvfb is installed but did not start: {e}"),
+    }
+}
+
+/// Re-runs `args` of the current executable with `DISPLAY=display` and the
+/// child marker; returns its combined output and success.
+pub fn rerun_in_display(display: &str, args: &[&str]) -> (bool, String) {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = Command::new(exe)
+        .args(args)
+        .env("DISPLAY", display)
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("re-run the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A running legacy-EHR test application; killed on drop.
+pub struct LegacyApp {
+    child: Child,
+    /// Where Save writes the authorization screen's content.
+    pub out: PathBuf,
+    /// Every key/button event the app received.
+    pub keylog: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Options of one app instance.
+#[derive(Default)]
+pub struct AppOptions {
+    /// Auth number entry refuses longer input.
+    pub max_auth_len: Option<usize>,
+    /// A modal "Session Warning" takes the focus back from the auth screen.
+    pub modal_popup: bool,
+}
+
+impl LegacyApp {
+    /// Starts the app with the sample order and waits until it is mapped.
+    pub fn start(options: AppOptions) -> LegacyApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let order = repo_root().join("sample-messages/desktop/legacy-desktop/order-screen.json");
+        let out = dir.path().join("auth-saved.json");
+        let keylog = dir.path().join("keylog.txt");
+        let ready = dir.path().join("ready");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/legacy_ehr_app.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg("--order")
+            .arg(&order)
+            .arg("--out")
+            .arg(&out)
+            .arg("--keylog")
+            .arg(&keylog)
+            .arg("--ready")
+            .arg(&ready)
+            .stdin(Stdio::null());
+        if let Some(n) = options.max_auth_len {
+            cmd.arg("--max-auth-len").arg(n.to_string());
+        }
+        if options.modal_popup {
+            cmd.arg("--modal-popup");
+        }
+        let child = cmd.spawn().expect("start legacy_ehr_app.py");
+        let app = LegacyApp {
+            child,
+            out,
+            keylog,
+            _dir: dir,
+        };
+        let until = Instant::now() + Duration::from_secs(15);
+        while !ready.exists() {
+            assert!(Instant::now() < until, "legacy app did not become ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        app
+    }
+
+    /// Waits up to `timeout` for the saved authorization JSON.
+    pub fn saved(&self, timeout: Duration) -> Option<serde_json::Value> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.out) {
+                return Some(serde_json::from_str(&text).expect("saved JSON"));
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The key/button event log lines so far.
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.keylog)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for LegacyApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

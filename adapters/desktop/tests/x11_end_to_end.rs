@@ -1,0 +1,272 @@
+//! End to end under a private Xvfb: the real X11 driver drives the real
+//! legacy-EHR test application (python3-tk).
+//!
+//! Input is global, so all scenarios run serially inside one `#[test]`, in a
+//! child process that has `DISPLAY` pointing at this binary's own Xvfb.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use gateway_core::Case;
+use gateway_desktop::x11::X11Driver;
+use gateway_desktop::{AbortReason, Playbook, RunOptions, run_playbook};
+use serde_json::json;
+use support::{AppOptions, CHILD_ENV, LegacyApp};
+
+fn playbook(name: &str) -> Playbook {
+    let path = support::repo_root()
+        .join("mappings/legacy-desktop/playbooks")
+        .join(name);
+    Playbook::load(&path).expect("shipped playbook loads")
+}
+
+fn decided_case(auth: &str, note: &str) -> Case {
+    serde_json::from_value(json!({
+        "case_id": "case-000000000000000000000001",
+        "tenant": "mso-demo",
+        "source": {"adapter": "desktop", "profile": "legacy-desktop",
+                   "received_at": "2026-11-22T10:00:00Z"},
+        "status": "approved",
+        "decision": {"status": "approved", "authorization_number": auth,
+                     "effective": {"start": "2026-12-01", "end": "2027-02-28"},
+                     "note": note}
+    }))
+    .expect("case JSON")
+}
+
+#[test]
+fn desktop_end_to_end() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        scenarios();
+        return;
+    }
+    let Some(display) = support::start_display() else {
+        return;
+    };
+    let (ok, output) = support::rerun_in_display(
+        display.display(),
+        &[
+            "desktop_end_to_end",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+    );
+    println!("{output}");
+    assert!(ok, "scenarios failed under Xvfb {}", display.display());
+    assert!(
+        output.contains("ALL DESKTOP SCENARIOS PASSED"),
+        "child ran no scenarios"
+    );
+}
+
+fn scenarios() {
+    let mut driver = X11Driver::connect(None).expect("X11 driver connects to Xvfb");
+    let options = RunOptions::default();
+    read_order_into_case(&mut driver, &options);
+    write_decision_exactly(&mut driver, &options);
+    wrong_window_aborts_without_typing(&mut driver, &options);
+    modal_popup_aborts_without_typing(&mut driver, &options);
+    verification_mismatch_aborts_with_screenshot(&mut driver, &options);
+    println!("ALL DESKTOP SCENARIOS PASSED");
+}
+
+fn read_order_into_case(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions::default());
+    let pb = playbook("read-order.toml");
+    let report = run_playbook(&pb, driver, None, options).expect("read playbook runs");
+    let order: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            support::repo_root().join("sample-messages/desktop/legacy-desktop/order-screen.json"),
+        )
+        .expect("order json"),
+    )
+    .expect("order json parses");
+    let expect = |capture: &str, key: &str| {
+        assert_eq!(
+            report.captures.get(capture).map(String::as_str),
+            order[key].as_str(),
+            "capture {capture}"
+        );
+    };
+    expect("order.number", "order_number");
+    expect("patient.name", "patient_name");
+    expect("patient.mrn", "mrn");
+    expect("patient.birth_date", "dob");
+    expect("insurance.member_id", "member_id");
+    expect("order.procedure_code", "procedure_code");
+    expect("order.diagnosis_code", "diagnosis_code");
+    map_into_case(&pb, &report.captures);
+    // Reading sends no keys into the chart that change it: the app saved nothing.
+    assert!(app.saved(Duration::from_millis(0)).is_none());
+    println!("read: {} steps in {:?}", report.steps.len(), report.elapsed);
+}
+
+fn map_into_case(pb: &Playbook, captures: &BTreeMap<String, String>) {
+    let (_raw, doc) =
+        gateway_desktop::capture::document(&pb.name, pb.record_key.as_deref(), captures);
+    assert_eq!(doc.meta.control_id.as_deref(), Some("ORD-70001"));
+    let _ = Path::new("mappings/legacy-desktop");
+}
+
+fn write_decision_exactly(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions::default());
+    let note = "Approved per Dr. Müller / Søren |^~\\& ok";
+    let case = decided_case("PA-2026-0042", note);
+    let report = run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .expect("write playbook runs");
+    let saved = app
+        .saved(Duration::from_secs(5))
+        .expect("the app saved the authorization");
+    assert_eq!(
+        saved,
+        json!({"auth_number": "PA-2026-0042", "status": "APPROVED",
+               "start_date": "12/01/2026", "end_date": "02/28/2027", "note": note})
+    );
+    // The clipboard does not keep the last value read back.
+    assert_ne!(driver_clipboard(driver).as_deref(), Some(note));
+    println!(
+        "write: {} steps in {:?}",
+        report.steps.len(),
+        report.elapsed
+    );
+}
+
+fn driver_clipboard(driver: &mut X11Driver) -> Option<String> {
+    use gateway_desktop::Driver as _;
+    driver.clipboard_get().expect("clipboard readable")
+}
+
+fn wrong_window_aborts_without_typing(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions::default());
+    // The focus lands on the order screen; the typing step is for the
+    // authorization screen: the guard must refuse before any input.
+    let pb = Playbook::parse(
+        Path::new("wrong-window.toml"),
+        r#"
+name = "wrong-window"
+kind = "write"
+[[step]]
+action = "wait_window"
+title = "LegacyEHR — Prior Authorization*"
+[[step]]
+action = "focus"
+title = "LegacyEHR — Order Entry*"
+[[step]]
+id = "type-auth"
+action = "type"
+title = "LegacyEHR — Prior Authorization*"
+text = "{{decision.authorization_number}}"
+[[step]]
+action = "verify"
+expect = "{{decision.authorization_number}}"
+"#,
+    )
+    .expect("test playbook parses");
+    let case = decided_case("PA-2026-0042", "n");
+    let abort = run_playbook(&pb, driver, Some(&case), options).expect_err("must abort");
+    assert!(
+        matches!(abort.reason, AbortReason::UnexpectedWindow { .. }),
+        "{abort}"
+    );
+    assert_eq!(abort.step.as_ref().map(|s| s.1.as_str()), Some("type-auth"));
+    assert_eq!(abort.inputs_sent, 0);
+    let text = abort.to_string();
+    assert!(
+        !text.contains("Order Entry —") && !text.contains("PA-2026"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        app.events().is_empty(),
+        "the app received input: {:?}",
+        app.events()
+    );
+    assert!(app.saved(Duration::from_millis(0)).is_none());
+    assert_png(abort.screenshot.as_ref());
+}
+
+fn modal_popup_aborts_without_typing(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions {
+        modal_popup: true,
+        ..AppOptions::default()
+    });
+    let case = decided_case("PA-2026-0042", "n");
+    let abort = run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .expect_err("a popup holding the focus must abort the write");
+    assert!(
+        matches!(
+            abort.reason,
+            AbortReason::UnexpectedWindow { .. } | AbortReason::FocusFailed(_)
+        ),
+        "{abort}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let keys: Vec<String> = app
+        .events()
+        .into_iter()
+        .filter(|e| e.starts_with("key"))
+        .collect();
+    assert!(keys.is_empty(), "keys reached the app: {keys:?}");
+    assert!(app.saved(Duration::from_millis(0)).is_none());
+    assert_png(abort.screenshot.as_ref());
+}
+
+fn verification_mismatch_aborts_with_screenshot(driver: &mut X11Driver, options: &RunOptions) {
+    // The EHR silently truncates auth numbers longer than 8 characters.
+    let app = LegacyApp::start(AppOptions {
+        max_auth_len: Some(8),
+        ..AppOptions::default()
+    });
+    let case = decided_case("PA-2026-0042", "n");
+    let abort = run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .expect_err("a truncated auth number must fail verification");
+    match &abort.reason {
+        AbortReason::VerifyMismatch {
+            expected_chars,
+            found_chars,
+            ..
+        } => assert_eq!((*expected_chars, *found_chars), (12, 8)),
+        other => panic!("expected a verification mismatch, got {other}"),
+    }
+    assert_eq!(
+        abort.step.as_ref().map(|s| s.1.as_str()),
+        Some("verify-auth-number")
+    );
+    assert!(
+        app.saved(Duration::from_millis(500)).is_none(),
+        "Save must not be clicked after a failed verification"
+    );
+    assert_png(abort.screenshot.as_ref());
+}
+
+fn assert_png(shot: Option<&gateway_desktop::Screenshot>) {
+    let shot = shot.expect("an abort carries a screenshot");
+    assert!(shot.png.len() > 100, "non-empty PNG");
+    let reader = png::Decoder::new(std::io::Cursor::new(&shot.png))
+        .read_info()
+        .expect("valid PNG");
+    assert_eq!(
+        (reader.info().width, reader.info().height),
+        (shot.width, shot.height)
+    );
+    assert!(shot.width >= 100 && shot.height >= 100);
+}
