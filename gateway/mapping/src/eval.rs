@@ -1,0 +1,965 @@
+//! Evaluating a profile over one document.
+//!
+//! 1. Pick the mapping file: every `[match]` test must hold; the highest
+//!    `priority` wins, ties go to the first file by name (with a warning).
+//! 2. Evaluate rules into a *draft*: plain rules from the document root, then
+//!    each `foreach` group once per repeat, with paths relative to the repeat.
+//!    Each leaf remembers whether it came from the document or from a
+//!    constant/default, and where (provenance).
+//! 3. Finalize: objects with no document-derived value are dropped (absent
+//!    data is omitted, never invented), list items lacking a Case v1 required
+//!    field are dropped with a warning, line/sequence numbers are filled.
+//! 4. Assemble the case (id, tenant, source) and validate it as Case v1.
+//!
+//! Any error-severity finding means no case; warnings travel with the case.
+
+use std::collections::BTreeMap;
+
+use gateway_core::source::{NodeId, SourceDocument, SourceTree};
+use gateway_core::{Case, Severity, ids};
+use serde_json::{Map, Value};
+
+use crate::diag::{Code, MapDiagnostic};
+use crate::model::*;
+use crate::schema::{self, Auto, FieldDef, Kind};
+use crate::transform::{self, Issue, Val};
+use crate::{MapAction, MapContext, MapOutcome, Provenance};
+
+/// A leaf value of the draft.
+struct Leaf {
+    json: Value,
+    sourced: bool,
+    prov: Provenance,
+}
+
+/// Key of a list item: fixed items (`[0]`) first, then foreach items by group and position.
+type ItemKey = (u8, usize, usize);
+
+enum Draft {
+    Leaf(Leaf),
+    Texts(Vec<Leaf>),
+    Obj(BTreeMap<String, Draft>),
+    List(BTreeMap<ItemKey, Draft>),
+}
+
+struct Eval<'a> {
+    profile: &'a Profile,
+    doc: &'a SourceDocument,
+    ctx: &'a MapContext,
+    file: &'a MappingFile,
+    diags: Vec<MapDiagnostic>,
+}
+
+/// The result of one rule: values after transforms and where they came from.
+struct RuleValues {
+    values: Vec<Val>,
+    raws: Vec<(NodeId, String, usize)>,
+    origin: &'static str,
+}
+
+pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> MapOutcome {
+    let mut outcome = MapOutcome {
+        mapping_file: None,
+        action: None,
+        case: None,
+        diagnostics: Vec::new(),
+        provenance: Vec::new(),
+    };
+    if doc.format != profile.format {
+        outcome.diagnostics.push(MapDiagnostic::error(
+            Code::FormatMismatch,
+            format!(
+                "the document is `{}` but profile `{}` maps `{}`",
+                doc.format.as_str(),
+                profile.name,
+                profile.format.as_str()
+            ),
+        ));
+        return outcome;
+    }
+    let Some(file) = select_file(profile, doc, &mut outcome.diagnostics) else {
+        outcome.diagnostics.push(no_match(profile, doc));
+        return outcome;
+    };
+    outcome.mapping_file = Some(file.name.clone());
+    outcome.action = Some(file.action);
+    if file.action == MapAction::Ignore {
+        return outcome;
+    }
+    let mut eval = Eval {
+        profile,
+        doc,
+        ctx,
+        file,
+        diags: std::mem::take(&mut outcome.diagnostics),
+    };
+    let (case, provenance) = eval.run();
+    outcome.case = case;
+    outcome.provenance = provenance;
+    outcome.diagnostics = eval.diags;
+    if outcome.has_errors() {
+        outcome.case = None;
+    }
+    outcome
+}
+
+fn meta_value(doc: &SourceDocument, field: MetaField) -> Option<&str> {
+    let m = &doc.meta;
+    match field {
+        MetaField::MessageType => m.message_type.as_deref(),
+        MetaField::Trigger => m.trigger.as_deref(),
+        MetaField::Version => m.version.as_deref(),
+        MetaField::Sender => m.sender.as_deref(),
+        MetaField::ControlId => m.control_id.as_deref(),
+    }
+}
+
+fn cond_holds(cond: &Cond, doc: &SourceDocument, from: NodeId) -> bool {
+    let tree = &doc.tree;
+    let start = if cond.root { tree.root() } else { from };
+    let value = match &cond.subject {
+        CondSubject::Path(p) => p.first_value(tree, start),
+        CondSubject::Meta(f) => meta_value(doc, *f).filter(|v| !v.is_empty()),
+    };
+    match &cond.test {
+        CondTest::Equals(pats) => value.is_some_and(|v| pats.iter().any(|p| transform::glob(p, v))),
+        CondTest::NotEquals(pats) => {
+            !value.is_some_and(|v| pats.iter().any(|p| transform::glob(p, v)))
+        }
+        CondTest::Exists(want) => value.is_some() == *want,
+    }
+}
+
+fn select_file<'p>(
+    profile: &'p Profile,
+    doc: &SourceDocument,
+    diags: &mut Vec<MapDiagnostic>,
+) -> Option<&'p MappingFile> {
+    let root = doc.tree.root();
+    let matching: Vec<&MappingFile> = profile
+        .files
+        .iter()
+        .filter(|f| {
+            f.matcher.meta.iter().all(|(field, pats)| {
+                meta_value(doc, *field).is_some_and(|v| pats.iter().any(|p| transform::glob(p, v)))
+            }) && f.matcher.when.iter().all(|c| cond_holds(c, doc, root))
+        })
+        .collect();
+    let best = matching.iter().map(|f| f.priority).max()?;
+    let top: Vec<&&MappingFile> = matching.iter().filter(|f| f.priority == best).collect();
+    if top.len() > 1 {
+        diags.push(
+            MapDiagnostic::warning(
+                Code::AmbiguousMatch,
+                format!(
+                    "{} mapping files match with priority {best} ({}); using `{}`",
+                    top.len(),
+                    top.iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    top[0].name
+                ),
+            )
+            .with_help("give the more specific file a higher `priority`"),
+        );
+    }
+    top.first().map(|f| **f)
+}
+
+/// Reports "no file matched" with the identifying facts (types, not values).
+fn no_match(profile: &Profile, doc: &SourceDocument) -> MapDiagnostic {
+    let m = &doc.meta;
+    let mut facts = Vec::new();
+    if let Some(t) = &m.message_type {
+        facts.push(format!("message type `{t}`"));
+    }
+    if let Some(t) = &m.trigger {
+        facts.push(format!("trigger `{t}`"));
+    }
+    if let Some(v) = &m.version {
+        facts.push(format!("version `{v}`"));
+    }
+    let facts = if facts.is_empty() {
+        "the document".to_owned()
+    } else {
+        facts.join(", ")
+    };
+    MapDiagnostic::error(
+        Code::NoMatch,
+        format!(
+            "no mapping file of profile `{}` matches {facts}",
+            profile.name
+        ),
+    )
+    .with_help("add a mapping file whose `[match]` covers it, or one with `action = \"ignore\"`")
+}
+
+impl Eval<'_> {
+    fn tree(&self) -> &SourceTree {
+        &self.doc.tree
+    }
+
+    fn rule_diag(
+        &self,
+        severity: Severity,
+        code: Code,
+        message: String,
+        loc: &Loc,
+        rule: &str,
+    ) -> MapDiagnostic {
+        let mut d = MapDiagnostic::new(severity, code, message).with_rule(rule);
+        if let Some(src) = self.profile.sources.get(loc.file) {
+            d = d.at_file(&src.display, &src.text, loc.span.clone());
+        }
+        d
+    }
+
+    fn node_at(&self, node: Option<NodeId>) -> (Option<String>, Option<gateway_core::Span>) {
+        match node {
+            Some(n) => (Some(self.tree().location(n)), self.tree().span(n)),
+            None => (None, None),
+        }
+    }
+
+    /// Evaluates a value rule from `item` (or the root). `None` when its `when` fails.
+    fn values(
+        &mut self,
+        rule: &ValueRule,
+        name: &str,
+        item: Option<(NodeId, usize)>,
+    ) -> Option<RuleValues> {
+        let root = self.tree().root();
+        let from = match item {
+            Some((node, _)) if !rule.root => node,
+            _ => root,
+        };
+        let cond_from = item.map_or(root, |(n, _)| n);
+        if !rule.when.iter().all(|c| cond_holds(c, self.doc, cond_from)) {
+            return None;
+        }
+        let tree = self.tree();
+        let mut raws: Vec<(NodeId, String, usize)> = Vec::new();
+        let mut origin = "path";
+        let mut values = Vec::new();
+        let push_path = |path: &gateway_core::path::Path,
+                         pi: usize,
+                         raws: &mut Vec<(NodeId, String, usize)>,
+                         values: &mut Vec<Val>| {
+            for node in path.evaluate(tree, from) {
+                if let Some(v) = tree.value(node).filter(|v| !v.is_empty()) {
+                    values.push(Val {
+                        text: v.to_owned(),
+                        origin: Some(raws.len()),
+                    });
+                    raws.push((node, v.to_owned(), pi));
+                }
+            }
+        };
+        match &rule.source {
+            ValueSource::Path(p) => push_path(p, 0, &mut raws, &mut values),
+            ValueSource::Paths(ps) => {
+                for (i, p) in ps.iter().enumerate() {
+                    push_path(p, i, &mut raws, &mut values);
+                }
+            }
+            ValueSource::Const(c) => {
+                origin = "const";
+                values.push(Val {
+                    text: c.clone(),
+                    origin: None,
+                });
+            }
+            ValueSource::Position => {
+                origin = "position";
+                if let Some((_, k)) = item {
+                    values.push(Val {
+                        text: (k + 1).to_string(),
+                        origin: None,
+                    });
+                }
+            }
+            ValueSource::Nothing => {}
+        }
+        let mut issues = Vec::new();
+        for t in &rule.transforms {
+            if values.is_empty() {
+                break;
+            }
+            values = transform::apply(
+                t,
+                values,
+                &self.profile.tables,
+                &self.profile.time_zone,
+                &mut issues,
+            );
+        }
+        for issue in issues {
+            let (severity, code, message, origin_idx) = match issue {
+                Issue::TableMiss {
+                    table,
+                    error,
+                    origin,
+                } => (
+                    if error {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    Code::TableMiss,
+                    format!("a value of `{name}` has no entry in table `{table}`; it is dropped"),
+                    origin,
+                ),
+                Issue::BadDate {
+                    datetime,
+                    formats,
+                    origin,
+                } => (
+                    Severity::Warning,
+                    Code::BadDate,
+                    format!(
+                        "a value of `{name}` is not a {} in format {formats}; it is dropped",
+                        if datetime { "date-time" } else { "date" }
+                    ),
+                    origin,
+                ),
+                Issue::NotIcd10 { origin } => (
+                    Severity::Warning,
+                    Code::InvalidValue,
+                    format!("a value of `{name}` does not look like an ICD-10 code; kept as is"),
+                    origin,
+                ),
+            };
+            let node = origin_idx.and_then(|i| raws.get(i)).map(|r| r.0);
+            let (loc, span) = self.node_at(node);
+            let d = self
+                .rule_diag(severity, code, message, &rule.loc, name)
+                .at_source(loc, span);
+            self.diags.push(d);
+        }
+        if values.is_empty() {
+            if let Some(d) = &rule.default {
+                origin = "default";
+                values.push(Val {
+                    text: d.clone(),
+                    origin: None,
+                });
+            }
+        }
+        Some(RuleValues {
+            values,
+            raws,
+            origin,
+        })
+    }
+
+    fn leaf(&self, rule: &FieldRule, rv: &RuleValues, val: &Val, json: Value) -> Leaf {
+        let raw = val.origin.and_then(|i| rv.raws.get(i));
+        let (source_location, source_span) = self.node_at(raw.map(|r| r.0));
+        let source_path = match (&rule.rule.source, raw) {
+            (ValueSource::Path(p), _) => Some(p.text.clone()),
+            (ValueSource::Paths(ps), Some(r)) => ps.get(r.2).map(|p| p.text.clone()),
+            _ => None,
+        };
+        let sourced = val.origin.is_some();
+        Leaf {
+            json,
+            sourced,
+            prov: Provenance {
+                field: String::new(),
+                file: self.display(rule.rule.loc.file),
+                line: rule.rule.loc.line,
+                rule: rule.key.clone(),
+                source_path,
+                source_location,
+                source_span,
+                origin: if sourced { "path" } else { rv.origin },
+                transforms: rule.rule.transform_names.clone(),
+                raw: if self.ctx.explain {
+                    raw.map(|r| r.1.clone())
+                } else {
+                    None
+                },
+                value: if self.ctx.explain {
+                    Some(val.text.clone())
+                } else {
+                    None
+                },
+            },
+        }
+    }
+
+    fn display(&self, file: usize) -> String {
+        self.profile
+            .sources
+            .get(file)
+            .map_or_else(String::new, |s| s.display.clone())
+    }
+
+    /// Evaluates one field rule and stores its values in `draft`.
+    fn apply_rule(
+        &mut self,
+        draft: &mut Draft,
+        rule: &FieldRule,
+        item: Option<(NodeId, usize, usize)>,
+    ) {
+        let Some(rv) = self.values(&rule.rule, &rule.key, item.map(|(n, _, k)| (n, k))) else {
+            return;
+        };
+        let item_node = item.map(|(n, _, _)| n);
+        let mut leaves = Vec::new();
+        let take = if rule.kind == Kind::TextList {
+            usize::MAX
+        } else {
+            1
+        };
+        for val in rv.values.iter().take(take) {
+            match schema::check_value(rule.kind, &val.text) {
+                Ok(json) => leaves.push(self.leaf(rule, &rv, val, json)),
+                Err(why) => {
+                    let node = val
+                        .origin
+                        .and_then(|i| rv.raws.get(i))
+                        .map(|r| r.0)
+                        .or(item_node);
+                    let (loc, span) = self.node_at(node);
+                    let what = if val.origin.is_some() {
+                        "the source value"
+                    } else {
+                        "the value"
+                    };
+                    let d = self
+                        .rule_diag(
+                            if rule.rule.required {
+                                Severity::Error
+                            } else {
+                                Severity::Warning
+                            },
+                            Code::InvalidValue,
+                            format!("{what} for `{}` {why}; it is dropped", rule.key),
+                            &rule.rule.loc,
+                            &rule.key,
+                        )
+                        .at_source(loc, span);
+                    self.diags.push(d);
+                }
+            }
+        }
+        if leaves.is_empty() {
+            if rule.rule.required {
+                let (loc, span) = self.node_at(item_node);
+                let d = self
+                    .rule_diag(
+                        Severity::Error,
+                        Code::RequiredMissing,
+                        format!(
+                            "required field `{}` has no value; the case is not produced",
+                            rule.key
+                        ),
+                        &rule.rule.loc,
+                        &rule.key,
+                    )
+                    .at_source(loc, span);
+                self.diags.push(d);
+            }
+            return;
+        }
+        let slot = draft_slot(draft, &rule.segs, item.map(|(_, g, k)| (g, k)));
+        if rule.kind == Kind::TextList {
+            match slot {
+                Draft::Texts(existing) => existing.extend(leaves),
+                other => *other = Draft::Texts(leaves),
+            }
+        } else if let Some(leaf) = leaves.pop() {
+            *slot = Draft::Leaf(leaf);
+        }
+    }
+
+    fn run(&mut self) -> (Option<Case>, Vec<Provenance>) {
+        let file = self.file;
+        let root = self.tree().root();
+        let mut draft = Draft::Obj(BTreeMap::new());
+        for rule in file.rules.iter().filter(|r| r.group.is_none()) {
+            self.apply_rule(&mut draft, rule, None);
+        }
+        for (gi, group) in file.groups.iter().enumerate() {
+            let nodes: Vec<NodeId> = group
+                .path
+                .evaluate(self.tree(), root)
+                .into_iter()
+                .filter(|n| group.when.iter().all(|c| cond_holds(c, self.doc, *n)))
+                .collect();
+            for (k, node) in nodes.into_iter().enumerate() {
+                for rule in file.rules.iter().filter(|r| r.group == Some(gi)) {
+                    self.apply_rule(&mut draft, rule, Some((node, gi, k)));
+                }
+            }
+        }
+
+        // Case-level facts.
+        let Draft::Obj(mut top) = draft else {
+            return (None, Vec::new());
+        };
+        let mut provenance = Vec::new();
+        let take_text =
+            |top: &mut BTreeMap<String, Draft>, key: &str| -> Option<(String, Provenance)> {
+                match top.remove(key) {
+                    Some(Draft::Leaf(l)) => l.json.as_str().map(|s| (s.to_owned(), l.prov)),
+                    _ => None,
+                }
+            };
+        let profile = self.profile;
+        let ctx = self.ctx;
+        let engine_prov = |field: &str, origin: &'static str, value: &str, file: &str| Provenance {
+            field: field.to_owned(),
+            file: file.to_owned(),
+            line: 0,
+            rule: field.to_owned(),
+            source_path: None,
+            source_location: None,
+            source_span: None,
+            origin,
+            transforms: Vec::new(),
+            raw: None,
+            value: if ctx.explain {
+                Some(value.to_owned())
+            } else {
+                None
+            },
+        };
+        let profile_file = format!("{}/profile.toml", profile.name);
+        let setting = |top: &mut BTreeMap<String, Draft>,
+                       key: &str,
+                       from_ctx: &Option<String>,
+                       from_profile: &Option<String>,
+                       provenance: &mut Vec<Provenance>|
+         -> Option<String> {
+            if let Some((v, mut p)) = take_text(top, key) {
+                p.field = key.to_owned();
+                provenance.push(p);
+                return Some(v);
+            }
+            if let Some(v) = from_ctx {
+                provenance.push(engine_prov(key, "context", v, "engine"));
+                return Some(v.clone());
+            }
+            if let Some(v) = from_profile {
+                provenance.push(engine_prov(key, "profile default", v, &profile_file));
+                return Some(v.clone());
+            }
+            None
+        };
+        let tenant = setting(
+            &mut top,
+            "tenant",
+            &ctx.tenant,
+            &profile.defaults.tenant,
+            &mut provenance,
+        );
+        let practice = setting(
+            &mut top,
+            "practice",
+            &ctx.practice,
+            &profile.defaults.practice,
+            &mut provenance,
+        );
+        let site = setting(
+            &mut top,
+            "site",
+            &ctx.site,
+            &profile.defaults.site,
+            &mut provenance,
+        );
+        let status = match take_text(&mut top, "status") {
+            Some((s, mut p)) => {
+                p.field = "status".into();
+                provenance.push(p);
+                Some(s)
+            }
+            None if file.action == MapAction::PatientUpdate => Some("draft".to_owned()),
+            None => {
+                let loc = file
+                    .rules
+                    .iter()
+                    .find(|r| r.key == "status")
+                    .map(|r| r.rule.loc.clone());
+                let mut d = MapDiagnostic::error(
+                    Code::RequiredMissing,
+                    "the `status` rule produced no value; the case is not produced".to_owned(),
+                )
+                .with_rule("status");
+                if let (Some(loc), Some(src)) = (
+                    loc.as_ref(),
+                    loc.as_ref().and_then(|l| profile.sources.get(l.file)),
+                ) {
+                    d = d.at_file(&src.display, &src.text, loc.span.clone());
+                }
+                self.diags.push(d);
+                None
+            }
+        };
+        let Some(tenant) = tenant else {
+            self.diags.push(
+                MapDiagnostic::error(Code::RequiredMissing, "no tenant: the case cannot be produced".to_owned())
+                    .with_rule("tenant")
+                    .with_help("set `[defaults] tenant` in profile.toml, map `tenant`, or configure the daemon's tenant"),
+            );
+            return (None, provenance);
+        };
+
+        // Source.
+        let mut source = Map::new();
+        let adapter = ctx
+            .adapter
+            .clone()
+            .unwrap_or_else(|| profile.format.as_str().to_owned());
+        source.insert("adapter".into(), Value::String(adapter));
+        source.insert("profile".into(), Value::String(profile.name.clone()));
+        if is_rfc3339(&ctx.received_at) {
+            source.insert("received_at".into(), Value::String(ctx.received_at.clone()));
+        } else {
+            self.diags.push(MapDiagnostic::error(
+                Code::InvalidValue,
+                "the receive time passed in by the caller is not an RFC 3339 date-time with offset",
+            ));
+        }
+        let mut source_rules = match top.remove("source") {
+            Some(Draft::Obj(m)) => m,
+            _ => BTreeMap::new(),
+        };
+        let meta = &self.doc.meta;
+        for (key, from_meta) in [
+            ("message_type", &meta.message_type),
+            ("control_id", &meta.control_id),
+            ("sender", &meta.sender),
+        ] {
+            if let Some(Draft::Leaf(l)) = source_rules.remove(key) {
+                let mut p = l.prov;
+                p.field = format!("source.{key}");
+                provenance.push(p);
+                source.insert(key.into(), l.json);
+            } else if let Some(v) = from_meta.as_ref().filter(|v| !v.is_empty()) {
+                provenance.push(engine_prov(&format!("source.{key}"), "meta", v, "engine"));
+                source.insert(key.into(), Value::String(v.clone()));
+            }
+        }
+
+        // Case id.
+        let case_id = self.case_id(&tenant, &mut provenance);
+
+        // The rest of the draft.
+        let mut body = Map::new();
+        let mut drops = Vec::new();
+        let (kept, _) = finalize_obj(
+            top,
+            schema::CASE,
+            "",
+            &mut body,
+            &mut provenance,
+            &mut drops,
+        );
+        let _ = kept;
+        for (field, missing, prov_file) in drops {
+            let mut d = MapDiagnostic::warning(
+                Code::IncompleteItem,
+                format!("`{field}` is dropped: it has no `{missing}`, which Case v1 requires"),
+            );
+            d.file = prov_file;
+            self.diags.push(d);
+        }
+        let (Some(case_id), Some(status)) = (case_id, status) else {
+            return (None, provenance);
+        };
+        let mut case = Map::new();
+        case.insert(
+            "schema".into(),
+            Value::String(gateway_core::case::CASE_SCHEMA_V1.into()),
+        );
+        case.insert("case_id".into(), Value::String(case_id));
+        case.insert("tenant".into(), Value::String(tenant));
+        if let Some(p) = practice {
+            case.insert("practice".into(), Value::String(p));
+        }
+        if let Some(s) = site {
+            case.insert("site".into(), Value::String(s));
+        }
+        case.insert("source".into(), Value::Object(source));
+        case.insert("status".into(), Value::String(status));
+        case.extend(body);
+        if self.diags.iter().any(MapDiagnostic::is_error) {
+            return (None, provenance);
+        }
+        match serde_json::from_value::<Case>(Value::Object(case)) {
+            Ok(case) => (Some(case), provenance),
+            Err(e) => {
+                self.diags.push(MapDiagnostic::error(
+                    Code::InvalidCase,
+                    format!("the mapped case is not valid Case v1: {e}"),
+                ));
+                (None, provenance)
+            }
+        }
+    }
+
+    fn case_id(&mut self, tenant: &str, provenance: &mut Vec<Provenance>) -> Option<String> {
+        let rule = self.file.case_id.as_ref()?;
+        let mut parts = Vec::new();
+        let mut ok = true;
+        let mut raw_parts = Vec::new();
+        for (i, part) in rule.parts.iter().enumerate() {
+            let rv = self.values(part, "case_id", None);
+            match rv
+                .as_ref()
+                .and_then(|rv| rv.values.first().map(|v| (v.text.clone(), rv)))
+            {
+                Some((v, rv)) => {
+                    if let Some(r) = rv
+                        .values
+                        .first()
+                        .and_then(|v| v.origin)
+                        .and_then(|o| rv.raws.get(o))
+                    {
+                        raw_parts.push((r.0, r.1.clone()));
+                    }
+                    parts.push(v);
+                }
+                None => {
+                    ok = false;
+                    let d = self.rule_diag(
+                        Severity::Error,
+                        Code::CaseIdMissing,
+                        format!(
+                            "part {} of the case id key has no value; the case is not produced",
+                            i + 1
+                        ),
+                        &part.loc,
+                        "case_id",
+                    );
+                    self.diags.push(d);
+                }
+            }
+        }
+        if !ok || parts.is_empty() {
+            return None;
+        }
+        let prefix = if rule.prefix.is_empty() {
+            self.profile.name.as_str()
+        } else {
+            rule.prefix.as_str()
+        };
+        let key = format!("{prefix}:{}", parts.join(":"));
+        let id = ids::case_id(tenant, &key);
+        let (loc, span) = self.node_at(raw_parts.first().map(|r| r.0));
+        provenance.push(Provenance {
+            field: "case_id".into(),
+            file: self.display(rule.loc.file),
+            line: rule.loc.line,
+            rule: "case_id".into(),
+            source_path: None,
+            source_location: loc,
+            source_span: span,
+            origin: "case id key",
+            transforms: vec![format!("case_id(tenant, \"{prefix}:…\")")],
+            raw: if self.ctx.explain { Some(key) } else { None },
+            value: if self.ctx.explain {
+                Some(id.clone())
+            } else {
+                None
+            },
+        });
+        Some(id)
+    }
+}
+
+/// Walks (creating as needed) to the draft node at `segs`; `Seg::Group` takes
+/// the current item `(group, k)`.
+fn draft_slot<'d>(
+    draft: &'d mut Draft,
+    segs: &[Seg],
+    item: Option<(usize, usize)>,
+) -> &'d mut Draft {
+    let mut node = draft;
+    for (i, seg) in segs.iter().enumerate() {
+        let next_is_list = matches!(segs.get(i + 1), Some(Seg::Fixed(_) | Seg::Group(_)));
+        let fresh = || {
+            if next_is_list {
+                Draft::List(BTreeMap::new())
+            } else {
+                Draft::Obj(BTreeMap::new())
+            }
+        };
+        node = match seg {
+            Seg::Key(k) => {
+                if !matches!(node, Draft::Obj(_)) {
+                    *node = Draft::Obj(BTreeMap::new());
+                }
+                let Draft::Obj(map) = node else {
+                    unreachable_obj()
+                };
+                map.entry(k.clone()).or_insert_with(fresh)
+            }
+            Seg::Fixed(_) | Seg::Group(_) => {
+                let key: ItemKey = match seg {
+                    Seg::Fixed(n) => (0, *n, 0),
+                    Seg::Group(g) => {
+                        let k = item.filter(|(ig, _)| ig == g).map_or(0, |(_, k)| k);
+                        (1, *g, k)
+                    }
+                    Seg::Key(_) => (2, 0, 0),
+                };
+                if !matches!(node, Draft::List(_)) {
+                    *node = Draft::List(BTreeMap::new());
+                }
+                let Draft::List(items) = node else {
+                    unreachable_obj()
+                };
+                items.entry(key).or_insert_with(fresh)
+            }
+        };
+    }
+    node
+}
+
+/// `draft_slot` sets the variant right before matching on it, so this is
+/// never reached (not input-dependent).
+fn unreachable_obj() -> ! {
+    unreachable!("draft node variant was just set")
+}
+
+/// Items dropped while finalizing: (concrete field, missing field, file).
+type Drops = Vec<(String, String, Option<String>)>;
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Finalizes an object: fills `out` in schema order, returns (complete,
+/// sourced): `complete` is false when a required field is missing.
+fn finalize_obj(
+    mut map: BTreeMap<String, Draft>,
+    defs: &'static [FieldDef],
+    prefix: &str,
+    out: &mut Map<String, Value>,
+    prov: &mut Vec<Provenance>,
+    drops: &mut Drops,
+) -> (Option<String>, bool) {
+    let mut sourced = false;
+    let mut missing = None;
+    for def in defs {
+        let name = def.name;
+        let path = join(prefix, name);
+        let Some(node) = map.remove(name) else {
+            if def.required && def.auto == Auto::None && missing.is_none() {
+                missing = Some(name.to_owned());
+            }
+            continue;
+        };
+        match (node, def.kind) {
+            (Draft::Leaf(mut leaf), _) => {
+                sourced |= leaf.sourced;
+                leaf.prov.field = path;
+                prov.push(leaf.prov);
+                out.insert(name.into(), leaf.json);
+            }
+            (Draft::Texts(leaves), _) => {
+                let mut arr = Vec::new();
+                for (i, mut leaf) in leaves.into_iter().enumerate() {
+                    sourced |= leaf.sourced;
+                    leaf.prov.field = format!("{path}[{i}]");
+                    prov.push(leaf.prov);
+                    arr.push(leaf.json);
+                }
+                out.insert(name.into(), Value::Array(arr));
+            }
+            (Draft::Obj(sub), Kind::TextMap) => {
+                let mut m = Map::new();
+                for (k, node) in sub {
+                    if let Draft::Leaf(mut leaf) = node {
+                        sourced |= leaf.sourced;
+                        leaf.prov.field = format!("{path}.{k}");
+                        prov.push(leaf.prov);
+                        m.insert(k, leaf.json);
+                    }
+                }
+                if !m.is_empty() {
+                    out.insert(name.into(), Value::Object(m));
+                }
+            }
+            (Draft::Obj(sub), Kind::Object(sub_defs)) => {
+                let mut m = Map::new();
+                let mut sub_prov = Vec::new();
+                let (sub_missing, sub_sourced) =
+                    finalize_obj(sub, sub_defs, &path, &mut m, &mut sub_prov, drops);
+                if !sub_sourced {
+                    continue;
+                }
+                if let Some(miss) = sub_missing {
+                    if def.required {
+                        if missing.is_none() {
+                            missing = Some(format!("{name}.{miss}"));
+                        }
+                    } else {
+                        drops.push((path, miss, sub_prov.first().map(|p| p.file.clone())));
+                    }
+                    continue;
+                }
+                sourced = true;
+                prov.extend(sub_prov);
+                out.insert(name.into(), Value::Object(m));
+            }
+            (Draft::List(items), Kind::ObjectList(item_defs)) => {
+                let mut arr = Vec::new();
+                for (_, item) in items {
+                    let Draft::Obj(fields) = item else { continue };
+                    let idx = arr.len();
+                    let item_path = format!("{path}[{idx}]");
+                    let mut m = Map::new();
+                    let mut item_prov = Vec::new();
+                    let (item_missing, item_sourced) =
+                        finalize_obj(fields, item_defs, &item_path, &mut m, &mut item_prov, drops);
+                    if !item_sourced {
+                        continue;
+                    }
+                    if let Some(miss) = item_missing {
+                        drops.push((item_path, miss, item_prov.first().map(|p| p.file.clone())));
+                        continue;
+                    }
+                    for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
+                        if !m.contains_key(d.name) {
+                            m.insert(d.name.into(), Value::from(idx + 1));
+                            item_prov.push(Provenance {
+                                field: format!("{item_path}.{}", d.name),
+                                file: "engine".into(),
+                                line: 0,
+                                rule: format!("{path}[].{}", d.name),
+                                source_path: None,
+                                source_location: None,
+                                source_span: None,
+                                origin: "position",
+                                transforms: Vec::new(),
+                                raw: None,
+                                value: None,
+                            });
+                        }
+                    }
+                    sourced = true;
+                    prov.extend(item_prov);
+                    arr.push(Value::Object(m));
+                }
+                if !arr.is_empty() {
+                    out.insert(name.into(), Value::Array(arr));
+                }
+            }
+            _ => {}
+        }
+    }
+    (missing, sourced)
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    s.contains('T') && s.parse::<jiff::Timestamp>().is_ok()
+}
