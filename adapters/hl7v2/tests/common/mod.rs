@@ -4,6 +4,7 @@
 //! synthetic messages.
 #![allow(dead_code, missing_docs)]
 
+pub mod peers;
 pub mod pki;
 
 use std::net::SocketAddr;
