@@ -1,0 +1,425 @@
+//! The intake pipeline: parsed message → mapping profile → one store commit →
+//! outcome.
+//!
+//! Invariant: [`Pipeline::process`] returns `Ok` only after the store committed
+//! the raw bytes (with the case event, or with the rejection reason and
+//! diagnostics). `Err` means nothing was committed and the adapter must answer
+//! with a retryable negative acknowledgement.
+//!
+//! Logging carries ids, profile and adapter names, message types and
+//! diagnostic codes only — never field values.
+
+use std::sync::Arc;
+
+use gateway_core::adapter::{BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline};
+use gateway_core::case::Case;
+use gateway_core::diagnostic::Diagnostic;
+use gateway_core::event::CaseEventType;
+use gateway_core::{GatewayError, SourceDocument, SourceFormat};
+use gateway_mapping::{MapAction, MapContext, MapOutcome};
+use gateway_store::{Disposition, InboundOutcome, NewInbound, Store};
+
+use crate::metrics;
+use crate::profiles::ProfileSet;
+
+/// Who this gateway is; stamped on every case (overrides profile defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The MSO tenant.
+    pub tenant: String,
+    /// The practice.
+    pub practice: Option<String>,
+    /// The site.
+    pub site: Option<String>,
+}
+
+/// Parses stored raw bytes again, for replays. The daemon implements it with
+/// every adapter's parser; the pipeline itself knows no wire format.
+pub trait DocumentParser: Send + Sync {
+    /// Parses `raw` as received by `adapter` for a profile of `format`.
+    fn parse(
+        &self,
+        adapter: &str,
+        format: SourceFormat,
+        raw: &[u8],
+    ) -> Result<SourceDocument, Vec<Diagnostic>>;
+}
+
+/// The gateway's [`IntakePipeline`]: maps with the adapter instance's profile
+/// and commits through the store.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Store,
+    profiles: ProfileSet,
+    identity: Identity,
+    parser: Option<Arc<dyn DocumentParser>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("store", &self.store)
+            .field("profiles", &self.profiles)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline over `store` with `profiles`, stamping `identity`.
+    pub fn new(store: Store, profiles: ProfileSet, identity: Identity) -> Self {
+        Pipeline {
+            store,
+            profiles,
+            identity,
+            parser: None,
+        }
+    }
+
+    /// Sets the parser used to re-parse replayed messages.
+    pub fn with_parser(mut self, parser: Arc<dyn DocumentParser>) -> Self {
+        self.parser = Some(parser);
+        self
+    }
+
+    /// The store this pipeline commits to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The profiles this pipeline maps with.
+    pub fn profiles(&self) -> &ProfileSet {
+        &self.profiles
+    }
+
+    /// The parser for replays, if one was set.
+    pub fn parser(&self) -> Option<&Arc<dyn DocumentParser>> {
+        self.parser.as_ref()
+    }
+
+    /// Maps and commits one message. `replay_of` re-processes a stored
+    /// rejected message in place (see [`crate::replay`]).
+    pub async fn process(
+        &self,
+        message: InboundMessage,
+        replay_of: Option<i64>,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        let adapter = message.adapter.clone();
+        let profile_name = message.profile.clone();
+        let result = self.process_inner(message, replay_of).await;
+        let outcome_label = match &result {
+            Ok(IntakeOutcome::Accepted { .. }) => "accepted",
+            Ok(IntakeOutcome::Duplicate { .. }) => "duplicate",
+            Ok(IntakeOutcome::Rejected { .. }) => "rejected",
+            Err(_) => "error",
+        };
+        metrics::message(&adapter, &profile_name, outcome_label);
+        result
+    }
+
+    async fn process_inner(
+        &self,
+        message: InboundMessage,
+        replay_of: Option<i64>,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        let InboundMessage {
+            adapter,
+            profile: profile_name,
+            raw,
+            received_at,
+            peer,
+            parsed,
+        } = message;
+        let meta = parsed.as_ref().map(|d| d.meta.clone()).unwrap_or_default();
+        let mut stored = NewInbound {
+            adapter: adapter.clone(),
+            profile: profile_name.clone(),
+            sender: meta.sender.clone(),
+            control_id: meta.control_id.clone(),
+            message_type: meta.message_type.clone(),
+            raw,
+            received_at: received_at.clone(),
+            peer,
+            outcome: InboundOutcome::Rejected {
+                reason: String::new(),
+                diagnostics: Vec::new(),
+            },
+            replay_of,
+        };
+
+        let document = match parsed {
+            Ok(document) => document,
+            Err(diagnostics) => {
+                let reason = first_error(&diagnostics)
+                    .map(|d| format!("parse failed: {}", d.code))
+                    .unwrap_or_else(|| "parse failed".to_owned());
+                return self
+                    .reject(stored, GatewayError::sender(reason), diagnostics)
+                    .await;
+            }
+        };
+
+        let Some(profile) = self.profiles.get(&profile_name) else {
+            // A configuration problem on our side, not the sender's: kept as
+            // `error` and replayable once the profile is loaded.
+            let reason = format!("mapping profile `{profile_name}` is not loaded");
+            stored.outcome = InboundOutcome::Failed {
+                reason: reason.clone(),
+                diagnostics: document.diagnostics.clone(),
+            };
+            let receipt = self.commit(stored).await?;
+            tracing::warn!(message_id = receipt.receipt.message_id, profile = %profile_name, "Message kept: profile not loaded.");
+            return Ok(IntakeOutcome::Rejected {
+                receipt: receipt.receipt,
+                error: GatewayError::internal(false, reason),
+                diagnostics: document.diagnostics,
+            });
+        };
+
+        let context = MapContext {
+            received_at,
+            adapter: Some(adapter.clone()),
+            tenant: Some(self.identity.tenant.clone()),
+            practice: self.identity.practice.clone(),
+            site: self.identity.site.clone(),
+            explain: false,
+        };
+        let outcome = profile.map(&document, &context);
+        let mut diagnostics = document.diagnostics.clone();
+        diagnostics.extend(outcome.core_diagnostics());
+
+        match (outcome.action, outcome.case.clone()) {
+            (Some(MapAction::Case), Some(case)) => {
+                self.accept_case(stored, case, diagnostics, &outcome).await
+            }
+            (Some(MapAction::PatientUpdate), Some(update)) => {
+                self.patient_update(stored, update, diagnostics).await
+            }
+            (Some(MapAction::Ignore), _) => {
+                let file = outcome.mapping_file.as_deref().unwrap_or("?");
+                let reason = format!("ignored by mapping file {file}");
+                self.reject(stored, GatewayError::sender(reason), diagnostics)
+                    .await
+            }
+            (None, _) => {
+                let kind = meta.message_type.as_deref().unwrap_or("unknown");
+                let reason = format!(
+                    "unsupported message type {kind}: no mapping file of profile {profile_name} matches"
+                );
+                self.reject(stored, GatewayError::sender(reason), diagnostics)
+                    .await
+            }
+            (Some(_), None) => {
+                let reason = first_error(&diagnostics)
+                    .map(|d| {
+                        let at = d.location.as_deref().unwrap_or("");
+                        format!("unmappable: {} {}{}", d.code, d.message, suffix(at))
+                    })
+                    .unwrap_or_else(|| "unmappable: the mapping produced no case".to_owned());
+                self.reject(stored, GatewayError::mapping(reason), diagnostics)
+                    .await
+            }
+        }
+    }
+
+    async fn accept_case(
+        &self,
+        mut stored: NewInbound,
+        mut case: Case,
+        diagnostics: Vec<Diagnostic>,
+        outcome: &MapOutcome,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        // An amended order must not erase a decision already recorded.
+        if let Some(existing) = self.store.get_case(&case.case_id).await.map_err(GatewayError::from)?
+            && case.decision.is_none()
+            && let Some(decision) = existing.case.decision
+        {
+            case.status = decision.status.case_status();
+            case.decision = Some(decision);
+        }
+        let profile = case.source.profile.clone();
+        let status = case.status;
+        stored.outcome = InboundOutcome::Accepted {
+            case: Box::new(case),
+            event_type: None,
+        };
+        let receipt = self.commit(stored).await?;
+        let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
+        match receipt.disposition {
+            Disposition::Accepted {
+                case_id,
+                event_type,
+                sequence,
+                ..
+            } => {
+                metrics::case(&profile, status.as_str());
+                tracing::info!(
+                    message_id = receipt.receipt.message_id,
+                    case_id = %case_id,
+                    event = event_type.as_str(),
+                    sequence,
+                    mapping_file = outcome.mapping_file.as_deref().unwrap_or(""),
+                    "Message accepted."
+                );
+                Ok(IntakeOutcome::Accepted {
+                    receipt: receipt.receipt,
+                    case_id,
+                    warnings,
+                })
+            }
+            Disposition::Duplicate { original } => {
+                tracing::info!(
+                    message_id = receipt.receipt.message_id,
+                    original = original.message_id,
+                    "Duplicate message acknowledged without a new event."
+                );
+                Ok(IntakeOutcome::Duplicate { receipt: original })
+            }
+            Disposition::Rejected => Err(GatewayError::internal(
+                false,
+                "store reported a rejection for an accepted message",
+            )),
+        }
+    }
+
+    /// Applies a patient update to every open case of the patient: each gets
+    /// the new patient data (and coverages, when the update carries some) and
+    /// an `updated` event. The raw message is stored with the first case's
+    /// event; later cases are committed as `#2`, `#3`, … of the same control id
+    /// (see ARCHITECTURE.md, known limits).
+    async fn patient_update(
+        &self,
+        stored: NewInbound,
+        update: Case,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        let open = match gateway_store::patient_key(&update) {
+            Some(key) => self
+                .store
+                .open_cases_for_patient(&key)
+                .await
+                .map_err(GatewayError::from)?,
+            None => Vec::new(),
+        };
+        if open.is_empty() {
+            let reason = "patient update: no open case for this patient (kept for replay)";
+            return self
+                .reject(stored, GatewayError::sender(reason), diagnostics)
+                .await;
+        }
+        let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
+        let base_control = stored.control_id.clone();
+        let mut first: Option<(CommitReceipt, String)> = None;
+        for (index, record) in open.into_iter().enumerate() {
+            let mut case = record.case;
+            case.patient = update.patient.clone();
+            if !update.coverages.is_empty() {
+                case.coverages = update.coverages.clone();
+            }
+            let profile = case.source.profile.clone();
+            let status = case.status;
+            let mut row = stored.clone();
+            if index > 0 {
+                row.control_id = Some(format!(
+                    "{}#{}",
+                    base_control.as_deref().unwrap_or(""),
+                    index + 1
+                ));
+                row.replay_of = None;
+            }
+            row.outcome = InboundOutcome::Accepted {
+                case: Box::new(case),
+                event_type: Some(CaseEventType::Updated),
+            };
+            let receipt = self.commit(row).await?;
+            match receipt.disposition {
+                Disposition::Accepted { case_id, .. } => {
+                    metrics::case(&profile, status.as_str());
+                    tracing::info!(
+                        message_id = receipt.receipt.message_id,
+                        case_id = %case_id,
+                        "Patient update applied to an open case."
+                    );
+                    if first.is_none() {
+                        first = Some((receipt.receipt, case_id));
+                    }
+                }
+                Disposition::Duplicate { original } => {
+                    return Ok(IntakeOutcome::Duplicate { receipt: original });
+                }
+                Disposition::Rejected => {}
+            }
+        }
+        match first {
+            Some((receipt, case_id)) => Ok(IntakeOutcome::Accepted {
+                receipt,
+                case_id,
+                warnings,
+            }),
+            None => Err(GatewayError::internal(
+                false,
+                "patient update committed no event",
+            )),
+        }
+    }
+
+    async fn reject(
+        &self,
+        mut stored: NewInbound,
+        error: GatewayError,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        stored.outcome = InboundOutcome::Rejected {
+            reason: error.message.clone(),
+            diagnostics: diagnostics.clone(),
+        };
+        let receipt = self.commit(stored).await?;
+        let codes: Vec<&str> = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.code.as_str())
+            .collect();
+        tracing::warn!(
+            message_id = receipt.receipt.message_id,
+            kind = error.kind.as_str(),
+            codes = ?codes,
+            "Message rejected and kept."
+        );
+        Ok(IntakeOutcome::Rejected {
+            receipt: receipt.receipt,
+            error,
+            diagnostics,
+        })
+    }
+
+    async fn commit(
+        &self,
+        stored: NewInbound,
+    ) -> Result<gateway_store::InboundReceipt, GatewayError> {
+        self.store.commit_inbound(stored).await.map_err(|e| {
+            tracing::error!(error = %e, "Store commit failed; nothing acknowledged.");
+            GatewayError::from(e)
+        })
+    }
+}
+
+impl IntakePipeline for Pipeline {
+    fn submit(
+        &self,
+        message: InboundMessage,
+    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
+        Box::pin(self.process(message, None))
+    }
+}
+
+fn first_error(diagnostics: &[Diagnostic]) -> Option<&Diagnostic> {
+    diagnostics.iter().find(|d| d.is_error())
+}
+
+fn suffix(location: &str) -> String {
+    if location.is_empty() {
+        String::new()
+    } else {
+        format!(" at {location}")
+    }
+}

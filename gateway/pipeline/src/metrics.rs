@@ -1,0 +1,41 @@
+//! Metric names the pipeline emits (issue 9's names), in one place so the
+//! daemon's exporter, the dashboard and tests agree. Labels never carry PHI:
+//! only adapter, profile, outcome and status names.
+
+/// Counter: inbound messages by `adapter`, `profile`, `outcome`
+/// (`accepted`, `rejected`, `duplicate`, `error`).
+pub const MESSAGES_TOTAL: &str = "ehr_gateway_messages_total";
+/// Counter: case events committed by `profile` and the case's `status`.
+pub const CASES_TOTAL: &str = "ehr_gateway_cases_total";
+/// Histogram: seconds from a case's first event (the request) to a decision.
+pub const DECISION_CYCLE_SECONDS: &str = "ehr_gateway_decision_cycle_seconds";
+/// Counter: write-back attempts by `adapter` and `result` (`done`, `retry`, `failed`).
+pub const WRITEBACK_ATTEMPTS_TOTAL: &str = "ehr_gateway_writeback_attempts_total";
+
+/// Counts one inbound message.
+pub(crate) fn message(adapter: &str, profile: &str, outcome: &'static str) {
+    ::metrics::counter!(
+        MESSAGES_TOTAL,
+        "adapter" => adapter.to_owned(),
+        "profile" => profile.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// Counts one committed case event.
+pub(crate) fn case(profile: &str, status: &'static str) {
+    ::metrics::counter!(CASES_TOTAL, "profile" => profile.to_owned(), "status" => status)
+        .increment(1);
+}
+
+/// Records one request-to-decision cycle time.
+pub(crate) fn decision_cycle(seconds: f64) {
+    ::metrics::histogram!(DECISION_CYCLE_SECONDS).record(seconds);
+}
+
+/// Counts one write-back attempt.
+pub(crate) fn writeback(adapter: &str, result: &'static str) {
+    ::metrics::counter!(WRITEBACK_ATTEMPTS_TOTAL, "adapter" => adapter.to_owned(), "result" => result)
+        .increment(1);
+}
