@@ -1,0 +1,30 @@
+//! gateway-x12: the X12 005010X217 278 adapter.
+//!
+//! Prior-authorization requests and responses travel between practice
+//! management systems, clearinghouses and payers as X12 278 transactions,
+//! acknowledged with 999 and TA1. No open-source library models the 278 loops,
+//! so this crate does it from the bytes up:
+//!
+//! * [`token`]: delimiters from the ISA, segments/elements/components as spans;
+//!   tolerant of BOMs, line breaks, indentation and unpadded ISAs.
+//! * [`envelope`]: ISA/GS/ST structure and every control-number check.
+//! * [`loops`]: the 278 HL hierarchy and name loops, with parent-link and code checks.
+//! * [`decision`]: HCR/AAA → decision status, typed (see its table).
+//! * [`tree`]: the source tree for mapping and the `parse` entry points.
+//! * [`path`]: the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
+//! * [`codes`]: findings with their TA1/999 error codes.
+//!
+//! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
+//! acknowledgment code it maps to. Nothing here panics on any input.
+
+pub mod codes;
+pub mod decision;
+pub mod envelope;
+pub mod loops;
+pub mod path;
+pub mod token;
+pub mod tree;
+pub mod write;
+
+pub use path::X12PathSyntax;
+pub use tree::{Parsed, parse, parse_documents, parse_interchange};
