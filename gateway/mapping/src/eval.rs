@@ -36,7 +36,7 @@ struct Leaf {
 type ItemKey = (u8, usize, usize);
 
 enum Draft {
-    Leaf(Leaf),
+    Leaf(Box<Leaf>),
     Texts(Vec<Leaf>),
     Obj(BTreeMap<String, Draft>),
     List(BTreeMap<ItemKey, Draft>),
@@ -217,7 +217,7 @@ impl Eval<'_> {
 
     fn node_at(&self, node: Option<NodeId>) -> (Option<String>, Option<gateway_core::Span>) {
         match node {
-            Some(n) => (Some(self.tree().location(n)), self.tree().span(n)),
+            Some(n) => (Some(location(self.tree(), n)), self.tree().span(n)),
             None => (None, None),
         }
     }
@@ -226,7 +226,7 @@ impl Eval<'_> {
     fn values(
         &mut self,
         rule: &ValueRule,
-        name: &str,
+        (name, at): (&str, &Loc),
         item: Option<(NodeId, usize)>,
     ) -> Option<RuleValues> {
         let root = self.tree().root();
@@ -307,7 +307,14 @@ impl Eval<'_> {
                         Severity::Warning
                     },
                     Code::TableMiss,
-                    format!("a value of `{name}` has no entry in table `{table}`; it is dropped"),
+                    format!(
+                        "a value of `{name}` has no entry in table `{table}`; {}",
+                        if error {
+                            "the case is not produced"
+                        } else {
+                            "it is dropped"
+                        }
+                    ),
                     origin,
                 ),
                 Issue::BadDate {
@@ -333,18 +340,18 @@ impl Eval<'_> {
             let node = origin_idx.and_then(|i| raws.get(i)).map(|r| r.0);
             let (loc, span) = self.node_at(node);
             let d = self
-                .rule_diag(severity, code, message, &rule.loc, name)
+                .rule_diag(severity, code, message, at, name)
                 .at_source(loc, span);
             self.diags.push(d);
         }
-        if values.is_empty() {
-            if let Some(d) = &rule.default {
-                origin = "default";
-                values.push(Val {
-                    text: d.clone(),
-                    origin: None,
-                });
-            }
+        if values.is_empty()
+            && let Some(d) = &rule.default
+        {
+            origin = "default";
+            values.push(Val {
+                text: d.clone(),
+                origin: None,
+            });
         }
         Some(RuleValues {
             values,
@@ -403,7 +410,11 @@ impl Eval<'_> {
         rule: &FieldRule,
         item: Option<(NodeId, usize, usize)>,
     ) {
-        let Some(rv) = self.values(&rule.rule, &rule.key, item.map(|(n, _, k)| (n, k))) else {
+        let Some(rv) = self.values(
+            &rule.rule,
+            (&rule.key, &rule.key_loc),
+            item.map(|(n, _, k)| (n, k)),
+        ) else {
             return;
         };
         let item_node = item.map(|(n, _, _)| n);
@@ -437,7 +448,7 @@ impl Eval<'_> {
                             },
                             Code::InvalidValue,
                             format!("{what} for `{}` {why}; it is dropped", rule.key),
-                            &rule.rule.loc,
+                            &rule.key_loc,
                             &rule.key,
                         )
                         .at_source(loc, span);
@@ -456,7 +467,7 @@ impl Eval<'_> {
                             "required field `{}` has no value; the case is not produced",
                             rule.key
                         ),
-                        &rule.rule.loc,
+                        &rule.key_loc,
                         &rule.key,
                     )
                     .at_source(loc, span);
@@ -471,7 +482,7 @@ impl Eval<'_> {
                 other => *other = Draft::Texts(leaves),
             }
         } else if let Some(leaf) = leaves.pop() {
-            *slot = Draft::Leaf(leaf);
+            *slot = Draft::Leaf(Box::new(leaf));
         }
     }
 
@@ -504,7 +515,10 @@ impl Eval<'_> {
         let take_text =
             |top: &mut BTreeMap<String, Draft>, key: &str| -> Option<(String, Provenance)> {
                 match top.remove(key) {
-                    Some(Draft::Leaf(l)) => l.json.as_str().map(|s| (s.to_owned(), l.prov)),
+                    Some(Draft::Leaf(l)) => {
+                        let l = *l;
+                        l.json.as_str().map(|s| (s.to_owned(), l.prov))
+                    }
                     _ => None,
                 }
             };
@@ -527,7 +541,10 @@ impl Eval<'_> {
                 None
             },
         };
-        let profile_file = format!("{}/profile.toml", profile.name);
+        let profile_file = profile
+            .sources
+            .first()
+            .map_or_else(|| "profile.toml".to_owned(), |s| s.display.clone());
         let setting = |top: &mut BTreeMap<String, Draft>,
                        key: &str,
                        from_ctx: &Option<String>,
@@ -582,7 +599,7 @@ impl Eval<'_> {
                     .rules
                     .iter()
                     .find(|r| r.key == "status")
-                    .map(|r| r.rule.loc.clone());
+                    .map(|r| r.key_loc.clone());
                 let mut d = MapDiagnostic::error(
                     Code::RequiredMissing,
                     "the `status` rule produced no value; the case is not produced".to_owned(),
@@ -659,12 +676,18 @@ impl Eval<'_> {
             &mut drops,
         );
         let _ = kept;
-        for (field, missing, prov_file) in drops {
+        let file_display = file
+            .case_id
+            .as_ref()
+            .map(|c| c.loc.file)
+            .or_else(|| file.rules.first().map(|r| r.key_loc.file))
+            .map(|f| self.display(f));
+        for (field, missing, _) in drops {
             let mut d = MapDiagnostic::warning(
                 Code::IncompleteItem,
-                format!("`{field}` is dropped: it has no `{missing}`, which Case v1 requires"),
+                format!("{field} is dropped: it has no `{missing}`, which Case v1 requires"),
             );
-            d.file = prov_file;
+            d.file = file_display.clone();
             self.diags.push(d);
         }
         let (Some(case_id), Some(status)) = (case_id, status) else {
@@ -707,7 +730,7 @@ impl Eval<'_> {
         let mut ok = true;
         let mut raw_parts = Vec::new();
         for (i, part) in rule.parts.iter().enumerate() {
-            let rv = self.values(part, "case_id", None);
+            let rv = self.values(part, ("case_id", &part.loc), None);
             match rv
                 .as_ref()
                 .and_then(|rv| rv.values.first().map(|v| (v.text.clone(), rv)))
@@ -837,8 +860,9 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Finalizes an object: fills `out` in schema order, returns (complete,
-/// sourced): `complete` is false when a required field is missing.
+/// Finalizes an object: fills `out` in schema order; returns the first
+/// missing required field (if any) and whether any value came from the
+/// document.
 fn finalize_obj(
     mut map: BTreeMap<String, Draft>,
     defs: &'static [FieldDef],
@@ -894,7 +918,13 @@ fn finalize_obj(
                 let mut sub_prov = Vec::new();
                 let (sub_missing, sub_sourced) =
                     finalize_obj(sub, sub_defs, &path, &mut m, &mut sub_prov, drops);
-                if !sub_sourced {
+                // Top-level objects (patient, decision) need a document value;
+                // objects inside a kept item only need some value.
+                sourced |= sub_sourced;
+                if m.is_empty() || (prefix.is_empty() && !sub_sourced) {
+                    if def.required && missing.is_none() {
+                        missing = Some(name.to_owned());
+                    }
                     continue;
                 }
                 if let Some(miss) = sub_missing {
@@ -903,17 +933,16 @@ fn finalize_obj(
                             missing = Some(format!("{name}.{miss}"));
                         }
                     } else {
-                        drops.push((path, miss, sub_prov.first().map(|p| p.file.clone())));
+                        drops.push((format!("`{path}`"), miss, None));
                     }
                     continue;
                 }
-                sourced = true;
                 prov.extend(sub_prov);
                 out.insert(name.into(), Value::Object(m));
             }
             (Draft::List(items), Kind::ObjectList(item_defs)) => {
                 let mut arr = Vec::new();
-                for (_, item) in items {
+                for (ordinal, (_, item)) in items.into_iter().enumerate() {
                     let Draft::Obj(fields) = item else { continue };
                     let idx = arr.len();
                     let item_path = format!("{path}[{idx}]");
@@ -925,7 +954,7 @@ fn finalize_obj(
                         continue;
                     }
                     if let Some(miss) = item_missing {
-                        drops.push((item_path, miss, item_prov.first().map(|p| p.file.clone())));
+                        drops.push((format!("{path} item #{}", ordinal + 1), miss, None));
                         continue;
                     }
                     for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
@@ -962,4 +991,25 @@ fn finalize_obj(
 
 fn is_rfc3339(s: &str) -> bool {
     s.contains('T') && s.parse::<jiff::Timestamp>().is_ok()
+}
+
+/// The readable location of a node, with 0-based repetition indexes where a
+/// name repeats among its siblings: `order/lines[1]/code`, `PID/3[0]/1`.
+fn location(tree: &SourceTree, node: NodeId) -> String {
+    let mut parts = Vec::new();
+    let mut current = node;
+    while let Some(parent) = tree.parent(current) {
+        let name = tree.name(current);
+        let mut same = tree.children_named(parent, name);
+        let total = tree.children_named(parent, name).count();
+        if total > 1 {
+            let idx = same.position(|c| c == current).unwrap_or(0);
+            parts.push(format!("{name}[{idx}]"));
+        } else {
+            parts.push(name.to_owned());
+        }
+        current = parent;
+    }
+    parts.reverse();
+    parts.join("/")
 }

@@ -351,6 +351,12 @@ fn dedup(diags: &mut Vec<MapDiagnostic>) {
     });
 }
 
+fn folder_name(dir: &FsPath) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
 fn display_name(dir: &FsPath, file: &str) -> String {
     let folder = dir
         .file_name()
@@ -394,7 +400,9 @@ impl Loader<'_> {
             diags: &mut self.diags,
         };
         if !errors.is_empty() {
-            for e in errors {
+            // The parser's recovery reports follow-on errors for one mistake;
+            // the first one is the one to fix.
+            for e in errors.into_iter().take(1) {
                 let span = e.span().unwrap_or(0..0);
                 ctx.error(
                     Code::Syntax,
@@ -418,8 +426,13 @@ impl Loader<'_> {
                 self.diags.push(MapDiagnostic::error(
                     Code::BadExtends,
                     format!(
-                        "profiles extend each other in a cycle (at `{}`)",
-                        current.display()
+                        "profiles extend each other in a cycle: {} -> {}",
+                        chain
+                            .iter()
+                            .map(|h| folder_name(&h.dir))
+                            .collect::<Vec<_>>()
+                            .join(" -> "),
+                        folder_name(&current)
                     ),
                 ));
                 return None;
@@ -441,7 +454,7 @@ impl Loader<'_> {
                         .diag(
                             Severity::Error,
                             Code::BadExtends,
-                            format!("base profile `{target}` not found (looked for `{}`)", base.join("profile.toml").display()),
+                            format!("base profile `{target}` not found: no folder `{}` with a `profile.toml`", folder_name(&base)),
                             loc.span,
                         )
                         .with_help("`extends` takes a profile name (a sibling folder) or a relative folder path such as `../hl7v2-base`");
@@ -482,7 +495,11 @@ impl Loader<'_> {
                 }
             }
         }
+        let format_declared_but_invalid = self.diags.iter().any(|d| d.code == Code::UnknownFormat);
         let Some((format, format_loc)) = format else {
+            if format_declared_but_invalid {
+                return None;
+            }
             self.diags.push(
                 MapDiagnostic::error(
                     Code::MissingKey,
@@ -679,17 +696,18 @@ impl Loader<'_> {
                     None,
                 );
             }
+            let spans = (field.const_span.as_ref(), field.default_span.as_ref());
             check_constants(
                 &mut ctx,
                 &field.key,
                 target.kind,
                 &rule,
-                field.const_span.as_ref(),
-                field.default_span.as_ref(),
+                spans,
                 tables,
                 &self.sources,
             );
             rules.push(FieldRule {
+                key_loc: field.loc.clone(),
                 key: field.key,
                 segs: target.segs,
                 kind: target.kind,
@@ -934,10 +952,10 @@ fn parse_mapping(
         ctx.check_keys(m, &keys, "[match]", Some("match"));
         let mut matcher = Matcher::default();
         for field in MetaField::NAMES {
-            if let Some((values, _)) = ctx.strings(m, field, Some("match")) {
-                if let Some(f) = MetaField::parse(field) {
-                    matcher.meta.push((f, values));
-                }
+            if let Some((values, _)) = ctx.strings(m, field, Some("match"))
+                && let Some(f) = MetaField::parse(field)
+            {
+                matcher.meta.push((f, values));
             }
         }
         if let Some(w) = get(m, "when") {
@@ -1040,17 +1058,17 @@ fn parse_mapping(
         for (key, value) in sorted(fs) {
             let k = key.get_ref().to_string();
             let loc = ctx.loc(key.span());
-            if let DeValue::Table(t) = value.get_ref() {
-                if ctx.boolean(t, "disable", Some(&k)) == Some(true) {
-                    fields.push(RawField {
-                        key: k,
-                        loc,
-                        rule: None,
-                        const_span: None,
-                        default_span: None,
-                    });
-                    continue;
-                }
+            if let DeValue::Table(t) = value.get_ref()
+                && ctx.boolean(t, "disable", Some(&k)) == Some(true)
+            {
+                fields.push(RawField {
+                    key: k,
+                    loc,
+                    rule: None,
+                    const_span: None,
+                    default_span: None,
+                });
+                continue;
             }
             if let Some((rule, const_span, default_span)) =
                 parse_rule(ctx, value, &k, syntax, tables)
@@ -1914,8 +1932,7 @@ fn check_constants(
     key: &str,
     kind: Kind,
     rule: &ValueRule,
-    const_span: Option<&Loc>,
-    default_span: Option<&Loc>,
+    (const_span, default_span): (Option<&Loc>, Option<&Loc>),
     tables: &BTreeMap<String, CodeTable>,
     sources: &[SourceText],
 ) {
@@ -1923,50 +1940,48 @@ fn check_constants(
         Kind::Enum(values) => Some(format!("allowed: {}", values.join(", "))),
         _ => None,
     };
-    if let (ValueSource::Const(c), Some(loc)) = (&rule.source, const_span) {
-        if rule.transforms.is_empty() {
-            if let Err(why) = schema::check_value(kind, c) {
-                ctx.error_rule(
-                    Code::InvalidConstant,
-                    format!("constant for `{key}` {why}"),
-                    loc.span.clone(),
-                    key,
-                    help.clone(),
-                );
-            }
-        }
+    if let (ValueSource::Const(c), Some(loc)) = (&rule.source, const_span)
+        && rule.transforms.is_empty()
+        && let Err(why) = schema::check_value(kind, c)
+    {
+        ctx.error_rule(
+            Code::InvalidConstant,
+            format!("constant for `{key}` {why}"),
+            loc.span.clone(),
+            key,
+            help.clone(),
+        );
     }
-    if let (Some(d), Some(loc)) = (&rule.default, default_span) {
-        if let Err(why) = schema::check_value(kind, d) {
-            ctx.error_rule(
-                Code::InvalidConstant,
-                format!("default for `{key}` {why}"),
-                loc.span.clone(),
-                key,
-                help.clone(),
-            );
-        }
+    if let (Some(d), Some(loc)) = (&rule.default, default_span)
+        && let Err(why) = schema::check_value(kind, d)
+    {
+        ctx.error_rule(
+            Code::InvalidConstant,
+            format!("default for `{key}` {why}"),
+            loc.span.clone(),
+            key,
+            help.clone(),
+        );
     }
-    if let Some(Transform::Table { name, .. }) = rule.transforms.last() {
-        if matches!(
+    if let Some(Transform::Table { name, .. }) = rule.transforms.last()
+        && matches!(
             kind,
             Kind::Enum(_) | Kind::Bool | Kind::Number | Kind::Count | Kind::Date
-        ) {
-            if let Some(table) = tables.get(name) {
-                for (value, loc) in table.entries.values() {
-                    if let Err(why) = schema::check_value(kind, value) {
-                        let mut d = MapDiagnostic::error(
-                            Code::InvalidConstant,
-                            format!("table `{name}` value used for `{key}` {why}"),
-                        )
-                        .with_rule(key);
-                        d.help = help.clone();
-                        if let Some(src) = sources.get(loc.file) {
-                            d = d.at_file(&src.display, &src.text, loc.span.clone());
-                        }
-                        ctx.diags.push(d);
-                    }
+        )
+        && let Some(table) = tables.get(name)
+    {
+        for (value, loc) in table.entries.values() {
+            if let Err(why) = schema::check_value(kind, value) {
+                let mut d = MapDiagnostic::error(
+                    Code::InvalidConstant,
+                    format!("table `{name}` value used for `{key}` {why}"),
+                )
+                .with_rule(key);
+                d.help = help.clone();
+                if let Some(src) = sources.get(loc.file) {
+                    d = d.at_file(&src.display, &src.text, loc.span.clone());
                 }
+                ctx.diags.push(d);
             }
         }
     }

@@ -198,6 +198,8 @@ pub(crate) enum Seg {
 pub(crate) struct FieldRule {
     /// The field key as written (`services[].code.code`).
     pub key: String,
+    /// Where the key is written (runtime diagnostics point here).
+    pub key_loc: Loc,
     pub segs: Vec<Seg>,
     pub kind: Kind,
     /// The foreach group this rule runs in, if any.

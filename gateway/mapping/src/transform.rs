@@ -395,7 +395,7 @@ mod tests {
             parse_datetime(&DateFormat::Iso, "2026-12-01T10:00:00Z", &chicago).as_deref(),
             Some("2026-12-01T10:00:00+00:00")
         );
-        assert!(parse_date_format("%Q").is_err());
+        assert!(parse_date_format("%Y%m%d%!").is_err());
         assert!(parse_date_format("YYYYMMDD").is_err());
     }
 
