@@ -19,7 +19,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod adapters;
-mod formats;
 mod settings;
 
 /// Declares the subcommand modules, the clap `Command` enum and its dispatch.
@@ -51,12 +50,6 @@ subcommands! {
     CheckConfig => check_config,
     /// Send messages to a receiver and print each acknowledgement (`send mllp HOST:PORT FILE…`).
     Send => send,
-    /// Map one document with a mapping profile; Case JSON on stdout (`--explain` traces every field).
-    Map => map,
-    /// Check a mapping profile and print every problem with file, line and rule.
-    Lint => lint,
-    /// Print the parsed tree of an HL7 v2, X12, FHIR or JSON document with byte positions.
-    Inspect => inspect,
 }
 
 /// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,
