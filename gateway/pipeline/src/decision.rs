@@ -118,7 +118,9 @@ fn check_period(period: Option<&Period>, pointer: &str) -> Result<(), DecisionEr
     let Some(period) = period else {
         return Ok(());
     };
-    let parse = |value: &Option<String>, member: &str| -> Result<Option<jiff::civil::Date>, DecisionError> {
+    let parse = |value: &Option<String>,
+                 member: &str|
+     -> Result<Option<jiff::civil::Date>, DecisionError> {
         match value {
             None => Ok(None),
             Some(text) => text

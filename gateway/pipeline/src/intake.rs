@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use gateway_core::adapter::{BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline};
+use gateway_core::adapter::{
+    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
+};
 use gateway_core::case::Case;
 use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
@@ -230,7 +232,11 @@ impl Pipeline {
         outcome: &MapOutcome,
     ) -> Result<IntakeOutcome, GatewayError> {
         // An amended order must not erase a decision already recorded.
-        if let Some(existing) = self.store.get_case(&case.case_id).await.map_err(GatewayError::from)?
+        if let Some(existing) = self
+            .store
+            .get_case(&case.case_id)
+            .await
+            .map_err(GatewayError::from)?
             && case.decision.is_none()
             && let Some(decision) = existing.case.decision
         {

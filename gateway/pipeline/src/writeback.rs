@@ -144,7 +144,9 @@ impl WriteBackWorker {
             Ok(Ok(receipt)) => WriteBackOutcome::Done {
                 detail: receipt.detail,
             },
-            Ok(Err(error)) if error.retryable && attempts < self.max_attempts => self.retry(attempts, error.message),
+            Ok(Err(error)) if error.retryable && attempts < self.max_attempts => {
+                self.retry(attempts, error.message)
+            }
             Ok(Err(error)) => WriteBackOutcome::Failed {
                 error: error.message,
             },
@@ -169,7 +171,9 @@ impl WriteBackWorker {
             result = label,
             "Write-back attempted."
         );
-        self.store.complete_writeback(job.decision_id, outcome).await
+        self.store
+            .complete_writeback(job.decision_id, outcome)
+            .await
     }
 
     fn retry(&self, attempts: i64, error: String) -> WriteBackOutcome {
