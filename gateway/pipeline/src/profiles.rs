@@ -9,10 +9,13 @@ use std::sync::{Arc, RwLock};
 
 use gateway_mapping::Profile;
 
+/// One immutable snapshot of the loaded profiles.
+type Snapshot = Arc<BTreeMap<String, Arc<Profile>>>;
+
 /// Profiles by name (`epic`, `x12-278`, …).
 #[derive(Clone, Default)]
 pub struct ProfileSet {
-    current: Arc<RwLock<Arc<BTreeMap<String, Arc<Profile>>>>>,
+    current: Arc<RwLock<Snapshot>>,
 }
 
 impl std::fmt::Debug for ProfileSet {
@@ -65,7 +68,7 @@ impl ProfileSet {
         self.snapshot().keys().cloned().collect()
     }
 
-    fn snapshot(&self) -> Arc<BTreeMap<String, Arc<Profile>>> {
+    fn snapshot(&self) -> Snapshot {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
