@@ -6,6 +6,7 @@
 
 pub mod peers;
 pub mod pki;
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
