@@ -1,0 +1,303 @@
+//! The `http` sink: CloudEvents 1.0 structured JSON POSTed to the central platform.
+//!
+//! Each attempt POSTs the stored event body with `Content-Type:
+//! application/cloudevents+json`, the event id as `ce-id` and `Idempotency-Key`
+//! (the platform de-duplicates re-deliveries by it), an optional bearer token,
+//! over rustls with an optional client certificate and extra CA. Answers are
+//! classified: 2xx delivered; 408, 429, 5xx, timeouts and connection errors
+//! retry (honouring `Retry-After` on 429/503); any other status is a permanent
+//! refusal, dead-lettered with the status and a capped excerpt of the body
+//! (the receiver's error text, never our payload).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gateway_core::adapter::BoxFuture;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+
+use crate::error::{Result, StoreError};
+use crate::forward::sink::{Sink, SinkResult};
+use crate::model::OutboxEvent;
+
+/// Longest excerpt of an error body kept with a dead letter.
+const BODY_EXCERPT: usize = 200;
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Settings of the HTTP sink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    /// Endpoint events are POSTed to (`https://platform.example/api/events`).
+    pub url: String,
+    /// Per-request timeout in milliseconds (default 10 000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// PEM client certificate (chain) for mutual TLS; needs `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Extra PEM CA certificate to trust (a private platform CA).
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// File holding the bearer token (whitespace trimmed).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Name of an environment variable holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+}
+
+impl HttpSinkConfig {
+    /// A plain configuration for `url` with defaults elsewhere.
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpSinkConfig {
+            url: url.into(),
+            timeout_ms: default_timeout_ms(),
+            client_cert: None,
+            client_key: None,
+            ca_cert: None,
+            bearer_token_file: None,
+            bearer_token_env: None,
+        }
+    }
+}
+
+/// POSTs events to the central platform.
+#[derive(Debug, Clone)]
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+}
+
+fn config_error(message: String) -> StoreError {
+    StoreError::InvalidState(message)
+}
+
+fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| config_error(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+impl HttpSink {
+    /// Builds the client: reads the certificate, key, CA and token files now, so
+    /// configuration mistakes surface at startup with the file named.
+    pub fn new(config: &HttpSinkConfig) -> Result<HttpSink> {
+        let url = reqwest::Url::parse(&config.url)
+            .map_err(|e| config_error(format!("invalid sink url {:?}: {e}", config.url)))?;
+        let token = match (&config.bearer_token_file, &config.bearer_token_env) {
+            (Some(_), Some(_)) => {
+                return Err(config_error(
+                    "set only one of bearer_token_file and bearer_token_env".to_owned(),
+                ));
+            }
+            (Some(path), None) => {
+                let raw = read_file(path, "bearer token file")?;
+                let token = String::from_utf8(raw)
+                    .map_err(|_| config_error(format!("{} is not UTF-8", path.display())))?;
+                Some(token.trim().to_owned())
+            }
+            (None, Some(var)) => Some(
+                std::env::var(var)
+                    .map_err(|_| config_error(format!("environment variable {var} is not set")))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/cloudevents+json; charset=utf-8"),
+        );
+        if let Some(token) = token {
+            if token.is_empty() {
+                return Err(config_error("the bearer token is empty".to_owned()));
+            }
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| config_error("the bearer token has invalid characters".to_owned()))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms.max(1)))
+            .connect_timeout(Duration::from_millis(config.timeout_ms.max(1)))
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers);
+        match (&config.client_cert, &config.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_file(cert, "client certificate")?;
+                pem.push(b'\n');
+                pem.extend(read_file(key, "client key")?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| config_error(format!("invalid client certificate/key: {e}")))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(config_error(
+                    "client_cert and client_key must be set together".to_owned(),
+                ));
+            }
+        }
+        if let Some(ca) = &config.ca_cert {
+            let cert =
+                reqwest::Certificate::from_pem(&read_file(ca, "CA certificate")?).map_err(|e| {
+                    config_error(format!("invalid CA certificate {}: {e}", ca.display()))
+                })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpSink { client, url })
+    }
+
+    async fn attempt(&self, event: &OutboxEvent) -> SinkResult {
+        let id = match HeaderValue::from_str(&event.id) {
+            Ok(v) => v,
+            Err(_) => {
+                return SinkResult::Reject {
+                    error: "event id is not a valid header value".to_owned(),
+                    http_status: None,
+                };
+            }
+        };
+        let response = self
+            .client
+            .post(self.url.clone())
+            .header("ce-id", id.clone())
+            .header("Idempotency-Key", id)
+            .body(event.body.clone())
+            .send()
+            .await;
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return SinkResult::Retry {
+                    error: format!("{kind}: {}", error_chain(&e)),
+                    http_status: None,
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status();
+        let code = status.as_u16();
+        if status.is_success() {
+            return SinkResult::Delivered {
+                http_status: Some(code),
+            };
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let excerpt = body_excerpt(&mut response).await;
+        let error = if excerpt.is_empty() {
+            format!("HTTP {code}")
+        } else {
+            format!("HTTP {code}: {excerpt}")
+        };
+        if code == 408 || code == 429 || status.is_server_error() {
+            SinkResult::Retry {
+                error,
+                http_status: Some(code),
+                retry_after: if code == 429 || code == 503 {
+                    retry_after
+                } else {
+                    None
+                },
+            }
+        } else {
+            SinkResult::Reject {
+                error,
+                http_status: Some(code),
+            }
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, SinkResult> {
+        Box::pin(self.attempt(event))
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let now = jiff::Timestamp::now();
+    let ms = (when.as_millisecond() - now.as_millisecond()).max(0);
+    Some(Duration::from_millis(ms as u64))
+}
+
+/// Reads at most a small prefix of the body and makes it one printable line.
+async fn body_excerpt(response: &mut reqwest::Response) -> String {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < BODY_EXCERPT * 4 {
+        match tokio::time::timeout(Duration::from_secs(2), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(BODY_EXCERPT)
+        .collect();
+    if text.chars().count() > BODY_EXCERPT {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

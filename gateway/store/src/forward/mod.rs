@@ -1,0 +1,246 @@
+//! The forwarder: delivers the outbox to a [`Sink`], in order per case.
+//!
+//! Guarantees:
+//! * **order per case** — an event is sent only when every earlier event of its
+//!   case is delivered or dead, and at most one attempt per case is in flight;
+//! * **parallel across cases** — up to `concurrency` cases at once;
+//! * **at-least-once** — an event leaves `pending` only after the sink confirmed
+//!   it; a crash or an aborted attempt means it is sent again, with the same
+//!   CloudEvents `id` as idempotency key;
+//! * **backoff** — transient failures back off exponentially with jitter
+//!   ([`BackoffPolicy`]), `Retry-After` wins when the sink reports one;
+//!   permanent refusals are dead-lettered with their reason and can be
+//!   re-queued with [`crate::Store::replay_message`] / [`crate::Store::requeue_event`];
+//! * **graceful stop** — [`Forwarder::shutdown`] takes no new events and lets
+//!   in-flight attempts finish within a grace period.
+//!
+//! Metrics (through the `metrics` facade): `ehr_gateway_forward_attempts_total{sink,result}`
+//! and the gauges `ehr_gateway_outbox_depth`, `ehr_gateway_outbox_oldest_age_seconds`,
+//! `ehr_gateway_dead_letters`.
+
+pub mod backoff;
+pub mod file;
+pub mod http;
+pub mod sink;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use backoff::BackoffPolicy;
+pub use file::{FileSink, FileSinkConfig};
+pub use http::{HttpSink, HttpSinkConfig};
+pub use sink::{Sink, SinkResult};
+
+use crate::Store;
+use crate::model::{AttemptOutcome, DeliveryAttempt, OutboxEvent};
+
+/// Forwarder settings.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwarderOptions {
+    /// Cases delivered in parallel (default 8).
+    pub concurrency: usize,
+    /// Longest sleep between outbox scans when nothing is committed (default 1000 ms).
+    pub poll_interval_ms: u64,
+    /// Backoff for transient failures.
+    pub backoff: BackoffPolicy,
+    /// Upper bound on an honoured `Retry-After`, in seconds (default 3600).
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for ForwarderOptions {
+    fn default() -> Self {
+        ForwarderOptions {
+            concurrency: 8,
+            poll_interval_ms: 1_000,
+            backoff: BackoffPolicy::default(),
+            max_retry_after_secs: 3_600,
+        }
+    }
+}
+
+/// A running forwarder.
+#[derive(Debug)]
+pub struct Forwarder {
+    stop: watch::Sender<Option<Duration>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Starts delivering `store`'s outbox to `sink` on the current tokio runtime.
+    pub fn spawn(store: Store, sink: Arc<dyn Sink>, options: ForwarderOptions) -> Forwarder {
+        let (stop, stop_rx) = watch::channel(None);
+        let task = tokio::spawn(run(store, sink, options, stop_rx));
+        Forwarder { stop, task }
+    }
+
+    /// Stops taking new events, waits up to `grace` for in-flight attempts (an
+    /// attempt cut off by the grace period stays pending and is sent again later).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    store: Store,
+    sink: Arc<dyn Sink>,
+    options: ForwarderOptions,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let committed = store.committed();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Cases with an attempt in flight, by the task making it.
+    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    let concurrency = options.concurrency.max(1);
+    let poll = Duration::from_millis(options.poll_interval_ms.max(10));
+    let mut last_gauges: Option<std::time::Instant> = None;
+    let grace = loop {
+        if let Some(grace) = *stop.borrow() {
+            break grace;
+        }
+        let mut sleep_for = poll;
+        let free = concurrency.saturating_sub(busy.len());
+        if free > 0 {
+            let busy_now = busy.clone();
+            match store
+                .read(move |r| Ok((r.deliverable(free, &busy_now)?, r.next_due()?)))
+                .await
+            {
+                Ok((events, next_due)) => {
+                    for event in events {
+                        let case_id = event.case_id.clone();
+                        busy.insert(case_id.clone());
+                        let store = store.clone();
+                        let sink = sink.clone();
+                        let handle = in_flight.spawn(attempt(store, sink, event, options));
+                        tasks.insert(handle.id(), case_id);
+                    }
+                    if let Some(due) = next_due {
+                        let wait = due.duration_since(Timestamp::now());
+                        // Already due means blocked behind an in-flight attempt of its
+                        // case (or no free slot): its completion wakes the loop.
+                        if wait > SignedDuration::ZERO {
+                            sleep_for = sleep_for.min(wait.unsigned_abs());
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "forwarder could not read the outbox"),
+            }
+        }
+        if last_gauges.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            publish_gauges(&store).await;
+            last_gauges = Some(std::time::Instant::now());
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a delivery attempt task failed");
+                        e.id()
+                    }
+                };
+                if let Some(case_id) = tasks.remove(&id) {
+                    busy.remove(&case_id);
+                }
+            }
+            _ = committed.notified() => {}
+            _ = tokio::time::sleep(sleep_for) => {}
+        }
+    };
+    let drained = tokio::time::timeout(grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            aborted = in_flight.len(),
+            "forwarder grace period over; unfinished attempts stay pending"
+        );
+        in_flight.abort_all();
+        while in_flight.join_next().await.is_some() {}
+    }
+    publish_gauges(&store).await;
+}
+
+/// One delivery attempt and its bookkeeping.
+async fn attempt(store: Store, sink: Arc<dyn Sink>, event: OutboxEvent, options: ForwarderOptions) {
+    let result = sink.deliver(&event).await;
+    let failures = u32::try_from(event.attempts + 1).unwrap_or(u32::MAX);
+    let (outcome, http_status, label) = match result {
+        SinkResult::Delivered { http_status } => {
+            (AttemptOutcome::Delivered, http_status, "delivered")
+        }
+        SinkResult::Retry {
+            error,
+            http_status,
+            retry_after,
+        } => {
+            let delay = match retry_after {
+                Some(after) => after.min(Duration::from_secs(options.max_retry_after_secs)),
+                None => options.backoff.delay(failures),
+            };
+            let retry_at = Timestamp::now()
+                .checked_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX))
+                .unwrap_or(Timestamp::MAX);
+            (
+                AttemptOutcome::Retry { retry_at, error },
+                http_status,
+                "retry",
+            )
+        }
+        SinkResult::Reject { error, http_status } => {
+            (AttemptOutcome::Dead { error }, http_status, "dead")
+        }
+    };
+    metrics::counter!(
+        "ehr_gateway_forward_attempts_total",
+        "sink" => sink.name().to_owned(),
+        "result" => label
+    )
+    .increment(1);
+    match &outcome {
+        AttemptOutcome::Dead { error } => tracing::warn!(
+            event_id = %event.id, case_id = %event.case_id, sequence = event.sequence,
+            error = %error, "event dead-lettered"
+        ),
+        AttemptOutcome::Retry { error, retry_at } => tracing::debug!(
+            event_id = %event.id, attempts = failures, %retry_at, error = %error,
+            "delivery failed; will retry"
+        ),
+        AttemptOutcome::Delivered => {
+            tracing::debug!(event_id = %event.id, sequence = event.sequence, "event delivered")
+        }
+    }
+    let record = DeliveryAttempt {
+        event_id: event.id.clone(),
+        sink: sink.name().to_owned(),
+        http_status,
+        outcome,
+    };
+    if let Err(e) = store.record_attempt(record).await {
+        // The event stays pending and is delivered again: at-least-once.
+        tracing::warn!(event_id = %event.id, error = %e, "could not record a delivery attempt");
+    }
+}
+
+async fn publish_gauges(store: &Store) {
+    match store.outbox_stats().await {
+        Ok(stats) => {
+            metrics::gauge!("ehr_gateway_outbox_depth").set(stats.pending as f64);
+            metrics::gauge!("ehr_gateway_outbox_oldest_age_seconds")
+                .set(stats.oldest_pending_age_secs);
+            metrics::gauge!("ehr_gateway_dead_letters").set(stats.dead as f64);
+        }
+        Err(e) => tracing::debug!(error = %e, "could not read outbox stats"),
+    }
+}

@@ -1,0 +1,491 @@
+//! Write operations. Each runs on the writer's connection inside a savepoint of
+//! the current group transaction (see [`crate::writer`]), so a function here
+//! either applies completely or not at all.
+
+use gateway_core::Case;
+use gateway_core::adapter::CommitReceipt;
+use gateway_core::case::Decision;
+use gateway_core::event::{CaseEventType, CloudEvent};
+use gateway_core::ids::content_hash;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::time::{now_ms, parse_rfc3339_ms, rfc3339};
+
+/// Stores a raw message and, when accepted, its case snapshot and event.
+pub(crate) fn commit_inbound(conn: &Connection, msg: NewInbound) -> Result<InboundReceipt> {
+    let now = now_ms();
+    let hash = content_hash(&msg.raw);
+    let received_ms = parse_rfc3339_ms(&msg.received_at).unwrap_or(now);
+    let (state, reason, diagnostics) = match &msg.outcome {
+        InboundOutcome::Accepted { .. } => (MessageState::Accepted, None, None),
+        InboundOutcome::Rejected {
+            reason,
+            diagnostics,
+        } => (
+            MessageState::Rejected,
+            Some(reason.clone()),
+            Some(serde_json::to_string(diagnostics).map_err(StoreError::json("diagnostics"))?),
+        ),
+        InboundOutcome::Failed {
+            reason,
+            diagnostics,
+        } => (
+            MessageState::Error,
+            Some(reason.clone()),
+            Some(serde_json::to_string(diagnostics).map_err(StoreError::json("diagnostics"))?),
+        ),
+    };
+    let case_id = match &msg.outcome {
+        InboundOutcome::Accepted { case, .. } => Some(case.case_id.clone()),
+        _ => None,
+    };
+
+    let message_id = if let Some(id) = msg.replay_of {
+        let current: Option<String> = conn
+            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sql("loading a replayed message"))?;
+        match current.as_deref() {
+            None => return Err(StoreError::UnknownMessage(id)),
+            Some("rejected") | Some("error") => {}
+            Some(other) => {
+                return Err(StoreError::InvalidState(format!(
+                    "message {id} is {other}; only rejected or error messages are re-processed"
+                )));
+            }
+        }
+        conn.execute(
+            "UPDATE messages SET state = ?2, error_reason = ?3, diagnostics = ?4, case_id = ?5,
+                    replay_requested_at_ms = NULL, replays = replays + 1
+             WHERE id = ?1",
+            params![id, state.as_str(), reason, diagnostics, case_id],
+        )
+        .map_err(StoreError::sql("updating a replayed message"))?;
+        id
+    } else {
+        let original: Option<(i64, Option<String>)> = conn
+            .query_row(
+                "SELECT id, case_id FROM messages
+                 WHERE state = 'accepted' AND content_hash = ?1 AND sender IS ?2 AND control_id IS ?3
+                 ORDER BY id LIMIT 1",
+                params![hash, msg.sender, msg.control_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::sql("looking for a duplicate"))?;
+        if let Some((original_id, original_case)) = original {
+            let id = insert_message(
+                conn,
+                &msg,
+                &hash,
+                received_ms,
+                now,
+                MessageState::Duplicate,
+                None,
+                None,
+                original_case,
+                Some(original_id),
+            )?;
+            return Ok(InboundReceipt {
+                receipt: CommitReceipt { message_id: id },
+                disposition: Disposition::Duplicate {
+                    original: CommitReceipt {
+                        message_id: original_id,
+                    },
+                },
+            });
+        }
+        insert_message(
+            conn,
+            &msg,
+            &hash,
+            received_ms,
+            now,
+            state,
+            reason,
+            diagnostics,
+            case_id,
+            None,
+        )?
+    };
+
+    let disposition = match msg.outcome {
+        InboundOutcome::Accepted { case, event_type } => {
+            let appended = append_event(conn, *case, event_type, Some(message_id), None, now)?;
+            Disposition::Accepted {
+                case_id: appended.case_id,
+                event_id: appended.event_id,
+                sequence: appended.sequence,
+                event_type: appended.event_type,
+            }
+        }
+        _ => Disposition::Rejected,
+    };
+    Ok(InboundReceipt {
+        receipt: CommitReceipt { message_id },
+        disposition,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_message(
+    conn: &Connection,
+    msg: &NewInbound,
+    hash: &str,
+    received_ms: i64,
+    now: i64,
+    state: MessageState,
+    reason: Option<String>,
+    diagnostics: Option<String>,
+    case_id: Option<String>,
+    duplicate_of: Option<i64>,
+) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO messages (adapter, profile, sender, control_id, message_type, content_hash,
+                               raw, received_at, received_at_ms, stored_at_ms, peer, state,
+                               case_id, duplicate_of, error_reason, diagnostics)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            msg.adapter,
+            msg.profile,
+            msg.sender,
+            msg.control_id,
+            msg.message_type,
+            hash,
+            msg.raw,
+            msg.received_at,
+            received_ms,
+            now,
+            msg.peer,
+            state.as_str(),
+            case_id,
+            duplicate_of,
+            reason,
+            diagnostics,
+        ])
+    })
+    .map_err(StoreError::sql("inserting a message"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The event just appended.
+pub(crate) struct Appended {
+    pub case_id: String,
+    pub event_id: String,
+    pub sequence: i64,
+    pub event_type: CaseEventType,
+}
+
+/// Upserts the case snapshot and appends its next event.
+pub(crate) fn append_event(
+    conn: &Connection,
+    case: Case,
+    event_type: Option<CaseEventType>,
+    message_id: Option<i64>,
+    decision_id: Option<i64>,
+    now: i64,
+) -> Result<Appended> {
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT last_seq FROM cases WHERE case_id = ?1")
+        .and_then(|mut st| st.query_row([&case.case_id], |r| r.get(0)).optional())
+        .map_err(StoreError::sql("loading a case"))?;
+    let event_type = event_type.unwrap_or(if last.is_some() {
+        CaseEventType::Updated
+    } else {
+        CaseEventType::Created
+    });
+    let sequence = last.unwrap_or(0) + 1;
+    let snapshot = serde_json::to_string(&case).map_err(StoreError::json("case snapshot"))?;
+    let key = crate::patient_key(&case);
+    conn.prepare_cached(
+        "INSERT INTO cases (case_id, snapshot, status, profile, adapter, patient_key, last_seq,
+                            created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (case_id) DO UPDATE SET
+            snapshot = excluded.snapshot, status = excluded.status, profile = excluded.profile,
+            adapter = excluded.adapter, patient_key = excluded.patient_key,
+            last_seq = excluded.last_seq, updated_at_ms = excluded.updated_at_ms",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            case.case_id,
+            snapshot,
+            case.status.as_str(),
+            case.source.profile,
+            case.source.adapter,
+            key,
+            sequence,
+            now,
+        ])
+    })
+    .map_err(StoreError::sql("upserting a case"))?;
+
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let case_id = case.case_id.clone();
+    let event = CloudEvent::new(event_id.clone(), event_type, rfc3339(now), case);
+    let body = serde_json::to_string(&event).map_err(StoreError::json("cloud event"))?;
+    conn.prepare_cached(
+        "INSERT INTO events (id, case_id, seq, type, message_id, decision_id, body, state,
+                             attempts, next_attempt_at_ms, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            event_id,
+            case_id,
+            sequence,
+            event_type.as_str(),
+            message_id,
+            decision_id,
+            body,
+            now,
+        ])
+    })
+    .map_err(StoreError::sql("appending an event"))?;
+    Ok(Appended {
+        case_id,
+        event_id,
+        sequence,
+        event_type,
+    })
+}
+
+/// Stores a decision, applies it to the case snapshot and appends `decided`.
+pub(crate) fn record_decision(
+    conn: &Connection,
+    case_id: &str,
+    decision: Decision,
+) -> Result<DecisionReceipt> {
+    let now = now_ms();
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT snapshot, adapter FROM cases WHERE case_id = ?1",
+            [case_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(StoreError::sql("loading a case"))?;
+    let Some((snapshot, adapter)) = row else {
+        return Err(StoreError::UnknownCase(case_id.to_owned()));
+    };
+    let mut case: Case =
+        serde_json::from_str(&snapshot).map_err(StoreError::json("case snapshot"))?;
+    let decision_json = serde_json::to_string(&decision).map_err(StoreError::json("decision"))?;
+    case.status = decision.status.case_status();
+    case.decision = Some(decision);
+    conn.execute(
+        "INSERT INTO decisions (case_id, adapter, decision, received_at_ms, writeback_state,
+                                next_attempt_at_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
+        params![case_id, adapter, decision_json, now],
+    )
+    .map_err(StoreError::sql("inserting a decision"))?;
+    let decision_id = conn.last_insert_rowid();
+    let appended = append_event(
+        conn,
+        case,
+        Some(CaseEventType::Decided),
+        None,
+        Some(decision_id),
+        now,
+    )?;
+    Ok(DecisionReceipt {
+        decision_id,
+        event_id: appended.event_id,
+        sequence: appended.sequence,
+    })
+}
+
+/// Records a delivery attempt and moves the event accordingly.
+pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Result<()> {
+    let now = now_ms();
+    let (result, error) = match &attempt.outcome {
+        AttemptOutcome::Delivered => ("delivered", None),
+        AttemptOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
+        AttemptOutcome::Dead { error } => ("dead", Some(error.as_str())),
+    };
+    let changed = match &attempt.outcome {
+        AttemptOutcome::Delivered => conn.execute(
+            "UPDATE events SET state = 'delivered', attempts = attempts + 1, last_error = NULL,
+                               finished_at_ms = ?2
+             WHERE id = ?1 AND state = 'pending'",
+            params![attempt.event_id, now],
+        ),
+        AttemptOutcome::Retry { retry_at, error } => conn.execute(
+            "UPDATE events SET attempts = attempts + 1, last_error = ?2, next_attempt_at_ms = ?3
+             WHERE id = ?1 AND state = 'pending'",
+            params![attempt.event_id, error, retry_at.as_millisecond()],
+        ),
+        AttemptOutcome::Dead { error } => conn.execute(
+            "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?2,
+                               finished_at_ms = ?3
+             WHERE id = ?1 AND state = 'pending'",
+            params![attempt.event_id, error, now],
+        ),
+    }
+    .map_err(StoreError::sql("updating an event"))?;
+    if changed == 0 {
+        let exists: bool = conn
+            .query_row(
+                "SELECT 1 FROM events WHERE id = ?1",
+                [&attempt.event_id],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(StoreError::sql("loading an event"))?
+            .unwrap_or(false);
+        if !exists {
+            return Err(StoreError::UnknownEvent(attempt.event_id.clone()));
+        }
+        // Not pending any more (e.g. delivered twice at-least-once): only log the attempt.
+    }
+    conn.prepare_cached(
+        "INSERT INTO delivery_attempts (event_id, sink, at_ms, result, http_status, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            attempt.event_id,
+            attempt.sink,
+            now,
+            result,
+            attempt.http_status,
+            error
+        ])
+    })
+    .map_err(StoreError::sql("recording a delivery attempt"))?;
+    Ok(())
+}
+
+/// Moves one dead event back to pending (attempts reset, due now).
+pub(crate) fn requeue_event(conn: &Connection, event_id: &str) -> Result<()> {
+    let state: Option<String> = conn
+        .query_row("SELECT state FROM events WHERE id = ?1", [event_id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(StoreError::sql("loading an event"))?;
+    match state.as_deref() {
+        None => Err(StoreError::UnknownEvent(event_id.to_owned())),
+        Some("dead") => {
+            conn.execute(
+                "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at_ms = ?2,
+                                   finished_at_ms = NULL
+                 WHERE id = ?1",
+                params![event_id, now_ms()],
+            )
+            .map_err(StoreError::sql("re-queueing an event"))?;
+            Ok(())
+        }
+        Some(other) => Err(StoreError::InvalidState(format!(
+            "event {event_id} is {other}, not dead"
+        ))),
+    }
+}
+
+/// `messages replay ID`: queue a rejected/error message for re-processing, or
+/// re-queue the dead events an accepted (or duplicate) message produced.
+pub(crate) fn replay_message(conn: &Connection, id: i64) -> Result<ReplayOutcome> {
+    let row: Option<(String, Option<i64>)> = conn
+        .query_row(
+            "SELECT state, duplicate_of FROM messages WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(StoreError::sql("loading a message"))?;
+    let Some((state, duplicate_of)) = row else {
+        return Err(StoreError::UnknownMessage(id));
+    };
+    match state.as_str() {
+        "rejected" | "error" => {
+            conn.execute(
+                "UPDATE messages SET replay_requested_at_ms = ?2 WHERE id = ?1",
+                params![id, now_ms()],
+            )
+            .map_err(StoreError::sql("queueing a replay"))?;
+            Ok(ReplayOutcome::MessageQueued { message_id: id })
+        }
+        _ => {
+            let source = duplicate_of.unwrap_or(id);
+            let dead: Vec<String> = conn
+                .prepare(
+                    "SELECT id FROM events WHERE message_id = ?1 AND state = 'dead'
+                     ORDER BY case_id, seq",
+                )
+                .and_then(|mut st| {
+                    st.query_map([source], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .map_err(StoreError::sql("finding dead events"))?;
+            if dead.is_empty() {
+                return Err(StoreError::InvalidState(format!(
+                    "message {id} is {state} and has no dead-lettered event; nothing to replay"
+                )));
+            }
+            for event in &dead {
+                requeue_event(conn, event)?;
+            }
+            Ok(ReplayOutcome::EventsRequeued { event_ids: dead })
+        }
+    }
+}
+
+/// Records the result of a write-back attempt.
+pub(crate) fn complete_writeback(
+    conn: &Connection,
+    decision_id: i64,
+    outcome: &WriteBackOutcome,
+) -> Result<()> {
+    let now = now_ms();
+    let changed = match outcome {
+        WriteBackOutcome::Done { detail } => conn.execute(
+            "UPDATE decisions SET writeback_state = 'done', attempts = attempts + 1, detail = ?2,
+                                  last_error = NULL, finished_at_ms = ?3
+             WHERE id = ?1 AND writeback_state = 'pending'",
+            params![decision_id, detail, now],
+        ),
+        WriteBackOutcome::Retry { retry_at, error } => conn.execute(
+            "UPDATE decisions SET attempts = attempts + 1, last_error = ?2, next_attempt_at_ms = ?3
+             WHERE id = ?1 AND writeback_state = 'pending'",
+            params![decision_id, error, retry_at.as_millisecond()],
+        ),
+        WriteBackOutcome::Failed { error } => conn.execute(
+            "UPDATE decisions SET writeback_state = 'failed', attempts = attempts + 1,
+                                  last_error = ?2, finished_at_ms = ?3
+             WHERE id = ?1 AND writeback_state = 'pending'",
+            params![decision_id, error, now],
+        ),
+    }
+    .map_err(StoreError::sql("updating a write-back"))?;
+    if changed == 0 {
+        return Err(StoreError::InvalidState(format!(
+            "decision {decision_id} has no pending write-back"
+        )));
+    }
+    Ok(())
+}
+
+/// Appends an audit entry.
+pub(crate) fn audit(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            now_ms(),
+            entry.actor,
+            entry.action,
+            entry.target,
+            entry.detail
+        ])
+    })
+    .map_err(StoreError::sql("appending to the audit log"))?;
+    Ok(conn.last_insert_rowid())
+}

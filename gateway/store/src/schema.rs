@@ -1,0 +1,170 @@
+//! Versioned, forward-only schema migrations.
+//!
+//! The version lives in SQLite's `user_version`. Each migration runs in its own
+//! transaction together with the version bump, so a crash mid-upgrade leaves the
+//! previous version intact. A file whose version is newer than [`SCHEMA_VERSION`]
+//! was written by a newer binary: opening it fails with
+//! [`StoreError::NewerSchema`] instead of guessing.
+
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+
+/// Migrations in order; entry `i` upgrades version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE messages (
+        id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+        adapter                 TEXT NOT NULL,
+        profile                 TEXT NOT NULL,
+        sender                  TEXT,
+        control_id              TEXT,
+        message_type            TEXT,
+        content_hash            TEXT NOT NULL,
+        raw                     BLOB NOT NULL,
+        received_at             TEXT NOT NULL,
+        received_at_ms          INTEGER NOT NULL,
+        stored_at_ms            INTEGER NOT NULL,
+        peer                    TEXT,
+        state                   TEXT NOT NULL
+                                CHECK (state IN ('accepted', 'duplicate', 'rejected', 'error')),
+        case_id                 TEXT,
+        duplicate_of            INTEGER,
+        error_reason            TEXT,
+        diagnostics             TEXT,
+        replay_requested_at_ms  INTEGER,
+        replays                 INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_dedup ON messages (content_hash, sender, control_id)
+        WHERE state = 'accepted';
+    CREATE INDEX messages_state ON messages (state, id);
+    CREATE INDEX messages_control ON messages (control_id, id);
+    CREATE INDEX messages_received ON messages (received_at_ms);
+    CREATE INDEX messages_replay ON messages (replay_requested_at_ms)
+        WHERE replay_requested_at_ms IS NOT NULL;
+
+    CREATE TABLE cases (
+        case_id         TEXT PRIMARY KEY,
+        snapshot        TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        profile         TEXT NOT NULL,
+        adapter         TEXT NOT NULL,
+        patient_key     TEXT,
+        last_seq        INTEGER NOT NULL DEFAULT 0,
+        created_at_ms   INTEGER NOT NULL,
+        updated_at_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX cases_patient ON cases (patient_key, status);
+
+    CREATE TABLE decisions (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id             TEXT NOT NULL REFERENCES cases (case_id),
+        adapter             TEXT NOT NULL,
+        decision            TEXT NOT NULL,
+        received_at_ms      INTEGER NOT NULL,
+        writeback_state     TEXT NOT NULL
+                            CHECK (writeback_state IN ('pending', 'done', 'failed')),
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at_ms  INTEGER NOT NULL,
+        last_error          TEXT,
+        detail              TEXT,
+        finished_at_ms      INTEGER
+    );
+    CREATE INDEX decisions_writeback ON decisions (writeback_state, adapter, next_attempt_at_ms);
+    CREATE INDEX decisions_case ON decisions (case_id);
+
+    CREATE TABLE events (
+        id                  TEXT PRIMARY KEY,
+        case_id             TEXT NOT NULL REFERENCES cases (case_id),
+        seq                 INTEGER NOT NULL,
+        type                TEXT NOT NULL,
+        message_id          INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+        decision_id         INTEGER REFERENCES decisions (id) ON DELETE SET NULL,
+        body                TEXT NOT NULL,
+        state               TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at_ms  INTEGER NOT NULL,
+        last_error          TEXT,
+        created_at_ms       INTEGER NOT NULL,
+        finished_at_ms      INTEGER,
+        UNIQUE (case_id, seq)
+    );
+    CREATE INDEX events_state ON events (state, next_attempt_at_ms);
+    CREATE INDEX events_message ON events (message_id);
+    CREATE INDEX events_decision ON events (decision_id);
+
+    CREATE TABLE delivery_attempts (
+        id          INTEGER PRIMARY KEY,
+        event_id    TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+        sink        TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        result      TEXT NOT NULL,
+        http_status INTEGER,
+        error       TEXT
+    );
+    CREATE INDEX attempts_event ON delivery_attempts (event_id);
+
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY,
+        at_ms   INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT,
+        detail  TEXT
+    );
+    CREATE INDEX audit_at ON audit_log (at_ms);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Reads the file's schema version.
+pub(crate) fn version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sql("reading the schema version"))
+}
+
+/// Fails when the file is newer than this binary.
+pub(crate) fn check_not_newer(conn: &Connection) -> Result<i64> {
+    let found = version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// Brings the file up to [`SCHEMA_VERSION`], one transaction per step.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let mut current = check_not_newer(conn)?;
+    if current == 0 {
+        // Must be set before the first table exists; lets retention give pages
+        // back to the file system with `incremental_vacuum`.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+            .map_err(StoreError::sql("enabling incremental auto-vacuum"))?;
+    }
+    while current < SCHEMA_VERSION {
+        let step = MIGRATIONS[current as usize];
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::sql("starting a migration"))?;
+        // Another process may have migrated while we waited for the lock.
+        let now = check_not_newer(&tx)?;
+        if now > current {
+            current = now;
+            continue;
+        }
+        tx.execute_batch(step)
+            .map_err(StoreError::sql("applying a migration"))?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))
+            .map_err(StoreError::sql("recording the schema version"))?;
+        tx.commit()
+            .map_err(StoreError::sql("committing a migration"))?;
+        current += 1;
+    }
+    Ok(())
+}

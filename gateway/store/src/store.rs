@@ -1,0 +1,307 @@
+//! The async store handle: one writer thread (group commit) plus a pool of
+//! read connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gateway_core::case::Decision;
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::read::Reader;
+use crate::writer::Writer;
+use crate::{ops, retention, schema};
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Most requests committed in one group transaction (default 256).
+    pub batch_max: usize,
+    /// How long a writer waits for another process's write lock (default 5 s).
+    pub busy_timeout: Duration,
+    /// Read connections kept open for reuse (default 4).
+    pub readers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            batch_max: 256,
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+        }
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Reader>>,
+    max_readers: usize,
+    committed: Arc<Notify>,
+}
+
+/// A cheap-to-clone handle on one store file.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`: WAL, `synchronous=FULL`,
+    /// foreign keys on, migrations applied. Fails with
+    /// [`StoreError::NewerSchema`] on a file from a newer binary.
+    pub async fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let opts = options.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&p, &opts))
+            .await
+            .map_err(|e| StoreError::Io {
+                context: "opening the store",
+                message: e.to_string(),
+            })??;
+        let committed = Arc::new(Notify::new());
+        let writer = Writer::spawn(conn, options.batch_max, committed.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers: Mutex::new(Vec::new()),
+                max_readers: options.readers,
+                committed,
+            }),
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Signalled after every successful group commit (the forwarder waits on it).
+    pub fn committed(&self) -> Arc<Notify> {
+        self.inner.committed.clone()
+    }
+
+    /// Stores a raw message and, when accepted, upserts its case snapshot and
+    /// appends the case event — one transaction. A message with the same sender,
+    /// control id and content hash as an accepted one is stored as a duplicate
+    /// and answered with the original's id, without a second event. Returns only
+    /// after COMMIT: the caller may acknowledge then.
+    pub async fn commit_inbound(&self, message: NewInbound) -> Result<InboundReceipt> {
+        self.inner
+            .writer
+            .write(move |conn| ops::commit_inbound(conn, message))
+            .await
+    }
+
+    /// Stores a decision for a known case, sets the case snapshot's decision
+    /// and status ([`gateway_core::case::DecisionStatus::case_status`]), appends a
+    /// `decided` event and queues the write-back — one transaction.
+    /// [`StoreError::UnknownCase`] when the case was never stored.
+    pub async fn record_decision(
+        &self,
+        case_id: &str,
+        decision: Decision,
+    ) -> Result<DecisionReceipt> {
+        let case_id = case_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| ops::record_decision(conn, &case_id, decision))
+            .await
+    }
+
+    /// Records a delivery attempt and the event's new state (forwarder).
+    pub async fn record_attempt(&self, attempt: DeliveryAttempt) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| ops::record_attempt(conn, &attempt))
+            .await
+    }
+
+    /// `messages replay ID`: a rejected/error message is queued for
+    /// re-processing ([`Store::replay_requests`]); an accepted or duplicate
+    /// message's dead events are re-queued for delivery, keeping their place in
+    /// their case's order.
+    pub async fn replay_message(&self, message_id: i64) -> Result<ReplayOutcome> {
+        self.inner
+            .writer
+            .write(move |conn| ops::replay_message(conn, message_id))
+            .await
+    }
+
+    /// Re-queues one dead event for delivery.
+    pub async fn requeue_event(&self, event_id: &str) -> Result<()> {
+        let id = event_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| ops::requeue_event(conn, &id))
+            .await
+    }
+
+    /// Records a write-back attempt's result.
+    pub async fn complete_writeback(
+        &self,
+        decision_id: i64,
+        outcome: WriteBackOutcome,
+    ) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| ops::complete_writeback(conn, decision_id, &outcome))
+            .await
+    }
+
+    /// Appends an audit entry; returns its id.
+    pub async fn audit(&self, entry: AuditEntry) -> Result<i64> {
+        self.inner
+            .writer
+            .write(move |conn| ops::audit(conn, &entry))
+            .await
+    }
+
+    /// Prunes finished data by `policy` and gives the space back to the file
+    /// system (incremental vacuum + WAL checkpoint).
+    pub async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport> {
+        let path = self.inner.path.clone();
+        self.inner
+            .writer
+            .solo(move |conn| retention::prune(conn, &path, &policy))
+            .await
+    }
+
+    /// Messages queued for re-processing (see [`Reader::replay_requests`]).
+    pub async fn replay_requests(&self, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.read(move |r| r.replay_requests(limit)).await
+    }
+
+    /// A case's latest snapshot.
+    pub async fn get_case(&self, case_id: &str) -> Result<Option<CaseRecord>> {
+        let id = case_id.to_owned();
+        self.read(move |r| r.get_case(&id)).await
+    }
+
+    /// Open cases of a patient (see [`crate::patient_key`]).
+    pub async fn open_cases_for_patient(&self, patient_key: &str) -> Result<Vec<CaseRecord>> {
+        let key = patient_key.to_owned();
+        self.read(move |r| r.open_cases_for_patient(&key)).await
+    }
+
+    /// Lists messages (see [`Reader::list_messages`]).
+    pub async fn list_messages(&self, filter: MessageFilter) -> Result<Vec<MessageSummary>> {
+        self.read(move |r| r.list_messages(&filter)).await
+    }
+
+    /// One message with its bytes.
+    pub async fn get_message(&self, id: i64) -> Result<Option<StoredMessage>> {
+        self.read(move |r| r.get_message(id)).await
+    }
+
+    /// Dead-lettered events, oldest first.
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
+        self.read(move |r| r.dead_letters(limit)).await
+    }
+
+    /// Outbox depth, oldest pending age, dead-letter count.
+    pub async fn outbox_stats(&self) -> Result<OutboxStats> {
+        self.read(|r| r.outbox_stats()).await
+    }
+
+    /// Decisions whose write-back is due (optionally for one adapter).
+    pub async fn pending_writebacks(
+        &self,
+        adapter: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<WriteBackJob>> {
+        let adapter = adapter.map(str::to_owned);
+        self.read(move |r| r.pending_writebacks(adapter.as_deref(), limit))
+            .await
+    }
+
+    /// Runs any read query on a pooled read connection, off the async threads.
+    pub async fn read<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Reader) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut p| p.pop());
+            let reader = match pooled {
+                Some(r) => r,
+                None => Reader::open(&inner.path)?,
+            };
+            let result = f(&reader);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < inner.max_readers
+            {
+                pool.push(reader);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            context: "running a read query",
+            message: e.to_string(),
+        })?
+    }
+
+    /// Closes this handle. When it is the last one, waits until the writer has
+    /// committed everything queued and stopped.
+    pub async fn close(self) {
+        let thread = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let thread = inner.writer.take_thread();
+                drop(inner);
+                thread
+            }
+            Err(_) => None,
+        };
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            context: "creating the store directory",
+            message: e.to_string(),
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(StoreError::sql("opening the store"))?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(StoreError::sql("setting the busy timeout"))?;
+    // Refuse a newer file before touching its settings.
+    schema::check_not_newer(&conn)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(StoreError::sql("enabling WAL"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::InvalidState(format!(
+            "the store file system does not support WAL (journal mode {mode})"
+        )));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(StoreError::sql("configuring the store"))?;
+    schema::migrate(&mut conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}

@@ -1,0 +1,219 @@
+//! The single writer thread and its group commit.
+//!
+//! SQLite allows one writer at a time and every durable COMMIT costs an fsync.
+//! Instead of one transaction per caller, callers queue jobs on a channel; the
+//! writer drains up to `batch_max` queued jobs into **one** transaction (one
+//! fsync) and answers each caller only after that COMMIT returned. Each job runs
+//! inside its own SAVEPOINT, so one failing job (an unknown case, a constraint)
+//! rolls back alone and the rest of the batch still commits.
+//!
+//! Maintenance jobs (retention: `incremental_vacuum`, WAL checkpoint) cannot run
+//! inside a transaction; they run alone between batches.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::error::{Result, StoreError};
+
+/// Sends one job's result, called once the batch's COMMIT result is known.
+type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// Work for the writer thread.
+pub(crate) trait Job: Send {
+    /// Runs inside the batch transaction (or alone, see [`Job::transactional`]).
+    fn run(self: Box<Self>, conn: &Connection) -> Completion;
+    /// Fails the job without running it (the batch could not start).
+    fn abort(self: Box<Self>, error: StoreError);
+    /// Whether the job runs inside the group transaction.
+    fn transactional(&self) -> bool {
+        true
+    }
+}
+
+/// A closure and the channel its result goes back on.
+struct TxJob<F, R> {
+    f: F,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<F, R> Job for TxJob<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R> + Send,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+        let TxJob { f, reply } = *self;
+        let result = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(StoreError::sql("opening a savepoint")(e)),
+            Ok(()) => {
+                let result = f(conn);
+                let end = if result.is_ok() {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                match end {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
+                }
+            }
+        };
+        Box::new(move |commit: Result<()>| {
+            let _ = reply.send(commit.and(result));
+        })
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// A job that runs outside any transaction, alone.
+struct SoloJob<F, R> {
+    f: F,
+    reply: oneshot::Sender<Result<R>>,
+}
+
+impl<F, R> Job for SoloJob<F, R>
+where
+    F: FnOnce(&Connection) -> Result<R> + Send,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+        let SoloJob { f, reply } = *self;
+        let result = f(conn);
+        Box::new(move |_| {
+            let _ = reply.send(result);
+        })
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+
+    fn transactional(&self) -> bool {
+        false
+    }
+}
+
+/// Handle to the writer thread. Dropping every handle stops the thread after
+/// it finished the jobs already queued.
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Box<dyn Job>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer on `conn` (already configured and migrated).
+    pub(crate) fn spawn(
+        conn: Connection,
+        batch_max: usize,
+        committed: Arc<Notify>,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(batch_max.max(1) * 4);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || run(conn, rx, batch_max.max(1), committed))
+            .map_err(|e| StoreError::Io {
+                context: "starting the store writer thread",
+                message: e.to_string(),
+            })?;
+        Ok(Writer {
+            tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `f` inside the next group transaction; resolves after COMMIT.
+    pub(crate) async fn write<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(TxJob { f, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` alone, outside any transaction (maintenance).
+    pub(crate) async fn solo<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(SoloJob { f, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Takes the thread handle so the last owner can join it.
+    pub(crate) fn take_thread(&self) -> Option<JoinHandle<()>> {
+        self.thread.lock().ok().and_then(|mut t| t.take())
+    }
+}
+
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    batch_max: usize,
+    committed: Arc<Notify>,
+) {
+    let mut carry: Option<Box<dyn Job>> = None;
+    loop {
+        let first = match carry.take() {
+            Some(job) => job,
+            None => match rx.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        if !first.transactional() {
+            let done = first.run(&conn);
+            done(Ok(()));
+            continue;
+        }
+        let mut batch = vec![first];
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(job) if job.transactional() => batch.push(job),
+                Ok(job) => {
+                    carry = Some(job);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = StoreError::sql("starting a group transaction")(e);
+            for job in batch {
+                job.abort(err.clone());
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job.run(&conn)).collect();
+        let commit = conn
+            .execute_batch("COMMIT")
+            .map_err(StoreError::sql("committing a group transaction"));
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        let ok = commit.is_ok();
+        for done in completions {
+            done(commit.clone());
+        }
+        if ok {
+            committed.notify_waiters();
+            committed.notify_one();
+        }
+    }
+    tracing::debug!("store writer stopped");
+}

@@ -1,0 +1,10 @@
+//! gateway-testkit: dev-only helpers for the gateway's tests. Never a runtime
+//! dependency.
+//!
+//! * [`platform`]: a faithful loopback stand-in for the central platform's
+//!   CloudEvents endpoint (a real axum/hyper server on `127.0.0.1:0`) that can be
+//!   scripted to fail, hang, or answer 500/429/400.
+//! * [`store`]: temporary stores in their own directories.
+
+pub mod platform;
+pub mod store;
