@@ -358,12 +358,11 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
             facts.note = Some(e.msg.join(" "));
         }
     }
-    for (line, lv) in &lines {
+    for (_, lv) in &lines {
         facts.payer_trace.extend(lv.trn.iter().cloned());
         if facts.admin_reference.is_none() {
             facts.admin_reference = lv.ref_nt.clone();
         }
-        let _ = line;
     }
     if let Some(nt) = &facts.admin_reference {
         facts.payer_trace.push(format!("REF*NT*{nt}"));
@@ -387,6 +386,7 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
         .filter(|f| {
             !f.status.is_empty()
                 && (f.status != facts.status
+                    || (f.status == "modified" && f.quantity.is_some())
                     || (f.authorization_number.is_some()
                         && f.authorization_number != facts.authorization_number))
         })

@@ -17,10 +17,12 @@
 //! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
 //! acknowledgment code it maps to. Nothing here panics on any input.
 
+pub mod ack;
 pub mod codes;
 pub mod decision;
 pub mod envelope;
 pub mod loops;
+pub mod outbound;
 pub mod path;
 pub mod token;
 pub mod tree;

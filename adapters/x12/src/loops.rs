@@ -341,13 +341,12 @@ impl Builder<'_, '_> {
             level: self.t.element(s, 3).into_owned(),
         };
         self.current_name = None;
-        let loop_id = match hl_loop(&hl.level) {
-            Some(id) => id,
-            None => {
-                self.check_code(seg, 3, 735, &["20", "21", "22", "23", "EV", "SS"], true);
-                "2000"
-            }
-        };
+        let loop_id = hl_loop(&hl.level).unwrap_or("2000");
+        let l = self.new_loop(loop_id, Some(hl.clone()));
+        self.current_hl = Some(l);
+        if hl_loop(&hl.level).is_none() {
+            self.check_code(seg, 3, 735, &["20", "21", "22", "23", "EV", "SS"], true);
+        }
         if hl.id.is_empty() {
             self.element_error(
                 seg,
@@ -360,8 +359,6 @@ impl Builder<'_, '_> {
                 "HL01 is required",
             );
         }
-        let l = self.new_loop(loop_id, Some(hl.clone()));
-        self.current_hl = Some(l);
         let mut parent_loop = None;
         let allowed = allowed_parents(&hl.level);
         if hl.level == "20" {
@@ -457,31 +454,28 @@ impl Builder<'_, '_> {
             .map(|h| h.level.clone())
             .unwrap_or_default();
         let entity = self.t.element(&self.t.segments[seg], 1).into_owned();
-        self.current_name = None;
-        let id = match name_loop(&level, &entity) {
-            Some(id) => id,
-            None => {
-                self.element_error(
-                    seg,
-                    1,
-                    None,
-                    98,
-                    if entity.is_empty() {
-                        ik4::REQUIRED_MISSING
-                    } else {
-                        ik4::BAD_CODE
-                    },
-                    true,
-                    "X035",
-                    "NM101 entity code is not valid in this loop",
-                );
-                default_name_loop(&level)
-            }
-        };
+        let known = name_loop(&level, &entity);
+        let id = known.unwrap_or_else(|| default_name_loop(&level));
         let l = self.new_loop(id, None);
         self.out.loops[l].items.push(Item::Segment(seg));
         self.out.loops[hl_loop].items.push(Item::Loop(l));
         self.current_name = Some(l);
+        if known.is_none() {
+            self.element_error(
+                seg,
+                1,
+                None,
+                98,
+                if entity.is_empty() {
+                    ik4::REQUIRED_MISSING
+                } else {
+                    ik4::BAD_CODE
+                },
+                true,
+                "X035",
+                "NM101 entity code is not valid in this loop",
+            );
+        }
     }
 
     fn check_values(&mut self, seg: usize) {

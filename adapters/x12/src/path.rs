@@ -31,7 +31,12 @@
 //! * Filters: `(01=A|B)`, `(01!=A)`, `(03-1=ABK)`, `(01)` exists, `(!01)` missing.
 //! * Lowercase names (`decision`, `status`, `line`, …) are pre-computed nodes;
 //!   as a first step they are searched at any depth.
+//! * `resolve()` follows a pre-computed pointer: `patient/resolve()/NM1-03` is
+//!   the patient's name loop (2010D when there is a dependent, else 2010C).
 //! * `./` starts a path that must stay relative (first step as a child).
+//! * A path that *starts* with `-` is relative to an element or segment item:
+//!   `-2` is component 2 (one digit), `-09` element 09 (two digits), e.g. in a
+//!   `foreach` over `2000E/HI[*]-*` the qualifier is `-1` and the code `-2`.
 
 use gateway_core::path::{Condition, Path, PathError, PathSyntax, Select, Step};
 
@@ -241,9 +246,38 @@ pub fn compile(text: &str) -> Result<Path, PathError> {
     if text.trim().is_empty() {
         return Err(p.error("empty path"));
     }
+    // A leading `-NN` (element) or `-N` (component): relative to a segment or
+    // element item of a `foreach`.
+    if p.peek() == Some(b'-') {
+        while p.eat("-") {
+            let digits = p.take_while(|b| b.is_ascii_digit() || b == b'*');
+            let step = match digits {
+                "*" => Step::Child {
+                    name: "*".into(),
+                    select: Select::All,
+                },
+                d if d.len() == 2 && d.bytes().all(|b| b.is_ascii_digit()) => Step::Child {
+                    name: d.to_owned(),
+                    select: p.select()?.unwrap_or(Select::First),
+                },
+                d if d.len() == 1 && d.bytes().all(|b| b.is_ascii_digit()) => Step::Child {
+                    name: d.to_owned(),
+                    select: Select::First,
+                },
+                _ => return Err(p.error("expected -NN (element) or -N (component)")),
+            };
+            steps.push(step);
+        }
+        if p.peek().is_some() {
+            return Err(p.error("unexpected text after a relative element path"));
+        }
+        return Ok(Path::new(text, steps));
+    }
     loop {
         if p.eat("..") {
             steps.push(Step::Parent);
+        } else if p.eat("resolve()") {
+            steps.push(Step::Follow);
         } else {
             let name = p.take_while(|b| b.is_ascii_alphanumeric() || b == b'_');
             if name.is_empty() {
@@ -353,6 +387,9 @@ mod tests {
             "REF(!02)",
             "2000F[-1]/line",
             "REF(01=SY)[1]-02",
+            "-2",
+            "-01-1",
+            "patient/resolve()/DMG-02",
         ] {
             compile(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }

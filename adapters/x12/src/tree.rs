@@ -17,6 +17,7 @@
 //! │   │   │   │   └── NM1 → 01, 02, … → components 1, 2, …
 //! │   │   │   └── 2000B → 2010B, 2000C → 2010C, 2000E → 2010EA, 2000F → 2010F, …
 //! │   │   ├── SE
+//! │   │   ├── patient        pre-computed pointer to the patient's name loop (`patient/resolve()`)
 //! │   │   ├── correlation    pre-computed: bht_reference, trace, purpose, report_type
 //! │   │   └── decision       pre-computed for responses (see crate::decision)
 //! │   └── GE
@@ -34,7 +35,7 @@ use gateway_core::source::MessageMeta;
 use gateway_core::{Diagnostic, NodeId, SourceDocument, SourceFormat, SourceTree, Span};
 
 use crate::codes::{AckCode, Finding};
-use crate::decision::{DecisionFacts, decide, iso};
+use crate::decision::{DecisionFacts, decide};
 use crate::envelope::{Interchange, TransactionSet, read_envelope};
 use crate::loops::{Item, Transaction278, build_278};
 use crate::token::{RawSegment, Tokens, tokenize};
@@ -207,7 +208,7 @@ pub fn document(parsed: &Parsed<'_>, only: Option<usize>) -> SourceDocument {
             .filter(|v| !v.is_empty())
             .or_else(|| Some(h.version.clone())),
         control_id: Some(match first {
-            Some(s) => format!("{}:{}", h.control_number, s.envelope.control_number),
+            Some(s) => s.envelope.control_number.clone(),
             None => h.control_number.clone(),
         }),
         sender: Some(h.sender_id.clone()).filter(|s| !s.is_empty()),
@@ -228,8 +229,14 @@ fn push_transaction(tree: &mut SourceTree, parent: NodeId, t: &Tokens<'_>, set: 
     match &set.model {
         Some(model) => {
             let mut line = 0u32;
+            let mut patient_loop = None;
             for item in &model.top {
-                push_item(tree, node, t, model, *item, &mut line);
+                push_item(tree, node, t, model, *item, &mut line, &mut patient_loop);
+            }
+            if let Some(target) = patient_loop {
+                let key = format!("loop:patient:{}:{}", set.group, set.set);
+                tree.register_key(key.clone(), target);
+                tree.push(node, "patient", Some(key), None);
             }
         }
         None => {
@@ -261,6 +268,7 @@ fn push_item(
     model: &Transaction278,
     item: Item,
     line: &mut u32,
+    patient: &mut Option<NodeId>,
 ) -> Option<Span> {
     match item {
         Item::Segment(i) => {
@@ -271,13 +279,17 @@ fn push_item(
         Item::Loop(l) => {
             let lp = &model.loops[l];
             let node = tree.push(parent, lp.id, None, None);
+            // The patient is the dependent when there is one, else the subscriber.
+            if lp.id == "2010D" || (lp.id == "2010C" && patient.is_none()) {
+                *patient = Some(node);
+            }
             if lp.id == "2000F" {
                 *line += 1;
                 tree.push(node, "line", Some(line.to_string()), None);
             }
             let mut span: Option<Span> = None;
             for child in &lp.items {
-                if let Some(s) = push_item(tree, node, t, model, *child, line) {
+                if let Some(s) = push_item(tree, node, t, model, *child, line, patient) {
                     span = Some(match span {
                         Some(acc) => Span::new(acc.start.min(s.start), acc.end.max(s.end)),
                         None => s,
@@ -285,9 +297,37 @@ fn push_item(
                 }
             }
             tree.set_span(node, span);
+            if lp.id == "2000F"
+                && let Some(system) = procedure_system(t, model, l)
+            {
+                tree.push(node, "code_system", Some(system.to_owned()), None);
+            }
             span
         }
     }
+}
+
+/// The Case code system of a service line's procedure (pre-computed node
+/// `code_system`): `HC` codes are CPT when they start with a digit, HCPCS when
+/// with a letter; `N4` is NDC; other qualifiers (`AD` dental, `IV`, `ER`, …) are `local`.
+fn procedure_system(t: &Tokens<'_>, model: &Transaction278, l: usize) -> Option<&'static str> {
+    model.segments_of(l).find_map(|s| {
+        let seg = &t.segments[s];
+        let element = match seg.id.as_str() {
+            "SV1" | "SV3" => 1,
+            "SV2" => 2,
+            _ => return None,
+        };
+        let qualifier = t.component(seg, element, 1);
+        let code = t.component(seg, element, 2);
+        let first = code.chars().next()?;
+        Some(match qualifier.as_ref() {
+            "HC" if first.is_ascii_digit() => "CPT",
+            "HC" => "HCPCS",
+            "N4" => "NDC",
+            _ => "local",
+        })
+    })
 }
 
 fn push_segment(
@@ -457,5 +497,4 @@ fn push_decision(tree: &mut SourceTree, parent: NodeId, d: &DecisionFacts) {
         );
         push_value(tree, sn, "effective_end", s.effective_end.as_deref(), None);
     }
-    let _ = iso;
 }
