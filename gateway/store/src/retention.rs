@@ -41,7 +41,13 @@ pub(crate) fn prune(
         }
     }
     // Returns free pages to the OS, then folds the WAL back and truncates it.
-    conn.execute_batch("PRAGMA incremental_vacuum")
+    // `incremental_vacuum` frees one page per step: step it to the end.
+    conn.prepare("PRAGMA incremental_vacuum")
+        .and_then(|mut st| {
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        })
         .map_err(StoreError::sql("reclaiming free pages"))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .map_err(StoreError::sql("checkpointing the WAL"))?;

@@ -141,12 +141,6 @@ pub(crate) fn check_not_newer(conn: &Connection) -> Result<i64> {
 /// Brings the file up to [`SCHEMA_VERSION`], one transaction per step.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let mut current = check_not_newer(conn)?;
-    if current == 0 {
-        // Must be set before the first table exists; lets retention give pages
-        // back to the file system with `incremental_vacuum`.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
-            .map_err(StoreError::sql("enabling incremental auto-vacuum"))?;
-    }
     while current < SCHEMA_VERSION {
         let step = MIGRATIONS[current as usize];
         let tx = conn

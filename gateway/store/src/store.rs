@@ -287,7 +287,13 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     conn.busy_timeout(options.busy_timeout)
         .map_err(StoreError::sql("setting the busy timeout"))?;
     // Refuse a newer file before touching its settings.
-    schema::check_not_newer(&conn)?;
+    if schema::check_not_newer(&conn)? == 0 {
+        // A new file: must happen before WAL mode writes the header and before
+        // the first table exists; lets retention give pages back to the file
+        // system with `incremental_vacuum`.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
+            .map_err(StoreError::sql("enabling incremental auto-vacuum"))?;
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(StoreError::sql("enabling WAL"))?;
