@@ -76,6 +76,8 @@ pub struct Request {
     pub attempt: usize,
     /// What was answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 type Rule = Box<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
@@ -86,6 +88,7 @@ struct Shared {
     rule: Option<Rule>,
     token: Option<String>,
     requests: Vec<Request>,
+    arrivals: usize,
     accepted: Vec<Value>,
     accepted_ids: HashMap<String, usize>,
     attempts: HashMap<String, usize>,
@@ -156,7 +159,12 @@ impl PlatformReceiver {
         self.lock().accepted.clone()
     }
 
-    /// Every request seen, in order.
+    /// Requests that arrived, including those not answered yet.
+    pub fn arrivals(&self) -> usize {
+        self.lock().arrivals
+    }
+
+    /// Every answered request, in order of answer.
     pub fn requests(&self) -> Vec<Request> {
         self.lock().requests.clone()
     }
@@ -209,9 +217,11 @@ async fn intake(
         event,
         attempt: 0,
         status: 0,
+        at: std::time::Instant::now(),
     };
     let reply = {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+        s.arrivals += 1;
         let key = ce_id.clone().unwrap_or_default();
         let n = s.attempts.entry(key).or_insert(0);
         *n += 1;

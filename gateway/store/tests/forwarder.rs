@@ -1,0 +1,350 @@
+//! The forwarder against a real loopback HTTP receiver that fails, hangs and
+//! answers 500/429/400, and against the file sink.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{accepted, case};
+use gateway_store::forward::*;
+use gateway_store::*;
+use gateway_testkit::platform::{PlatformReceiver, Reply};
+use gateway_testkit::store::TempStore;
+
+fn fast_options() -> ForwarderOptions {
+    ForwarderOptions {
+        concurrency: 4,
+        poll_interval_ms: 50,
+        backoff: BackoffPolicy {
+            initial_ms: 20,
+            max_ms: 150,
+            multiplier: 2.0,
+        },
+        max_retry_after_secs: 5,
+    }
+}
+
+/// Appends `events_per_case` events for each of `cases` cases, interleaved.
+/// Returns event id → (case id, sequence).
+async fn append(s: &Store, cases: u32, events_per_case: u32) -> HashMap<String, (String, i64)> {
+    let mut map = HashMap::new();
+    for round in 0..events_per_case {
+        for c in 0..cases {
+            let r = s
+                .commit_inbound(accepted(
+                    case(c, c),
+                    &format!("M{c}-{round}"),
+                    &format!("raw {c} {round}"),
+                ))
+                .await
+                .expect("commit");
+            if let Disposition::Accepted {
+                event_id,
+                case_id,
+                sequence,
+                ..
+            } = r.disposition
+            {
+                map.insert(event_id, (case_id, sequence));
+            }
+        }
+    }
+    map
+}
+
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
+}
+
+#[tokio::test]
+async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.timeout_ms = 300;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+
+    // Append first so the poison event's id is known, then script the chaos.
+    let events = append(&t.store, 6, 3).await;
+    let poison = events
+        .iter()
+        .find(|(_, (c, seq))| *c == case(2, 2).case_id && *seq == 1)
+        .map(|(id, _)| id.clone())
+        .expect("poison event");
+    let poison_for_rule = poison.clone();
+    receiver.set_rule(move |req| {
+        let id = req.ce_id.clone().unwrap_or_default();
+        if id == poison_for_rule {
+            // Refused until an operator fixes things (the replay below).
+            return if req.attempt == 1 {
+                Some(Reply::status(
+                    400,
+                    "schema violation: data.services missing",
+                ))
+            } else {
+                None
+            };
+        }
+        if req.attempt > 2 {
+            return None;
+        }
+        match stable_hash(&id) % 5 {
+            0 => Some(Reply::status(500, "internal error")),
+            1 => Some(Reply::Hang(Duration::from_millis(800))),
+            2 => Some(Reply::too_many(0)),
+            3 => Some(Reply::status(503, "maintenance")),
+            _ => None,
+        }
+    });
+
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    let total = events.len();
+    assert_eq!(
+        receiver
+            .wait_accepted(total - 1, Duration::from_secs(20))
+            .await,
+        total - 1,
+        "all but the poison event delivered"
+    );
+    // The 400 is dead-lettered with its reason.
+    let dead = t.store.dead_letters(10).await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, poison);
+    let reason = dead[0].last_error.clone().unwrap_or_default();
+    assert!(reason.starts_with("HTTP 400"), "{reason}");
+    assert!(reason.contains("schema violation"), "{reason}");
+    let attempts = t
+        .store
+        .read({
+            let p = poison.clone();
+            move |r| r.attempts(&p)
+        })
+        .await
+        .expect("attempts");
+    assert_eq!(attempts.last().map(|a| a.http_status), Some(Some(400)));
+    assert_eq!(t.store.outbox_stats().await.expect("stats").dead, 1);
+
+    // Order per case: every request for a case carried non-decreasing sequences,
+    // and a sequence is only sent after the previous one was accepted or dead.
+    let requests = receiver.requests();
+    let mut last_seq: HashMap<String, i64> = HashMap::new();
+    for req in &requests {
+        let id = req.ce_id.clone().expect("ce-id header");
+        assert_eq!(req.idempotency_key.as_deref(), Some(id.as_str()));
+        let (case_id, seq) = events.get(&id).expect("known event").clone();
+        let last = last_seq.entry(case_id.clone()).or_insert(0);
+        assert!(seq >= *last, "case {case_id}: seq {seq} sent after {last}");
+        assert!(
+            seq <= *last + 1,
+            "case {case_id}: seq {seq} skipped ahead of {last}"
+        );
+        if req.status == 202 || (req.status == 400 && id == poison) {
+            *last = seq;
+        } else {
+            *last = seq - 1;
+        }
+    }
+    assert!(
+        requests.iter().any(|r| r.status == 500)
+            && requests.iter().any(|r| r.status == 429)
+            && requests.iter().any(|r| r.status == 503),
+        "the script exercised the failure paths"
+    );
+
+    // Replay from the dead letter delivers it.
+    let msg = dead[0].message_id.expect("message");
+    let outcome = t.store.replay_message(msg).await.expect("replay");
+    assert_eq!(
+        outcome,
+        ReplayOutcome::EventsRequeued {
+            event_ids: vec![poison.clone()]
+        }
+    );
+    assert_eq!(
+        receiver.wait_accepted(total, Duration::from_secs(10)).await,
+        total
+    );
+    forwarder.shutdown(Duration::from_secs(2)).await;
+    let stats = t.store.outbox_stats().await.expect("stats");
+    assert_eq!((stats.pending, stats.dead), (0, 0));
+
+    // Everything accepted exactly once per id, each a valid CloudEvent.
+    let accepted = receiver.accepted();
+    let mut ids: Vec<&str> = accepted
+        .iter()
+        .map(|e| e["id"].as_str().expect("id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total);
+    // Per case, the accepted order follows the sequence, except the replayed one.
+    let mut per_case: HashMap<String, Vec<i64>> = HashMap::new();
+    for e in &accepted {
+        let (c, seq) = events[e["id"].as_str().expect("id")].clone();
+        per_case.entry(c).or_default().push(seq);
+    }
+    for (c, seqs) in per_case {
+        if c == case(2, 2).case_id {
+            assert_eq!(seqs, [2, 3, 1], "the replayed event arrives last");
+        } else {
+            assert_eq!(seqs, [1, 2, 3], "case {c}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    receiver.enqueue([Reply::too_many(1)]);
+    let sink = Arc::new(HttpSink::new(&HttpSinkConfig::new(receiver.url())).expect("sink"));
+    append(&t.store, 1, 1).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    assert_eq!(receiver.wait_accepted(1, Duration::from_secs(10)).await, 1);
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?} despite Retry-After: 1"
+    );
+}
+
+#[tokio::test]
+async fn bearer_token_from_a_file_is_sent_and_a_wrong_one_dead_letters() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    receiver.require_token("s3cret-token");
+    let token_file = t.dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("write token");
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.bearer_token_file = Some(token_file.clone());
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    append(&t.store, 2, 1).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    assert_eq!(receiver.wait_accepted(2, Duration::from_secs(10)).await, 2);
+    forwarder.shutdown(Duration::from_secs(1)).await;
+
+    std::fs::write(&token_file, "wrong").expect("write token");
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    // Cases 0 and 1 repeat already delivered messages (duplicates: no new
+    // event); case 2 is new.
+    append(&t.store, 3, 1).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.store.outbox_stats().await.expect("stats").dead < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    let dead = t.store.dead_letters(10).await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].case_id, case(2, 2).case_id);
+    assert!(dead.iter().all(|d| {
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("HTTP 401"))
+    }));
+
+    // Misconfiguration surfaces at construction, naming the problem.
+    let mut bad = HttpSinkConfig::new(receiver.url());
+    bad.bearer_token_env = Some("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET".to_owned());
+    let err = HttpSink::new(&bad).expect_err("unset env var");
+    assert!(
+        err.to_string()
+            .contains("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET")
+    );
+    let mut bad = HttpSinkConfig::new(receiver.url());
+    bad.client_cert = Some(token_file);
+    assert!(HttpSink::new(&bad).is_err(), "cert without key");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_attempts_within_the_grace_period() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    // The first request is slow but answers within the client timeout.
+    receiver.set_rule(|req| (req.attempt == 1).then(|| Reply::Hang(Duration::from_millis(400))));
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.timeout_ms = 5_000;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    append(&t.store, 1, 1).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink.clone(), fast_options());
+    // Wait until the attempt is in flight, then stop with a generous grace.
+    while receiver.arrivals() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    forwarder.shutdown(Duration::from_secs(3)).await;
+    // The hung reply was a 503: the attempt finished and was recorded as a retry.
+    let events = t
+        .store
+        .read(|r| r.list_events(None, 10))
+        .await
+        .expect("events");
+    assert_eq!(
+        events[0].attempts, 1,
+        "the in-flight attempt completed and was recorded"
+    );
+
+    // With a tiny grace period the attempt is cut off and the event stays pending.
+    receiver.set_rule(|_| Some(Reply::Hang(Duration::from_secs(3))));
+    let id = events[0].id.clone();
+    let arrived = receiver.arrivals();
+    let forwarder = Forwarder::spawn(
+        t.store.clone(),
+        sink,
+        ForwarderOptions {
+            backoff: BackoffPolicy {
+                initial_ms: 0,
+                max_ms: 0,
+                multiplier: 1.0,
+            },
+            ..fast_options()
+        },
+    );
+    while receiver.arrivals() == arrived {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    forwarder.shutdown(Duration::from_millis(100)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let event = t
+        .store
+        .read(move |r| r.event(&id))
+        .await
+        .expect("event")
+        .expect("exists");
+    assert_eq!(event.state, EventState::Pending);
+    assert_eq!(event.attempts, 1, "the cut-off attempt was not recorded");
+}
+
+#[tokio::test]
+async fn file_sink_appends_one_json_line_per_event_in_case_order() {
+    let t = TempStore::new().await;
+    let dir = t.dir.path().join("outbox");
+    let sink = Arc::new(FileSink::new(FileSinkConfig { dir: dir.clone() }).expect("sink"));
+    let file = sink.current_file();
+    let events = append(&t.store, 5, 4).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.store.outbox_stats().await.expect("stats").pending > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    let text = std::fs::read_to_string(&file).expect("jsonl file");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON event"))
+        .collect();
+    assert_eq!(lines.len(), events.len());
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for e in &lines {
+        let (c, seq) = events[e["id"].as_str().expect("id")].clone();
+        let prev = last.insert(c.clone(), seq).unwrap_or(0);
+        assert_eq!(seq, prev + 1, "case {c} in order");
+    }
+}
