@@ -144,6 +144,9 @@ enum Credentials {
     None,
 }
 
+/// Token URL, basic-auth credentials (id, secret) if any, form body.
+type TokenRequest<'a> = (&'a str, Option<(&'a str, &'a str)>, String);
+
 struct CachedToken {
     token: String,
     refresh_at: Instant,
@@ -352,7 +355,8 @@ impl TokenProvider {
             .map_err(|e| AuthError::Signing(e.to_string()))
     }
 
-    async fn fetch(&self) -> Result<CachedToken, AuthError> {
+    /// The token URL, optional basic credentials and the form body.
+    fn token_request(&self) -> Result<TokenRequest<'_>, AuthError> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
         if !self.scopes.is_empty() {
@@ -366,7 +370,7 @@ impl TokenProvider {
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 );
                 form.append_pair("client_assertion", &assertion);
-                (token_url, None)
+                (token_url.as_str(), None)
             }
             Credentials::Secret {
                 token_url,
@@ -374,24 +378,33 @@ impl TokenProvider {
                 secret,
                 method,
             } => match method {
-                SecretMethod::ClientSecretBasic => (token_url, Some((client_id, secret))),
+                SecretMethod::ClientSecretBasic => (
+                    token_url.as_str(),
+                    Some((client_id.as_str(), secret.as_str())),
+                ),
                 SecretMethod::ClientSecretPost => {
                     form.append_pair("client_id", client_id);
                     form.append_pair("client_secret", secret);
-                    (token_url, None)
+                    (token_url.as_str(), None)
                 }
             },
             Credentials::None => return Err(AuthError::Credentials("no credentials".into())),
         };
+        Ok((token_url, basic, form.finish()))
+    }
+
+    async fn fetch(&self) -> Result<CachedToken, AuthError> {
+        let (token_url, basic, body) = self.token_request()?;
         let mut request = self
             .http
             .post(token_url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
-            .body(form.finish());
+            .body(body);
         if let Some((id, secret)) = basic {
             // RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             request = request.basic_auth(enc(id), Some(enc(secret)));
         }
         let started = Instant::now();
@@ -428,7 +441,11 @@ fn load_key(pem: &[u8], algorithm: SigningAlgorithm) -> Result<EncodingKey, Auth
         SigningAlgorithm::RS384 => EncodingKey::from_rsa_pem(pem),
         SigningAlgorithm::ES384 => EncodingKey::from_ec_pem(pem),
     };
-    key.map_err(|e| AuthError::Credentials(format!("private key is not a usable {algorithm:?} PEM key ({e})")))
+    key.map_err(|e| {
+        AuthError::Credentials(format!(
+            "private key is not a usable {algorithm:?} PEM key ({e})"
+        ))
+    })
 }
 
 /// The public JWKS for a private key PEM: what is registered with the EHR

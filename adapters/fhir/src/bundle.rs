@@ -98,8 +98,11 @@ pub fn build_from_value(value: &Value) -> Result<SourceDocument, Vec<Diagnostic>
                     resources.push((location, entry.get("fullUrl").and_then(Value::as_str), r));
                 }
                 _ => diagnostics.push(
-                    Diagnostic::warning(codes::BAD_ENTRY, "entry has no resource with a resourceType; skipped")
-                        .at(location),
+                    Diagnostic::warning(
+                        codes::BAD_ENTRY,
+                        "entry has no resource with a resourceType; skipped",
+                    )
+                    .at(location),
                 ),
             }
         }
@@ -246,7 +249,10 @@ fn check_references(
                 diagnostics.push(
                     Diagnostic::warning(
                         codes::SUBJECT_NOT_PATIENT,
-                        format!("ServiceRequest.subject is a {}, not a Patient", tree.name(node)),
+                        format!(
+                            "ServiceRequest.subject is a {}, not a Patient",
+                            tree.name(node)
+                        ),
                     )
                     .at(format!("{focus_location}.resource.subject")),
                 );
@@ -273,7 +279,9 @@ fn check_references(
                     continue; // identifier-only or display-only references are fine
                 };
                 if resolve(tree, resource, reference).is_none() {
-                    let at = if items.len() > 1 || matches!(resource.get(*element), Some(Value::Array(_))) {
+                    let at = if items.len() > 1
+                        || matches!(resource.get(*element), Some(Value::Array(_)))
+                    {
                         format!("{location}.resource.{element}[{i}]")
                     } else {
                         format!("{location}.resource.{element}")
@@ -309,7 +317,11 @@ fn resolve(tree: &SourceTree, from: &Value, reference: &str) -> Option<gateway_c
 
 /// `Type/id` of a reference for messages: ids and types are not PHI.
 fn reference_label(reference: &str) -> String {
-    let parts: Vec<&str> = reference.trim_end_matches('/').rsplit('/').take(2).collect();
+    let parts: Vec<&str> = reference
+        .trim_end_matches('/')
+        .rsplit('/')
+        .take(2)
+        .collect();
     match parts.as_slice() {
         [id, rtype] => format!("{rtype}/{id}"),
         _ => "an unresolvable reference".to_owned(),
@@ -320,7 +332,12 @@ fn json_error(raw: &[u8], e: &serde_json::Error) -> Diagnostic {
     let offset = byte_offset(raw, e.line(), e.column());
     Diagnostic::error(
         codes::NOT_JSON,
-        format!("not JSON: {:?} error at line {}, column {}", e.classify(), e.line(), e.column()),
+        format!(
+            "not JSON: {:?} error at line {}, column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
     )
     .with_span(Span::new(offset, (offset + 1).min(raw.len().max(offset))))
 }
@@ -374,7 +391,10 @@ mod tests {
         ]);
         let doc = parse_bundle(&raw).expect("clean");
         let t = &doc.tree;
-        let first = t.children_named(t.root(), "ServiceRequest").next().expect("sr");
+        let first = t
+            .children_named(t.root(), "ServiceRequest")
+            .next()
+            .expect("sr");
         let resources: Vec<&str> = t
             .children(t.root())
             .iter()
@@ -394,7 +414,10 @@ mod tests {
         let raw = bundle(vec![json!({"resourceType": "ServiceRequest", "id": "sr1"})]);
         let err = parse_bundle(&raw).expect_err("no subject");
         assert_eq!(codes_of(&err), ["F011"]);
-        assert_eq!(err[0].location.as_deref(), Some("Bundle.entry[0].resource.subject"));
+        assert_eq!(
+            err[0].location.as_deref(),
+            Some("Bundle.entry[0].resource.subject")
+        );
 
         let raw = bundle(vec![
             json!({"resourceType": "ServiceRequest", "id": "sr1",
@@ -404,8 +427,15 @@ mod tests {
         ]);
         let err = parse_bundle(&raw).expect_err("dangling");
         assert_eq!(codes_of(&err), ["F012", "F012"]);
-        assert!(err[0].message.contains("Patient/p404"), "{}", err[0].message);
-        assert_eq!(err[1].location.as_deref(), Some("Bundle.entry[1].resource.payor[0]"));
+        assert!(
+            err[0].message.contains("Patient/p404"),
+            "{}",
+            err[0].message
+        );
+        assert_eq!(
+            err[1].location.as_deref(),
+            Some("Bundle.entry[1].resource.payor[0]")
+        );
     }
 
     #[test]
@@ -415,7 +445,8 @@ mod tests {
         assert!(err[0].span.is_some());
         assert_eq!(parse_bundle(b"[1,2]").expect_err("bad")[0].code, "F002");
         assert_eq!(
-            parse_bundle(br#"{"resourceType":"Bundle","entry":[{"x":1}]}"#).expect_err("bad")
+            parse_bundle(br#"{"resourceType":"Bundle","entry":[{"x":1}]}"#)
+                .expect_err("bad")
                 .iter()
                 .map(|d| d.code.as_str())
                 .collect::<Vec<_>>(),

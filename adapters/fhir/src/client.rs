@@ -79,11 +79,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, FhirError> {
 
 impl FhirClient {
     /// A client for `settings.base_url`, authorizing through `auth`.
-    pub fn new(
-        http: reqwest::Client,
-        settings: ClientSettings,
-        auth: Arc<TokenProvider>,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, settings: ClientSettings, auth: Arc<TokenProvider>) -> Self {
         let mut base = settings.base_url.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -122,8 +118,7 @@ impl FhirClient {
         let relative = reference
             .strip_prefix(self.base.as_str())
             .unwrap_or(reference);
-        if relative.contains("://") || relative.starts_with("urn:") || relative.starts_with('#')
-        {
+        if relative.contains("://") || relative.starts_with("urn:") || relative.starts_with('#') {
             return Err(FhirError::Config(
                 "reference is not under the EHR base URL".into(),
             ));
@@ -260,9 +255,7 @@ impl FhirClient {
         let mut attempt: u32 = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let result = self
-                .attempt(&method, &url, body.as_deref(), headers)
-                .await;
+            let result = self.attempt(&method, &url, body.as_deref(), headers).await;
             let error = match result {
                 Ok(value) => {
                     metrics::counter!("ehr_gateway_fhir_requests_total", "outcome" => "ok")
@@ -341,7 +334,11 @@ impl FhirClient {
             .acquire()
             .await
             .map_err(|_| Attempt::Failed(FhirError::Config("client is shut down".into())))?;
-        let token = self.auth.bearer().await.map_err(|e| Attempt::Failed(e.into()))?;
+        let token = self
+            .auth
+            .bearer()
+            .await
+            .map_err(|e| Attempt::Failed(e.into()))?;
         let mut request = self
             .http
             .request(method.clone(), url.clone())

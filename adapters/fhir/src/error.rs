@@ -48,9 +48,7 @@ impl FhirError {
     /// connection failures, a token endpoint that was down).
     pub fn retryable(&self) -> bool {
         match self {
-            FhirError::Status { status, .. } => {
-                *status == 429 || *status == 408 || *status >= 500
-            }
+            FhirError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             FhirError::Transport { .. } => true,
             FhirError::Auth(e) => e.retryable(),
             FhirError::Decode(_) | FhirError::Config(_) => false,

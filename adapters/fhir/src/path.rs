@@ -168,8 +168,7 @@ impl<'a> Parser<'a> {
         match name {
             "resolve" => {
                 self.expect(")")?;
-                if !matches!(steps.last(), Some(Step::Child { name, .. }) if name == "reference")
-                {
+                if !matches!(steps.last(), Some(Step::Child { name, .. }) if name == "reference") {
                     steps.push(Step::Child {
                         name: "reference".into(),
                         select: Select::First,
@@ -282,7 +281,9 @@ impl<'a> Parser<'a> {
                     return Err(PathError::new(
                         self.text,
                         other_start,
-                        format!("`or` must compare the same path (`{sub_text}`), not `{other_text}`"),
+                        format!(
+                            "`or` must compare the same path (`{sub_text}`), not `{other_text}`"
+                        ),
                     ));
                 }
                 self.skip_ws();
@@ -435,11 +436,15 @@ mod tests {
     #[test]
     fn follows_references_and_filters_like_fhirpath() {
         assert_eq!(
-            values("ServiceRequest.subject.resolve().identifier.where(type.coding.code='MR').value"),
+            values(
+                "ServiceRequest.subject.resolve().identifier.where(type.coding.code='MR').value"
+            ),
             ["E10001"]
         );
         assert_eq!(
-            values("ServiceRequest.subject.reference.resolve().identifier.where(type.coding.code = 'SS').value"),
+            values(
+                "ServiceRequest.subject.reference.resolve().identifier.where(type.coding.code = 'SS').value"
+            ),
             ["999-00-0000"]
         );
         assert_eq!(
@@ -458,10 +463,22 @@ mod tests {
             values("Patient.name.where(use = 'old' or use = 'official').family"),
             ["Before", "Testperson"]
         );
-        assert_eq!(values("Patient.name.where(use != 'old').family"), ["Testperson"]);
-        assert_eq!(values("Patient.extension('http://example.org/ext/pref').valueString"), ["text"]);
-        assert_eq!(values("ServiceRequest.subject.resolve().ofType(Patient).id"), ["p1"]);
-        assert_eq!(values("ServiceRequest.subject.resolve().ofType(Group).id"), Vec::<String>::new());
+        assert_eq!(
+            values("Patient.name.where(use != 'old').family"),
+            ["Testperson"]
+        );
+        assert_eq!(
+            values("Patient.extension('http://example.org/ext/pref').valueString"),
+            ["text"]
+        );
+        assert_eq!(
+            values("ServiceRequest.subject.resolve().ofType(Patient).id"),
+            ["p1"]
+        );
+        assert_eq!(
+            values("ServiceRequest.subject.resolve().ofType(Group).id"),
+            Vec::<String>::new()
+        );
         assert_eq!(values("Condition[-1].id"), ["c2"]);
         assert_eq!(values("Condition[*].id"), ["c1", "c2"]);
         assert_eq!(values("Patient.name[*].family.first()"), ["Before"]);
