@@ -78,6 +78,8 @@ pub struct Request {
     pub status: u16,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// When the answer was decided (just before it was sent).
+    pub answered_at: std::time::Instant,
 }
 
 type Rule = Box<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
@@ -218,6 +220,7 @@ async fn intake(
         attempt: 0,
         status: 0,
         at: std::time::Instant::now(),
+        answered_at: std::time::Instant::now(),
     };
     let reply = {
         let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -248,6 +251,7 @@ async fn intake(
         Reply::Accept => validate(&shared, &request),
     };
     request.status = status;
+    request.answered_at = std::time::Instant::now();
     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
     if status == 202
         && let (Some(event), Some(id)) = (&request.event, &request.ce_id)
