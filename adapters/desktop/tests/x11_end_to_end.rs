@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -71,13 +70,17 @@ fn scenarios() {
     wrong_window_aborts_without_typing(&mut driver, &options);
     modal_popup_aborts_without_typing(&mut driver, &options);
     verification_mismatch_aborts_with_screenshot(&mut driver, &options);
+    with_window_manager(&mut driver, &options);
     println!("ALL DESKTOP SCENARIOS PASSED");
 }
 
 fn read_order_into_case(driver: &mut X11Driver, options: &RunOptions) {
     let app = LegacyApp::start(AppOptions::default());
     let pb = playbook("read-order.toml");
-    let report = run_playbook(&pb, driver, None, options).expect("read playbook runs");
+    let report = run_playbook(&pb, driver, None, options).unwrap_or_else(|abort| {
+        keep_screenshot(&abort);
+        panic!("read playbook failed: {abort}")
+    });
     let order: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             support::repo_root().join("sample-messages/desktop/legacy-desktop/order-screen.json"),
@@ -99,17 +102,11 @@ fn read_order_into_case(driver: &mut X11Driver, options: &RunOptions) {
     expect("insurance.member_id", "member_id");
     expect("order.procedure_code", "procedure_code");
     expect("order.diagnosis_code", "diagnosis_code");
-    map_into_case(&pb, &report.captures);
+    let case = support::map_captures(&pb, &report.captures);
+    support::assert_sample_order_case(&case);
     // Reading sends no keys into the chart that change it: the app saved nothing.
     assert!(app.saved(Duration::from_millis(0)).is_none());
     println!("read: {} steps in {:?}", report.steps.len(), report.elapsed);
-}
-
-fn map_into_case(pb: &Playbook, captures: &BTreeMap<String, String>) {
-    let (_raw, doc) =
-        gateway_desktop::capture::document(&pb.name, pb.record_key.as_deref(), captures);
-    assert_eq!(doc.meta.control_id.as_deref(), Some("ORD-70001"));
-    let _ = Path::new("mappings/legacy-desktop");
 }
 
 fn write_decision_exactly(driver: &mut X11Driver, options: &RunOptions) {
@@ -122,7 +119,10 @@ fn write_decision_exactly(driver: &mut X11Driver, options: &RunOptions) {
         Some(&case),
         options,
     )
-    .expect("write playbook runs");
+    .unwrap_or_else(|abort| {
+        keep_screenshot(&abort);
+        panic!("write playbook failed: {abort}")
+    });
     let saved = app
         .saved(Duration::from_secs(5))
         .expect("the app saved the authorization");
@@ -256,6 +256,37 @@ fn verification_mismatch_aborts_with_screenshot(driver: &mut X11Driver, options:
         "Save must not be clicked after a failed verification"
     );
     assert_png(abort.screenshot.as_ref());
+}
+
+/// The EWMH path: windows from `_NET_CLIENT_LIST`, focus via `_NET_ACTIVE_WINDOW`.
+fn with_window_manager(driver: &mut X11Driver, options: &RunOptions) {
+    let wm = std::process::Command::new("openbox")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut wm) = wm else {
+        support::require(false, "openbox (EWMH window manager)");
+        return;
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !driver.has_window_manager().expect("query _NET_SUPPORTED") {
+        assert!(std::time::Instant::now() < until, "openbox did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    read_order_into_case(driver, options);
+    write_decision_exactly(driver, options);
+    let _ = wm.kill();
+    let _ = wm.wait();
+    println!("EWMH scenarios passed");
+}
+
+/// Saves an unexpected abort's screenshot to the temp dir for debugging.
+fn keep_screenshot(abort: &gateway_desktop::Abort) {
+    if let Some(shot) = &abort.screenshot {
+        let path = std::env::temp_dir().join(format!("desktop-abort-{}.png", abort.playbook));
+        let _ = std::fs::write(&path, &shot.png);
+        eprintln!("screenshot of the abort: {}", path.display());
+    }
 }
 
 fn assert_png(shot: Option<&gateway_desktop::Screenshot>) {

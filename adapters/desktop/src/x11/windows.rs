@@ -218,13 +218,12 @@ pub(crate) fn active(
         current = parent.filter(|p| *p != root && *p != 0);
     }
     // The focus sits on a window-manager frame (or nowhere): ask the WM.
-    if wm_supports(conn, root, atoms, atoms.net_active_window)? {
-        if let Some(&w) = window_property(conn, root, atoms.net_active_window)?.first()
-            && w != 0
-            && let Some(t) = title(conn, w, atoms)?
-        {
-            return info(conn, root, w, t);
-        }
+    if wm_supports(conn, root, atoms, atoms.net_active_window)?
+        && let Some(&w) = window_property(conn, root, atoms.net_active_window)?.first()
+        && w != 0
+        && let Some(t) = title(conn, w, atoms)?
+    {
+        return info(conn, root, w, t);
     }
     Ok(None)
 }

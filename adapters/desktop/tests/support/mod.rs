@@ -167,3 +167,76 @@ impl Drop for LegacyApp {
         let _ = self.child.wait();
     }
 }
+
+/// Maps a read's captures through `mappings/legacy-desktop` into a Case.
+pub fn map_captures(
+    playbook: &gateway_desktop::Playbook,
+    captures: &std::collections::BTreeMap<String, String>,
+) -> gateway_core::Case {
+    struct Syntaxes;
+    impl gateway_mapping::SyntaxProvider for Syntaxes {
+        fn syntax(
+            &self,
+            format: gateway_core::SourceFormat,
+        ) -> Option<&dyn gateway_core::path::PathSyntax> {
+            match format {
+                gateway_core::SourceFormat::Desktop => Some(&gateway_desktop::DesktopPathSyntax),
+                _ => None,
+            }
+        }
+    }
+    let profile =
+        gateway_mapping::Profile::load(&repo_root().join("mappings/legacy-desktop"), &Syntaxes)
+            .unwrap_or_else(|e| panic!("legacy-desktop profile loads: {e}"));
+    let (_raw, doc) = gateway_desktop::capture::document(
+        &playbook.name,
+        playbook.record_key.as_deref(),
+        captures,
+    );
+    let mut context = gateway_mapping::MapContext::new("2026-11-22T10:00:00Z");
+    context.adapter = Some("desktop".into());
+    let outcome = profile.map(&doc, &context);
+    outcome.case.unwrap_or_else(|| {
+        panic!(
+            "no case: {}",
+            gateway_mapping::render_all(&outcome.diagnostics)
+        )
+    })
+}
+
+/// Asserts the facts of the sample order (sample-messages/desktop/legacy-desktop/order-screen.json).
+pub fn assert_sample_order_case(case: &gateway_core::Case) {
+    let v = serde_json::to_value(case).expect("case serializes");
+    assert_eq!(v["source"]["adapter"], "desktop");
+    assert_eq!(v["source"]["profile"], "legacy-desktop");
+    assert_eq!(v["source"]["message_type"], "read-order");
+    assert_eq!(v["source"]["control_id"], "ORD-70001");
+    assert_eq!(v["status"], "requested");
+    assert_eq!(v["references"]["placer_order"], "ORD-70001");
+    assert_eq!(
+        v["patient"]["identifiers"][0],
+        serde_json::json!({"type": "MR", "value": "E10001"})
+    );
+    assert_eq!(v["patient"]["name"]["family"], "Müller");
+    assert_eq!(v["patient"]["name"]["given"], serde_json::json!(["Søren"]));
+    assert_eq!(v["patient"]["birth_date"], "1970-01-31");
+    assert_eq!(v["patient"]["sex"], "male");
+    assert_eq!(
+        v["coverages"][0]["payer"],
+        serde_json::json!({"id": "60054", "name": "Acme Health Plan"})
+    );
+    assert_eq!(v["coverages"][0]["member_id"], "W123456789");
+    assert_eq!(
+        v["services"][0]["code"],
+        serde_json::json!({"system": "CPT", "code": "78452"})
+    );
+    assert_eq!(
+        v["diagnoses"][0]["code"],
+        serde_json::json!({"system": "ICD-10-CM", "code": "I25.10"})
+    );
+    assert_eq!(v["diagnoses"][0]["primary"], true);
+    assert_eq!(
+        case.case_id,
+        gateway_core::ids::case_id("mso-demo", "legacy-desktop:ORD-70001")
+    );
+}

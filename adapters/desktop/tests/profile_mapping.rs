@@ -1,0 +1,94 @@
+//! The shipped `legacy-desktop` profile and playbooks, without a display: the
+//! playbooks load, and the captures the read playbook would take from the
+//! sample order screen map into the right Case.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use gateway_desktop::playbook::Action;
+use gateway_desktop::{Playbook, PlaybookKind};
+
+fn shipped(name: &str) -> Playbook {
+    Playbook::load(
+        &support::repo_root()
+            .join("mappings/legacy-desktop/playbooks")
+            .join(name),
+    )
+    .expect("shipped playbook loads")
+}
+
+#[test]
+fn sample_order_screen_maps_into_the_expected_case() {
+    let read = shipped("read-order.toml");
+    assert_eq!(read.kind, PlaybookKind::Read);
+    let order: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            support::repo_root().join("sample-messages/desktop/legacy-desktop/order-screen.json"),
+        )
+        .expect("sample order"),
+    )
+    .expect("sample JSON");
+    // Which screen field each capture copies, from the playbook's coordinates:
+    // row i of the Order Entry screen is at y = 33 + 40 * i.
+    let fields = [
+        "order_number",
+        "patient_name",
+        "mrn",
+        "dob",
+        "sex",
+        "payer_name",
+        "payer_id",
+        "member_id",
+        "procedure_code",
+        "diagnosis_code",
+    ];
+    let mut captures = BTreeMap::new();
+    for step in &read.steps {
+        if let Action::Copy {
+            at: Some((_, y)),
+            capture,
+            ..
+        } = &step.action
+        {
+            let row = usize::try_from((y - 33) / 40).expect("row");
+            let value = order[fields[row]].as_str().expect("string field");
+            captures.insert(capture.clone(), value.to_owned());
+        }
+    }
+    assert_eq!(captures.len(), fields.len());
+    let case = support::map_captures(&read, &captures);
+    support::assert_sample_order_case(&case);
+}
+
+#[test]
+fn write_playbook_verifies_every_field_it_types() {
+    let write = shipped("write-decision.toml");
+    assert_eq!(write.kind, PlaybookKind::Write);
+    let typed: Vec<&str> = write
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Type { text } => Some(text.source()),
+            _ => None,
+        })
+        .collect();
+    let verified: Vec<&str> = write
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Verify { expect, .. } => Some(expect.source()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(typed.len(), 5);
+    assert_eq!(typed, verified);
+    let save = write.steps.last().expect("steps");
+    assert_eq!(save.id, "save");
+    let first_verify = write
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, Action::Verify { .. }))
+        .expect("verify");
+    assert!(first_verify < save.index);
+}
