@@ -19,7 +19,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod adapters;
+mod admin;
+mod daemon;
+mod formats;
+mod logging;
+mod profiles;
 mod settings;
+mod telemetry;
 
 /// Declares the subcommand modules, the clap `Command` enum and its dispatch.
 macro_rules! subcommands {
@@ -46,10 +52,22 @@ macro_rules! subcommands {
 }
 
 subcommands! {
+    /// Run the daemon from a TOML config file.
+    Run => run,
     /// Validate a config file and list every problem with its key.
     CheckConfig => check_config,
+    /// List, show and replay stored messages (`--data-dir DIR` or `--config FILE`).
+    Messages => messages,
     /// Send messages to a receiver and print each acknowledgement (`send mllp HOST:PORT FILE…`).
     Send => send,
+    /// Run or check a desktop playbook (`desktop run --playbook FILE [--case CASE.json] [--dry-run]`).
+    Desktop => desktop,
+    /// Map one document with a mapping profile; Case JSON on stdout (`--explain` traces every field).
+    Map => map,
+    /// Check a mapping profile and print every problem with file, line and rule.
+    Lint => lint,
+    /// Print the parsed tree of an HL7 v2, X12, FHIR or JSON document with byte positions.
+    Inspect => inspect,
 }
 
 /// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,

@@ -60,6 +60,9 @@ pub struct Settings {
     #[serde(default = "default_mappings_dir")]
     pub mappings_dir: PathBuf,
     // Adapter sections: one field each, the type defined in `src/adapters/<name>.rs`.
+    /// The desktop bridge for a legacy EHR (`[desktop]`).
+    #[serde(default)]
+    pub desktop: Option<crate::adapters::desktop::Section>,
 }
 
 fn default_mappings_dir() -> PathBuf {
@@ -87,9 +90,22 @@ pub struct AdminSettings {
     /// Listen address; keep it on loopback or a management network.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
-    /// The bearer token for `/api/v1/*`, read from a file or an environment variable.
+    /// File holding the bearer token for `/api/v1/*` (whitespace trimmed).
     #[serde(default)]
-    pub token: SecretSource,
+    pub token_file: Option<PathBuf>,
+    /// Name of an environment variable holding the bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl AdminSettings {
+    /// Where the admin token comes from.
+    pub fn token_source(&self) -> SecretSource {
+        SecretSource {
+            file: self.token_file.clone(),
+            env: self.token_env.clone(),
+        }
+    }
 }
 
 fn default_admin_listen() -> SocketAddr {
@@ -100,20 +116,18 @@ impl Default for AdminSettings {
     fn default() -> Self {
         AdminSettings {
             listen: default_admin_listen(),
-            token: SecretSource::default(),
+            token_file: None,
+            token_env: None,
         }
     }
 }
 
-/// Where a secret lives. Exactly one of `file` and `env` should be set.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Where a secret lives. At most one of `file` and `env` may be set.
+#[derive(Debug, Clone, Default)]
 pub struct SecretSource {
     /// A file whose content (trimmed) is the secret.
-    #[serde(default)]
     pub file: Option<PathBuf>,
     /// The name of an environment variable holding the secret.
-    #[serde(default)]
     pub env: Option<String>,
 }
 
@@ -215,44 +229,37 @@ pub enum SinkKind {
     Http,
 }
 
-/// `[forward]`: the forwarder and its sink.
-#[derive(Debug, Clone, Deserialize)]
+impl SinkKind {
+    /// The sink's name in config, metrics and the attempts table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Http => "http",
+        }
+    }
+}
+
+/// `[forward]`: the forwarder and its sink. The sink sections are the store's
+/// own config types, so what the forwarder needs is exactly what is configured.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSettings {
     /// `file` or `http`.
     #[serde(default)]
     pub sink: SinkKind,
-    /// Options of the file sink (`[forward.file]`).
+    /// `[forward.file]`: options of the file sink.
     #[serde(default)]
     pub file: FileSinkSettings,
-    /// Options of the HTTP sink (`[forward.http]`), required when `sink = "http"`.
+    /// `[forward.http]`: the central platform endpoint (required when `sink = "http"`):
+    /// `url`, `timeout_ms`, `client_cert`, `client_key`, `ca_cert`,
+    /// `bearer_token_file` or `bearer_token_env`.
     #[serde(default)]
-    pub http: Option<HttpSinkSettings>,
-    /// First retry delay in milliseconds.
-    #[serde(default = "default_initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    /// Cap on the retry delay in milliseconds.
-    #[serde(default = "default_max_backoff_ms")]
-    pub max_backoff_ms: u64,
-}
-
-fn default_initial_backoff_ms() -> u64 {
-    500
-}
-fn default_max_backoff_ms() -> u64 {
-    60_000
-}
-
-impl Default for ForwardSettings {
-    fn default() -> Self {
-        ForwardSettings {
-            sink: SinkKind::default(),
-            file: FileSinkSettings::default(),
-            http: None,
-            initial_backoff_ms: default_initial_backoff_ms(),
-            max_backoff_ms: default_max_backoff_ms(),
-        }
-    }
+    pub http: Option<gateway_store::forward::HttpSinkConfig>,
+    /// `[forward.delivery]`: `concurrency`, `poll_interval_ms`,
+    /// `max_retry_after_secs` and `[forward.delivery.backoff]`
+    /// (`initial_ms`, `max_ms`, `multiplier`).
+    #[serde(default)]
+    pub delivery: gateway_store::forward::ForwarderOptions,
 }
 
 /// `[forward.file]`.
@@ -262,33 +269,6 @@ pub struct FileSinkSettings {
     /// Directory for the JSONL files; defaults to `<data dir>/outbox`.
     #[serde(default)]
     pub dir: Option<PathBuf>,
-}
-
-/// `[forward.http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSinkSettings {
-    /// The central platform's events endpoint (`https://…`).
-    pub url: String,
-    /// Bearer token for the platform.
-    #[serde(default)]
-    pub token: SecretSource,
-    /// Per-request timeout in milliseconds.
-    #[serde(default = "default_http_timeout_ms")]
-    pub timeout_ms: u64,
-    /// PEM file with extra CA certificates to trust.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (mutual TLS); needs `client_key_file`.
-    #[serde(default)]
-    pub client_cert_file: Option<PathBuf>,
-    /// PEM private key of the client certificate.
-    #[serde(default)]
-    pub client_key_file: Option<PathBuf>,
-}
-
-fn default_http_timeout_ms() -> u64 {
-    10_000
 }
 
 /// Log output format.
@@ -668,19 +648,26 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     if settings.gateway.tenant.trim().is_empty() {
         problem("gateway.tenant", "must not be empty".to_owned());
     }
-    if let Err(message) = settings.admin.token.read() {
-        problem("admin.token", message);
+    if let Err(message) = settings.admin.token_source().read() {
+        problem("admin.token_file", message);
     }
-    if settings.forward.initial_backoff_ms == 0 {
+    let backoff = &settings.forward.delivery.backoff;
+    if backoff.initial_ms == 0 {
         problem(
-            "forward.initial_backoff_ms",
+            "forward.delivery.backoff.initial_ms",
             "must be at least 1".to_owned(),
         );
     }
-    if settings.forward.max_backoff_ms < settings.forward.initial_backoff_ms {
+    if backoff.max_ms < backoff.initial_ms {
         problem(
-            "forward.max_backoff_ms",
-            "must not be below forward.initial_backoff_ms".to_owned(),
+            "forward.delivery.backoff.max_ms",
+            "must not be below initial_ms".to_owned(),
+        );
+    }
+    if settings.forward.delivery.concurrency == 0 {
+        problem(
+            "forward.delivery.concurrency",
+            "must be at least 1".to_owned(),
         );
     }
     match (&settings.forward.sink, &settings.forward.http) {
@@ -689,20 +676,39 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
             "sink = \"http\" needs a [forward.http] section with `url`".to_owned(),
         ),
         (_, Some(http)) => {
-            if !(http.url.starts_with("https://") || http.url.starts_with("http://")) {
+            if url::Url::parse(&http.url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .is_none()
+            {
                 problem(
                     "forward.http.url",
-                    "must be an http:// or https:// URL".to_owned(),
+                    "must be an http:// or https:// URL with a host".to_owned(),
                 );
             }
-            if let Err(message) = http.token.read() {
-                problem("forward.http.token", message);
+            let token = SecretSource {
+                file: http.bearer_token_file.clone(),
+                env: http.bearer_token_env.clone(),
+            };
+            if let Err(message) = token.read() {
+                problem("forward.http.bearer_token_file", message);
             }
-            if http.client_cert_file.is_some() != http.client_key_file.is_some() {
+            if http.client_cert.is_some() != http.client_key.is_some() {
                 problem(
-                    "forward.http.client_cert_file",
-                    "client_cert_file and client_key_file go together".to_owned(),
+                    "forward.http.client_cert",
+                    "client_cert and client_key go together".to_owned(),
                 );
+            }
+            for (key, path) in [
+                ("forward.http.client_cert", &http.client_cert),
+                ("forward.http.client_key", &http.client_key),
+                ("forward.http.ca_cert", &http.ca_cert),
+            ] {
+                if let Some(path) = path
+                    && !path.is_file()
+                {
+                    problem(key, format!("file {} does not exist", path.display()));
+                }
             }
         }
         (SinkKind::File, None) => {}

@@ -1,0 +1,363 @@
+//! The daemon's lifetime: start everything in dependency order, stop it in
+//! reverse.
+//!
+//! Start: data dir → store → profiles → sink + forwarder → pipeline →
+//! adapters (with the pipeline) → write-back, replay and retention workers →
+//! admin server. Nothing accepts traffic before the store is open.
+//!
+//! Stop ([`Running::shutdown`]):
+//! * [`Stop::Drain`] (SIGTERM): `/readyz` turns 503, adapters stop accepting
+//!   and finish in-flight messages (each commits, then acknowledges), workers
+//!   finish their current attempt, the forwarder flushes in-flight deliveries,
+//!   the admin server finishes its requests, the store commits what is queued.
+//!   All of it bounded by the grace period; whatever is cut off was never
+//!   acknowledged or stays pending in the outbox for the next start.
+//! * [`Stop::Fast`] (SIGINT): the same order without waiting.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use gateway_core::SourceFormat;
+use gateway_core::adapter::IntakePipeline;
+use gateway_pipeline::{
+    DecisionIntake, DocumentParser, Identity, Pipeline, ProfileSet, WriteBackRegistry,
+    WriteBackWorker,
+};
+use gateway_store::forward::{FileSink, FileSinkConfig, Forwarder, HttpSink, Sink};
+use gateway_store::{RetentionPolicy, Store, StoreOptions};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::{self, AdapterContext, Started};
+use crate::admin::{self, AdminState, Readiness, SinkProbe};
+use crate::settings::{ConfigError, Secret, Settings, SinkKind};
+
+/// The store file inside a data directory.
+pub const STORE_FILE: &str = "gateway.sqlite";
+
+/// The store file of `data_dir`.
+pub fn store_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(STORE_FILE)
+}
+
+/// How to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Stop accepting, finish in-flight work, flush; at most this long.
+    Drain(Duration),
+    /// Stop now.
+    Fast,
+}
+
+/// Everything `start` needs beyond the settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data directory (store file, file sink default).
+    pub data_dir: PathBuf,
+    /// Overrides the admin token from the settings (the demo generates one).
+    pub admin_token: Option<Secret>,
+}
+
+/// A started daemon.
+pub struct Running {
+    /// Where the admin server listens.
+    pub admin_addr: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: Store,
+    /// The started adapters, by name.
+    pub adapters: Vec<(&'static str, Started)>,
+    /// The file sink's directory, when the file sink is used.
+    pub file_sink_dir: Option<PathBuf>,
+    readiness: Arc<Readiness>,
+    stop_intake: CancellationToken,
+    stop_workers: CancellationToken,
+    stop_admin: CancellationToken,
+    forwarder: Forwarder,
+    workers: Vec<JoinHandle<()>>,
+    admin: JoinHandle<std::io::Result<()>>,
+}
+
+/// Re-parses stored bytes with the formats wired into this build.
+struct FormatParser;
+
+impl DocumentParser for FormatParser {
+    fn parse(
+        &self,
+        _adapter: &str,
+        format: SourceFormat,
+        raw: &[u8],
+    ) -> Result<gateway_core::SourceDocument, Vec<gateway_core::Diagnostic>> {
+        crate::formats::parse(format, raw)
+    }
+}
+
+/// Starts the daemon. Configuration problems found here (a required profile
+/// that does not load) are returned as [`ConfigError`].
+pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Running> {
+    let data_dir = options.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let token = match options.admin_token.clone() {
+        Some(token) => Some(token),
+        None => settings
+            .admin
+            .token_source()
+            .read()
+            .map_err(|message| ConfigError {
+                problems: vec![crate::settings::Problem {
+                    origin: "admin".to_owned(),
+                    key: Some("admin.token_file".to_owned()),
+                    message,
+                }],
+            })?,
+    };
+    if token.is_none() {
+        tracing::warn!("No admin token configured: /api/v1 answers 401 to every request.");
+    }
+
+    let store = Store::open(store_file(&data_dir), StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+
+    let required: BTreeSet<String> = adapters::all()
+        .into_iter()
+        .filter(|a| a.configured(settings))
+        .flat_map(|a| a.profiles(settings))
+        .collect();
+    let loaded = crate::profiles::load(&settings.mappings_dir, &required);
+    if !loaded.problems.is_empty() {
+        store.close().await;
+        return Err(ConfigError {
+            problems: loaded.problems,
+        }
+        .into());
+    }
+    let profiles = ProfileSet::new(loaded.profiles);
+
+    let (sink, probe, file_sink_dir): (Arc<dyn Sink>, SinkProbe, Option<PathBuf>) =
+        match settings.forward.sink {
+            SinkKind::File => {
+                let dir = settings
+                    .forward
+                    .file
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("outbox"));
+                let sink = FileSink::new(FileSinkConfig { dir: dir.clone() })
+                    .context("cannot create the file sink")?;
+                (Arc::new(sink), SinkProbe::Directory(dir.clone()), Some(dir))
+            }
+            SinkKind::Http => {
+                let config = settings
+                    .forward
+                    .http
+                    .clone()
+                    .context("sink = \"http\" needs [forward.http]")?;
+                let url = url::Url::parse(&config.url).context("forward.http.url")?;
+                let authority = format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or("localhost"),
+                    url.port_or_known_default().unwrap_or(443)
+                );
+                let sink = HttpSink::new(&config).context("cannot set up the HTTP sink")?;
+                (Arc::new(sink), SinkProbe::Tcp { authority }, None)
+            }
+        };
+    let forwarder = Forwarder::spawn(store.clone(), sink, settings.forward.delivery);
+
+    let identity = Identity {
+        tenant: settings.gateway.tenant.clone(),
+        practice: settings.gateway.practice.clone(),
+        site: settings.gateway.site.clone(),
+    };
+    let pipeline =
+        Pipeline::new(store.clone(), profiles, identity).with_parser(Arc::new(FormatParser));
+    let intake: Arc<dyn IntakePipeline> = Arc::new(pipeline.clone());
+
+    let stop_intake = CancellationToken::new();
+    let stop_workers = CancellationToken::new();
+    let stop_admin = CancellationToken::new();
+
+    let mut started_adapters = Vec::new();
+    let mut registry = WriteBackRegistry::new();
+    for adapter in adapters::all() {
+        if !adapter.configured(settings) {
+            continue;
+        }
+        let context = AdapterContext {
+            pipeline: intake.clone(),
+            shutdown: stop_intake.clone(),
+            data_dir: data_dir.clone(),
+        };
+        let started = match adapter.start(settings, context).await {
+            Ok(started) => started,
+            Err(error) => {
+                stop_intake.cancel();
+                forwarder.shutdown(Duration::ZERO).await;
+                store.close().await;
+                return Err(error.context(format!("cannot start the {} adapter", adapter.name())));
+            }
+        };
+        for endpoint in &started.endpoints {
+            tracing::info!(adapter = adapter.name(), endpoint = %endpoint.description, addr = ?endpoint.addr, "Adapter endpoint up.");
+        }
+        for (writeback, profile) in &started.writebacks {
+            registry.register(writeback.clone(), profile.as_deref());
+        }
+        started_adapters.push((adapter.name(), started));
+    }
+
+    let wake = Arc::new(Notify::new());
+    let decisions = DecisionIntake::new(store.clone(), wake.clone());
+    let mut workers = Vec::new();
+    let worker = WriteBackWorker::new(store.clone(), registry, wake)
+        .with_backoff(settings.forward.delivery.backoff);
+    workers.push(tokio::spawn(worker.run(stop_workers.clone())));
+    let replay = gateway_pipeline::replay::ReplayWorker::new(pipeline, Duration::from_secs(1));
+    workers.push(tokio::spawn(replay.run(stop_workers.clone())));
+    workers.push(tokio::spawn(retention(
+        store.clone(),
+        RetentionPolicy {
+            max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
+            max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+        },
+        stop_workers.clone(),
+    )));
+
+    let readiness = Arc::new(Readiness {
+        draining: false.into(),
+        data_dir: data_dir.clone(),
+        sink: probe,
+    });
+    let listener = admin::bind(settings.admin.listen).await?;
+    let admin_addr = listener.local_addr().context("admin listener address")?;
+    let state = AdminState {
+        store: store.clone(),
+        decisions,
+        token,
+        readiness: readiness.clone(),
+        metrics: crate::telemetry::prometheus(),
+    };
+    let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
+    tracing::info!(%admin_addr, data_dir = %data_dir.display(), "Daemon started.");
+
+    Ok(Running {
+        admin_addr,
+        data_dir,
+        store,
+        adapters: started_adapters,
+        file_sink_dir,
+        readiness,
+        stop_intake,
+        stop_workers,
+        stop_admin,
+        forwarder,
+        workers,
+        admin,
+    })
+}
+
+/// Prunes finished data hourly (first run a minute after start).
+async fn retention(store: Store, policy: RetentionPolicy, stop: CancellationToken) {
+    let mut next = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(next) => {}
+        }
+        match store.prune(policy).await {
+            Ok(report) => tracing::info!(
+                messages = report.messages,
+                events = report.events,
+                bytes_before = report.bytes_before,
+                bytes_after = report.bytes_after,
+                "Retention pass done."
+            ),
+            Err(error) => tracing::warn!(%error, "Retention pass failed."),
+        }
+        next = Duration::from_secs(3600);
+    }
+}
+
+impl Running {
+    /// Stops the daemon (see the module docs for the order).
+    pub async fn shutdown(self, stop: Stop) {
+        let grace = match stop {
+            Stop::Drain(grace) => grace,
+            Stop::Fast => Duration::ZERO,
+        };
+        let deadline = Instant::now() + grace;
+        tracing::info!(?stop, "Stopping.");
+        self.readiness.draining.store(true, Ordering::SeqCst);
+        self.stop_intake.cancel();
+        for (name, started) in self.adapters {
+            for task in started.tasks {
+                wait_or_abort(task, deadline, name).await;
+            }
+        }
+        self.stop_workers.cancel();
+        for task in self.workers {
+            wait_or_abort(task, deadline, "worker").await;
+        }
+        self.forwarder
+            .shutdown(deadline.saturating_duration_since(Instant::now()))
+            .await;
+        self.stop_admin.cancel();
+        let admin_deadline = deadline.max(Instant::now() + Duration::from_millis(200));
+        let mut admin = self.admin;
+        if tokio::time::timeout_at(admin_deadline, &mut admin)
+            .await
+            .is_err()
+        {
+            admin.abort();
+        }
+        self.store.close().await;
+        tracing::info!("Stopped.");
+    }
+}
+
+async fn wait_or_abort<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str) {
+    if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+        tracing::warn!(
+            task = what,
+            "Grace period over; stopping a task that has not finished."
+        );
+        task.abort();
+    }
+}
+
+/// Waits for SIGTERM (drain with `grace`) or SIGINT (fast).
+pub async fn wait_for_signal(grace: Duration) -> anyhow::Result<Stop> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => Stop::Drain(grace),
+        _ = int.recv() => Stop::Fast,
+    })
+}
+
+/// Completes when a second SIGTERM or SIGINT arrives (to cut a drain short).
+pub async fn second_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
