@@ -129,7 +129,7 @@ pub fn build_ack_at(req: &AckRequest<'_>, now: &str, control_id: &str) -> Vec<u8
     let header = find_header(req.message);
     let seps = header
         .as_ref()
-        .and_then(|h| h.separators.clone().ok())
+        .and_then(|h| h.separators.ok())
         .unwrap_or_default();
     let charset = header
         .as_ref()
@@ -236,7 +236,9 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// `version < min`, comparing numeric parts (`2.3` < `2.3.1` < `2.5.1`).
 fn version_before(version: &str, min: (u32, u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.trim().parse::<u32>().unwrap_or(0));
+    let mut parts = version
+        .split('.')
+        .map(|p| p.trim().parse::<u32>().unwrap_or(0));
     let v = (
         parts.next().unwrap_or(0),
         parts.next().unwrap_or(0),
@@ -267,7 +269,11 @@ impl ErrorLocation {
     /// Parses `PID`, `PID-3`, `IN1[2]-36`, `PID-3[2].1.2` (diagnostic locations).
     pub fn parse(location: &str) -> Option<ErrorLocation> {
         let b = location.as_bytes();
-        if b.len() < 3 || !b[..3].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+        if b.len() < 3
+            || !b[..3]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
             return None;
         }
         let mut loc = ErrorLocation {
@@ -314,7 +320,11 @@ fn split_num(s: &str) -> Option<(usize, &str)> {
 /// The location of the deepest node whose span contains raw offset `at`.
 pub fn locate(doc: &SourceDocument, at: usize) -> Option<ErrorLocation> {
     let tree = &doc.tree;
-    let seg = tree.children(tree.root()).iter().copied().find(|n| contains(tree, *n, at))?;
+    let seg = tree
+        .children(tree.root())
+        .iter()
+        .copied()
+        .find(|n| contains(tree, *n, at))?;
     let name = tree.name(seg).to_owned();
     let sequence = tree
         .children_named(tree.root(), &name)
@@ -325,7 +335,12 @@ pub fn locate(doc: &SourceDocument, at: usize) -> Option<ErrorLocation> {
         sequence,
         ..ErrorLocation::default()
     };
-    if let Some(field) = tree.children(seg).iter().copied().find(|n| contains(tree, *n, at)) {
+    if let Some(field) = tree
+        .children(seg)
+        .iter()
+        .copied()
+        .find(|n| contains(tree, *n, at))
+    {
         let fname = tree.name(field).to_owned();
         loc.field = fname.parse().unwrap_or(0);
         loc.repetition = tree
@@ -343,11 +358,15 @@ pub fn locate(doc: &SourceDocument, at: usize) -> Option<ErrorLocation> {
 }
 
 fn child_at(tree: &SourceTree, node: NodeId, at: usize) -> Option<NodeId> {
-    tree.children(node).iter().copied().find(|n| contains(tree, *n, at))
+    tree.children(node)
+        .iter()
+        .copied()
+        .find(|n| contains(tree, *n, at))
 }
 
 fn contains(tree: &SourceTree, node: NodeId, at: usize) -> bool {
-    tree.span(node).is_some_and(|s| s.start <= at && at < s.end.max(s.start + 1))
+    tree.span(node)
+        .is_some_and(|s| s.start <= at && at < s.end.max(s.start + 1))
 }
 
 struct ErrEntry {
@@ -391,16 +410,15 @@ fn err_entries(req: &AckRequest<'_>) -> Vec<ErrEntry> {
             .error
             .is_some_and(|e| e.kind == gateway_core::ErrorKind::Internal);
         out.push(ErrEntry {
-            hl7_code: if internal || req.status == AckStatus::Reject && req.error.is_some_and(|e| e.retryable) {
+            hl7_code: if internal
+                || req.status == AckStatus::Reject && req.error.is_some_and(|e| e.retryable)
+            {
                 (207, "Application internal error")
             } else {
                 classify_text(&message).unwrap_or((207, "Application internal error"))
             },
             severity: Severity::Error,
-            app_code: req
-                .error
-                .map_or("", |e| e.kind.as_str())
-                .to_owned(),
+            app_code: req.error.map_or("", |e| e.kind.as_str()).to_owned(),
             diagnostic: message.clone(),
             user_message: message,
             location: None,
@@ -416,7 +434,9 @@ fn table_0357(d: &Diagnostic, status: AckStatus) -> (u16, &'static str) {
         codes::NOT_HL7 | codes::BAD_SEGMENT | codes::SECOND_MSH | codes::SEVERAL_MESSAGES => {
             (100, "Segment sequence error")
         }
-        codes::BAD_SEPARATORS | codes::INVALID_BYTES | codes::BAD_ESCAPE => (102, "Data type error"),
+        codes::BAD_SEPARATORS | codes::INVALID_BYTES | codes::BAD_ESCAPE => {
+            (102, "Data type error")
+        }
         codes::NO_MESSAGE_TYPE | codes::NO_CONTROL_ID => (101, "Required field missing"),
         codes::NO_VERSION => (203, "Unsupported version id"),
         _ => classify_text(&d.message).unwrap_or(if status == AckStatus::Reject {
@@ -587,7 +607,10 @@ pub fn parse_ack(raw: &[u8]) -> Result<ReceivedAck, AckParseError> {
     })?;
     let tree = &doc.tree;
     let root = tree.root();
-    let msa = tree.children_named(root, "MSA").next().ok_or(AckParseError::NoMsa)?;
+    let msa = tree
+        .children_named(root, "MSA")
+        .next()
+        .ok_or(AckParseError::NoMsa)?;
     let get = |seg: NodeId, field: &str| -> Option<String> {
         tree.children_named(seg, field)
             .next()
@@ -617,7 +640,8 @@ pub fn parse_ack(raw: &[u8]) -> Result<ReceivedAck, AckParseError> {
                 }
             } else {
                 ReceivedError {
-                    code: comp(err, "1", "4").map(|c| c.split(['&']).next().unwrap_or("").to_owned()),
+                    code: comp(err, "1", "4")
+                        .map(|c| c.split(['&']).next().unwrap_or("").to_owned()),
                     location: get(err, "1"),
                     ..ReceivedError::default()
                 }
@@ -640,7 +664,17 @@ mod tests {
     #[test]
     fn locations_parse() {
         let l = ErrorLocation::parse("IN1[2]-36[1].2.3").expect("parses");
-        assert_eq!((l.segment.as_str(), l.sequence, l.field, l.repetition, l.component, l.subcomponent), ("IN1", 2, 36, 1, 2, 3));
+        assert_eq!(
+            (
+                l.segment.as_str(),
+                l.sequence,
+                l.field,
+                l.repetition,
+                l.component,
+                l.subcomponent
+            ),
+            ("IN1", 2, 36, 1, 2, 3)
+        );
         assert_eq!(ErrorLocation::parse("MSH-9").map(|l| l.field), Some(9));
         assert!(ErrorLocation::parse("bogus").is_none());
     }

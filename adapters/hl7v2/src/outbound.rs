@@ -176,14 +176,24 @@ impl OutboundTemplate {
         }
         for key in self.status_text.keys() {
             let known = [
-                "pended", "approved", "partially_approved", "modified", "denied", "cancelled", "error",
+                "pended",
+                "approved",
+                "partially_approved",
+                "modified",
+                "denied",
+                "cancelled",
+                "error",
             ];
             if !known.contains(&key.as_str()) {
-                return Err(OutboundError::Template(format!("unknown decision status {key} in status_text")));
+                return Err(OutboundError::Template(format!(
+                    "unknown decision status {key} in status_text"
+                )));
             }
         }
         if self.observations.is_empty() {
-            return Err(OutboundError::Template("at least one [[observation]] is needed".into()));
+            return Err(OutboundError::Template(
+                "at least one [[observation]] is needed".into(),
+            ));
         }
         Ok(())
     }
@@ -240,11 +250,19 @@ pub fn build_decision_message(
         .ok_or_else(|| OutboundError::NoDecision(case.case_id.clone()))?;
     let seps = Separators::default();
     let e = |s: &str| encode(s, &seps).into_owned();
-    let now = if now.contains('-') && now.contains('T') { hl7_time(now) } else { now.to_owned() };
+    let now = if now.contains('-') && now.contains('T') {
+        hl7_time(now)
+    } else {
+        now.to_owned()
+    };
     let mdm = template.message_type == "MDM^T02";
     let mut segs: Vec<String> = Vec::new();
 
-    let structure = if mdm { "MDM^T02^MDM_T02" } else { "ORU^R01^ORU_R01" };
+    let structure = if mdm {
+        "MDM^T02^MDM_T02"
+    } else {
+        "ORU^R01^ORU_R01"
+    };
     let mut msh = vec![
         "MSH".to_owned(),
         seps.encoding_characters(),
@@ -273,8 +291,16 @@ pub fn build_decision_message(
         segs.push(format!("EVN|T02|{}", e(&now)));
     }
     segs.push(pid(case, &e));
-    let placer = case.references.get("placer_order").map(|s| e(s)).unwrap_or_default();
-    let filler = case.references.get("filler_order").map(|s| e(s)).unwrap_or_default();
+    let placer = case
+        .references
+        .get("placer_order")
+        .map(|s| e(s))
+        .unwrap_or_default();
+    let filler = case
+        .references
+        .get("filler_order")
+        .map(|s| e(s))
+        .unwrap_or_default();
     if mdm {
         segs.push("PV1|1|O".to_owned());
         let doc_type = e(template.document_type.as_deref().unwrap_or("PRIORAUTH"));
@@ -341,26 +367,37 @@ pub fn build_decision_message(
                 .collect(),
             Fact::ReasonCodes => decision.reason_codes.clone(),
             Fact::Note => decision.note.iter().cloned().collect(),
-            Fact::DecidedAt => decision.decided_at.as_deref().map(hl7_time).into_iter().collect(),
+            Fact::DecidedAt => decision
+                .decided_at
+                .as_deref()
+                .map(hl7_time)
+                .into_iter()
+                .collect(),
             Fact::PayerTrace => decision.payer_trace.clone(),
         };
         for v in values {
             set_id += 1;
-            let vt = obs.value_type.clone().unwrap_or_else(|| if mdm { "TX".into() } else { "ST".into() });
+            let vt = obs
+                .value_type
+                .clone()
+                .unwrap_or_else(|| if mdm { "TX".into() } else { "ST".into() });
             let value = if mdm {
-                format!("{}: {}", obs.label.as_deref().unwrap_or(fact_label(obs.fact)), v)
+                format!(
+                    "{}: {}",
+                    obs.label.as_deref().unwrap_or(fact_label(obs.fact)),
+                    v
+                )
             } else {
                 v
             };
             // OBX-3 is written by the template author in HL7 syntax: only
             // characters that would break the segment are escaped.
-            let code: String = obs
-                .code
-                .split('^')
-                .map(|c| e(c))
-                .collect::<Vec<_>>()
-                .join("^");
-            segs.push(format!("OBX|{set_id}|{}|{code}||{}||||||F", e(&vt), e(&value)));
+            let code: String = obs.code.split('^').map(&e).collect::<Vec<_>>().join("^");
+            segs.push(format!(
+                "OBX|{set_id}|{}|{code}||{}||||||F",
+                e(&vt),
+                e(&value)
+            ));
         }
     }
     let charset = template
@@ -421,7 +458,17 @@ fn pid(case: &Case, e: &dyn Fn(&str) -> String) -> String {
         Some(Sex::Unknown) => "U",
         None => "",
     };
-    let mut f = vec!["PID".to_owned(), "1".into(), String::new(), ids.join("~"), String::new(), name, String::new(), birth, sex.into()];
+    let mut f = vec![
+        "PID".to_owned(),
+        "1".into(),
+        String::new(),
+        ids.join("~"),
+        String::new(),
+        name,
+        String::new(),
+        birth,
+        sex.into(),
+    ];
     while f.last().is_some_and(String::is_empty) {
         f.pop();
     }
@@ -436,7 +483,10 @@ mod tests {
     fn hl7_times() {
         assert_eq!(hl7_time("2026-12-01"), "20261201");
         assert_eq!(hl7_time("2026-11-22T10:00:00Z"), "20261122100000+0000");
-        assert_eq!(hl7_time("2026-11-22T10:00:00.123-05:00"), "20261122100000-0500");
+        assert_eq!(
+            hl7_time("2026-11-22T10:00:00.123-05:00"),
+            "20261122100000-0500"
+        );
     }
 
     #[test]

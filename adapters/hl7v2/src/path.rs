@@ -107,7 +107,9 @@ impl Parser<'_> {
                 .iter()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !ok {
-            return Err(self.err("expected a segment id like PID (or `-field` / `.component` for a relative path)"));
+            return Err(self.err(
+                "expected a segment id like PID (or `-field` / `.component` for a relative path)",
+            ));
         }
         let name = self.text[self.pos..self.pos + 3].to_owned();
         self.pos += 3;
@@ -124,7 +126,12 @@ impl Parser<'_> {
     }
 
     /// A name with an optional `[n]`/`[*]` and optional filters.
-    fn selected(&mut self, steps: &mut Vec<Step>, name: String, segment: bool) -> Result<(), PathError> {
+    fn selected(
+        &mut self,
+        steps: &mut Vec<Step>,
+        name: String,
+        segment: bool,
+    ) -> Result<(), PathError> {
         let explicit = if self.eat(b'[') {
             let sel = if self.eat(b'*') {
                 Select::All
@@ -171,7 +178,11 @@ impl Parser<'_> {
         let negated = self.eat(b'!');
         let start = self.pos;
         let mut sub = Vec::new();
-        let first = self.number(if segment { "field number" } else { "component number" })?;
+        let first = self.number(if segment {
+            "field number"
+        } else {
+            "component number"
+        })?;
         sub.push(first);
         while self.peek() == Some(b'.') && sub.len() < if segment { 3 } else { 2 } {
             self.pos += 1;
@@ -260,9 +271,17 @@ impl Parser<'_> {
             return Err(self.err(format!("expected a {what}")));
         }
         match self.text[start..self.pos].parse::<usize>() {
-            Ok(0) => Err(PathError::new(self.text, start, format!("{what}s start at 1"))),
+            Ok(0) => Err(PathError::new(
+                self.text,
+                start,
+                format!("{what}s start at 1"),
+            )),
             Ok(n) if n <= 9999 => Ok(n),
-            _ => Err(PathError::new(self.text, start, format!("{what} too large"))),
+            _ => Err(PathError::new(
+                self.text,
+                start,
+                format!("{what} too large"),
+            )),
         }
     }
 }
@@ -292,9 +311,24 @@ mod tests {
     #[test]
     fn compiles_the_documented_forms() {
         for ok in [
-            "PID-3", "PID-3.1", "PID-3[2].1", "PID-3[*](5=MR).1", "PID-3(5=MR|MRN).1", "PID-3(5!=SS)",
-            "PID-3(4.1=NORTH,5=MR)", "PID-3(!5)", "OBR-4.1.2", "IN1[2]-36", "IN1[*]", "OBX(3.1=AUTHNUM)-5",
-            "-36", "-36.1", ".1", ".4.1", "MSH-9.2", "ZPI-2",
+            "PID-3",
+            "PID-3.1",
+            "PID-3[2].1",
+            "PID-3[*](5=MR).1",
+            "PID-3(5=MR|MRN).1",
+            "PID-3(5!=SS)",
+            "PID-3(4.1=NORTH,5=MR)",
+            "PID-3(!5)",
+            "OBR-4.1.2",
+            "IN1[2]-36",
+            "IN1[*]",
+            "OBX(3.1=AUTHNUM)-5",
+            "-36",
+            "-36.1",
+            ".1",
+            ".4.1",
+            "MSH-9.2",
+            "ZPI-2",
         ] {
             compile(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }

@@ -1,15 +1,19 @@
 //! ACKs with hand-checked expectations: every byte of MSH/MSA/ERR is spelled out.
 
 use gateway_core::{Diagnostic, GatewayError};
-use gateway_hl7v2::ack::{
-    AckRequest, AckStatus, accept_ack_wanted, build_ack_at, parse_ack,
-};
+use gateway_hl7v2::ack::{AckRequest, AckStatus, accept_ack_wanted, build_ack_at, parse_ack};
 use gateway_hl7v2::parse::parse_message;
 
-const ORM: &str = "MSH|^~\\&|EPIC|NORTH|GW|MSO|20261122100000||ORM^O01^ORM_O01|C100|P|2.5.1\rPID|1||E10001\r";
+const ORM: &str =
+    "MSH|^~\\&|EPIC|NORTH|GW|MSO|20261122100000||ORM^O01^ORM_O01|C100|P|2.5.1\rPID|1||E10001\r";
 const NOW: &str = "20261122100001+0000";
 
-fn ack(message: &[u8], status: AckStatus, error: Option<&GatewayError>, diagnostics: &[Diagnostic]) -> String {
+fn ack(
+    message: &[u8],
+    status: AckStatus,
+    error: Option<&GatewayError>,
+    diagnostics: &[Diagnostic],
+) -> String {
     let out = build_ack_at(
         &AckRequest {
             message,
@@ -68,7 +72,12 @@ fn parser_error_located_by_span_and_location() {
     // MSH-9 missing: the parser's diagnostic names MSH-9 and carries the MSH span.
     let raw = b"MSH|^~\\&|EPIC|NORTH|GW|MSO|20261122100000|||C100|P|2.5.1\rPID|1\r";
     let doc = parse_message(raw).expect("partial tree");
-    let errors: Vec<_> = doc.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    let errors: Vec<_> = doc
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
     assert_eq!(errors.len(), 1);
     let a = ack(raw, AckStatus::Reject, None, &errors);
     assert_eq!(
@@ -82,7 +91,10 @@ fn parser_error_located_by_span_and_location() {
     let d = Diagnostic::error("M020", "identifier type unknown in table")
         .with_span(gateway_core::Span::new(pid3_at, pid3_at + 6));
     let a = ack(ORM.as_bytes(), AckStatus::Error, None, &[d]);
-    assert!(a.contains("\rERR||PID^1^3^1^1^1|103^Table value not found^HL70357|E|M020||"), "{a}");
+    assert!(
+        a.contains("\rERR||PID^1^3^1^1^1|103^Table value not found^HL70357|E|M020||"),
+        "{a}"
+    );
 }
 
 #[test]
@@ -135,7 +147,9 @@ fn charset_truncation_char_and_delimiters_follow_the_message() {
     let out = build_ack_at(&AckRequest::accept(&raw), NOW, "A1");
     let mut expected = b"MSH$^~\\&#$GW$MSO$EPIC$M".to_vec();
     expected.push(0xDC);
-    expected.extend_from_slice(b"NSTER$20261122100001+0000$$ACK^S12^ACK$A1$P$2.7$$$$$$8859/1\rMSA$AA$C9\r");
+    expected.extend_from_slice(
+        b"NSTER$20261122100001+0000$$ACK^S12^ACK$A1$P$2.7$$$$$$8859/1\rMSA$AA$C9\r",
+    );
     assert_eq!(out, expected);
     // and our own reader decodes it
     let read = parse_ack(&out).expect("reads");
@@ -166,7 +180,8 @@ fn received_ack_reader() {
     assert_eq!(r.errors[0].severity.as_deref(), Some("E"));
     assert_eq!(r.errors[0].location.as_deref(), Some("PID^1^3^1"));
     // v2.3 ERR-1 form and junk
-    let v23 = b"MSH|^~\\&|A|B|C|D|2026||ACK^O01|X|P|2.3\rMSA|AR|C1\rERR|PID^1^3^101&Required&HL70357\r";
+    let v23 =
+        b"MSH|^~\\&|A|B|C|D|2026||ACK^O01|X|P|2.3\rMSA|AR|C1\rERR|PID^1^3^101&Required&HL70357\r";
     let r = parse_ack(v23).expect("reads");
     assert_eq!(r.errors[0].code.as_deref(), Some("101"));
     assert!(parse_ack(b"MSH|^~\\&|A|B|C|D|2026||ACK|X|P|2.5\r").is_err());

@@ -23,7 +23,13 @@ impl SyntaxProvider for Syntaxes {
     }
 }
 
-const PROFILES: &[&str] = &["hl7v2-base", "epic", "ecw-onprem", "nextgen-enterprise", "meditech"];
+const PROFILES: &[&str] = &[
+    "hl7v2-base",
+    "epic",
+    "ecw-onprem",
+    "nextgen-enterprise",
+    "meditech",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -33,7 +39,10 @@ fn load(profile: &str) -> Profile {
     let dir = root().join("mappings").join(profile);
     match Profile::load(&dir, &Syntaxes) {
         Ok(p) => p,
-        Err(e) => panic!("profile {profile} does not load:\n{}", render_all(&e.diagnostics)),
+        Err(e) => panic!(
+            "profile {profile} does not load:\n{}",
+            render_all(&e.diagnostics)
+        ),
     }
 }
 
@@ -41,7 +50,11 @@ fn load(profile: &str) -> Profile {
 fn every_profile_lints_clean() {
     for profile in PROFILES {
         let p = load(profile);
-        assert!(p.warnings().is_empty(), "{profile}:\n{}", render_all(p.warnings()));
+        assert!(
+            p.warnings().is_empty(),
+            "{profile}:\n{}",
+            render_all(p.warnings())
+        );
     }
 }
 
@@ -51,9 +64,16 @@ fn map_file(profile: &Profile, bytes: &[u8]) -> Value {
     let mut out = Vec::new();
     for m in &input.messages {
         let entry = match &m.result {
-            Err(diags) => json!({ "unparseable": diags.iter().map(|d| d.code.clone()).collect::<Vec<_>>() }),
+            Err(diags) => {
+                json!({ "unparseable": diags.iter().map(|d| d.code.clone()).collect::<Vec<_>>() })
+            }
             Ok(doc) => {
-                let parse_errors: Vec<_> = doc.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.clone()).collect();
+                let parse_errors: Vec<_> = doc
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.code.clone())
+                    .collect();
                 let mut ctx = MapContext::new("2026-11-22T10:00:00Z");
                 ctx.adapter = Some("hl7v2".into());
                 let outcome = profile.map(doc, &ctx);
@@ -66,14 +86,21 @@ fn map_file(profile: &Profile, bytes: &[u8]) -> Value {
                         v
                     }
                     (None, Some(a)) if a.as_str() == "ignore" => json!({ "action": "ignore" }),
-                    (None, _) => json!({ "unmapped": outcome.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.as_str().to_owned()).collect::<Vec<_>>() }),
+                    (None, _) => {
+                        json!({ "unmapped": outcome.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.as_str().to_owned()).collect::<Vec<_>>() })
+                    }
                 };
                 let warnings: Vec<String> = outcome
                     .diagnostics
                     .iter()
                     .filter(|d| !d.is_error())
                     .map(|d| d.code.as_str().to_owned())
-                    .chain(doc.diagnostics.iter().filter(|d| !d.is_error()).map(|d| d.code.clone()))
+                    .chain(
+                        doc.diagnostics
+                            .iter()
+                            .filter(|d| !d.is_error())
+                            .map(|d| d.code.clone()),
+                    )
                     .collect();
                 if !warnings.is_empty() {
                     e["warnings"] = json!(warnings);
@@ -107,12 +134,20 @@ fn samples_map_to_their_golden_cases() {
             .filter(|p| p.extension().is_some_and(|x| x == "hl7"))
             .collect();
         files.sort();
-        assert!(files.len() >= 6, "{profile_name}: at least 6 samples, found {}", files.len());
+        assert!(
+            files.len() >= 6,
+            "{profile_name}: at least 6 samples, found {}",
+            files.len()
+        );
         for file in files {
             count += 1;
             let bytes = std::fs::read(&file).expect("read sample");
             let actual = map_file(&profile, &bytes);
-            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("x").to_owned();
+            let stem = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("x")
+                .to_owned();
             let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/golden")
                 .join(profile_name)
@@ -125,8 +160,13 @@ fn samples_map_to_their_golden_cases() {
             }
             match std::fs::read_to_string(&golden) {
                 Ok(expected) if expected == pretty => {}
-                Ok(expected) => failures.push(format!("{profile_name}/{stem}: differs\n--- expected\n{expected}\n--- actual\n{pretty}")),
-                Err(_) => failures.push(format!("{profile_name}/{stem}: no golden file {} (run with BLESS=1)", golden.display())),
+                Ok(expected) => failures.push(format!(
+                    "{profile_name}/{stem}: differs\n--- expected\n{expected}\n--- actual\n{pretty}"
+                )),
+                Err(_) => failures.push(format!(
+                    "{profile_name}/{stem}: no golden file {} (run with BLESS=1)",
+                    golden.display()
+                )),
             }
         }
     }

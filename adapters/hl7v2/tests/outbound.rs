@@ -66,7 +66,8 @@ fn get(doc: &gateway_core::SourceDocument, path: &str) -> Vec<String> {
 #[test]
 fn oru_round_trips_through_the_parser() {
     let t = OutboundTemplate::from_toml(ORU).expect("template");
-    let bytes = build_decision_message(&t, &case(), "GW0001", "2026-11-22T10:05:00Z").expect("builds");
+    let bytes =
+        build_decision_message(&t, &case(), "GW0001", "2026-11-22T10:05:00Z").expect("builds");
     let text = String::from_utf8(bytes.clone()).expect("utf-8");
     assert!(text.starts_with("MSH|^~\\&|EHR-GATEWAY|MSO|EPIC|NORTH|20261122100500+0000||ORU^R01^ORU_R01|GW0001|P|2.5.1\r"), "{text}");
     let doc = parse_message(&bytes).expect("parses");
@@ -74,13 +75,22 @@ fn oru_round_trips_through_the_parser() {
     assert_eq!(doc.meta.message_type.as_deref(), Some("ORU^R01"));
     assert_eq!(get(&doc, "OBX(3.1=PA-AUTH)-5"), vec!["AUTH|0001^X"]);
     assert_eq!(get(&doc, "OBX(3.1=PA-STATUS)-5"), vec!["A"]);
-    assert_eq!(get(&doc, "OBX[*](3.1=PA-START|PA-END)-5"), vec!["20261201", "20270228"]);
+    assert_eq!(
+        get(&doc, "OBX[*](3.1=PA-START|PA-END)-5"),
+        vec!["20261201", "20270228"]
+    );
     assert_eq!(get(&doc, "OBX[*](3.1=PA-REASON)-5"), vec!["A1", "B2"]);
-    assert_eq!(get(&doc, "OBX(3.1=PA-NOTE)-5"), vec!["line one\nline two & more"]);
+    assert_eq!(
+        get(&doc, "OBX(3.1=PA-NOTE)-5"),
+        vec!["line one\nline two & more"]
+    );
     assert_eq!(get(&doc, "PID-5.2"), vec!["Ann|a"]);
     assert_eq!(get(&doc, "OBR-4.2"), vec!["SPECT^MPI"]);
     assert_eq!(get(&doc, "ORC-2"), vec!["ORD1001"]);
-    assert_eq!(get(&doc, "OBX[*]-1"), vec!["1", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(
+        get(&doc, "OBX[*]-1"),
+        vec!["1", "2", "3", "4", "5", "6", "7"]
+    );
     // no double escaping anywhere
     assert!(!text.contains("\\E\\"), "{text}");
 }
@@ -107,7 +117,10 @@ fn mdm_with_latin1_charset() {
     assert_eq!(get(&doc, "MSH-18"), vec!["8859/1"]);
     assert_eq!(get(&doc, "TXA-2"), vec!["PA"]);
     assert_eq!(get(&doc, "TXA-12"), vec!["GW2"]);
-    assert_eq!(get(&doc, "OBX[*]-5"), vec!["Genehmigung: APPROVED", "Note: Prüfung ok"]);
+    assert_eq!(
+        get(&doc, "OBX[*]-5"),
+        vec!["Genehmigung: APPROVED", "Note: Prüfung ok"]
+    );
 }
 
 #[test]

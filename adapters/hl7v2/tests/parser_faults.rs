@@ -13,7 +13,7 @@ fn seg(t: &SourceTree, name: &str, n: usize) -> NodeId {
 }
 
 /// Value of SEG-F (first rep), or of component C.
-fn val<'t>(t: &'t SourceTree, s: NodeId, f: usize, c: Option<usize>) -> Option<&'t str> {
+fn val(t: &SourceTree, s: NodeId, f: usize, c: Option<usize>) -> Option<&str> {
     let field = t.children_named(s, &f.to_string()).next()?;
     match c {
         None => t.value(field),
@@ -42,7 +42,11 @@ fn blank_line_is_reported_and_later_segments_kept() {
     let raw = format!("{MSH}\r\rPID|1||E10001\rPV1|1|O\r");
     let d = doc(raw.as_bytes());
     assert_eq!(d.tree.children(d.tree.root()).len(), 3);
-    let blank = d.diagnostics.iter().find(|x| x.code == codes::BLANK_LINE).expect("blank");
+    let blank = d
+        .diagnostics
+        .iter()
+        .find(|x| x.code == codes::BLANK_LINE)
+        .expect("blank");
     assert_eq!(blank.span.expect("span").start, MSH.len() + 1);
 }
 
@@ -50,9 +54,16 @@ fn blank_line_is_reported_and_later_segments_kept() {
 fn bad_segment_name_is_an_error_with_position() {
     let raw = format!("{MSH}\rPID|1||E10001\rpv1|1|O\rOBR|1\r");
     let d = doc(raw.as_bytes());
-    let e = d.diagnostics.iter().find(|x| x.code == codes::BAD_SEGMENT).expect("bad seg");
+    let e = d
+        .diagnostics
+        .iter()
+        .find(|x| x.code == codes::BAD_SEGMENT)
+        .expect("bad seg");
     let start = MSH.len() + 1 + "PID|1||E10001\r".len();
-    assert_eq!((e.span.expect("span").start, e.span.expect("span").end), (start, start + 7));
+    assert_eq!(
+        (e.span.expect("span").start, e.span.expect("span").end),
+        (start, start + 7)
+    );
     assert!(!d.is_clean());
     // the segment after it is still there
     assert_eq!(d.tree.children_named(d.tree.root(), "OBR").count(), 1);
@@ -64,7 +75,11 @@ fn trailing_junk_is_reported() {
     let at = raw.len();
     raw.extend_from_slice(b"\x1a\x1c garbage");
     let d = doc(&raw);
-    let e = d.diagnostics.iter().find(|x| x.code == codes::BAD_SEGMENT).expect("junk");
+    let e = d
+        .diagnostics
+        .iter()
+        .find(|x| x.code == codes::BAD_SEGMENT)
+        .expect("junk");
     assert_eq!(e.span.expect("span").start, at);
     assert_eq!(e.span.expect("span").end, raw.len());
 }
@@ -88,7 +103,10 @@ fn v27_truncation_character_keeps_msh_numbering() {
     assert_eq!(d.meta.message_type.as_deref(), Some("OMG^O19"));
     assert_eq!(d.meta.control_id.as_deref(), Some("C7"));
     assert_eq!(d.meta.version.as_deref(), Some("2.7"));
-    assert_eq!(val(&d.tree, seg(&d.tree, "NTE", 0), 3, None), Some("50# off"));
+    assert_eq!(
+        val(&d.tree, seg(&d.tree, "NTE", 0), 3, None),
+        Some("50# off")
+    );
     // spans: MSH-3 is bytes 10..14
     let f3 = d.tree.children_named(msh, "3").next().expect("MSH-3");
     assert_eq!(d.tree.span(f3).map(|s| (s.start, s.end)), Some((10, 14)));
@@ -96,7 +114,8 @@ fn v27_truncation_character_keeps_msh_numbering() {
 
 #[test]
 fn iso_8859_1_is_decoded_and_spans_point_at_raw_bytes() {
-    let mut raw = b"MSH|^~\\&|A|B|C|D|20261122||ADT^A08|C2|P|2.5.1||||||8859/1\rPID|1||E10002||M".to_vec();
+    let mut raw =
+        b"MSH|^~\\&|A|B|C|D|20261122||ADT^A08|C2|P|2.5.1||||||8859/1\rPID|1||E10002||M".to_vec();
     raw.push(0xDC); // Ü
     raw.extend_from_slice(b"LLER^J");
     raw.push(0xF6); // ö
@@ -115,9 +134,19 @@ fn iso_8859_1_is_decoded_and_spans_point_at_raw_bytes() {
 fn windows_1252_and_undeclared_cp1252_bytes() {
     let raw = b"MSH|^~\\&|A|B|C|D|20261122||ADT^A08|C3|P|2.5.1\rNTE|1||a\x96b\r";
     let d = doc(raw);
-    assert_eq!(val(&d.tree, seg(&d.tree, "NTE", 0), 3, None), Some("a\u{2013}b"));
-    let w = d.diagnostics.iter().find(|x| x.code == codes::INVALID_BYTES).expect("reported");
-    assert_eq!(w.span.expect("span").start, raw.iter().position(|b| *b == 0x96).expect("pos"));
+    assert_eq!(
+        val(&d.tree, seg(&d.tree, "NTE", 0), 3, None),
+        Some("a\u{2013}b")
+    );
+    let w = d
+        .diagnostics
+        .iter()
+        .find(|x| x.code == codes::INVALID_BYTES)
+        .expect("reported");
+    assert_eq!(
+        w.span.expect("span").start,
+        raw.iter().position(|b| *b == 0x96).expect("pos")
+    );
 }
 
 #[test]
@@ -145,10 +174,21 @@ fn batch_is_split_and_counts_checked() {
     let ids: Vec<_> = input
         .messages
         .iter()
-        .map(|m| m.result.as_ref().expect("ok").meta.control_id.clone().expect("id"))
+        .map(|m| {
+            m.result
+                .as_ref()
+                .expect("ok")
+                .meta
+                .control_id
+                .clone()
+                .expect("id")
+        })
         .collect();
     assert_eq!(ids, vec!["C100", "C101"]);
-    assert_eq!(&raw.as_bytes()[input.messages[1].range.clone()], m2.as_bytes());
+    assert_eq!(
+        &raw.as_bytes()[input.messages[1].range.clone()],
+        m2.as_bytes()
+    );
     assert!(input.diagnostics.iter().any(|d| d.code == codes::BATCH));
     // a single-message API refuses a 2-message batch with a reason
     let err = parse_message(raw.as_bytes()).expect_err("several");
@@ -167,20 +207,28 @@ fn not_hl7_and_bad_separators_are_errors() {
 
 #[test]
 fn structure_repetitions_components_subcomponents() {
-    let raw = format!("{MSH}\rPID|1||E10001^^^NORTH^MR~999-00-1234^^^SSA^SS||DOE^JANE^Q||19700131|F\rOBR|1|ORD1||78452^SPECT&MPI^CPT|\"\"\rZPI|1|custom\r");
+    let raw = format!(
+        "{MSH}\rPID|1||E10001^^^NORTH^MR~999-00-1234^^^SSA^SS||DOE^JANE^Q||19700131|F\rOBR|1|ORD1||78452^SPECT&MPI^CPT|\"\"\rZPI|1|custom\r"
+    );
     let d = doc(raw.as_bytes());
     let t = &d.tree;
     let pid = seg(t, "PID", 0);
     let reps: Vec<_> = t.children_named(pid, "3").collect();
     assert_eq!(reps.len(), 2);
     assert_eq!(t.value(reps[1]), Some("999-00-1234^^^SSA^SS"));
-    assert_eq!(t.value(t.children_named(reps[1], "5").next().expect("c5")), Some("SS"));
+    assert_eq!(
+        t.value(t.children_named(reps[1], "5").next().expect("c5")),
+        Some("SS")
+    );
     assert_eq!(val(t, pid, 8, Some(1)), Some("F"));
     let obr = seg(t, "OBR", 0);
     let f4 = t.children_named(obr, "4").next().expect("OBR-4");
     let c2 = t.children_named(f4, "2").next().expect("OBR-4.2");
     assert_eq!(t.value(c2), Some("SPECT&MPI"));
-    assert_eq!(t.value(t.children_named(c2, "2").next().expect("sub")), Some("MPI"));
+    assert_eq!(
+        t.value(t.children_named(c2, "2").next().expect("sub")),
+        Some("MPI")
+    );
     // HL7 null "" gives a node without a value
     let f5 = t.children_named(obr, "5").next().expect("OBR-5");
     assert_eq!(t.value(f5), None);
@@ -193,7 +241,10 @@ fn structure_repetitions_components_subcomponents() {
 fn second_msh_in_single_message_api() {
     // parse_message on concatenation -> several messages error
     let raw = format!("{MSH}\rPID|1\r{MSH}\rPID|2\r");
-    assert_eq!(parse_message(raw.as_bytes()).expect_err("two")[0].code, codes::SEVERAL_MESSAGES);
+    assert_eq!(
+        parse_message(raw.as_bytes()).expect_err("two")[0].code,
+        codes::SEVERAL_MESSAGES
+    );
 }
 
 #[test]

@@ -72,7 +72,9 @@ fn filters() {
 fn segments_and_relative_paths() {
     assert_eq!(first("IN1[2]-36").as_deref(), Some("W987654321"));
     let doc = parse_message(msg().as_bytes()).expect("parses");
-    let items: Vec<NodeId> = compile("IN1[*]").expect("c").evaluate(&doc.tree, doc.tree.root());
+    let items: Vec<NodeId> = compile("IN1[*]")
+        .expect("c")
+        .evaluate(&doc.tree, doc.tree.root());
     assert_eq!(items.len(), 2);
     let rel: Path = compile("-36").expect("c");
     let members: Vec<_> = items
@@ -80,13 +82,27 @@ fn segments_and_relative_paths() {
         .map(|n| rel.first_value(&doc.tree, *n).unwrap_or("").to_owned())
         .collect();
     assert_eq!(members, vec!["W123456789", "W987654321"]);
-    assert_eq!(compile("-4").expect("c").first_value(&doc.tree, items[1]), Some("BETA CARE"));
+    assert_eq!(
+        compile("-4").expect("c").first_value(&doc.tree, items[1]),
+        Some("BETA CARE")
+    );
     // foreach over repetitions, component paths relative to each
-    let reps = compile("PID-3[*]").expect("c").evaluate(&doc.tree, doc.tree.root());
+    let reps = compile("PID-3[*]")
+        .expect("c")
+        .evaluate(&doc.tree, doc.tree.root());
     let kinds: Vec<_> = reps
         .iter()
-        .map(|r| compile(".5").expect("c").first_value(&doc.tree, *r).unwrap_or("").to_owned())
+        .map(|r| {
+            compile(".5")
+                .expect("c")
+                .first_value(&doc.tree, *r)
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert_eq!(kinds, vec!["MR", "SS", "MR"]);
-    assert_eq!(compile(".4.1").expect("c").first_value(&doc.tree, reps[2]), Some("SOUTH"));
+    assert_eq!(
+        compile(".4.1").expect("c").first_value(&doc.tree, reps[2]),
+        Some("SOUTH")
+    );
 }

@@ -182,12 +182,18 @@ fn exercise(data: &[u8]) {
         if let Ok(doc) = &m.result {
             for d in &doc.diagnostics {
                 if let Some(s) = d.span {
-                    assert!(s.start <= s.end && s.end <= data.len(), "span {s:?} outside input");
+                    assert!(
+                        s.start <= s.end && s.end <= data.len(),
+                        "span {s:?} outside input"
+                    );
                 }
             }
             for n in doc.tree.descendants(doc.tree.root()) {
                 if let Some(s) = doc.tree.span(n) {
-                    assert!(s.start <= s.end && s.end <= data.len(), "node span {s:?} outside input");
+                    assert!(
+                        s.start <= s.end && s.end <= data.len(),
+                        "node span {s:?} outside input"
+                    );
                 }
             }
         }
@@ -197,12 +203,24 @@ fn exercise(data: &[u8]) {
         Err(d) => d,
     };
     for status in [AckStatus::Accept, AckStatus::Error, AckStatus::Reject] {
-        let ack = build_ack_at(&AckRequest { message: data, status, error: None, diagnostics: &diags }, "20260101", "A1");
+        let ack = build_ack_at(
+            &AckRequest {
+                message: data,
+                status,
+                error: None,
+                diagnostics: &diags,
+            },
+            "20260101",
+            "A1",
+        );
         assert!(ack.starts_with(b"MSH"));
         // our ACK of UTF-8 input must be readable by our own ACK reader
         if std::str::from_utf8(data).is_ok() && !data.contains(&0) {
             let read = parse_ack(&ack);
-            assert!(read.is_ok() || data.windows(3).any(|w| w == b"MSH"), "{read:?}");
+            assert!(
+                read.is_ok() || data.windows(3).any(|w| w == b"MSH"),
+                "{read:?}"
+            );
         }
     }
     let _ = parse_ack(data);

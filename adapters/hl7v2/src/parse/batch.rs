@@ -68,9 +68,7 @@ fn lines(raw: &[u8], from: usize) -> Vec<RawLine> {
     let mut out = Vec::new();
     let mut start = from;
     while start < raw.len() {
-        let rel = raw[start..]
-            .iter()
-            .position(|b| *b == b'\r' || *b == b'\n');
+        let rel = raw[start..].iter().position(|b| *b == b'\r' || *b == b'\n');
         let (end, next) = match rel {
             Some(r) => {
                 let end = start + r;
@@ -113,8 +111,11 @@ pub fn parse_input(raw: &[u8]) -> ParsedInput {
     let mut from = 0;
     if raw.starts_with(&[0xEF, 0xBB, 0xBF]) {
         out.diagnostics.push(
-            Diagnostic::warning(codes::BOM, "UTF-8 byte-order mark before the message ignored")
-                .with_span(Span::new(0, 3)),
+            Diagnostic::warning(
+                codes::BOM,
+                "UTF-8 byte-order mark before the message ignored",
+            )
+            .with_span(Span::new(0, 3)),
         );
         from = 3;
     }
@@ -166,7 +167,9 @@ pub fn parse_input(raw: &[u8]) -> ParsedInput {
             Kind::Blank => {
                 // Inside a message (more of its segments follow) the message
                 // parser reports it; here only blank lines between messages.
-                let next = all.iter().find(|l| l.start > line.start && l.kind != Kind::Blank);
+                let next = all
+                    .iter()
+                    .find(|l| l.start > line.start && l.kind != Kind::Blank);
                 if open.is_some() && next.is_some_and(|l| l.kind == Kind::Other) {
                     continue;
                 }

@@ -19,8 +19,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::charset::Charset;
 use super::Separators;
+use super::charset::Charset;
 
 /// A problem found while decoding, at a byte offset into the raw (escaped) text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,7 +267,10 @@ mod tests {
     #[test]
     fn encodes_delimiters_and_controls() {
         let seps = Separators::default();
-        assert_eq!(encode("a|b^c&d~e\\f\rg\n", &seps), r"a\F\b\S\c\T\d\R\e\E\f\X0D\g\X0A\");
+        assert_eq!(
+            encode("a|b^c&d~e\\f\rg\n", &seps),
+            r"a\F\b\S\c\T\d\R\e\E\f\X0D\g\X0A\"
+        );
         assert!(matches!(encode("plain ÄÖ", &seps), Cow::Borrowed(_)));
     }
 }

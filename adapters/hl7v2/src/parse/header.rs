@@ -36,10 +36,7 @@ impl Header {
             Ok(s) => (s.repetition as u32, s.component as u32),
             Err(_) => (u32::from(b'~'), u32::from(b'^')),
         };
-        let first = field
-            .split(|b| u32::from(*b) == rep)
-            .next()
-            .unwrap_or(&[]);
+        let first = field.split(|b| u32::from(*b) == rep).next().unwrap_or(&[]);
         first
             .split(|b| u32::from(*b) == comp)
             .nth(c.saturating_sub(1))
@@ -48,7 +45,9 @@ impl Header {
 
     /// MSH-`n` component `c` as text (lossy; header fields are ASCII).
     pub fn text(&self, n: usize, c: usize) -> String {
-        String::from_utf8_lossy(self.component(n, c)).trim().to_owned()
+        String::from_utf8_lossy(self.component(n, c))
+            .trim()
+            .to_owned()
     }
 
     /// The MSH-18 charset name (first repetition), trimmed; empty when absent.
@@ -66,7 +65,11 @@ pub fn scan_header(bytes: &[u8]) -> Option<Header> {
 /// Best effort for answering garbage: skips a BOM and whitespace, else looks
 /// for the first line that starts with `MSH`.
 pub fn find_header(bytes: &[u8]) -> Option<Header> {
-    let mut i = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+    let mut i = if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        3
+    } else {
+        0
+    };
     while bytes.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
         i += 1;
     }
@@ -128,9 +131,11 @@ mod tests {
 
     #[test]
     fn v27_truncation_character_keeps_numbering() {
-        let h = scan_header(b"MSH|^~\\&#|APP|FAC|RAPP|RFAC|20260101||ORM^O01|C1|P|2.7|||AL|NE||UNICODE UTF-8\rPID|")
-            .expect("header");
-        let seps = h.separators.clone().expect("valid");
+        let h = scan_header(
+            b"MSH|^~\\&#|APP|FAC|RAPP|RFAC|20260101||ORM^O01|C1|P|2.7|||AL|NE||UNICODE UTF-8\rPID|",
+        )
+        .expect("header");
+        let seps = h.separators.expect("valid");
         assert_eq!(seps.truncation, Some('#'));
         assert_eq!(h.field(3), b"APP");
         assert_eq!(h.text(9, 2), "O01");

@@ -132,7 +132,9 @@ impl Separators {
     pub fn from_msh(field: char, encoding: &str) -> Result<Self, &'static str> {
         let ok = |c: char| c.is_ascii_graphic() && !c.is_ascii_alphanumeric();
         if !ok(field) {
-            return Err("MSH-1 field separator must be a printable non-alphanumeric ASCII character");
+            return Err(
+                "MSH-1 field separator must be a printable non-alphanumeric ASCII character",
+            );
         }
         let chars: Vec<char> = encoding.chars().collect();
         if chars.len() < 2 || chars.len() > 5 {
@@ -140,7 +142,9 @@ impl Separators {
         }
         for (i, c) in chars.iter().enumerate() {
             if !ok(*c) || *c == field || chars[..i].contains(c) {
-                return Err("MSH-2 encoding characters must be distinct printable non-alphanumeric ASCII characters");
+                return Err(
+                    "MSH-2 encoding characters must be distinct printable non-alphanumeric ASCII characters",
+                );
             }
         }
         Ok(Separators {
@@ -240,7 +244,11 @@ fn split_lines(text: &str) -> Vec<Line> {
         match bytes[i] {
             b'\r' => {
                 lines.push(Line { start, end: i });
-                i += if bytes.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if bytes.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 start = i;
             }
             b'\n' => {
@@ -272,7 +280,10 @@ fn valid_segment_name(line: &str, field: char) -> bool {
 
 /// Parses the one message in `raw[range]`, which starts with `MSH`. Spans are
 /// offsets into `raw`.
-pub(crate) fn parse_one(raw: &[u8], range: Range<usize>) -> Result<SourceDocument, Vec<Diagnostic>> {
+pub(crate) fn parse_one(
+    raw: &[u8],
+    range: Range<usize>,
+) -> Result<SourceDocument, Vec<Diagnostic>> {
     let base = range.start;
     let bytes = raw.get(range.clone()).unwrap_or(&[]);
     let mut diags = Vec::new();
@@ -348,7 +359,10 @@ pub(crate) fn parse_one(raw: &[u8], range: Range<usize>) -> Result<SourceDocumen
             };
             builder
                 .diags
-                .push(Diagnostic::warning(code, msg).with_span(span_or_point(span, builder.span(line.start..line.start + 1))));
+                .push(Diagnostic::warning(code, msg).with_span(span_or_point(
+                    span,
+                    builder.span(line.start..line.start + 1),
+                )));
             continue;
         }
         if !valid_segment_name(text, seps.field) {
@@ -377,7 +391,9 @@ pub(crate) fn parse_one(raw: &[u8], range: Range<usize>) -> Result<SourceDocumen
             builder.segment(line.start, text);
         }
     }
-    let TreeBuilder { tree, mut diags, .. } = builder;
+    let TreeBuilder {
+        tree, mut diags, ..
+    } = builder;
     let meta = meta_of(&tree, &mut diags, base);
     Ok(SourceDocument {
         format: SourceFormat::Hl7v2,
@@ -436,8 +452,14 @@ impl TreeBuilder<'_> {
         let synthetic = format!("MSH{}", &line[from..]);
         let shift = from - 3;
         let fields: Vec<RawField> = match tokenize::split_with_hl7_parser(&synthetic, &self.seps) {
-            Some(seg) => seg.fields.into_iter().map(|f| shift_field(f, shift)).collect(),
-            None => tokenize::split_fields_from(line, from + self.seps.field.len_utf8(), &self.seps),
+            Some(seg) => seg
+                .fields
+                .into_iter()
+                .map(|f| shift_field(f, shift))
+                .collect(),
+            None => {
+                tokenize::split_fields_from(line, from + self.seps.field.len_utf8(), &self.seps)
+            }
         };
         self.fields(seg, start, line, &fields, 3);
     }
@@ -445,12 +467,9 @@ impl TreeBuilder<'_> {
     fn segment(&mut self, start: usize, line: &str) {
         let root = self.tree.root();
         let name = &line[..3];
-        let seg = self.tree.push(
-            root,
-            name,
-            None,
-            Some(self.span(start..start + line.len())),
-        );
+        let seg = self
+            .tree
+            .push(root, name, None, Some(self.span(start..start + line.len())));
         let raw: RawSegment = tokenize::split_with_hl7_parser(line, &self.seps)
             .unwrap_or_else(|| tokenize::split_own(line, &self.seps));
         self.fields(seg, start, line, &raw.fields, 1);
@@ -465,9 +484,12 @@ impl TreeBuilder<'_> {
             for rep in &field.reps {
                 let simple = rep.comps.len() == 1 && rep.comps[0].1.len() == 1;
                 let value = self.value(start, line, rep.range.clone(), simple);
-                let rep_node =
-                    self.tree
-                        .push(seg, name.as_str(), value, Some(self.span(start + rep.range.start..start + rep.range.end)));
+                let rep_node = self.tree.push(
+                    seg,
+                    name.as_str(),
+                    value,
+                    Some(self.span(start + rep.range.start..start + rep.range.end)),
+                );
                 for (ci, (crange, subs)) in rep.comps.iter().enumerate() {
                     if crange.is_empty() {
                         continue;
@@ -538,7 +560,12 @@ fn shift_field(f: RawField, by: usize) -> RawField {
 }
 
 /// The first value at `SEG-field.component` (component 0 = the whole first repetition).
-pub fn header_value<'t>(tree: &'t SourceTree, segment: &str, field: usize, component: usize) -> Option<&'t str> {
+pub fn header_value<'t>(
+    tree: &'t SourceTree,
+    segment: &str,
+    field: usize,
+    component: usize,
+) -> Option<&'t str> {
     let seg = tree.children_named(tree.root(), segment).next()?;
     let f = tree.children_named(seg, &field.to_string()).next()?;
     if component == 0 {
