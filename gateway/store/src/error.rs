@@ -55,6 +55,9 @@ pub enum StoreError {
         /// serde_json's message (no payload values).
         message: String,
     },
+    /// A configuration value is unusable (sink URL, certificate, token).
+    #[error("configuration error: {0}")]
+    Config(String),
     /// The writer thread is gone (store closed or panicked).
     #[error("the store writer has stopped")]
     Closed,

@@ -47,7 +47,7 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
-pub use store::{Store, StoreOptions};
+pub use store::{CommitStats, Store, StoreOptions};
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
 /// tenant and the patient's first `MR` identifier (value and assigner), or of

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::read::Reader;
-use crate::writer::Writer;
+use crate::writer::{Counters, Writer};
 use crate::{ops, retention, schema};
 
 /// How to open a store.
@@ -42,6 +42,16 @@ struct Inner {
     readers: Mutex<Vec<Reader>>,
     max_readers: usize,
     committed: Arc<Notify>,
+    counters: Arc<Counters>,
+}
+
+/// How much grouping the writer achieved since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommitStats {
+    /// Group transactions committed (one fsync each).
+    pub transactions: u64,
+    /// Write requests committed in them.
+    pub requests: u64,
 }
 
 /// A cheap-to-clone handle on one store file.
@@ -73,7 +83,8 @@ impl Store {
                 message: e.to_string(),
             })??;
         let committed = Arc::new(Notify::new());
-        let writer = Writer::spawn(conn, options.batch_max, committed.clone())?;
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::spawn(conn, options.batch_max, committed.clone(), counters.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -81,6 +92,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 max_readers: options.readers,
                 committed,
+                counters,
             }),
         })
     }
@@ -88,6 +100,15 @@ impl Store {
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Group transactions and requests committed so far by this handle's writer.
+    pub fn commit_stats(&self) -> CommitStats {
+        use std::sync::atomic::Ordering;
+        CommitStats {
+            transactions: self.inner.counters.transactions.load(Ordering::Relaxed),
+            requests: self.inner.counters.requests.load(Ordering::Relaxed),
+        }
     }
 
     /// Signalled after every successful group commit (the forwarder waits on it).
@@ -179,6 +200,12 @@ impl Store {
             .writer
             .solo(move |conn| retention::prune(conn, &path, &policy))
             .await
+    }
+
+    /// Proves the store is writable now (for `/readyz`): takes the write lock
+    /// through the writer thread and commits an empty transaction.
+    pub async fn check_writable(&self) -> Result<()> {
+        self.inner.writer.write(|_| Ok(())).await
     }
 
     /// Messages queued for re-processing (see [`Reader::replay_requests`]).

@@ -11,6 +11,7 @@
 //! inside a transaction; they run alone between batches.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -99,6 +100,15 @@ where
     }
 }
 
+/// Counters of the writer's work (for benchmarks and diagnostics).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Group transactions committed.
+    pub transactions: AtomicU64,
+    /// Requests committed in them.
+    pub requests: AtomicU64,
+}
+
 /// Handle to the writer thread. Dropping every handle stops the thread after
 /// it finished the jobs already queued.
 pub(crate) struct Writer {
@@ -112,11 +122,12 @@ impl Writer {
         conn: Connection,
         batch_max: usize,
         committed: Arc<Notify>,
+        counters: Arc<Counters>,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(batch_max.max(1) * 4);
         let thread = std::thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || run(conn, rx, batch_max.max(1), committed))
+            .spawn(move || run(conn, rx, batch_max.max(1), committed, counters))
             .map_err(|e| StoreError::Io {
                 context: "starting the store writer thread",
                 message: e.to_string(),
@@ -166,6 +177,7 @@ fn run(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     batch_max: usize,
     committed: Arc<Notify>,
+    counters: Arc<Counters>,
 ) {
     let mut carry: Option<Box<dyn Job>> = None;
     loop {
@@ -207,6 +219,12 @@ fn run(
             let _ = conn.execute_batch("ROLLBACK");
         }
         let ok = commit.is_ok();
+        if ok {
+            counters.transactions.fetch_add(1, Ordering::Relaxed);
+            counters
+                .requests
+                .fetch_add(completions.len() as u64, Ordering::Relaxed);
+        }
         for done in completions {
             done(commit.clone());
         }

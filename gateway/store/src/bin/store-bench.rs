@@ -32,6 +32,7 @@ struct Measured {
     secs: f64,
     p50_us: u128,
     p99_us: u128,
+    per_txn: f64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,19 +105,20 @@ fn main() -> std::process::ExitCode {
     let _ = std::fs::remove_dir_all(&work);
     let base = results[0].commits as f64 / results[0].secs;
     println!(
-        "{:<48} {:>10} {:>12} {:>8} {:>10} {:>10}",
-        "scenario", "commits", "commits/s", "ratio", "p50 µs", "p99 µs"
+        "{:<48} {:>10} {:>12} {:>8} {:>10} {:>10} {:>10}",
+        "scenario", "commits", "commits/s", "ratio", "p50 µs", "p99 µs", "per txn"
     );
     for (s, m) in scenarios.iter().zip(&results) {
         let rate = m.commits as f64 / m.secs;
         println!(
-            "{:<48} {:>10} {:>12.0} {:>7.2}x {:>10} {:>10}",
+            "{:<48} {:>10} {:>12.0} {:>7.2}x {:>10} {:>10} {:>10.1}",
             s.name,
             m.commits,
             rate,
             rate / base,
             m.p50_us,
-            m.p99_us
+            m.p99_us,
+            m.per_txn
         );
     }
     std::process::ExitCode::SUCCESS
@@ -209,6 +211,7 @@ async fn run(
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let stats = store.commit_stats();
     store.close().await;
     latencies.sort_unstable();
     let pct = |p: f64| -> u128 {
@@ -222,5 +225,6 @@ async fn run(
         secs,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
+        per_txn: stats.requests as f64 / stats.transactions.max(1) as f64,
     })
 }

@@ -76,7 +76,7 @@ pub struct HttpSink {
 }
 
 fn config_error(message: String) -> StoreError {
-    StoreError::InvalidState(message)
+    StoreError::Config(message)
 }
 
 fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>> {

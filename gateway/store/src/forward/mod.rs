@@ -40,6 +40,28 @@ pub use sink::{Sink, SinkResult};
 use crate::Store;
 use crate::model::{AttemptOutcome, DeliveryAttempt, OutboxEvent};
 
+/// Which sink to deliver to, as written in the daemon's configuration:
+/// `kind = "http"` with [`HttpSinkConfig`]'s keys, or `kind = "file"` with
+/// [`FileSinkConfig`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// POST to the central platform.
+    Http(HttpSinkConfig),
+    /// JSONL files in a directory.
+    File(FileSinkConfig),
+}
+
+impl SinkConfig {
+    /// Builds the sink (reads certificate and token files now).
+    pub fn build(&self) -> crate::Result<Arc<dyn Sink>> {
+        Ok(match self {
+            SinkConfig::Http(c) => Arc::new(HttpSink::new(c)?),
+            SinkConfig::File(c) => Arc::new(FileSink::new(c.clone())?),
+        })
+    }
+}
+
 /// Forwarder settings.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -242,5 +264,38 @@ async fn publish_gauges(store: &Store) {
             metrics::gauge!("ehr_gateway_dead_letters").set(stats.dead as f64);
         }
         Err(e) => tracing::debug!(error = %e, "could not read outbox stats"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_config_is_tagged_by_kind_and_rejects_unknown_keys() {
+        let file: SinkConfig =
+            serde_json::from_str(r#"{"kind": "file", "dir": "data/outbox"}"#).expect("file");
+        assert_eq!(
+            file,
+            SinkConfig::File(FileSinkConfig {
+                dir: "data/outbox".into()
+            })
+        );
+        let http: SinkConfig = serde_json::from_str(
+            r#"{"kind": "http", "url": "https://platform.invalid/events", "timeout_ms": 500}"#,
+        )
+        .expect("http");
+        assert!(matches!(http, SinkConfig::Http(c) if c.timeout_ms == 500));
+        assert!(
+            serde_json::from_str::<SinkConfig>(r#"{"kind": "file", "dir": "x", "dri": "y"}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<SinkConfig>(r#"{"kind": "ftp"}"#).is_err());
+        let opts: ForwarderOptions =
+            serde_json::from_str(r#"{"concurrency": 2, "backoff": {"max_ms": 1000}}"#)
+                .expect("options");
+        assert_eq!(opts.concurrency, 2);
+        assert_eq!(opts.backoff.max_ms, 1000);
+        assert_eq!(opts.backoff.initial_ms, 500);
     }
 }
