@@ -130,3 +130,32 @@ fn no_decision_is_an_error() {
     c.decision = None;
     assert!(build_decision_message(&t, &c, "X", "20260101").is_err());
 }
+
+#[test]
+fn every_profile_outbound_template_builds_a_parseable_message() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
+    for (profile, kind) in [
+        ("epic", "ORU^R01"),
+        ("ecw-onprem", "MDM^T02"),
+        ("nextgen-enterprise", "ORU^R01"),
+        ("meditech", "MDM^T02"),
+    ] {
+        let t = OutboundTemplate::load(&root.join(profile).join("outbound/decision.toml"))
+            .unwrap_or_else(|e| panic!("{profile}: {e}"));
+        let bytes = build_decision_message(&t, &case(), "GW9", "2026-11-22T10:05:00Z")
+            .unwrap_or_else(|e| panic!("{profile}: {e}"));
+        let doc = parse_message(&bytes).expect("parses");
+        assert!(doc.is_clean(), "{profile}: {:?}", doc.diagnostics);
+        assert_eq!(doc.meta.message_type.as_deref(), Some(kind), "{profile}");
+        assert_eq!(doc.meta.control_id.as_deref(), Some("GW9"));
+        let auth: Vec<String> = get(&doc, "OBX[*]-5")
+            .into_iter()
+            .filter(|v| v.contains("AUTH|0001^X"))
+            .collect();
+        assert_eq!(
+            auth.len(),
+            1,
+            "{profile}: authorization number once, escaped and decoded"
+        );
+    }
+}
