@@ -17,7 +17,7 @@ use crate::model::{PruneReport, RetentionPolicy};
 use crate::time::now_ms;
 
 /// Rows deleted per step while enforcing the size budget.
-const CHUNK: i64 = 256;
+const CHUNK: i64 = 64;
 
 pub(crate) fn prune(
     conn: &Connection,

@@ -38,6 +38,7 @@ async fn fill(s: &Store, n: u32, keep_pending: u32) -> (Vec<String>, String) {
     let pending_cases: Vec<String> = (0..keep_pending).map(|i| case(i, i).case_id).collect();
     let mut kept = Vec::new();
     let mut dead = None;
+    let mut tasks = tokio::task::JoinSet::new();
     for e in events {
         let outcome = if pending_cases.contains(&e.case_id) {
             kept.push(e.id.clone());
@@ -50,14 +51,20 @@ async fn fill(s: &Store, n: u32, keep_pending: u32) -> (Vec<String>, String) {
         } else {
             AttemptOutcome::Delivered
         };
-        s.record_attempt(DeliveryAttempt {
-            event_id: e.id,
-            sink: "file".to_owned(),
-            http_status: None,
-            outcome,
-        })
-        .await
-        .expect("attempt");
+        let s = s.clone();
+        tasks.spawn(async move {
+            s.record_attempt(DeliveryAttempt {
+                event_id: e.id,
+                sink: "file".to_owned(),
+                http_status: None,
+                outcome,
+            })
+            .await
+            .expect("attempt");
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("attempt task");
     }
     (kept, dead.expect("one dead event"))
 }
@@ -117,26 +124,51 @@ async fn size_budget_prunes_oldest_finished_data_first_but_never_pending() {
     let t = TempStore::new().await;
     let s = &t.store;
     let (pending, _dead) = fill(s, 400, 3).await;
-    let report = s
-        .prune(RetentionPolicy {
-            max_age_secs: None,
-            max_bytes: Some(600_000),
-        })
-        .await
-        .expect("prune");
-    assert!(report.messages > 200, "{report:?}");
-    assert!(report.bytes_after < report.bytes_before / 2, "{report:?}");
-    let left = s
-        .list_messages(MessageFilter {
+    let all_ids = |s: Store| async move {
+        s.list_messages(MessageFilter {
             after_id: Some(0),
             limit: Some(10_000),
             ..Default::default()
         })
         .await
-        .expect("list");
-    // The newest finished messages survive; the oldest went first.
-    let max_id = left.iter().map(|m| m.id).max().expect("some left");
-    assert!(left.iter().any(|m| m.id == max_id));
+        .expect("list")
+        .into_iter()
+        .map(|m| m.id)
+        .collect::<std::collections::BTreeSet<i64>>()
+    };
+    let before = all_ids(s.clone()).await;
+    let protected: std::collections::BTreeSet<i64> = s
+        .read(|r| r.list_events(None, 100_000))
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.state != EventState::Delivered)
+        .filter_map(|e| e.message_id)
+        .collect();
+    let report = s
+        .prune(RetentionPolicy {
+            max_age_secs: None,
+            max_bytes: Some(1_000_000),
+        })
+        .await
+        .expect("prune");
+    assert!(report.messages > 200, "{report:?}");
+    assert!(report.bytes_after < report.bytes_before / 2, "{report:?}");
+    let after = all_ids(s.clone()).await;
+    assert!(protected.is_subset(&after), "unfinished messages kept");
+    // The oldest finished messages went first: every deleted id is older than
+    // every surviving finished one.
+    let deleted: Vec<i64> = before.difference(&after).copied().collect();
+    let newest_deleted = deleted.iter().max().copied().expect("some deleted");
+    let oldest_kept = after
+        .difference(&protected)
+        .min()
+        .copied()
+        .expect("some finished kept");
+    assert!(
+        newest_deleted < oldest_kept,
+        "{newest_deleted} vs {oldest_kept}"
+    );
     let events = s
         .read(|r| r.list_events(Some(EventState::Pending), 100))
         .await
