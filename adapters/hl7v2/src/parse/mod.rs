@@ -449,7 +449,10 @@ impl TreeBuilder<'_> {
         // so it gets a synthetic segment "MSH" + everything from the field
         // separator after MSH-2 on; its field 1 is MSH-3.
         let from = msh2_end; // the field separator
-        let synthetic = format!("MSH{}", &line[from..]);
+        let Some(rest) = line.get(from..) else {
+            return;
+        };
+        let synthetic = format!("MSH{rest}");
         let shift = from - 3;
         let fields: Vec<RawField> = match tokenize::split_with_hl7_parser(&synthetic, &self.seps) {
             Some(seg) => seg
