@@ -1,0 +1,217 @@
+//! Shared helpers for the daemon's integration tests: run the real binary
+//! with a config in a temp dir, learn its admin address from its JSON log,
+//! seed a store with a case, signal it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gateway_core::case::Case;
+use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ehr-gateway")
+}
+
+/// The admin token every test config uses (from a file).
+pub const TOKEN: &str = "test-admin-token-0001";
+
+/// A config for `dir`: admin on a free port, token file, file sink, JSON logs.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let token = dir.join("admin.token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mappings_dir = "{mappings}"
+[gateway]
+tenant = "mso-test"
+practice = "cardio-north"
+[admin]
+listen = "127.0.0.1:0"
+token_file = "{token}"
+[store]
+path = "{data}"
+[logging]
+format = "json"
+level = "info"
+{extra}
+"#,
+            mappings = dir.join("mappings").display(),
+            token = token.display(),
+            data = dir.join("data").display(),
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// A running daemon child process.
+pub struct Daemon {
+    pub child: Child,
+    pub admin: SocketAddr,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Starts `ehr-gateway run --config config` and waits for its admin address.
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn daemon");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("daemon did not report its admin address");
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
+            {
+                let admin = addr.parse().expect("admin addr");
+                return Daemon {
+                    child,
+                    admin,
+                    lines: rx,
+                };
+            }
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status.code(), start.elapsed());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "daemon did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every log line printed so far (non-blocking).
+    pub fn drain_lines(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A synthetic case (made-up patient) with id `case_id`.
+pub fn case(case_id: &str) -> Case {
+    serde_json::from_value(serde_json::json!({
+        "schema": "ehr-gateway/case/v1",
+        "case_id": case_id,
+        "tenant": "mso-test",
+        "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
+                   "control_id": "MSG0001", "sender": "EPIC^TEST", "received_at": "2026-11-22T10:00:00Z"},
+        "status": "requested",
+        "patient": {"identifiers": [{"type": "MR", "value": "E10001"}],
+                    "name": {"family": "Testpatient", "given": ["Jane"]}},
+        "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}}]
+    }))
+    .expect("case json")
+}
+
+/// Stores one accepted message with its case, and one rejected message, in
+/// the store of `data_dir`; returns the case id.
+pub fn seed(data_dir: &Path) -> String {
+    // Its own thread and runtime, so async tests can call it too.
+    let data_dir = data_dir.to_path_buf();
+    std::thread::spawn(move || seed_blocking(&data_dir))
+        .join()
+        .expect("seed thread")
+}
+
+fn seed_blocking(data_dir: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let store = Store::open(data_dir.join("gateway.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let case_id = "case-0123456789abcdef01234567".to_owned();
+        let message = |control: &str, outcome| NewInbound {
+            adapter: "hl7v2".to_owned(),
+            profile: "epic".to_owned(),
+            sender: Some("EPIC^TEST".to_owned()),
+            control_id: Some(control.to_owned()),
+            message_type: Some("ORM^O01".to_owned()),
+            raw: format!("MSH|^~\\&|EPIC|TEST|||20261122||ORM^O01|{control}|P|2.5.1\r")
+                .into_bytes(),
+            received_at: "2026-11-22T10:00:00Z".to_owned(),
+            peer: Some("127.0.0.1:40000".to_owned()),
+            outcome,
+            replay_of: None,
+        };
+        store
+            .commit_inbound(message(
+                "MSG0001",
+                InboundOutcome::Accepted {
+                    case: Box::new(case(&case_id)),
+                    event_type: None,
+                },
+            ))
+            .await
+            .expect("commit");
+        store
+            .commit_inbound(message(
+                "MSG0002",
+                InboundOutcome::Rejected {
+                    reason: "unsupported message type ORM^O01".to_owned(),
+                    diagnostics: vec![],
+                },
+            ))
+            .await
+            .expect("commit");
+        store.close().await;
+        case_id
+    })
+}
