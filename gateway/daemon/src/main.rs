@@ -52,6 +52,8 @@ macro_rules! subcommands {
 }
 
 subcommands! {
+    /// Run the whole gateway on loopback with sample traffic; prints the cases and the admin URL.
+    Demo => demo,
     /// Run the daemon from a TOML config file.
     Run => run,
     /// Validate a config file and list every problem with its key.
