@@ -16,8 +16,10 @@ pub mod metrics;
 pub mod respond;
 pub mod sender;
 pub mod tls;
+pub mod writeback;
 
 pub use codec::{MllpCodec, MllpError, MllpFrame};
 pub use config::{ListenerConfig, SenderConfig, TlsClientConfig, TlsServerConfig};
 pub use listener::{ListenerError, MllpListener, serve};
 pub use sender::{MllpSender, SendError};
+pub use writeback::MllpWriteBack;

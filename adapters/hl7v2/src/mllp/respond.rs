@@ -14,7 +14,10 @@
 //! | frame larger than the limit (not stored) | AR + ERR | CR + ERR |
 //!
 //! Unparseable input is still submitted, so the raw bytes are stored with the
-//! reason and can be replayed (DESIGN.md invariant 2).
+//! reason and can be replayed (DESIGN.md invariant 2). Oversized frames are the
+//! exception: their content was never buffered, so only their length is logged
+//! and counted (`ehr_gateway_messages_total{outcome="rejected"}` here, since the
+//! pipeline never sees them).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,7 +123,8 @@ impl Responder {
                 )
             }
         };
-        self.count(label);
+        // `ehr_gateway_messages_total` for submitted messages is counted by the
+        // pipeline (it sees replays too); only frames it never sees are counted here.
         tracing::debug!(peer = %peer, outcome = label, micros = started.elapsed().as_micros() as u64,
             "MLLP message answered");
         ack

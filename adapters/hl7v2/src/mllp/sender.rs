@@ -26,8 +26,8 @@ use super::metrics::{self as m, ADAPTER};
 use super::tls::{TlsSetupError, client_config, server_name_for};
 
 /// A byte stream the sender can use (TCP or TLS over TCP).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 /// Why sending one message failed.
 #[derive(Debug, thiserror::Error)]

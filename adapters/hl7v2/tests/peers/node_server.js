@@ -1,13 +1,17 @@
 // Stock node-hl7-server answering AA to everything (stores nothing).
 // Prints "PORT <n>" once listening and "RECV <MSH-10>" per message.
-// Usage: node node_server.js
+// With --quiet (benchmark) nothing is printed per message.
+// Usage: node node_server.js [--quiet]
 'use strict'
+const quiet = process.argv.includes('--quiet')
 const { Server } = require('node-hl7-server')
 
 const server = new Server({ bindAddress: '127.0.0.1' })
 const inbound = server.createInbound({ port: 0 }, async (req, res) => {
-  const id = req.getMessage().get('MSH.10').toString()
-  process.stdout.write(`RECV ${id}\n`)
+  if (!quiet) {
+    const id = req.getMessage().get('MSH.10').toString()
+    process.stdout.write(`RECV ${id}\n`)
+  }
   await res.sendResponse('AA')
 })
 inbound.on('listen', () => {

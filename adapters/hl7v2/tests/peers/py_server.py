@@ -1,7 +1,8 @@
 """The python `hl7` package's asyncio MLLP server answering AA (stores nothing).
 
 Prints "PORT <n>" once listening and "RECV <MSH-10>" per message; stops when
-stdin closes. Usage: python3 py_server.py
+stdin closes; with --quiet (benchmark) nothing is printed per message.
+Usage: python3 py_server.py [--quiet]
 """
 import asyncio
 import sys
@@ -10,11 +11,15 @@ import hl7
 from hl7.mllp import start_hl7_server
 
 
+QUIET = "--quiet" in sys.argv
+
+
 async def handle(reader, writer):
     try:
         while not writer.is_closing():
             message = await reader.readmessage()
-            print("RECV", str(message.segment("MSH")(10)), flush=True)
+            if not QUIET:
+                print("RECV", str(message.segment("MSH")(10)), flush=True)
             writer.writemessage(message.create_ack())
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
