@@ -340,9 +340,7 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
                 }
             }
         }
-        if span.is_none() {
-            return None;
-        }
+        span?;
         facts.status = "error".to_owned();
         facts.reason_codes = dedup(codes);
         facts.span = span;

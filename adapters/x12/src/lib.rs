@@ -13,17 +13,28 @@
 //! * [`tree`]: the source tree for mapping and the `parse` entry points.
 //! * [`path`]: the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
 //! * [`codes`]: findings with their TA1/999 error codes.
+//! * [`ack`]: 999/TA1 generation (from findings) and parsing.
+//! * [`write`], [`outbound`]: the X12 writer (envelopes always counted right,
+//!   control numbers from a [`write::ControlNumbers`] allocator) and the Case →
+//!   278 request template evaluator.
+//! * [`intake`], [`filedrop`], [`soap`]: transports — a polled file drop and
+//!   CAQH CORE real-time SOAP (client and server) over HTTPS.
+//! * [`config`]: the daemon's `[x12]` section.
 //!
 //! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
 //! acknowledgment code it maps to. Nothing here panics on any input.
 
 pub mod ack;
 pub mod codes;
+pub mod config;
 pub mod decision;
 pub mod envelope;
+pub mod filedrop;
+pub mod intake;
 pub mod loops;
 pub mod outbound;
 pub mod path;
+pub mod soap;
 pub mod token;
 pub mod tree;
 pub mod write;

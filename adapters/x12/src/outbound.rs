@@ -417,7 +417,7 @@ impl RequestTemplate {
         }
         // HL04: 1 when some HL names this one as its parent.
         for (id, _, at) in &hls {
-            if parents.iter().any(|p| *p == Some(*id)) {
+            if parents.contains(&Some(*id)) {
                 body[*at].elements[3] = vec!["1".into()];
             }
         }

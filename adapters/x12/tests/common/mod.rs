@@ -64,3 +64,5 @@ pub fn stamp() -> Stamp {
         at: jiff::civil::date(2026, 11, 24).at(11, 0, 0, 0),
     }
 }
+
+pub mod pipeline;

@@ -1,0 +1,219 @@
+//! Configuration of the X12 adapter, embedded by the daemon in its settings
+//! (`[x12]` section). Every struct rejects unknown keys so a typo fails loudly.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::ack::AckIdentity;
+
+/// The `[x12]` section.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct X12Config {
+    /// Mapping profile for what this adapter receives (normally `x12-278`).
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Our interchange identity (ISA05/ISA06 of what we send).
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// The file drop, when enabled.
+    #[serde(default)]
+    pub file_drop: Option<FileDropConfig>,
+    /// The CAQH CORE real-time SOAP server, when enabled.
+    #[serde(default)]
+    pub soap_server: Option<SoapServerConfig>,
+    /// Payer/clearinghouse endpoints we send 278 requests to.
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+}
+
+fn default_profile() -> String {
+    "x12-278".into()
+}
+
+/// Our ISA sender identity.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// ISA05 qualifier (`ZZ` mutually defined, `30` federal tax id, …).
+    #[serde(default = "default_qualifier")]
+    pub qualifier: String,
+    /// ISA06 / GS02 id (at most 15 characters).
+    #[serde(default = "default_id")]
+    pub id: String,
+    /// ISA15: `T` test or `P` production.
+    #[serde(default = "default_usage")]
+    pub usage: char,
+}
+
+fn default_qualifier() -> String {
+    "ZZ".into()
+}
+
+fn default_id() -> String {
+    "EHRGATEWAY".into()
+}
+
+fn default_usage() -> char {
+    'T'
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            qualifier: default_qualifier(),
+            id: default_id(),
+            usage: default_usage(),
+        }
+    }
+}
+
+impl IdentityConfig {
+    /// The identity used to address acknowledgments.
+    pub fn ack_identity(&self, newlines: bool) -> AckIdentity {
+        AckIdentity {
+            qualifier: self.qualifier.clone(),
+            id: self.id.clone(),
+            newlines,
+        }
+    }
+}
+
+/// The inbound file drop.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileDropConfig {
+    /// Directory watched for inbound interchanges.
+    pub inbound: PathBuf,
+    /// Where processed files go (default `<inbound>/archive`).
+    #[serde(default)]
+    pub archive: Option<PathBuf>,
+    /// Where rejected files go (default `<inbound>/error`).
+    #[serde(default)]
+    pub error: Option<PathBuf>,
+    /// Poll interval in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// A file is picked up only when unchanged for this long (still being written otherwise).
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Largest file accepted, in bytes (larger ones go to `error/`).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+fn default_settle_ms() -> u64 {
+    500
+}
+
+fn default_max_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
+impl FileDropConfig {
+    /// The archive directory.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.archive
+            .clone()
+            .unwrap_or_else(|| self.inbound.join("archive"))
+    }
+
+    /// The error directory.
+    pub fn error_dir(&self) -> PathBuf {
+        self.error
+            .clone()
+            .unwrap_or_else(|| self.inbound.join("error"))
+    }
+}
+
+/// TLS material for the SOAP server.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The CAQH CORE real-time SOAP server (HTTPS).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SoapServerConfig {
+    /// Listen address, e.g. `127.0.0.1:8443`.
+    pub listen: String,
+    /// URL path of the endpoint.
+    #[serde(default = "default_soap_path")]
+    pub path: String,
+    /// Server certificate and key.
+    pub tls: ServerTlsConfig,
+    /// CORERuleVersion we accept and answer with.
+    #[serde(default = "default_rule_version")]
+    pub core_rule_version: String,
+    /// Largest request body in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_soap_path() -> String {
+    "/core/realtime".into()
+}
+
+fn default_rule_version() -> String {
+    "2.2.0".into()
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+
+/// A payer or clearinghouse we send 278 requests to over CORE SOAP.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Our name for the partner.
+    pub name: String,
+    /// HTTPS endpoint URL.
+    pub endpoint: String,
+    /// Our CORE SenderID.
+    pub sender_id: String,
+    /// Their CORE ReceiverID.
+    pub receiver_id: String,
+    /// Their ISA08 receiver id (and qualifier) for the 278s we write.
+    #[serde(default)]
+    pub isa_receiver_id: Option<String>,
+    /// ISA07 qualifier for `isa_receiver_id`.
+    #[serde(default = "default_qualifier")]
+    pub isa_receiver_qualifier: String,
+    /// CORERuleVersion this partner expects (`2.2.0`, `v2.2.0`, …).
+    #[serde(default = "default_rule_version")]
+    pub core_rule_version: String,
+    /// PayloadType of the requests we send.
+    #[serde(default = "default_request_payload")]
+    pub request_payload_type: String,
+    /// Extra PEM CA certificates to trust (for partners with private CAs).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Trust only `ca_file`, not the platform roots.
+    #[serde(default)]
+    pub ca_only: bool,
+    /// PEM file holding our client certificate and key, for mutual TLS.
+    #[serde(default)]
+    pub client_identity: Option<PathBuf>,
+    /// Request timeout in milliseconds (CORE real time: answer within 20 s).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_request_payload() -> String {
+    crate::soap::PAYLOAD_278_REQUEST.into()
+}
+
+fn default_timeout_ms() -> u64 {
+    20_000
+}

@@ -1,0 +1,291 @@
+//! The CORE real-time SOAP server: accept a 278, answer with a 278 or a 999.
+//!
+//! Per request: read the envelope (malformed XML → HTTP 400 + SOAP Sender
+//! fault); check the CORE fields (missing → `<Field>Required`, wrong
+//! ProcessingMode/PayloadType/CORERuleVersion → `ProcessingModeIllegal`,
+//! `PayloadTypeIllegal`, `VersionMismatch`, answered in a response envelope
+//! without payload); hand the X12 to the intake pipeline (one message per
+//! transaction set, committed before we answer); then reply with
+//!
+//! * a TA1 when the interchange is rejected at the envelope,
+//! * a 999 when the 999 rejects anything or the pipeline rejected a message,
+//! * otherwise the 278 response a [`Responder`] produces (a payer-side or
+//!   test deployment), or the 999 when there is none.
+//!
+//! If the pipeline cannot commit, the answer is HTTP 503 with a SOAP Receiver
+//! fault so the sender retries; nothing was acknowledged.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use gateway_core::adapter::{BoxFuture, IntakePipeline};
+use tokio::net::TcpListener;
+
+use super::envelope::{Body, CoreFields, read, write_fault, write_response};
+use super::tls::{TlsListener, server_config};
+use super::{PAYLOAD_278_REQUEST, PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1, REAL_TIME};
+use crate::ack::AckIdentity;
+use crate::intake::receive;
+use crate::write::{ControlNumbers, Stamp};
+
+/// Produces a synchronous 278 response for a received 278 request, if it can.
+pub trait Responder: Send + Sync {
+    /// The 278 response interchange for `request`, or `None` to answer with the 999.
+    fn respond<'a>(&'a self, request: &'a [u8]) -> BoxFuture<'a, Option<Vec<u8>>>;
+}
+
+/// Everything the server needs per request.
+pub struct SoapServerState {
+    /// The intake pipeline.
+    pub pipeline: Arc<dyn IntakePipeline>,
+    /// Mapping profile name.
+    pub profile: String,
+    /// Our identity (ISA of acknowledgments; CORE SenderID of responses).
+    pub identity: AckIdentity,
+    /// Control numbers for acknowledgments.
+    pub numbers: Arc<dyn ControlNumbers>,
+    /// CORERuleVersion we accept.
+    pub core_rule_version: String,
+    /// Optional synchronous 278 responder.
+    pub responder: Option<Arc<dyn Responder>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
+    /// The socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The axum router (`POST path`).
+pub fn router(state: Arc<SoapServerState>, path: &str, max_body: usize) -> Router {
+    Router::new()
+        .route(path, post(handle))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// A bound server: its address, and the future that serves until shutdown.
+pub struct BoundServer {
+    /// The bound address (port 0 resolved).
+    pub local_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BoundServer {
+    /// Waits for the server task to end (after shutdown).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `listen` with TLS and serves until `shutdown` resolves.
+pub async fn serve(
+    listen: &str,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    path: &str,
+    max_body: usize,
+    state: Arc<SoapServerState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<BoundServer, ServeError> {
+    let config = server_config(cert_pem, key_pem)?;
+    let tcp = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
+    let listener = TlsListener::new(tcp, config).map_err(|source| ServeError::Bind {
+        addr: listen.to_owned(),
+        source,
+    })?;
+    let local_addr =
+        axum::serve::Listener::local_addr(&listener).map_err(|source| ServeError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
+    let app = router(state, path, max_body);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, "x12 soap server stopped");
+        }
+    });
+    tracing::info!(%local_addr, "x12 CORE SOAP server listening");
+    Ok(BoundServer { local_addr, task })
+}
+
+fn soap(status: StatusCode, xml: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
+}
+
+fn fault(status: StatusCode, code: &str, reason: &str) -> Response {
+    match write_fault(code, reason) {
+        Ok(xml) => soap(status, xml),
+        Err(_) => status.into_response(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Checks the required CORE fields; `Some((code, message))` on the first problem.
+fn envelope_error(f: &CoreFields, version: &str) -> Option<(String, String)> {
+    let required = [
+        ("PayloadType", &f.payload_type),
+        ("ProcessingMode", &f.processing_mode),
+        ("PayloadID", &f.payload_id),
+        ("TimeStamp", &f.timestamp),
+        ("SenderID", &f.sender_id),
+        ("ReceiverID", &f.receiver_id),
+        ("CORERuleVersion", &f.core_rule_version),
+        ("Payload", &f.payload),
+    ];
+    if let Some((name, _)) = required.iter().find(|(_, v)| v.trim().is_empty()) {
+        return Some((format!("{name}Required"), format!("{name} is required")));
+    }
+    if f.processing_mode != REAL_TIME {
+        return Some((
+            "ProcessingModeIllegal".into(),
+            "only RealTime is supported".into(),
+        ));
+    }
+    if f.payload_type != PAYLOAD_278_REQUEST {
+        return Some((
+            "PayloadTypeIllegal".into(),
+            format!("expected {PAYLOAD_278_REQUEST}"),
+        ));
+    }
+    if f.core_rule_version.trim_start_matches('v') != version.trim_start_matches('v') {
+        return Some((
+            "VersionMismatch".into(),
+            format!("expected CORERuleVersion {version}"),
+        ));
+    }
+    None
+}
+
+async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return fault(StatusCode::BAD_REQUEST, "Sender", "body is not UTF-8");
+    };
+    let request = match read(text) {
+        Ok(Body::Request(f)) => f,
+        Ok(_) => {
+            return fault(
+                StatusCode::BAD_REQUEST,
+                "Sender",
+                "expected COREEnvelopeRealTimeRequest",
+            );
+        }
+        Err(e) => return fault(StatusCode::BAD_REQUEST, "Sender", &e.to_string()),
+    };
+    let mut reply = CoreFields {
+        payload_type: String::new(),
+        processing_mode: REAL_TIME.into(),
+        payload_id: uuid::Uuid::new_v4().to_string(),
+        timestamp: now_rfc3339(),
+        sender_id: request.receiver_id.clone(),
+        receiver_id: request.sender_id.clone(),
+        core_rule_version: state.core_rule_version.clone(),
+        payload: String::new(),
+        error_code: Some("Success".into()),
+        error_message: None,
+    };
+    if let Some((code, message)) = envelope_error(&request, &state.core_rule_version) {
+        tracing::info!(payload_id = %request.payload_id, %code, "x12 soap envelope rejected");
+        reply.error_code = Some(code);
+        reply.error_message = Some(message);
+        return match write_response(&reply) {
+            Ok(xml) => soap(StatusCode::OK, xml),
+            Err(e) => fault(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Receiver",
+                &e.to_string(),
+            ),
+        };
+    }
+    let raw = request.payload.as_bytes();
+    let result = receive(
+        state.pipeline.as_ref(),
+        &state.profile,
+        raw,
+        &jiff::Timestamp::now().to_string(),
+        Some(format!("core:{}", request.sender_id)),
+        &state.identity,
+        state.numbers.as_ref(),
+        &Stamp::now(),
+    )
+    .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(payload_id = %request.payload_id, error = %e, "x12 soap intake not committed");
+            return fault(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Receiver",
+                "temporarily unable to accept; retry",
+            );
+        }
+    };
+    let (payload_type, payload) =
+        if let (Some(ta1), None) = (&result.ack.ta1, &result.ack.functional) {
+            (PAYLOAD_TA1, ta1.clone())
+        } else if !result.accepted() {
+            (
+                PAYLOAD_999,
+                result.ack.functional.clone().unwrap_or_default(),
+            )
+        } else {
+            let answer = match &state.responder {
+                Some(r) => r.respond(raw).await,
+                None => None,
+            };
+            match answer {
+                Some(bytes) => (PAYLOAD_278_RESPONSE, bytes),
+                None => (
+                    PAYLOAD_999,
+                    result.ack.functional.clone().unwrap_or_default(),
+                ),
+            }
+        };
+    reply.payload_type = payload_type.into();
+    reply.payload = String::from_utf8_lossy(&payload).into_owned();
+    metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
+        .record(started.elapsed().as_secs_f64());
+    tracing::info!(payload_id = %request.payload_id, reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
+    match write_response(&reply) {
+        Ok(xml) => soap(StatusCode::OK, xml),
+        Err(e) => fault(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Receiver",
+            &e.to_string(),
+        ),
+    }
+}
