@@ -349,10 +349,10 @@ async fn bench(args: Args) {
     }
 
     println!(
-        "MLLP benchmark: {} messages per run (~{} B each), profile {profile_label}, store {}",
+        "MLLP benchmark: {} messages per run (~{} B each), profile {profile_label}, \
+         store SQLite WAL synchronous=FULL (gateway-store)",
         args.messages,
         message("X").len(),
-        "SQLite WAL synchronous=FULL (gateway-store)"
     );
     let mut targets: Vec<(&str, String, ConnMode)> = vec![
         (

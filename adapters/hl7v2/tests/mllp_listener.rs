@@ -23,7 +23,7 @@ async fn acks_each_message_in_order_on_one_connection() {
     }
     let ids: Vec<String> = (0..20).map(|i| format!("MSG{i:04}")).collect();
     assert_eq!(p.control_ids(), ids);
-    let first = &p.recorded.lock().expect("lock").messages[0];
+    let first = p.recorded.lock().expect("lock").messages[0].clone();
     assert_eq!(first.adapter, "hl7v2");
     assert_eq!(first.profile, "epic");
     assert!(first.parsed.is_ok());
