@@ -78,22 +78,31 @@ fn insert(node: &mut Map<String, Value>, path: &[&str], value: &str) -> bool {
 }
 
 /// The source document of a read: tree, meta (playbook name as message type,
-/// the record key's value as control id) and diagnostics.
+/// the record key's value as control id) and diagnostics, plus the raw bytes to
+/// store: the captures as JSON with a `_meta` object naming the playbook and the
+/// record key, so [`parse_raw`] rebuilds the same document on replay.
 pub fn document(
     playbook: &str,
     record_key: Option<&str>,
     captures: &BTreeMap<String, String>,
 ) -> (Vec<u8>, SourceDocument) {
     let (json, diagnostics) = captures_to_json(captures);
-    let raw = serde_json::to_vec(&json).unwrap_or_default();
+    let control_id = record_key.and_then(|k| captures.get(k)).cloned();
+    let mut stored = Map::new();
+    stored.insert(
+        "_meta".to_owned(),
+        serde_json::json!({"message_type": playbook, "control_id": control_id}),
+    );
+    if let Value::Object(fields) = &json {
+        stored.extend(fields.clone());
+    }
+    let raw = serde_json::to_vec(&Value::Object(stored)).unwrap_or_default();
     let doc = SourceDocument {
         format: SourceFormat::Desktop,
         meta: MessageMeta {
             message_type: Some(playbook.to_owned()),
-            trigger: None,
-            version: None,
-            control_id: record_key.and_then(|k| captures.get(k)).cloned(),
-            sender: None,
+            control_id,
+            ..MessageMeta::default()
         },
         tree: tree_from_json("screen", &json),
         diagnostics,
@@ -101,28 +110,44 @@ pub fn document(
     (raw, doc)
 }
 
-/// Parses stored raw bytes of a desktop read back into a document (replay).
-pub fn parse_raw(playbook: &str, raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
+/// Parses stored raw bytes of a desktop read back into its document (replay,
+/// `ehr-gateway map --profile mappings/legacy-desktop FILE`).
+pub fn parse_raw(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
     let json: Value = serde_json::from_slice(raw).map_err(|e| {
         vec![Diagnostic::error(
             "D002",
             format!("stored screen read is not JSON: {e}"),
         )]
     })?;
-    if !json.is_object() {
+    let Value::Object(mut fields) = json else {
         return Err(vec![Diagnostic::error(
             "D002",
-            "stored screen read is not an object",
+            "stored screen read is not a JSON object",
         )]);
+    };
+    let meta = fields.remove("_meta");
+    let text = |key: &str| {
+        meta.as_ref()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut diagnostics = Vec::new();
+    if text("message_type").is_none() {
+        diagnostics.push(Diagnostic::warning(
+            "D003",
+            "no `_meta.message_type`: the playbook that read this screen is unknown",
+        ));
     }
     Ok(SourceDocument {
         format: SourceFormat::Desktop,
         meta: MessageMeta {
-            message_type: Some(playbook.to_owned()),
+            message_type: text("message_type"),
+            control_id: text("control_id"),
             ..MessageMeta::default()
         },
-        tree: tree_from_json("screen", &json),
-        diagnostics: Vec::new(),
+        tree: tree_from_json("screen", &Value::Object(fields)),
+        diagnostics,
     })
 }
 
@@ -167,12 +192,20 @@ mod tests {
             Some("Müller, Søren")
         );
         assert_eq!(doc.diagnostics.len(), 1, "clash reported");
-        let back = parse_raw("read-order", &raw).expect("replays");
+        let back = parse_raw(&raw).expect("replays");
         assert_eq!(
             p.first_value(&back.tree, back.tree.root()),
             Some("Müller, Søren")
         );
-        assert!(parse_raw("x", b"[1]").is_err());
-        assert!(parse_raw("x", b"\xff").is_err());
+        assert_eq!(back.meta, doc.meta);
+        assert!(
+            back.tree
+                .children_named(back.tree.root(), "_meta")
+                .next()
+                .is_none()
+        );
+        assert!(parse_raw(b"[1]").is_err());
+        assert!(parse_raw(b"\xff").is_err());
+        assert_eq!(parse_raw(b"{}").expect("empty object").diagnostics.len(), 1);
     }
 }

@@ -490,7 +490,7 @@ impl Validator<'_> {
             for template in step.action.templates() {
                 for hole in template.holes() {
                     if let Some(name) = hole.captured_name()
-                        && !captured.contains(name)
+                        && !captured.contains(name.as_str())
                     {
                         late.push((step, format!("`captured.{name}` is never captured")));
                     }

@@ -173,12 +173,21 @@ impl Template {
 }
 
 impl Hole {
-    /// The captured-value name this hole reads (`captured.NAME`), if any.
-    pub fn captured_name(&self) -> Option<&str> {
-        match self.segments.as_slice() {
-            [Segment::Key(ns), Segment::Key(name)] if ns == "captured" => Some(name),
-            _ => None,
+    /// The captured-value name this hole reads (`captured.NAME`, where NAME may
+    /// itself be dotted: `captured.order.number`), if any.
+    pub fn captured_name(&self) -> Option<String> {
+        let (first, rest) = self.segments.split_first()?;
+        if *first != Segment::Key("captured".to_owned()) || rest.is_empty() {
+            return None;
         }
+        let names: Option<Vec<&str>> = rest
+            .iter()
+            .map(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        names.map(|n| n.join("."))
     }
 
     /// Names of the tables this hole's filters use.
@@ -191,7 +200,7 @@ impl Hole {
 
     fn lookup(&self, ctx: &Context) -> Option<String> {
         if let Some(name) = self.captured_name() {
-            return ctx.captured.get(name).cloned();
+            return ctx.captured.get(&name).cloned();
         }
         let mut current = &ctx.case;
         for segment in &self.segments {
@@ -353,7 +362,10 @@ mod tests {
                 "services": [{"code": {"code": "78452"}}],
                 "quantity": 2
             }),
-            captured: BTreeMap::from([("mrn".to_owned(), "E10001".to_owned())]),
+            captured: BTreeMap::from([
+                ("mrn".to_owned(), "E10001".to_owned()),
+                ("order.number".to_owned(), "ORD-1".to_owned()),
+            ]),
             tables,
         }
     }
@@ -376,6 +388,7 @@ mod tests {
         );
         assert_eq!(r("{{services[0].code.code}}").as_deref(), Ok("78452"));
         assert_eq!(r("{{captured.mrn|lower}}").as_deref(), Ok("e10001"));
+        assert_eq!(r("{{captured.order.number}}").as_deref(), Ok("ORD-1"));
         assert_eq!(r("{{quantity}}").as_deref(), Ok("2"));
         assert_eq!(r("{{decision.note|default:none}}").as_deref(), Ok("none"));
         assert_eq!(

@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--ready")
     ap.add_argument("--max-auth-len", type=int, default=0)
     ap.add_argument("--modal-popup", action="store_true")
+    ap.add_argument("--parent-pid", type=int, default=0)
     args = ap.parse_args()
 
     with open(args.order, encoding="utf-8") as f:
@@ -145,6 +146,17 @@ def main():
         if args.ready:
             atomic_write(args.ready, str(os.getpid()))
 
+    def watch_parent():
+        # Exit with the process that started us (the demo), never linger.
+        try:
+            os.kill(args.parent_pid, 0)
+        except OSError:
+            root.destroy()
+            return
+        root.after(500, watch_parent)
+
+    if args.parent_pid:
+        root.after(500, watch_parent)
     root.after(300, ready)
     root.mainloop()
     return 0
