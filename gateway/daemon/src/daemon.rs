@@ -208,7 +208,13 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
             }
         };
         for endpoint in &started.endpoints {
-            tracing::info!(adapter = adapter.name(), endpoint = %endpoint.description, addr = ?endpoint.addr, "Adapter endpoint up.");
+            tracing::info!(
+                adapter = adapter.name(),
+                endpoint = %endpoint.description,
+                addr = ?endpoint.addr,
+                profile = endpoint.profile.as_deref().unwrap_or(""),
+                "Adapter endpoint up."
+            );
         }
         for (writeback, profile) in &started.writebacks {
             registry.register(writeback.clone(), profile.as_deref());
@@ -248,7 +254,12 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         metrics: crate::telemetry::prometheus(),
     };
     let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
-    tracing::info!(%admin_addr, data_dir = %data_dir.display(), "Daemon started.");
+    tracing::info!(
+        %admin_addr,
+        data_dir = %data_dir.display(),
+        sink = settings.forward.sink.as_str(),
+        "Daemon started."
+    );
 
     Ok(Running {
         admin_addr,

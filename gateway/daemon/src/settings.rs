@@ -63,6 +63,12 @@ pub struct Settings {
     /// The desktop bridge for a legacy EHR (`[desktop]`).
     #[serde(default)]
     pub desktop: Option<crate::adapters::desktop::Section>,
+    /// One cloud EHR over FHIR R4 (`[fhir]`).
+    #[serde(default)]
+    pub fhir: Option<crate::adapters::fhir::Section>,
+    /// The X12 278 adapter: file drop, CORE SOAP server, partners (`[x12]`).
+    #[serde(default)]
+    pub x12: Option<crate::adapters::x12::Section>,
 }
 
 fn default_mappings_dir() -> PathBuf {
@@ -154,11 +160,6 @@ impl fmt::Debug for Secret {
 }
 
 impl SecretSource {
-    /// True when neither a file nor a variable is configured.
-    pub fn is_unset(&self) -> bool {
-        self.file.is_none() && self.env.is_none()
-    }
-
     /// Reads the secret. `Ok(None)` when unset; the error names the file or
     /// variable, never the value.
     pub fn read(&self) -> Result<Option<Secret>, String> {

@@ -517,3 +517,50 @@ async fn decisions_are_validated_recorded_and_written_back_with_retry() {
     assert_eq!(*ehr.written.lock().expect("lock"), vec![case_id]);
     assert_eq!(ehr.calls.load(Ordering::SeqCst), 2);
 }
+
+/// Known traffic gives exact counts in the Prometheus text: the pipeline's
+/// metrics are recorded into a recorder local to this test's thread.
+#[test]
+fn metrics_count_known_traffic_exactly() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let s = setup().await;
+            for raw in [
+                order("C1", "ORD1", "E10001"),
+                order("C1", "ORD1", "E10001"),
+                order("C2", "ORD2", "E10002"),
+                "{broken".to_owned(),
+            ] {
+                s.pipeline.submit(inbound(&raw)).await.expect("committed");
+            }
+        })
+    });
+    let text = handle.render();
+    let line = |outcome: &str| {
+        format!(
+            "ehr_gateway_messages_total{{adapter=\"json\",profile=\"demo-json\",outcome=\"{outcome}\"}}"
+        )
+    };
+    assert!(
+        text.contains(&format!("{} 2\n", line("accepted"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} 1\n", line("duplicate"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} 1\n", line("rejected"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("ehr_gateway_cases_total{profile=\"demo-json\",status=\"requested\"} 2\n"),
+        "{text}"
+    );
+}

@@ -47,6 +47,11 @@ impl Readiness {
         if let Err(e) = state.store.outbox_stats().await {
             failures.push(format!("store: not readable: {e}"));
         }
+        match tokio::time::timeout(Duration::from_secs(2), state.store.check_writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("store: not writable: {e}")),
+            Err(_) => failures.push("store: write lock not available within 2 s".to_owned()),
+        }
         if let Err(e) = probe_directory(&self.data_dir).await {
             failures.push(format!("store: data directory not writable: {e}"));
         }

@@ -90,6 +90,7 @@ impl Problem {
     }
 
     /// The status code.
+    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.status
     }

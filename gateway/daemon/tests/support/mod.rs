@@ -63,15 +63,22 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `ehr-gateway run --config config` and waits for its admin address.
     pub fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn daemon");
-        let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        // Owned by `Daemon` at once, so its Drop kills and reaps the child on
+        // every path, panics included.
+        let mut daemon = Daemon {
+            child,
+            admin: SocketAddr::from(([0, 0, 0, 0], 0)),
+            lines: rx,
+        };
+        let stderr = daemon.child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -82,18 +89,15 @@ impl Daemon {
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let line = rx
+            let line = daemon
+                .lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("daemon did not report its admin address");
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
                 && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
             {
-                let admin = addr.parse().expect("admin addr");
-                return Daemon {
-                    child,
-                    admin,
-                    lines: rx,
-                };
+                daemon.admin = addr.parse().expect("admin addr");
+                return daemon;
             }
         }
     }
