@@ -3,7 +3,7 @@
 //! (`Message::parse_with_lenient_newlines`, no tree, no decoding) as the
 //! baseline, measured in the same run over every HL7 sample.
 //!
-//! `cargo run --release -p gateway-hl7v2 --example parse_bench [seconds-per-side]`
+//! `cargo run --release -p gateway-hl7v2 --example parse_bench [seconds-per-side] [samples-dir]`
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,12 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-messages/hl7v2");
+    let root = std::env::args()
+        .nth(2)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-messages/hl7v2")
+        });
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     for dir in std::fs::read_dir(&root)
         .expect("samples")

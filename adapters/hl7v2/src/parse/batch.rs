@@ -120,11 +120,21 @@ pub fn parse_input(raw: &[u8]) -> ParsedInput {
         from = 3;
     }
     let all = lines(raw, from);
+    // For every line, the index of the next non-blank line after it (one
+    // backwards pass, so many blank lines stay linear).
+    let mut next_content: Vec<Option<usize>> = vec![None; all.len()];
+    let mut upcoming = None;
+    for i in (0..all.len()).rev() {
+        next_content[i] = upcoming;
+        if all[i].kind != Kind::Blank {
+            upcoming = Some(i);
+        }
+    }
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut open: Option<Range<usize>> = None;
     let mut batch_count: usize = 0; // messages since the last BHS
     let mut seen_content = false;
-    for line in &all {
+    for (idx, line) in all.iter().enumerate() {
         match line.kind {
             Kind::Msh => {
                 if let Some(r) = open.take() {
@@ -167,9 +177,7 @@ pub fn parse_input(raw: &[u8]) -> ParsedInput {
             Kind::Blank => {
                 // Inside a message (more of its segments follow) the message
                 // parser reports it; here only blank lines between messages.
-                let next = all
-                    .iter()
-                    .find(|l| l.start > line.start && l.kind != Kind::Blank);
+                let next = next_content[idx].and_then(|i| all.get(i));
                 if open.is_some() && next.is_some_and(|l| l.kind == Kind::Other) {
                     continue;
                 }
