@@ -65,7 +65,8 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
     let t = TempStore::new().await;
     let receiver = PlatformReceiver::start().await;
     let mut config = HttpSinkConfig::new(receiver.url());
-    config.timeout_ms = 300;
+    // Generous against a loaded CI machine: a lost answer only means a re-send.
+    config.timeout_ms = 1_000;
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
 
     // Append first so the poison event's id is known, then script the chaos.
@@ -94,7 +95,7 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
         }
         match stable_hash(&id) % 5 {
             0 => Some(Reply::status(500, "internal error")),
-            1 => Some(Reply::Hang(Duration::from_millis(800))),
+            1 => Some(Reply::Hang(Duration::from_millis(1_500))),
             2 => Some(Reply::too_many(0)),
             3 => Some(Reply::status(503, "maintenance")),
             _ => None,
@@ -278,7 +279,9 @@ async fn graceful_shutdown_finishes_in_flight_attempts_within_the_grace_period()
     append(&t.store, 1, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink.clone(), fast_options());
     // Wait until the attempt is in flight, then stop with a generous grace.
+    let deadline = Instant::now() + Duration::from_secs(10);
     while receiver.arrivals() == 0 {
+        assert!(Instant::now() < deadline, "no delivery attempt arrived");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     forwarder.shutdown(Duration::from_secs(3)).await;
@@ -309,7 +312,9 @@ async fn graceful_shutdown_finishes_in_flight_attempts_within_the_grace_period()
             ..fast_options()
         },
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
     while receiver.arrivals() == arrived {
+        assert!(Instant::now() < deadline, "no second attempt arrived");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = Instant::now();
