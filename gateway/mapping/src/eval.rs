@@ -53,7 +53,9 @@ struct Eval<'a> {
 /// The result of one rule: values after transforms and where they came from.
 struct RuleValues {
     values: Vec<Val>,
-    raws: Vec<(NodeId, String, usize)>,
+    /// Source nodes (and which of `paths` they came from); values are read
+    /// back from the tree only for explain.
+    raws: Vec<(NodeId, usize)>,
     origin: &'static str,
 }
 
@@ -239,12 +241,12 @@ impl Eval<'_> {
             return None;
         }
         let tree = self.tree();
-        let mut raws: Vec<(NodeId, String, usize)> = Vec::new();
+        let mut raws: Vec<(NodeId, usize)> = Vec::new();
         let mut origin = "path";
         let mut values = Vec::new();
         let push_path = |path: &gateway_core::path::Path,
                          pi: usize,
-                         raws: &mut Vec<(NodeId, String, usize)>,
+                         raws: &mut Vec<(NodeId, usize)>,
                          values: &mut Vec<Val>| {
             for node in path.evaluate(tree, from) {
                 if let Some(v) = tree.value(node).filter(|v| !v.is_empty()) {
@@ -252,7 +254,7 @@ impl Eval<'_> {
                         text: v.to_owned(),
                         origin: Some(raws.len()),
                     });
-                    raws.push((node, v.to_owned(), pi));
+                    raws.push((node, pi));
                 }
             }
         };
@@ -362,10 +364,18 @@ impl Eval<'_> {
 
     fn leaf(&self, rule: &FieldRule, rv: &RuleValues, val: &Val, json: Value) -> Leaf {
         let raw = val.origin.and_then(|i| rv.raws.get(i));
-        let (source_location, source_span) = self.node_at(raw.map(|r| r.0));
+        // The readable location costs a tree walk per value: only for
+        // explain; the byte span is always there.
+        let node = raw.map(|r| r.0);
+        let source_span = node.and_then(|n| self.tree().span(n));
+        let source_location = if self.ctx.explain {
+            node.map(|n| location(self.tree(), n))
+        } else {
+            None
+        };
         let source_path = match (&rule.rule.source, raw) {
             (ValueSource::Path(p), _) => Some(p.text.clone()),
-            (ValueSource::Paths(ps), Some(r)) => ps.get(r.2).map(|p| p.text.clone()),
+            (ValueSource::Paths(ps), Some(r)) => ps.get(r.1).map(|p| p.text.clone()),
             _ => None,
         };
         let sourced = val.origin.is_some();
@@ -383,7 +393,7 @@ impl Eval<'_> {
                 origin: if sourced { "path" } else { rv.origin },
                 transforms: rule.rule.transform_names.clone(),
                 raw: if self.ctx.explain {
-                    raw.map(|r| r.1.clone())
+                    node.and_then(|n| self.tree().value(n)).map(str::to_owned)
                 } else {
                     None
                 },
@@ -742,7 +752,7 @@ impl Eval<'_> {
                         .and_then(|v| v.origin)
                         .and_then(|o| rv.raws.get(o))
                     {
-                        raw_parts.push((r.0, r.1.clone()));
+                        raw_parts.push(r.0);
                     }
                     parts.push(v);
                 }
@@ -772,7 +782,7 @@ impl Eval<'_> {
         };
         let key = format!("{prefix}:{}", parts.join(":"));
         let id = ids::case_id(tenant, &key);
-        let (loc, span) = self.node_at(raw_parts.first().map(|r| r.0));
+        let (loc, span) = self.node_at(raw_parts.first().copied());
         provenance.push(Provenance {
             field: "case_id".into(),
             file: self.display(rule.loc.file),

@@ -192,7 +192,9 @@ pub struct Provenance {
     pub rule: String,
     /// The source path as written, when the value came from the document.
     pub source_path: Option<String>,
-    /// The tree location of the source node (`PID/7`).
+    /// The tree location of the source node (`PID/7`, `order/lines[1]/code`);
+    /// only with [`MapContext::explain`] (the span is always set when the
+    /// tree has spans).
     pub source_location: Option<String>,
     /// Byte span of the source node in the raw document.
     pub source_span: Option<Span>,

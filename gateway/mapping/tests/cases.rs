@@ -174,3 +174,33 @@ fn mapping_cases() {
         failures.join("\n\n")
     );
 }
+
+/// The worked example in `mappings/README.md` is this test case, verbatim.
+#[test]
+fn readme_worked_example_is_the_test_case() {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(crate_dir.join("../../mappings/README.md"))
+        .expect("mappings/README.md exists");
+    let case = crate_dir.join("tests/cases/readme_worked_example");
+    let block_after = |marker: &str| -> String {
+        let at = readme
+            .find(marker)
+            .unwrap_or_else(|| panic!("README has no `{marker}`"));
+        let rest = &readme[at..];
+        let open = rest.find("```").expect("a code block follows");
+        let body_start = open + rest[open..].find('\n').expect("fence line ends") + 1;
+        let body_len = rest[body_start..].find("```").expect("code block closes");
+        rest[body_start..body_start + body_len].to_owned()
+    };
+    let file = |name: &str| std::fs::read_to_string(case.join(name)).expect("case file");
+    assert_eq!(block_after("The input, `order.json`"), file("input.json"));
+    assert_eq!(
+        block_after("`mappings/demo/profile.toml`:"),
+        file("profile/profile.toml")
+    );
+    assert_eq!(
+        block_after("`mappings/demo/orders.toml`:"),
+        file("profile/orders.toml")
+    );
+    assert_eq!(block_after("prints the case:"), file("expected.json"));
+}
