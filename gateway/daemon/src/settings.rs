@@ -60,6 +60,9 @@ pub struct Settings {
     #[serde(default = "default_mappings_dir")]
     pub mappings_dir: PathBuf,
     // Adapter sections: one field each, the type defined in `src/adapters/<name>.rs`.
+    /// HL7 v2 over MLLP: listeners and decision write-back (`[hl7v2]`).
+    #[serde(default)]
+    pub hl7v2: Option<crate::adapters::hl7v2::Section>,
     /// The desktop bridge for a legacy EHR (`[desktop]`).
     #[serde(default)]
     pub desktop: Option<crate::adapters::desktop::Section>,
@@ -515,17 +518,43 @@ fn deserialize_collecting(
     origin_of: &dyn Fn(&str, Option<&str>) -> String,
 ) -> (Option<Settings>, Vec<Problem>) {
     let mut problems: Vec<Problem> = Vec::new();
-    // Each round removes one node, so the tree's size bounds the rounds; the
-    // cap is a guard against a node that cannot be removed.
-    for _ in 0..64 {
+    // Missing keys get a stand-in (first an empty table, then an empty
+    // string) so that the next round can look further; problems with a
+    // stand-in itself are not reported.
+    let mut stand_ins: BTreeMap<String, u8> = BTreeMap::new();
+    // Each round removes or fills one node, so the tree's size bounds the
+    // rounds; the cap guards against a node that cannot be fixed up.
+    for _ in 0..128 {
         match serde_path_to_error::deserialize::<_, Settings>(tree.clone()) {
             Ok(settings) => {
                 return (problems.is_empty().then_some(settings), problems);
             }
             Err(error) => {
-                let segments = path_segments(error.path());
+                let mut segments = path_segments(error.path());
+                if let config::ConfigError::NotFound(missing) = innermost(error.inner()) {
+                    // The path points at the parent; the message names the field.
+                    let field = missing.rsplit('.').next().unwrap_or(missing).to_owned();
+                    segments.push(Segment::Key(field));
+                }
                 let key = segments_to_key(&segments);
-                let message = describe(error.inner());
+                if let Some(tries) = stand_ins.get_mut(&key) {
+                    // A stand-in of the wrong shape: try the next one, or stop.
+                    *tries += 1;
+                    let next = match *tries {
+                        2 => config::ValueKind::String(String::new()),
+                        _ => break,
+                    };
+                    if !insert(&mut tree, &segments, next) {
+                        break;
+                    }
+                    continue;
+                }
+                let missing = matches!(innermost(error.inner()), config::ConfigError::NotFound(_));
+                let message = if missing {
+                    "missing: this key is required".to_owned()
+                } else {
+                    describe(error.inner())
+                };
                 let value_origin = find(&tree, &segments).and_then(config::Value::origin);
                 let problem = Problem {
                     origin: origin_of(&key, value_origin),
@@ -536,13 +565,64 @@ fn deserialize_collecting(
                 if !repeated {
                     problems.push(problem);
                 }
-                if repeated || !remove(&mut tree, &segments) {
+                if repeated {
+                    break;
+                }
+                let fixed = if missing {
+                    stand_ins.insert(key, 1);
+                    insert(
+                        &mut tree,
+                        &segments,
+                        config::ValueKind::Table(Default::default()),
+                    )
+                } else {
+                    remove(&mut tree, &segments)
+                };
+                if !fixed {
                     break;
                 }
             }
         }
     }
     (None, problems)
+}
+
+/// The innermost error of `config`'s `At` wrappers.
+fn innermost(error: &config::ConfigError) -> &config::ConfigError {
+    match error {
+        config::ConfigError::At { error, .. } => innermost(error),
+        other => other,
+    }
+}
+
+/// Sets the node at `segments` (creating parent tables); false when a parent
+/// is not a table.
+fn insert(tree: &mut config::Value, segments: &[Segment], kind: config::ValueKind) -> bool {
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for segment in parents {
+        node = match (&mut node.kind, segment) {
+            (config::ValueKind::Table(map), Segment::Key(k)) => {
+                map.entry(k.clone()).or_insert_with(|| {
+                    config::Value::new(None, config::ValueKind::Table(Default::default()))
+                })
+            }
+            (config::ValueKind::Array(items), Segment::Index(i)) => match items.get_mut(*i) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (&mut node.kind, last) {
+        (config::ValueKind::Table(map), Segment::Key(k)) => {
+            map.insert(k.clone(), config::Value::new(None, kind));
+            true
+        }
+        _ => false,
+    }
 }
 
 /// One step of a key path.
@@ -590,8 +670,15 @@ fn describe(error: &config::ConfigError) -> String {
             ..
         } => format!("invalid type: {unexpected}, expected {expected}"),
         config::ConfigError::At { error, .. } => describe(error),
-        config::ConfigError::NotFound(key) => format!("missing key `{key}`"),
-        other => other.to_string(),
+        config::ConfigError::NotFound(_) => "missing: this key is required".to_owned(),
+        other => {
+            let text = other.to_string();
+            // config's wording for an unknown enum value.
+            match text.split_once("does not have variant constructor ") {
+                Some((_, value)) => format!("unknown value `{value}`"),
+                None => text,
+            }
+        }
     }
 }
 
@@ -787,6 +874,40 @@ mod tests {
         let loaded = load_str("[gateway]\ntenant = \"t\"\n", &[("GATEWAY_ADMIN", "x")]);
         assert!(loaded.problems.is_empty());
         assert_eq!(loaded.warnings.len(), 1);
+    }
+
+    #[test]
+    fn missing_keys_are_named_and_do_not_hide_later_problems() {
+        let loaded = load_str(
+            "[gateway]\npractice = \"p\"\n[forward]\nsink = \"ftp\"\n",
+            &[],
+        );
+        let rendered: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(loaded.problems.len(), 2, "{rendered:?}");
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.ends_with("key `gateway.tenant`: missing: this key is required")),
+            "{rendered:?}"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|p| p.ends_with("key `forward.sink`: unknown value `ftp`")),
+            "{rendered:?}"
+        );
+
+        let loaded = load_str(
+            "mappings_dir = \"m\"\n[store]\npath = 3\n[logging]\nformat = \"xml\"\n",
+            &[],
+        );
+        let keys: Vec<_> = loaded
+            .problems
+            .iter()
+            .filter_map(|p| p.key.clone())
+            .collect();
+        assert!(keys.contains(&"gateway".to_owned()), "{keys:?}");
+        assert!(keys.contains(&"logging.format".to_owned()), "{keys:?}");
     }
 
     #[test]
