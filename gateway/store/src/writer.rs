@@ -24,8 +24,9 @@ type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 
 /// Work for the writer thread.
 pub(crate) trait Job: Send {
-    /// Runs inside the batch transaction (or alone, see [`Job::transactional`]).
-    fn run(self: Box<Self>, conn: &Connection) -> Completion;
+    /// Runs inside the batch transaction (or alone, see [`Job::transactional`]);
+    /// returns whether the job's own work succeeded, and its completion.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion);
     /// Fails the job without running it (the batch could not start).
     fn abort(self: Box<Self>, error: StoreError);
     /// Whether the job runs inside the group transaction.
@@ -45,7 +46,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
         let TxJob { f, reply } = *self;
         let result = match conn.execute_batch("SAVEPOINT job") {
             Err(e) => Err(StoreError::sql("opening a savepoint")(e)),
@@ -62,9 +63,11 @@ where
                 }
             }
         };
-        Box::new(move |commit: Result<()>| {
+        let ok = result.is_ok();
+        let done: Completion = Box::new(move |commit: Result<()>| {
             let _ = reply.send(commit.and(result));
-        })
+        });
+        (ok, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -83,12 +86,14 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Completion {
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
         let SoloJob { f, reply } = *self;
         let result = f(conn);
-        Box::new(move |_| {
+        let ok = result.is_ok();
+        let done: Completion = Box::new(move |_| {
             let _ = reply.send(result);
-        })
+        });
+        (ok, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -189,7 +194,7 @@ fn run(
             },
         };
         if !first.transactional() {
-            let done = first.run(&conn);
+            let (_, done) = first.run(&conn);
             done(Ok(()));
             continue;
         }
@@ -211,7 +216,15 @@ fn run(
             }
             continue;
         }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job.run(&conn)).collect();
+        let mut succeeded = 0u64;
+        let completions: Vec<Completion> = batch
+            .into_iter()
+            .map(|job| {
+                let (ok, done) = job.run(&conn);
+                succeeded += u64::from(ok);
+                done
+            })
+            .collect();
         let commit = conn
             .execute_batch("COMMIT")
             .map_err(StoreError::sql("committing a group transaction"));
@@ -221,9 +234,7 @@ fn run(
         let ok = commit.is_ok();
         if ok {
             counters.transactions.fetch_add(1, Ordering::Relaxed);
-            counters
-                .requests
-                .fetch_add(completions.len() as u64, Ordering::Relaxed);
+            counters.requests.fetch_add(succeeded, Ordering::Relaxed);
         }
         for done in completions {
             done(commit.clone());

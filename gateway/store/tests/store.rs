@@ -427,3 +427,50 @@ async fn audit_entries_are_appended() {
     assert_eq!(log[0].id, id);
     assert_eq!(log[0].entry.action, "message.replay");
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_group_transactions_and_a_failing_one_fails_alone() {
+    let t = TempStore::new().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64u32 {
+        let s = t.store.clone();
+        tasks.spawn(async move {
+            if n % 8 == 0 {
+                // Fails inside the batch: must roll back alone.
+                let r = s
+                    .record_decision("case-nope", decision(DecisionStatus::Approved))
+                    .await;
+                assert!(matches!(r, Err(StoreError::UnknownCase(_))), "{r:?}");
+            } else {
+                s.commit_inbound(accepted(case(n, n), &format!("G{n}"), &format!("g{n}")))
+                    .await
+                    .expect("commit");
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task");
+    }
+    let stats = t.store.commit_stats();
+    assert_eq!(
+        stats.requests, 56,
+        "failed requests are not counted as committed"
+    );
+    assert!(
+        stats.transactions < stats.requests / 2,
+        "64 concurrent requests were grouped: {stats:?}"
+    );
+    let all = t
+        .store
+        .list_messages(MessageFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 56);
+    let events = t
+        .store
+        .read(|r| r.list_events(None, 1_000))
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 56);
+    t.store.check_writable().await.expect("writable");
+}
