@@ -100,7 +100,8 @@ fn scan_at(bytes: &[u8], start: usize) -> Option<Header> {
         .position(|b| *b == b'\r' || *b == b'\n')
         .unwrap_or(rest.len());
     let line = &rest[..line_end];
-    let fs = line[3];
+    // `MSH` alone on its line has no field separator: not a header.
+    let &fs = line.get(3)?;
     let msh2_end = line[4..]
         .iter()
         .position(|b| *b == fs)
@@ -141,6 +142,14 @@ mod tests {
         assert_eq!(h.text(9, 2), "O01");
         assert_eq!(h.field(10), b"C1");
         assert_eq!(h.charset_label(), "UNICODE UTF-8");
+    }
+
+    #[test]
+    fn msh_without_field_separator_is_no_header() {
+        // Found by the `parse` fuzz target: `MSH` alone on a line indexed past its end.
+        assert!(scan_header(b"MSH\nPID|1").is_none());
+        assert!(find_header(b"MSH\rMSH").is_none());
+        assert!(find_header(b"x\nMSH").is_none());
     }
 
     #[test]
