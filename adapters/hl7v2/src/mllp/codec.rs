@@ -9,8 +9,9 @@
 //! * frames may arrive split across any number of reads, including between the
 //!   two terminator bytes, and several frames may arrive in one read;
 //! * a `0x0B` inside a frame restarts the frame (the unterminated bytes before it
-//!   are counted as discarded): a sender that gave up mid-frame and started over
-//!   must not have its new message glued to the old fragment;
+//!   are counted as discarded, whatever their length): a sender that gave up
+//!   mid-frame and started over must not have its new message glued to the old
+//!   fragment, nor get an answer to a fragment it no longer waits for;
 //! * a frame longer than the maximum is never buffered whole: its bytes are
 //!   dropped as they arrive (keeping only a short head so the receiver can still
 //!   read MSH-10 and answer with a NAK), and when its terminator arrives the
@@ -238,12 +239,15 @@ impl Decoder for MllpCodec {
                         return Ok(Some(self.finish_oversized()));
                     }
                     Found::Restart(i) => {
-                        self.add_oversized(&src[..i]);
+                        // Never terminated: the sender gave up on it and is not
+                        // waiting for an answer, so it is dropped like any other
+                        // unterminated fragment (an answer would be a stray ACK).
+                        self.discarded += (self.oversized_len + i) as u64;
+                        self.oversized_len = 0;
+                        self.oversized_head.clear();
                         src.advance(i + 1);
-                        let frame = self.finish_oversized();
                         self.state = State::InFrame;
                         self.scanned = 0;
-                        return Ok(Some(frame));
                     }
                     Found::Nothing => {
                         let keep = usize::from(src.last() == Some(&END_BLOCK));
@@ -537,11 +541,18 @@ mod tests {
     }
 
     #[test]
-    fn oversize_ended_by_new_start() {
-        let mut c = MllpCodec::new(3);
-        let frames = decode_all(&mut c, &[b"\x0bLONGLONG", b"\x0bOK\x1c\x0d"]);
-        assert!(matches!(frames[0], MllpFrame::Oversized { len: 8, .. }));
-        assert_eq!(frames[1], msg(b"OK"));
+    fn unterminated_oversize_restarted_by_new_start_is_junk() {
+        // Found by the fuzzer: chunked and whole input must agree, and an
+        // abandoned fragment gets no answer, however long it was.
+        for chunks in [
+            &[&b"\x0bLONGLONG"[..], &b"\x0bOK\x1c\x0d"[..]][..],
+            &[&b"\x0bLONGLONG\x0bOK\x1c\x0d"[..]][..],
+        ] {
+            let mut c = MllpCodec::new(3);
+            let frames = decode_all(&mut c, chunks);
+            assert_eq!(frames, vec![msg(b"OK")]);
+            assert_eq!(c.take_discarded(), 8);
+        }
     }
 
     #[test]
