@@ -11,6 +11,7 @@ pub mod ack_check;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod files;
 pub mod listener;
 pub mod metrics;
 pub mod respond;

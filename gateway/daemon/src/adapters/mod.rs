@@ -13,6 +13,7 @@
 //! then calls [`Adapter::demo_traffic`] to send the sample traffic.
 
 pub mod desktop;
+pub mod hl7v2;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,7 +114,7 @@ pub trait Adapter: Sync {
 
 /// Every adapter wired into this build, in start order.
 pub fn all() -> Vec<&'static dyn Adapter> {
-    vec![&desktop::Desktop]
+    vec![&hl7v2::Hl7v2, &desktop::Desktop]
 }
 
 /// Runs every configured adapter's [`Adapter::check`].

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gateway_hl7v2::mllp::config::TlsClientConfig;
+use gateway_hl7v2::mllp::files::split_messages;
 use gateway_hl7v2::mllp::{MllpSender, SendError, SenderConfig};
 
 /// `send` subcommand arguments.
@@ -77,42 +78,18 @@ struct Outgoing {
 /// Splits a file into messages with CR segment terminators.
 fn messages_in(path: &PathBuf) -> anyhow::Result<Vec<Outgoing>> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let input = gateway_hl7v2::parse::parse_input(&raw);
-    if input.messages.is_empty() {
+    let messages = split_messages(&raw);
+    if messages.is_empty() {
         bail!("{}: no HL7 v2 message (MSH segment) found", path.display());
     }
-    Ok(input
-        .messages
-        .iter()
+    Ok(messages
+        .into_iter()
         .enumerate()
-        .map(|(i, m)| Outgoing {
+        .map(|(i, bytes)| Outgoing {
             origin: format!("{}#{}", path.display(), i + 1),
-            bytes: to_cr_segments(&raw[m.range.clone()]),
+            bytes,
         })
         .collect())
-}
-
-/// Rewrites LF and CRLF line ends to CR and makes sure the last segment ends
-/// with CR.
-fn to_cr_segments(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 1);
-    let mut i = 0;
-    while i < message.len() {
-        match message[i] {
-            b'\r' if message.get(i + 1) == Some(&b'\n') => {
-                out.push(b'\r');
-                i += 1;
-            }
-            b'\n' => out.push(b'\r'),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    while out.last() == Some(&b'\r') {
-        out.pop();
-    }
-    out.push(b'\r');
-    out
 }
 
 async fn send_mllp(args: MllpArgs) -> anyhow::Result<ExitCode> {
@@ -161,18 +138,4 @@ async fn send_mllp(args: MllpArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::to_cr_segments;
-
-    #[test]
-    fn line_ends_become_cr() {
-        assert_eq!(
-            to_cr_segments(b"MSH|a\r\nPID|1\nPV1|\n\n"),
-            b"MSH|a\rPID|1\rPV1|\r"
-        );
-        assert_eq!(to_cr_segments(b"MSH|a\rPID|1"), b"MSH|a\rPID|1\r");
-    }
 }
