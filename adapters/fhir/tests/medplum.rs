@@ -1,6 +1,10 @@
 //! The adapter against a real FHIR implementation on loopback: Medplum's FHIR
 //! router in a Node HTTP server with a SMART Backend Services token endpoint
 //! that verifies our client assertions against our JWKS (tests/fhir-server).
+//!
+//! One server for the whole file (its startup dominates on a busy 2-core CI
+//! machine); the scenarios run one after another, each on a reset server
+//! (no data, tokens, faults or counters), so they cannot see each other.
 
 mod support;
 
@@ -32,11 +36,7 @@ fn ids(pages: &[Value], mode: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn smart_backend_assertions_are_verified_and_bad_keys_rejected() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn smart_backend_assertions_are_verified_and_bad_keys_rejected(server: &FhirServer) {
     server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
     for alg in [SigningAlgorithm::ES384, SigningAlgorithm::RS384] {
         let client = server.client(&server.smart_auth(alg));
@@ -119,11 +119,7 @@ async fn smart_backend_assertions_are_verified_and_bad_keys_rejected() {
     }
 }
 
-#[tokio::test]
-async fn search_follows_next_links_across_pages_with_includes() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn search_follows_next_links_across_pages_with_includes(server: &FhirServer) {
     let mut all = Vec::new();
     for n in 1..=7 {
         all.extend(order(n, &format!("2026-01-01T00:00:0{n}.000Z"), "1"));
@@ -157,11 +153,7 @@ async fn search_follows_next_links_across_pages_with_includes() {
     assert_eq!(two.len(), 2);
 }
 
-#[tokio::test]
-async fn throttling_server_errors_and_timeouts_are_retried() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn throttling_server_errors_and_timeouts_are_retried(server: &FhirServer) {
     server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
     let client = server.client(&server.smart_auth(SigningAlgorithm::ES384));
     client
@@ -220,13 +212,9 @@ async fn throttling_server_errors_and_timeouts_are_retried() {
     );
 }
 
-#[tokio::test]
-async fn expired_and_revoked_tokens_are_refreshed() {
-    let Some(server) = FhirServer::start(2) else {
-        return;
-    };
+async fn expired_and_revoked_tokens_are_refreshed(server: &FhirServer) {
     server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
-    let client = server.client(&server.smart_auth(SigningAlgorithm::RS384));
+    let client = server.client(&server.smart_auth_short());
     client.read("Patient", "pat-1").await.expect("first");
     client.read("Patient", "pat-1").await.expect("cached token");
     assert_eq!(server.stats().await["tokens_issued"], 1);
@@ -267,11 +255,7 @@ fn poller(
     )
 }
 
-#[tokio::test]
-async fn restart_mid_poll_misses_nothing_and_repeats_nothing() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer) {
     // Equal stamps on purpose: 3,4,5 share one instant, 7,8 another; pages of 2.
     let stamps = ["00", "01", "02", "02", "02", "03", "04", "04", "05"];
     let mut all = Vec::new();
@@ -368,11 +352,7 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing() {
     assert!(report.already_seen >= 2, "{report:?}");
 }
 
-#[tokio::test]
-async fn unsorted_vendor_restart_is_also_exact() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn unsorted_vendor_restart_is_also_exact(server: &FhirServer) {
     let mut all = Vec::new();
     for n in 1..=6 {
         all.extend(order(n, &format!("2026-01-01T00:00:0{}.000Z", 7 - n), "1"));
@@ -408,11 +388,7 @@ async fn unsorted_vendor_restart_is_also_exact() {
     );
 }
 
-#[tokio::test]
-async fn bad_bundles_are_rejected_with_specific_diagnostics_and_kept() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn bad_bundles_are_rejected_with_specific_diagnostics_and_kept(server: &FhirServer) {
     let mut resources = order(1, "2026-01-01T00:00:00.000Z", "1");
     // Order 2 points at a patient the EHR does not have; order 3 has no subject.
     resources.push(
@@ -485,11 +461,7 @@ fn decided_case(sr: &str) -> Case {
     case
 }
 
-#[tokio::test]
-async fn write_back_creates_task_communication_and_note_once() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn write_back_creates_task_communication_and_note_once(server: &FhirServer) {
     server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
     let client = Arc::new(server.client(&server.smart_auth(SigningAlgorithm::ES384)));
     let case = decided_case("sr-1");
@@ -550,11 +522,7 @@ async fn write_back_creates_task_communication_and_note_once() {
     );
 }
 
-#[tokio::test]
-async fn subscription_notification_triggers_a_poll() {
-    let Some(server) = FhirServer::start(300) else {
-        return;
-    };
+async fn subscription_notification_triggers_a_poll(server: &FhirServer) {
     let config: FhirConfig = toml::from_str(&format!(
         r#"
 profile = "{}"
@@ -625,4 +593,29 @@ token = "hook-secret"
     assert_eq!(recorder.keys(), ["sr-1@1"]);
     let _ = stop_tx.send(());
     task.await.expect("join").expect("serve");
+}
+
+#[tokio::test]
+async fn against_medplum() {
+    let Some(server) = FhirServer::start() else {
+        return;
+    };
+    server.reset().await;
+    smart_backend_assertions_are_verified_and_bad_keys_rejected(&server).await;
+    server.reset().await;
+    search_follows_next_links_across_pages_with_includes(&server).await;
+    server.reset().await;
+    throttling_server_errors_and_timeouts_are_retried(&server).await;
+    server.reset().await;
+    expired_and_revoked_tokens_are_refreshed(&server).await;
+    server.reset().await;
+    restart_mid_poll_misses_nothing_and_repeats_nothing(&server).await;
+    server.reset().await;
+    unsorted_vendor_restart_is_also_exact(&server).await;
+    server.reset().await;
+    bad_bundles_are_rejected_with_specific_diagnostics_and_kept(&server).await;
+    server.reset().await;
+    write_back_creates_task_communication_and_note_once(&server).await;
+    server.reset().await;
+    subscription_notification_triggers_a_poll(&server).await;
 }

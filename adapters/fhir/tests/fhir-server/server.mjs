@@ -15,7 +15,8 @@
 //
 // Usage: node --experimental-websocket server.mjs CONFIG.json
 // CONFIG: {"clients":[{"client_id","auth":"private_key_jwt"|"client_secret_basic"|
-//          "client_secret_post","jwks":{keys:[...]},"secret":"..."}],
+//          "client_secret_post","jwks":{keys:[...]},"secret":"...",
+//          "token_ttl_seconds": optional per-client override}],
 //          "token_ttl_seconds": 300}
 // Prints one line {"port": N} on stdout once listening on 127.0.0.1 (port 0 → free).
 
@@ -170,11 +171,12 @@ async function handleToken(req, res) {
   }
   const token = randomUUID();
   const scope = form.get('scope') ?? '';
-  tokens.set(token, { expiresAt: Date.now() + tokenTtl * 1000, clientId: client.client_id, scope });
+  const ttl = client.token_ttl_seconds ?? tokenTtl;
+  tokens.set(token, { expiresAt: Date.now() + ttl * 1000, clientId: client.client_id, scope });
   stats.tokens_issued++;
   stats.last_scope = scope;
   res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify({ access_token: token, token_type: 'bearer', expires_in: tokenTtl, scope }));
+  res.end(JSON.stringify({ access_token: token, token_type: 'bearer', expires_in: ttl, scope }));
 }
 
 function authorized(req) {
@@ -275,6 +277,14 @@ async function handleControl(req, res, path) {
     return send(res, 200, { expired: tokens.size });
   }
   if (path === '/_control/stats') return send(res, 200, stats);
+  if (path === '/_control/reset') {
+    // A clean EHR for the next scenario: no data, tokens, faults or counters.
+    repo.clear();
+    tokens.clear();
+    faults.length = 0;
+    for (const k of Object.keys(stats)) stats[k] = typeof stats[k] === 'number' ? 0 : null;
+    return send(res, 200, { reset: true });
+  }
   return send(res, 404, outcome('error', 'not-found', 'no such control'));
 }
 

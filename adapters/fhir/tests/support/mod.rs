@@ -68,11 +68,13 @@ pub const RS_CLIENT: &str = "gateway-rs384";
 pub const BASIC_CLIENT: &str = "gateway-basic";
 pub const POST_CLIENT: &str = "gateway-post";
 pub const SECRET: &str = "test-only-secret";
+/// An ES384 client whose tokens live two seconds (token expiry scenarios).
+pub const SHORT_CLIENT: &str = "gateway-short-lived";
 
 impl FhirServer {
     /// Starts the server; `None` (after printing why) when node or the npm
     /// packages are missing and `CI` is unset. Under CI that is a failure.
-    pub fn start(token_ttl_seconds: u64) -> Option<FhirServer> {
+    pub fn start() -> Option<FhirServer> {
         let server_dir = crate_dir().join("tests/fhir-server");
         if let Some(why) = missing_tools(&server_dir) {
             if std::env::var_os("CI").is_some() {
@@ -94,9 +96,10 @@ impl FhirServer {
         )
         .expect("jwks");
         let config = json!({
-            "token_ttl_seconds": token_ttl_seconds,
+            "token_ttl_seconds": 300,
             "clients": [
                 {"client_id": ES_CLIENT, "auth": "private_key_jwt", "jwks": es},
+                {"client_id": SHORT_CLIENT, "auth": "private_key_jwt", "jwks": es, "token_ttl_seconds": 2},
                 {"client_id": RS_CLIENT, "auth": "private_key_jwt", "jwks": rs},
                 {"client_id": BASIC_CLIENT, "auth": "client_secret_basic", "secret": SECRET},
                 {"client_id": POST_CLIENT, "auth": "client_secret_post", "secret": SECRET},
@@ -180,6 +183,11 @@ impl FhirServer {
             .expect("stats json")
     }
 
+    /// Empties the EHR: data, tokens, faults and counters.
+    pub async fn reset(&self) {
+        self.control("reset", json!({})).await;
+    }
+
     pub async fn expire_tokens(&self) {
         self.control("expire-tokens", json!({})).await;
     }
@@ -199,6 +207,28 @@ impl FhirServer {
                 "system/ServiceRequest.read".into(),
                 "system/Task.write".into(),
             ]),
+        }
+    }
+
+    /// The ES384 client whose tokens live two seconds.
+    pub fn smart_auth_short(&self) -> AuthConfig {
+        match self.smart_auth(SigningAlgorithm::ES384) {
+            AuthConfig::SmartBackend {
+                token_url,
+                private_key_file,
+                algorithm,
+                kid,
+                scopes,
+                ..
+            } => AuthConfig::SmartBackend {
+                token_url,
+                client_id: SHORT_CLIENT.into(),
+                private_key_file,
+                algorithm,
+                kid,
+                scopes,
+            },
+            other => other,
         }
     }
 
