@@ -356,3 +356,57 @@ async fn file_sink_appends_one_json_line_per_event_in_case_order() {
         assert_eq!(seq, prev + 1, "case {c} in order");
     }
 }
+
+#[tokio::test]
+async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
+    let pki = gateway_testkit::tls::TestPki::generate();
+    let receiver = PlatformReceiver::start_tls(pki.server_config(true)).await;
+    let t = TempStore::new().await;
+    let files = pki.write_to(t.dir.path());
+
+    // No client certificate: the handshake is refused, which is transient.
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.ca_cert = Some(files.ca_cert.clone());
+    config.timeout_ms = 2_000;
+    let anonymous = HttpSink::new(&config).expect("sink");
+    append(&t.store, 1, 1).await;
+    let event = t
+        .store
+        .read(|r| r.list_events(None, 1))
+        .await
+        .expect("events")
+        .remove(0);
+    let refused = anonymous.deliver(&event).await;
+    assert!(
+        matches!(
+            refused,
+            SinkResult::Retry {
+                http_status: None,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(receiver.arrivals(), 0);
+
+    // With the client certificate the forwarder delivers over mutual TLS.
+    config.client_cert = Some(files.client_cert);
+    config.client_key = Some(files.client_key);
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    assert_eq!(receiver.wait_accepted(1, Duration::from_secs(10)).await, 1);
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(receiver.accepted()[0]["id"], event.id.as_str());
+
+    // A server certificate from an unknown CA is not trusted.
+    let other = gateway_testkit::tls::TestPki::generate();
+    let impostor = PlatformReceiver::start_tls(other.server_config(false)).await;
+    let mut config = HttpSinkConfig::new(impostor.url());
+    config.ca_cert = Some(files.ca_cert);
+    let sink = HttpSink::new(&config).expect("sink");
+    assert!(matches!(
+        sink.deliver(&event).await,
+        SinkResult::Retry { .. }
+    ));
+    assert_eq!(impostor.arrivals(), 0);
+}

@@ -5,6 +5,8 @@
 //!   CloudEvents endpoint (a real axum/hyper server on `127.0.0.1:0`) that can be
 //!   scripted to fail, hang, or answer 500/429/400.
 //! * [`store`]: temporary stores in their own directories.
+//! * [`tls`]: a throw-away PKI (CA, server and client certificates) for TLS tests.
 
 pub mod platform;
 pub mod store;
+pub mod tls;

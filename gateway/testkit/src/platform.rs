@@ -99,20 +99,41 @@ struct Shared {
 /// The running receiver. Stops when dropped.
 pub struct PlatformReceiver {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Mutex<Shared>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
 impl PlatformReceiver {
-    /// Starts on `127.0.0.1:0` (a free port).
+    /// Starts on `127.0.0.1:0` (a free port), plain HTTP.
     pub async fn start() -> PlatformReceiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the loopback receiver");
+        Self::serve(listener, false).await
+    }
+
+    /// Starts an HTTPS receiver on `127.0.0.1:0` with `config` (see
+    /// [`crate::tls::TestPki::server_config`]); failed handshakes are dropped.
+    pub async fn start_tls(config: Arc<rustls::ServerConfig>) -> PlatformReceiver {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the loopback receiver");
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+        };
+        Self::serve(listener, true).await
+    }
+
+    async fn serve<L>(listener: L, tls: bool) -> PlatformReceiver
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app = Router::new()
             .route("/events", post(intake))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the loopback receiver");
         let addr = listener.local_addr().expect("receiver address");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -124,14 +145,20 @@ impl PlatformReceiver {
         });
         PlatformReceiver {
             addr,
+            tls,
             shared,
             stop: Some(stop),
         }
     }
 
-    /// The intake URL (`http://127.0.0.1:PORT/events`).
+    /// The intake URL (`http://127.0.0.1:PORT/events`, or `https://localhost:PORT/events`
+    /// for a TLS receiver).
     pub fn url(&self) -> String {
-        format!("http://{}/events", self.addr)
+        if self.tls {
+            format!("https://localhost:{}/events", self.addr.port())
+        } else {
+            format!("http://{}/events", self.addr)
+        }
     }
 
     /// Requires `Authorization: Bearer <token>` (401 otherwise).
@@ -194,6 +221,36 @@ impl Drop for PlatformReceiver {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// TCP accept plus TLS handshake; connections whose handshake fails (e.g. no
+/// client certificate) are dropped, as a real TLS terminator would.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, peer)) = self.tcp.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await;
+            if let Ok(Ok(tls)) = handshake {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
