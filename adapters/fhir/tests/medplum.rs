@@ -272,7 +272,7 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer
 
     // Run 1 "crashes" while the 5th order is being committed.
     let first = Recorder::new(Behaviour::HangAfter(4));
-    let p1 = poller(&server, first.clone(), store.clone(), athena());
+    let p1 = poller(server, first.clone(), store.clone(), athena());
     let task = tokio::spawn(async move { p1.poll_once().await });
     for _ in 0..200 {
         if first.committed.lock().expect("lock").len() >= 4 {
@@ -287,7 +287,7 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer
 
     // Run 2: a new poller from the stored watermark.
     let second = Recorder::new(Behaviour::Commit);
-    let p2 = poller(&server, second.clone(), store.clone(), athena());
+    let p2 = poller(server, second.clone(), store.clone(), athena());
     let report = p2.poll_once().await.expect("poll");
     let mut union: Vec<String> = first.keys();
     union.extend(second.keys());
@@ -334,7 +334,7 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer
     more.extend(order(11, "2026-01-01T00:00:05.000Z", "1"));
     server.load(more).await;
     let third = Recorder::new(Behaviour::Commit);
-    poller(&server, third.clone(), store.clone(), athena())
+    poller(server, third.clone(), store.clone(), athena())
         .poll_once()
         .await
         .expect("poll");
@@ -344,7 +344,7 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer
         ["sr-10@1", "sr-11@1", "sr-3@2"]
     );
     let fourth = Recorder::new(Behaviour::Commit);
-    let report = poller(&server, fourth.clone(), store, athena())
+    let report = poller(server, fourth.clone(), store, athena())
         .poll_once()
         .await
         .expect("poll");
@@ -363,7 +363,7 @@ async fn unsorted_vendor_restart_is_also_exact(server: &FhirServer) {
     let mut vendor = athena();
     vendor.search.sort_last_updated = false;
     let first = Recorder::new(Behaviour::HangAfter(3));
-    let p1 = poller(&server, first.clone(), store.clone(), vendor.clone());
+    let p1 = poller(server, first.clone(), store.clone(), vendor.clone());
     let task = tokio::spawn(async move { p1.poll_once().await });
     for _ in 0..200 {
         if first.committed.lock().expect("lock").len() >= 3 {
@@ -375,7 +375,7 @@ async fn unsorted_vendor_restart_is_also_exact(server: &FhirServer) {
     task.abort();
     let _ = task.await;
     let second = Recorder::new(Behaviour::Commit);
-    poller(&server, second.clone(), store, vendor)
+    poller(server, second.clone(), store, vendor)
         .poll_once()
         .await
         .expect("poll");
@@ -404,7 +404,7 @@ async fn bad_bundles_are_rejected_with_specific_diagnostics_and_kept(server: &Fh
     let dir = tempfile::tempdir().expect("tmp");
     let recorder = Recorder::new(Behaviour::Commit);
     let report = poller(
-        &server,
+        server,
         recorder.clone(),
         Arc::new(FileWatermarkStore::new(dir.path())),
         athena(),
