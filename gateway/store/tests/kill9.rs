@@ -58,6 +58,12 @@ fn acknowledged_commits_survive_sigkill() {
         // Kill at a random moment: sometimes while the child is still opening
         // the store, mostly in the middle of concurrent group commits.
         std::thread::sleep(Duration::from_millis(rng.random_range(5..250)));
+        // WAL: another process reads while the child writes.
+        let live = Reader::open(&path).expect("read while the child writes");
+        live.list_messages(&MessageFilter::default())
+            .expect("list while the child writes");
+        live.outbox_stats().expect("stats while the child writes");
+        drop(live);
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("wait");
         assert!(!status.success());
