@@ -174,6 +174,17 @@ fn insert_message(
     Ok(conn.last_insert_rowid())
 }
 
+/// A CloudEvent with the CloudEvents `sequence` extension attribute: the
+/// event's position in its case, zero-padded so that it orders as a string (as
+/// the extension specifies). It lets the platform recognise an event that
+/// arrives after a later one (a dead letter replayed after its successors).
+#[derive(serde::Serialize)]
+struct Sequenced<'a> {
+    #[serde(flatten)]
+    event: &'a CloudEvent,
+    sequence: String,
+}
+
 /// The event just appended.
 pub(crate) struct Appended {
     pub case_id: String,
@@ -229,7 +240,11 @@ pub(crate) fn append_event(
     let event_id = uuid::Uuid::now_v7().to_string();
     let case_id = case.case_id.clone();
     let event = CloudEvent::new(event_id.clone(), event_type, rfc3339(now), case);
-    let body = serde_json::to_string(&event).map_err(StoreError::json("cloud event"))?;
+    let body = serde_json::to_string(&Sequenced {
+        event: &event,
+        sequence: format!("{sequence:010}"),
+    })
+    .map_err(StoreError::json("cloud event"))?;
     conn.prepare_cached(
         "INSERT INTO events (id, case_id, seq, type, message_id, decision_id, body, state,
                              attempts, next_attempt_at_ms, created_at_ms)

@@ -83,6 +83,15 @@ async fn accepted_messages_create_then_update_cases_and_duplicates_add_no_event(
     assert_eq!(body["type"], "org.ehr-gateway.case.created");
     assert_eq!(body["subject"], events[0].case_id.as_str());
     assert_eq!(body["specversion"], "1.0");
+    assert_eq!(
+        body["sequence"], "0000000001",
+        "CloudEvents sequence extension"
+    );
+    let second: serde_json::Value = serde_json::from_str(&events[1].body).expect("json");
+    assert_eq!(second["sequence"], "0000000002");
+    let parsed: gateway_core::event::CloudEvent =
+        serde_json::from_str(&events[1].body).expect("still a CloudEvent");
+    assert_eq!(parsed.kind, "org.ehr-gateway.case.updated");
 
     let dup_row = s
         .get_message(dup.receipt.message_id)

@@ -10,7 +10,11 @@
 //! * **backoff** — transient failures back off exponentially with jitter
 //!   ([`BackoffPolicy`]), `Retry-After` wins when the sink reports one;
 //!   permanent refusals are dead-lettered with their reason and can be
-//!   re-queued with [`crate::Store::replay_message`] / [`crate::Store::requeue_event`];
+//!   re-queued with [`crate::Store::replay_message`] / [`crate::Store::requeue_event`].
+//!   A dead event does not block its case (later events go on), so a replayed
+//!   one can arrive after its successors: every event carries the CloudEvents
+//!   `sequence` extension (its position in the case, zero-padded) so the
+//!   platform can tell;
 //! * **graceful stop** — [`Forwarder::shutdown`] takes no new events and lets
 //!   in-flight attempts finish within a grace period.
 //!
