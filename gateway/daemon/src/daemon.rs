@@ -346,29 +346,28 @@ async fn wait_or_abort<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str
     }
 }
 
-/// Waits for SIGTERM (drain with `grace`) or SIGINT (fast).
-pub async fn wait_for_signal(grace: Duration) -> anyhow::Result<Stop> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => Stop::Drain(grace),
-        _ = int.recv() => Stop::Fast,
-    })
+/// SIGTERM and SIGINT handlers, installed before anything starts so that a
+/// signal arriving during start-up is not lost (or fatal).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-/// Completes when a second SIGTERM or SIGINT arrives (to cut a drain short).
-pub async fn second_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+impl Signals {
+    /// Installs the handlers (needs a running tokio runtime).
+    pub fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// Waits for SIGTERM (drain with `grace`) or SIGINT (fast).
+    pub async fn next(&mut self, grace: Duration) -> Stop {
+        tokio::select! {
+            _ = self.term.recv() => Stop::Drain(grace),
+            _ = self.int.recv() => Stop::Fast,
+        }
     }
 }

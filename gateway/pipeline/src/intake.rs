@@ -388,6 +388,7 @@ impl Pipeline {
         tracing::warn!(
             message_id = receipt.receipt.message_id,
             kind = error.kind.as_str(),
+            reason = %error.message,
             codes = ?codes,
             "Message rejected and kept."
         );

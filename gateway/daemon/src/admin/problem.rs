@@ -9,9 +9,13 @@ use serde_json::json;
 /// The media type of problem bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One problem response.
+/// One problem response (boxed: it travels in `Err` variants).
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct Problem(Box<Details>);
+
+/// The members of a problem body.
+#[derive(Debug, Clone)]
+struct Details {
     status: StatusCode,
     slug: &'static str,
     title: &'static str,
@@ -29,7 +33,7 @@ impl Problem {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Problem {
+        Problem(Box::new(Details {
             status,
             slug,
             title,
@@ -37,7 +41,7 @@ impl Problem {
             pointer: None,
             extra: None,
             retry_after: None,
-        }
+        }))
     }
 
     /// 401: missing or wrong bearer token.
@@ -73,57 +77,58 @@ impl Problem {
             "Service unavailable",
             detail,
         );
-        p.retry_after = Some(5);
+        p.0.retry_after = Some(5);
         p
     }
 
     /// Adds the JSON pointer of the offending request member.
     pub fn at(mut self, pointer: impl Into<String>) -> Self {
-        self.pointer = Some(pointer.into());
+        self.0.pointer = Some(pointer.into());
         self
     }
 
     /// Adds extension members (merged into the body).
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
+        self.0.extra = Some(extra);
         self
     }
 
     /// The status code.
     #[cfg(test)]
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let this = *self.0;
         let mut body = json!({
-            "type": format!("urn:ehr-gateway:problem:{}", self.slug),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
+            "type": format!("urn:ehr-gateway:problem:{}", this.slug),
+            "title": this.title,
+            "status": this.status.as_u16(),
+            "detail": this.detail,
         });
-        if let Some(pointer) = &self.pointer {
-            body["errors"] = json!([{ "pointer": pointer, "detail": self.detail }]);
+        if let Some(pointer) = &this.pointer {
+            body["errors"] = json!([{ "pointer": pointer, "detail": this.detail }]);
         }
         if let (Some(serde_json::Value::Object(extra)), Some(map)) =
-            (self.extra, body.as_object_mut())
+            (this.extra, body.as_object_mut())
         {
             for (k, v) in extra {
                 map.insert(k, v);
             }
         }
-        let mut response = (self.status, body.to_string()).into_response();
+        let mut response = (this.status, body.to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if this.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"ehr-gateway\""),
             );
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = this.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response

@@ -90,6 +90,7 @@ async fn demo(
     token: Secret,
     mut skipped: Vec<(String, String)>,
 ) -> anyhow::Result<ExitCode> {
+    let mut signals = daemon::Signals::install()?;
     let running = daemon::start(
         settings,
         Options {
@@ -135,12 +136,33 @@ async fn demo(
     // Let the pipeline and the forwarder settle before reporting.
     settle(&running.data_dir).await;
     let cases = case_lines(&running.data_dir);
-    if let Some(case_id) = cases.first().map(|c| c.0.clone()) {
+    // Decide a case whose owning adapter can write the decision back, if any.
+    let writable: Vec<(String, Option<String>)> = running
+        .adapters
+        .iter()
+        .flat_map(|(_, started)| started.writebacks.iter())
+        .map(|(wb, profile)| (wb.adapter().to_owned(), profile.clone()))
+        .collect();
+    let target = cases
+        .iter()
+        .find(|c| {
+            writable
+                .iter()
+                .any(|(a, p)| *a == c.adapter && p.as_ref().is_none_or(|p| *p == c.profile))
+        })
+        .or_else(|| cases.first())
+        .map(|c| c.case_id.clone());
+    if let Some(case_id) = target {
         match post_decision(running.admin_addr, token.expose(), &case_id).await {
-            Ok(status) => ran.push((
-                "decision".to_owned(),
-                format!("POST /api/v1/cases/{case_id}/decision answered {status}"),
-            )),
+            Ok(status) => {
+                let writeback = writeback_state(&running.data_dir, &case_id).await;
+                ran.push((
+                    "decision".to_owned(),
+                    format!(
+                        "POST /api/v1/cases/{case_id}/decision answered {status}; write-back: {writeback}"
+                    ),
+                ));
+            }
             Err(error) => {
                 failures += 1;
                 skipped.push(("decision".to_owned(), format!("failed: {error:#}")));
@@ -163,8 +185,8 @@ async fn demo(
     if cases.is_empty() {
         writeln!(out, "  (none)")?;
     }
-    for (_, line) in &cases {
-        writeln!(out, "  {line}")?;
+    for case in &cases {
+        writeln!(out, "  {}", case.line)?;
     }
     if !skipped.is_empty() {
         writeln!(out, "\nskipped:")?;
@@ -191,7 +213,7 @@ async fn demo(
     } else {
         writeln!(out, "\nrunning; press Ctrl-C to stop")?;
         out.flush()?;
-        match daemon::wait_for_signal(settings.shutdown.grace_period()).await? {
+        match signals.next(settings.shutdown.grace_period()).await {
             Stop::Fast => Stop::Drain(Duration::from_secs(2)),
             other => other,
         }
@@ -285,9 +307,17 @@ async fn settle(data_dir: &Path) {
     }
 }
 
+/// One stored case as the demo shows it.
+struct CaseLine {
+    case_id: String,
+    adapter: String,
+    profile: String,
+    line: String,
+}
+
 /// One line per case: id, status, adapter/profile, message type, service codes.
 /// Ids and codes only: the demo prints no patient data.
-fn case_lines(data_dir: &Path) -> Vec<(String, String)> {
+fn case_lines(data_dir: &Path) -> Vec<CaseLine> {
     let Ok(reader) = Reader::open(daemon::store_file(data_dir)) else {
         return Vec::new();
     };
@@ -322,9 +352,11 @@ fn case_lines(data_dir: &Path) -> Vec<(String, String)> {
             .and_then(|d| d.authorization_number.clone())
             .map(|n| format!(" auth={n}"))
             .unwrap_or_default();
-        lines.push((
-            case_id.clone(),
-            format!(
+        lines.push(CaseLine {
+            case_id: case_id.clone(),
+            adapter: record.adapter.clone(),
+            profile: record.profile.clone(),
+            line: format!(
                 "{case_id}  {:<10} {}/{}  {}  [{}]  events={}{decision}",
                 record.case.status.as_str(),
                 record.adapter,
@@ -333,9 +365,42 @@ fn case_lines(data_dir: &Path) -> Vec<(String, String)> {
                 codes.join(", "),
                 record.last_sequence,
             ),
-        ));
+        });
     }
     lines
+}
+
+/// The write-back state of the newest decision of `case_id`, after giving the
+/// owning adapter up to 5 s.
+async fn writeback_state(data_dir: &Path, case_id: &str) -> String {
+    let file = daemon::store_file(data_dir);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = "unknown".to_owned();
+    while tokio::time::Instant::now() < deadline {
+        let state = Reader::open(&file).ok().and_then(|r| {
+            let decision_id = r
+                .case_events(case_id)
+                .ok()?
+                .iter()
+                .rev()
+                .find_map(|e| e.decision_id)?;
+            r.writeback_state(decision_id).ok().flatten()
+        });
+        if let Some((state, error)) = state {
+            last = match (state, error) {
+                (gateway_store::WriteBackState::Done, _) => return "done".to_owned(),
+                (gateway_store::WriteBackState::Failed, e) => {
+                    return format!("failed ({})", e.unwrap_or_default());
+                }
+                (gateway_store::WriteBackState::Pending, Some(e)) => {
+                    format!("pending, retrying ({e})")
+                }
+                (gateway_store::WriteBackState::Pending, None) => "pending".to_owned(),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    last
 }
 
 /// Posts an approval for `case_id` through the admin API (plain HTTP/1.1 on

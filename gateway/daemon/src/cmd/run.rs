@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 
 use crate::daemon::{self, Options};
@@ -43,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let mut signals = daemon::Signals::install()?;
         let running = daemon::start(
             &settings,
             Options {
@@ -51,10 +54,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
-        let stop = daemon::wait_for_signal(settings.shutdown.grace_period()).await?;
+        let stop = signals.next(settings.shutdown.grace_period()).await;
         tokio::select! {
             () = running.shutdown(stop) => Ok(ExitCode::SUCCESS),
-            () = daemon::second_signal() => {
+            _ = signals.next(Duration::ZERO) => {
                 tracing::warn!("Second signal: stopping without finishing the drain.");
                 Ok(ExitCode::from(130))
             }

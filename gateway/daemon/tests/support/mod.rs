@@ -44,13 +44,24 @@ format = "json"
 level = "info"
 {extra}
 "#,
-            mappings = dir.join("mappings").display(),
+            mappings = repo_root().join("mappings").display(),
             token = token.display(),
             data = dir.join("data").display(),
         ),
     )
     .expect("config");
     config
+}
+
+/// The repository root (holds `mappings/` and `sample-messages/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A real synthetic Epic order from `sample-messages/`.
+pub fn epic_order() -> Vec<u8> {
+    std::fs::read(repo_root().join("sample-messages/hl7v2/epic/orm-o01-v251-eap.hl7"))
+        .expect("sample message")
 }
 
 /// A running daemon child process.
@@ -182,14 +193,13 @@ fn seed_blocking(data_dir: &Path) -> String {
             .await
             .expect("store");
         let case_id = "case-0123456789abcdef01234567".to_owned();
-        let message = |control: &str, outcome| NewInbound {
+        let message = |control: &str, raw: Vec<u8>, outcome| NewInbound {
             adapter: "hl7v2".to_owned(),
             profile: "epic".to_owned(),
             sender: Some("EPIC^TEST".to_owned()),
             control_id: Some(control.to_owned()),
             message_type: Some("ORM^O01".to_owned()),
-            raw: format!("MSH|^~\\&|EPIC|TEST|||20261122||ORM^O01|{control}|P|2.5.1\r")
-                .into_bytes(),
+            raw,
             received_at: "2026-11-22T10:00:00Z".to_owned(),
             peer: Some("127.0.0.1:40000".to_owned()),
             outcome,
@@ -198,6 +208,7 @@ fn seed_blocking(data_dir: &Path) -> String {
         store
             .commit_inbound(message(
                 "MSG0001",
+                b"MSH|^~\\&|EPIC|TEST|||20261122||ORM^O01|MSG0001|P|2.5.1\r".to_vec(),
                 InboundOutcome::Accepted {
                     case: Box::new(case(&case_id)),
                     event_type: None,
@@ -208,6 +219,9 @@ fn seed_blocking(data_dir: &Path) -> String {
         store
             .commit_inbound(message(
                 "MSG0002",
+                // A real order, rejected as if its mapping had been missing:
+                // a replay maps it with the current `epic` profile.
+                epic_order(),
                 InboundOutcome::Rejected {
                     reason: "unsupported message type ORM^O01".to_owned(),
                     diagnostics: vec![],
