@@ -13,6 +13,7 @@
 //! then calls [`Adapter::demo_traffic`] to send the sample traffic.
 
 pub mod desktop;
+pub mod fhir;
 pub mod hl7v2;
 
 use std::net::SocketAddr;
@@ -114,7 +115,7 @@ pub trait Adapter: Sync {
 
 /// Every adapter wired into this build, in start order.
 pub fn all() -> Vec<&'static dyn Adapter> {
-    vec![&hl7v2::Hl7v2, &desktop::Desktop]
+    vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop]
 }
 
 /// Runs every configured adapter's [`Adapter::check`].
