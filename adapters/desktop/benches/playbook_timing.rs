@@ -1,7 +1,7 @@
 //! How long the shipped read and write playbooks take against the legacy-EHR
 //! test application under a private Xvfb, against a baseline measured in the
-//! same run: a two-step playbook that only finds and focuses the window (the
-//! fixed cost of any run).
+//! same run: a three-step playbook that finds and focuses the window and copies
+//! one field (the fixed cost of any run plus one field read).
 //!
 //! Run: `cargo bench -p gateway-desktop --bench playbook_timing`
 //! (needs Xvfb and python3-tk; `ITERATIONS=N` to change the sample size).
@@ -54,6 +54,7 @@ fn measure() {
         r#"
 name = "baseline"
 kind = "read"
+select_all = "ctrl+/"
 [[step]]
 action = "wait_window"
 title = "LegacyEHR — Order Entry*"

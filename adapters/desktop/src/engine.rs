@@ -447,6 +447,7 @@ impl<'a> Run<'a> {
             } => {
                 let w = self.check_guard(step)?;
                 self.driver.click(w.id, *x, *y, *button, *clicks)?;
+                self.sleep(self.playbook.settle);
                 self.inputs_sent += 1;
             }
             Action::Copy {
@@ -599,6 +600,7 @@ impl<'a> Run<'a> {
             let w = self.check_guard(step)?;
             self.driver
                 .click(w.id, x, y, crate::driver::MouseButton::Left, 1)?;
+            self.sleep(self.playbook.settle);
             self.inputs_sent += 1;
         }
         self.check_guard(step)?;

@@ -14,6 +14,7 @@
 //! step_timeout_ms = 5000          # default for waiting steps
 //! select_all = "ctrl+/"           # chord copy/verify use to select a field
 //! copy = "ctrl+c"
+//! settle_ms = 100                 # pause after each click (WM click-to-focus)
 //!
 //! [tables.status]
 //! approved = "APPROVED"
@@ -83,6 +84,10 @@ pub struct Playbook {
     /// Capture whose value identifies the record read (becomes the control id
     /// and the source key of the case id).
     pub record_key: Option<String>,
+    /// Pause after every click before the next input. Window managers hold a
+    /// click (click-to-focus grab) while keys pass, so keys sent at once could
+    /// reach the previously focused field.
+    pub settle: Duration,
     /// Code tables for `table:NAME` filters.
     pub tables: BTreeMap<String, BTreeMap<String, String>>,
     /// The steps, in order.
@@ -300,6 +305,7 @@ struct RawPlaybook {
     description: Option<String>,
     timeout_ms: Option<u64>,
     step_timeout_ms: Option<u64>,
+    settle_ms: Option<u64>,
     select_all: Option<String>,
     copy: Option<String>,
     record_key: Option<String>,
@@ -435,6 +441,10 @@ impl Validator<'_> {
         let select_all =
             self.chord_top("select_all", raw.select_all.as_deref().unwrap_or("ctrl+a"));
         let copy = self.chord_top("copy", raw.copy.as_deref().unwrap_or("ctrl+c"));
+        let settle = Duration::from_millis(raw.settle_ms.unwrap_or(100));
+        if settle > Duration::from_secs(5) {
+            self.top("`settle_ms` must be at most 5000");
+        }
 
         // First pass: ids, so `goto` can point forward.
         let mut ids: BTreeMap<String, usize> = BTreeMap::new();
@@ -541,6 +551,7 @@ impl Validator<'_> {
             select_all,
             copy,
             record_key: raw.record_key,
+            settle,
             tables: raw.tables,
             steps,
         }
