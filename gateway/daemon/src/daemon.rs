@@ -246,12 +246,22 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     });
     let listener = admin::bind(settings.admin.listen).await?;
     let admin_addr = listener.local_addr().context("admin listener address")?;
+    let endpoints = started_adapters
+        .iter()
+        .flat_map(|(name, started)| {
+            started
+                .endpoints
+                .iter()
+                .map(|e| admin::AdapterEndpoint::new(name, e))
+        })
+        .collect();
     let state = AdminState {
         store: store.clone(),
         decisions,
         token,
         readiness: readiness.clone(),
         metrics: crate::telemetry::prometheus(),
+        endpoints: Arc::new(endpoints),
     };
     let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
     tracing::info!(

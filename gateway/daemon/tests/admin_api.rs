@@ -188,6 +188,18 @@ async fn decision_intake_over_http() {
     assert_eq!(list["messages"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["messages"][0]["control_id"], "MSG0002");
 
+    // No adapter configured here: no endpoints.
+    let adapters: Value = http
+        .get(daemon.url("/api/v1/adapters"))
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(adapters["endpoints"], serde_json::json!([]));
+
     // Health, readiness, metrics need no token.
     let r = http.get(daemon.url("/healthz")).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
@@ -304,4 +316,77 @@ fn messages_list_json_while_the_daemon_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
+}
+
+/// With an MLLP listener configured: `/api/v1/adapters` names it, a real
+/// order sent over MLLP is acknowledged AA, and `/metrics` counts it exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn adapters_endpoint_and_exact_metrics_after_known_traffic() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = support::write_config(
+        dir.path(),
+        "[[hl7v2.listeners]]\nlisten = \"127.0.0.1:0\"\nprofile = \"epic\"\n",
+    );
+    let daemon = support::Daemon::start(&config);
+    let http = reqwest::Client::new();
+    let adapters: Value = http
+        .get(daemon.url("/api/v1/adapters"))
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let endpoint = adapters["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["transport"] == "mllp"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no MLLP endpoint in {adapters}"));
+    assert_eq!(endpoint["profile"], "epic");
+    let address = endpoint["address"].as_str().expect("address").to_owned();
+
+    // The same order twice: accepted, then a recognised duplicate.
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let mut frame = vec![0x0b];
+        frame.extend_from_slice(&support::epic_order());
+        frame.extend_from_slice(&[0x1c, 0x0d]);
+        stream.write_all(&frame).await.expect("send");
+        let mut ack = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !ack.ends_with(&[0x1c, 0x0d]) {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .expect("ack in time")
+                .expect("read");
+            assert!(n > 0, "connection closed before the ACK");
+            ack.extend_from_slice(&buf[..n]);
+        }
+        let ack = String::from_utf8_lossy(&ack);
+        assert!(ack.contains("MSA|AA|"), "{ack}");
+    }
+
+    let metrics = http
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    for (outcome, n) in [("accepted", 1), ("duplicate", 1)] {
+        let line = format!(
+            "ehr_gateway_messages_total{{adapter=\"hl7v2\",profile=\"epic\",outcome=\"{outcome}\"}} {n}\n"
+        );
+        assert!(metrics.contains(&line), "{line} missing in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("ehr_gateway_cases_total{profile=\"epic\",status=\"requested\"} 1\n"),
+        "{metrics}"
+    );
 }

@@ -159,6 +159,14 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// `GET /api/v1/adapters`: the started adapters' endpoints.
+pub async fn adapters(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    if let Err(problem) = authorize(&state, &headers) {
+        return problem.into_response();
+    }
+    axum::Json(json!({ "endpoints": *state.endpoints })).into_response()
+}
+
 /// Query of `GET /api/v1/messages`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

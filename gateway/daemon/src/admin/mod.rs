@@ -39,6 +39,55 @@ pub struct AdminState {
     pub readiness: Arc<Readiness>,
     /// The Prometheus recorder's handle.
     pub metrics: PrometheusHandle,
+    /// What the started adapters listen on or poll (`GET /api/v1/adapters`).
+    pub endpoints: Arc<Vec<AdapterEndpoint>>,
+}
+
+/// One adapter endpoint as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterEndpoint {
+    /// Adapter name.
+    pub adapter: String,
+    /// Profile the endpoint maps with, when it has one.
+    pub profile: Option<String>,
+    /// `mllp`, `soap`, `rest-hook`, `poll`, `file-drop`, `write-back`, `ui`.
+    pub transport: String,
+    /// Bound address of a listener.
+    pub address: Option<String>,
+    /// Human description.
+    pub description: String,
+}
+
+impl AdapterEndpoint {
+    /// Describes `endpoint` of `adapter`; the transport is derived from
+    /// whether it listens and what the adapter calls it.
+    pub fn new(adapter: &str, endpoint: &crate::adapters::Endpoint) -> Self {
+        let text = endpoint.description.to_ascii_lowercase();
+        let transport = if text.contains("write-back") {
+            "write-back"
+        } else if adapter == "hl7v2" && endpoint.addr.is_some() {
+            "mllp"
+        } else if text.contains("soap") {
+            "soap"
+        } else if text.contains("rest-hook") {
+            "rest-hook"
+        } else if text.contains("file drop") {
+            "file-drop"
+        } else if text.contains("poll") {
+            "poll"
+        } else if adapter == "desktop" {
+            "ui"
+        } else {
+            adapter
+        };
+        AdapterEndpoint {
+            adapter: adapter.to_owned(),
+            profile: endpoint.profile.clone(),
+            transport: transport.to_owned(),
+            address: endpoint.addr.map(|a| a.to_string()),
+            description: endpoint.description.clone(),
+        }
+    }
 }
 
 /// The admin router.
@@ -50,6 +99,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/cases/{case_id}/decision", post(api::post_decision))
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
+        .route("/api/v1/adapters", get(api::adapters))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .with_state(state)

@@ -111,6 +111,15 @@ async fn demo(
             dir.display()
         )?;
     }
+    for (name, started) in &running.adapters {
+        for endpoint in &started.endpoints {
+            let at = endpoint
+                .addr
+                .map(|a| format!(" on {a}"))
+                .unwrap_or_default();
+            writeln!(out, "  {name:<9} {}{at}", endpoint.description)?;
+        }
+    }
 
     let mut failures = 0;
     let mut ran = Vec::new();
