@@ -20,8 +20,26 @@ pub struct Args {
     format: Option<String>,
 }
 
-/// Exit 0 when the document parses (warnings allowed), 1 otherwise.
+/// What `inspect` prints and whether the document parsed cleanly.
+pub(crate) struct Report {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Exit 0 when the document parses without errors, 1 otherwise.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report = inspect(&args)?;
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) fn inspect(args: &Args) -> anyhow::Result<Report> {
     let raw = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let format = match &args.format {
@@ -34,18 +52,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => match formats::detect(&raw) {
             Some(f) => f,
             None => {
-                eprintln!(
-                    "{}: format not recognized (not HL7 v2, X12 or JSON); use --format",
-                    args.file.display()
-                );
-                return Ok(ExitCode::FAILURE);
+                return Ok(Report {
+                    ok: false,
+                    stdout: String::new(),
+                    stderr: format!(
+                        "{}: format not recognized (not HL7 v2, X12 or JSON); use --format\n",
+                        args.file.display()
+                    ),
+                });
             }
         },
     };
+    let mut stderr = String::new();
     match formats::parse(format, &raw) {
         Ok(document) => {
             let m = &document.meta;
-            println!("format: {}", format.as_str());
+            let mut stdout = format!("format: {}\n", format.as_str());
             for (label, value) in [
                 ("message type", &m.message_type),
                 ("trigger", &m.trigger),
@@ -54,25 +76,73 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ("sender", &m.sender),
             ] {
                 if let Some(v) = value {
-                    println!("{label}: {v}");
+                    stdout.push_str(&format!("{label}: {v}\n"));
                 }
             }
-            println!();
-            print!("{}", formats::render_tree(&document));
+            stdout.push('\n');
+            stdout.push_str(&formats::render_tree(&document));
             for d in &document.diagnostics {
-                eprintln!("{d}");
+                stderr.push_str(&format!("{d}\n"));
             }
-            Ok(if document.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            Ok(Report {
+                ok: document.is_clean(),
+                stdout,
+                stderr,
             })
         }
         Err(diagnostics) => {
             for d in &diagnostics {
-                eprintln!("{d}");
+                stderr.push_str(&format!("{d}\n"));
             }
-            Ok(ExitCode::FAILURE)
+            Ok(Report {
+                ok: false,
+                stdout: String::new(),
+                stderr,
+            })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_a_json_tree_with_meta() {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../mapping/tests/cases/readme_worked_example/input.json");
+        let report = inspect(&Args { file, format: None }).expect("runs");
+        assert!(report.ok, "{}", report.stderr);
+        assert!(
+            report
+                .stdout
+                .starts_with("format: json\nmessage type: ORDER\n")
+        );
+        assert!(
+            report.stdout.contains("    dx[1]\n      code = \"R079\"\n"),
+            "{}",
+            report.stdout
+        );
+    }
+
+    #[test]
+    fn unknown_content_and_format_names_are_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("x.txt");
+        std::fs::write(&file, "hello").expect("write");
+        let report = inspect(&Args {
+            file: file.clone(),
+            format: None,
+        })
+        .expect("runs");
+        assert!(!report.ok);
+        assert!(report.stderr.contains("format not recognized"));
+        assert!(
+            inspect(&Args {
+                file,
+                format: Some("csv".into())
+            })
+            .is_err()
+        );
     }
 }

@@ -33,17 +33,41 @@ pub struct Args {
     tenant: Option<String>,
 }
 
+/// What `map` prints and whether the document was mapped.
+pub(crate) struct Report {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// Exit 0 with the case (or an `ignore` match), 1 when unmappable.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report = map(&args)?;
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) fn map(args: &Args) -> anyhow::Result<Report> {
+    let mut stderr = String::new();
+    let failed = |stderr: String| Report {
+        ok: false,
+        stdout: String::new(),
+        stderr,
+    };
     let profile = match Profile::load(&args.profile, &Syntaxes) {
         Ok(p) => p,
         Err(e) => {
-            eprint!("{}", render_all(&e.diagnostics));
-            eprintln!(
-                "\n{}: the profile has errors (run `lint`)",
+            stderr.push_str(&render_all(&e.diagnostics));
+            stderr.push_str(&format!(
+                "\n{}: the profile has errors (run `lint`)\n",
                 args.profile.display()
-            );
-            return Ok(ExitCode::FAILURE);
+            ));
+            return Ok(failed(stderr));
         }
     };
     let raw = std::fs::read(&args.file)
@@ -52,47 +76,108 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(doc) => doc,
         Err(diagnostics) => {
             for d in &diagnostics {
-                eprintln!("{d}");
+                stderr.push_str(&format!("{d}\n"));
             }
-            eprintln!(
-                "{}: not a valid `{}` document",
+            stderr.push_str(&format!(
+                "{}: not a valid `{}` document\n",
                 args.file.display(),
                 profile.format().as_str()
-            );
-            return Ok(ExitCode::FAILURE);
+            ));
+            return Ok(failed(stderr));
         }
     };
     for d in &document.diagnostics {
-        eprintln!("{d}");
+        stderr.push_str(&format!("{d}\n"));
     }
     let received_at = args
         .received_at
+        .clone()
         .unwrap_or_else(|| jiff::Timestamp::now().to_string());
     let context = MapContext {
         received_at,
-        tenant: args.tenant,
+        tenant: args.tenant.clone(),
         explain: args.explain,
         ..MapContext::default()
     };
     let outcome = profile.map(&document, &context);
     if args.explain {
-        eprint!("{}", render_explain(&outcome));
+        stderr.push_str(&render_explain(&outcome));
     } else if !outcome.diagnostics.is_empty() {
-        eprint!("{}", render_all(&outcome.diagnostics));
+        stderr.push_str(&render_all(&outcome.diagnostics));
     }
+    let mut stdout = String::new();
     if let Some(case) = &outcome.case {
-        println!("{}", serde_json::to_string_pretty(case)?);
+        stdout.push_str(&serde_json::to_string_pretty(case)?);
+        stdout.push('\n');
     }
     if outcome.action == Some(MapAction::Ignore) {
-        eprintln!(
-            "{}: ignored by {}",
+        stderr.push_str(&format!(
+            "{}: ignored by {}\n",
             args.file.display(),
             outcome.mapping_file.as_deref().unwrap_or("?")
-        );
+        ));
     }
-    Ok(if outcome.is_mapped() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Report {
+        ok: outcome.is_mapped(),
+        stdout,
+        stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(case: &str, explain: bool) -> Args {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../mapping/tests/cases")
+            .join(case);
+        Args {
+            profile: dir.join("profile"),
+            file: dir.join("input.json"),
+            explain,
+            received_at: Some("2026-11-22T10:00:00Z".into()),
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn prints_the_case_json_like_the_golden_file() {
+        let report = map(&args("readme_worked_example", false)).expect("runs");
+        assert!(report.ok, "{}", report.stderr);
+        let expected = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../mapping/tests/cases/readme_worked_example/expected.json"),
+        )
+        .expect("golden file");
+        assert_eq!(report.stdout, expected);
+        assert_eq!(report.stderr, "");
+    }
+
+    #[test]
+    fn explain_traces_every_field_on_stderr() {
+        let report = map(&args("readme_worked_example", true)).expect("runs");
+        assert!(report.ok);
+        assert!(
+            report
+                .stderr
+                .contains("patient.birth_date = \"1970-01-31\"")
+        );
+        assert!(report.stderr.contains("raw:    \"19700131\""));
+        assert!(report.stderr.contains("steps:  date hl7"));
+    }
+
+    #[test]
+    fn unmappable_documents_fail_with_diagnostics() {
+        let report = map(&args("required_missing", false)).expect("runs");
+        assert!(!report.ok);
+        assert_eq!(report.stdout, "");
+        assert!(report.stderr.contains("error[M022]"));
+        let ignored = map(&args("ignore_action", false)).expect("runs");
+        assert!(ignored.ok);
+        assert!(ignored.stderr.contains("ignored by acks.toml"));
+        let broken = map(&args("load_unknown_keys", false)).expect("runs");
+        assert!(!broken.ok);
+        assert!(broken.stderr.contains("the profile has errors"));
+    }
 }
