@@ -17,6 +17,14 @@
 //! * [`RetentionPolicy`] via [`Store::prune`] removes finished data by age and
 //!   size budget and gives the space back.
 //!
+//! Replays: `ehr-gateway messages replay ID` calls [`Store::replay_message`]
+//! (from its own process; SQLite serializes the two writers). A rejected or
+//! failed message is flagged; the intake pipeline picks it up with
+//! [`Store::replay_requests`] and commits the new verdict with
+//! [`NewInbound::replay_of`] set, which updates the row in place. For an
+//! accepted message, its dead events go back to `pending`; the forwarder
+//! notices within its poll interval.
+//!
 //! Schema versions are forward-only migrations recorded in `user_version`
 //! ([`SCHEMA_VERSION`]); a file written by a newer binary is refused.
 //!

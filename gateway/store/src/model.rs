@@ -426,7 +426,7 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayOutcome {
     /// A rejected/error message is queued for re-processing by the pipeline
-    /// (see [`crate::Store::take_replay_requests`]).
+    /// (see [`crate::Store::replay_requests`]).
     MessageQueued {
         /// The message.
         message_id: i64,
