@@ -56,15 +56,22 @@ impl FileSink {
             .lock
             .lock()
             .map_err(|_| std::io::Error::other("file sink lock poisoned"))?;
+        let path = self.current_file();
+        let created = !path.exists();
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.current_file())?;
+            .open(&path)?;
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
         file.write_all(&buf)?;
-        file.sync_data()
+        file.sync_data()?;
+        if created {
+            // A new file's directory entry must be durable too.
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 
