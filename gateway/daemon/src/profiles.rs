@@ -40,7 +40,7 @@ pub fn load(dir: &Path, required: &BTreeSet<String>) -> Loaded {
                     message: format!("cannot read the mappings directory: {e}"),
                 });
             }
-            Vec::new()
+            return Loaded { profiles, problems };
         }
     };
     folders.sort();

@@ -7,6 +7,9 @@ use std::process::Command;
 
 fn run(args: &[&str], config: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut cmd = Command::new(support::bin());
+    // Relative paths in configs (the example's `mappings`) are relative to
+    // the repository root, where operators run the binary.
+    cmd.current_dir(support::repo_root());
     cmd.args(args).arg("--config").arg(config);
     for (k, v) in env {
         cmd.env(k, v);
@@ -126,4 +129,24 @@ fn check_config_lists_every_problem_and_accepts_a_valid_file() {
         &[("EHR_GATEWAY_ADMIN_TOKEN", "x")],
     );
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn check_config_reports_a_referenced_profile_that_does_not_exist() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "mappings_dir = \"{}\"\n[gateway]\ntenant = \"t\"\n[[hl7v2.listeners]]\nlisten = \"127.0.0.1:0\"\nprofile = \"no-such-profile\"\n",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../mappings")
+                .display()
+        ),
+    );
+    let (code, stderr) = run(&["check-config"], &config, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mapping profile `no-such-profile` is referenced but not found"),
+        "{stderr}"
+    );
 }

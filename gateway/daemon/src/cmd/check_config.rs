@@ -23,6 +23,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = loaded.into_result()?;
     let mut problems = Vec::new();
     crate::adapters::check_all(&settings, &args.config, &mut problems);
+    // The profiles the adapter sections name must load, as they must at start.
+    let required: std::collections::BTreeSet<String> = crate::adapters::all()
+        .into_iter()
+        .filter(|a| a.configured(&settings))
+        .flat_map(|a| a.profiles(&settings))
+        .collect();
+    problems.extend(crate::profiles::load(&settings.mappings_dir, &required).problems);
     if !problems.is_empty() {
         return Err(settings::ConfigError { problems }.into());
     }
