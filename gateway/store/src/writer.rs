@@ -51,7 +51,13 @@ where
         let result = match conn.execute_batch("SAVEPOINT job") {
             Err(e) => Err(StoreError::sql("opening a savepoint")(e)),
             Ok(()) => {
-                let result = f(conn);
+                // A panicking operation (a bug) fails alone; the writer lives on.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::InvalidState(
+                            "a store operation panicked; it was rolled back".to_owned(),
+                        ))
+                    });
                 let end = if result.is_ok() {
                     conn.execute_batch("RELEASE job")
                 } else {
