@@ -136,7 +136,20 @@ impl WriteBackWorker {
 
     async fn apply(&self, job: WriteBackJob) -> Result<(), gateway_store::StoreError> {
         let Some(writeback) = self.registry.lookup(&job.adapter, &job.case.source.profile) else {
-            return Ok(());
+            // The adapter writes back for other profiles only: keep the
+            // decision pending (and visible) but out of the way of routable
+            // ones, so a backlog of these cannot starve them.
+            let retry_at = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(60))
+                .unwrap_or_else(|_| jiff::Timestamp::now());
+            let error = format!(
+                "no write-back registered for {} profile {}",
+                job.adapter, job.case.source.profile
+            );
+            return self
+                .store
+                .complete_writeback(job.decision_id, WriteBackOutcome::Retry { retry_at, error })
+                .await;
         };
         let attempts = job.attempts + 1;
         let result = tokio::time::timeout(self.attempt_timeout, writeback.apply(&job.case)).await;
