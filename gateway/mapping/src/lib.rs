@@ -22,6 +22,13 @@
 //! [`PathSyntax`] the caller's [`SyntaxProvider`] returns for the profile's
 //! format (the JSON syntax from gateway-core is built in, see
 //! [`DefaultSyntaxes`]).
+//!
+//! Tests: `tests/cases/` holds data-driven cases (input, profile, expected
+//! case or rendered diagnostics; `BLESS=1` rewrites them), `tests/prop.rs`
+//! random profiles over random trees. Throughput:
+//! `cargo run --release -p gateway-mapping --bin mapping-bench` (cases/s for a
+//! 1.5 KB order with ~45 rules, as ratios to building the tree and to raw path
+//! evaluation in the same run).
 
 mod diag;
 mod eval;
