@@ -91,8 +91,9 @@ impl Adapter for Fhir {
                 return Ok(Started::default());
             };
             let adapter = Arc::new(FhirAdapter::new(resolved(section, settings))?);
-            let store: Arc<dyn WatermarkStore> =
-                Arc::new(FileWatermarkStore::new(context.data_dir.join("fhir-watermarks")));
+            let store: Arc<dyn WatermarkStore> = Arc::new(FileWatermarkStore::new(
+                context.data_dir.join("fhir-watermarks"),
+            ));
             let mut started = Started::default();
             started.writebacks.push((
                 Arc::new(adapter.write_back()) as Arc<dyn WriteBack>,
@@ -142,14 +143,21 @@ impl Adapter for Fhir {
             .status()
             .is_ok_and(|s| s.success());
         if !node {
-            return Err(format!("{skipped}: node is not installed (needed for the loopback FHIR server)"));
+            return Err(format!(
+                "{skipped}: node is not installed (needed for the loopback FHIR server)"
+            ));
         }
-        if !server_dir.join("node_modules/@medplum/fhir-router").is_dir() {
+        if !server_dir
+            .join("node_modules/@medplum/fhir-router")
+            .is_dir()
+        {
             return Err(format!(
                 "{skipped}: the Medplum FHIR server packages are missing (run .ci/install.d/40-fhir.sh)"
             ));
         }
-        let key = env.repo_root.join("adapters/fhir/tests/keys/test-only-es384.pem");
+        let key = env
+            .repo_root
+            .join("adapters/fhir/tests/keys/test-only-es384.pem");
         let pem = std::fs::read(&key).map_err(|e| format!("{skipped}: demo key: {e}"))?;
         let jwks = public_jwks(&pem, SigningAlgorithm::ES384, "demo-1")
             .map_err(|e| format!("{skipped}: demo JWKS: {e}"))?;
