@@ -212,6 +212,29 @@ async fn throttling_server_errors_and_timeouts_are_retried(server: &FhirServer) 
     );
 }
 
+async fn concurrency_is_limited_per_ehr(server: &FhirServer) {
+    server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
+    let client = Arc::new(server.client_limited(&server.smart_auth(SigningAlgorithm::ES384), 2));
+    client
+        .read("Patient", "pat-1")
+        .await
+        .expect("warm up token");
+    // Every read is slowed down server-side so they would overlap if allowed.
+    server
+        .fault(json!({"match": "Patient", "delayMs": 300, "count": 8}))
+        .await;
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.read("Patient", "pat-1").await })
+        })
+        .collect();
+    for read in reads {
+        read.await.expect("join").expect("read");
+    }
+    assert_eq!(server.stats().await["max_in_flight"], 2);
+}
+
 async fn expired_and_revoked_tokens_are_refreshed(server: &FhirServer) {
     server.load(order(1, "2026-01-01T00:00:00.000Z", "1")).await;
     let client = server.client(&server.smart_auth_short());
@@ -606,6 +629,8 @@ async fn against_medplum() {
     search_follows_next_links_across_pages_with_includes(&server).await;
     server.reset().await;
     throttling_server_errors_and_timeouts_are_retried(&server).await;
+    server.reset().await;
+    concurrency_is_limited_per_ehr(&server).await;
     server.reset().await;
     expired_and_revoked_tokens_are_refreshed(&server).await;
     server.reset().await;

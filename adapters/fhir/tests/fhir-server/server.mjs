@@ -51,6 +51,8 @@ const stats = {
   fhir_requests: 0,
   unauthorized: 0,
   faults_served: 0,
+  in_flight: 0,
+  max_in_flight: 0,
   last_assertion_alg: null,
   last_scope: null,
 };
@@ -207,6 +209,16 @@ function addLinks(bundle, pathAndQuery) {
 
 async function handleFhir(req, res, path) {
   stats.fhir_requests++;
+  stats.in_flight++;
+  stats.max_in_flight = Math.max(stats.max_in_flight, stats.in_flight);
+  try {
+    return await handleFhirInner(req, res, path);
+  } finally {
+    stats.in_flight--;
+  }
+}
+
+async function handleFhirInner(req, res, path) {
   if (!authorized(req)) {
     stats.unauthorized++;
     return send(res, 401, outcome('error', 'login', 'invalid or expired bearer token'), {

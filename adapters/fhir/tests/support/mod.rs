@@ -234,12 +234,18 @@ impl FhirServer {
 
     /// A client with fast retries, authorizing with `auth`.
     pub fn client(&self, auth: &AuthConfig) -> FhirClient {
+        self.client_limited(auth, 4)
+    }
+
+    /// As [`FhirServer::client`], with at most `max_concurrency` requests in flight.
+    pub fn client_limited(&self, auth: &AuthConfig, max_concurrency: usize) -> FhirClient {
         let http = http_client(Duration::from_secs(10)).expect("http");
         let provider = TokenProvider::new(auth, &[], http.clone()).expect("provider");
         let mut settings = ClientSettings::new(self.base_url().parse().expect("url"));
         settings.backoff = Duration::from_millis(50);
         settings.max_wait = Duration::from_secs(3);
         settings.request_timeout = Duration::from_secs(2);
+        settings.max_concurrency = max_concurrency;
         FhirClient::new(http, settings, Arc::new(provider))
     }
 }
