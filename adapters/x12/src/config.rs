@@ -211,7 +211,7 @@ pub struct PartnerConfig {
 }
 
 fn default_request_payload() -> String {
-    crate::soap::PAYLOAD_278_REQUEST.into()
+    "X12_278_Request_005010X217E1_2".into()
 }
 
 fn default_timeout_ms() -> u64 {

@@ -29,11 +29,14 @@ pub mod codes;
 pub mod config;
 pub mod decision;
 pub mod envelope;
+#[cfg(feature = "transports")]
 pub mod filedrop;
+#[cfg(feature = "transports")]
 pub mod intake;
 pub mod loops;
 pub mod outbound;
 pub mod path;
+#[cfg(feature = "transports")]
 pub mod soap;
 pub mod token;
 pub mod tree;

@@ -362,6 +362,9 @@ fn push_segment(
             } else {
                 text.into_owned()
             };
+            if value.is_empty() {
+                continue;
+            }
             let e = tree.push(node, name.clone(), Some(value), Some(rep_span));
             if rep.len() > 1 {
                 for (ci, c) in rep.iter().enumerate() {

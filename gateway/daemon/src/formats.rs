@@ -85,6 +85,7 @@ pub fn parse(format: SourceFormat, raw: &[u8]) -> Result<SourceDocument, Vec<Dia
         SourceFormat::Hl7v2 => gateway_hl7v2::parse::parse_message(raw),
         SourceFormat::Fhir => gateway_fhir::parse_bundle(raw),
         SourceFormat::Desktop => gateway_desktop::capture::parse_raw(raw),
+        SourceFormat::X12 => gateway_x12::parse(raw),
         other => Err(vec![Diagnostic::error(
             "G001",
             format!("no parser for format `{}` in this build", other.as_str()),
@@ -104,6 +105,7 @@ impl SyntaxProvider for Syntaxes {
             SourceFormat::Hl7v2 => Some(&gateway_hl7v2::path::Hl7PathSyntax),
             SourceFormat::Fhir => Some(&gateway_fhir::FhirPathSyntax),
             SourceFormat::Desktop => Some(&gateway_desktop::DesktopPathSyntax),
+            SourceFormat::X12 => Some(&gateway_x12::X12PathSyntax),
             _ => None,
         }
     }

@@ -70,6 +70,8 @@ subcommands! {
     Lint => lint,
     /// Print the parsed tree of an HL7 v2, X12, FHIR or JSON document with byte positions.
     Inspect => inspect,
+    /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
+    X12 => x12,
 }
 
 /// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,

@@ -77,6 +77,15 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig
     Ok(Arc::new(config))
 }
 
+/// A self-signed certificate and key (PEM) for `names` (DNS names or IPs):
+/// for the loopback demo and tests, never for a partner-facing endpoint.
+pub fn self_signed(names: &[&str]) -> Result<(String, String), TlsError> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let cert = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| TlsError::Content(format!("cannot generate a certificate: {e}")))?;
+    Ok((cert.cert.pem(), cert.signing_key.serialize_pem()))
+}
+
 /// A TCP listener that yields TLS streams to axum.
 pub struct TlsListener {
     local: SocketAddr,

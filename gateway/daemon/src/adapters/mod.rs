@@ -14,6 +14,7 @@
 
 pub mod desktop;
 pub mod fhir;
+pub mod x12;
 pub mod hl7v2;
 
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ pub trait Adapter: Sync {
 
 /// Every adapter wired into this build, in start order.
 pub fn all() -> Vec<&'static dyn Adapter> {
-    vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop]
+    vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop, &x12::X12]
 }
 
 /// Runs every configured adapter's [`Adapter::check`].

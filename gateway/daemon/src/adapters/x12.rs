@@ -1,0 +1,334 @@
+//! X12 wiring: the `[x12]` config section, starting the file drop and the
+//! CAQH CORE real-time SOAP server, and the loopback demo (sample 278s dropped
+//! into the inbound folder, and a 278 request sent over HTTPS with our own
+//! CORE client to our own server).
+//!
+//! Control numbers of everything the adapter writes (999, TA1) come from a
+//! file-backed allocator in the data directory (`x12-control-numbers`), so
+//! they are never reused across restarts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway_core::adapter::BoxFuture;
+use gateway_x12::config::{
+    FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, X12Config,
+};
+use gateway_x12::filedrop::FileDrop;
+use gateway_x12::soap::client::{CoreClient, CoreReply};
+use gateway_x12::soap::server::{SoapServerState, serve};
+use gateway_x12::write::{ControlNumbers, FileControlNumbers};
+
+use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
+use crate::settings::{Problem, Settings};
+
+/// The `[x12]` section: see [`X12Config`].
+pub type Section = X12Config;
+
+/// The X12 adapter.
+pub struct X12;
+
+/// What the demo keeps between configuring and sending traffic.
+struct DemoState {
+    inbound: PathBuf,
+    archive: PathBuf,
+    error: PathBuf,
+    ca_file: PathBuf,
+    soap_path: String,
+}
+
+static DEMO: Mutex<Option<DemoState>> = Mutex::new(None);
+
+fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
+    DEMO.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Adapter for X12 {
+    fn name(&self) -> &'static str {
+        "x12"
+    }
+
+    fn configured(&self, settings: &Settings) -> bool {
+        settings.x12.is_some()
+    }
+
+    fn profiles(&self, settings: &Settings) -> Vec<String> {
+        settings.x12.iter().map(|s| s.profile.clone()).collect()
+    }
+
+    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
+        let Some(section) = &settings.x12 else {
+            return;
+        };
+        let origin = config_file.display().to_string();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                origin: origin.clone(),
+                key: Some(key.to_owned()),
+                message,
+            });
+        };
+        if section.identity.id.is_empty() || section.identity.id.len() > 15 {
+            problem(
+                "x12.identity.id",
+                "must be 1 to 15 characters (ISA06)".into(),
+            );
+        }
+        if !matches!(section.identity.usage, 'T' | 'P') {
+            problem("x12.identity.usage", "must be T or P (ISA15)".into());
+        }
+        if section.file_drop.is_none()
+            && section.soap_server.is_none()
+            && section.partners.is_empty()
+        {
+            problem(
+                "x12",
+                "configure `file_drop`, `soap_server` or `partners`".into(),
+            );
+        }
+        if let Some(soap) = &section.soap_server {
+            if soap.listen.parse::<std::net::SocketAddr>().is_err() {
+                problem(
+                    "x12.soap_server.listen",
+                    format!("`{}` is not HOST:PORT", soap.listen),
+                );
+            }
+            for (key, path) in [
+                ("x12.soap_server.tls.cert", &soap.tls.cert),
+                ("x12.soap_server.tls.key", &soap.tls.key),
+            ] {
+                if !path.is_file() {
+                    problem(key, format!("{} does not exist", path.display()));
+                }
+            }
+            if !soap.path.starts_with('/') {
+                problem("x12.soap_server.path", "must start with `/`".into());
+            }
+        }
+        for (i, partner) in section.partners.iter().enumerate() {
+            if !partner.endpoint.starts_with("https://") {
+                problem(
+                    &format!("x12.partners[{i}].endpoint"),
+                    "must be an https:// URL".into(),
+                );
+            }
+            if let Err(e) = CoreClient::new(partner.clone()) {
+                problem(&format!("x12.partners[{i}]"), e.to_string());
+            }
+        }
+    }
+
+    fn start<'a>(
+        &'a self,
+        settings: &'a Settings,
+        context: AdapterContext,
+    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+        Box::pin(async move {
+            let Some(section) = settings.x12.clone() else {
+                return Ok(Started::default());
+            };
+            let numbers: Arc<dyn ControlNumbers> = Arc::new(
+                FileControlNumbers::open(context.data_dir.join("x12-control-numbers"))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+            let mut started = Started::default();
+            if let Some(drop_cfg) = section.file_drop.clone() {
+                let worker = FileDrop::new(
+                    drop_cfg.clone(),
+                    section.profile.clone(),
+                    Arc::clone(&context.pipeline),
+                    section.identity.ack_identity(true),
+                    Arc::clone(&numbers),
+                )?;
+                started.tasks.push(tokio::spawn(
+                    worker.run(context.shutdown.clone().cancelled_owned()),
+                ));
+                started.endpoints.push(Endpoint {
+                    description: format!(
+                        "X12 file drop {} (every {} ms)",
+                        drop_cfg.inbound.display(),
+                        drop_cfg.poll_interval_ms
+                    ),
+                    addr: None,
+                    profile: Some(section.profile.clone()),
+                });
+            }
+            if let Some(soap) = section.soap_server.clone() {
+                let cert = std::fs::read(&soap.tls.cert)?;
+                let key = std::fs::read(&soap.tls.key)?;
+                let state = Arc::new(SoapServerState {
+                    pipeline: Arc::clone(&context.pipeline),
+                    profile: section.profile.clone(),
+                    identity: section.identity.ack_identity(false),
+                    numbers: Arc::clone(&numbers),
+                    core_rule_version: soap.core_rule_version.clone(),
+                    responder: None,
+                });
+                let server = serve(
+                    &soap.listen,
+                    &cert,
+                    &key,
+                    &soap.path,
+                    soap.max_body_bytes,
+                    state,
+                    context.shutdown.clone().cancelled_owned(),
+                )
+                .await?;
+                started.endpoints.push(Endpoint {
+                    description: format!(
+                        "X12 CORE SOAP server https://{}{}",
+                        server.local_addr, soap.path
+                    ),
+                    addr: Some(server.local_addr),
+                    profile: Some(section.profile.clone()),
+                });
+                started.tasks.push(tokio::spawn(server.join()));
+            }
+            Ok(started)
+        })
+    }
+
+    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
+        let base = env.temp_dir.join("x12");
+        let inbound = base.join("inbound");
+        std::fs::create_dir_all(&inbound).map_err(|e| format!("x12 demo folder: {e}"))?;
+        let (cert, key) = gateway_x12::soap::tls::self_signed(&["localhost", "127.0.0.1"])
+            .map_err(|e| format!("x12 demo certificate: {e}"))?;
+        let cert_path = base.join("soap-cert.pem");
+        let key_path = base.join("soap-key.pem");
+        std::fs::write(&cert_path, cert).map_err(|e| format!("x12 demo certificate: {e}"))?;
+        std::fs::write(&key_path, key).map_err(|e| format!("x12 demo key: {e}"))?;
+        let file_drop = FileDropConfig {
+            inbound: inbound.clone(),
+            archive: None,
+            error: None,
+            poll_interval_ms: 200,
+            settle_ms: 0,
+            max_bytes: 16 * 1024 * 1024,
+        };
+        let soap_path = "/core/realtime".to_owned();
+        *demo_state() = Some(DemoState {
+            inbound: inbound.clone(),
+            archive: file_drop.archive_dir(),
+            error: file_drop.error_dir(),
+            ca_file: cert_path.clone(),
+            soap_path: soap_path.clone(),
+        });
+        settings.x12 = Some(X12Config {
+            profile: "x12-278".into(),
+            identity: Default::default(),
+            file_drop: Some(file_drop),
+            soap_server: Some(SoapServerConfig {
+                listen: "127.0.0.1:0".into(),
+                path: soap_path,
+                tls: ServerTlsConfig {
+                    cert: cert_path,
+                    key: key_path,
+                },
+                core_rule_version: "2.2.0".into(),
+                max_body_bytes: 4 * 1024 * 1024,
+            }),
+            partners: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn demo_traffic<'a>(
+        &'a self,
+        started: &'a Started,
+        env: &'a DemoEnv,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let Some(state) = demo_state().take() else {
+                return Err("the x12 demo was not configured".to_owned());
+            };
+            let samples = env.repo_root.join("sample-messages/x12/x12-278");
+            let mut dropped = 0;
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&samples)
+                .map_err(|e| format!("x12 samples: {e}"))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let n = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    (n.starts_with("request")
+                        || n.starts_with("response")
+                        || n.starts_with("multi"))
+                        && n.ends_with(".x12")
+                })
+                .collect();
+            names.sort();
+            for path in &names {
+                let Some(name) = path.file_name() else {
+                    continue;
+                };
+                // Write under a temporary name, then rename: the drop never sees half a file.
+                let tmp = state.inbound.join(format!(".{}", name.to_string_lossy()));
+                std::fs::copy(path, &tmp).map_err(|e| format!("x12 demo copy: {e}"))?;
+                std::fs::rename(&tmp, state.inbound.join(name))
+                    .map_err(|e| format!("x12 demo copy: {e}"))?;
+                dropped += 1;
+            }
+            let until = Instant::now() + Duration::from_secs(30);
+            let count = |dir: &Path| {
+                std::fs::read_dir(dir)
+                    .map(|d| {
+                        d.filter_map(Result::ok)
+                            .filter(|e| e.path().extension().is_some_and(|x| x == "x12"))
+                            .count()
+                    })
+                    .unwrap_or(0)
+            };
+            while count(&state.archive) + count(&state.error) < dropped {
+                if Instant::now() > until {
+                    return Err(format!(
+                        "x12 file drop processed only {} of {dropped} files",
+                        count(&state.archive) + count(&state.error)
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let (archived, rejected) = (count(&state.archive), count(&state.error));
+            let Some(addr) = started.endpoints.iter().find_map(|e| e.addr) else {
+                return Err("the x12 SOAP server did not start".into());
+            };
+            let client = CoreClient::new(PartnerConfig {
+                name: "demo-loopback".into(),
+                endpoint: format!("https://localhost:{}{}", addr.port(), state.soap_path),
+                sender_id: "CARDIONORTH".into(),
+                receiver_id: "EHRGATEWAY".into(),
+                isa_receiver_id: None,
+                isa_receiver_qualifier: "ZZ".into(),
+                core_rule_version: "2.2.0".into(),
+                request_payload_type: gateway_x12::soap::PAYLOAD_278_REQUEST.into(),
+                ca_file: Some(state.ca_file.clone()),
+                ca_only: true,
+                client_identity: None,
+                timeout_ms: 20_000,
+            })
+            .map_err(|e| e.to_string())?;
+            let request = std::fs::read(samples.join("request-two-lines.x12"))
+                .map_err(|e| format!("x12 sample: {e}"))?;
+            let exchange = client
+                .send(&request)
+                .await
+                .map_err(|e| format!("x12 SOAP exchange failed: {e}"))?;
+            let answer = match exchange.reply {
+                CoreReply::Response278(_) => "a 278 response".to_owned(),
+                CoreReply::Acknowledgment { acks, .. } => format!(
+                    "a 999 ({})",
+                    acks.functional
+                        .first()
+                        .map(|g| g.status.clone())
+                        .unwrap_or_else(|| "TA1".into())
+                ),
+            };
+            Ok(format!(
+                "x12: {dropped} sample interchanges dropped ({archived} archived, {rejected} in error/ with their 999), CORE SOAP request over HTTPS answered with {answer}"
+            ))
+        })
+    }
+}
