@@ -50,7 +50,8 @@ pub enum SecretMethod {
 }
 
 /// How the adapter authenticates to the EHR (the `[fhir.auth]` config section).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// `Debug` redacts the client secret, so printing a config never leaks it.
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     /// SMART Backend Services: client_credentials with a signed client assertion.
@@ -89,6 +90,49 @@ pub enum AuthConfig {
     },
     /// No authorization (a FHIR server on a private network, tests).
     None,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthConfig::SmartBackend {
+                token_url,
+                client_id,
+                private_key_file,
+                algorithm,
+                kid,
+                scopes,
+            } => f
+                .debug_struct("SmartBackend")
+                .field("token_url", token_url)
+                .field("client_id", client_id)
+                .field("private_key_file", private_key_file)
+                .field("algorithm", algorithm)
+                .field("kid", kid)
+                .field("scopes", scopes)
+                .finish(),
+            AuthConfig::ClientSecret {
+                token_url,
+                client_id,
+                client_secret,
+                client_secret_file,
+                method,
+                scopes,
+            } => f
+                .debug_struct("ClientSecret")
+                .field("token_url", token_url)
+                .field("client_id", client_id)
+                .field(
+                    "client_secret",
+                    &client_secret.as_ref().map(|_| "<redacted>"),
+                )
+                .field("client_secret_file", client_secret_file)
+                .field("method", method)
+                .field("scopes", scopes)
+                .finish(),
+            AuthConfig::None => f.write_str("None"),
+        }
+    }
 }
 
 /// Token acquisition failures.
@@ -478,5 +522,27 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     match e.status() {
         Some(s) => format!("{what} (status {s})"),
         None => what.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let config = AuthConfig::ClientSecret {
+            token_url: "https://ehr.example/token".into(),
+            client_id: "gw".into(),
+            client_secret: Some("s3cret-value".into()),
+            client_secret_file: None,
+            method: SecretMethod::ClientSecretPost,
+            scopes: None,
+        };
+        let text = format!("{config:?}");
+        assert!(
+            !text.contains("s3cret-value") && text.contains("<redacted>"),
+            "{text}"
+        );
     }
 }
