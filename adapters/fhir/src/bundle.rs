@@ -67,11 +67,94 @@ pub fn parse_bundle(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
 /// at all (not JSON, no `resourceType`).
 pub fn build_document(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| vec![json_error(raw, &e)])?;
-    build_from_value(&value)
+    let spans = entry_spans(raw);
+    build_with_spans(&value, &spans)
 }
 
-/// As [`build_document`], from already-parsed JSON.
+/// Gives each diagnostic located at an entry the byte span of that
+/// `Bundle.entry[i]` in the raw input.
+fn attach_diagnostic_spans(spans: &[Span], diagnostics: &mut [Diagnostic]) {
+    for diagnostic in diagnostics {
+        let index = diagnostic
+            .location
+            .as_deref()
+            .and_then(|l| l.strip_prefix("Bundle.entry["))
+            .and_then(|l| l.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok());
+        if let Some(span) = index.and_then(|i| spans.get(i))
+            && diagnostic.span.is_none()
+        {
+            diagnostic.span = Some(*span);
+        }
+    }
+}
+
+/// Byte spans of the elements of the top-level `"entry"` array of valid JSON.
+/// A small scanner (strings, escapes, nesting) — serde_json keeps no positions.
+pub fn entry_spans(raw: &[u8]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut in_entry = false;
+    let mut element_start: Option<usize> = None;
+    let mut last_key: Option<(usize, usize)> = None;
+    while i < raw.len() {
+        let b = raw[i];
+        match b {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < raw.len() && raw[i] != b'"' {
+                    if raw[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if in_entry && depth == 2 && element_start.is_none() {
+                    element_start = Some(start);
+                }
+                if depth == 1 {
+                    last_key = Some((start + 1, i));
+                }
+            }
+            b'{' | b'[' => {
+                if in_entry && depth == 2 && element_start.is_none() {
+                    element_start = Some(i);
+                }
+                if depth == 1 && b == b'[' {
+                    in_entry = last_key.is_some_and(|(s, e)| raw.get(s..e) == Some(&b"entry"[..]));
+                }
+                depth += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if in_entry && depth == 2 {
+                    if let Some(start) = element_start.take() {
+                        spans.push(Span::new(start, i + 1));
+                    }
+                } else if in_entry && depth == 1 {
+                    in_entry = false;
+                }
+            }
+            b',' if in_entry && depth == 2 => {
+                if let Some(start) = element_start.take() {
+                    spans.push(Span::new(start, i));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    spans
+}
+
+/// As [`build_document`], from already-parsed JSON (no byte spans).
 pub fn build_from_value(value: &Value) -> Result<SourceDocument, Vec<Diagnostic>> {
+    build_with_spans(value, &[])
+}
+
+/// Builds the document; `spans[i]` is the byte span of `Bundle.entry[i]`.
+fn build_with_spans(value: &Value, spans: &[Span]) -> Result<SourceDocument, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let Some(root_type) = value.get("resourceType").and_then(Value::as_str) else {
         return Err(vec![
@@ -124,7 +207,12 @@ pub fn build_from_value(value: &Value) -> Result<SourceDocument, Vec<Diagnostic>
     let mut seen = HashSet::new();
     for (location, full_url, resource) in &resources {
         let rtype = resource_type(resource);
-        let node = tree.push(root, rtype, None, None);
+        let span = location
+            .strip_prefix("Bundle.entry[")
+            .and_then(|l| l.strip_suffix(']'))
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| spans.get(i).copied());
+        let node = tree.push(root, rtype, None, span);
         if let Some(members) = resource.as_object() {
             for (k, v) in members {
                 push_member(&mut tree, node, k, v);
@@ -192,6 +280,7 @@ pub fn build_from_value(value: &Value) -> Result<SourceDocument, Vec<Diagnostic>
         }
     }
 
+    attach_diagnostic_spans(spans, &mut diagnostics);
     Ok(SourceDocument {
         format: SourceFormat::Fhir,
         meta,
@@ -406,6 +495,9 @@ mod tests {
         assert!(t.lookup("Patient/p1/_history/2").is_some());
         assert!(t.lookup("urn:test:Patient/p1").is_some());
         assert_eq!(t.location(first), "ServiceRequest");
+        let span = t.span(first).expect("span");
+        let entry: Value = serde_json::from_slice(&raw[span.start..span.end]).expect("entry json");
+        assert_eq!(entry["resource"]["id"], "sr1");
         assert_eq!(doc.meta.control_id.as_deref(), Some("ServiceRequest/sr1"));
     }
 

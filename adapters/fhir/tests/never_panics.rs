@@ -15,6 +15,7 @@ proptest! {
     fn bundles_from_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_bundle(&bytes);
         let _ = build_document(&bytes);
+        let _ = gateway_fhir::bundle::entry_spans(&bytes);
     }
 
     #[test]
