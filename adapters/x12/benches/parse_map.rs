@@ -2,7 +2,8 @@
 //! measured in the same run (absolute numbers depend on the machine; ratios
 //! say where the time goes).
 //!
-//! Run: `cargo bench -p gateway-x12 --bench parse_map` (optionally
+//! Run: `cargo bench -p gateway-x12 --no-default-features --bench parse_map`
+//! (the transports are not needed and not built; optionally
 //! `-- SECONDS` per stage, default 3).
 
 use std::time::{Duration, Instant};

@@ -1,3 +1,4 @@
+#![cfg(feature = "transports")]
 //! The file drop on a real temp folder: accepted files are archived with their
 //! 999 beside them, bad ones go to error/ unchanged with the 999/TA1 that says
 //! why, and nothing moves when the pipeline cannot commit.

@@ -1,3 +1,4 @@
+#![cfg(feature = "transports")]
 //! CAQH CORE real-time SOAP: our client and our server talk over loopback
 //! HTTPS with a freshly generated (rcgen) certificate.
 
