@@ -29,6 +29,7 @@ use crate::playbook::{Action, Playbook, PlaybookKind, Step, Target, Test};
 use crate::template::{Context, RenderError, Template};
 
 static RUN_LOCK: Mutex<()> = Mutex::new(());
+static SENTINEL_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Tuning knobs of a run (defaults suit X11 with a Tk or Win32-style app).
 #[derive(Debug, Clone)]
@@ -590,10 +591,12 @@ impl<'a> Run<'a> {
         at: Option<(i32, i32)>,
         wait: Duration,
     ) -> Result<Option<String>, AbortReason> {
+        // A value no field holds, so an unchanged clipboard is recognised even
+        // when the field's text equals what was on the clipboard before.
         let sentinel = format!(
             "\u{2063}ehr-gateway-sentinel-{}-{}",
-            step.index,
-            Instant::now().elapsed().as_nanos() ^ (self.inputs_sent as u128)
+            std::process::id(),
+            SENTINEL_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         self.driver.clipboard_set(&sentinel)?;
         if let Some((x, y)) = at {
