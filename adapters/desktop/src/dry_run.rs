@@ -111,3 +111,46 @@ pub fn describe(playbook: &Playbook, case: Option<&Case>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn lists_steps_without_values() {
+        let pb = Playbook::parse(
+            Path::new("t.toml"),
+            r#"
+name = "w"
+kind = "write"
+[[step]]
+action = "wait_window"
+title = "Auth*"
+[[step]]
+action = "type"
+text = "{{decision.authorization_number}}"
+[[step]]
+action = "verify"
+expect = "{{decision.note}}"
+"#,
+        )
+        .expect("parses");
+        let case: Case = serde_json::from_value(serde_json::json!({
+            "case_id": "c", "tenant": "t", "status": "approved",
+            "source": {"adapter": "desktop", "profile": "p", "received_at": "2026-11-22T10:00:00Z"},
+            "decision": {"status": "approved", "authorization_number": "PA-SECRET-1"}
+        }))
+        .expect("case");
+        let text = describe(&pb, Some(&case));
+        assert!(!text.contains("PA-SECRET-1"), "{text}");
+        assert!(text.contains("[redacted, 11 chars]"), "{text}");
+        assert!(
+            text.contains("ERROR: no value at `decision.note`"),
+            "{text}"
+        );
+        assert!(text.contains("[only into \"Auth*\"]"), "{text}");
+        let without_case = describe(&pb, None);
+        assert!(without_case.contains("type \"{{decision.authorization_number}}\""));
+    }
+}
