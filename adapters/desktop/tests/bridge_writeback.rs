@@ -150,7 +150,7 @@ async fn applies_decisions_and_keeps_evidence_of_aborts() {
     let err = truncating.apply(&case()).await.expect_err("mismatch");
     assert!(!err.retryable, "{err}");
     assert!(!err.message.contains("PA-123456"), "{err}");
-    let kept = sink.0.lock().expect("lock");
+    let kept: Vec<AbortEvidence> = sink.0.lock().expect("lock").clone();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].reason, "verify_mismatch");
     assert_eq!(kept[0].case_id.as_deref(), Some("case-9"));
@@ -161,7 +161,6 @@ async fn applies_decisions_and_keeps_evidence_of_aborts() {
             .as_ref()
             .is_some_and(|p| p.starts_with(b"\x89PNG"))
     );
-    drop(kept);
 
     // A case without a decision is refused before any run.
     let mut undecided = case();
