@@ -67,6 +67,7 @@ fn scenarios() {
     let options = RunOptions::default();
     read_order_into_case(&mut driver, &options);
     write_decision_exactly(&mut driver, &options);
+    write_denial_without_auth_number(&mut driver, &options);
     wrong_window_aborts_without_typing(&mut driver, &options);
     modal_popup_aborts_without_typing(&mut driver, &options);
     verification_mismatch_aborts_with_screenshot(&mut driver, &options);
@@ -137,6 +138,38 @@ fn write_decision_exactly(driver: &mut X11Driver, options: &RunOptions) {
         "write: {} steps in {:?}",
         report.steps.len(),
         report.elapsed
+    );
+}
+
+/// A denial has no authorization number or dates: the fields are cleared,
+/// verified empty, and the status is written.
+fn write_denial_without_auth_number(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions::default());
+    let case: Case = serde_json::from_value(json!({
+        "case_id": "case-000000000000000000000002", "tenant": "mso-demo",
+        "source": {"adapter": "desktop", "profile": "legacy-desktop",
+                   "received_at": "2026-11-22T10:00:00Z"},
+        "status": "denied",
+        "decision": {"status": "denied", "reason_codes": ["N"], "note": "Not medically necessary"}
+    }))
+    .expect("case JSON");
+    run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .unwrap_or_else(|abort| {
+        keep_screenshot(&abort);
+        panic!("denial write failed: {abort}")
+    });
+    let saved = app
+        .saved(Duration::from_secs(5))
+        .expect("the app saved the denial");
+    assert_eq!(
+        saved,
+        json!({"auth_number": "", "status": "DENIED", "start_date": "", "end_date": "",
+               "note": "Not medically necessary"})
     );
 }
 
