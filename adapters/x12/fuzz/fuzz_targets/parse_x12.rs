@@ -17,8 +17,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = gateway_x12::tree::document(&parsed, None);
     }
     let _ = parse_acks(data);
-    let stamp = Stamp { at: jiff::civil::date(2026, 11, 23).at(7, 0, 0, 0) };
-    if let Ok(ack) = acknowledge(data, &AckIdentity::default(), &MemoryControlNumbers::new(), &stamp) {
+    let stamp = Stamp {
+        at: jiff::civil::date(2026, 11, 23).at(7, 0, 0, 0),
+    };
+    if let Ok(ack) = acknowledge(
+        data,
+        &AckIdentity::default(),
+        &MemoryControlNumbers::new(),
+        &stamp,
+    ) {
         // Whatever we answer must itself parse.
         if let Some(f) = ack.functional {
             assert!(gateway_x12::parse_interchange(&f).is_ok());
