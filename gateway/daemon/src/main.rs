@@ -72,6 +72,8 @@ subcommands! {
     Inspect => inspect,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
+    /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
+    Conformance => conformance,
 }
 
 /// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,

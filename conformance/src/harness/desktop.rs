@@ -1,0 +1,64 @@
+//! Desktop: an input is a screen read (captured name → value, as JSON with
+//! `_meta`), parsed by the bridge's own `parse_raw` (the replay path) and
+//! submitted. Typing into a real window is proven by the adapter's Xvfb tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gateway_core::SourceFormat;
+use gateway_core::adapter::{BoxFuture, InboundMessage, IntakePipeline};
+use gateway_core::case::Case;
+use gateway_core::path::PathSyntax;
+
+use super::{AckFacts, Harness, InboundResult};
+
+/// The desktop harness.
+#[derive(Debug, Clone, Copy)]
+pub struct DesktopHarness;
+
+impl Harness for DesktopHarness {
+    fn adapter(&self) -> &'static str {
+        "desktop"
+    }
+
+    fn format(&self) -> SourceFormat {
+        SourceFormat::Desktop
+    }
+
+    fn syntax(&self) -> &dyn PathSyntax {
+        &gateway_desktop::DesktopPathSyntax
+    }
+
+    fn inbound<'a>(
+        &'a self,
+        pipeline: Arc<dyn IntakePipeline>,
+        profile: &'a str,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<InboundResult, String>> {
+        Box::pin(async move {
+            let message = InboundMessage {
+                adapter: self.adapter().to_owned(),
+                profile: profile.to_owned(),
+                raw: raw.to_vec(),
+                received_at: jiff::Timestamp::now().to_string(),
+                peer: Some("conformance".to_owned()),
+                parsed: gateway_desktop::capture::parse_raw(raw),
+            };
+            let outcome = pipeline.submit(message).await.map_err(|e| e.to_string())?;
+            Ok(InboundResult {
+                outcomes: vec![outcome],
+                ack: AckFacts::default(),
+            })
+        })
+    }
+
+    fn writeback<'a>(
+        &'a self,
+        _profile_dir: &'a Path,
+        _case: &'a Case,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async {
+            Err("desktop write-back types into a real window; it is proven by gateway-desktop's Xvfb tests".to_owned())
+        })
+    }
+}

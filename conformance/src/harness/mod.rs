@@ -1,0 +1,139 @@
+//! Harnesses: how each adapter's inputs enter the pipeline and how its
+//! acknowledgements and write-backs look.
+//!
+//! A harness calls the adapter's own per-message code (the HL7 responder the
+//! MLLP listener uses, the X12 intake the file drop and SOAP server use, …),
+//! so the conformance suite proves the code the daemon runs — it never
+//! re-implements a pipeline step.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use gateway_core::adapter::{BoxFuture, InboundMessage, IntakeOutcome, IntakePipeline};
+use gateway_core::case::Case;
+use gateway_core::path::PathSyntax;
+use gateway_core::{GatewayError, SourceFormat};
+use gateway_mapping::SyntaxProvider;
+
+pub mod desktop;
+pub mod fhir;
+pub mod hl7v2;
+pub mod x12;
+
+/// What an acknowledgement said, in format-neutral terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckFacts {
+    /// HL7 MSA-1, X12 AK9-01/IK5-01/TA1-04, or an HTTP status; `None` when
+    /// the transport has no acknowledgement (FHIR polling, desktop reads).
+    pub code: Option<String>,
+    /// Error codes carried (HL7 ERR-3, X12 IK3/IK4/TA1 codes).
+    pub errors: Vec<String>,
+    /// The acknowledgement as text, for reports.
+    pub text: String,
+}
+
+/// The result of one input.
+#[derive(Debug, Clone)]
+pub struct InboundResult {
+    /// What the pipeline did, for each message the input held.
+    pub outcomes: Vec<IntakeOutcome>,
+    /// The acknowledgement sent back.
+    pub ack: AckFacts,
+}
+
+/// One adapter, as the conformance runner drives it.
+pub trait Harness: Send + Sync {
+    /// Adapter name (`hl7v2`, `x12`, `fhir`, `desktop`).
+    fn adapter(&self) -> &'static str;
+
+    /// The profile format this harness serves.
+    fn format(&self) -> SourceFormat;
+
+    /// The adapter's path syntax, for loading the suite's profile.
+    fn syntax(&self) -> &dyn PathSyntax;
+
+    /// Feeds one input file's bytes through the adapter's receive path.
+    fn inbound<'a>(
+        &'a self,
+        pipeline: Arc<dyn IntakePipeline>,
+        profile: &'a str,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<InboundResult, String>>;
+
+    /// Produces what the adapter writes back for a decided case, normalized
+    /// (volatile control numbers and timestamps replaced) so it can be
+    /// compared with `expected.writeback.*`.
+    fn writeback<'a>(
+        &'a self,
+        profile_dir: &'a Path,
+        case: &'a Case,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// All harnesses of this build.
+pub fn all() -> Vec<Box<dyn Harness>> {
+    vec![
+        Box::new(hl7v2::Hl7Harness),
+        Box::new(x12::X12Harness),
+        Box::new(fhir::FhirHarness),
+        Box::new(desktop::DesktopHarness),
+    ]
+}
+
+/// Wraps the real pipeline and remembers every outcome, so a harness whose
+/// adapter code only returns acknowledgement bytes can still report outcomes.
+pub struct Recorder {
+    inner: Arc<dyn IntakePipeline>,
+    outcomes: Mutex<Vec<IntakeOutcome>>,
+}
+
+impl Recorder {
+    /// Records what `inner` returns.
+    pub fn new(inner: Arc<dyn IntakePipeline>) -> Arc<Self> {
+        Arc::new(Recorder {
+            inner,
+            outcomes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Takes the outcomes recorded so far.
+    pub fn take(&self) -> Vec<IntakeOutcome> {
+        match self.outcomes.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+}
+
+impl IntakePipeline for Recorder {
+    fn submit(
+        &self,
+        message: InboundMessage,
+    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
+        Box::pin(async move {
+            let result = self.inner.submit(message).await;
+            if let Ok(outcome) = &result {
+                match self.outcomes.lock() {
+                    Ok(mut guard) => guard.push(outcome.clone()),
+                    Err(poisoned) => poisoned.into_inner().push(outcome.clone()),
+                }
+            }
+            result
+        })
+    }
+}
+
+/// The harnesses' path syntaxes as a [`SyntaxProvider`] for profile loading.
+pub struct HarnessSyntaxes<'a>(pub &'a [Box<dyn Harness>]);
+
+impl SyntaxProvider for HarnessSyntaxes<'_> {
+    fn syntax(&self, format: SourceFormat) -> Option<&dyn PathSyntax> {
+        if format == SourceFormat::Json {
+            return Some(&gateway_core::json_tree::JsonPathSyntax);
+        }
+        self.0
+            .iter()
+            .find(|h| h.format() == format)
+            .map(|h| h.syntax())
+    }
+}
