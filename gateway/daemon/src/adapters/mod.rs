@@ -14,8 +14,8 @@
 
 pub mod desktop;
 pub mod fhir;
-pub mod x12;
 pub mod hl7v2;
+pub mod x12;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
