@@ -48,7 +48,7 @@ impl SyntaxProvider for Hl7Syntax {
     }
 }
 
-/// A ~1.4 KB ORM^O01 (synthetic: made-up names, ids and NPIs).
+/// A ~1 KB ORM^O01 (synthetic: made-up names, ids and NPIs).
 fn message(id: &str) -> Vec<u8> {
     let segs = [
         format!("MSH|^~\\&|EPIC|CARDIO-NORTH|GATEWAY|MSO|20261122100000||ORM^O01^ORM_O01|{id}|P|2.5.1|||AL|NE"),
