@@ -84,6 +84,8 @@ pub struct Running {
     forwarder: Forwarder,
     workers: Vec<JoinHandle<()>>,
     admin: JoinHandle<std::io::Result<()>>,
+    /// Released when the daemon is dropped (after `shutdown`).
+    _instance_lock: crate::instance::InstanceLock,
 }
 
 /// Re-parses stored bytes with the formats wired into this build.
@@ -106,6 +108,8 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // One daemon per data directory; `store restore` checks the same lock.
+    let instance_lock = crate::instance::acquire(&data_dir)?;
     let token = match options.admin_token.clone() {
         Some(token) => Some(token),
         None => settings
@@ -284,6 +288,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         forwarder,
         workers,
         admin,
+        _instance_lock: instance_lock,
     })
 }
 

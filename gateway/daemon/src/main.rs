@@ -22,8 +22,11 @@ mod adapters;
 mod admin;
 mod daemon;
 mod formats;
+mod instance;
 mod logging;
+mod notify;
 mod profiles;
+mod secrets;
 mod settings;
 mod telemetry;
 
@@ -70,16 +73,33 @@ subcommands! {
     Lint => lint,
     /// Print the parsed tree of an HL7 v2, X12, FHIR or JSON document with byte positions.
     Inspect => inspect,
+    /// Back up, verify and restore the message store (`store backup --data-dir DIR --to FILE`).
+    Store => store,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
     Conformance => conformance,
 }
 
+/// `--version`: crate version, git revision (see `build.rs`), cargo features
+/// of this binary, build profile and panic strategy.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("EHR_GATEWAY_GIT_REV"),
+    "; features: ",
+    env!("EHR_GATEWAY_FEATURES"),
+    "; adapters: hl7v2, fhir, x12, desktop; profile: ",
+    env!("EHR_GATEWAY_PROFILE"),
+    "; panic: ",
+    env!("EHR_GATEWAY_PANIC"),
+    ")"
+);
+
 /// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,
 /// one canonical prior-authorization case, a durable store and forwarder.
 #[derive(Parser)]
-#[command(name = "ehr-gateway", version, about, long_about = None)]
+#[command(name = "ehr-gateway", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,6 +118,20 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn version_lists_every_adapter_of_this_build() {
+        for adapter in crate::adapters::all() {
+            assert!(
+                super::VERSION.contains(adapter.name()),
+                "{} missing from --version",
+                adapter.name()
+            );
         }
     }
 }

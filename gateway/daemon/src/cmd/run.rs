@@ -36,6 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(settings::ConfigError { problems }.into());
     }
     logging::init(&settings.logging);
+    crate::secrets::warn_loose_permissions(&settings);
     for warning in warnings {
         tracing::warn!(%warning, "Configuration warning.");
     }
@@ -54,7 +55,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
+        // Store open, listeners bound: tell systemd (Type=notify), ping its watchdog.
+        crate::notify::ready();
+        let watchdog = tokio_util::sync::CancellationToken::new();
+        let _watchdog_guard = watchdog.clone().drop_guard();
+        crate::notify::spawn_watchdog(watchdog);
         let stop = signals.next(settings.shutdown.grace_period()).await;
+        crate::notify::stopping();
         tokio::select! {
             () = running.shutdown(stop) => Ok(ExitCode::SUCCESS),
             _ = signals.next(Duration::ZERO) => {

@@ -1,0 +1,34 @@
+# EHR integration gateway container (issue 10). Not built in CI here (no
+# container runtime): unverified, kept simple on purpose.
+#
+#   docker build --build-arg EHR_GATEWAY_GIT_REV=$(git rev-parse --short=12 HEAD) -t ehr-gateway .
+#   docker run --read-only --tmpfs /tmp -v ehr-gateway-data:/var/lib/ehr-gateway \
+#     -v /etc/ehr-gateway:/etc/ehr-gateway:ro -p 2575:2575 -p 8080:8080 ehr-gateway
+#
+# The config must set `[admin] listen = "0.0.0.0:8080"` for the healthcheck
+# and port publishing to work, and `[store] path = "/var/lib/ehr-gateway"`.
+
+FROM rust:1.89-bookworm AS build
+WORKDIR /src
+ARG EHR_GATEWAY_GIT_REV=unknown
+ENV EHR_GATEWAY_GIT_REV=${EHR_GATEWAY_GIT_REV}
+COPY . .
+RUN cargo build --release --locked -p ehr-gateway \
+ && install -D -m 0755 target/release/ehr-gateway /out/ehr-gateway
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ehr-gateway \
+ && install -d -o ehr-gateway -g ehr-gateway -m 0750 /var/lib/ehr-gateway \
+ && install -d -m 0755 /etc/ehr-gateway /usr/share/ehr-gateway
+COPY --from=build /out/ehr-gateway /usr/local/bin/ehr-gateway
+COPY mappings /usr/share/ehr-gateway/mappings
+USER ehr-gateway
+VOLUME ["/var/lib/ehr-gateway"]
+EXPOSE 8080 2575
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/local/bin/ehr-gateway"]
+CMD ["run", "--config", "/etc/ehr-gateway/gateway.toml", "--data-dir", "/var/lib/ehr-gateway"]
