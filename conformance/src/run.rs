@@ -165,7 +165,9 @@ async fn run_inbound(
     let diagnostics: Vec<String> = outcomes
         .iter()
         .flat_map(|o| match o {
-            IntakeOutcome::Accepted { warnings, .. } => warnings.clone(),
+            IntakeOutcome::Accepted { warnings, .. } | IntakeOutcome::Kept { warnings, .. } => {
+                warnings.clone()
+            }
             IntakeOutcome::Rejected { diagnostics, .. } => diagnostics.clone(),
             IntakeOutcome::Duplicate { .. } => Vec::new(),
         })
@@ -181,7 +183,7 @@ async fn run_inbound(
         IntakeOutcome::Accepted { case_id, .. } => Some(case_id.clone()),
         _ => None,
     });
-    let no_case = expect.no_case || labels.last() == Some(&"rejected");
+    let no_case = expect.no_case || matches!(labels.last(), Some(&"rejected" | &"kept"));
     let mut actual_case: Option<Value> = None;
     let mut diffs: Vec<Difference> = Vec::new();
     match (&case_id, no_case) {
@@ -349,6 +351,7 @@ pub fn outcome_label(outcome: &IntakeOutcome) -> &'static str {
     match outcome {
         IntakeOutcome::Accepted { .. } => "accepted",
         IntakeOutcome::Duplicate { .. } => "duplicate",
+        IntakeOutcome::Kept { .. } => "kept",
         IntakeOutcome::Rejected { .. } => "rejected",
     }
 }

@@ -362,6 +362,9 @@ impl DesktopBridge {
                     tracing::info!(case_id = %case_id, "desktop read accepted");
                 }
                 Ok(IntakeOutcome::Duplicate { .. }) => tracing::debug!("desktop read unchanged"),
+                Ok(IntakeOutcome::Kept { .. }) => {
+                    tracing::info!("desktop read kept without a case")
+                }
                 Ok(IntakeOutcome::Rejected { error, .. }) => {
                     tracing::warn!(error = %error, "desktop read rejected");
                 }

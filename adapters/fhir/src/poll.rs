@@ -343,23 +343,15 @@ impl Poller {
         };
         let outcome = self.pipeline.submit(message).await?;
         report.submitted += 1;
-        let label = match outcome {
-            IntakeOutcome::Accepted { .. } => {
-                report.accepted += 1;
-                "accepted"
-            }
-            IntakeOutcome::Duplicate { .. } => {
-                report.duplicates += 1;
-                "duplicate"
-            }
+        // `ehr_gateway_messages_total` is counted once, by the pipeline.
+        match outcome {
+            IntakeOutcome::Accepted { .. } | IntakeOutcome::Kept { .. } => report.accepted += 1,
+            IntakeOutcome::Duplicate { .. } => report.duplicates += 1,
             IntakeOutcome::Rejected { .. } => {
                 report.rejected += 1;
                 tracing::warn!(service_request = %order.id, "order bundle rejected; kept for replay");
-                "rejected"
             }
-        };
-        metrics::counter!("ehr_gateway_messages_total", "adapter" => ADAPTER, "profile" => self.profile.clone(), "outcome" => label)
-            .increment(1);
+        }
         Ok(())
     }
 }

@@ -63,6 +63,19 @@ pub enum IntakeOutcome {
         /// Mapping warnings (the case is still valid).
         warnings: Vec<Diagnostic>,
     },
+    /// Stored and acknowledged positively, but it produces no case event: the
+    /// profile's mapping file says to ignore this kind of document, or a
+    /// patient update (ADT) found no open case of that patient. Interface
+    /// engines send every ADT; answering those with a negative ACK would
+    /// flood the practice's error queue.
+    Kept {
+        /// The stored message.
+        receipt: CommitReceipt,
+        /// Why no case event was produced (no PHI).
+        reason: String,
+        /// Parser and mapping warnings.
+        warnings: Vec<Diagnostic>,
+    },
     /// Seen before (same sender, control id and content hash): acknowledge
     /// positively, no second case event.
     Duplicate {

@@ -110,7 +110,9 @@ impl Pipeline {
         let profile_name = message.profile.clone();
         let result = self.process_inner(message, replay_of).await;
         let outcome_label = match &result {
-            Ok(IntakeOutcome::Accepted { .. }) => "accepted",
+            // Kept messages are acknowledged positively: `accepted` in the
+            // issue-9 outcome vocabulary (accepted, rejected, duplicate, error).
+            Ok(IntakeOutcome::Accepted { .. } | IntakeOutcome::Kept { .. }) => "accepted",
             Ok(IntakeOutcome::Duplicate { .. }) => "duplicate",
             Ok(IntakeOutcome::Rejected { .. }) => "rejected",
             Err(_) => "error",
@@ -199,9 +201,12 @@ impl Pipeline {
             }
             (Some(MapAction::Ignore), _) => {
                 let file = outcome.mapping_file.as_deref().unwrap_or("?");
-                let reason = format!("ignored by mapping file {file}");
-                self.reject(stored, GatewayError::sender(reason), diagnostics)
-                    .await
+                self.keep(
+                    stored,
+                    format!("ignored by mapping file {file}"),
+                    diagnostics,
+                )
+                .await
             }
             (None, _) => {
                 let kind = meta.message_type.as_deref().unwrap_or("unknown");
@@ -281,9 +286,9 @@ impl Pipeline {
                 );
                 Ok(IntakeOutcome::Duplicate { receipt: original })
             }
-            Disposition::Rejected => Err(GatewayError::internal(
+            Disposition::Rejected | Disposition::Kept => Err(GatewayError::internal(
                 false,
-                "store reported a rejection for an accepted message",
+                "store reported no case event for an accepted message",
             )),
         }
     }
@@ -308,10 +313,8 @@ impl Pipeline {
             None => Vec::new(),
         };
         if open.is_empty() {
-            let reason = "patient update: no open case for this patient (kept for replay)";
-            return self
-                .reject(stored, GatewayError::sender(reason), diagnostics)
-                .await;
+            let note = "patient update: no open case for this patient".to_owned();
+            return self.keep(stored, note, diagnostics).await;
         }
         let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
         let base_control = stored.control_id.clone();
@@ -353,7 +356,7 @@ impl Pipeline {
                 Disposition::Duplicate { original } => {
                     return Ok(IntakeOutcome::Duplicate { receipt: original });
                 }
-                Disposition::Rejected => {}
+                Disposition::Rejected | Disposition::Kept => {}
             }
         }
         match first {
@@ -366,6 +369,34 @@ impl Pipeline {
                 false,
                 "patient update committed no event",
             )),
+        }
+    }
+
+    /// Stores a message that is acknowledged but produces no case event.
+    async fn keep(
+        &self,
+        mut stored: NewInbound,
+        note: String,
+        diagnostics: Vec<Diagnostic>,
+    ) -> Result<IntakeOutcome, GatewayError> {
+        stored.outcome = InboundOutcome::Kept { note: note.clone() };
+        let receipt = self.commit(stored).await?;
+        match receipt.disposition {
+            Disposition::Duplicate { original } => {
+                Ok(IntakeOutcome::Duplicate { receipt: original })
+            }
+            _ => {
+                tracing::info!(
+                    message_id = receipt.receipt.message_id,
+                    reason = %note,
+                    "Message acknowledged and kept without a case event."
+                );
+                Ok(IntakeOutcome::Kept {
+                    receipt: receipt.receipt,
+                    reason: note,
+                    warnings: diagnostics.into_iter().filter(|d| !d.is_error()).collect(),
+                })
+            }
         }
     }
 

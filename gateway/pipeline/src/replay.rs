@@ -77,6 +77,7 @@ pub async fn replay_pending(pipeline: &Pipeline, limit: usize) -> Result<usize, 
         let outcome = pipeline.process(message, Some(summary.id)).await?;
         let result = match &outcome {
             IntakeOutcome::Accepted { .. } => "accepted",
+            IntakeOutcome::Kept { .. } => "kept",
             IntakeOutcome::Duplicate { .. } => "duplicate",
             IntakeOutcome::Rejected { .. } => "rejected",
         };

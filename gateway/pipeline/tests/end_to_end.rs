@@ -370,13 +370,31 @@ async fn patient_update_updates_every_open_case_of_the_patient() {
     let record = s.store.get_case(&other).await.expect("read").expect("case");
     assert_eq!(record.last_sequence, 1);
 
-    // An update for a patient without open cases is kept, not turned into a case.
+    // An update for a patient without open cases is acknowledged and kept
+    // (no negative ACK for routine ADT traffic), never turned into a case.
     let adt = r#"{"_meta": {"message_type": "ADT^A08", "control_id": "A2"},
                   "patient": {"mrn": "E40004", "last": "Nobody"}}"#;
     let outcome = s.pipeline.submit(inbound(adt)).await.expect("committed");
+    let IntakeOutcome::Kept {
+        receipt, reason, ..
+    } = outcome
+    else {
+        panic!("expected Kept, got {outcome:?}");
+    };
+    assert!(reason.contains("no open case"), "{reason}");
+    let stored = s
+        .store
+        .get_message(receipt.message_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.summary.case_id, None);
+    assert_eq!(stored.summary.state.as_str(), "accepted");
+    // The same ADT again is a duplicate, still without a case event.
+    let again = s.pipeline.submit(inbound(adt)).await.expect("committed");
     assert!(
-        matches!(outcome, IntakeOutcome::Rejected { .. }),
-        "{outcome:?}"
+        matches!(again, IntakeOutcome::Duplicate { .. }),
+        "{again:?}"
     );
 }
 

@@ -50,6 +50,13 @@ pub enum InboundOutcome {
         /// `updated` for a known one.
         event_type: Option<CaseEventType>,
     },
+    /// Acknowledged and kept without a case event (an ignored document type,
+    /// a patient update with no open case). Stored as `accepted` with no case
+    /// id and the note in `error_reason`; duplicates of it are recognized.
+    Kept {
+        /// Why no case event was produced, without PHI.
+        note: String,
+    },
     /// The sender's input or the mapping failed: keep the bytes with the reason.
     Rejected {
         /// Why, without PHI.
@@ -94,6 +101,8 @@ pub enum Disposition {
         /// The original accepted message.
         original: CommitReceipt,
     },
+    /// Stored as accepted without a case event ([`InboundOutcome::Kept`]).
+    Kept,
     /// Stored with its reason (state `rejected` or `error`).
     Rejected,
 }

@@ -20,6 +20,7 @@ pub(crate) fn commit_inbound(conn: &Connection, msg: NewInbound) -> Result<Inbou
     let received_ms = parse_rfc3339_ms(&msg.received_at).unwrap_or(now);
     let (state, reason, diagnostics) = match &msg.outcome {
         InboundOutcome::Accepted { .. } => (MessageState::Accepted, None, None),
+        InboundOutcome::Kept { note } => (MessageState::Accepted, Some(note.clone()), None),
         InboundOutcome::Rejected {
             reason,
             diagnostics,
@@ -123,7 +124,8 @@ pub(crate) fn commit_inbound(conn: &Connection, msg: NewInbound) -> Result<Inbou
                 event_type: appended.event_type,
             }
         }
-        _ => Disposition::Rejected,
+        InboundOutcome::Kept { .. } => Disposition::Kept,
+        InboundOutcome::Rejected { .. } | InboundOutcome::Failed { .. } => Disposition::Rejected,
     };
     Ok(InboundReceipt {
         receipt: CommitReceipt { message_id },

@@ -92,6 +92,9 @@ impl Responder {
             Ok(IntakeOutcome::Duplicate { .. }) => {
                 ("duplicate", build_ack(&AckRequest::accept(&raw)))
             }
+            // Stored without a case event (an ADT for a patient with no open
+            // case, an ignored message type): a positive ACK, as engines expect.
+            Ok(IntakeOutcome::Kept { .. }) => ("kept", build_ack(&AckRequest::accept(&raw))),
             Ok(IntakeOutcome::Rejected {
                 error, diagnostics, ..
             }) => {

@@ -236,6 +236,7 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
     let case_id = match outcome {
         IntakeOutcome::Accepted { case_id, .. } => case_id,
         IntakeOutcome::Duplicate { .. } => return Ok("desktop: order screen already read".into()),
+        IntakeOutcome::Kept { reason, .. } => return Ok(format!("desktop: read kept ({reason})")),
         IntakeOutcome::Rejected { error, .. } => {
             return Err(format!("desktop read rejected: {error}"));
         }
