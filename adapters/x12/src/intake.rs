@@ -71,7 +71,15 @@ pub async fn receive(
                     .collect()
             };
             for doc in docs {
-                outcomes.push(pipeline.submit(message(Ok(doc))).await?);
+                // A set our own 999/TA1 rejects must not become a case: it is
+                // stored as rejected with the findings that reject it (the
+                // document carries exactly the findings that concern its set).
+                let parsed_doc = if doc.is_clean() {
+                    Ok(doc)
+                } else {
+                    Err(doc.diagnostics)
+                };
+                outcomes.push(pipeline.submit(message(parsed_doc)).await?);
             }
             let ack = acknowledge_parsed(&parsed, me, numbers, stamp)?;
             Ok(IntakeResult { outcomes, ack })
