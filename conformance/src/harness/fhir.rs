@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use gateway_core::SourceFormat;
-use gateway_core::adapter::{BoxFuture, InboundMessage, IntakePipeline};
+use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
 use gateway_core::path::PathSyntax;
 
-use super::{AckFacts, Harness, InboundResult};
+use super::{Harness, InboundResult, submit_parsed};
 
 /// The FHIR harness.
 #[derive(Debug, Clone, Copy)]
@@ -37,19 +37,14 @@ impl Harness for FhirHarness {
         raw: &'a [u8],
     ) -> BoxFuture<'a, Result<InboundResult, String>> {
         Box::pin(async move {
-            let message = InboundMessage {
-                adapter: self.adapter().to_owned(),
-                profile: profile.to_owned(),
-                raw: raw.to_vec(),
-                received_at: jiff::Timestamp::now().to_string(),
-                peer: Some("conformance".to_owned()),
-                parsed: gateway_fhir::parse_bundle(raw),
-            };
-            let outcome = pipeline.submit(message).await.map_err(|e| e.to_string())?;
-            Ok(InboundResult {
-                outcomes: vec![outcome],
-                ack: AckFacts::default(),
-            })
+            submit_parsed(
+                pipeline.as_ref(),
+                self.adapter(),
+                profile,
+                raw,
+                gateway_fhir::parse_bundle(raw),
+            )
+            .await
         })
     }
 

@@ -70,6 +70,30 @@ pub trait Harness: Send + Sync {
     ) -> BoxFuture<'a, Result<String, String>>;
 }
 
+/// Submits one parsed input the way the polling adapters (FHIR, desktop) do:
+/// no transport acknowledgement, one outcome.
+pub(crate) async fn submit_parsed(
+    pipeline: &dyn IntakePipeline,
+    adapter: &str,
+    profile: &str,
+    raw: &[u8],
+    parsed: Result<gateway_core::SourceDocument, Vec<gateway_core::Diagnostic>>,
+) -> Result<InboundResult, String> {
+    let message = InboundMessage {
+        adapter: adapter.to_owned(),
+        profile: profile.to_owned(),
+        raw: raw.to_vec(),
+        received_at: jiff::Timestamp::now().to_string(),
+        peer: Some("conformance".to_owned()),
+        parsed,
+    };
+    let outcome = pipeline.submit(message).await.map_err(|e| e.to_string())?;
+    Ok(InboundResult {
+        outcomes: vec![outcome],
+        ack: AckFacts::default(),
+    })
+}
+
 /// All harnesses of this build.
 pub fn all() -> Vec<Box<dyn Harness>> {
     vec![
