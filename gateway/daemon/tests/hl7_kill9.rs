@@ -12,13 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ehr-gateway");
 const ROUNDS: usize = 8;
 const CLIENTS: usize = 8;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -28,35 +26,12 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The shared test config plus one MLLP listener for the `epic` profile.
 fn write_config(dir: &Path, port: u16) -> PathBuf {
-    std::fs::write(dir.join("admin.token"), "kill9-test-token\n").expect("token");
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"mappings_dir = "{mappings}"
-[gateway]
-tenant = "mso-test"
-practice = "cardio-north"
-[admin]
-listen = "127.0.0.1:0"
-token_file = "{token}"
-[store]
-path = "{data}"
-[logging]
-format = "json"
-level = "warn"
-[[hl7v2.listeners]]
-listen = "127.0.0.1:{port}"
-profile = "epic"
-"#,
-            mappings = repo_root().join("mappings").display(),
-            token = dir.join("admin.token").display(),
-            data = dir.join("data").display(),
-        ),
+    support::write_config(
+        dir,
+        &format!("[[hl7v2.listeners]]\nlisten = \"127.0.0.1:{port}\"\nprofile = \"epic\"\n"),
     )
-    .expect("config");
-    config
 }
 
 /// The daemon, killed with SIGKILL on drop if still running.
@@ -135,9 +110,7 @@ fn kill_9_under_mllp_load_loses_no_acknowledged_message() {
     let port = free_port();
     let config = write_config(dir.path(), port);
     let log = dir.path().join("daemon.log");
-    let template =
-        std::fs::read(repo_root().join("sample-messages/hl7v2/epic/orm-o01-v251-eap.hl7"))
-            .expect("sample");
+    let template = support::epic_order();
     let template = gateway_hl7v2::mllp::files::split_messages(&template)
         .into_iter()
         .next()
