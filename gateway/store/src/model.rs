@@ -418,6 +418,8 @@ pub struct AuditEntry {
     pub target: Option<String>,
     /// Extra detail (no PHI).
     pub detail: Option<String>,
+    /// The case the action touched, when there is one.
+    pub case_id: Option<String>,
 }
 
 /// A stored audit entry.

@@ -492,7 +492,8 @@ pub(crate) fn complete_writeback(
 /// Appends an audit entry.
 pub(crate) fn audit(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO audit_log (at_ms, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO audit_log (at_ms, actor, action, target, detail, case_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -500,7 +501,8 @@ pub(crate) fn audit(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
             entry.actor,
             entry.action,
             entry.target,
-            entry.detail
+            entry.detail,
+            entry.case_id
         ])
     })
     .map_err(StoreError::sql("appending to the audit log"))?;

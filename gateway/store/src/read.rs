@@ -377,7 +377,7 @@ impl Reader {
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>> {
         self.conn
             .prepare(
-                "SELECT id, at_ms, actor, action, target, detail FROM audit_log
+                "SELECT id, at_ms, actor, action, target, detail, case_id FROM audit_log
                  ORDER BY id DESC LIMIT ?1",
             )
             .and_then(|mut st| {
@@ -390,6 +390,7 @@ impl Reader {
                             action: r.get(3)?,
                             target: r.get(4)?,
                             detail: r.get(5)?,
+                            case_id: r.get(6)?,
                         },
                     })
                 })?

@@ -115,6 +115,32 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_at ON audit_log (at_ms);
     "#,
+    // 2: durable X12 control numbers, and operator evidence (screenshots a
+    // desktop playbook took when it aborted).
+    r#"
+    CREATE TABLE control_numbers (
+        scope   TEXT PRIMARY KEY,
+        last    INTEGER NOT NULL CHECK (last >= 0)
+    );
+
+    CREATE TABLE evidence (
+        id            INTEGER PRIMARY KEY,
+        at_ms         INTEGER NOT NULL,
+        adapter       TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        case_id       TEXT,
+        content_type  TEXT NOT NULL,
+        body          BLOB NOT NULL,
+        detail        TEXT
+    );
+    CREATE INDEX evidence_at ON evidence (at_ms);
+    CREATE INDEX evidence_case ON evidence (case_id);
+
+    -- The case an audited action touched (replays are manual interventions:
+    -- the dashboard's automation coverage counts cases without one).
+    ALTER TABLE audit_log ADD COLUMN case_id TEXT;
+    CREATE INDEX audit_case ON audit_log (case_id) WHERE case_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -232,6 +232,7 @@ fn run(ops: Vec<Op>) {
                             action: "barrier".to_owned(),
                             target: None,
                             detail: None,
+                            case_id: None,
                         })
                         .await;
                     check(&store, &mut model).await;

@@ -428,6 +428,7 @@ async fn audit_entries_are_appended() {
             action: "message.replay".to_owned(),
             target: Some("42".to_owned()),
             detail: None,
+            case_id: Some("case-42".to_owned()),
         })
         .await
         .expect("audit");
@@ -435,6 +436,7 @@ async fn audit_entries_are_appended() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].id, id);
     assert_eq!(log[0].entry.action, "message.replay");
+    assert_eq!(log[0].entry.case_id.as_deref(), Some("case-42"));
 }
 
 #[tokio::test]

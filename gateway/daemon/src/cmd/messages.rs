@@ -195,12 +195,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                     )
                                 }
                             };
+                            let case_id = store
+                                .get_message(id)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|m| m.summary.case_id);
                             let _ = store
                                 .audit(AuditEntry {
                                     actor: format!("cli:{}", whoami()),
                                     action: "message.replay".to_owned(),
                                     target: Some(id.to_string()),
                                     detail: Some(detail.clone()),
+                                    case_id,
                                 })
                                 .await;
                             println!("message {id}: {detail}");
