@@ -38,6 +38,7 @@
 //! baseline measured in the same run (`--help` for options).
 
 pub mod backup;
+mod control_numbers;
 mod error;
 pub mod forward;
 mod model;
