@@ -278,6 +278,9 @@ impl DesktopBridge {
         };
         let result = run_playbook(playbook, driver.as_mut(), case, &inner.options);
         if let Err(abort) = &result {
+            // Every aborted run leaves a screen for a person to look at.
+            metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "desktop_abort")
+                .increment(1);
             if matches!(abort.reason, AbortReason::Driver(_)) {
                 *slot = None;
             }

@@ -29,7 +29,8 @@ use gateway_core::adapter::IntakePipeline;
 use crate::ack::AckIdentity;
 use crate::config::FileDropConfig;
 use crate::intake::receive;
-use crate::write::{ControlNumbers, Stamp};
+use crate::control::ControlNumberAllocator;
+use crate::write::Stamp;
 
 /// Why the file drop could not run.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +65,7 @@ pub struct FileDrop {
     profile: String,
     pipeline: Arc<dyn IntakePipeline>,
     identity: AckIdentity,
-    numbers: Arc<dyn ControlNumbers>,
+    numbers: Arc<dyn ControlNumberAllocator>,
     seen: HashMap<PathBuf, (u64, SystemTime, SystemTime)>,
 }
 
@@ -75,7 +76,7 @@ impl FileDrop {
         profile: String,
         pipeline: Arc<dyn IntakePipeline>,
         identity: AckIdentity,
-        numbers: Arc<dyn ControlNumbers>,
+        numbers: Arc<dyn ControlNumberAllocator>,
     ) -> Result<Self, FileDropError> {
         for dir in [
             config.inbound.clone(),
@@ -160,6 +161,10 @@ impl FileDrop {
             .unwrap_or_else(|| "unnamed".into());
         let raw = if len > self.config.max_bytes {
             tracing::warn!(file = %name, len, "x12 file exceeds max_bytes; moved to error");
+            // The pipeline never sees it, so it is counted here (once).
+            metrics::counter!("ehr_gateway_messages_total", "adapter" => "x12",
+                "profile" => self.profile.clone(), "outcome" => "rejected")
+            .increment(1);
             return self.move_to(
                 path,
                 &self.config.error_dir(),
@@ -177,6 +182,7 @@ impl FileDrop {
             }
         };
         let received_at = jiff::Timestamp::now().to_string();
+        let started = std::time::Instant::now();
         let result = receive(
             self.pipeline.as_ref(),
             &self.profile,
@@ -193,7 +199,7 @@ impl FileDrop {
                 let accepted = result.accepted();
                 tracing::info!(file = %name, verdict = %result.ack.verdict, messages = result.outcomes.len(), accepted, "x12 file processed");
                 let ack = (result.ack.functional, result.ack.ta1);
-                if accepted {
+                let moved = if accepted {
                     self.move_to(
                         path,
                         &self.config.archive_dir(),
@@ -209,7 +215,11 @@ impl FileDrop {
                         Some(ack),
                         FileOutcome::Rejected,
                     )
-                }
+                };
+                // From read to the 999/TA1 file written next to the moved file.
+                metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
+                    .record(started.elapsed().as_secs_f64());
+                moved
             }
             Err(e) => {
                 tracing::warn!(file = %name, error = %e, "x12 intake not committed; retried next poll");

@@ -117,7 +117,12 @@ impl Pipeline {
             Ok(IntakeOutcome::Rejected { .. }) => "rejected",
             Err(_) => "error",
         };
-        metrics::message(&adapter, &profile_name, outcome_label);
+        // Each received message is counted once, when it arrives; a replay of
+        // a stored message is counted apart so the two never add up twice.
+        match replay_of {
+            None => metrics::message(&adapter, &profile_name, outcome_label),
+            Some(_) => metrics::replayed(&adapter, &profile_name, outcome_label),
+        }
         result
     }
 

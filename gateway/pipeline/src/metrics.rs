@@ -12,6 +12,14 @@ pub const DECISION_CYCLE_SECONDS: &str = "ehr_gateway_decision_cycle_seconds";
 /// Counter: write-back attempts by `adapter` and `result` (`done`, `retry`, `failed`).
 pub const WRITEBACK_ATTEMPTS_TOTAL: &str = "ehr_gateway_writeback_attempts_total";
 
+/// Counter: stored messages processed again (replays) by `adapter`, `profile`
+/// and the replay's `outcome`; kept apart from [`MESSAGES_TOTAL`] so each
+/// received message is counted there exactly once.
+pub const REPLAYED_MESSAGES_TOTAL: &str = "ehr_gateway_replayed_messages_total";
+/// Counter: events that needed or were a person's touch, by `reason`
+/// (`replay`, `desktop_abort`, `writeback_failed`, `dead_letter`).
+pub const MANUAL_INTERVENTIONS_TOTAL: &str = "ehr_gateway_manual_interventions_total";
+
 /// Counts one inbound message.
 pub(crate) fn message(adapter: &str, profile: &str, outcome: &'static str) {
     ::metrics::counter!(
@@ -38,4 +46,20 @@ pub(crate) fn decision_cycle(seconds: f64) {
 pub(crate) fn writeback(adapter: &str, result: &'static str) {
     ::metrics::counter!(WRITEBACK_ATTEMPTS_TOTAL, "adapter" => adapter.to_owned(), "result" => result)
         .increment(1);
+}
+
+/// Counts one replayed message.
+pub(crate) fn replayed(adapter: &str, profile: &str, outcome: &'static str) {
+    ::metrics::counter!(
+        REPLAYED_MESSAGES_TOTAL,
+        "adapter" => adapter.to_owned(),
+        "profile" => profile.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// Counts one manual intervention (see [`MANUAL_INTERVENTIONS_TOTAL`]).
+pub fn manual_intervention(reason: &'static str) {
+    ::metrics::counter!(MANUAL_INTERVENTIONS_TOTAL, "reason" => reason).increment(1);
 }

@@ -176,6 +176,10 @@ impl WriteBackWorker {
             WriteBackOutcome::Failed { .. } => "failed",
         };
         metrics::writeback(&job.adapter, label);
+        if label == "failed" {
+            // Retries are exhausted: the decision now waits for a person.
+            metrics::manual_intervention("writeback_failed");
+        }
         tracing::info!(
             decision_id = job.decision_id,
             case_id = %job.case.case_id,

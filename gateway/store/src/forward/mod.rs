@@ -235,10 +235,15 @@ async fn attempt(store: Store, sink: Arc<dyn Sink>, event: OutboxEvent, options:
     )
     .increment(1);
     match &outcome {
-        AttemptOutcome::Dead { error } => tracing::warn!(
-            event_id = %event.id, case_id = %event.case_id, sequence = event.sequence,
-            error = %error, "event dead-lettered"
-        ),
+        AttemptOutcome::Dead { error } => {
+            // A dead letter waits for a person to fix and replay it.
+            metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "dead_letter")
+                .increment(1);
+            tracing::warn!(
+                event_id = %event.id, case_id = %event.case_id, sequence = event.sequence,
+                error = %error, "event dead-lettered"
+            )
+        }
         AttemptOutcome::Retry { error, retry_at } => tracing::debug!(
             event_id = %event.id, attempts = failures, %retry_at, error = %error,
             "delivery failed; will retry"
