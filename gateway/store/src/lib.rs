@@ -40,12 +40,14 @@
 pub mod backup;
 mod control_numbers;
 mod error;
+mod evidence;
 pub mod forward;
 mod model;
 mod ops;
 mod read;
 mod retention;
 mod schema;
+pub mod stats;
 mod store;
 mod time;
 mod writer;
@@ -54,6 +56,7 @@ use gateway_core::Case;
 use patient_hashing::patient_hash;
 
 pub use error::{Result, StoreError};
+pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;

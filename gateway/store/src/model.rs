@@ -474,6 +474,8 @@ pub struct PruneReport {
     pub decisions: u64,
     /// Audit entries deleted.
     pub audit: u64,
+    /// Operator evidence (abort screenshots) deleted.
+    pub evidence: u64,
     /// File size before (bytes, database file plus WAL).
     pub bytes_before: u64,
     /// File size after reclaiming space.

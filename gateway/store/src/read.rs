@@ -30,7 +30,7 @@ const CASE_COLUMNS: &str =
 
 /// A read-only view of a store file.
 pub struct Reader {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl Reader {

@@ -74,6 +74,7 @@ fn prune_in_tx(
         report.audit += conn
             .execute("DELETE FROM audit_log WHERE at_ms < ?1", [cutoff])
             .map_err(StoreError::sql("pruning the audit log"))? as u64;
+        report.evidence += crate::evidence::prune_before(conn, cutoff)?;
     }
     if let Some(budget) = policy.max_bytes {
         while used_bytes(conn)? > budget {

@@ -36,9 +36,9 @@ impl Default for StoreOptions {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     path: PathBuf,
-    writer: Writer,
+    pub(crate) writer: Writer,
     readers: Mutex<Vec<Reader>>,
     max_readers: usize,
     committed: Arc<Notify>,
@@ -57,7 +57,7 @@ pub struct CommitStats {
 /// A cheap-to-clone handle on one store file.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Store {
