@@ -32,9 +32,7 @@ fn v1_events(store: &Path) -> BTreeMap<String, String> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .expect("open the fixture read-only");
-    let mut query = conn
-        .prepare("SELECT id, state FROM events")
-        .expect("query");
+    let mut query = conn.prepare("SELECT id, state FROM events").expect("query");
     query
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .expect("rows")
@@ -64,7 +62,9 @@ async fn a_v1_store_is_migrated_and_its_pending_events_are_delivered_exactly_onc
         .map(|(id, _)| id)
         .collect();
     assert_eq!((delivered.len(), pending.len()), (1, 4), "{before:?}");
-    let refused = Reader::open(&store).err().expect("a v1 store is not readable");
+    let refused = Reader::open(&store)
+        .err()
+        .expect("a v1 store is not readable");
     assert!(refused.to_string().contains("older"), "{refused}");
 
     let platform = PlatformReceiver::start().await;
@@ -97,7 +97,11 @@ async fn a_v1_store_is_migrated_and_its_pending_events_are_delivered_exactly_onc
     let sent: Vec<String> = requests.iter().filter_map(|r| r.ce_id.clone()).collect();
     assert_eq!(sent.len(), requests.len(), "a request without ce-id");
     let unique: BTreeSet<&String> = sent.iter().collect();
-    assert_eq!(unique.len(), sent.len(), "an event was sent twice: {sent:?}");
+    assert_eq!(
+        unique.len(),
+        sent.len(),
+        "an event was sent twice: {sent:?}"
+    );
     assert_eq!(unique, pending, "sent events differ from the pending ones");
     assert!(requests.iter().all(|r| r.status == 202), "{requests:?}");
 
@@ -120,8 +124,6 @@ async fn a_v1_store_is_migrated_and_its_pending_events_are_delivered_exactly_onc
         let expected = if delivered.contains(&event.id) { 1 } else { 2 };
         assert_eq!(attempts.len(), expected, "attempts of {}", event.id);
     }
-    let messages = reader
-        .list_messages(&Default::default())
-        .expect("messages");
+    let messages = reader.list_messages(&Default::default()).expect("messages");
     assert_eq!(messages.len(), 5);
 }
