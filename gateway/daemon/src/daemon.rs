@@ -110,22 +110,12 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     // One daemon per data directory; `store restore` checks the same lock.
     let instance_lock = crate::instance::acquire(&data_dir)?;
-    let token = match options.admin_token.clone() {
-        Some(token) => Some(token),
-        None => settings
-            .admin
-            .token_source()
-            .read()
-            .map_err(|message| ConfigError {
-                problems: vec![crate::settings::Problem {
-                    origin: "admin".to_owned(),
-                    key: Some("admin.token_file".to_owned()),
-                    message,
-                }],
-            })?,
-    };
-    if token.is_none() {
+    let access = admin::access::Access::load(&settings.admin, options.admin_token.clone())
+        .map_err(|problems| ConfigError { problems })?;
+    if access.is_empty() {
         tracing::warn!("No admin token configured: /api/v1 answers 401 to every request.");
+    } else {
+        tracing::info!(tokens = ?access.names(), "Admin tokens loaded.");
     }
 
     let store = Store::open(store_file(&data_dir), StoreOptions::default())
@@ -262,7 +252,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     let state = AdminState {
         store: store.clone(),
         decisions,
-        token,
+        access: Arc::new(access),
         readiness: readiness.clone(),
         metrics: crate::telemetry::prometheus(),
         endpoints: Arc::new(endpoints),

@@ -105,6 +105,59 @@ pub struct AdminSettings {
     /// Name of an environment variable holding the bearer token.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// `[[admin.tokens]]`: named tokens, each with its roles (`viewer`,
+    /// `operator`, `phi:read`). The single `token_file`/`token_env` above is
+    /// the full-access token named `admin` (all three roles).
+    #[serde(default)]
+    pub tokens: Vec<AdminToken>,
+    /// File holding an optional token for `/metrics` (open when unset).
+    #[serde(default)]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Environment variable holding the optional `/metrics` token.
+    #[serde(default)]
+    pub metrics_token_env: Option<String>,
+    /// Lifetime of a browser session started at `/login`, in seconds.
+    #[serde(default = "default_session_ttl_secs")]
+    pub session_ttl_secs: u64,
+    /// Failed logins allowed per client address per minute before `/login`
+    /// answers 429.
+    #[serde(default = "default_login_failures_per_minute")]
+    pub login_failures_per_minute: u32,
+}
+
+/// One `[[admin.tokens]]` entry: a named bearer token and its roles. The
+/// token itself lives in a file or an environment variable, never here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    /// Who presents it (audit actor, e.g. `ops-desk`); `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// File holding the token (whitespace trimmed).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Its roles: `viewer`, `operator` (replay, decisions; implies viewer),
+    /// `phi:read` (raw messages and patient fields).
+    pub roles: Vec<crate::admin::access::Role>,
+}
+
+impl AdminToken {
+    /// Where this token comes from.
+    pub fn token_source(&self) -> SecretSource {
+        SecretSource {
+            file: self.token_file.clone(),
+            env: self.token_env.clone(),
+        }
+    }
+}
+
+fn default_session_ttl_secs() -> u64 {
+    8 * 3600
+}
+fn default_login_failures_per_minute() -> u32 {
+    5
 }
 
 impl AdminSettings {
@@ -127,6 +180,11 @@ impl Default for AdminSettings {
             listen: default_admin_listen(),
             token_file: None,
             token_env: None,
+            tokens: Vec::new(),
+            metrics_token_file: None,
+            metrics_token_env: None,
+            session_ttl_secs: default_session_ttl_secs(),
+            login_failures_per_minute: default_login_failures_per_minute(),
         }
     }
 }
@@ -738,6 +796,9 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     }
     if let Err(message) = settings.admin.token_source().read() {
         problem("admin.token_file", message);
+    }
+    for (key, message) in crate::admin::access::check_settings(&settings.admin) {
+        problem(&key, message);
     }
     let backoff = &settings.forward.delivery.backoff;
     if backoff.initial_ms == 0 {

@@ -14,8 +14,9 @@ use gateway_store::{MessageFilter, MessageState, OutboxEvent};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::AdminState;
+use super::access::{Role, require};
 use super::problem::Problem;
-use super::{AdminState, authorize};
 
 /// `POST /api/v1/cases/{case_id}/decision`: 202 only after the decision is committed.
 pub async fn post_decision(
@@ -36,7 +37,7 @@ async fn decision(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Problem> {
-    authorize(state, headers)?;
+    require(state, headers, Role::Operator).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -161,7 +162,7 @@ fn strip_position(message: &str) -> String {
 
 /// `GET /api/v1/adapters`: the started adapters' endpoints.
 pub async fn adapters(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(problem) = authorize(&state, &headers) {
+    if let Err(problem) = require(&state, &headers, Role::Viewer).await {
         return problem.into_response();
     }
     axum::Json(json!({ "endpoints": *state.endpoints })).into_response()
@@ -184,7 +185,7 @@ pub async fn list_messages(
     query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let result = async {
-        authorize(&state, &headers)?;
+        require(&state, &headers, Role::Viewer).await?;
         let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
         let state_filter = match query.state.as_deref() {
             None => None,
@@ -219,7 +220,7 @@ pub async fn get_message(
     Path(id): Path<String>,
 ) -> Response {
     let result = async {
-        authorize(&state, &headers)?;
+        require(&state, &headers, Role::Viewer).await?;
         let id: i64 = id
             .parse()
             .map_err(|_| Problem::bad_request(format!("message id `{id}` is not a number")))?;
@@ -254,7 +255,7 @@ pub async fn get_case(
     Path(case_id): Path<String>,
 ) -> Response {
     let result = async {
-        authorize(&state, &headers)?;
+        require(&state, &headers, Role::Viewer).await?;
         let record = state
             .store
             .get_case(&case_id)

@@ -2,19 +2,23 @@
 //! decision intake and the read-only admin API.
 //!
 //! `/healthz`, `/readyz` and `/metrics` answer without a token (the listen
-//! address limits who reaches them); everything under `/api/v1/` needs the
-//! configured bearer token. With no token configured the API answers 401 to
-//! everyone rather than being open. Every error is an RFC 9457 problem.
+//! address limits who reaches them; `/metrics` takes an optional token);
+//! everything under `/api/v1/` needs a token with the right role, as a bearer
+//! token or through the browser session `/login` starts (see [`access`]).
+//! With no token configured the API answers 401 to everyone rather than
+//! being open. Every error is an RFC 9457 problem.
 
+pub mod access;
 mod api;
+pub mod audit;
 mod health;
 pub mod problem;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use gateway_pipeline::DecisionIntake;
 use gateway_store::Store;
@@ -24,8 +28,6 @@ use tokio_util::sync::CancellationToken;
 pub use health::{Readiness, SinkProbe};
 use problem::Problem;
 
-use crate::settings::Secret;
-
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AdminState {
@@ -33,8 +35,8 @@ pub struct AdminState {
     pub store: Store,
     /// Records decisions and wakes the write-back worker.
     pub decisions: DecisionIntake,
-    /// The bearer token for `/api/v1/*`; `None` disables the API.
-    pub token: Option<Secret>,
+    /// The configured tokens with their roles, and the browser sessions.
+    pub access: Arc<access::Access>,
     /// Readiness checks.
     pub readiness: Arc<Readiness>,
     /// The Prometheus recorder's handle.
@@ -95,13 +97,25 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route(
+            "/metrics",
+            get(health::metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                access::metrics_guard,
+            )),
+        )
         .route("/api/v1/cases/{case_id}/decision", post(api::post_decision))
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
         .route("/api/v1/messages/{id}", get(api::get_message))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
         .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::csrf_guard,
+        ))
         .with_state(state)
 }
 
@@ -112,9 +126,12 @@ pub async fn serve(
     state: AdminState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
 
 /// Binds the admin listener (a clear error names the address).
@@ -123,50 +140,4 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for the admin server on {addr}"))
-}
-
-/// Checks the `Authorization: Bearer …` header against the configured token.
-pub(crate) fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Problem> {
-    let Some(expected) = &state.token else {
-        return Err(Problem::unauthorized(
-            "the admin API is disabled: no admin token is configured",
-        ));
-    };
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Err(Problem::unauthorized("missing bearer token"));
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| Problem::unauthorized("the Authorization header is not a bearer token"))?;
-    if constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
-        Ok(())
-    } else {
-        Err(Problem::unauthorized("invalid bearer token"))
-    }
-}
-
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 }
