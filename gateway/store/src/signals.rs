@@ -1,0 +1,69 @@
+//! Health signals for the daemon's alert rules: how many inbound messages
+//! failed recently, and whether deliveries to the sink keep failing.
+//!
+//! Read from the store rather than from in-process counters so they survive a
+//! restart and agree with what `messages list` shows. Both queries use
+//! existing indexes (`messages_received`, the attempts' primary key) and read
+//! counts only — no payloads.
+
+use rusqlite::params;
+
+use crate::error::{Result, StoreError};
+use crate::read::Reader;
+use crate::store::Store;
+
+/// Inbound messages received since some instant, by verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IntakeCounts {
+    /// Every stored message (accepted, kept, duplicate, rejected, error).
+    pub total: u64,
+    /// Those stored as rejected or error.
+    pub failed: u64,
+}
+
+impl Reader {
+    /// Counts messages received at or after `since_ms` (Unix milliseconds).
+    pub fn intake_counts_since(&self, since_ms: i64) -> Result<IntakeCounts> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(state IN ('rejected', 'error')), 0)
+                 FROM messages WHERE received_at_ms >= ?1",
+                params![since_ms],
+                |r| {
+                    Ok(IntakeCounts {
+                        total: r.get::<_, i64>(0)?.max(0) as u64,
+                        failed: r.get::<_, i64>(1)?.max(0) as u64,
+                    })
+                },
+            )
+            .map_err(StoreError::sql("counting recent messages"))
+    }
+
+    /// How many of the latest delivery attempts, counted back from the newest,
+    /// failed transiently (`retry`); 0 when the newest one was delivered or
+    /// dead-lettered (the sink answered) or there was none.
+    pub fn consecutive_failed_deliveries(&self) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM delivery_attempts
+                 WHERE id > COALESCE(
+                     (SELECT MAX(id) FROM delivery_attempts WHERE result <> 'retry'), 0)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(StoreError::sql("counting failed deliveries"))
+    }
+}
+
+impl Store {
+    /// See [`Reader::intake_counts_since`].
+    pub async fn intake_counts_since(&self, since_ms: i64) -> Result<IntakeCounts> {
+        self.read(move |r| r.intake_counts_since(since_ms)).await
+    }
+
+    /// See [`Reader::consecutive_failed_deliveries`].
+    pub async fn consecutive_failed_deliveries(&self) -> Result<u64> {
+        self.read(|r| r.consecutive_failed_deliveries()).await
+    }
+}
