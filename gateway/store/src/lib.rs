@@ -59,9 +59,9 @@ use patient_hashing::patient_hash;
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use model::*;
-pub use signals::IntakeCounts;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
+pub use signals::IntakeCounts;
 pub use store::{CommitStats, Store, StoreOptions};
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
