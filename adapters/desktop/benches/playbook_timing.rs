@@ -24,7 +24,7 @@ fn main() {
     let Some(display) = support::start_display() else {
         return;
     };
-    let (ok, output) = support::rerun_in_display(display.display(), &[]);
+    let (ok, output) = support::rerun_in_display(&display, &[]);
     print!("{output}");
     assert!(ok, "benchmark failed");
 }

@@ -41,9 +41,15 @@ pub struct DesktopConfig {
     /// Run the read playbook every this many seconds (0 or absent: only on trigger).
     #[serde(default)]
     pub read_interval_secs: Option<u64>,
-    /// Where screenshots of aborted runs go when the daemon provides no store sink.
+    /// Where screenshots of aborted runs go when no evidence sink is given
+    /// (library use; the daemon keeps them in its store and ignores this).
     #[serde(default)]
     pub evidence_dir: Option<PathBuf>,
+    /// Hard bound on any single desktop call, connecting included (default
+    /// 5000 ms; typing gets 25 ms more per character). A hung or vanished
+    /// display server aborts the run after this instead of blocking it.
+    #[serde(default)]
+    pub call_timeout_ms: Option<u64>,
 }
 
 fn default_profile() -> String {
@@ -60,7 +66,17 @@ impl DesktopConfig {
             write_playbook,
             read_interval_secs: None,
             evidence_dir: None,
+            call_timeout_ms: None,
         }
+    }
+
+    /// The call bounds this section asks for.
+    pub fn bounds(&self) -> crate::bounded::Bounds {
+        let mut bounds = crate::bounded::Bounds::default();
+        if let Some(ms) = self.call_timeout_ms.filter(|ms| *ms > 0) {
+            bounds.call = Duration::from_millis(ms);
+        }
+        bounds
     }
 }
 
@@ -134,6 +150,41 @@ impl EvidenceSink for DirectorySink {
         std::fs::write(base.with_extension("json"), meta.to_string()).map_err(|e| e.to_string())?;
         Ok(base.with_extension("json").display().to_string())
     }
+}
+
+/// An aborted run and where its evidence went (when a sink kept it).
+#[derive(Debug)]
+pub struct Failed {
+    /// The abort.
+    pub abort: Box<Abort>,
+    /// What the evidence sink answered (`evidence:17`, a file path).
+    pub evidence: Option<String>,
+}
+
+/// What [`DesktopBridge::try_run_blocking`] did.
+#[derive(Debug)]
+pub enum RunNow {
+    /// Another run holds the desktop; nothing was done.
+    Busy,
+    /// The run finished.
+    Done(RunReport),
+    /// The run aborted.
+    Aborted(Failed),
+}
+
+/// What [`DesktopBridge::read_now`] did.
+#[derive(Debug)]
+pub enum ReadNow {
+    /// No read playbook is configured.
+    NotConfigured,
+    /// Another playbook holds the desktop; nothing was done.
+    Busy,
+    /// The screen was read and submitted; the pipeline's verdict.
+    Done(IntakeOutcome),
+    /// The read playbook aborted (evidence kept when possible).
+    Aborted(Failed),
+    /// The run could not be started or the pipeline failed.
+    Failed(GatewayError),
 }
 
 /// Makes a driver (called lazily, and again after a driver failure).
@@ -223,16 +274,25 @@ impl DesktopBridge {
         })
     }
 
-    /// A bridge on the X11 driver for `config.display` (or `$DISPLAY`).
+    /// A bridge on the X11 driver for `config.display` (or `$DISPLAY`), every
+    /// call bounded by [`DesktopConfig::bounds`] ([`crate::bounded`]).
     #[cfg(unix)]
     pub fn x11(
         config: DesktopConfig,
         evidence: Option<Arc<dyn EvidenceSink>>,
     ) -> Result<DesktopBridge, BridgeError> {
         let display = config.display.clone();
+        let bounds = config.bounds();
         let factory: DriverFactory = Box::new(move || {
-            crate::x11::X11Driver::connect(display.as_deref())
-                .map(|d| Box::new(d) as Box<dyn Driver>)
+            let display = display.clone();
+            crate::bounded::BoundedDriver::spawn(
+                move || {
+                    crate::x11::X11Driver::connect(display.as_deref())
+                        .map(|d| Box::new(d) as Box<dyn Driver>)
+                },
+                bounds,
+            )
+            .map(|d| Box::new(d) as Box<dyn Driver>)
         });
         DesktopBridge::new(config, factory, evidence)
     }
@@ -252,31 +312,61 @@ impl DesktopBridge {
         self.inner.write.as_deref()
     }
 
-    /// Runs `playbook` now on this thread (blocking), on the kept-alive driver.
+    /// Runs `playbook` now on this thread (blocking), on the kept-alive driver;
+    /// waits while another run of this bridge holds the desktop.
     pub fn run_blocking(
         &self,
         playbook: &Playbook,
         case: Option<&Case>,
     ) -> Result<RunReport, Box<Abort>> {
+        let slot = self.inner.driver.lock().unwrap_or_else(|p| p.into_inner());
+        self.run_in_slot(slot, playbook, case)
+            .map_err(|failed| failed.abort)
+    }
+
+    /// Like [`DesktopBridge::run_blocking`], but answers [`RunNow::Busy`]
+    /// at once when another run of this bridge holds the desktop (one playbook
+    /// at a time: input is global).
+    pub fn try_run_blocking(&self, playbook: &Playbook, case: Option<&Case>) -> RunNow {
+        let slot = match self.inner.driver.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return RunNow::Busy,
+        };
+        match self.run_in_slot(slot, playbook, case) {
+            Ok(report) => RunNow::Done(report),
+            Err(failed) => RunNow::Aborted(failed),
+        }
+    }
+
+    fn run_in_slot(
+        &self,
+        mut slot: std::sync::MutexGuard<'_, Option<Box<dyn Driver>>>,
+        playbook: &Playbook,
+        case: Option<&Case>,
+    ) -> Result<RunReport, Failed> {
         let inner = &self.inner;
-        let mut slot = inner.driver.lock().unwrap_or_else(|p| p.into_inner());
         let driver = match slot.as_mut() {
             Some(d) => d,
             None => match (inner.factory)() {
                 Ok(d) => slot.insert(d),
                 Err(e) => {
-                    return Err(Box::new(Abort {
-                        playbook: playbook.name.clone(),
-                        step: None,
-                        reason: AbortReason::Driver(e),
-                        screenshot: None,
-                        completed: Vec::new(),
-                        inputs_sent: 0,
-                    }));
+                    return Err(Failed {
+                        abort: Box::new(Abort {
+                            playbook: playbook.name.clone(),
+                            step: None,
+                            reason: AbortReason::Driver(e),
+                            screenshot: None,
+                            completed: Vec::new(),
+                            inputs_sent: 0,
+                        }),
+                        evidence: None,
+                    });
                 }
             },
         };
         let result = run_playbook(playbook, driver.as_mut(), case, &inner.options);
+        let mut kept = None;
         if let Err(abort) = &result {
             // Every aborted run leaves a screen for a person to look at.
             metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "desktop_abort")
@@ -288,7 +378,8 @@ impl DesktopBridge {
                 let evidence = AbortEvidence::from_abort(abort, case.map(|c| c.case_id.as_str()));
                 match sink.keep(&evidence) {
                     Ok(place) => {
-                        tracing::warn!(reason = evidence.reason, evidence = %place, "kept evidence of an aborted run")
+                        tracing::warn!(reason = evidence.reason, evidence = %place, "kept evidence of an aborted run");
+                        kept = Some(place);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not keep evidence of an aborted run")
@@ -296,10 +387,14 @@ impl DesktopBridge {
                 }
             }
         }
-        result
+        result.map_err(|abort| Failed {
+            abort,
+            evidence: kept,
+        })
     }
 
-    /// Runs the read playbook once and submits the screen to the pipeline.
+    /// Runs the read playbook once and submits the screen to the pipeline
+    /// (waits while another run holds the desktop).
     pub async fn read_once(
         &self,
         pipeline: &dyn IntakePipeline,
@@ -312,6 +407,43 @@ impl DesktopBridge {
             .await
             .map_err(|e| GatewayError::internal(false, format!("read run panicked: {e}")))?
             .map_err(|abort| abort_to_error(&abort))?;
+        self.submit_read(&report, pipeline).await
+    }
+
+    /// The operator's "read now": runs the read playbook at once unless another
+    /// playbook holds the desktop, in which case it answers
+    /// [`ReadNow::Busy`] without queueing (the caller asks again; a queued
+    /// trigger would fire at a moment nobody chose).
+    pub async fn read_now(&self, pipeline: &dyn IntakePipeline) -> ReadNow {
+        let Some(pb) = self.inner.read.clone() else {
+            return ReadNow::NotConfigured;
+        };
+        let this = self.clone();
+        let run = match tokio::task::spawn_blocking(move || this.try_run_blocking(&pb, None)).await
+        {
+            Ok(run) => run,
+            Err(e) => {
+                return ReadNow::Failed(GatewayError::internal(
+                    false,
+                    format!("read run panicked: {e}"),
+                ));
+            }
+        };
+        match run {
+            RunNow::Busy => ReadNow::Busy,
+            RunNow::Aborted(failed) => ReadNow::Aborted(failed),
+            RunNow::Done(report) => match self.submit_read(&report, pipeline).await {
+                Ok(outcome) => ReadNow::Done(outcome),
+                Err(e) => ReadNow::Failed(e),
+            },
+        }
+    }
+
+    async fn submit_read(
+        &self,
+        report: &RunReport,
+        pipeline: &dyn IntakePipeline,
+    ) -> Result<IntakeOutcome, GatewayError> {
         let Some(pb) = self.inner.read.as_deref() else {
             return Err(GatewayError::internal(false, "no read playbook configured"));
         };

@@ -62,15 +62,43 @@ impl std::fmt::Debug for Screenshot {
     }
 }
 
-/// A failure inside a driver (connection lost, request refused).
+/// A failure inside a driver (connection lost, request refused, no answer in time).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("desktop driver: {0}")]
-pub struct DriverError(pub String);
+#[error("desktop driver: {message}")]
+pub struct DriverError {
+    message: String,
+    timed_out: bool,
+}
 
 impl DriverError {
     /// A driver error with a message (no PHI).
     pub fn new(message: impl Into<String>) -> Self {
-        DriverError(message.into())
+        DriverError {
+            message: message.into(),
+            timed_out: false,
+        }
+    }
+
+    /// The desktop did not answer `call` within `bound` (a hung or vanished
+    /// display server).
+    pub fn timeout(call: &str, bound: std::time::Duration) -> Self {
+        DriverError {
+            message: format!(
+                "`{call}` got no answer from the desktop within {:.1} s: the display server is hung or gone",
+                bound.as_secs_f64()
+            ),
+            timed_out: true,
+        }
+    }
+
+    /// True when the desktop did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.timed_out
+    }
+
+    /// The message (no PHI).
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 

@@ -167,6 +167,7 @@ impl AbortReason {
             AbortReason::Failed(_) => "failed",
             AbortReason::TooManySteps(_) => "too_many_steps",
             AbortReason::Usage(_) => "usage",
+            AbortReason::Driver(e) if e.is_timeout() => "driver_timeout",
             AbortReason::Driver(_) => "driver",
         }
     }

@@ -16,8 +16,11 @@
 //! * [`bridge`]: what the daemon embeds — configuration, scheduled reads into an
 //!   [`gateway_core::adapter::IntakePipeline`] and [`gateway_core::adapter::WriteBack`]
 //!   of decisions.
+//! * [`bounded`]: hard time bounds on every desktop call (a hung or vanished
+//!   display server aborts the run instead of blocking it forever).
 //! * [`dry_run`]: the redacted listing behind `desktop run --dry-run`.
 
+pub mod bounded;
 pub mod bridge;
 pub mod capture;
 pub mod driver;
@@ -33,6 +36,7 @@ pub mod x11;
 #[cfg(unix)]
 pub mod xvfb;
 
+pub use bounded::{BoundedDriver, Bounds};
 pub use capture::{ADAPTER, DesktopPathSyntax};
 pub use driver::{Driver, DriverError, Screenshot, WindowId, WindowInfo};
 pub use engine::{Abort, AbortReason, RunOptions, RunReport, run_playbook};

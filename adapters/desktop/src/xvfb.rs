@@ -84,6 +84,12 @@ impl VirtualDisplay {
     pub fn display(&self) -> &str {
         &self.display
     }
+
+    /// The server's process id (tests stop it with SIGSTOP to simulate a hung
+    /// display server).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for VirtualDisplay {

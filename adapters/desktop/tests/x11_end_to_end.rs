@@ -46,7 +46,7 @@ fn desktop_end_to_end() {
         return;
     };
     let (ok, output) = support::rerun_in_display(
-        display.display(),
+        &display,
         &[
             "desktop_end_to_end",
             "--exact",
@@ -72,6 +72,9 @@ fn scenarios() {
     modal_popup_aborts_without_typing(&mut driver, &options);
     verification_mismatch_aborts_with_screenshot(&mut driver, &options);
     with_window_manager(&mut driver, &options);
+    drop(driver);
+    // Last: it stops the X server (SIGSTOP) and leaves stuck connections behind.
+    hung_x_server_aborts_within_the_bound(&options);
     println!("ALL DESKTOP SCENARIOS PASSED");
 }
 
@@ -311,6 +314,75 @@ fn with_window_manager(driver: &mut X11Driver, options: &RunOptions) {
     let _ = wm.kill();
     let _ = wm.wait();
     println!("EWMH scenarios passed");
+}
+
+/// A hung X server (SIGSTOP) mid-run: the bounded driver aborts the run with a
+/// driver timeout shortly after the bound, not after the 30 s step timeout.
+fn hung_x_server_aborts_within_the_bound(options: &RunOptions) {
+    let pid = std::env::var(support::XVFB_PID_ENV).expect("the parent passes the Xvfb pid");
+    let _app = LegacyApp::start(AppOptions::default());
+    let bounds = gateway_desktop::Bounds {
+        call: Duration::from_millis(1000),
+        ..gateway_desktop::Bounds::default()
+    };
+    let mut driver = gateway_desktop::BoundedDriver::spawn(
+        || X11Driver::connect(None).map(|d| Box::new(d) as Box<dyn gateway_desktop::Driver>),
+        bounds,
+    )
+    .expect("bounded X11 driver connects");
+    // Polls the window list until a window that never appears does: the X
+    // server is queried all along.
+    let pb = Playbook::parse(
+        Path::new("hang.toml"),
+        r#"
+name = "hang"
+kind = "read"
+timeout_ms = 60000
+[[step]]
+id = "wait-never"
+action = "wait_window"
+title = "Never Appears*"
+timeout_ms = 30000
+[[step]]
+action = "copy"
+capture = "order.number"
+"#,
+    )
+    .expect("test playbook parses");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let stop_pid = pid.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let ok = std::process::Command::new("kill")
+            .args(["-STOP", &stop_pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        (ok, std::time::Instant::now())
+    });
+    let abort = run_playbook(&pb, &mut driver, None, options).expect_err("must abort");
+    let ended = std::time::Instant::now();
+    let (stopped, stopped_at) = stopper.join().expect("stopper");
+    // Resume the server whatever happened, before asserting.
+    signal("-CONT");
+    assert!(stopped, "SIGSTOP the Xvfb");
+    assert_eq!(abort.reason.code(), "driver_timeout", "{abort}");
+    assert!(abort.to_string().contains("hung or gone"), "{abort}");
+    let late = ended.saturating_duration_since(stopped_at);
+    println!(
+        "hung X server: run aborted {late:?} after SIGSTOP (bound {:?})",
+        bounds.call
+    );
+    assert!(
+        late < bounds.call * 3,
+        "aborted {late:?} after the X server hung; bound {:?}",
+        bounds.call
+    );
 }
 
 /// Saves an unexpected abort's screenshot to the temp dir for debugging.

@@ -59,13 +59,17 @@ pub fn start_display() -> Option<VirtualDisplay> {
     }
 }
 
-/// Re-runs `args` of the current executable with `DISPLAY=display` and the
-/// child marker; returns its combined output and success.
-pub fn rerun_in_display(display: &str, args: &[&str]) -> (bool, String) {
+/// Set in the child process: the Xvfb server's pid (to SIGSTOP it).
+pub const XVFB_PID_ENV: &str = "GATEWAY_DESKTOP_E2E_XVFB_PID";
+
+/// Re-runs `args` of the current executable with `DISPLAY` set to `display`'s
+/// and the child marker; returns its combined output and success.
+pub fn rerun_in_display(display: &VirtualDisplay, args: &[&str]) -> (bool, String) {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)
         .args(args)
-        .env("DISPLAY", display)
+        .env("DISPLAY", display.display())
+        .env(XVFB_PID_ENV, display.pid().to_string())
         .env(CHILD_ENV, "1")
         .output()
         .expect("re-run the test binary");
