@@ -37,6 +37,7 @@
 //! 1, 16 and 64 concurrent writers, printing ratios against the sequential
 //! baseline measured in the same run (`--help` for options).
 
+pub mod admin_queries;
 pub mod backup;
 mod control_numbers;
 mod error;
