@@ -23,9 +23,34 @@ pub struct X12Config {
     /// The CAQH CORE real-time SOAP server, when enabled.
     #[serde(default)]
     pub soap_server: Option<SoapServerConfig>,
-    /// Payer/clearinghouse endpoints we send 278 requests to.
+    /// CORE SOAP partners (payers, clearinghouses, requesters' endpoints).
     #[serde(default)]
     pub partners: Vec<PartnerConfig>,
+    /// Decisions sent back as 278 responses, when enabled.
+    #[serde(default)]
+    pub writeback: Option<WriteBackConfig>,
+}
+
+/// Where a decision on a case this adapter received goes: a 278 response for
+/// the requester, written to an outbound folder and/or sent to a CORE partner.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBackConfig {
+    /// Folder the 278 responses are written to (the requester's pickup folder),
+    /// each atomically (temporary name, fsync, rename).
+    #[serde(default)]
+    pub outbound: Option<PathBuf>,
+    /// Name of the `partners` entry the 278 responses are sent to over CORE SOAP
+    /// (PayloadType `X12_278_Response_005010X217E1_2`).
+    #[serde(default)]
+    pub partner: Option<String>,
+    /// The response template (default `<mappings_dir>/<profile>/outbound/response.toml`).
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// ISA07 of the responses when no partner names one (the requester's ISA06
+    /// from the request becomes ISA08).
+    #[serde(default = "default_qualifier")]
+    pub receiver_qualifier: String,
 }
 
 fn default_profile() -> String {

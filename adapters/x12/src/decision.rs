@@ -73,7 +73,8 @@ pub struct ServiceFacts {
     pub authorization_number: Option<String>,
     /// Line HCR03 or AAA03.
     pub reason_codes: Vec<String>,
-    /// Approved quantity (HSD02, else the SV1/SV2 quantity) for modified lines.
+    /// Certified quantity (HSD02) for modified lines; the SV1/SV2 quantity only
+    /// echoes what was requested.
     pub quantity: Option<String>,
     /// Line certification start (DTP*007, else DTP*472).
     pub effective_start: Option<String>,
@@ -178,9 +179,8 @@ fn level(t: &Tokens<'_>, tx: &Transaction278, l: usize) -> Level {
             "TRN" => out.trn.push(t.text(seg.span).into_owned()),
             "REF" if t.element(seg, 1) == "NT" => out.ref_nt = non_empty(t.element(seg, 2)),
             "MSG" => out.msg.extend(non_empty(t.element(seg, 1))),
+            // HSD02 is the certified quantity; SV1/SV2 only echo the requested one.
             "HSD" => out.quantity = out.quantity.take().or(non_empty(t.element(seg, 2))),
-            "SV1" => out.quantity = out.quantity.take().or(non_empty(t.element(seg, 4))),
-            "SV2" => out.quantity = out.quantity.take().or(non_empty(t.element(seg, 5))),
             _ => {}
         }
     }

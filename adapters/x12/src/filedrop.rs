@@ -28,8 +28,8 @@ use gateway_core::adapter::IntakePipeline;
 
 use crate::ack::AckIdentity;
 use crate::config::FileDropConfig;
-use crate::intake::receive;
 use crate::control::ControlNumberAllocator;
+use crate::intake::receive;
 use crate::write::Stamp;
 
 /// Why the file drop could not run.

@@ -12,8 +12,9 @@ use gateway_core::adapter::{InboundMessage, IntakeOutcome, IntakePipeline};
 use gateway_core::{Diagnostic, GatewayError};
 
 use crate::ack::{AckIdentity, Acknowledgment, acknowledge, acknowledge_parsed};
+use crate::control::{ControlNumberAllocator, Need, reserve};
 use crate::tree::{diagnostics, document, parse_interchange};
-use crate::write::{ControlNumbers, Stamp};
+use crate::write::Stamp;
 
 /// What happened to one received interchange.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ pub async fn receive(
     received_at: &str,
     peer: Option<String>,
     me: &AckIdentity,
-    numbers: &dyn ControlNumbers,
+    numbers: &dyn ControlNumberAllocator,
     stamp: &Stamp,
 ) -> Result<IntakeResult, GatewayError> {
     let message = |parsed: Result<gateway_core::SourceDocument, Vec<Diagnostic>>| InboundMessage {
@@ -81,12 +82,14 @@ pub async fn receive(
                 };
                 outcomes.push(pipeline.submit(message(parsed_doc)).await?);
             }
-            let ack = acknowledge_parsed(&parsed, me, numbers, stamp)?;
+            let reserved = reserve(numbers, Need::acknowledgment(Some(&parsed))).await?;
+            let ack = acknowledge_parsed(&parsed, me, &reserved, stamp)?;
             Ok(IntakeResult { outcomes, ack })
         }
         Err(findings) => {
             outcomes.push(pipeline.submit(message(Err(diagnostics(findings)))).await?);
-            let ack = acknowledge(raw, me, numbers, stamp)?;
+            let reserved = reserve(numbers, Need::acknowledgment(None)).await?;
+            let ack = acknowledge(raw, me, &reserved, stamp)?;
             Ok(IntakeResult { outcomes, ack })
         }
     }

@@ -15,10 +15,14 @@
 //! * [`codes`]: findings with their TA1/999 error codes.
 //! * [`ack`]: 999/TA1 generation (from findings) and parsing.
 //! * [`write`], [`outbound`]: the X12 writer (envelopes always counted right,
-//!   control numbers from a [`write::ControlNumbers`] allocator) and the Case →
-//!   278 request template evaluator.
+//!   control numbers from a [`write::ControlNumbers`] source) and the Case →
+//!   278 request/response template evaluator.
+//! * [`control`]: durable control numbers — the [`control::ControlNumberAllocator`]
+//!   the daemon implements over the store, reserved per interchange.
 //! * [`intake`], [`filedrop`], [`soap`]: transports — a polled file drop and
 //!   CAQH CORE real-time SOAP (client and server) over HTTPS.
+//! * [`writeback`]: decisions go back to the requester as 278 responses (an
+//!   outbound folder and/or a CORE partner), through the daemon's write-back worker.
 //! * [`config`]: the daemon's `[x12]` section.
 //!
 //! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
@@ -27,6 +31,7 @@
 pub mod ack;
 pub mod codes;
 pub mod config;
+pub mod control;
 pub mod decision;
 pub mod envelope;
 #[cfg(feature = "transports")]
@@ -41,6 +46,8 @@ pub mod soap;
 pub mod token;
 pub mod tree;
 pub mod write;
+#[cfg(feature = "transports")]
+pub mod writeback;
 
 pub use path::X12PathSyntax;
 pub use tree::{Parsed, parse, parse_documents, parse_interchange};

@@ -1,7 +1,10 @@
-//! Case → 278 request, driven by an outbound template that lives in the profile.
+//! Case → 278 request or 278 response, driven by outbound templates that live in
+//! the profile.
 //!
 //! The inverse mapping is data, like the inbound one: `mappings/x12-278/outbound/request.toml`
-//! lists the segments of each HL loop with `{…}` expressions into the Case JSON.
+//! (BHT02 = 13, from a requested case) and `outbound/response.toml` (BHT02 = 11,
+//! from a case and its decision) list the segments of each HL loop with `{…}`
+//! expressions into the Case JSON.
 //! This module evaluates it, numbers the HL hierarchy (HL01/HL02/HL04), and
 //! hands the body to [`crate::write::write_interchange`] so SE01, GE01, IEA01 and
 //! the control numbers are always right.
@@ -30,7 +33,14 @@
 //!   `{expr}`. If any expression in an element is empty, the element is empty.
 //! * A segment whose expression elements are all empty is skipped, as is one
 //!   whose `when` path is empty or whose `when_not` path has a value.
-//! * Paths: dotted keys and 0-based indices (`coverages.0.payer.id`), array
+//! * `when`/`when_not` (of a segment, a block or a loop) take a path — true when
+//!   it has a value — or a comparison `path=value` / `path!=value` (`value` may
+//!   list alternatives: `decision.status=approved,modified`).
+//! * Pre-computed nodes: when the case has a decision, every service line
+//!   carries `line_decision` — its entry of `decision.service_decisions`, else
+//!   the case-level status, authorization number and reason codes — so a 2000F
+//!   loop can write its HCR without joining lists in the template.
+//! * Paths: `.` is the current item (a string inside `foreach` over strings); dotted keys and 0-based indices (`coverages.0.payer.id`), array
 //!   filters `providers[role=ordering]` / `[role!=requester]` (first match; all
 //!   matches in `foreach`), `$.` for the case root inside a `foreach`, `$now.date`
 //!   (CCYYMMDD) and `$now.time` (HHMM); `a||b` takes the first non-empty.
@@ -76,9 +86,9 @@ impl From<GatewayError> for TemplateError {
     }
 }
 
-/// A loaded outbound template.
+/// A loaded outbound template (a 278 request or response).
 #[derive(Debug, Clone)]
-pub struct RequestTemplate {
+pub struct Template {
     name: String,
     tables: BTreeMap<String, BTreeMap<String, String>>,
     header: Vec<Entry>,
@@ -89,6 +99,7 @@ pub struct RequestTemplate {
 struct LoopTemplate {
     level: String,
     when: Option<String>,
+    when_not: Option<String>,
     foreach: Option<String>,
     segments: Vec<Entry>,
 }
@@ -236,7 +247,13 @@ fn parse_entry(file: &str, v: &toml::Value) -> Result<Entry, TemplateError> {
     }
 }
 
-impl RequestTemplate {
+/// The Case → 278 request template (`outbound/request.toml`).
+pub type RequestTemplate = Template;
+
+/// The Case + decision → 278 response template (`outbound/response.toml`).
+pub type ResponseTemplate = Template;
+
+impl Template {
     /// Loads a template file.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let name = path.display().to_string();
@@ -291,7 +308,7 @@ impl RequestTemplate {
                 .as_table()
                 .ok_or_else(|| invalid(name, "each `[[loops]]` entry is a table"))?;
             for key in t.keys() {
-                if !["level", "when", "foreach", "segments"].contains(&key.as_str()) {
+                if !["level", "when", "when_not", "foreach", "segments"].contains(&key.as_str()) {
                     return Err(invalid(name, format!("unknown key `{key}` in [[loops]]")));
                 }
             }
@@ -310,11 +327,12 @@ impl RequestTemplate {
             loops.push(LoopTemplate {
                 level,
                 when: opt_str(name, t, "when")?,
+                when_not: opt_str(name, t, "when_not")?,
                 foreach: opt_str(name, t, "foreach")?,
                 segments,
             });
         }
-        let template = RequestTemplate {
+        let template = Template {
             name: name.to_owned(),
             tables,
             header,
@@ -372,9 +390,11 @@ impl RequestTemplate {
         Ok(())
     }
 
-    /// The 278 request body (BHT and HL loops) for `case`.
+    /// The 278 body (BHT and HL loops) for `case`.
     pub fn body(&self, case: &Case, stamp: &Stamp) -> Result<Vec<Seg>, TemplateError> {
-        let root = serde_json::to_value(case).map_err(|e| TemplateError::Write(e.to_string()))?;
+        let mut root =
+            serde_json::to_value(case).map_err(|e| TemplateError::Write(e.to_string()))?;
+        precompute(case, &mut root);
         let ctx = Ctx {
             t: self,
             root: &root,
@@ -389,8 +409,8 @@ impl RequestTemplate {
         let mut hls: Vec<(u32, String, usize)> = Vec::new();
         let mut parents: Vec<Option<u32>> = Vec::new();
         for l in &self.loops {
-            if let Some(w) = &l.when
-                && ctx.text(w, &root).is_none()
+            if l.when.as_ref().is_some_and(|w| !ctx.holds(w, &root))
+                || l.when_not.as_ref().is_some_and(|w| ctx.holds(w, &root))
             {
                 continue;
             }
@@ -424,7 +444,7 @@ impl RequestTemplate {
         Ok(body)
     }
 
-    /// A complete 278 request interchange for `case`.
+    /// A complete 278 interchange (one group, one set) for `case`.
     pub fn interchange(
         &self,
         case: &Case,
@@ -468,6 +488,54 @@ fn parent_of(level: &str, hls: &[(u32, String, usize)]) -> Option<u32> {
     best.map(|i| hls[i].0)
 }
 
+/// Splits a `path=values` / `path!=values` condition at its operator outside
+/// `[...]` filters: (path, negated, values); `None` for a bare path.
+fn split_condition(condition: &str) -> Option<(&str, bool, &str)> {
+    let mut depth = 0i32;
+    for (i, b) in condition.bytes().enumerate() {
+        match b {
+            b'[' => depth += 1,
+            b']' => depth -= 1,
+            b'=' if depth == 0 => {
+                let negate = i > 0 && condition.as_bytes()[i - 1] == b'!';
+                let path_end = if negate { i - 1 } else { i };
+                return Some((&condition[..path_end], negate, &condition[i + 1..]));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Adds the pre-computed `line_decision` to every service line (see the
+/// module docs) when the case has a decision.
+fn precompute(case: &Case, root: &mut Value) {
+    let Some(decision) = &case.decision else {
+        return;
+    };
+    let Some(services) = root.get_mut("services").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (service, line) in services.iter_mut().zip(&case.services) {
+        let own = decision
+            .service_decisions
+            .iter()
+            .find(|d| d.line == line.line);
+        let value = match own {
+            Some(d) => serde_json::to_value(d).unwrap_or(Value::Null),
+            None => serde_json::json!({
+                "line": line.line,
+                "status": decision.status,
+                "authorization_number": decision.authorization_number,
+                "reason_codes": decision.reason_codes,
+            }),
+        };
+        if let Value::Object(map) = service {
+            map.insert("line_decision".to_owned(), value);
+        }
+    }
+}
+
 /// Splits `a||b|filter|filter:arg` into the path alternatives and the filters.
 fn split_expr(expr: &str) -> (String, Vec<String>) {
     let masked = expr.replace("||", "\u{1}");
@@ -495,7 +563,7 @@ fn expressions(text: &str) -> Vec<&str> {
 }
 
 struct Ctx<'a> {
-    t: &'a RequestTemplate,
+    t: &'a Template,
     root: &'a Value,
     now_date: String,
     now_time: String,
@@ -517,10 +585,8 @@ impl<'a> Ctx<'a> {
                     None => vec![item],
                 };
                 for it in items {
-                    if when.as_ref().is_some_and(|w| self.text(w, it).is_none())
-                        || when_not
-                            .as_ref()
-                            .is_some_and(|w| self.text(w, it).is_some())
+                    if when.as_ref().is_some_and(|w| !self.holds(w, it))
+                        || when_not.as_ref().is_some_and(|w| self.holds(w, it))
                     {
                         continue;
                     }
@@ -558,7 +624,7 @@ impl<'a> Ctx<'a> {
                     None => vec![item],
                 };
                 for it in items {
-                    if when.as_ref().is_some_and(|w| self.text(w, it).is_none()) {
+                    if when.as_ref().is_some_and(|w| !self.holds(w, it)) {
                         continue;
                     }
                     for e in entries {
@@ -566,6 +632,20 @@ impl<'a> Ctx<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// A `when` condition: `path` has a value, or `path=a,b` / `path!=a,b`.
+    fn holds(&self, condition: &str, item: &Value) -> bool {
+        match split_condition(condition) {
+            Some((path, negate, values)) => {
+                let got = self.text(path.trim(), item);
+                let hit = got
+                    .as_deref()
+                    .is_some_and(|g| values.split(',').any(|v| v.trim() == g));
+                hit != negate
+            }
+            None => self.text(condition, item).is_some(),
         }
     }
 

@@ -4,9 +4,9 @@
 //! Callers build [`Seg`]s and hand whole transaction sets to
 //! [`write_interchange`], which adds ST/SE (SE01 counted), GS/GE (GE01 counted),
 //! ISA/IEA (IEA01 counted, ISA13 = IEA02) with control numbers from a
-//! caller-supplied [`ControlNumbers`] allocator — the daemon backs it with the
-//! store so numbers survive restarts; [`MemoryControlNumbers`] serves tests and
-//! the CLI.
+//! caller-supplied [`ControlNumbers`] source — in the daemon a
+//! [`crate::control::Reserved`] pool allocated durably from the store (see
+//! [`crate::control`]); [`MemoryControlNumbers`] serves tests and the CLI.
 //!
 //! X12 has no escapes: a value containing a delimiter would corrupt the
 //! interchange, so the writer replaces delimiter bytes inside values with a
@@ -41,8 +41,9 @@ impl ControlKind {
     }
 }
 
-/// Allocates control numbers durably. Implementations must never hand out the
-/// same number twice for a kind (the daemon's is backed by the store).
+/// Hands out control numbers one at a time while an interchange is written.
+/// Implementations must never hand out the same number twice for a kind (the
+/// daemon's numbers come from a durable [`crate::control::reserve`]).
 pub trait ControlNumbers: Send + Sync {
     /// The next number for `kind`, starting at 1.
     fn next(&self, kind: ControlKind) -> Result<u64, GatewayError>;
@@ -79,94 +80,8 @@ impl ControlNumbers for MemoryControlNumbers {
             ControlKind::Group => 1,
             ControlKind::Transaction => 2,
         };
-        Ok(self.counters[i].fetch_add(1, Ordering::SeqCst) + 1)
-    }
-}
-
-/// Control numbers persisted in a small file: each allocation is written to a
-/// temporary file, fsynced and renamed over the old one before it is handed
-/// out, so a number is never reused after a crash or restart. One process owns
-/// the file (the daemon); the mutex serializes allocations within it.
-#[derive(Debug)]
-pub struct FileControlNumbers {
-    path: std::path::PathBuf,
-    state: std::sync::Mutex<[u64; 3]>,
-}
-
-impl FileControlNumbers {
-    /// Opens (or creates) the counter file.
-    pub fn open(path: impl Into<std::path::PathBuf>) -> Result<Self, GatewayError> {
-        let path = path.into();
-        let mut state = [0u64; 3];
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                for line in text.lines() {
-                    let Some((key, value)) = line.split_once('=') else {
-                        continue;
-                    };
-                    let i = match key.trim() {
-                        "interchange" => 0,
-                        "group" => 1,
-                        "transaction" => 2,
-                        _ => continue,
-                    };
-                    state[i] = value.trim().parse().map_err(|_| {
-                        GatewayError::internal(
-                            false,
-                            format!("corrupt control number file {}", path.display()),
-                        )
-                    })?;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(GatewayError::internal(
-                    true,
-                    format!("cannot read {}: {e}", path.display()),
-                ));
-            }
-        }
-        Ok(FileControlNumbers {
-            path,
-            state: std::sync::Mutex::new(state),
-        })
-    }
-
-    fn persist(&self, state: &[u64; 3]) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        write!(
-            f,
-            "interchange={}\ngroup={}\ntransaction={}\n",
-            state[0], state[1], state[2]
-        )?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl ControlNumbers for FileControlNumbers {
-    fn next(&self, kind: ControlKind) -> Result<u64, GatewayError> {
-        let i = match kind {
-            ControlKind::Interchange => 0,
-            ControlKind::Group => 1,
-            ControlKind::Transaction => 2,
-        };
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = *state;
-        next[i] += 1;
-        self.persist(&next).map_err(|e| {
-            GatewayError::internal(true, format!("cannot persist control numbers: {e}"))
-        })?;
-        *state = next;
-        Ok(next[i])
+        let n = self.counters[i].fetch_add(1, Ordering::SeqCst);
+        Ok(n % crate::control::MAX_CONTROL_NUMBER + 1)
     }
 }
 
@@ -444,26 +359,6 @@ pub fn write_interchange(
 mod tests {
     use super::*;
     use crate::tree::parse_interchange;
-
-    #[test]
-    fn file_control_numbers_survive_a_restart() {
-        let dir = std::env::temp_dir().join(format!("x12-ctl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("control-numbers");
-        let _ = std::fs::remove_file(&path);
-        let a = FileControlNumbers::open(&path).expect("opens");
-        assert_eq!(a.next(ControlKind::Interchange).expect("n"), 1);
-        assert_eq!(a.next(ControlKind::Interchange).expect("n"), 2);
-        assert_eq!(a.next(ControlKind::Transaction).expect("n"), 1);
-        drop(a);
-        let b = FileControlNumbers::open(&path).expect("reopens");
-        assert_eq!(b.next(ControlKind::Interchange).expect("n"), 3);
-        assert_eq!(b.next(ControlKind::Group).expect("n"), 1);
-        assert_eq!(b.next(ControlKind::Transaction).expect("n"), 2);
-        std::fs::write(&path, "interchange=x\n").expect("corrupt");
-        assert!(FileControlNumbers::open(&path).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 
     #[test]
     fn envelopes_are_counted_and_parse_clean() {

@@ -191,6 +191,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
             pipeline: intake.clone(),
             shutdown: stop_intake.clone(),
             data_dir: data_dir.clone(),
+            store: store.clone(),
         };
         let started = match adapter.start(settings, context).await {
             Ok(started) => started,

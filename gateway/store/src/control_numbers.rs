@@ -38,9 +38,8 @@ impl Store {
                 "cannot allocate {count} control numbers in 1..={max}"
             )));
         }
-        let max = i64::try_from(max).map_err(|_| {
-            StoreError::InvalidState("control number range exceeds i64".to_owned())
-        })?;
+        let max = i64::try_from(max)
+            .map_err(|_| StoreError::InvalidState("control number range exceeds i64".to_owned()))?;
         let scope = scope.to_owned();
         self.inner
             .writer

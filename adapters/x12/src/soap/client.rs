@@ -149,10 +149,21 @@ impl CoreClient {
 
     /// Sends one 278 request interchange and returns the reply.
     pub async fn send(&self, x12: &[u8]) -> Result<Exchange, SoapClientError> {
+        let payload_type = self.partner.request_payload_type.clone();
+        self.send_as(x12, &payload_type).await
+    }
+
+    /// Sends one interchange with an explicit PayloadType (a 278 response
+    /// delivered to a requester's endpoint is `X12_278_Response_005010X217E1_2`).
+    pub async fn send_as(
+        &self,
+        x12: &[u8],
+        payload_type: &str,
+    ) -> Result<Exchange, SoapClientError> {
         let name = &self.partner.name;
         let payload_id = uuid::Uuid::new_v4().to_string();
         let fields = CoreFields {
-            payload_type: self.partner.request_payload_type.clone(),
+            payload_type: payload_type.to_owned(),
             processing_mode: REAL_TIME.into(),
             payload_id: payload_id.clone(),
             timestamp: jiff::Timestamp::now()

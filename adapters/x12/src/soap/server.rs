@@ -1,5 +1,8 @@
 //! The CORE real-time SOAP server: accept a 278, answer with a 278 or a 999.
 //!
+//! Accepted PayloadTypes: a 278 request, and a 278 response pushed to us (a
+//! decision on a request this gateway's side sent; answered with the 999).
+//!
 //! Per request: read the envelope (malformed XML → HTTP 400 + SOAP Sender
 //! fault); check the CORE fields (missing → `<Field>Required`, wrong
 //! ProcessingMode/PayloadType/CORERuleVersion → `ProcessingModeIllegal`,
@@ -30,8 +33,9 @@ use super::envelope::{Body, CoreFields, read, write_fault, write_response};
 use super::tls::{TlsListener, server_config};
 use super::{PAYLOAD_278_REQUEST, PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1, REAL_TIME};
 use crate::ack::AckIdentity;
+use crate::control::ControlNumberAllocator;
 use crate::intake::receive;
-use crate::write::{ControlNumbers, Stamp};
+use crate::write::Stamp;
 
 /// Produces a synchronous 278 response for a received 278 request, if it can.
 pub trait Responder: Send + Sync {
@@ -47,8 +51,8 @@ pub struct SoapServerState {
     pub profile: String,
     /// Our identity (ISA of acknowledgments; CORE SenderID of responses).
     pub identity: AckIdentity,
-    /// Control numbers for acknowledgments.
-    pub numbers: Arc<dyn ControlNumbers>,
+    /// Durable control numbers for acknowledgments.
+    pub numbers: Arc<dyn ControlNumberAllocator>,
     /// CORERuleVersion we accept.
     pub core_rule_version: String,
     /// Optional synchronous 278 responder.
@@ -175,10 +179,10 @@ fn envelope_error(f: &CoreFields, version: &str) -> Option<(String, String)> {
             "only RealTime is supported".into(),
         ));
     }
-    if f.payload_type != PAYLOAD_278_REQUEST {
+    if f.payload_type != PAYLOAD_278_REQUEST && f.payload_type != PAYLOAD_278_RESPONSE {
         return Some((
             "PayloadTypeIllegal".into(),
-            format!("expected {PAYLOAD_278_REQUEST}"),
+            format!("expected {PAYLOAD_278_REQUEST} or {PAYLOAD_278_RESPONSE}"),
         ));
     }
     if f.core_rule_version.trim_start_matches('v') != version.trim_start_matches('v') {
@@ -263,9 +267,11 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
                 result.ack.functional.clone().unwrap_or_default(),
             )
         } else {
+            // A pushed 278 response (a decision for a request we sent) is
+            // answered with the 999; only requests get a synchronous 278.
             let answer = match &state.responder {
-                Some(r) => r.respond(raw).await,
-                None => None,
+                Some(r) if request.payload_type == PAYLOAD_278_REQUEST => r.respond(raw).await,
+                _ => None,
             };
             match answer {
                 Some(bytes) => (PAYLOAD_278_RESPONSE, bytes),

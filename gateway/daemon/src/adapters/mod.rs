@@ -38,6 +38,10 @@ pub struct AdapterContext {
     pub shutdown: CancellationToken,
     /// The daemon's data directory (for adapter state such as poll cursors).
     pub data_dir: PathBuf,
+    /// The store, for adapter state that must be durable and atomic (X12
+    /// control numbers). Adapters' own crates never see it: the wiring here
+    /// implements their traits over it.
+    pub store: gateway_store::Store,
 }
 
 /// One thing an adapter listens on or polls, for logs and the demo.

@@ -1,24 +1,31 @@
 //! X12 wiring: the `[x12]` config section, starting the file drop and the
-//! CAQH CORE real-time SOAP server, and the loopback demo (sample 278s dropped
-//! into the inbound folder, and a 278 request sent over HTTPS with our own
-//! CORE client to our own server).
+//! CAQH CORE real-time SOAP server, the decision write-back (278 responses to
+//! the requester), and the loopback demo (sample 278s dropped into the inbound
+//! folder, and a 278 request sent over HTTPS with our own CORE client to our
+//! own server).
 //!
-//! Control numbers of everything the adapter writes (999, TA1) come from a
-//! file-backed allocator in the data directory (`x12-control-numbers`), so
-//! they are never reused across restarts.
+//! Control numbers of everything the adapter writes (999, TA1, 278 responses)
+//! are allocated from the store ([`StoreControlNumbers`]): each allocation is
+//! committed before the number is used, so none is reused after a crash or
+//! restart. Scopes are per ISA sender id (`x12/<ISA06>/interchange|group|transaction`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway_core::adapter::BoxFuture;
+use gateway_core::GatewayError;
+use gateway_core::adapter::{BoxFuture, WriteBack};
+use gateway_store::Store;
 use gateway_x12::config::{
     FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, X12Config,
 };
+use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER};
 use gateway_x12::filedrop::FileDrop;
+use gateway_x12::outbound::ResponseTemplate;
 use gateway_x12::soap::client::{CoreClient, CoreReply};
 use gateway_x12::soap::server::{SoapServerState, serve};
-use gateway_x12::write::{ControlNumbers, FileControlNumbers};
+use gateway_x12::write::ControlKind;
+use gateway_x12::writeback::X12WriteBack;
 
 use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
 use crate::settings::{Problem, Settings};
@@ -28,6 +35,52 @@ pub type Section = X12Config;
 
 /// The X12 adapter.
 pub struct X12;
+
+/// X12 control numbers allocated durably from the store.
+pub struct StoreControlNumbers {
+    store: Store,
+    sender_id: String,
+}
+
+impl StoreControlNumbers {
+    /// Allocator for interchanges we send as `sender_id` (ISA06).
+    pub fn new(store: Store, sender_id: &str) -> Self {
+        StoreControlNumbers {
+            store,
+            sender_id: sender_id.to_owned(),
+        }
+    }
+
+    fn scope(&self, kind: ControlKind) -> String {
+        format!("x12/{}/{}", self.sender_id, kind.as_str())
+    }
+}
+
+impl ControlNumberAllocator for StoreControlNumbers {
+    fn allocate(
+        &self,
+        kind: ControlKind,
+        count: u32,
+    ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>> {
+        Box::pin(async move {
+            self.store
+                .allocate_control_numbers(&self.scope(kind), count, MAX_CONTROL_NUMBER)
+                .await
+                .map_err(GatewayError::from)
+        })
+    }
+}
+
+/// The response template the write-back uses.
+fn response_template_path(settings: &Settings, section: &X12Config) -> Option<PathBuf> {
+    let writeback = section.writeback.as_ref()?;
+    Some(writeback.template.clone().unwrap_or_else(|| {
+        settings
+            .mappings_dir
+            .join(&section.profile)
+            .join("outbound/response.toml")
+    }))
+}
 
 /// What the demo keeps between configuring and sending traffic.
 struct DemoState {
@@ -106,6 +159,27 @@ impl Adapter for X12 {
                 problem("x12.soap_server.path", "must start with `/`".into());
             }
         }
+        if let Some(writeback) = &section.writeback {
+            if writeback.outbound.is_none() && writeback.partner.is_none() {
+                problem(
+                    "x12.writeback",
+                    "configure `outbound` (a folder) and/or `partner`".into(),
+                );
+            }
+            if let Some(name) = &writeback.partner
+                && !section.partners.iter().any(|p| &p.name == name)
+            {
+                problem(
+                    "x12.writeback.partner",
+                    format!("no [[x12.partners]] entry is named `{name}`"),
+                );
+            }
+            if let Some(path) = response_template_path(settings, section)
+                && let Err(e) = ResponseTemplate::load(&path)
+            {
+                problem("x12.writeback.template", e.to_string());
+            }
+        }
         for (i, partner) in section.partners.iter().enumerate() {
             if !partner.endpoint.starts_with("https://") {
                 problem(
@@ -128,11 +202,37 @@ impl Adapter for X12 {
             let Some(section) = settings.x12.clone() else {
                 return Ok(Started::default());
             };
-            let numbers: Arc<dyn ControlNumbers> = Arc::new(
-                FileControlNumbers::open(context.data_dir.join("x12-control-numbers"))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            );
+            let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(StoreControlNumbers::new(
+                context.store.clone(),
+                &section.identity.id,
+            ));
             let mut started = Started::default();
+            if let Some(writeback) = &section.writeback {
+                let path = response_template_path(settings, &section)
+                    .ok_or_else(|| anyhow::anyhow!("x12 write-back template"))?;
+                let template = ResponseTemplate::load(&path)?;
+                let partner = match &writeback.partner {
+                    Some(name) => {
+                        let config = section
+                            .partners
+                            .iter()
+                            .find(|p| &p.name == name)
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("x12 partner `{name}` is not configured")
+                            })?;
+                        Some(CoreClient::new(config.clone())?)
+                    }
+                    None => None,
+                };
+                let writeback: Arc<dyn WriteBack> = Arc::new(X12WriteBack::new(
+                    writeback,
+                    template,
+                    section.identity.clone(),
+                    partner,
+                    Arc::clone(&numbers),
+                ));
+                started.writebacks.push((writeback, None));
+            }
             if let Some(drop_cfg) = section.file_drop.clone() {
                 let worker = FileDrop::new(
                     drop_cfg.clone(),
@@ -230,6 +330,7 @@ impl Adapter for X12 {
                 max_body_bytes: 4 * 1024 * 1024,
             }),
             partners: Vec::new(),
+            writeback: None,
         });
         Ok(())
     }

@@ -1,0 +1,303 @@
+//! X12 end to end through the real binary: a 278 request dropped into the
+//! inbound folder becomes a case; a decision posted to the admin API becomes a
+//! 278 response written to the outbound folder *and* delivered over loopback
+//! HTTPS (CAQH CORE SOAP) to the requester's endpoint — first unreachable (the
+//! write-back worker retries), then up. Control numbers come from the store:
+//! the response's ISA13 follows the 999's, and one decision leaves exactly one
+//! outbound file despite the retries.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway_core::GatewayError;
+use gateway_core::adapter::{
+    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
+};
+use gateway_store::{Reader, WriteBackState};
+use gateway_x12::ack::AckIdentity;
+use gateway_x12::control::ControlNumberAllocator;
+use gateway_x12::soap::server::{SoapServerState, serve};
+use gateway_x12::write::MemoryControlNumbers;
+use serde_json::{Value, json};
+use support::{Daemon, TOKEN, repo_root, write_config};
+
+/// The requester's CORE endpoint: our real SOAP server over a pipeline that
+/// records what it was sent (a faithful stand-in for a practice-management
+/// system's endpoint).
+#[derive(Default)]
+struct Recorder {
+    received: Mutex<Vec<InboundMessage>>,
+}
+
+impl IntakePipeline for Recorder {
+    fn submit(
+        &self,
+        message: InboundMessage,
+    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
+        Box::pin(async move {
+            let mut received = self.received.lock().expect("lock");
+            received.push(message);
+            Ok(IntakeOutcome::Kept {
+                receipt: CommitReceipt {
+                    message_id: i64::try_from(received.len()).unwrap_or(0),
+                },
+                reason: "recorded".into(),
+                warnings: Vec::new(),
+            })
+        })
+    }
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// ISA13 of an interchange.
+fn isa13(bytes: &[u8]) -> u64 {
+    let parsed = gateway_x12::parse_interchange(bytes).expect("parses");
+    parsed
+        .interchange
+        .header
+        .control_number
+        .parse()
+        .expect("numeric ISA13")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decision_goes_back_as_a_278_response_to_file_and_core_partner_with_retries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbound = dir.path().join("inbound");
+    let outbound = dir.path().join("outbound");
+    std::fs::create_dir_all(&inbound).expect("inbound");
+
+    // The requester's endpoint: a TLS certificate now, the server later.
+    let (cert, key) =
+        gateway_x12::soap::tls::self_signed(&["localhost", "127.0.0.1"]).expect("certificate");
+    let cert_path = dir.path().join("partner-cert.pem");
+    std::fs::write(&cert_path, &cert).expect("cert");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr").port()
+    };
+
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[forward]
+sink = "file"
+[forward.delivery.backoff]
+initial_ms = 200
+max_ms = 400
+[x12]
+profile = "x12-278"
+[x12.identity]
+id = "EHRGATEWAY"
+[x12.file_drop]
+inbound = "{inbound}"
+poll_interval_ms = 100
+settle_ms = 0
+[x12.writeback]
+outbound = "{outbound}"
+partner = "cardio-north-pm"
+[[x12.partners]]
+name = "cardio-north-pm"
+endpoint = "https://localhost:{port}/core/realtime"
+sender_id = "EHRGATEWAY"
+receiver_id = "CARDIONORTH"
+isa_receiver_id = "CARDIONORTH"
+ca_file = "{cert}"
+ca_only = true
+timeout_ms = 5000
+"#,
+            inbound = inbound.display(),
+            outbound = outbound.display(),
+            cert = cert_path.display(),
+        ),
+    );
+    let daemon = Daemon::start(&config);
+    let http = reqwest::Client::new();
+
+    // A 278 request arrives through the file drop.
+    let request =
+        std::fs::read(repo_root().join("sample-messages/x12/x12-278/request-two-lines.x12"))
+            .expect("sample");
+    std::fs::write(inbound.join(".request.x12.part"), &request).expect("write");
+    std::fs::rename(
+        inbound.join(".request.x12.part"),
+        inbound.join("request.x12"),
+    )
+    .expect("rename");
+    let archive = inbound.join("archive");
+    let ack999 = wait_for(
+        "the 999 beside the archived request",
+        Duration::from_secs(20),
+        || {
+            files(&archive, "request")
+                .into_iter()
+                .find(|p| p.to_string_lossy().contains("999"))
+                .and_then(|p| std::fs::read(p).ok())
+        },
+    );
+    let ack_isa13 = isa13(&ack999);
+
+    let messages: Value = http
+        .get(daemon.url("/api/v1/messages"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    let case_id = messages["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find_map(|m| {
+            (m["adapter"] == "x12")
+                .then(|| m["case_id"].as_str())
+                .flatten()
+        })
+        .expect("the request made a case")
+        .to_owned();
+
+    // The central platform decides: line 2 denied.
+    let response = http
+        .post(daemon.url(&format!("/api/v1/cases/{case_id}/decision")))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "status": "partially_approved",
+            "authorization_number": "AUTH-E2E-1",
+            "effective": {"start": "2026-12-01", "end": "2027-02-28"},
+            "service_decisions": [{"line": 2, "status": "denied", "reason_codes": ["0A"]}]
+        }))
+        .send()
+        .await
+        .expect("post decision");
+    assert_eq!(response.status(), 202);
+    let posted: Value = response.json().await.expect("json");
+    let decision_id = posted["decision_id"].as_i64().expect("decision id");
+
+    // The partner is down: the file is written, the SOAP delivery is retried.
+    let written = wait_for("the outbound 278 response", Duration::from_secs(20), || {
+        files(&outbound, "278-response-").into_iter().next()
+    });
+    let store_file = dir.path().join("data/gateway.sqlite");
+    let reader = Reader::open(&store_file).expect("store reader");
+    let (state, error) = wait_for("a failed first attempt", Duration::from_secs(20), || {
+        reader
+            .writeback_state(decision_id)
+            .expect("state")
+            .filter(|(_, e)| e.is_some())
+    });
+    assert_eq!(state, WriteBackState::Pending, "retryable: {error:?}");
+
+    // The partner comes up on the configured port; the retry delivers.
+    let recorder = Arc::new(Recorder::default());
+    let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(MemoryControlNumbers::new());
+    let shutdown = tokio_util_free_shutdown();
+    let server = serve(
+        &format!("127.0.0.1:{port}"),
+        cert.as_bytes(),
+        key.as_bytes(),
+        "/core/realtime",
+        4 * 1024 * 1024,
+        Arc::new(SoapServerState {
+            pipeline: recorder.clone(),
+            profile: "x12-278".into(),
+            identity: AckIdentity {
+                id: "CARDIONORTH".into(),
+                ..AckIdentity::default()
+            },
+            numbers,
+            core_rule_version: "2.2.0".into(),
+            responder: None,
+        }),
+        shutdown.1,
+    )
+    .await
+    .expect("partner server");
+    wait_for("the write-back to finish", Duration::from_secs(30), || {
+        reader
+            .writeback_state(decision_id)
+            .expect("state")
+            .filter(|(s, _)| *s != WriteBackState::Pending)
+    });
+    assert_eq!(
+        reader
+            .writeback_state(decision_id)
+            .expect("state")
+            .map(|s| s.0),
+        Some(WriteBackState::Done)
+    );
+
+    // The partner got one 278 response; the outbound folder holds one file.
+    let received = recorder.received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1, "one delivery");
+    assert_eq!(
+        files(&outbound, "278-response-").len(),
+        1,
+        "no duplicate file"
+    );
+    for bytes in [
+        std::fs::read(&written).expect("file"),
+        received[0].raw.clone(),
+    ] {
+        let text = String::from_utf8(bytes.clone()).expect("ascii");
+        let parsed = gateway_x12::parse_interchange(&bytes).expect("parses");
+        assert!(parsed.is_clean(), "{:?}\n{text}", parsed.findings);
+        assert!(text.contains("BHT*0007*11*REQ-0002*"), "{text}");
+        assert!(text.contains("HCR*A2*AUTH-E2E-1~"), "{text}");
+        assert!(text.contains("HCR*A3**0A~"), "{text}");
+        assert_eq!(parsed.interchange.header.receiver_id, "CARDIONORTH");
+        assert_eq!(parsed.interchange.header.sender_id, "EHRGATEWAY");
+        // Allocated from the store after the 999's numbers.
+        assert!(isa13(&bytes) > ack_isa13, "{text}");
+    }
+    // The retry wrote a new interchange: its ISA13 differs from the file's.
+    assert_ne!(
+        isa13(&std::fs::read(&written).expect("file")),
+        isa13(&received[0].raw)
+    );
+
+    let _ = shutdown.0.send(());
+    server.join().await;
+    drop(daemon);
+}
+
+/// A oneshot-based shutdown future (the test needs no tokio-util).
+fn tokio_util_free_shutdown() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
