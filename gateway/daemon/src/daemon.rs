@@ -353,12 +353,16 @@ async fn wait_or_abort<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str
 }
 
 /// SIGTERM and SIGINT handlers, installed before anything starts so that a
-/// signal arriving during start-up is not lost (or fatal).
+/// signal arriving during start-up is not lost (or fatal). On Windows (a
+/// console, not the service: see `service::windows`) Ctrl-Break, closing the
+/// console, logoff and shutdown drain like SIGTERM; Ctrl-C stops like SIGINT.
+#[cfg(unix)]
 pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
+#[cfg(unix)]
 impl Signals {
     /// Installs the handlers (needs a running tokio runtime).
     pub fn install() -> anyhow::Result<Signals> {
@@ -374,6 +378,42 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => Stop::Drain(grace),
             _ = self.int.recv() => Stop::Fast,
+        }
+    }
+}
+
+/// Console control events on Windows (see the Unix variant).
+#[cfg(windows)]
+pub struct Signals {
+    ctrl_c: tokio::signal::windows::CtrlC,
+    ctrl_break: tokio::signal::windows::CtrlBreak,
+    close: tokio::signal::windows::CtrlClose,
+    logoff: tokio::signal::windows::CtrlLogoff,
+    shutdown: tokio::signal::windows::CtrlShutdown,
+}
+
+#[cfg(windows)]
+impl Signals {
+    /// Installs the handlers (needs a running tokio runtime).
+    pub fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::windows;
+        Ok(Signals {
+            ctrl_c: windows::ctrl_c().context("installing the Ctrl-C handler")?,
+            ctrl_break: windows::ctrl_break().context("installing the Ctrl-Break handler")?,
+            close: windows::ctrl_close().context("installing the console-close handler")?,
+            logoff: windows::ctrl_logoff().context("installing the logoff handler")?,
+            shutdown: windows::ctrl_shutdown().context("installing the shutdown handler")?,
+        })
+    }
+
+    /// Waits for Ctrl-Break/close/logoff/shutdown (drain with `grace`) or Ctrl-C (fast).
+    pub async fn next(&mut self, grace: Duration) -> Stop {
+        tokio::select! {
+            _ = self.ctrl_break.recv() => Stop::Drain(grace),
+            _ = self.close.recv() => Stop::Drain(grace),
+            _ = self.logoff.recv() => Stop::Drain(grace),
+            _ = self.shutdown.recv() => Stop::Drain(grace),
+            _ = self.ctrl_c.recv() => Stop::Fast,
         }
     }
 }

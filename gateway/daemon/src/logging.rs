@@ -13,6 +13,15 @@ use crate::settings::{LogFormat, LoggingSettings};
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
 /// Installing twice is harmless (the second call is ignored).
 pub fn init(settings: &LoggingSettings) {
+    init_with(settings, std::io::stderr);
+}
+
+/// [`init`] with another destination (the Windows service's log file, see
+/// `service::logfile`).
+pub fn init_with<W>(settings: &LoggingSettings, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|value| value.parse::<EnvFilter>().ok())
@@ -20,7 +29,7 @@ pub fn init(settings: &LoggingSettings) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     // `try_init` fails only when a subscriber is already installed.
     let _ = match settings.format {
         LogFormat::Json => builder

@@ -27,6 +27,7 @@ mod logging;
 mod notify;
 mod profiles;
 mod secrets;
+mod service;
 mod settings;
 mod telemetry;
 
@@ -75,6 +76,9 @@ subcommands! {
     Inspect => inspect,
     /// Back up, verify and restore the message store (`store backup --data-dir DIR --to FILE`).
     Store => store,
+    /// Install or remove the Windows service (`service install [--config FILE] [--data-dir DIR]`, `service uninstall`).
+    #[cfg_attr(not(windows), command(hide = true))]
+    Service => service,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).

@@ -7,13 +7,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
-use anyhow::Context as _;
-
-use crate::daemon::{self, Options};
-use crate::{logging, settings};
-
 /// Run the daemon from a TOML config file.
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,49 +18,14 @@ pub struct Args {
     data_dir: Option<PathBuf>,
 }
 
-/// Loads the config, starts the daemon and runs until SIGTERM or SIGINT.
+/// Loads the config, starts the daemon and runs until SIGTERM or SIGINT
+/// (the same start and drain as the Windows service, see `service::host`).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = settings::load(&args.config);
-    let warnings = loaded.warnings.clone();
-    let settings = loaded.into_result()?;
-    let mut problems = Vec::new();
-    crate::adapters::check_all(&settings, &args.config, &mut problems);
-    if !problems.is_empty() {
-        return Err(settings::ConfigError { problems }.into());
-    }
-    logging::init(&settings.logging);
-    crate::secrets::warn_loose_permissions(&settings);
-    for warning in warnings {
-        tracing::warn!(%warning, "Configuration warning.");
-    }
-    let data_dir = args.data_dir.unwrap_or_else(|| settings.store.path.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let mut signals = daemon::Signals::install()?;
-        let running = daemon::start(
-            &settings,
-            Options {
-                data_dir,
-                admin_token: None,
-            },
-        )
-        .await?;
-        // Store open, listeners bound: tell systemd (Type=notify), ping its watchdog.
-        crate::notify::ready();
-        let watchdog = tokio_util::sync::CancellationToken::new();
-        let _watchdog_guard = watchdog.clone().drop_guard();
-        crate::notify::spawn_watchdog(watchdog);
-        let stop = signals.next(settings.shutdown.grace_period()).await;
-        crate::notify::stopping();
-        tokio::select! {
-            () = running.shutdown(stop) => Ok(ExitCode::SUCCESS),
-            _ = signals.next(Duration::ZERO) => {
-                tracing::warn!("Second signal: stopping without finishing the drain.");
-                Ok(ExitCode::from(130))
-            }
-        }
-    })
+    let code = crate::service::host::serve(
+        &args.config,
+        args.data_dir,
+        crate::service::host::Logs::Stderr,
+        crate::service::host::Console::install,
+    )?;
+    Ok(ExitCode::from(code))
 }
