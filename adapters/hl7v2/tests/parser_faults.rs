@@ -253,3 +253,24 @@ fn missing_required_header_fields() {
     let c = codes_of(&d.diagnostics);
     assert!(c.contains(&codes::NO_MESSAGE_TYPE) && c.contains(&codes::NO_CONTROL_ID));
 }
+
+#[test]
+fn intake_refuses_a_message_with_a_bad_segment_id() {
+    // `P@D` is not a segment id: `inspect` still gets the partial tree, but
+    // intake refuses the message (answered AR with ERR 100, stored as rejected).
+    let raw = format!("{MSH}\rPID|1||E10001\rP@D|1|x\rPV1|1|O\r");
+    let d = doc(raw.as_bytes());
+    assert!(!d.is_clean());
+    let refused = gateway_hl7v2::parse::parse_for_intake(raw.as_bytes())
+        .expect_err("bad segment refused at intake");
+    let bad = refused
+        .iter()
+        .find(|x| x.code == codes::BAD_SEGMENT)
+        .expect("bad segment diagnostic");
+    let start = MSH.len() + 1 + "PID|1||E10001\r".len();
+    assert_eq!(bad.span.expect("span").start, start);
+    // A clean message passes unchanged.
+    let clean = format!("{MSH}\rPID|1||E10001\r");
+    let ok = gateway_hl7v2::parse::parse_for_intake(clean.as_bytes()).expect("clean");
+    assert!(ok.is_clean());
+}

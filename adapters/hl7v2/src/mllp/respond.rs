@@ -74,7 +74,7 @@ impl Responder {
 
     async fn message(&self, raw: Bytes, peer: &str) -> Vec<u8> {
         let started = Instant::now();
-        let parsed = crate::parse::parse_message(&raw);
+        let parsed = crate::parse::parse_for_intake(&raw);
         let unparseable = parsed.is_err();
         let inbound = InboundMessage {
             adapter: ADAPTER.to_string(),

@@ -229,6 +229,29 @@ pub fn parse_message(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
     }
 }
 
+/// Parses one message for **intake** (the MLLP responder): like
+/// [`parse_message`], but a message whose segment structure is broken — a line
+/// that is not a segment (`P@D|…`, junk between segments) or a second MSH
+/// inside it — is refused as unparseable (`Err` with every diagnostic) rather
+/// than handed on with a partial tree, so it is answered AR/CR with ERR 100 and
+/// stored as rejected instead of being mapped from the segments around the
+/// damage. Tools that show a partial tree (`inspect`, `map`) use
+/// [`parse_message`].
+pub fn parse_for_intake(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
+    let doc = parse_message(raw)?;
+    if doc
+        .diagnostics
+        .iter()
+        .any(|d| d.is_error() && STRUCTURE_ERRORS.contains(&d.code.as_str()))
+    {
+        return Err(doc.diagnostics);
+    }
+    Ok(doc)
+}
+
+/// Parser errors that mean the message's segment structure cannot be trusted.
+const STRUCTURE_ERRORS: [&str; 2] = [codes::BAD_SEGMENT, codes::SECOND_MSH];
+
 /// A decoded line: its byte range in the decoded text.
 struct Line {
     start: usize,
