@@ -301,3 +301,111 @@ fn tokio_util_free_shutdown() -> (
         let _ = rx.await;
     })
 }
+
+/// Drops `name` from the samples into `inbound` atomically and waits until the
+/// file drop archived it.
+fn drop_sample(inbound: &Path, name: &str) {
+    let bytes =
+        std::fs::read(repo_root().join("sample-messages/x12/x12-278").join(name)).expect("sample");
+    let part = inbound.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes).expect("write");
+    std::fs::rename(&part, inbound.join(name)).expect("rename");
+    let archive = inbound.join("archive");
+    wait_for(name, Duration::from_secs(20), || {
+        files(&archive, name).into_iter().next()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pended_response_without_service_lines_keeps_the_requested_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbound = dir.path().join("inbound");
+    std::fs::create_dir_all(&inbound).expect("inbound");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[x12]\n[x12.file_drop]\ninbound = \"{}\"\npoll_interval_ms = 100\nsettle_ms = 0\n",
+            inbound.display()
+        ),
+    );
+    let daemon = Daemon::start(&config);
+    let http = reqwest::Client::new();
+    let get_case = |case_id: String| {
+        let http = http.clone();
+        let url = daemon.url(&format!("/api/v1/cases/{case_id}"));
+        async move {
+            let body: Value = http
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("case")
+                .json()
+                .await
+                .expect("json");
+            body["case"].clone()
+        }
+    };
+
+    drop_sample(&inbound, "request.x12");
+    let messages: Value = http
+        .get(daemon.url("/api/v1/messages"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    let case_id = messages["messages"][0]["case_id"]
+        .as_str()
+        .expect("the request made a case")
+        .to_owned();
+    let requested = get_case(case_id.clone()).await;
+    let lines = requested["services"].as_array().expect("lines").len();
+    assert!(lines > 0, "{requested}");
+
+    // The payer pends it: BHT03 correlates, and the response has no 2000F.
+    drop_sample(&inbound, "response-pended.x12");
+    let pended = get_case(case_id).await;
+    assert_eq!(pended["status"], "pended", "{pended}");
+    assert_eq!(pended["decision"]["status"], "pended", "{pended}");
+    assert_eq!(
+        pended["services"], requested["services"],
+        "the requested lines survive a response without service loops"
+    );
+    assert_eq!(pended["diagnoses"], requested["diagnoses"]);
+    assert_eq!(
+        pended["patient"]["identifiers"],
+        requested["patient"]["identifiers"]
+    );
+    drop(daemon);
+}
+
+#[test]
+fn x12_response_prints_the_278_response_of_a_decided_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = repo_root().join("conformance/suites/x12-278/writeback-request/input.json");
+    let mut case: Value =
+        serde_json::from_slice(&std::fs::read(input).expect("case")).expect("json");
+    case["status"] = json!("approved");
+    case["decision"] = json!({"status": "approved", "authorization_number": "AUTH-CLI-1"});
+    let file = dir.path().join("case.json");
+    std::fs::write(&file, serde_json::to_vec(&case).expect("json")).expect("write");
+    let out = std::process::Command::new(support::bin())
+        .args(["x12", "response"])
+        .arg(&file)
+        .current_dir(repo_root())
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("BHT*0007*11*"), "{text}");
+    assert!(text.contains("HCR*A1*AUTH-CLI-1~"), "{text}");
+    let parsed = gateway_x12::parse_interchange(text.as_bytes()).expect("parses");
+    assert!(parsed.is_clean(), "{:?}", parsed.findings);
+}

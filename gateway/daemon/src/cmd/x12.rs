@@ -1,4 +1,5 @@
-//! `x12 ack FILE` and `x12 request CASE.json`: X12 tools for integration engineers.
+//! `x12 ack FILE`, `x12 request CASE.json` and `x12 response CASE.json`: X12
+//! tools for integration engineers.
 //!
 //! * `ack` prints the 999 (and/or TA1) the gateway would send for a received
 //!   interchange, and the findings behind it on stderr (codes, positions,
@@ -8,8 +9,11 @@
 //!   (`mappings/x12-278/outbound/request.toml` by default) builds from a Case
 //!   JSON. Control numbers come from an in-memory allocator starting at 1:
 //!   this output is for review, not for sending (the daemon allocates durably).
+//! * `response` prints the 278 response the write-back would send for a
+//!   decided Case JSON (`outbound/response.toml`), with the same review-only
+//!   control numbers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -17,6 +21,8 @@ use gateway_core::Case;
 use gateway_x12::ack::{AckIdentity, acknowledge};
 use gateway_x12::outbound::RequestTemplate;
 use gateway_x12::write::{EnvelopeParams, MemoryControlNumbers, Stamp};
+
+const DEFAULT_REQUEST_TEMPLATE: &str = "mappings/x12-278/outbound/request.toml";
 
 /// X12 tools.
 #[derive(clap::Args)]
@@ -31,6 +37,8 @@ enum Command {
     Ack(AckArgs),
     /// Print a 278 request built from a Case JSON with the outbound template.
     Request(RequestArgs),
+    /// Print the 278 response built from a decided Case JSON.
+    Response(RequestArgs),
 }
 
 #[derive(clap::Args)]
@@ -48,8 +56,8 @@ struct RequestArgs {
     /// A Case v1 JSON file.
     #[arg(value_name = "CASE.json")]
     case: PathBuf,
-    /// The outbound template.
-    #[arg(long, default_value = "mappings/x12-278/outbound/request.toml")]
+    /// The outbound template (`response` defaults to `outbound/response.toml`).
+    #[arg(long, default_value = DEFAULT_REQUEST_TEMPLATE)]
     template: PathBuf,
     /// ISA06/GS02 sender id.
     #[arg(long, default_value = "EHRGATEWAY")]
@@ -67,6 +75,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Ack(a) => ack(a),
         Command::Request(r) => request(r),
+        Command::Response(mut r) => {
+            if r.template == Path::new(DEFAULT_REQUEST_TEMPLATE) {
+                r.template = PathBuf::from("mappings/x12-278/outbound/response.toml");
+            }
+            request(r)
+        }
     }
 }
 
