@@ -1,7 +1,9 @@
 //! How long the shipped read and write playbooks take against the legacy-EHR
 //! test application under a private Xvfb, against a baseline measured in the
 //! same run: a three-step playbook that finds and focuses the window and copies
-//! one field (the fixed cost of any run plus one field read).
+//! one field (the fixed cost of any run plus one field read). The read and
+//! write playbooks run once on the X11 driver directly and once through the
+//! [`gateway_desktop::BoundedDriver`] the daemon and CLI use.
 //!
 //! Run: `cargo bench -p gateway-desktop --bench playbook_timing`
 //! (needs Xvfb and python3-tk; `ITERATIONS=N` to change the sample size).
@@ -95,16 +97,40 @@ capture = "order.number"
             .collect();
         results.push((pb.name.clone(), pb.steps.len(), stats(samples)));
     }
+    // The same runs through the bounded driver the daemon and CLI use (each
+    // call hops to the driver thread): its overhead against the direct driver.
+    drop(driver);
+    let mut bounded = gateway_desktop::BoundedDriver::spawn(
+        || X11Driver::connect(None).map(|d| Box::new(d) as Box<dyn gateway_desktop::Driver>),
+        gateway_desktop::Bounds::default(),
+    )
+    .expect("bounded X11 driver");
+    for pb in [&read, &write] {
+        let c = (pb.kind == gateway_desktop::PlaybookKind::Write).then_some(&case);
+        run_playbook(pb, &mut bounded, c, &options).expect("warm-up run");
+        let samples: Vec<Duration> = (0..iterations)
+            .map(|_| {
+                run_playbook(pb, &mut bounded, c, &options)
+                    .expect("run")
+                    .elapsed
+            })
+            .collect();
+        results.push((
+            format!("{} bounded", pb.name),
+            pb.steps.len(),
+            stats(samples),
+        ));
+    }
     assert!(app.saved(Duration::from_secs(5)).is_some(), "write saved");
     let base = results[0].2.0;
     println!("desktop playbook timing, {iterations} runs each (Xvfb, python3-tk app)");
     println!(
-        "{:<16} {:>6} {:>12} {:>10} {:>10} {:>12}",
+        "{:<24} {:>6} {:>12} {:>10} {:>10} {:>12}",
         "playbook", "steps", "median ms", "min ms", "max ms", "x baseline"
     );
     for (name, steps, (median, min, max)) in &results {
         println!(
-            "{name:<16} {steps:>6} {median:>12.1} {min:>10.1} {max:>10.1} {:>12.1}",
+            "{name:<24} {steps:>6} {median:>12.1} {min:>10.1} {max:>10.1} {:>12.1}",
             median / base
         );
     }

@@ -1,7 +1,17 @@
 //! Desktop bridge wiring: the `[desktop]` config section, starting the bridge
 //! (scheduled reads into the pipeline, write-back of decisions for cases whose
-//! source adapter is `desktop`), and the demo against the legacy-EHR test
-//! application when an X display is available.
+//! source adapter is `desktop`), the store-backed evidence sink, the operator's
+//! "read now" trigger, and the demo against the legacy-EHR test application
+//! when an X display is available.
+//!
+//! *Evidence:* an aborted playbook's screenshot can show a chart, so it goes
+//! into the store's `evidence` table ([`StoreSink`]), read back one at a time
+//! through the audited `GET /api/v1/evidence/{id}` — not into loose files.
+//! `desktop.evidence_dir` is ignored by the daemon (a warning says so).
+//!
+//! *Read now:* the admin server finds the running bridge by the daemon's store
+//! file ([`read_trigger`]); one daemon per data directory is enforced by the
+//! instance lock, so the store path names exactly one daemon in a process.
 //!
 //! The demo never pretends: without `DISPLAY`, or without python3-tk for the
 //! test application, it says plainly that it skipped the desktop bridge.
@@ -12,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway_core::adapter::{BoxFuture, IntakeOutcome, WriteBack};
-use gateway_desktop::bridge::{DesktopBridge, DesktopConfig, DirectorySink, EvidenceSink};
+use gateway_desktop::bridge::{AbortEvidence, DesktopBridge, DesktopConfig, EvidenceSink, ReadNow};
 
 use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
 use crate::settings::{Problem, Settings};
@@ -86,11 +96,15 @@ impl Adapter for Desktop {
             let Some(section) = settings.desktop.clone() else {
                 return Ok(Started::default());
             };
-            let evidence_dir = section
-                .evidence_dir
-                .clone()
-                .unwrap_or_else(|| context.data_dir.join("desktop-evidence"));
-            let sink: Arc<dyn EvidenceSink> = Arc::new(DirectorySink::new(evidence_dir));
+            if section.evidence_dir.is_some() {
+                tracing::warn!(
+                    "desktop.evidence_dir is ignored: abort screenshots are kept in the store (GET /api/v1/evidence/{{id}})"
+                );
+            }
+            let sink: Arc<dyn EvidenceSink> = Arc::new(StoreSink {
+                store: context.store.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            });
             let bridge = x11_bridge(section.clone(), sink)?;
             let mut started = Started::default();
             if bridge.read_playbook().is_some() {
@@ -100,7 +114,18 @@ impl Adapter for Desktop {
                     trigger,
                     context.shutdown.clone().cancelled_owned(),
                 );
-                started.tasks.push(tokio::spawn(reads));
+                let key = context.store.path().to_path_buf();
+                register(
+                    key.clone(),
+                    ReadTrigger {
+                        bridge: bridge.clone(),
+                        pipeline: Arc::clone(&context.pipeline),
+                    },
+                );
+                started.tasks.push(tokio::spawn(async move {
+                    reads.await;
+                    unregister(&key);
+                }));
                 started.endpoints.push(Endpoint {
                     description: format!(
                         "desktop read playbook {} ({})",
@@ -199,7 +224,6 @@ impl Adapter for Desktop {
             Some(playbooks.join("write-decision.toml")),
         );
         section.display = Some(display);
-        section.evidence_dir = Some(env.temp_dir.join("desktop-evidence"));
         settings.desktop = Some(section);
         *demo_state() = Some(state);
         Ok(())
@@ -286,4 +310,86 @@ fn x11_bridge(
     _sink: Arc<dyn EvidenceSink>,
 ) -> anyhow::Result<DesktopBridge> {
     anyhow::bail!("the desktop adapter drives an X11 display, which exists only on Unix systems")
+}
+
+/// Keeps abort evidence in the daemon's store (`evidence` table): the
+/// screenshot when one was taken, else the PHI-free abort note as JSON.
+struct StoreSink {
+    store: gateway_store::Store,
+    /// The daemon's runtime: [`EvidenceSink::keep`] runs on the blocking pool.
+    runtime: tokio::runtime::Handle,
+}
+
+impl EvidenceSink for StoreSink {
+    fn keep(&self, evidence: &AbortEvidence) -> Result<String, String> {
+        let detail = serde_json::json!({
+            "playbook": evidence.playbook,
+            "step": evidence.step,
+            "reason": evidence.reason,
+            "message": evidence.message,
+        })
+        .to_string();
+        let (kind, content_type, body) = match &evidence.png {
+            Some(png) => ("abort-screenshot", "image/png", png.clone()),
+            None => (
+                "abort-note",
+                "application/json",
+                detail.clone().into_bytes(),
+            ),
+        };
+        let new = gateway_store::NewEvidence {
+            adapter: gateway_desktop::ADAPTER.to_owned(),
+            kind: kind.to_owned(),
+            case_id: evidence.case_id.clone(),
+            content_type: content_type.to_owned(),
+            body,
+            detail: Some(detail),
+        };
+        let store = self.store.clone();
+        self.runtime
+            .block_on(async move { store.put_evidence(new).await })
+            .map(|id| format!("evidence:{id}"))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the read playbook of a started bridge on an operator's request.
+#[derive(Clone)]
+pub struct ReadTrigger {
+    bridge: DesktopBridge,
+    pipeline: Arc<dyn gateway_core::adapter::IntakePipeline>,
+}
+
+impl ReadTrigger {
+    /// Reads now, or [`ReadNow::Busy`] while another playbook runs.
+    pub async fn read_now(&self) -> ReadNow {
+        self.bridge.read_now(self.pipeline.as_ref()).await
+    }
+}
+
+type Triggers = Vec<(PathBuf, ReadTrigger)>;
+
+static TRIGGERS: Mutex<Triggers> = Mutex::new(Vec::new());
+
+fn triggers() -> std::sync::MutexGuard<'static, Triggers> {
+    TRIGGERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn register(store: PathBuf, trigger: ReadTrigger) {
+    let mut all = triggers();
+    all.retain(|(path, _)| *path != store);
+    all.push((store, trigger));
+}
+
+fn unregister(store: &Path) {
+    triggers().retain(|(path, _)| path != store);
+}
+
+/// The read trigger of the daemon whose store file is `store`, when its
+/// desktop adapter runs with a read playbook.
+pub fn read_trigger(store: &Path) -> Option<ReadTrigger> {
+    triggers()
+        .iter()
+        .find(|(path, _)| path == store)
+        .map(|(_, t)| t.clone())
 }

@@ -11,6 +11,7 @@
 pub mod access;
 mod api;
 pub mod audit;
+mod evidence;
 mod health;
 pub mod problem;
 pub mod session;
@@ -109,6 +110,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
         .route("/api/v1/messages/{id}", get(api::get_message))
+        .merge(evidence::routes())
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .fallback(|| async { Problem::not_found("no such endpoint") })

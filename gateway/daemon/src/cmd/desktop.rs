@@ -4,8 +4,10 @@
 //! A read playbook prints the Case mapped from the screen (through the profile
 //! in `--profile`, by default the folder above the playbook's `playbooks/`) on
 //! stdout; a write playbook types `--case`'s decision and verifies it. An abort
-//! prints the (PHI-free) reason and writes the screenshot into
-//! `--evidence-dir`. `--dry-run` touches no desktop and prints every step with
+//! prints the (PHI-free) reason and, having no daemon store at hand, writes the
+//! screenshot as `desktop-abort-<playbook>-<ms>.png` into `--evidence-dir`
+//! (default: the system temp directory; the daemon keeps its own in the store).
+//! Every desktop call is bounded (5 s; typing 25 ms more per character). `--dry-run` touches no desktop and prints every step with
 //! values redacted. `--timing` prints each step's duration on stderr.
 
 use std::path::{Path, PathBuf};
@@ -258,10 +260,18 @@ fn print_timing(steps: &[gateway_desktop::engine::StepRecord], total: std::time:
 }
 
 /// The desktop driver: X11, which exists only on Unix systems.
+/// Every call is bounded ([`gateway_desktop::bounded`]): a hung X server
+/// aborts the run instead of hanging the command.
 #[cfg(unix)]
 fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
-    let driver =
-        gateway_desktop::x11::X11Driver::connect(None).context("cannot drive the X display")?;
+    let driver = gateway_desktop::BoundedDriver::spawn(
+        || {
+            gateway_desktop::x11::X11Driver::connect(None)
+                .map(|d| Box::new(d) as Box<dyn gateway_desktop::Driver>)
+        },
+        gateway_desktop::Bounds::default(),
+    )
+    .context("cannot drive the X display")?;
     Ok(Box::new(driver))
 }
 

@@ -1,0 +1,314 @@
+//! The daemon's desktop adapter under a private Xvfb, driven through the
+//! admin API: an operator's "read now" while no EHR window is open aborts,
+//! leaves its screenshot in the store's evidence table and bumps the manual
+//! interventions counter; a second trigger during that run answers 409; the
+//! screenshot is served as a PNG to an operator (audited as `phi.read`) and
+//! refused to a viewer; once the legacy-EHR test application runs, the trigger
+//! reads its order into a case.
+//!
+//! Needs Xvfb and python3-tk (`.ci/install.d/50-desktop.sh`): skipped with a
+//! printed reason when missing, failed when `CI` is set.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::Daemon;
+
+const VIEWER: &str = "viewer-token-synthetic-0101";
+const OPERATOR: &str = "operator-token-synthetic-0102";
+
+fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing and CI is set: .ci/install.d/50-desktop.sh installs it"
+    );
+    eprintln!("SKIPPED desktop evidence test: {what} is missing");
+    false
+}
+
+/// `ehr-gateway run` with `DISPLAY` set for the child only.
+fn start_daemon(config: &Path, display: &str) -> Daemon {
+    let child = Command::new(support::bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("DISPLAY", display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn daemon");
+    let (tx, rx) = mpsc::channel();
+    let mut daemon = Daemon {
+        child,
+        admin: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        lines: rx,
+    };
+    let stderr = daemon.child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = daemon
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("daemon did not report its admin address");
+        if let Ok(value) = serde_json::from_str::<Value>(&line)
+            && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
+        {
+            daemon.admin = addr.parse().expect("admin addr");
+            return daemon;
+        }
+    }
+}
+
+/// The legacy-EHR test application; killed on drop.
+struct App(Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_app(display: &str, dir: &Path) -> App {
+    let ready = dir.join("app-ready");
+    let root = support::repo_root();
+    let child = Command::new("python3")
+        .arg(root.join("adapters/desktop/tests/legacy_ehr_app.py"))
+        .arg("--order")
+        .arg(root.join("sample-messages/desktop/legacy-desktop/order-screen.json"))
+        .arg("--out")
+        .arg(dir.join("auth-saved.json"))
+        .arg("--ready")
+        .arg(&ready)
+        .env("DISPLAY", display)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start legacy_ehr_app.py");
+    let app = App(child);
+    let until = Instant::now() + Duration::from_secs(15);
+    while !ready.exists() {
+        assert!(Instant::now() < until, "legacy app did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    app
+}
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    // The shipped read playbook, waiting 2.5 s (not 10) for the order screen.
+    let shipped = support::repo_root().join("mappings/legacy-desktop/playbooks/read-order.toml");
+    let text = std::fs::read_to_string(shipped).expect("read-order.toml");
+    assert!(text.contains("timeout_ms = 10000"));
+    let playbook = dir.join("read-order.toml");
+    std::fs::write(
+        &playbook,
+        text.replacen("timeout_ms = 10000", "timeout_ms = 2500", 1),
+    )
+    .expect("playbook");
+    let mut toml = String::new();
+    for (name, token, roles) in [
+        ("view-desk", VIEWER, r#"["viewer"]"#),
+        ("ops-desk", OPERATOR, r#"["viewer", "operator"]"#),
+    ] {
+        let file = dir.join(format!("{name}.token"));
+        std::fs::write(&file, format!("{token}\n")).expect("token file");
+        toml.push_str(&format!(
+            "[[admin.tokens]]\nname = \"{name}\"\ntoken_file = \"{}\"\nroles = {roles}\n",
+            file.display()
+        ));
+    }
+    toml.push_str(&format!(
+        "[desktop]\nread_playbook = \"{}\"\n",
+        playbook.display()
+    ));
+    support::write_config(dir, &toml)
+}
+
+async fn trigger(http: &reqwest::Client, daemon: &Daemon, token: &str) -> (StatusCode, Value) {
+    let r = http
+        .post(daemon.url("/api/v1/adapters/desktop/read"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_trigger_abort_evidence_and_operator_access() {
+    let tk = Command::new("python3")
+        .args(["-c", "import tkinter"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require(tk, "python3 with tkinter (python3-tk)") {
+        return;
+    }
+    let display =
+        match gateway_desktop::xvfb::VirtualDisplay::start(1280, 800, Duration::from_secs(10)) {
+            Ok(d) => d,
+            Err(gateway_desktop::xvfb::XvfbError::NotInstalled) => {
+                require(false, "Xvfb");
+                return;
+            }
+            Err(e) => panic!("Xvfb is installed but did not start: {e}"),
+        };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(&config(dir.path()), display.display());
+    let http = reqwest::Client::new();
+
+    // A viewer may not trigger reads.
+    let (status, _) = trigger(&http, &daemon, VIEWER).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // No EHR window: the read waits 2.5 s, then aborts. A second trigger in
+    // the meantime is answered 409 at once, nothing queued.
+    let first = {
+        let http = http.clone();
+        let url = daemon.url("/api/v1/adapters/desktop/read");
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .expect("send");
+            (r.status(), r.json::<Value>().await.expect("problem body"))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, busy) = trigger(&http, &daemon, OPERATOR).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{busy}");
+    assert!(
+        busy["type"].as_str().unwrap_or("").contains("desktop-busy"),
+        "{busy}"
+    );
+    let (status, aborted) = first.await.expect("first trigger");
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{aborted}");
+    assert_eq!(aborted["reason"], "window_not_found", "{aborted}");
+    let evidence_id = aborted["evidence_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("evidence id in {aborted}"));
+    assert_eq!(
+        aborted["evidence_href"],
+        format!("/api/v1/evidence/{evidence_id}")
+    );
+
+    // The listing shows it (metadata only) to a viewer.
+    let list: Value = http
+        .get(daemon.url("/api/v1/evidence"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let items = list["evidence"].as_array().expect("evidence array");
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["id"], evidence_id);
+    assert_eq!(items[0]["kind"], "abort-screenshot");
+    assert_eq!(items[0]["adapter"], "desktop");
+    assert_eq!(items[0]["detail"]["reason"], "window_not_found");
+    assert_eq!(items[0]["detail"]["playbook"], "read-order");
+
+    // The screenshot itself: refused to a viewer, a PNG for an operator.
+    let url = daemon.url(&format!("/api/v1/evidence/{evidence_id}"));
+    let r = http
+        .get(&url)
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http
+        .get(&url)
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let png_bytes = r.bytes().await.expect("body");
+    let reader = png::Decoder::new(std::io::Cursor::new(png_bytes.to_vec()))
+        .read_info()
+        .expect("a valid PNG");
+    // No window was found: the whole 1280x800 screen.
+    assert_eq!((reader.info().width, reader.info().height), (1280, 800));
+    let missing = http
+        .get(daemon.url("/api/v1/evidence/999999"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // The abort counts as a manual intervention.
+    let metrics = http
+        .get(daemon.url("/metrics"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ehr_gateway_manual_interventions_total")
+                && l.contains(r#"reason="desktop_abort""#)
+                && l.ends_with(" 1")),
+        "no desktop_abort intervention in /metrics"
+    );
+
+    // With the EHR open, the trigger reads its order into a case.
+    let _app = start_app(display.display(), dir.path());
+    let (status, done) = trigger(&http, &daemon, OPERATOR).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["outcome"], "accepted", "{done}");
+    assert_eq!(
+        done["case_id"],
+        gateway_core::ids::case_id("mso-test", "legacy-desktop:ORD-70001")
+    );
+
+    // The audit trail: two triggers that ran or were refused busy by an
+    // operator, one screenshot read as phi.read — nothing for refused viewers.
+    let reader = gateway_store::Reader::open(dir.path().join("data").join("gateway.sqlite"))
+        .expect("read the daemon's store");
+    let audit = reader.audit_log(100).expect("audit");
+    let phi: Vec<_> = audit
+        .iter()
+        .filter(|a| a.entry.action == "phi.read")
+        .collect();
+    assert_eq!(phi.len(), 1, "{audit:?}");
+    assert_eq!(
+        phi[0].entry.target.as_deref(),
+        Some(format!("evidence:{evidence_id}").as_str())
+    );
+    assert_eq!(phi[0].entry.actor, "ops-desk");
+    let reads = audit
+        .iter()
+        .filter(|a| a.entry.action == "desktop.read")
+        .count();
+    assert_eq!(reads, 3, "{audit:?}");
+}
