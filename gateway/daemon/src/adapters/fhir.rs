@@ -272,6 +272,13 @@ impl Adapter for Fhir {
     }
 }
 
+/// Stops the loopback FHIR server the demo started, if any, and waits for it.
+/// The demo calls this on every exit path (the server would also exit once
+/// its stdin closes, but only after this process is gone).
+pub fn stop_demo_server() {
+    drop(demo_state().take());
+}
+
 impl Drop for DemoServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,12 +1,24 @@
 //! `demo`: the whole gateway on loopback in a temporary data directory.
 //!
-//! The daemon starts with the file sink and every adapter wired into this
-//! build that can run here: each adapter configures itself for loopback
-//! (`Adapter::demo_configure`) or says why it is skipped, then sends its
-//! sample traffic (`Adapter::demo_traffic`). The demo then posts a decision
-//! for the first case through the admin API, prints the cases, the data
-//! directory, the admin URL and token, and what was skipped and why; it keeps
-//! running until Ctrl-C unless `--exit-after-traffic` is given.
+//! The daemon starts with the file sink (the local stand-in for the central
+//! platform) and every adapter wired into this build that can run here: each
+//! adapter configures itself for loopback (`Adapter::demo_configure`) or says
+//! why it is skipped, then sends its sample traffic (`Adapter::demo_traffic`).
+//! The desktop bridge gets a private Xvfb when there is no display but Xvfb
+//! is installed ([`xvfb`]). The demo then shows the X12 file drop's folders
+//! ([`x12_files`]), posts a decision through the admin API so the write-back
+//! runs ([`admin_client`]), prints a summary from the store ([`summary`]) with
+//! the dashboard URL and where the demo admin token is, and names every part
+//! it skipped and why. It keeps serving until Ctrl-C unless
+//! `--exit-after-traffic` is given; the temporary directory is removed at
+//! exit unless `--keep`, and every child process it started is stopped on
+//! every exit path.
+
+mod admin_client;
+mod summary;
+mod x12_files;
+#[cfg(unix)]
+mod xvfb;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -15,12 +27,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gateway_store::{MessageFilter, Reader};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use gateway_store::Reader;
 
 use crate::adapters::{self, DemoEnv};
-use crate::daemon::{self, Options, Stop};
-use crate::settings::{self, Secret, Settings};
+use crate::daemon::{self, Options, Running, Stop};
+use crate::settings::{self, Settings};
+use summary::Snapshot;
 
 /// Run the whole gateway on loopback with sample traffic.
 #[derive(clap::Args)]
@@ -28,10 +40,13 @@ pub struct Args {
     /// Stop after the sample traffic and print the summary (for tests and CI).
     #[arg(long)]
     exit_after_traffic: bool,
+    /// Keep the temporary directory (store, events, token, X12 folders) at exit.
+    #[arg(long)]
+    keep: bool,
     /// Admin server address; when taken, a free loopback port is used.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     admin_listen: SocketAddr,
-    /// Keep the data here instead of a temporary directory (kept at exit).
+    /// Keep the data here instead of the temporary directory (kept at exit).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// The repository root holding `mappings/` and `sample-messages/`
@@ -40,8 +55,28 @@ pub struct Args {
     repo: Option<PathBuf>,
 }
 
+/// Where the desktop bridge's X display comes from.
+enum Display {
+    /// `DISPLAY` is set; `ours` when the demo started the Xvfb behind it.
+    Existing { display: String, ours: bool },
+    /// No display: why.
+    Unavailable(String),
+}
+
 /// Runs the demo.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    #[cfg(unix)]
+    let display = match xvfb::plan() {
+        xvfb::Plan::Existing { display, ours } => Display::Existing { display, ours },
+        xvfb::Plan::Unavailable(reason) => Display::Unavailable(reason),
+        xvfb::Plan::StartXvfb => match xvfb::supervise()? {
+            Ok(code) => return Ok(code),
+            Err(reason) => Display::Unavailable(reason),
+        },
+    };
+    #[cfg(not(unix))]
+    let display = Display::Unavailable("the desktop bridge drives X11 displays only".to_owned());
+
     let repo_root = match args.repo.clone() {
         Some(dir) => dir,
         None => find_repo_root()?,
@@ -58,186 +93,403 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         repo_root: repo_root.clone(),
         temp_dir: temp.path().to_path_buf(),
     };
+    let token_file = temp.path().join("admin.token");
+    write_private(&token_file, &random_token()).context("writing the demo admin token")?;
     let admin_listen = free_or_fallback(args.admin_listen);
     let config = temp.path().join("demo.toml");
-    std::fs::write(&config, demo_config(&repo_root, &data_dir, admin_listen))
-        .context("writing the demo config")?;
+    std::fs::write(
+        &config,
+        demo_config(&repo_root, &data_dir, admin_listen, &token_file),
+    )
+    .context("writing the demo config")?;
     let mut settings = settings::load(&config).into_result()?;
 
+    // Stops what the adapters' demo hooks started, however this function ends.
+    let _children = DemoChildren;
     let mut skipped: Vec<(String, String)> = Vec::new();
     for adapter in adapters::all() {
+        if adapter.name() == gateway_desktop::ADAPTER
+            && let Display::Unavailable(reason) = &display
+        {
+            skipped.push((part(adapter.name()), reason.clone()));
+            continue;
+        }
         if let Err(reason) = adapter.demo_configure(&mut settings, &env) {
-            skipped.push((adapter.name().to_owned(), reason));
+            skipped.push((part(adapter.name()), plain_reason(&reason)));
         }
     }
-    let token = Secret::new(random_token());
 
     crate::logging::init(&settings.logging);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let code = runtime.block_on(demo(&args, &settings, &env, data_dir, token, skipped))?;
-    drop(temp);
-    Ok(code)
+    let demo = Demo {
+        args: &args,
+        settings: &settings,
+        env: &env,
+        data_dir,
+        token_file,
+        display,
+    };
+    let code = runtime.block_on(demo.run(skipped));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    if args.keep {
+        let kept = temp.keep();
+        println!("Kept the demo directory: {}", kept.display());
+    }
+    code
 }
 
-async fn demo(
-    args: &Args,
-    settings: &Settings,
-    env: &DemoEnv,
+/// Stops the children the adapters' demo hooks started (the loopback FHIR
+/// server; the desktop test application watches this process and the demo's
+/// Xvfb is stopped by its supervisor).
+struct DemoChildren;
+
+impl Drop for DemoChildren {
+    fn drop(&mut self) {
+        adapters::fhir::stop_demo_server();
+    }
+}
+
+/// Everything the running demo needs.
+struct Demo<'a> {
+    args: &'a Args,
+    settings: &'a Settings,
+    env: &'a DemoEnv,
     data_dir: PathBuf,
-    token: Secret,
-    mut skipped: Vec<(String, String)>,
-) -> anyhow::Result<ExitCode> {
-    let mut signals = daemon::Signals::install()?;
-    let running = daemon::start(
-        settings,
-        Options {
-            data_dir: data_dir.clone(),
-            admin_token: Some(token.clone()),
-        },
-    )
-    .await?;
-    let admin_url = format!("http://{}", running.admin_addr);
-    let mut out = std::io::stdout();
-    writeln!(out, "ehr-gateway demo")?;
-    writeln!(out, "  admin:    {admin_url}  (token: {})", token.expose())?;
-    writeln!(out, "  data dir: {}", data_dir.display())?;
-    if let Some(dir) = &running.file_sink_dir {
-        writeln!(
-            out,
-            "  events:   {} (CloudEvents, JSON lines)",
-            dir.display()
-        )?;
-    }
-    for (name, started) in &running.adapters {
-        for endpoint in &started.endpoints {
-            let at = endpoint
-                .addr
-                .map(|a| format!(" on {a}"))
-                .unwrap_or_default();
-            writeln!(out, "  {name:<9} {}{at}", endpoint.description)?;
-        }
-    }
+    token_file: PathBuf,
+    display: Display,
+}
 
-    let mut failures = 0;
-    let mut ran = Vec::new();
-    for (name, started) in &running.adapters {
-        let Some(adapter) = adapters::all().into_iter().find(|a| a.name() == *name) else {
-            continue;
+/// What the traffic phase did.
+#[derive(Default)]
+struct Traffic {
+    /// Per part: one or more lines of what happened.
+    ran: Vec<(String, String)>,
+    /// Parts that were started but whose traffic failed: why.
+    failed: Vec<(String, String)>,
+}
+
+impl Demo<'_> {
+    async fn run(self, mut skipped: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
+        let mut signals = daemon::Signals::install()?;
+        let running = daemon::start(
+            self.settings,
+            Options {
+                data_dir: self.data_dir.clone(),
+                admin_token: None,
+            },
+        )
+        .await?;
+        let mut out = std::io::stdout();
+        self.write_started(&mut out, &running)?;
+        out.flush()?;
+
+        let token = std::fs::read_to_string(&self.token_file)
+            .context("reading the demo admin token")?
+            .trim()
+            .to_owned();
+        let traffic = tokio::select! {
+            traffic = self.traffic(&running, &token) => traffic,
+            stop = signals.next(self.settings.shutdown.grace_period()) => {
+                writeln!(out, "\nInterrupted during the sample traffic; stopping.")?;
+                running.shutdown(gentle(stop)).await;
+                return Ok(ExitCode::from(130));
+            }
         };
-        match adapter.demo_traffic(started, env).await {
-            Ok(summary) => ran.push(((*name).to_owned(), summary)),
-            Err(reason) => {
-                failures += 1;
-                skipped.push(((*name).to_owned(), format!("traffic failed: {reason}")));
-            }
-        }
-    }
-    if adapters::all().is_empty() {
-        skipped.push((
-            "adapters".to_owned(),
-            "no adapter is wired into this build".to_owned(),
-        ));
+        skipped.extend(
+            traffic
+                .failed
+                .iter()
+                .map(|(p, why)| (p.clone(), format!("failed: {why}"))),
+        );
+        let dashboard = admin_client::dashboard_served(running.admin_addr).await;
+        self.write_summary(&mut out, &running, &traffic, &skipped, dashboard)?;
+        out.flush()?;
+
+        let stop = if self.args.exit_after_traffic {
+            Stop::Drain(Duration::from_secs(5))
+        } else {
+            writeln!(out, "\nServing until Ctrl-C.")?;
+            out.flush()?;
+            gentle(signals.next(self.settings.shutdown.grace_period()).await)
+        };
+        running.shutdown(stop).await;
+        Ok(if traffic.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 
-    // Let the pipeline and the forwarder settle before reporting.
-    settle(&running.data_dir).await;
-    let cases = case_lines(&running.data_dir);
-    // Decide a case whose owning adapter can write the decision back, if any.
-    let writable: Vec<(String, Option<String>)> = running
-        .adapters
-        .iter()
-        .flat_map(|(_, started)| started.writebacks.iter())
-        .map(|(wb, profile)| (wb.adapter().to_owned(), profile.clone()))
-        .collect();
-    let target = cases
-        .iter()
-        .find(|c| {
-            writable
-                .iter()
-                .any(|(a, p)| *a == c.adapter && p.as_ref().is_none_or(|p| *p == c.profile))
-        })
-        .or_else(|| cases.first())
-        .map(|c| c.case_id.clone());
-    if let Some(case_id) = target {
-        match post_decision(running.admin_addr, token.expose(), &case_id).await {
-            Ok(status) => {
-                let writeback = writeback_state(&running.data_dir, &case_id).await;
-                ran.push((
-                    "decision".to_owned(),
-                    format!(
-                        "POST /api/v1/cases/{case_id}/decision answered {status}; write-back: {writeback}"
-                    ),
-                ));
+    /// Sends every adapter's sample traffic, shows the X12 folders, posts a
+    /// decision and waits for the forwarder.
+    async fn traffic(&self, running: &Running, token: &str) -> Traffic {
+        let mut t = Traffic::default();
+        for (name, started) in &running.adapters {
+            let Some(adapter) = adapters::all().into_iter().find(|a| a.name() == *name) else {
+                continue;
+            };
+            match adapter.demo_traffic(started, self.env).await {
+                Ok(line) => t.ran.push((part(name), without_prefix(&line, name))),
+                Err(reason) => t.failed.push((part(name), plain_reason(&reason))),
             }
-            Err(error) => {
-                failures += 1;
-                skipped.push(("decision".to_owned(), format!("failed: {error:#}")));
+        }
+        let x12_started = running.adapters.iter().any(|(n, _)| *n == "x12");
+        if let Some(drop_cfg) = self
+            .settings
+            .x12
+            .as_ref()
+            .and_then(|x| x.file_drop.as_ref())
+            && x12_started
+        {
+            match x12_files::drop_malformed(drop_cfg, &self.env.repo_root).await {
+                Ok(()) => {
+                    for line in x12_files::describe(drop_cfg) {
+                        t.ran.push((part("x12"), line));
+                    }
+                }
+                Err(why) => t.failed.push((part("x12"), why)),
             }
         }
         settle(&running.data_dir).await;
-    } else {
-        skipped.push((
-            "decision".to_owned(),
-            "no case was created, so no decision was posted".to_owned(),
-        ));
+        match self.decide(running, token).await {
+            Ok(line) => t.ran.push(("decision write-back".to_owned(), line)),
+            Err(why) => t.failed.push(("decision write-back".to_owned(), why)),
+        }
+        settle(&running.data_dir).await;
+        t
     }
 
-    writeln!(out, "\nran:")?;
-    for (name, summary) in &ran {
-        writeln!(out, "  {name:<9} {summary}")?;
+    /// Posts the demo decision for the case whose owning adapter can best
+    /// write it back, and reports the write-back's state.
+    async fn decide(&self, running: &Running, token: &str) -> Result<String, String> {
+        let snapshot = Snapshot::read(&running.data_dir);
+        let writable: Vec<(String, Option<String>)> = running
+            .adapters
+            .iter()
+            .flat_map(|(_, started)| started.writebacks.iter())
+            .map(|(wb, profile)| (wb.adapter().to_owned(), profile.clone()))
+            .collect();
+        let can_write = |c: &summary::CaseInfo| {
+            writable
+                .iter()
+                .any(|(a, p)| *a == c.adapter && p.as_ref().is_none_or(|p| *p == c.profile))
+        };
+        let open = |c: &&summary::CaseInfo| matches!(c.status.as_str(), "requested" | "pended");
+        // The desktop test application is closed after its own demo, so a
+        // desktop case is the last choice.
+        let rank = |c: &summary::CaseInfo| match c.adapter.as_str() {
+            "fhir" => 0,
+            "x12" => 1,
+            "hl7v2" => 2,
+            _ => 3,
+        };
+        let mut writable_cases: Vec<&summary::CaseInfo> = snapshot
+            .cases
+            .iter()
+            .filter(open)
+            .filter(|c| can_write(c))
+            .collect();
+        writable_cases.sort_by_key(|c| rank(c));
+        let target = writable_cases
+            .first()
+            .copied()
+            .or_else(|| snapshot.cases.iter().find(open))
+            .ok_or_else(|| "no open case was created, so no decision was posted".to_owned())?;
+        let status = admin_client::post_decision(running.admin_addr, token, &target.case_id)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let case_id = &target.case_id;
+        let writeback = if can_write(target) {
+            format!(
+                "write-back by {} ({}): {}",
+                target.adapter,
+                target.profile,
+                admin_client::writeback_state(&running.data_dir, case_id).await
+            )
+        } else {
+            format!(
+                "no write-back is configured for {} in the demo, so the decision stays pending and is forwarded as a case.decided event",
+                target.adapter
+            )
+        };
+        Ok(format!(
+            "POST /api/v1/cases/{case_id}/decision answered {status} (approved, DEMO-AUTH-0001); {writeback}"
+        ))
     }
-    writeln!(out, "\ncases:")?;
-    let cases = case_lines(&running.data_dir);
-    if cases.is_empty() {
-        writeln!(out, "  (none)")?;
-    }
-    for case in &cases {
-        writeln!(out, "  {}", case.line)?;
-    }
-    if !skipped.is_empty() {
-        writeln!(out, "\nskipped:")?;
-        for (name, reason) in &skipped {
-            writeln!(out, "  {name:<9} {reason}")?;
-        }
-    }
-    writeln!(out, "\ntry:")?;
-    writeln!(
-        out,
-        "  curl -H 'Authorization: Bearer {}' {admin_url}/api/v1/messages",
-        token.expose()
-    )?;
-    writeln!(out, "  curl {admin_url}/metrics")?;
-    writeln!(
-        out,
-        "  ehr-gateway messages list --data-dir {}",
-        data_dir.display()
-    )?;
-    out.flush()?;
 
-    let stop = if args.exit_after_traffic {
-        Stop::Drain(Duration::from_secs(5))
-    } else {
-        writeln!(out, "\nrunning; press Ctrl-C to stop")?;
-        out.flush()?;
-        match signals.next(settings.shutdown.grace_period()).await {
-            Stop::Fast => Stop::Drain(Duration::from_secs(2)),
-            other => other,
+    fn write_started(
+        &self,
+        out: &mut impl std::io::Write,
+        running: &Running,
+    ) -> std::io::Result<()> {
+        let temp = &self.env.temp_dir;
+        writeln!(
+            out,
+            "ehr-gateway demo: the gateway on loopback with sample traffic"
+        )?;
+        writeln!(
+            out,
+            "  temp dir:  {} ({})",
+            temp.display(),
+            if self.args.keep {
+                "kept at exit"
+            } else {
+                "removed at exit; --keep keeps it"
+            }
+        )?;
+        writeln!(out, "  data dir:  {}", running.data_dir.display())?;
+        writeln!(out, "\nStarted:")?;
+        for (name, started) in &running.adapters {
+            for endpoint in &started.endpoints {
+                let at = endpoint
+                    .addr
+                    .map(|a| format!(" on {a}"))
+                    .unwrap_or_default();
+                writeln!(out, "  {name:<9} {}{at}", endpoint.description)?;
+            }
+            if *name == gateway_desktop::ADAPTER
+                && let Display::Existing { display, ours } = &self.display
+            {
+                let whose = if *ours {
+                    "a private Xvfb the demo started"
+                } else {
+                    "your display"
+                };
+                writeln!(
+                    out,
+                    "  {name:<9} legacy-EHR test application on DISPLAY={display} ({whose})"
+                )?;
+            }
         }
-    };
-    running.shutdown(stop).await;
-    Ok(if failures > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+        if let Some(dir) = &running.file_sink_dir {
+            writeln!(
+                out,
+                "  platform  file sink {} (CloudEvents as JSON lines, standing in for the central platform)",
+                dir.display()
+            )?;
+        }
+        writeln!(out, "  admin     http://{}", running.admin_addr)?;
+        writeln!(out, "\nSending the sample traffic...")
+    }
+
+    fn write_summary(
+        &self,
+        out: &mut impl std::io::Write,
+        running: &Running,
+        traffic: &Traffic,
+        skipped: &[(String, String)],
+        dashboard: bool,
+    ) -> std::io::Result<()> {
+        writeln!(out, "\nRan:")?;
+        let mut previous: Option<&str> = None;
+        for (name, line) in &traffic.ran {
+            if previous == Some(name.as_str()) {
+                writeln!(out, "    {line}")?;
+            } else {
+                writeln!(out, "  {name}: {line}")?;
+            }
+            previous = Some(name);
+        }
+        let snapshot = Snapshot::read(&running.data_dir);
+        writeln!(out)?;
+        snapshot.write_cases(out)?;
+        writeln!(out)?;
+        snapshot.write_messages(out)?;
+        if let Some(dir) = &running.file_sink_dir {
+            writeln!(
+                out,
+                "\nPlatform: {} CloudEvents delivered to the file sink {} ({} pending, {} dead-lettered)",
+                snapshot.delivered,
+                dir.display(),
+                snapshot.pending,
+                snapshot.dead
+            )?;
+        }
+        let port = running.admin_addr.port();
+        let url = format!("http://localhost:{port}/");
+        let token = self.token_file.display();
+        writeln!(out, "\nDashboard: {url}")?;
+        if !dashboard {
+            writeln!(
+                out,
+                "  (this build does not serve a dashboard at / yet: use the admin API below)"
+            )?;
+        }
+        writeln!(
+            out,
+            "  log in with the demo admin token, in {token} (mode 0600): cat {token}"
+        )?;
+        writeln!(
+            out,
+            "  API:     curl -H \"Authorization: Bearer $(cat {token})\" http://localhost:{port}/api/v1/messages"
+        )?;
+        writeln!(out, "  metrics: curl http://localhost:{port}/metrics")?;
+        writeln!(out, "\nTry next:")?;
+        writeln!(
+            out,
+            "  ehr-gateway messages list --data-dir {}",
+            running.data_dir.display()
+        )?;
+        if self.args.exit_after_traffic && !self.args.keep && self.args.data_dir.is_none() {
+            writeln!(
+                out,
+                "  (the data directory is removed when the demo exits; add --keep to keep it)"
+            )?;
+        }
+        writeln!(out)?;
+        if skipped.is_empty() {
+            writeln!(out, "Skipped: nothing, every part ran")?;
+        }
+        for (name, why) in skipped {
+            writeln!(out, "Skipped: {name} — {why}")?;
+        }
+        Ok(())
+    }
 }
 
-/// The demo's config: loopback admin, file sink under the data dir, the
-/// repository's mappings. Adapters add their sections in `demo_configure`.
-fn demo_config(repo_root: &Path, data_dir: &Path, admin: SocketAddr) -> String {
+/// SIGINT stops the demo with a short drain (it owns all its traffic).
+fn gentle(stop: Stop) -> Stop {
+    match stop {
+        Stop::Fast => Stop::Drain(Duration::from_secs(2)),
+        other => other,
+    }
+}
+
+/// The part of the demo an adapter stands for, as the summary names it.
+fn part(adapter: &str) -> String {
+    match adapter {
+        "hl7v2" => "HL7 v2 MLLP listener",
+        "fhir" => "FHIR polling",
+        "desktop" => "desktop bridge",
+        "x12" => "X12 file drop and CORE SOAP",
+        other => other,
+    }
+    .to_owned()
+}
+
+/// An adapter's skip reason without its own "skipped the …:" lead-in.
+fn plain_reason(reason: &str) -> String {
+    match reason.split_once(": ") {
+        Some((lead, rest)) if lead.starts_with("skipped ") => rest.to_owned(),
+        _ => reason.to_owned(),
+    }
+}
+
+/// An adapter's summary line without a leading "<adapter>: ".
+fn without_prefix(line: &str, adapter: &str) -> String {
+    line.strip_prefix(adapter)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(line)
+        .to_owned()
+}
+
+/// The demo's config: loopback admin with the generated token file, file sink
+/// under the data dir, the repository's mappings. Adapters add their sections
+/// in `demo_configure`.
+fn demo_config(repo_root: &Path, data_dir: &Path, admin: SocketAddr, token_file: &Path) -> String {
     format!(
         r#"mappings_dir = "{mappings}"
 [gateway]
@@ -246,6 +498,7 @@ practice = "cardio-north"
 site = "main"
 [admin]
 listen = "{admin}"
+token_file = "{token}"
 [store]
 path = "{data}"
 [forward]
@@ -254,11 +507,12 @@ sink = "file"
 poll_interval_ms = 100
 [logging]
 format = "pretty"
-level = "warn"
+level = "error"
 [shutdown]
 grace_period_ms = 5000
 "#,
         mappings = toml_path(&repo_root.join("mappings")),
+        token = toml_path(token_file),
         data = toml_path(data_dir),
     )
 }
@@ -269,6 +523,20 @@ fn toml_path(path: &Path) -> String {
         .to_string()
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
+}
+
+/// Writes a secret readable only by the owner (0600 on Unix).
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
 }
 
 /// `addr` when it can be bound now, else a free port on the same IP.
@@ -316,126 +584,48 @@ async fn settle(data_dir: &Path) {
     }
 }
 
-/// One stored case as the demo shows it.
-struct CaseLine {
-    case_id: String,
-    adapter: String,
-    profile: String,
-    line: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// One line per case: id, status, adapter/profile, message type, service codes.
-/// Ids and codes only: the demo prints no patient data.
-fn case_lines(data_dir: &Path) -> Vec<CaseLine> {
-    let Ok(reader) = Reader::open(daemon::store_file(data_dir)) else {
-        return Vec::new();
-    };
-    let Ok(messages) = reader.list_messages(&MessageFilter {
-        limit: Some(1000),
-        ..MessageFilter::default()
-    }) else {
-        return Vec::new();
-    };
-    let mut seen = std::collections::BTreeSet::new();
-    let mut lines = Vec::new();
-    for message in messages.iter().rev() {
-        let Some(case_id) = &message.case_id else {
-            continue;
-        };
-        if !seen.insert(case_id.clone()) {
-            continue;
+    #[test]
+    fn skip_reasons_lose_the_adapters_lead_in() {
+        assert_eq!(
+            plain_reason("skipped the FHIR adapter: node is not installed"),
+            "node is not installed"
+        );
+        assert_eq!(plain_reason("x: y"), "x: y");
+        assert_eq!(without_prefix("x12: 3 dropped", "x12"), "3 dropped");
+        assert_eq!(without_prefix("sent 3", "hl7v2"), "sent 3");
+    }
+
+    #[test]
+    fn the_demo_config_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("admin.token");
+        write_private(&token, "t0k3n").expect("token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&token)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
         }
-        let Ok(Some(record)) = reader.get_case(case_id) else {
-            continue;
-        };
-        let codes: Vec<String> = record
-            .case
-            .services
-            .iter()
-            .map(|s| format!("{} {}", s.code.system.as_str(), s.code.code))
-            .collect();
-        let decision = record
-            .case
-            .decision
-            .as_ref()
-            .and_then(|d| d.authorization_number.clone())
-            .map(|n| format!(" auth={n}"))
-            .unwrap_or_default();
-        lines.push(CaseLine {
-            case_id: case_id.clone(),
-            adapter: record.adapter.clone(),
-            profile: record.profile.clone(),
-            line: format!(
-                "{case_id}  {:<10} {}/{}  {}  [{}]  events={}{decision}",
-                record.case.status.as_str(),
-                record.adapter,
-                record.profile,
-                record.case.source.message_type.as_deref().unwrap_or("-"),
-                codes.join(", "),
-                record.last_sequence,
+        let config = dir.path().join("demo.toml");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        std::fs::write(
+            &config,
+            demo_config(
+                &repo,
+                &dir.path().join("data"),
+                "127.0.0.1:0".parse().expect("addr"),
+                &token,
             ),
-        });
+        )
+        .expect("config");
+        let settings = settings::load(&config).into_result().expect("loads");
+        assert_eq!(settings.gateway.tenant, "mso-demo");
     }
-    lines
-}
-
-/// The write-back state of the newest decision of `case_id`, after giving the
-/// owning adapter up to 5 s.
-async fn writeback_state(data_dir: &Path, case_id: &str) -> String {
-    let file = daemon::store_file(data_dir);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut last = "unknown".to_owned();
-    while tokio::time::Instant::now() < deadline {
-        let state = Reader::open(&file).ok().and_then(|r| {
-            let decision_id = r
-                .case_events(case_id)
-                .ok()?
-                .iter()
-                .rev()
-                .find_map(|e| e.decision_id)?;
-            r.writeback_state(decision_id).ok().flatten()
-        });
-        if let Some((state, error)) = state {
-            last = match (state, error) {
-                (gateway_store::WriteBackState::Done, _) => return "done".to_owned(),
-                (gateway_store::WriteBackState::Failed, e) => {
-                    return format!("failed ({})", e.unwrap_or_default());
-                }
-                (gateway_store::WriteBackState::Pending, Some(e)) => {
-                    format!("pending, retrying ({e})")
-                }
-                (gateway_store::WriteBackState::Pending, None) => "pending".to_owned(),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    last
-}
-
-/// Posts an approval for `case_id` through the admin API (plain HTTP/1.1 on
-/// loopback); returns the status line's code.
-async fn post_decision(admin: SocketAddr, token: &str, case_id: &str) -> anyhow::Result<u16> {
-    let body = r#"{"status":"approved","authorization_number":"DEMO-AUTH-0001","effective":{"start":"2026-12-01","end":"2027-02-28"},"note":"demo decision"}"#;
-    let request = format!(
-        "POST /api/v1/cases/{case_id}/decision HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(admin)
-        .await
-        .context("connecting to the admin server")?;
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .context("the admin server did not answer")??;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .context("no HTTP status in the answer")?;
-    if status != 202 {
-        anyhow::bail!("the admin API answered {status}");
-    }
-    Ok(status)
 }
