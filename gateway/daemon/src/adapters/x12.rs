@@ -17,7 +17,7 @@ use gateway_core::GatewayError;
 use gateway_core::adapter::{BoxFuture, WriteBack};
 use gateway_store::Store;
 use gateway_x12::config::{
-    FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, X12Config,
+    FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, WriteBackConfig, X12Config,
 };
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER};
 use gateway_x12::filedrop::FileDrop;
@@ -330,7 +330,13 @@ impl Adapter for X12 {
                 max_body_bytes: 4 * 1024 * 1024,
             }),
             partners: Vec::new(),
-            writeback: None,
+            // Decisions on x12 cases become 278 responses in `outbound/`.
+            writeback: Some(WriteBackConfig {
+                outbound: Some(base.join("outbound")),
+                partner: None,
+                template: None,
+                receiver_qualifier: "ZZ".into(),
+            }),
         });
         Ok(())
     }
