@@ -1,31 +1,115 @@
 //! Start-up check of secret files' permissions.
 //!
-//! *Why*: secrets (admin token, platform bearer token, client TLS key) are
-//! never in the config itself, only the file or variable that holds them
-//! (see `settings`), but a file readable by other local users leaks them all
-//! the same. At start-up every configured secret file is checked and a
-//! warning names the key and file (never the content) when its mode lets
-//! group or others read it. On Windows, ACLs decide and no check is made.
+//! *Why*: secrets (admin and metrics tokens, the platform bearer token and
+//! client TLS key, the adapters' TLS keys, FHIR private keys and client
+//! secrets, X12 partner client identities) are never meant to be in the
+//! config itself, only the file or variable that holds them (see `settings`),
+//! but a file readable by other local users leaks them all the same. At
+//! start-up every configured secret file is checked and a warning names the
+//! key, the file and its mode — never the content — when group or others can
+//! read it. Secrets an adapter section still accepts inline (a FHIR
+//! `client_secret`, a FHIR subscription `token`) get a warning naming the key,
+//! and the config file itself is then checked like a secret file. On Windows,
+//! ACLs decide and no mode check is made.
 
 use std::path::{Path, PathBuf};
 
 use crate::settings::Settings;
 
 /// The configured secret files, each with the key that names it.
-pub fn secret_files(settings: &Settings) -> Vec<(&'static str, PathBuf)> {
+pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
     let mut files = Vec::new();
-    if let Some(path) = &settings.admin.token_file {
-        files.push(("admin.token_file", path.clone()));
+    let mut add = |key: String, path: &Option<PathBuf>| {
+        if let Some(path) = path {
+            files.push((key, path.clone()));
+        }
+    };
+    let admin = &settings.admin;
+    add("admin.token_file".to_owned(), &admin.token_file);
+    add(
+        "admin.metrics_token_file".to_owned(),
+        &admin.metrics_token_file,
+    );
+    for (i, token) in admin.tokens.iter().enumerate() {
+        add(format!("admin.tokens[{i}].token_file"), &token.token_file);
     }
     if let Some(http) = &settings.forward.http {
-        if let Some(path) = &http.bearer_token_file {
-            files.push(("forward.http.bearer_token_file", path.clone()));
+        add(
+            "forward.http.bearer_token_file".to_owned(),
+            &http.bearer_token_file,
+        );
+        add("forward.http.client_key".to_owned(), &http.client_key);
+    }
+    if let Some(hl7v2) = &settings.hl7v2 {
+        for (i, listener) in hl7v2.listeners.iter().enumerate() {
+            let key = listener.tls.as_ref().map(|tls| tls.key.clone());
+            add(format!("hl7v2.listeners[{i}].tls.key"), &key);
         }
-        if let Some(path) = &http.client_key {
-            files.push(("forward.http.client_key", path.clone()));
+        for (i, writeback) in hl7v2.writeback.iter().enumerate() {
+            let key = writeback
+                .sender
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.key.clone());
+            add(format!("hl7v2.writeback[{i}].sender.tls.key"), &key);
+        }
+    }
+    if let Some(fhir) = &settings.fhir {
+        use gateway_fhir::auth::AuthConfig;
+        match &fhir.auth {
+            AuthConfig::SmartBackend {
+                private_key_file, ..
+            } => add(
+                "fhir.auth.private_key_file".to_owned(),
+                &Some(private_key_file.clone()),
+            ),
+            AuthConfig::ClientSecret {
+                client_secret_file, ..
+            } => add(
+                "fhir.auth.client_secret_file".to_owned(),
+                client_secret_file,
+            ),
+            AuthConfig::None => {}
+        }
+    }
+    if let Some(x12) = &settings.x12 {
+        if let Some(soap) = &x12.soap_server {
+            add(
+                "x12.soap_server.tls.key".to_owned(),
+                &Some(soap.tls.key.clone()),
+            );
+        }
+        for (i, partner) in x12.partners.iter().enumerate() {
+            add(
+                format!("x12.partners[{i}].client_identity"),
+                &partner.client_identity,
+            );
         }
     }
     files
+}
+
+/// Keys whose secret is written in the config file itself (accepted by an
+/// adapter section for compatibility, but the file then holds a secret).
+pub fn inline_secrets(settings: &Settings) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if let Some(fhir) = &settings.fhir {
+        if let gateway_fhir::auth::AuthConfig::ClientSecret {
+            client_secret: Some(_),
+            ..
+        } = &fhir.auth
+        {
+            keys.push("fhir.auth.client_secret");
+        }
+        if fhir
+            .subscription
+            .as_ref()
+            .is_some_and(|s| s.token.is_some())
+        {
+            keys.push("fhir.subscription.token");
+        }
+    }
+    keys
 }
 
 /// Why `path` is too open, or `None` when only its owner can read it (or it
@@ -49,9 +133,25 @@ pub fn loose_permissions(_path: &Path) -> Option<String> {
     None
 }
 
-/// Logs one warning per secret file that group or others can read.
-pub fn warn_loose_permissions(settings: &Settings) {
-    for (key, path) in secret_files(settings) {
+/// Logs one warning per secret file that group or others can read, and per
+/// secret written inline in `config_file` (which is then checked too).
+pub fn warn_loose_permissions(settings: &Settings, config_file: &Path) {
+    let mut files = secret_files(settings);
+    let inline = inline_secrets(settings);
+    for key in &inline {
+        tracing::warn!(
+            key,
+            file = %config_file.display(),
+            "A secret is written in the config file; move it to a file or an environment variable."
+        );
+    }
+    if !inline.is_empty() {
+        files.push((
+            "config file (holds inline secrets)".to_owned(),
+            config_file.to_owned(),
+        ));
+    }
+    for (key, path) in files {
         if let Some(reason) = loose_permissions(&path) {
             tracing::warn!(
                 key,

@@ -1,7 +1,9 @@
 //! Secrets never reach the logs: the real binary at `trace` level (every
 //! crate), with a known admin token used by authorised and refused requests,
-//! prints neither the token nor the platform bearer token on stdout or stderr,
-//! and warns (naming key and file only) about a group/world-readable token file.
+//! prints neither the token, the platform bearer token nor an adapter's secret
+//! (the private key of an HL7 MLLP TLS listener, which a client handshakes
+//! with) on stdout or stderr, and warns (naming key, file and mode only) about
+//! group/world-readable secret files: the admin token and the adapter key.
 #![cfg(unix)]
 
 mod support;
@@ -40,6 +42,19 @@ fn tokens_never_appear_in_trace_logs_and_loose_files_are_flagged() {
     std::fs::write(&platform_file, PLATFORM_TOKEN).expect("token");
     std::fs::set_permissions(&platform_file, std::fs::Permissions::from_mode(0o600))
         .expect("chmod");
+    // An adapter secret: the MLLP listener's TLS key, left world-readable.
+    let pki = gateway_testkit::tls::TestPki::generate();
+    let server_cert = dir.path().join("mllp-server.pem");
+    std::fs::write(&server_cert, &pki.server_cert_pem).expect("cert");
+    let server_key = dir.path().join("mllp-server.key");
+    std::fs::write(&server_key, &pki.server_key_pem).expect("key");
+    std::fs::set_permissions(&server_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let pki_files = pki.write_to(dir.path());
+    let mllp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let config = dir.path().join("gateway.toml");
     std::fs::write(
         &config,
@@ -60,11 +75,19 @@ sink = "http"
 [forward.http]
 url = "http://127.0.0.1:9/events"
 bearer_token_file = "{platform}"
+[[hl7v2.listeners]]
+listen = "127.0.0.1:{mllp_port}"
+profile = "epic"
+[hl7v2.listeners.tls]
+cert = "{server_cert}"
+key = "{server_key}"
 "#,
             mappings = support::repo_root().join("mappings").display(),
             token = token_file.display(),
             platform = platform_file.display(),
             data = dir.path().join("data").display(),
+            server_cert = server_cert.display(),
+            server_key = server_key.display(),
         ),
     )
     .expect("config");
@@ -104,6 +127,26 @@ bearer_token_file = "{platform}"
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     let refused = request(&addr, "wrong-synthetic-token");
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    // A real TLS client sends an order over MLLP: the listener uses its key.
+    let sample = support::repo_root().join("sample-messages/hl7v2/epic/orm-o01-v251-eap.hl7");
+    let sent = Command::new(support::bin())
+        .args([
+            "send",
+            "mllp",
+            &format!("127.0.0.1:{mllp_port}"),
+            "--tls",
+            "--ca",
+        ])
+        .arg(&pki_files.ca_cert)
+        .arg(&sample)
+        .output()
+        .expect("send over TLS");
+    let ack = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        ack.contains("AA"),
+        "no AA over TLS: {ack} {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     // Let the forwarder try (and fail) to deliver the seeded event with the
     // platform token at least once.
     std::thread::sleep(Duration::from_millis(1500));
@@ -134,14 +177,29 @@ bearer_token_file = "{platform}"
         !logs.contains("Testpatient"),
         "patient data leaked into the logs"
     );
-    let warning = logs
+    // Not one line of the key's base64 body.
+    for line in pki
+        .server_key_pem
         .lines()
-        .find(|l| l.contains("Secret file is readable by other users."))
-        .expect("no warning about the 0644 token file");
-    assert!(
-        warning.contains("admin.token_file") && warning.contains("0644"),
-        "{warning}"
-    );
+        .filter(|l| !l.starts_with("-----"))
+    {
+        assert!(
+            !logs.contains(line),
+            "the MLLP TLS key leaked into the logs"
+        );
+    }
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("Secret file is readable by other users."))
+        .collect();
+    for key in ["admin.token_file", "hl7v2.listeners[0].tls.key"] {
+        let warning = warnings
+            .iter()
+            .find(|l| l.contains(&format!("\"{key}\"")))
+            .unwrap_or_else(|| panic!("no warning about {key}: {warnings:?}"));
+        assert!(warning.contains("0644"), "{warning}");
+    }
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
         !logs.contains("forward.http.bearer_token_file\""),
         "the 0600 file was flagged"

@@ -82,7 +82,7 @@ where
             logging::init_with(&settings.logging, file);
         }
     }
-    crate::secrets::warn_loose_permissions(&settings);
+    crate::secrets::warn_loose_permissions(&settings, config);
     for warning in warnings {
         tracing::warn!(%warning, "Configuration warning.");
     }
