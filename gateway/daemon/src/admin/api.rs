@@ -1,8 +1,12 @@
-//! `/api/v1/`: decision intake and read-only views of messages and cases.
+//! `/api/v1/`: decision intake, messages (search, show, replay), dead
+//! letters (list, replay), cases, adapters and the audit log.
 //!
-//! Raw message bytes are never returned here (they are PHI and need the
-//! `phi:read` scope issue 9 adds); messages are shown by their metadata,
-//! state, reason and diagnostics.
+//! *Why PHI is handled here and nowhere else:* raw message bytes, the parsed
+//! message and a case's patient fields leave the server only through these
+//! handlers, only for a principal with `phi:read`, and only after the
+//! `phi.read` audit entry is committed; everyone else gets a redaction
+//! marker in their place. Replays are operator actions, audited
+//! (`message.replay`, `event.replay`) and counted as manual interventions.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,12 +14,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gateway_core::case::Decision;
 use gateway_pipeline::DecisionError;
-use gateway_store::{MessageFilter, MessageState, OutboxEvent};
+use gateway_store::admin_queries::{AuditQuery, MessageSearch};
+use gateway_store::{EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AdminState;
 use super::access::{Role, require};
+use super::audit;
 use super::problem::Problem;
 
 /// `POST /api/v1/cases/{case_id}/decision`: 202 only after the decision is committed.
@@ -173,12 +179,36 @@ pub async fn adapters(State(state): State<AdminState>, headers: HeaderMap) -> Re
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     state: Option<String>,
+    /// Alias of `state` (the dashboard's word).
+    status: Option<String>,
     control_id: Option<String>,
+    adapter: Option<String>,
+    profile: Option<String>,
+    case_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before_id: Option<i64>,
     after_id: Option<i64>,
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/messages`.
+fn instant(name: &str, value: Option<&str>) -> Result<Option<i64>, Problem> {
+    value
+        .map(|v| {
+            v.parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+                .map_err(|_| {
+                    Problem::bad_request(format!(
+                        "`{name}` must be an RFC 3339 instant with offset, e.g. 2026-11-22T10:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/messages`: search by state, control id, adapter, profile,
+/// case and receive time; newest first, paged with `before_id` (or the
+/// older `after_id`, oldest first).
 pub async fn list_messages(
     State(state): State<AdminState>,
     headers: HeaderMap,
@@ -187,7 +217,15 @@ pub async fn list_messages(
     let result = async {
         require(&state, &headers, Role::Viewer).await?;
         let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
-        let state_filter = match query.state.as_deref() {
+        let name = match (query.state.as_deref(), query.status.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Problem::bad_request(
+                    "`state` and `status` are the same filter: give one",
+                ));
+            }
+            (a, b) => a.or(b),
+        };
+        let state_filter = match name {
             None => None,
             Some(name) => Some(MessageState::from_name(name).ok_or_else(|| {
                 Problem::bad_request(format!(
@@ -195,51 +233,103 @@ pub async fn list_messages(
                 ))
             })?),
         };
-        let filter = MessageFilter {
-            state: state_filter,
-            control_id: query.control_id,
-            after_id: query.after_id,
-            limit: query.limit,
-            ..MessageFilter::default()
-        };
-        let messages = state
+        let since_ms = instant("since", query.since.as_deref())?;
+        let until_ms = instant("until", query.until.as_deref())?;
+        if let Some(after_id) = query.after_id {
+            // Paging forward (oldest first), as the CLI and older clients do.
+            let filter = MessageFilter {
+                state: state_filter,
+                control_id: query.control_id,
+                since: since_ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
+                until: until_ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
+                after_id: Some(after_id),
+                limit: query.limit,
+            };
+            let messages = state
+                .store
+                .list_messages(filter)
+                .await
+                .map_err(store_problem)?;
+            return Ok(axum::Json(json!({ "messages": messages })).into_response());
+        }
+        let page = state
             .store
-            .list_messages(filter)
+            .search_messages(MessageSearch {
+                state: state_filter,
+                control_id: query.control_id,
+                adapter: query.adapter,
+                profile: query.profile,
+                case_id: query.case_id,
+                since_ms,
+                until_ms,
+                before_id: query.before_id,
+                limit: query.limit,
+            })
             .await
-            .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
-        Ok::<_, Problem>(axum::Json(json!({ "messages": messages })).into_response())
+            .map_err(store_problem)?;
+        Ok::<_, Problem>(axum::Json(page).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /api/v1/messages/{id}`.
+fn store_problem(e: gateway_store::StoreError) -> Problem {
+    Problem::unavailable(format!("store: {e}"))
+}
+
+fn parse_id(id: &str) -> Result<i64, Problem> {
+    id.parse()
+        .map_err(|_| Problem::bad_request(format!("message id `{id}` is not a number")))
+}
+
+/// The marker that replaces PHI for a caller without `phi:read`.
+fn redacted() -> serde_json::Value {
+    json!({ "redacted": true, "reason": "needs the phi:read role" })
+}
+
+/// `GET /api/v1/messages/{id}`: metadata, diagnostics and events for any
+/// viewer; the raw bytes and the parsed tree only for `phi:read` (audited
+/// as `phi.read` before they are sent), otherwise a redaction marker.
 pub async fn get_message(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
     let result = async {
-        require(&state, &headers, Role::Viewer).await?;
-        let id: i64 = id
-            .parse()
-            .map_err(|_| Problem::bad_request(format!("message id `{id}` is not a number")))?;
+        let principal = require(&state, &headers, Role::Viewer).await?;
+        let id = parse_id(&id)?;
         let message = state
             .store
             .get_message(id)
             .await
-            .map_err(|e| Problem::unavailable(format!("store: {e}")))?
+            .map_err(store_problem)?
             .ok_or_else(|| Problem::not_found(format!("unknown message {id}")))?;
         let events = state
             .store
             .read(move |r| r.message_events(id))
             .await
-            .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
+            .map_err(store_problem)?;
+        let (raw, parsed) = if principal.has(Role::PhiRead) {
+            audit::record(
+                &state,
+                &principal,
+                audit::PHI_READ,
+                Some(format!("message:{id}")),
+                message.summary.case_id.clone(),
+                Some("raw message bytes and parsed tree".to_owned()),
+            )
+            .await?;
+            (raw_json(&message.raw), parsed_json(&message.raw))
+        } else {
+            (redacted(), redacted())
+        };
         Ok::<_, Problem>(
             axum::Json(json!({
                 "message": message.summary,
                 "diagnostics": message.diagnostics,
                 "events": events.iter().map(event_json).collect::<Vec<_>>(),
+                "raw": raw,
+                "parsed": parsed,
             }))
             .into_response(),
         )
@@ -248,29 +338,228 @@ pub async fn get_message(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /api/v1/cases/{id}`.
+fn raw_json(raw: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    json!({
+        "size": raw.len(),
+        "text": String::from_utf8_lossy(raw),
+        "base64": base64::engine::general_purpose::STANDARD.encode(raw),
+    })
+}
+
+fn parsed_json(raw: &[u8]) -> serde_json::Value {
+    let Some(format) = crate::formats::detect(raw) else {
+        return json!({ "format": null, "tree": null, "diagnostics": [], "note": "format not recognised" });
+    };
+    match crate::formats::parse(format, raw) {
+        Ok(doc) => json!({
+            "format": format.as_str(),
+            "tree": crate::formats::render_tree(&doc),
+            "diagnostics": doc.diagnostics,
+        }),
+        Err(diagnostics) => json!({
+            "format": format.as_str(),
+            "tree": null,
+            "diagnostics": diagnostics,
+        }),
+    }
+}
+
+/// Counts a manual replay (`ehr_gateway_manual_interventions_total{reason="replay"}`).
+fn count_replay() {
+    ::metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "replay")
+        .increment(1);
+}
+
+/// `POST /api/v1/messages/{id}/replay` (operator): a rejected or failed
+/// message is queued for re-processing with the current profiles; an
+/// accepted one has its dead events re-queued. Audited as `message.replay`.
+pub async fn replay_message(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let principal = require(&state, &headers, Role::Operator).await?;
+        let id = parse_id(&id)?;
+        let message = state
+            .store
+            .get_message(id)
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| Problem::not_found(format!("unknown message {id}")))?;
+        let outcome = match state.store.replay_message(id).await {
+            Ok(outcome) => outcome,
+            Err(gateway_store::StoreError::UnknownMessage(_)) => {
+                return Err(Problem::not_found(format!("unknown message {id}")));
+            }
+            Err(gateway_store::StoreError::InvalidState(detail)) => {
+                return Err(Problem::conflict(detail));
+            }
+            Err(e) => return Err(store_problem(e)),
+        };
+        let (kind, event_ids) = match &outcome {
+            ReplayOutcome::MessageQueued { .. } => ("queued", Vec::new()),
+            ReplayOutcome::EventsRequeued { event_ids } => ("events_requeued", event_ids.clone()),
+        };
+        audit::record(
+            &state,
+            &principal,
+            audit::MESSAGE_REPLAY,
+            Some(format!("message:{id}")),
+            message.summary.case_id.clone(),
+            Some(format!("{kind} (was {})", message.summary.state.as_str())),
+        )
+        .await?;
+        count_replay();
+        tracing::info!(message_id = id, principal = %principal.name, outcome = kind, "Message replay requested.");
+        Ok::<_, Problem>(
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "message_id": id,
+                    "outcome": kind,
+                    "event_ids": event_ids,
+                })),
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Query of `GET /api/v1/dead-letters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/dead-letters`: dead-lettered events, oldest first.
+pub async fn dead_letters(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    query: Result<Query<DeadLettersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        require(&state, &headers, Role::Viewer).await?;
+        let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+        let (dead, total) = state
+            .store
+            .dead_letter_page(query.after, query.limit)
+            .await
+            .map_err(store_problem)?;
+        Ok::<_, Problem>(
+            axum::Json(json!({ "dead_letters": dead, "total": total })).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /api/v1/dead-letters/{event_id}/replay` (operator): the event goes
+/// back to pending, keeping its place in its case's order. Audited as
+/// `event.replay`.
+pub async fn replay_dead_letter(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Path(event_id): Path<String>,
+) -> Response {
+    let result = async {
+        let principal = require(&state, &headers, Role::Operator).await?;
+        let id = event_id.clone();
+        let event = state
+            .store
+            .read(move |r| r.event(&id))
+            .await
+            .map_err(store_problem)?
+            .ok_or_else(|| Problem::not_found(format!("unknown event {event_id}")))?;
+        if event.state != EventState::Dead {
+            return Err(Problem::conflict(format!(
+                "event {event_id} is {}, not dead",
+                event.state.as_str()
+            )));
+        }
+        match state.store.requeue_event(&event_id).await {
+            Ok(()) => {}
+            Err(gateway_store::StoreError::UnknownEvent(_)) => {
+                return Err(Problem::not_found(format!("unknown event {event_id}")));
+            }
+            Err(gateway_store::StoreError::InvalidState(detail)) => {
+                return Err(Problem::conflict(detail));
+            }
+            Err(e) => return Err(store_problem(e)),
+        }
+        audit::record(
+            &state,
+            &principal,
+            audit::EVENT_REPLAY,
+            Some(format!("event:{event_id}")),
+            Some(event.case_id.clone()),
+            Some(format!("after {} attempts", event.attempts)),
+        )
+        .await?;
+        count_replay();
+        tracing::info!(event_id = %event_id, principal = %principal.name, "Dead letter re-queued.");
+        Ok::<_, Problem>(
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "event_id": event_id,
+                    "case_id": event.case_id,
+                    "state": "pending",
+                })),
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/v1/cases/{id}`: the case with its events; patient fields and
+/// coverage member ids only for `phi:read` (audited as `phi.read`).
 pub async fn get_case(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Path(case_id): Path<String>,
 ) -> Response {
     let result = async {
-        require(&state, &headers, Role::Viewer).await?;
+        let principal = require(&state, &headers, Role::Viewer).await?;
         let record = state
             .store
             .get_case(&case_id)
             .await
-            .map_err(|e| Problem::unavailable(format!("store: {e}")))?
+            .map_err(store_problem)?
             .ok_or_else(|| Problem::not_found(format!("unknown case {case_id}")))?;
         let id = case_id.clone();
         let events = state
             .store
             .read(move |r| r.case_events(&id))
             .await
-            .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
+            .map_err(store_problem)?;
+        let mut case = serde_json::to_value(&record.case)
+            .map_err(|e| Problem::unavailable(format!("case {case_id}: {e}")))?;
+        let mut redactions = Vec::new();
+        if principal.has(Role::PhiRead) {
+            audit::record(
+                &state,
+                &principal,
+                audit::PHI_READ,
+                Some(format!("case:{case_id}")),
+                Some(case_id.clone()),
+                Some("case patient fields".to_owned()),
+            )
+            .await?;
+        } else {
+            redactions = redact_case(&mut case);
+        }
         Ok::<_, Problem>(
             axum::Json(json!({
-                "case": record.case,
+                "case": case,
+                "redacted": redactions,
                 "adapter": record.adapter,
                 "profile": record.profile,
                 "last_sequence": record.last_sequence,
@@ -283,6 +572,101 @@ pub async fn get_case(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Replaces the patient and each coverage's member and group ids with the
+/// redaction marker; returns the JSON pointers replaced.
+fn redact_case(case: &mut serde_json::Value) -> Vec<String> {
+    let mut replaced = Vec::new();
+    if let Some(patient) = case.get_mut("patient") {
+        *patient = redacted();
+        replaced.push("/patient".to_owned());
+    }
+    if let Some(coverages) = case.get_mut("coverages").and_then(|c| c.as_array_mut()) {
+        for (i, coverage) in coverages.iter_mut().enumerate() {
+            for key in ["member_id", "group_number"] {
+                if let Some(value) = coverage.get_mut(key) {
+                    *value = redacted();
+                    replaced.push(format!("/coverages/{i}/{key}"));
+                }
+            }
+        }
+    }
+    replaced
+}
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQueryParams {
+    action: Option<String>,
+    case_id: Option<String>,
+    actor: Option<String>,
+    before_id: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/audit` (operator): the audit log, newest first.
+pub async fn audit_log(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQueryParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result = async {
+        require(&state, &headers, Role::Operator).await?;
+        let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+        let limit = query
+            .limit
+            .unwrap_or(100)
+            .clamp(1, gateway_store::admin_queries::MAX_PAGE);
+        let entries = state
+            .store
+            .audit_entries(AuditQuery {
+                action: query.action,
+                case_id: query.case_id,
+                actor: query.actor,
+                before_id: query.before_id,
+                limit: Some(limit),
+            })
+            .await
+            .map_err(store_problem)?;
+        let next_before_id = (entries.len() == limit)
+            .then(|| entries.last().map(|e| e.id))
+            .flatten();
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "at": format!("{:.3}", e.at),
+                    "actor": e.entry.actor,
+                    "action": e.entry.action,
+                    "target": e.entry.target,
+                    "detail": e.entry.detail,
+                    "case_id": e.entry.case_id,
+                })
+            })
+            .collect();
+        Ok::<_, Problem>(
+            axum::Json(json!({ "entries": entries, "next_before_id": next_before_id }))
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The OpenAPI description of `/api/v1`.
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+/// `GET /api/v1/openapi.yaml` (no token: it describes, it reveals nothing).
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml; charset=utf-8"),
+    );
+    response
 }
 
 fn event_json(event: &OutboxEvent) -> serde_json::Value {

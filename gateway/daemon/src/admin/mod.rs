@@ -110,6 +110,15 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
         .route("/api/v1/messages/{id}", get(api::get_message))
+        .route("/api/v1/messages/{id}/replay", post(api::replay_message))
+        .route("/api/v1/dead-letters", get(api::dead_letters))
+        .route(
+            "/api/v1/dead-letters/{event_id}/replay",
+            post(api::replay_dead_letter),
+        )
+        .route("/api/v1/audit", get(api::audit_log))
+        .route("/api/v1/openapi.yaml", get(api::openapi))
+        .route("/api/v1/session", get(session::whoami))
         .merge(evidence::routes())
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))

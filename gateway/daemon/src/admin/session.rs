@@ -320,6 +320,26 @@ pub async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: B
     response
 }
 
+/// `GET /api/v1/session` (any role): who the caller is, its roles and the
+/// CSRF token a page needs for changing requests.
+pub async fn whoami(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    match access::authenticate(&state, &headers) {
+        Ok(principal) => {
+            let mut response = axum::Json(serde_json::json!({
+                "name": principal.name,
+                "roles": principal.roles,
+                "csrf_token": access::csrf_token(&principal),
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
+
 fn redirect(to: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(to) {
