@@ -613,6 +613,80 @@ mod tests {
         assert!(!csrf_value_matches(&csrf_token(&b), &a));
     }
 
+    fn settings_with(dir: &std::path::Path, tokens: &str) -> crate::settings::Loaded {
+        let path = dir.join("gateway.toml");
+        std::fs::write(
+            &path,
+            format!("[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{tokens}"),
+        )
+        .expect("write");
+        crate::settings::load_with_env(&path, Vec::<(String, String)>::new())
+    }
+
+    #[test]
+    fn token_config_problems_name_their_keys() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = dir.path().join("a.token");
+        let b = dir.path().join("b.token");
+        std::fs::write(&a, "same-token\n").expect("a");
+        std::fs::write(&b, "same-token").expect("b");
+        let loaded = settings_with(
+            dir.path(),
+            &format!(
+                "[[admin.tokens]]\nname = \"ops\"\ntoken_file = \"{a}\"\nroles = [\"viewer\"]\n\
+                 [[admin.tokens]]\nname = \"ops\"\ntoken_file = \"{b}\"\nroles = []\n\
+                 [[admin.tokens]]\nname = \"bad name\"\nroles = [\"viewer\"]\n",
+                a = a.display(),
+                b = b.display()
+            ),
+        );
+        let rendered: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+        for expected in [
+            "admin.tokens[1].name`: `ops` is already used",
+            "admin.tokens[1].roles`: list at least one",
+            "admin.tokens[1].token_file`: the same token as admin.tokens[0].token_file",
+            "admin.tokens[2].name`: must be 1 to 64",
+            "admin.tokens[2].token_file`: set token_file or token_env",
+        ] {
+            assert!(
+                rendered.iter().any(|p| p.contains(expected)),
+                "{expected} not in {rendered:?}"
+            );
+        }
+        assert!(
+            !rendered.iter().any(|p| p.contains("same-token")),
+            "a token value in a problem: {rendered:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_role_is_a_config_problem() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let loaded = settings_with(
+            dir.path(),
+            "[[admin.tokens]]\nname = \"x\"\ntoken_env = \"X\"\nroles = [\"root\"]\n",
+        );
+        assert!(
+            loaded.problems.iter().any(|p| p
+                .key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("admin.tokens[0].roles"))),
+            "{:?}",
+            loaded.problems
+        );
+    }
+
+    #[test]
+    fn legacy_token_is_full_access_admin() {
+        let admin = AdminSettings::default();
+        let access = Access::load(&admin, Some(Secret::new("legacy"))).expect("load");
+        let p = access.authenticate("legacy").expect("principal");
+        assert_eq!(p.name, LEGACY_TOKEN_NAME);
+        assert!(p.has(Role::Operator) && p.has(Role::PhiRead) && p.has(Role::Viewer));
+        let none = Access::load(&admin, None).expect("load");
+        assert!(none.is_empty());
+    }
+
     #[test]
     fn bearer_parsing() {
         let v = |s: &str| axum::http::HeaderValue::from_str(s).expect("value");
