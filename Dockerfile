@@ -1,5 +1,6 @@
 # EHR integration gateway container (issue 10). Not built in CI here (no
-# container runtime): unverified, kept simple on purpose.
+# container runtime), kept simple on purpose; CI lints it with hadolint
+# (gateway/daemon/tests/deploy_dockerfile.rs, installed by .ci/install.d/60-deploy.sh).
 #
 #   docker build --build-arg EHR_GATEWAY_GIT_REV=$(git rev-parse --short=12 HEAD) -t ehr-gateway .
 #   docker run --read-only --tmpfs /tmp -v ehr-gateway-data:/var/lib/ehr-gateway \
@@ -17,18 +18,23 @@ RUN cargo build --release --locked -p ehr-gateway \
  && install -D -m 0755 target/release/ehr-gateway /out/ehr-gateway
 
 FROM debian:bookworm-slim
+# Versions come from the pinned Debian release (bookworm) and its security
+# updates; pinning exact package versions would break on every point release.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ehr-gateway \
+ && groupadd --system --gid 10001 ehr-gateway \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin ehr-gateway \
  && install -d -o ehr-gateway -g ehr-gateway -m 0750 /var/lib/ehr-gateway \
  && install -d -m 0755 /etc/ehr-gateway /usr/share/ehr-gateway
 COPY --from=build /out/ehr-gateway /usr/local/bin/ehr-gateway
 COPY mappings /usr/share/ehr-gateway/mappings
-USER ehr-gateway
+# Numeric, so the runtime can check it is not root without a passwd lookup.
+USER 10001:10001
 VOLUME ["/var/lib/ehr-gateway"]
 EXPOSE 8080 2575
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/ehr-gateway"]
 CMD ["run", "--config", "/etc/ehr-gateway/gateway.toml", "--data-dir", "/var/lib/ehr-gateway"]

