@@ -280,17 +280,3 @@ fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
 fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
     anyhow::bail!("desktop playbooks drive an X11 display, which exists only on Unix systems")
 }
-
-/// The desktop driver: X11, which exists only on Unix systems.
-#[cfg(unix)]
-fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
-    let driver =
-        gateway_desktop::x11::X11Driver::connect(None).context("cannot drive the X display")?;
-    Ok(Box::new(driver))
-}
-
-/// The desktop driver: X11, which exists only on Unix systems.
-#[cfg(not(unix))]
-fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
-    anyhow::bail!("desktop playbooks drive an X11 display, which exists only on Unix systems")
-}
