@@ -2,7 +2,11 @@
 """Writes THIRD-PARTY-NOTICES for release artifacts from `cargo metadata`.
 
 Usage (from the workspace root):
-    python3 gateway/daemon/packaging/third-party-notices.py > THIRD-PARTY-NOTICES
+    python3 gateway/daemon/packaging/third-party-notices.py [--target TRIPLE] > THIRD-PARTY-NOTICES
+
+`--target` (default: the host) picks the platform whose dependencies are
+listed: `x86_64-pc-windows-msvc` for the Windows build adds `windows-service`
+and its dependencies, a Linux build does not ship them.
 
 Lists every third-party crate that the `ehr-gateway` binary links for the host
 target (normal dependencies only, no dev/build-only crates), with its version,
@@ -18,11 +22,19 @@ import sys
 
 
 def main() -> int:
+    args = sys.argv[1:]
+    if args[:1] == ["--target"] and len(args) == 2:
+        target = args[1]
+    elif not args:
+        target = (subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True)
+                  .stdout.split("host: ")[1].split()[0])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
     meta = json.loads(
         subprocess.run(
             ["cargo", "metadata", "--format-version", "1", "--locked", "--filter-platform",
-             subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True)
-             .stdout.split("host: ")[1].split()[0]],
+             target],
             capture_output=True, text=True, check=True,
         ).stdout
     )
