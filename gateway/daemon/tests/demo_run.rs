@@ -252,3 +252,78 @@ fn demo_names_each_part_it_skips_and_why() {
     assert_eq!(cases_of(&stdout, "desktop"), 0, "{stdout}");
     assert!(!stdout.contains("Skipped: nothing"), "{stdout}");
 }
+
+#[test]
+fn demo_serves_until_sigterm_then_cleans_up() {
+    use std::io::{BufRead as _, BufReader};
+    let mark = marker("serve");
+    let mut child = Command::new(support::bin())
+        .args(["demo", "--admin-listen", "127.0.0.1:0", "--repo"])
+        .arg(support::repo_root())
+        .env(MARK_VAR, &mark)
+        .env_remove("DISPLAY")
+        .env("PATH", "/nonexistent-demo-path")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("Serving until Ctrl-C"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the demo never said it is serving: {seen:#?}");
+            }
+        }
+    }
+    let all = seen.join("\n");
+    let temp = temp_dir(&all);
+    assert!(temp.exists(), "{all}");
+    // While serving, the dashboard URL answers on loopback.
+    let port: u16 = all
+        .split("Dashboard: http://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("dashboard port");
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin reachable");
+    use std::io::{Read as _, Write as _};
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let until = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("the demo did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!temp.exists(), "{} should be removed", temp.display());
+    assert_no_children_left(&mark);
+}

@@ -174,6 +174,10 @@ struct Traffic {
 impl Demo<'_> {
     async fn run(self, mut skipped: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
         let mut signals = daemon::Signals::install()?;
+        #[cfg(unix)]
+        let mut parent = xvfb::parent_gone();
+        #[cfg(not(unix))]
+        let mut parent: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let running = daemon::start(
             self.settings,
             Options {
@@ -192,7 +196,7 @@ impl Demo<'_> {
             .to_owned();
         let traffic = tokio::select! {
             traffic = self.traffic(&running, &token) => traffic,
-            stop = signals.next(self.settings.shutdown.grace_period()) => {
+            stop = stop_requested(&mut signals, &mut parent, self.settings.shutdown.grace_period()) => {
                 writeln!(out, "\nInterrupted during the sample traffic; stopping.")?;
                 running.shutdown(gentle(stop)).await;
                 return Ok(ExitCode::from(130));
@@ -213,7 +217,14 @@ impl Demo<'_> {
         } else {
             writeln!(out, "\nServing until Ctrl-C.")?;
             out.flush()?;
-            gentle(signals.next(self.settings.shutdown.grace_period()).await)
+            gentle(
+                stop_requested(
+                    &mut signals,
+                    &mut parent,
+                    self.settings.shutdown.grace_period(),
+                )
+                .await,
+            )
         };
         running.shutdown(stop).await;
         Ok(if traffic.failed.is_empty() {
@@ -447,6 +458,27 @@ impl Demo<'_> {
             writeln!(out, "Skipped: {name} — {why}")?;
         }
         Ok(())
+    }
+}
+
+/// A signal, or (inner demo under a private Xvfb) the outer demo gone.
+async fn stop_requested(
+    signals: &mut daemon::Signals,
+    parent: &mut Option<tokio::sync::oneshot::Receiver<()>>,
+    grace: Duration,
+) -> Stop {
+    let parent_gone = async {
+        match parent.as_mut() {
+            Some(rx) => {
+                let _ = rx.await;
+                *parent = None;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        stop = signals.next(grace) => stop,
+        () = parent_gone => Stop::Fast,
     }
 }
 

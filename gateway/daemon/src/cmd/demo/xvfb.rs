@@ -161,10 +161,14 @@ pub fn supervise() -> anyhow::Result<Result<ExitCode, String>> {
             .args(std::env::args_os().skip(1))
             .env("DISPLAY", &xvfb.display)
             .env(OWN_DISPLAY_ENV, &xvfb.display)
+            // The inner demo stops when this pipe closes (see `parent_gone`).
+            .stdin(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .context("running the demo under Xvfb")?;
         let pid = child.id();
+        // Held open until the inner demo ends (`wait` would close it first).
+        let _pipe = child.stdin.take();
         loop {
             tokio::select! {
                 status = child.wait() => return status.context("waiting for the demo"),
@@ -180,6 +184,19 @@ pub fn supervise() -> anyhow::Result<Result<ExitCode, String>> {
         .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(1);
     Ok(Ok(ExitCode::from(code)))
+}
+
+/// In the inner demo: resolves when the outer demo is gone (its stdin pipe
+/// closed), so a killed outer demo never leaves the inner one serving.
+/// `None` when this is not an inner demo.
+pub fn parent_gone() -> Option<tokio::sync::oneshot::Receiver<()>> {
+    std::env::var_os(OWN_DISPLAY_ENV)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        let _ = tx.send(());
+    });
+    Some(rx)
 }
 
 /// Sends `signal` to the inner demo (`kill` keeps this crate free of libc).
