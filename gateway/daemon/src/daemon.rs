@@ -166,6 +166,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
                 (Arc::new(sink), SinkProbe::Tcp { authority }, None)
             }
         };
+    let sink_name = sink.name().to_owned();
     let forwarder = Forwarder::spawn(store.clone(), sink, settings.forward.delivery);
 
     let identity = Identity {
@@ -181,19 +182,48 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     let stop_workers = CancellationToken::new();
     let stop_admin = CancellationToken::new();
 
+    // Alerts (issue 9): started before the adapters so a webhook problem stops
+    // the start before anything accepts traffic.
+    let adapter_health = crate::telemetry::AdapterHealth::new();
+    let alert_state = crate::alerts::AlertState::new();
+    let alert_sources = crate::alerts::evaluator::Sources {
+        store: store.clone(),
+        adapters: adapter_health.clone(),
+        sink: sink_name.clone(),
+        identity: crate::alerts::webhook::GatewayIdentity {
+            tenant: settings.gateway.tenant.clone(),
+            practice: settings.gateway.practice.clone(),
+            site: settings.gateway.site.clone(),
+        },
+    };
+    let alert_tasks = match crate::alerts::spawn(
+        &settings.alerts,
+        alert_sources,
+        alert_state.clone(),
+        stop_workers.clone(),
+    ) {
+        Ok(tasks) => tasks,
+        Err(error) => {
+            forwarder.shutdown(Duration::ZERO).await;
+            store.close().await;
+            return Err(error);
+        }
+    };
+
     let mut started_adapters = Vec::new();
     let mut registry = WriteBackRegistry::new();
     for adapter in adapters::all() {
         if !adapter.configured(settings) {
             continue;
         }
+        adapter_health.configured(adapter.name());
         let context = AdapterContext {
             pipeline: intake.clone(),
             shutdown: stop_intake.clone(),
             data_dir: data_dir.clone(),
             store: store.clone(),
         };
-        let started = match adapter.start(settings, context).await {
+        let mut started = match adapter.start(settings, context).await {
             Ok(started) => started,
             Err(error) => {
                 stop_intake.cancel();
@@ -214,8 +244,22 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         for (writeback, profile) in &started.writebacks {
             registry.register(writeback.clone(), profile.as_deref());
         }
+        // `ehr_gateway_adapter_up`: 1 while all of these tasks run.
+        started.tasks = adapter_health.started(adapter.name(), std::mem::take(&mut started.tasks));
         started_adapters.push((adapter.name(), started));
     }
+    crate::telemetry::zero_init(&crate::telemetry::KnownSeries {
+        intake: started_adapters
+            .iter()
+            .flat_map(|(name, started)| {
+                started
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| Some(((*name).to_owned(), e.profile.clone()?)))
+            })
+            .collect(),
+        sink: sink_name,
+    });
 
     let wake = Arc::new(Notify::new());
     let decisions = DecisionIntake::new(store.clone(), wake.clone());
@@ -233,6 +277,12 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         },
         stop_workers.clone(),
     )));
+    workers.push(tokio::spawn(crate::telemetry::outbox_gauges(
+        store.clone(),
+        Duration::from_secs(1),
+        stop_workers.clone(),
+    )));
+    workers.extend(alert_tasks);
 
     let readiness = Arc::new(Readiness {
         draining: false.into(),
@@ -257,6 +307,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         readiness: readiness.clone(),
         metrics: crate::telemetry::prometheus(),
         endpoints: Arc::new(endpoints),
+        alerts: alert_state,
     };
     let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
     tracing::info!(

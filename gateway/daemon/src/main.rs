@@ -20,6 +20,7 @@ use clap::Parser;
 
 mod adapters;
 mod admin;
+mod alerts;
 mod daemon;
 mod formats;
 mod instance;

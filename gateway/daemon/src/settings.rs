@@ -56,6 +56,9 @@ pub struct Settings {
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// Alert rules, their debounce and the webhook (`[alerts]`); no rule = no alerts.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertSettings,
     /// Directory holding one folder per mapping profile (`mappings/epic/profile.toml`).
     #[serde(default = "default_mappings_dir")]
     pub mappings_dir: PathBuf,
@@ -798,6 +801,9 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
         problem("admin.token_file", message);
     }
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {
+        problem(&key, message);
+    }
+    for (key, message) in crate::alerts::check_settings(&settings.alerts) {
         problem(&key, message);
     }
     let backoff = &settings.forward.delivery.backoff;

@@ -111,11 +111,9 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AdminState>) -> Response {
+    // Also refreshed every second by `telemetry::outbox_gauges`; exact at scrape.
     if let Ok(stats) = state.store.outbox_stats().await {
-        ::metrics::gauge!("ehr_gateway_outbox_depth").set(stats.pending as f64);
-        ::metrics::gauge!("ehr_gateway_outbox_oldest_age_seconds")
-            .set(stats.oldest_pending_age_secs);
-        ::metrics::gauge!("ehr_gateway_dead_letters").set(stats.dead as f64);
+        crate::telemetry::publish_outbox(&stats);
     }
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(

@@ -44,6 +44,8 @@ pub struct AdminState {
     pub metrics: PrometheusHandle,
     /// What the started adapters listen on or poll (`GET /api/v1/adapters`).
     pub endpoints: Arc<Vec<AdapterEndpoint>>,
+    /// Alerts that hold now and recent transitions (`GET /api/v1/alerts`, dashboard).
+    pub alerts: crate::alerts::AlertState,
 }
 
 /// One adapter endpoint as the admin API shows it.
@@ -109,6 +111,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
+        .route("/api/v1/alerts", get(crate::alerts::api::list))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/messages/{id}/replay", post(api::replay_message))
         .route("/api/v1/dead-letters", get(api::dead_letters))

@@ -1,0 +1,220 @@
+//! The evaluation loop: every `interval`, read a [`Snapshot`], evaluate the
+//! rules, debounce, publish to [`AlertState`] and queue transitions for the
+//! webhook.
+
+use std::time::Duration;
+
+use gateway_store::Store;
+use jiff::Timestamp;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::config::AlertSettings;
+use super::debounce::Debouncer;
+use super::rules::{Snapshot, evaluate};
+use super::webhook::{GatewayIdentity, Webhook};
+use super::{AlertState, AlertStatus};
+use crate::settings::Secret;
+use crate::telemetry::AdapterHealth;
+
+/// What the evaluator reads from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The store (outbox, recent messages, delivery attempts).
+    pub store: Store,
+    /// The configured adapters' health.
+    pub adapters: AdapterHealth,
+    /// The sink's name (`http`, `file`), the `sink` label of `sink_down`.
+    pub sink: String,
+    /// Who this gateway is, sent with every notification.
+    pub identity: GatewayIdentity,
+}
+
+/// Starts the evaluator (and the webhook sender when configured); returns
+/// their tasks, which end when `stop` is cancelled. Nothing is started when no
+/// rule is configured.
+pub fn spawn(
+    settings: &AlertSettings,
+    sources: Sources,
+    state: AlertState,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if !settings.any_rule() {
+        return Ok(tasks);
+    }
+    let webhook = match &settings.webhook {
+        Some(hook) => {
+            // Checked with the configuration; read again here, where it is used.
+            let token: Option<Secret> = hook.token_source().read().map_err(|message| {
+                anyhow::anyhow!("alerts.webhook.bearer_token_file: {message}")
+            })?;
+            let (webhook, task) =
+                Webhook::spawn(hook.clone(), token, sources.identity.clone(), stop.clone())?;
+            tasks.push(task);
+            Some(webhook)
+        }
+        None => None,
+    };
+    tracing::info!(
+        interval_ms = settings.interval.as_millis() as u64,
+        webhook = webhook.is_some(),
+        "Alert rules evaluated continuously."
+    );
+    let evaluator = Evaluator {
+        settings: settings.clone(),
+        sources,
+        state,
+        webhook,
+        debouncer: Debouncer::new(),
+    };
+    tasks.push(tokio::spawn(evaluator.run(stop)));
+    Ok(tasks)
+}
+
+struct Evaluator {
+    settings: AlertSettings,
+    sources: Sources,
+    state: AlertState,
+    webhook: Option<Webhook>,
+    debouncer: Debouncer,
+}
+
+impl Evaluator {
+    async fn run(mut self, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.settings.interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let snapshot = self.snapshot().await;
+            self.pass(&snapshot, Timestamp::now());
+        }
+    }
+
+    /// One evaluation at `now`.
+    fn pass(&mut self, snapshot: &Snapshot, now: Timestamp) {
+        let observations = evaluate(&self.settings, snapshot);
+        for event in self.debouncer.step(observations, now) {
+            match event.status {
+                AlertStatus::Firing => tracing::warn!(alert = %event.alert, labels = ?event.labels,
+                    value = event.value, threshold = event.threshold, "Alert firing."),
+                AlertStatus::Resolved => {
+                    tracing::info!(alert = %event.alert, labels = ?event.labels,
+                    value = event.value, "Alert resolved.")
+                }
+            }
+            self.state.push(event.clone());
+            if let Some(webhook) = &self.webhook {
+                webhook.send(event);
+            }
+        }
+        self.state.set_active(self.debouncer.active());
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        let store = &self.sources.store;
+        let mut snapshot = Snapshot {
+            adapters: self.sources.adapters.snapshot(),
+            ..Snapshot::default()
+        };
+        if self.settings.outbox_depth.is_some() || self.settings.outbox_oldest_age.is_some() {
+            match store.outbox_stats().await {
+                Ok(stats) => {
+                    snapshot.outbox = Some((stats.pending, stats.oldest_pending_age_secs));
+                }
+                Err(error) => tracing::warn!(%error, "Alerts: cannot read the outbox."),
+            }
+        }
+        if let Some(rule) = &self.settings.error_rate {
+            let since = window_start(Timestamp::now(), rule.window);
+            match store.intake_counts_since(since).await {
+                Ok(counts) => snapshot.intake = Some((counts.total, counts.failed)),
+                Err(error) => tracing::warn!(%error, "Alerts: cannot count recent messages."),
+            }
+        }
+        if self.settings.sink_down.is_some() {
+            match store.consecutive_failed_deliveries().await {
+                Ok(n) => snapshot.sink = Some((self.sources.sink.clone(), n)),
+                Err(error) => tracing::warn!(%error, "Alerts: cannot read delivery attempts."),
+            }
+        }
+        snapshot
+    }
+}
+
+/// Unix milliseconds of `now − window`.
+fn window_start(now: Timestamp, window: Duration) -> i64 {
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    now.as_millisecond().saturating_sub(window_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::config::SinkDownRule;
+
+    #[tokio::test]
+    async fn passes_publish_state_and_transitions() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            temp.path().join("gateway.sqlite"),
+            gateway_store::StoreOptions::default(),
+        )
+        .await
+        .expect("store");
+        let settings = AlertSettings {
+            sink_down: Some(SinkDownRule {
+                failures: 2,
+                hold: Duration::from_secs(10),
+            }),
+            ..AlertSettings::default()
+        };
+        let state = AlertState::new();
+        let mut evaluator = Evaluator {
+            settings,
+            sources: Sources {
+                store: store.clone(),
+                adapters: AdapterHealth::new(),
+                sink: "http".to_owned(),
+                identity: GatewayIdentity::default(),
+            },
+            state: state.clone(),
+            webhook: None,
+            debouncer: Debouncer::new(),
+        };
+        let t0 = Timestamp::from_second(1_790_000_000).expect("t0");
+        let down = Snapshot {
+            sink: Some(("http".to_owned(), 2)),
+            ..Snapshot::default()
+        };
+        evaluator.pass(&down, t0);
+        assert_eq!(state.active().len(), 1);
+        assert!(state.recent().is_empty());
+        evaluator.pass(&down, t0 + jiff::SignedDuration::from_secs(10));
+        assert_eq!(state.recent()[0].status, AlertStatus::Firing);
+        let up = Snapshot {
+            sink: Some(("http".to_owned(), 0)),
+            ..Snapshot::default()
+        };
+        evaluator.pass(&up, t0 + jiff::SignedDuration::from_secs(11));
+        let statuses: Vec<_> = state.recent().iter().map(|e| e.status).collect();
+        assert_eq!(statuses, [AlertStatus::Resolved, AlertStatus::Firing]);
+        assert!(state.active().is_empty());
+        // The real snapshot of an empty store: no failed deliveries.
+        assert_eq!(
+            evaluator.snapshot().await.sink,
+            Some(("http".to_owned(), 0))
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn the_window_reaches_back_from_now() {
+        let now = Timestamp::from_millisecond(1_000_000).expect("now");
+        assert_eq!(window_start(now, Duration::from_secs(60)), 940_000);
+    }
+}

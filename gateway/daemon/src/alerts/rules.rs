@@ -1,0 +1,203 @@
+//! The alert rules: one pure function from a [`Snapshot`] of the gateway's
+//! health to one [`Observation`] per rule and label set.
+//!
+//! A signal that could not be read is `None` in the snapshot and produces no
+//! observation, so the debouncer keeps that alert as it was.
+
+use std::collections::BTreeMap;
+
+use super::config::AlertSettings;
+use super::debounce::{AlertKey, Observation};
+
+/// What the evaluator read in one pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Pending events and the oldest one's age in seconds.
+    pub outbox: Option<(u64, f64)>,
+    /// Inbound messages in the error-rate window: (total, rejected + error).
+    pub intake: Option<(u64, u64)>,
+    /// Each configured adapter and whether all its tasks run.
+    pub adapters: Vec<(String, bool)>,
+    /// The sink's name and its run of transiently failed attempts.
+    pub sink: Option<(String, u64)>,
+}
+
+fn key(alert: &str, labels: &[(&str, &str)]) -> AlertKey {
+    AlertKey {
+        alert: alert.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Evaluates every configured rule against `snapshot`.
+pub fn evaluate(settings: &AlertSettings, snapshot: &Snapshot) -> Vec<Observation> {
+    let mut out = Vec::new();
+    if let (Some(rule), Some((depth, _))) = (&settings.outbox_depth, snapshot.outbox) {
+        out.push(Observation {
+            key: key("outbox_depth", &[]),
+            holds: depth >= rule.threshold,
+            value: depth as f64,
+            threshold: rule.threshold as f64,
+            hold: rule.hold,
+            summary: format!(
+                "{depth} events wait for delivery (threshold {})",
+                rule.threshold
+            ),
+        });
+    }
+    if let (Some(rule), Some((_, age))) = (&settings.outbox_oldest_age, snapshot.outbox) {
+        let threshold = rule.threshold.as_secs_f64();
+        out.push(Observation {
+            key: key("outbox_oldest_age", &[]),
+            holds: age >= threshold,
+            value: age,
+            threshold,
+            hold: rule.hold,
+            summary: format!(
+                "the oldest undelivered event is {age:.0}s old (threshold {threshold:.0}s)"
+            ),
+        });
+    }
+    if let (Some(rule), Some((total, failed))) = (&settings.error_rate, snapshot.intake) {
+        let rate = if total == 0 {
+            0.0
+        } else {
+            failed as f64 / total as f64
+        };
+        out.push(Observation {
+            key: key("error_rate", &[]),
+            holds: total >= rule.min_messages.max(1) && rate >= rule.threshold,
+            value: rate,
+            threshold: rule.threshold,
+            hold: rule.hold,
+            summary: format!(
+                "{failed} of {total} inbound messages rejected or failed in the last {}s",
+                rule.window.as_secs()
+            ),
+        });
+    }
+    if let Some(rule) = &settings.adapter_down {
+        for (adapter, up) in &snapshot.adapters {
+            out.push(Observation {
+                key: key("adapter_down", &[("adapter", adapter)]),
+                holds: !up,
+                value: if *up { 1.0 } else { 0.0 },
+                threshold: 1.0,
+                hold: rule.hold,
+                summary: if *up {
+                    format!("adapter {adapter} is running")
+                } else {
+                    format!("adapter {adapter} is not running")
+                },
+            });
+        }
+    }
+    if let (Some(rule), Some((sink, failures))) = (&settings.sink_down, &snapshot.sink) {
+        out.push(Observation {
+            key: key("sink_down", &[("sink", sink)]),
+            holds: *failures >= rule.failures,
+            value: *failures as f64,
+            threshold: rule.failures as f64,
+            hold: rule.hold,
+            summary: format!("the last {failures} deliveries to the {sink} sink failed"),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alerts::config::{AdapterDownRule, AgeRule, DepthRule, ErrorRateRule, SinkDownRule};
+
+    fn all_rules() -> AlertSettings {
+        let hold = Duration::from_secs(10);
+        AlertSettings {
+            outbox_depth: Some(DepthRule {
+                threshold: 100,
+                hold,
+            }),
+            outbox_oldest_age: Some(AgeRule {
+                threshold: Duration::from_secs(600),
+                hold,
+            }),
+            error_rate: Some(ErrorRateRule {
+                threshold: 0.5,
+                window: Duration::from_secs(900),
+                min_messages: 4,
+                hold,
+            }),
+            adapter_down: Some(AdapterDownRule { hold }),
+            sink_down: Some(SinkDownRule { failures: 3, hold }),
+            ..AlertSettings::default()
+        }
+    }
+
+    fn holding(observations: &[Observation]) -> Vec<String> {
+        observations
+            .iter()
+            .filter(|o| o.holds)
+            .map(|o| match o.key.labels.values().next() {
+                Some(label) => format!("{}:{label}", o.key.alert),
+                None => o.key.alert.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn healthy_snapshot_holds_nothing() {
+        let snapshot = Snapshot {
+            outbox: Some((99, 599.0)),
+            intake: Some((10, 4)),
+            adapters: vec![("hl7v2".to_owned(), true)],
+            sink: Some(("http".to_owned(), 2)),
+        };
+        let observations = evaluate(&all_rules(), &snapshot);
+        assert_eq!(observations.len(), 5);
+        assert!(holding(&observations).is_empty());
+    }
+
+    #[test]
+    fn every_threshold_is_inclusive() {
+        let snapshot = Snapshot {
+            outbox: Some((100, 600.0)),
+            intake: Some((4, 2)),
+            adapters: vec![("hl7v2".to_owned(), true), ("x12".to_owned(), false)],
+            sink: Some(("http".to_owned(), 3)),
+        };
+        assert_eq!(
+            holding(&evaluate(&all_rules(), &snapshot)),
+            [
+                "outbox_depth",
+                "outbox_oldest_age",
+                "error_rate",
+                "adapter_down:x12",
+                "sink_down:http"
+            ]
+        );
+    }
+
+    #[test]
+    fn low_volume_never_fires_the_error_rate() {
+        let snapshot = Snapshot {
+            intake: Some((3, 3)),
+            ..Snapshot::default()
+        };
+        assert!(holding(&evaluate(&all_rules(), &snapshot)).is_empty());
+    }
+
+    #[test]
+    fn unread_signals_and_unconfigured_rules_observe_nothing() {
+        assert!(evaluate(&all_rules(), &Snapshot::default()).is_empty());
+        let snapshot = Snapshot {
+            outbox: Some((1000, 1000.0)),
+            ..Snapshot::default()
+        };
+        assert!(evaluate(&AlertSettings::default(), &snapshot).is_empty());
+    }
+}
