@@ -11,6 +11,7 @@
 pub mod access;
 mod api;
 pub mod audit;
+mod dashboard;
 mod evidence;
 mod health;
 pub mod problem;
@@ -98,6 +99,8 @@ impl AdapterEndpoint {
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/api/v1/stats", get(dashboard::stats))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(
