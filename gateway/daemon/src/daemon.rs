@@ -105,6 +105,9 @@ impl DocumentParser for FormatParser {
 /// Starts the daemon. Configuration problems found here (a required profile
 /// that does not load) are returned as [`ConfigError`].
 pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Running> {
+    // The recorder first: a metric handle taken before it is installed (an
+    // adapter's `adapter_up` gauge, say) would stay a no-op for good.
+    let _recorder = crate::telemetry::prometheus();
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
