@@ -368,6 +368,14 @@ async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
         )
         .await;
 
+    // Adapter health: the MLLP listener's adapter is reported up.
+    driver
+        .wait_for(
+            "var c = document.querySelector('#adapters tbody td.up'); \
+             return c !== null && c.parentNode.cells[0].textContent === 'hl7v2';",
+            "the hl7v2 adapter to show as up",
+        )
+        .await;
     let shown = driver
         .script(
             "var t = function (id) { return document.getElementById(id).textContent; };
