@@ -241,17 +241,13 @@ impl Pipeline {
         diagnostics: Vec<Diagnostic>,
         outcome: &MapOutcome,
     ) -> Result<IntakeOutcome, GatewayError> {
-        // An amended order must not erase a decision already recorded.
         if let Some(existing) = self
             .store
             .get_case(&case.case_id)
             .await
             .map_err(GatewayError::from)?
-            && case.decision.is_none()
-            && let Some(decision) = existing.case.decision
         {
-            case.status = decision.status.case_status();
-            case.decision = Some(decision);
+            keep_absent(&mut case, existing.case);
         }
         let profile = case.source.profile.clone();
         let status = case.status;
@@ -452,6 +448,43 @@ impl IntakePipeline for Pipeline {
         message: InboundMessage,
     ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
         Box::pin(self.process(message, None))
+    }
+}
+
+/// A later document about a stored case (an amended order, a 278 response
+/// without 2000F loops) carries only part of it: what it leaves out is kept,
+/// never erased — the recorded decision, service lines, diagnoses, coverages,
+/// notes, attachments, patient identifiers, references, and providers of a
+/// role it does not name.
+fn keep_absent(case: &mut Case, existing: Case) {
+    if case.decision.is_none()
+        && let Some(decision) = existing.decision
+    {
+        case.status = decision.status.case_status();
+        case.decision = Some(decision);
+    }
+    fn keep<T>(new: &mut Vec<T>, old: Vec<T>) {
+        if new.is_empty() {
+            *new = old;
+        }
+    }
+    keep(&mut case.services, existing.services);
+    keep(&mut case.diagnoses, existing.diagnoses);
+    keep(&mut case.coverages, existing.coverages);
+    keep(&mut case.notes, existing.notes);
+    keep(&mut case.attachments, existing.attachments);
+    match (&mut case.patient, existing.patient) {
+        (None, old) => case.patient = old,
+        (Some(new), Some(old)) => keep(&mut new.identifiers, old.identifiers),
+        (Some(_), None) => {}
+    }
+    for provider in existing.providers {
+        if !case.providers.iter().any(|p| p.role == provider.role) {
+            case.providers.push(provider);
+        }
+    }
+    for (key, value) in existing.references {
+        case.references.entry(key).or_insert(value);
     }
 }
 
