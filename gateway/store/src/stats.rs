@@ -252,6 +252,33 @@ pub struct Throughput {
 }
 
 const MINUTE_MS: i64 = 60_000;
+
+/// Messages of a window by adapter, site, state and completion.
+const MESSAGE_VOLUME_SQL: &str = "SELECT m.adapter,
+                        json_extract(c.snapshot, '$.tenant'),
+                        json_extract(c.snapshot, '$.practice'),
+                        json_extract(c.snapshot, '$.site'),
+                        m.state,
+                        m.state = 'accepted' AND NOT EXISTS (
+                            SELECT 1 FROM events e
+                            WHERE e.message_id = m.id AND e.state <> 'delivered'),
+                        COUNT(*)
+                 FROM messages m
+                 LEFT JOIN cases c ON c.case_id = m.case_id AND m.state <> 'duplicate'
+                 WHERE m.received_at_ms >= ?1 AND m.received_at_ms < ?2
+                 GROUP BY 1, 2, 3, 4, 5, 6";
+
+/// Events first delivered in a window, from a row id on.
+const FIRST_DELIVERIES_SQL: &str = "SELECT MIN(a.at_ms), e.created_at_ms, m.received_at_ms
+                 FROM delivery_attempts a NOT INDEXED
+                 JOIN events e ON e.id = a.event_id
+                 LEFT JOIN messages m ON m.id = e.message_id
+                 WHERE a.id >= ?1 AND a.result = 'delivered'
+                   AND a.at_ms >= ?2 AND a.at_ms < ?3
+                   AND NOT EXISTS (SELECT 1 FROM delivery_attempts b
+                                   WHERE b.event_id = a.event_id AND b.result = 'delivered'
+                                     AND b.at_ms < ?2)
+                 GROUP BY a.event_id";
 const BUCKETS: i64 = 60;
 
 impl Reader {
@@ -308,21 +335,7 @@ impl Reader {
     fn message_volume(&self, since: i64, until: i64) -> Result<(Volume, Exceptions)> {
         let rows = self
             .conn
-            .prepare_cached(
-                "SELECT m.adapter,
-                        json_extract(c.snapshot, '$.tenant'),
-                        json_extract(c.snapshot, '$.practice'),
-                        json_extract(c.snapshot, '$.site'),
-                        m.state,
-                        m.state = 'accepted' AND NOT EXISTS (
-                            SELECT 1 FROM events e
-                            WHERE e.message_id = m.id AND e.state <> 'delivered'),
-                        COUNT(*)
-                 FROM messages m
-                 LEFT JOIN cases c ON c.case_id = m.case_id AND m.state <> 'duplicate'
-                 WHERE m.received_at_ms >= ?1 AND m.received_at_ms < ?2
-                 GROUP BY 1, 2, 3, 4, 5, 6",
-            )
+            .prepare_cached(MESSAGE_VOLUME_SQL)
             .and_then(|mut st| {
                 st.query_map(params![since, until], |r| {
                     Ok((
@@ -394,7 +407,7 @@ impl Reader {
                         json_extract(c.snapshot, '$.practice'),
                         json_extract(c.snapshot, '$.site'),
                         d.received_at_ms - c.created_at_ms
-                 FROM decisions d JOIN cases c ON c.case_id = d.case_id
+                 FROM decisions d NOT INDEXED JOIN cases c ON c.case_id = d.case_id
                  WHERE d.id >= ?1 AND d.received_at_ms >= ?2 AND d.received_at_ms < ?3",
             )
             .and_then(|mut st| {
@@ -419,20 +432,11 @@ impl Reader {
             return Ok(Vec::new());
         };
         // An event delivered again (at least once) keeps its first delivery:
-        // a later window must not count it a second time.
+        // a later window must not count it a second time. `NOT INDEXED`: the
+        // planner would otherwise scan all of `attempts_event` for the GROUP BY
+        // instead of the row-id range.
         self.conn
-            .prepare_cached(
-                "SELECT MIN(a.at_ms), e.created_at_ms, m.received_at_ms
-                 FROM delivery_attempts a
-                 JOIN events e ON e.id = a.event_id
-                 LEFT JOIN messages m ON m.id = e.message_id
-                 WHERE a.id >= ?1 AND a.result = 'delivered'
-                   AND a.at_ms >= ?2 AND a.at_ms < ?3
-                   AND NOT EXISTS (SELECT 1 FROM delivery_attempts b
-                                   WHERE b.event_id = a.event_id AND b.result = 'delivered'
-                                     AND b.at_ms < ?2)
-                 GROUP BY a.event_id",
-            )
+            .prepare_cached(FIRST_DELIVERIES_SQL)
             .and_then(|mut st| {
                 st.query_map(params![first, since, until], |r| {
                     Ok(Delivered {
@@ -1132,6 +1136,34 @@ mod tests {
                 .first_row_since("decisions", "received_at_ms", T)
                 .expect("search"),
             Some(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn window_queries_use_the_row_id_range_and_time_index() {
+        let f = fixture().await;
+        let reader = Reader::open(&f.path).expect("reader");
+        let plan = |sql: &str, params: usize| -> String {
+            let nulls = vec![rusqlite::types::Null; params];
+            reader
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .and_then(|mut st| {
+                    st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .expect("plan")
+                .join("\n")
+        };
+        let deliveries = plan(FIRST_DELIVERIES_SQL, 3);
+        assert!(
+            deliveries.contains("SEARCH a USING INTEGER PRIMARY KEY (rowid>?)"),
+            "{deliveries}"
+        );
+        let messages = plan(MESSAGE_VOLUME_SQL, 2);
+        assert!(
+            messages.contains("SEARCH m USING INDEX messages_received"),
+            "{messages}"
         );
     }
 
