@@ -18,6 +18,14 @@
 //! correct mode; our listener is measured both ways so ratios compare like
 //! with like. Everything runs on the same machine: the servers share the
 //! cores with the load generator.
+//!
+//! Because wall-clock rates on shared cores swing with whatever else runs, each
+//! row also gives the **CPU time per message** of the server (the gateway's
+//! runtime threads `gateway…` plus its `store-writer` thread; every thread of a
+//! peer process) and of the load generator (its own runtime, threads
+//! `loadgen…`), read from `/proc/*/task/*/schedstat`. `--only gateway` skips
+//! the peers (for profiling: `perf record -g -- <bench binary> --only gateway`).
+//! Per-stage costs: the `stages` bench.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,88 +35,29 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use gateway_hl7v2::mllp::codec::{MllpCodec, MllpFrame, frame_into};
 use gateway_hl7v2::mllp::{ListenerConfig, MllpListener};
-use gateway_mapping::{Profile, SyntaxProvider};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
-struct Hl7Syntax;
+#[path = "common/mod.rs"]
+mod common;
 
-impl SyntaxProvider for Hl7Syntax {
-    fn syntax(
-        &self,
-        format: gateway_core::SourceFormat,
-    ) -> Option<&dyn gateway_core::path::PathSyntax> {
-        match format {
-            gateway_core::SourceFormat::Hl7v2 => Some(&gateway_hl7v2::path::Hl7PathSyntax),
-            _ => None,
-        }
-    }
-}
-
-/// A ~1 KB ORM^O01 (synthetic: made-up names, ids and NPIs).
-fn message(id: &str) -> Vec<u8> {
-    let segs = [
-        format!("MSH|^~\\&|EPIC|CARDIO-NORTH|GATEWAY|MSO|20261122100000||ORM^O01^ORM_O01|{id}|P|2.5.1|||AL|NE"),
-        "PID|1||E10001^^^HOSP^MR~987-65-4320^^^SSA^SS||TESTPATIENT^ALPHA^Q^^^^L||19700131|F|||100 TEST LANE^^AUSTIN^TX^78701^USA^H||^PRN^PH^^1^512^5550100|||||||||||||||||||".to_string(),
-        "PV1|1|O|CARD^101^1^CARDIO-NORTH||||1234567893^HEART^ANN^^^^^^NPI|||CAR||||||||||||||||||||||||||||||||||||20261122090000".to_string(),
-        "IN1|1|PPO^Preferred Provider|60054^^^^PAYER|TEST HEALTH PLAN|PO BOX 1^^HARTFORD^CT^06101||||G100|||||||TESTPATIENT^ALPHA^Q|SEL|19700131|||||||||||||||||W123456789".to_string(),
-        "GT1|1||TESTPATIENT^ALPHA^Q||100 TEST LANE^^AUSTIN^TX^78701|^PRN^PH^^1^512^5550100".to_string(),
-        format!("ORC|NW|ORD{id}|||||^^^20261201^^R||20261122100000|||1234567893^HEART^ANN^^^^^^NPI"),
-        format!("OBR|1|ORD{id}||78452^SPECT MPI^CPT4|||20261201080000||||||||1234567893^HEART^ANN^^^^^^NPI||||||||CAR|||^^^20261201^^R"),
-        "DG1|1|I10|I25.10^Atherosclerotic heart disease^I10|||A".to_string(),
-        "DG1|2|I10|R07.9^Chest pain, unspecified^I10|||W".to_string(),
-        "NTE|1||Synthetic benchmark order; all values are made up.".to_string(),
-        "ZPI|1|BENCH|IGNORED".to_string(),
-    ];
-    let mut out = segs.join("\r").into_bytes();
-    out.push(b'\r');
-    out
-}
-
-/// A small HL7 ORM profile used when `mappings/epic` is not present.
-const BENCH_PROFILE: &str = r#"name = "bench-orm"
-format = "hl7v2"
-time_zone = "America/Chicago"
-
-[defaults]
-tenant = "mso-bench"
-
-[tables.sex]
-F = "female"
-M = "male"
-"#;
-
-const BENCH_ORDERS: &str = r#"description = "Benchmark ORM^O01 mapping"
-
-[match]
-message_type = "ORM"
-
-[case_id]
-key = ["ORC-2"]
-
-[fields]
-status = { const = "requested" }
-"patient.identifiers[0].value" = "PID-3[1].1"
-"patient.identifiers[0].type" = { const = "MR" }
-"patient.name.family" = "PID-5.1"
-"patient.name.given" = { paths = ["PID-5.2", "PID-5.3"] }
-"patient.birth_date" = { path = "PID-7", transforms = [{ date = "hl7" }] }
-"patient.sex" = { path = "PID-8", transforms = [{ table = "sex" }] }
-"references.placer_order" = "ORC-2"
-"#;
+use common::{cpu_ns, load_profile, message};
 
 struct Args {
     messages: usize,
     mappings: PathBuf,
+    /// Skip the peers (`--only gateway`), e.g. to profile the gateway alone.
+    gateway_only: bool,
 }
 
 fn args() -> Args {
     let mut a = Args {
         messages: 4000,
         mappings: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings"),
+        gateway_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -116,6 +65,7 @@ fn args() -> Args {
             "--messages" => {
                 a.messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.messages)
             }
+            "--only" => a.gateway_only = it.next().as_deref() == Some("gateway"),
             "--mappings" => {
                 if let Some(v) = it.next() {
                     a.mappings = PathBuf::from(v);
@@ -135,6 +85,10 @@ enum ConnMode {
 
 struct Result1 {
     msgs_per_s: f64,
+    /// CPU time the server spent per answered message (µs).
+    server_cpu_us: f64,
+    /// CPU time the load generator spent per answered message (µs).
+    loadgen_cpu_us: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
@@ -177,8 +131,41 @@ async fn one_exchange(
     }
 }
 
-async fn run_load(addr: String, conns: usize, total: usize, mode: ConnMode, tag: &str) -> Result1 {
+/// Whose CPU time counts as "the server" for a target.
+#[derive(Clone)]
+enum ServerCpu {
+    /// This process's gateway runtime threads and the store writer.
+    Gateway,
+    /// Every thread of a peer process.
+    Peer(String),
+}
+
+impl ServerCpu {
+    fn now(&self) -> u64 {
+        match self {
+            ServerCpu::Gateway => cpu_ns("self", |n| {
+                n.starts_with("gateway") || n.starts_with("store-writer")
+            }),
+            ServerCpu::Peer(pid) => cpu_ns(pid, |_| true),
+        }
+    }
+}
+
+fn loadgen_cpu() -> u64 {
+    cpu_ns("self", |n| n.starts_with("loadgen"))
+}
+
+async fn run_load(
+    addr: String,
+    conns: usize,
+    total: usize,
+    mode: ConnMode,
+    tag: &str,
+    server: &ServerCpu,
+) -> Result1 {
     let per_conn = total.div_ceil(conns);
+    let server0 = server.now();
+    let gen0 = loadgen_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..conns {
@@ -232,6 +219,9 @@ async fn run_load(addr: String, conns: usize, total: usize, mode: ConnMode, tag:
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let answered = lat.len().max(1) as f64;
+    let server_cpu_us = (server.now().saturating_sub(server0)) as f64 / 1000.0 / answered;
+    let loadgen_cpu_us = (loadgen_cpu().saturating_sub(gen0)) as f64 / 1000.0 / answered;
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -242,6 +232,8 @@ async fn run_load(addr: String, conns: usize, total: usize, mode: ConnMode, tag:
     };
     Result1 {
         msgs_per_s: lat.len() as f64 / elapsed,
+        server_cpu_us,
+        loadgen_cpu_us,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
@@ -251,6 +243,7 @@ async fn run_load(addr: String, conns: usize, total: usize, mode: ConnMode, tag:
 struct Peer {
     child: tokio::process::Child,
     addr: String,
+    pid: String,
 }
 
 async fn start_peer(program: &str, script: &str) -> Option<Peer> {
@@ -265,6 +258,7 @@ async fn start_peer(program: &str, script: &str) -> Option<Peer> {
         .kill_on_drop(true)
         .spawn()
         .ok()?;
+    let pid = child.id()?.to_string();
     let stdout = child.stdout.take()?;
     let mut lines = BufReader::new(stdout).lines();
     let port = tokio::time::timeout(Duration::from_secs(20), async {
@@ -281,70 +275,100 @@ async fn start_peer(program: &str, script: &str) -> Option<Peer> {
     Some(Peer {
         child,
         addr: format!("127.0.0.1:{port}"),
+        pid,
     })
 }
 
-fn load_profile(mappings: &Path, scratch: &Path) -> (Profile, String) {
-    let epic = mappings.join("epic");
-    if epic.join("profile.toml").is_file() {
-        match Profile::load(&epic, &Hl7Syntax) {
-            Ok(p) => {
-                let label = format!("{} (mappings/epic)", p.name());
-                return (p, label);
-            }
-            Err(e) => eprintln!("mappings/epic does not load ({e}); using the bench profile"),
+/// The gateway under test, on its own runtime (threads named `gateway…`,
+/// as the daemon would run it), apart from the load generator's runtime.
+struct Gateway {
+    addr: String,
+    store: Store,
+    stop: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<()>,
+    label: String,
+}
+
+fn start_gateway(rt: &tokio::runtime::Runtime, args: &Args, scratch: &Path) -> Gateway {
+    rt.block_on(async {
+        let (profile, label) = load_profile(&args.mappings, scratch);
+        let profile_name = profile.name().to_string();
+        let store = Store::open(scratch.join("store.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let pipeline = Pipeline::new(
+            store.clone(),
+            ProfileSet::new([profile]),
+            Identity {
+                tenant: "mso-bench".into(),
+                practice: None,
+                site: None,
+            },
+        );
+        let mut cfg = ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), profile_name);
+        cfg.max_connections = 1024;
+        let listener = MllpListener::bind(cfg, Arc::new(pipeline))
+            .await
+            .expect("listener");
+        let addr = listener.local_addr().to_string();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(listener.serve(async move {
+            let _ = stop_rx.await;
+        }));
+        Gateway {
+            addr,
+            store,
+            stop,
+            serving,
+            label,
         }
-    }
-    let dir = scratch.join("bench-orm");
-    std::fs::create_dir_all(&dir).expect("profile dir");
-    std::fs::write(dir.join("profile.toml"), BENCH_PROFILE).expect("write profile");
-    std::fs::write(dir.join("orders.toml"), BENCH_ORDERS).expect("write orders");
-    let p = Profile::load(&dir, &Hl7Syntax).unwrap_or_else(|e| panic!("bench profile: {e}"));
-    (p, "bench-orm (built-in ORM profile)".to_string())
+    })
 }
 
 fn main() {
     let args = args();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let tmp = tempfile::tempdir().expect("tmp");
+    let gateway_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("gateway")
+        .thread_keep_alive(Duration::from_secs(3600))
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(bench(args));
+        .expect("gateway runtime");
+    let gw = start_gateway(&gateway_rt, &args, tmp.path());
+    let loadgen_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("loadgen")
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("load generator runtime");
+    let Gateway {
+        addr,
+        store,
+        stop,
+        serving,
+        label,
+    } = gw;
+    loadgen_rt.block_on(bench(args, addr, label, &store));
+    let _ = stop.send(());
+    gateway_rt.block_on(async move {
+        let _ = serving.await;
+        store.close().await;
+    });
 }
 
-async fn bench(args: Args) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (profile, profile_label) = load_profile(&args.mappings, tmp.path());
-    let profile_name = profile.name().to_string();
-    let store = Store::open(tmp.path().join("store.sqlite"), StoreOptions::default())
-        .await
-        .expect("store");
-    let pipeline = Pipeline::new(
-        store.clone(),
-        ProfileSet::new([profile]),
-        Identity {
-            tenant: "mso-bench".into(),
-            practice: None,
-            site: None,
-        },
-    );
-    let mut cfg = ListenerConfig::new("127.0.0.1:0".parse().expect("addr"), profile_name);
-    cfg.max_connections = 1024;
-    let listener = MllpListener::bind(cfg, Arc::new(pipeline))
-        .await
-        .expect("listener");
-    let gw = listener.local_addr().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(listener.serve(async move {
-        let _ = stop_rx.await;
-    }));
-
-    let node = start_peer("node", "node_server.js").await;
-    let python = start_peer("python3", "py_server.py").await;
-    if node.is_none() {
+async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
+    let (node, python) = if args.gateway_only {
+        (None, None)
+    } else {
+        (
+            start_peer("node", "node_server.js").await,
+            start_peer("python3", "py_server.py").await,
+        )
+    };
+    if node.is_none() && !args.gateway_only {
         eprintln!("note: node-hl7-server not available (run .ci/install.d/30-hl7-peers.sh)");
     }
-    if python.is_none() {
+    if python.is_none() && !args.gateway_only {
         eprintln!("note: python hl7 not available (run .ci/install.d/30-hl7-peers.sh)");
     }
 
@@ -354,16 +378,18 @@ async fn bench(args: Args) {
         args.messages,
         message("X").len(),
     );
-    let mut targets: Vec<(&str, String, ConnMode)> = vec![
+    let mut targets: Vec<(&str, String, ConnMode, ServerCpu)> = vec![
         (
             "ehr-gateway (full path), persistent",
             gw.clone(),
             ConnMode::Persistent,
+            ServerCpu::Gateway,
         ),
         (
             "ehr-gateway (full path), conn/message",
             gw.clone(),
             ConnMode::PerMessage,
+            ServerCpu::Gateway,
         ),
     ];
     if let Some(n) = &node {
@@ -371,6 +397,7 @@ async fn bench(args: Args) {
             "node-hl7-server 2.5 (no store), conn/message",
             n.addr.clone(),
             ConnMode::PerMessage,
+            ServerCpu::Peer(n.pid.clone()),
         ));
     }
     if let Some(p) = &python {
@@ -378,18 +405,20 @@ async fn bench(args: Args) {
             "python hl7 asyncio (no store), persistent",
             p.addr.clone(),
             ConnMode::Persistent,
+            ServerCpu::Peer(p.pid.clone()),
         ));
         targets.push((
             "python hl7 asyncio (no store), conn/message",
             p.addr.clone(),
             ConnMode::PerMessage,
+            ServerCpu::Peer(p.pid.clone()),
         ));
     }
 
     let mut results = Vec::new();
-    for (ti, (name, addr, mode)) in targets.iter().enumerate() {
+    for (ti, (name, addr, mode, server)) in targets.iter().enumerate() {
         // Warm-up (connections, JIT, page cache).
-        let _ = run_load(addr.clone(), 4, 200, *mode, &format!("W{ti}-")).await;
+        let _ = run_load(addr.clone(), 4, 200, *mode, &format!("W{ti}-"), server).await;
         for conns in [1usize, 16] {
             let r = run_load(
                 addr.clone(),
@@ -397,6 +426,7 @@ async fn bench(args: Args) {
                 args.messages,
                 *mode,
                 &format!("B{ti}-{conns}-"),
+                server,
             )
             .await;
             results.push((name.to_string(), conns, *mode, r));
@@ -404,20 +434,23 @@ async fn bench(args: Args) {
     }
 
     println!();
-    println!("| target | conns | msg/s | p50 ms | p99 ms | errors |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| target | conns | msg/s | p50 ms | p99 ms | errors | server CPU µs/msg | load-gen CPU µs/msg |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, conns, _, r) in &results {
         println!(
-            "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {} |",
-            r.msgs_per_s, r.p50_ms, r.p99_ms, r.errors
+            "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.0} |",
+            r.msgs_per_s, r.p50_ms, r.p99_ms, r.errors, r.server_cpu_us, r.loadgen_cpu_us
         );
     }
-    let find = |prefix: &str, conns: usize| {
+    let find_r = |prefix: &str, conns: usize| {
         results
             .iter()
             .find(|(n, c, _, _)| n.starts_with(prefix) && *c == conns)
-            .map(|(_, _, _, r)| r.msgs_per_s)
+            .map(|(_, _, _, r)| r)
     };
+    let find = |prefix: &str, conns: usize| find_r(prefix, conns).map(|r| r.msgs_per_s);
     println!();
     for conns in [1usize, 16] {
         let gw_p = find("ehr-gateway (full path), persistent", conns);
@@ -427,6 +460,17 @@ async fn bench(args: Args) {
                 "ratio vs node-hl7-server at {conns} conn(s): gateway persistent {:.2}x, gateway conn/message {:.2}x",
                 gp / node,
                 gc / node
+            );
+        }
+        if let (Some(node), Some(gp)) = (
+            find_r("node-hl7-server", conns),
+            find_r("ehr-gateway (full path), persistent", conns),
+        ) {
+            println!(
+                "server CPU per message at {conns} conn(s): gateway persistent {:.0} µs = {:.2}x node-hl7-server's {:.0} µs",
+                gp.server_cpu_us,
+                gp.server_cpu_us / node.server_cpu_us.max(f64::MIN_POSITIVE),
+                node.server_cpu_us
             );
         }
         if let (Some(py), Some(gp)) = (
@@ -439,11 +483,18 @@ async fn bench(args: Args) {
             );
         }
     }
-    let stored = store_count(&store).await;
+    let stored = store_count(store).await;
     println!("messages committed by the gateway's store during the run: {stored}");
 
-    let _ = stop_tx.send(());
-    let _ = serving.await;
+    let stats = store.commit_stats();
+    if stats.transactions > 0 {
+        println!(
+            "store group commit: {} requests in {} transactions ({:.1} per commit)",
+            stats.requests,
+            stats.transactions,
+            stats.requests as f64 / stats.transactions as f64
+        );
+    }
     for peer in [node, python].into_iter().flatten() {
         let mut c = peer.child;
         let _ = c.start_kill();
