@@ -69,14 +69,17 @@ pub(crate) fn commit_inbound(conn: &Connection, msg: NewInbound) -> Result<Inbou
         id
     } else {
         let original: Option<(i64, Option<String>)> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, case_id FROM messages
                  WHERE state = 'accepted' AND content_hash = ?1 AND sender IS ?2 AND control_id IS ?3
                  ORDER BY id LIMIT 1",
-                params![hash, msg.sender, msg.control_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()
+            .and_then(|mut st| {
+                st.query_row(params![hash, msg.sender, msg.control_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
             .map_err(StoreError::sql("looking for a duplicate"))?;
         if let Some((original_id, original_case)) = original {
             let id = insert_message(

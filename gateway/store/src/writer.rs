@@ -26,7 +26,11 @@ type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 pub(crate) trait Job: Send {
     /// Runs inside the batch transaction (or alone, see [`Job::transactional`]);
     /// returns whether the job's own work succeeded, and its completion.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion);
+    /// `isolate`: wrap the work in its own SAVEPOINT so that a failure rolls
+    /// back this job alone. A batch of one job runs without (a failure then
+    /// rolls back the whole transaction, which is the same thing) — a
+    /// savepoint copies every page the job touches into a statement journal.
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion);
     /// Fails the job without running it (the batch could not start).
     fn abort(self: Box<Self>, error: StoreError);
     /// Whether the job runs inside the group transaction.
@@ -46,26 +50,35 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion) {
         let TxJob { f, reply } = *self;
-        let result = match conn.execute_batch("SAVEPOINT job") {
-            Err(e) => Err(StoreError::sql("opening a savepoint")(e)),
-            Ok(()) => {
-                // A panicking operation (a bug) fails alone; the writer lives on.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::InvalidState(
-                            "a store operation panicked; it was rolled back".to_owned(),
-                        ))
-                    });
-                let end = if result.is_ok() {
-                    conn.execute_batch("RELEASE job")
-                } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                };
-                match end {
-                    Ok(()) => result,
-                    Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
+        // A panicking operation (a bug) fails alone; the writer lives on.
+        let guarded = |f: F| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(
+                |_| {
+                    Err(StoreError::InvalidState(
+                        "a store operation panicked; it was rolled back".to_owned(),
+                    ))
+                },
+            )
+        };
+        let result = if !isolate {
+            guarded(f)
+        } else {
+            match exec_cached(conn, "SAVEPOINT job") {
+                Err(e) => Err(StoreError::sql("opening a savepoint")(e)),
+                Ok(()) => {
+                    let result = guarded(f);
+                    let end = if result.is_ok() {
+                        exec_cached(conn, "RELEASE job")
+                    } else {
+                        exec_cached(conn, "ROLLBACK TO job")
+                            .and_then(|()| exec_cached(conn, "RELEASE job"))
+                    };
+                    match end {
+                        Ok(()) => result,
+                        Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
+                    }
                 }
             }
         };
@@ -92,7 +105,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (bool, Completion) {
         let SoloJob { f, reply } = *self;
         let result = f(conn);
         let ok = result.is_ok();
@@ -200,7 +213,7 @@ fn run(
             },
         };
         if !first.transactional() {
-            let (_, done) = first.run(&conn);
+            let (_, done) = first.run(&conn, false);
             done(Ok(()));
             continue;
         }
@@ -215,7 +228,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             let err = StoreError::sql("starting a group transaction")(e);
             for job in batch {
                 job.abort(err.clone());
@@ -223,17 +236,27 @@ fn run(
             continue;
         }
         let mut succeeded = 0u64;
+        let isolate = batch.len() > 1;
         let completions: Vec<Completion> = batch
             .into_iter()
             .map(|job| {
-                let (ok, done) = job.run(&conn);
+                let (ok, done) = job.run(&conn, isolate);
                 succeeded += u64::from(ok);
                 done
             })
             .collect();
-        let commit = conn
-            .execute_batch("COMMIT")
-            .map_err(StoreError::sql("committing a group transaction"));
+        if !isolate && succeeded == 0 {
+            // The lone job failed: undo its partial work. Its caller gets the
+            // job's own error (the completion combines it with this result).
+            let rollback = exec_cached(&conn, "ROLLBACK")
+                .map_err(StoreError::sql("rolling back a failed job"));
+            for done in completions {
+                done(rollback.clone());
+            }
+            continue;
+        }
+        let commit =
+            exec_cached(&conn, "COMMIT").map_err(StoreError::sql("committing a group transaction"));
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -251,4 +274,93 @@ fn run(
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// Runs a statement without result rows through the statement cache, so the
+/// per-job and per-batch transaction statements are parsed once, not per use.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let conn = Connection::open(dir.path().join("w.sqlite")).expect("open");
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
+            .expect("schema");
+        let w = Writer::spawn(
+            conn,
+            8,
+            Arc::new(Notify::new()),
+            Arc::new(Counters::default()),
+        )
+        .expect("spawn");
+        (w, dir)
+    }
+
+    fn count(w: &Writer) -> impl std::future::Future<Output = Result<i64>> + '_ {
+        w.write(|c| {
+            c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .map_err(StoreError::sql("count"))
+        })
+    }
+
+    #[tokio::test]
+    async fn a_lone_failing_job_leaves_nothing_behind() {
+        let (w, _dir) = writer();
+        // Runs alone (no savepoint): its first insert must be rolled back.
+        let failed = w
+            .write(|c| {
+                c.execute("INSERT INTO t (v) VALUES (1)", [])
+                    .map_err(StoreError::sql("insert"))?;
+                c.execute("INSERT INTO t (v) VALUES (NULL)", [])
+                    .map_err(StoreError::sql("insert"))?;
+                Ok(())
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(count(&w).await.expect("count"), 0);
+        let panicked = w
+            .write(|c| -> Result<()> {
+                c.execute("INSERT INTO t (v) VALUES (2)", [])
+                    .map_err(StoreError::sql("insert"))?;
+                panic!("a bug in an operation")
+            })
+            .await;
+        assert!(panicked.is_err());
+        assert_eq!(count(&w).await.expect("count"), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_a_batch_only_the_failing_job_is_rolled_back() {
+        let (w, _dir) = writer();
+        let w = Arc::new(w);
+        let mut tasks = Vec::new();
+        for i in 0..32i64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                w.write(move |c| {
+                    c.execute("INSERT INTO t (v) VALUES (?1)", [i])
+                        .map_err(StoreError::sql("insert"))?;
+                    if i % 2 == 1 {
+                        c.execute("INSERT INTO t (v) VALUES (NULL)", [])
+                            .map_err(StoreError::sql("insert"))?;
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += usize::from(t.await.expect("task").is_ok());
+        }
+        assert_eq!(ok, 16);
+        assert_eq!(count(&w).await.expect("count"), 16);
+    }
 }
