@@ -237,25 +237,25 @@ impl Pipeline {
     async fn accept_case(
         &self,
         mut stored: NewInbound,
-        mut case: Case,
+        case: Case,
         diagnostics: Vec<Diagnostic>,
         outcome: &MapOutcome,
     ) -> Result<IntakeOutcome, GatewayError> {
-        if let Some(existing) = self
-            .store
-            .get_case(&case.case_id)
-            .await
-            .map_err(GatewayError::from)?
-        {
-            keep_absent(&mut case, existing.case);
-        }
+        // The merge with the stored case runs inside the commit's transaction
+        // (no separate read round trip, nothing can change in between).
         let profile = case.source.profile.clone();
-        let status = case.status;
         stored.outcome = InboundOutcome::Accepted {
             case: Box::new(case),
             event_type: None,
         };
-        let receipt = self.commit(stored).await?;
+        let (receipt, status) = self
+            .store
+            .commit_inbound_merged(stored, keep_absent)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "Store commit failed; nothing acknowledged.");
+                GatewayError::from(e)
+            })?;
         let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
         match receipt.disposition {
             Disposition::Accepted {
@@ -264,7 +264,9 @@ impl Pipeline {
                 sequence,
                 ..
             } => {
-                metrics::case(&profile, status.as_str());
+                if let Some(status) = status {
+                    metrics::case(&profile, status.as_str());
+                }
                 tracing::info!(
                     message_id = receipt.receipt.message_id,
                     case_id = %case_id,

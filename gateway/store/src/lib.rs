@@ -43,6 +43,7 @@ mod control_numbers;
 mod error;
 mod evidence;
 pub mod forward;
+mod intake_commit;
 mod model;
 mod ops;
 mod read;
