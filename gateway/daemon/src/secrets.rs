@@ -1,10 +1,11 @@
 //! Start-up check of secret files' permissions.
 //!
-//! *Why*: secrets (admin and metrics tokens, the platform bearer token and
-//! client TLS key, the adapters' TLS keys, FHIR private keys and client
-//! secrets, X12 partner client identities) are never meant to be in the
-//! config itself, only the file or variable that holds them (see `settings`),
-//! but a file readable by other local users leaks them all the same. At
+//! *Why*: secrets (admin and metrics tokens, the alert webhook token, the
+//! platform bearer token and client TLS key, the adapters' TLS keys, FHIR
+//! private keys and client secrets, X12 partner client identities) are never
+//! meant to be in the config itself, only the file or variable that holds
+//! them (see `settings`), but a file readable by other local users leaks them
+//! all the same. At
 //! start-up every configured secret file is checked and a warning names the
 //! key, the file and its mode — never the content — when group or others can
 //! read it. Secrets an adapter section still accepts inline (a FHIR
@@ -32,6 +33,12 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
     );
     for (i, token) in admin.tokens.iter().enumerate() {
         add(format!("admin.tokens[{i}].token_file"), &token.token_file);
+    }
+    if let Some(webhook) = &settings.alerts.webhook {
+        add(
+            "alerts.webhook.bearer_token_file".to_owned(),
+            &webhook.bearer_token_file,
+        );
     }
     if let Some(http) = &settings.forward.http {
         add(
