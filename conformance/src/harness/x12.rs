@@ -1,6 +1,8 @@
 //! X12 278: inputs go through the adapter's shared intake (what the file drop
-//! and the CORE SOAP server call), answered with our 999/TA1; write-back is a
-//! 278 request built from the profile's outbound template.
+//! and the CORE SOAP server call), answered with our 999/TA1. Write-back is
+//! what the daemon sends for the case: a decided case becomes the 278
+//! response to the requester (`outbound/response.toml`, as the x12 write-back
+//! does), an undecided one the 278 request to the payer (`outbound/request.toml`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use gateway_core::case::Case;
 use gateway_core::path::PathSyntax;
 use gateway_x12::ack::{AckIdentity, parse_acks};
 use gateway_x12::intake::receive;
-use gateway_x12::outbound::RequestTemplate;
+use gateway_x12::outbound::Template;
 use gateway_x12::write::{EnvelopeParams, MemoryControlNumbers, Stamp};
 
 use super::{AckFacts, Harness, InboundResult};
@@ -101,8 +103,12 @@ impl Harness for X12Harness {
         case: &'a Case,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let template = RequestTemplate::load(&profile_dir.join("outbound/request.toml"))
-                .map_err(|e| e.to_string())?;
+            let file = if case.decision.is_some() {
+                "outbound/response.toml"
+            } else {
+                "outbound/request.toml"
+            };
+            let template = Template::load(&profile_dir.join(file)).map_err(|e| e.to_string())?;
             let envelope = EnvelopeParams::default();
             let bytes = template
                 .interchange(
