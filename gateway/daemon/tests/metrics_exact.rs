@@ -1,7 +1,8 @@
 //! `/metrics` after known traffic: the real `ehr-gateway run` binary, an MLLP
-//! listener on a real socket, a file sink; three good orders, one exact
-//! duplicate and one unsupported message type — then exact counts, histogram
-//! counts and gauges from a scrape over HTTP. Series that exist before any
+//! listener on a real socket, the X12 file drop, a file sink; three good HL7
+//! orders, one exact duplicate, one unsupported message type and one X12 278
+//! request file — then exact counts, histogram counts and gauges from a
+//! scrape over HTTP. Series that exist before any
 //! traffic (zero-initialised) are checked first.
 
 mod support;
@@ -182,9 +183,25 @@ fn scrape_until(daemon: &Daemon, limit: Duration, done: impl Fn(&Scrape) -> bool
 fn exact_counts_after_known_hl7_traffic() {
     let dir = tempfile::tempdir().expect("tmp");
     let port = free_port();
+    let inbound = dir.path().join("x12-inbound");
+    std::fs::create_dir_all(&inbound).expect("inbound");
     let config = support::write_config(
         dir.path(),
-        &format!("[[hl7v2.listeners]]\nlisten = \"127.0.0.1:{port}\"\nprofile = \"epic\"\n"),
+        &format!(
+            r#"[[hl7v2.listeners]]
+listen = "127.0.0.1:{port}"
+profile = "epic"
+[x12]
+profile = "x12-278"
+[x12.identity]
+id = "EHRGATEWAY"
+[x12.file_drop]
+inbound = "{inbound}"
+poll_interval_ms = 100
+settle_ms = 0
+"#,
+            inbound = inbound.display()
+        ),
     );
     let daemon = Daemon::start(&config);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -221,9 +238,24 @@ fn exact_counts_after_known_hl7_traffic() {
         ),
         Some(0.0)
     );
+    for adapter in ["hl7v2", "x12"] {
+        assert_eq!(
+            value(&before, "ehr_gateway_adapter_up", &[("adapter", adapter)]),
+            Some(1.0),
+            "{adapter}"
+        );
+    }
     assert_eq!(
-        value(&before, "ehr_gateway_adapter_up", &[("adapter", "hl7v2")]),
-        Some(1.0)
+        value(
+            &before,
+            "ehr_gateway_messages_total",
+            &[
+                ("adapter", "x12"),
+                ("profile", "x12-278"),
+                ("outcome", "accepted")
+            ]
+        ),
+        Some(0.0)
     );
     for reason in ["replay", "desktop_abort", "writeback_failed", "dead_letter"] {
         assert_eq!(
@@ -281,19 +313,31 @@ fn exact_counts_after_known_hl7_traffic() {
         code == "AE" || code == "AR",
         "unsupported type answered {code}"
     );
+    // One X12 278 request through the file drop (written aside, then renamed).
+    let request =
+        std::fs::read(support::repo_root().join("sample-messages/x12/x12-278/request.x12"))
+            .expect("x12 sample");
+    std::fs::write(inbound.join(".request.x12.part"), &request).expect("write");
+    std::fs::rename(
+        inbound.join(".request.x12.part"),
+        inbound.join("request.x12"),
+    )
+    .expect("rename");
 
-    // The file sink delivers the three case events; then everything is exact.
+    // The file sink delivers the four case events; then everything is exact.
     let after = scrape_until(&daemon, Duration::from_secs(10), |s| {
         value(
             s,
             "ehr_gateway_forward_attempts_total",
             &[("sink", "file"), ("result", "delivered")],
-        ) == Some(3.0)
+        ) == Some(4.0)
             && value(s, "ehr_gateway_outbox_depth", &[]) == Some(0.0)
             // Recorded just after the ACK's last byte is written: may trail
             // the client by a moment.
             && value(s, "ehr_gateway_ack_latency_seconds_count", &[("adapter", "hl7v2")])
                 == Some(5.0)
+            && value(s, "ehr_gateway_ack_latency_seconds_count", &[("adapter", "x12")])
+                == Some(1.0)
     });
     let messages = |outcome| {
         value(
@@ -311,7 +355,19 @@ fn exact_counts_after_known_hl7_traffic() {
     assert_eq!(messages("rejected"), Some(1.0));
     assert_eq!(messages("error"), Some(0.0));
     // Each message counted once, whatever else the adapter counts.
-    assert_eq!(sum(&after, "ehr_gateway_messages_total", &[]), 5.0);
+    assert_eq!(
+        value(
+            &after,
+            "ehr_gateway_messages_total",
+            &[
+                ("adapter", "x12"),
+                ("profile", "x12-278"),
+                ("outcome", "accepted")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sum(&after, "ehr_gateway_messages_total", &[]), 6.0);
     assert_eq!(
         value(
             &after,
@@ -325,12 +381,16 @@ fn exact_counts_after_known_hl7_traffic() {
         3.0
     );
     assert_eq!(
+        sum(&after, "ehr_gateway_cases_total", &[("profile", "x12-278")]),
+        1.0
+    );
+    assert_eq!(
         sum(
             &after,
             "ehr_gateway_forward_attempts_total",
             &[("sink", "file")]
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         value(&after, "ehr_gateway_outbox_oldest_age_seconds", &[]),
