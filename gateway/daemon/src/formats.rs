@@ -64,7 +64,22 @@ pub fn detect(raw: &[u8]) -> Option<SourceFormat> {
     None
 }
 
-/// Parses `raw` as `format` with that format's adapter.
+/// Parses `raw` as `format` the way the adapter's intake does before mapping
+/// (replays go through this): stricter than [`parse`] where the adapter's
+/// intake is — an HL7 message with a broken segment structure is refused
+/// rather than mapped from a partial tree.
+pub fn parse_for_intake(
+    format: SourceFormat,
+    raw: &[u8],
+) -> Result<SourceDocument, Vec<Diagnostic>> {
+    match format {
+        SourceFormat::Hl7v2 => gateway_hl7v2::parse::parse_for_intake(raw),
+        other => parse(other, raw),
+    }
+}
+
+/// Parses `raw` as `format` with that format's adapter (the tools: `inspect`
+/// and `map` show a partial tree with its diagnostics).
 pub fn parse(format: SourceFormat, raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
     match format {
         // formats: parse dispatch
@@ -152,6 +167,15 @@ fn write_children(tree: &SourceTree, node: NodeId, depth: usize, out: &mut Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replays_refuse_a_broken_hl7_segment_structure_that_inspect_still_shows() {
+        let raw = b"MSH|^~\\&|EPIC|SITE|GW|MSO|20261122100000||ADT^A08|C1|P|2.5.1\rP@D|1||E10001\r";
+        let shown = parse(SourceFormat::Hl7v2, raw).expect("inspect shows the partial tree");
+        assert!(shown.diagnostics.iter().any(|d| d.is_error()));
+        let refused = parse_for_intake(SourceFormat::Hl7v2, raw).expect_err("intake refuses");
+        assert!(!refused.is_empty());
+    }
 
     #[test]
     fn detects_formats_from_content() {
