@@ -98,7 +98,7 @@ impl DocumentParser for FormatParser {
         format: SourceFormat,
         raw: &[u8],
     ) -> Result<gateway_core::SourceDocument, Vec<gateway_core::Diagnostic>> {
-        crate::formats::parse(format, raw)
+        crate::formats::parse_for_intake(format, raw)
     }
 }
 
