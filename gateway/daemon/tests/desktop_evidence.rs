@@ -23,6 +23,7 @@ use support::Daemon;
 
 const VIEWER: &str = "viewer-token-synthetic-0101";
 const OPERATOR: &str = "operator-token-synthetic-0102";
+const PHI_READER: &str = "phi-token-synthetic-0103";
 
 fn require(ok: bool, what: &str) -> bool {
     if ok {
@@ -125,6 +126,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
     for (name, token, roles) in [
         ("view-desk", VIEWER, r#"["viewer"]"#),
         ("ops-desk", OPERATOR, r#"["viewer", "operator"]"#),
+        ("chart-desk", PHI_READER, r#"["viewer", "phi:read"]"#),
     ] {
         let file = dir.join(format!("{name}.token"));
         std::fs::write(&file, format!("{token}\n")).expect("token file");
@@ -230,18 +232,21 @@ async fn read_trigger_abort_evidence_and_operator_access() {
     assert_eq!(items[0]["detail"]["reason"], "window_not_found");
     assert_eq!(items[0]["detail"]["playbook"], "read-order");
 
-    // The screenshot itself: refused to a viewer, a PNG for an operator.
+    // The screenshot itself may show a chart: refused to a viewer and to an
+    // operator without `phi:read`, a PNG for a `phi:read` token.
     let url = daemon.url(&format!("/api/v1/evidence/{evidence_id}"));
+    for token in [VIEWER, OPERATOR] {
+        let r = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
     let r = http
         .get(&url)
-        .bearer_auth(VIEWER)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = http
-        .get(&url)
-        .bearer_auth(OPERATOR)
+        .bearer_auth(PHI_READER)
         .send()
         .await
         .expect("send");
@@ -256,7 +261,7 @@ async fn read_trigger_abort_evidence_and_operator_access() {
     assert_eq!((reader.info().width, reader.info().height), (1280, 800));
     let missing = http
         .get(daemon.url("/api/v1/evidence/999999"))
-        .bearer_auth(OPERATOR)
+        .bearer_auth(PHI_READER)
         .send()
         .await
         .expect("send");
@@ -305,7 +310,7 @@ async fn read_trigger_abort_evidence_and_operator_access() {
         phi[0].entry.target.as_deref(),
         Some(format!("evidence:{evidence_id}").as_str())
     );
-    assert_eq!(phi[0].entry.actor, "ops-desk");
+    assert_eq!(phi[0].entry.actor, "chart-desk");
     let reads = audit
         .iter()
         .filter(|a| a.entry.action == "desktop.read")

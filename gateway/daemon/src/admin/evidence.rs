@@ -2,7 +2,7 @@
 //!
 //! * `GET /api/v1/evidence` (viewer): evidence metadata, newest first, without
 //!   bodies; `?case_id=`, `?since=` (RFC 3339), `?limit=` (default 50, max 500).
-//! * `GET /api/v1/evidence/{id}` (operator): the body itself — an aborted
+//! * `GET /api/v1/evidence/{id}` (`phi:read`): the body itself — an aborted
 //!   desktop playbook's PNG screenshot, which can show a chart. Every read is
 //!   audited as `phi.read` *before* the bytes leave the server, and the answer
 //!   is marked `Cache-Control: no-store`.
@@ -104,7 +104,7 @@ async fn get_one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let principal = access::require(&state, &headers, Role::Operator).await?;
+    let principal = access::require(&state, &headers, Role::PhiRead).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| Problem::not_found("no such evidence"))?;
