@@ -8,7 +8,6 @@
 //! at most 1 000 rows) and uses an index (`messages_state`,
 //! `messages_control`, `messages_received`, `events_state`, `audit_case`).
 
-use rusqlite::Row;
 use serde::Serialize;
 
 use crate::error::{Result, StoreError};
@@ -17,9 +16,7 @@ use crate::read::Reader;
 use crate::store::Store;
 use crate::time::ts;
 
-const COLUMNS: &str = "id, adapter, profile, sender, control_id, message_type, \
-    content_hash, received_at, peer, state, case_id, duplicate_of, error_reason, \
-    replay_requested_at_ms IS NOT NULL, length(raw)";
+use crate::read::{MESSAGE_COLUMNS as COLUMNS, message_summary as summary};
 
 /// Most rows one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -289,27 +286,6 @@ impl Store {
     pub async fn audit_entries(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
         self.read(move |r| r.audit_entries(&query)).await
     }
-}
-
-fn summary(r: &Row<'_>) -> rusqlite::Result<MessageSummary> {
-    let state: String = r.get(9)?;
-    Ok(MessageSummary {
-        id: r.get(0)?,
-        adapter: r.get(1)?,
-        profile: r.get(2)?,
-        sender: r.get(3)?,
-        control_id: r.get(4)?,
-        message_type: r.get(5)?,
-        content_hash: r.get(6)?,
-        received_at: r.get(7)?,
-        peer: r.get(8)?,
-        state: MessageState::from_name(&state).unwrap_or(MessageState::Error),
-        case_id: r.get(10)?,
-        duplicate_of: r.get(11)?,
-        error_reason: r.get(12)?,
-        replay_requested: r.get(13)?,
-        size: r.get(14)?,
-    })
 }
 
 #[cfg(test)]

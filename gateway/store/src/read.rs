@@ -18,7 +18,8 @@ use crate::model::*;
 use crate::schema;
 use crate::time::{now_ms, ts};
 
-const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_id, message_type, \
+/// The columns [`message_summary`] reads, in its order.
+pub(crate) const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_id, message_type, \
     content_hash, received_at, peer, state, case_id, duplicate_of, error_reason, \
     replay_requested_at_ms IS NOT NULL, length(raw)";
 
@@ -453,7 +454,8 @@ impl Reader {
     }
 }
 
-fn message_summary(r: &Row<'_>) -> rusqlite::Result<MessageSummary> {
+/// A [`MessageSummary`] from a row selected with [`MESSAGE_COLUMNS`] first.
+pub(crate) fn message_summary(r: &Row<'_>) -> rusqlite::Result<MessageSummary> {
     let state: String = r.get(9)?;
     Ok(MessageSummary {
         id: r.get(0)?,
