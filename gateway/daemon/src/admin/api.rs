@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use gateway_core::case::Decision;
 use gateway_pipeline::DecisionError;
 use gateway_store::admin_queries::{AuditQuery, MessageSearch};
-use gateway_store::{EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome};
+use gateway_store::{
+    EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -282,6 +284,16 @@ fn parse_id(id: &str) -> Result<i64, Problem> {
         .map_err(|_| Problem::bad_request(format!("message id `{id}` is not a number")))
 }
 
+/// The stored message `id`, or a 404 problem naming it.
+async fn stored_message(state: &AdminState, id: i64) -> Result<StoredMessage, Problem> {
+    state
+        .store
+        .get_message(id)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| Problem::not_found(format!("unknown message {id}")))
+}
+
 /// The marker that replaces PHI for a caller without `phi:read`.
 fn redacted() -> serde_json::Value {
     json!({ "redacted": true, "reason": "needs the phi:read role" })
@@ -298,12 +310,7 @@ pub async fn get_message(
     let result = async {
         let principal = require(&state, &headers, Role::Viewer).await?;
         let id = parse_id(&id)?;
-        let message = state
-            .store
-            .get_message(id)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| Problem::not_found(format!("unknown message {id}")))?;
+        let message = stored_message(&state, id).await?;
         let events = state
             .store
             .read(move |r| r.message_events(id))
@@ -382,12 +389,7 @@ pub async fn replay_message(
     let result = async {
         let principal = require(&state, &headers, Role::Operator).await?;
         let id = parse_id(&id)?;
-        let message = state
-            .store
-            .get_message(id)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| Problem::not_found(format!("unknown message {id}")))?;
+        let message = stored_message(&state, id).await?;
         let outcome = match state.store.replay_message(id).await {
             Ok(outcome) => outcome,
             Err(gateway_store::StoreError::UnknownMessage(_)) => {
