@@ -11,12 +11,12 @@
 use serde::Serialize;
 
 use crate::error::{Result, StoreError};
-use crate::model::{AuditEntry, AuditRecord, MessageState, MessageSummary};
+use crate::model::{AuditRecord, MessageState, MessageSummary};
 use crate::read::Reader;
 use crate::store::Store;
 use crate::time::ts;
 
-use crate::read::{MESSAGE_COLUMNS as COLUMNS, message_summary as summary};
+use crate::read::{MESSAGE_COLUMNS as COLUMNS, audit_record, message_summary as summary};
 
 /// Most rows one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -246,19 +246,7 @@ impl Reader {
                         query.before_id,
                         page_size(query.limit, 100) as i64
                     ],
-                    |r| {
-                        Ok(AuditRecord {
-                            id: r.get(0)?,
-                            at: ts(r.get(1)?),
-                            entry: AuditEntry {
-                                actor: r.get(2)?,
-                                action: r.get(3)?,
-                                target: r.get(4)?,
-                                detail: r.get(5)?,
-                                case_id: r.get(6)?,
-                            },
-                        })
-                    },
+                    audit_record,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -291,7 +279,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{InboundOutcome, NewInbound};
+    use crate::model::{AuditEntry, InboundOutcome, NewInbound};
     use crate::store::StoreOptions;
 
     fn message(control: &str, received_at: &str) -> NewInbound {

@@ -382,20 +382,8 @@ impl Reader {
                  ORDER BY id DESC LIMIT ?1",
             )
             .and_then(|mut st| {
-                st.query_map([limit as i64], |r| {
-                    Ok(AuditRecord {
-                        id: r.get(0)?,
-                        at: ts(r.get(1)?),
-                        entry: AuditEntry {
-                            actor: r.get(2)?,
-                            action: r.get(3)?,
-                            target: r.get(4)?,
-                            detail: r.get(5)?,
-                            case_id: r.get(6)?,
-                        },
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                st.query_map([limit as i64], audit_record)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(StoreError::sql("reading the audit log"))
     }
@@ -452,6 +440,22 @@ impl Reader {
             )
             .collect()
     }
+}
+
+/// An [`AuditRecord`] from a row selected as
+/// `id, at_ms, actor, action, target, detail, case_id`.
+pub(crate) fn audit_record(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        at: ts(r.get(1)?),
+        entry: AuditEntry {
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            detail: r.get(5)?,
+            case_id: r.get(6)?,
+        },
+    })
 }
 
 /// A [`MessageSummary`] from a row selected with [`MESSAGE_COLUMNS`] first.
