@@ -11,10 +11,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -35,46 +33,6 @@ fn require(ok: bool, what: &str) -> bool {
     );
     eprintln!("SKIPPED desktop evidence test: {what} is missing");
     false
-}
-
-/// `ehr-gateway run` with `DISPLAY` set for the child only.
-fn start_daemon(config: &Path, display: &str) -> Daemon {
-    let child = Command::new(support::bin())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("DISPLAY", display)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn daemon");
-    let (tx, rx) = mpsc::channel();
-    let mut daemon = Daemon {
-        child,
-        admin: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        lines: rx,
-    };
-    let stderr = daemon.child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = daemon
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("daemon did not report its admin address");
-        if let Ok(value) = serde_json::from_str::<Value>(&line)
-            && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
-        {
-            daemon.admin = addr.parse().expect("admin addr");
-            return daemon;
-        }
-    }
 }
 
 /// The legacy-EHR test application; killed on drop.
@@ -174,7 +132,7 @@ async fn read_trigger_abort_evidence_and_operator_access() {
             Err(e) => panic!("Xvfb is installed but did not start: {e}"),
         };
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = start_daemon(&config(dir.path()), display.display());
+    let daemon = Daemon::start_with_env(&config(dir.path()), &[("DISPLAY", display.display())]);
     let http = reqwest::Client::new();
 
     // A viewer may not trigger reads.

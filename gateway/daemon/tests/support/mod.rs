@@ -74,9 +74,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `ehr-gateway run --config config` and waits for its admin address.
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with_env(config, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the child
+    /// only (e.g. `DISPLAY` for the desktop adapter).
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
