@@ -252,10 +252,7 @@ impl Pipeline {
             .store
             .commit_inbound_merged(stored, keep_absent)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "Store commit failed; nothing acknowledged.");
-                GatewayError::from(e)
-            })?;
+            .map_err(commit_failed)?;
         let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
         match receipt.disposition {
             Disposition::Accepted {
@@ -437,11 +434,17 @@ impl Pipeline {
         &self,
         stored: NewInbound,
     ) -> Result<gateway_store::InboundReceipt, GatewayError> {
-        self.store.commit_inbound(stored).await.map_err(|e| {
-            tracing::error!(error = %e, "Store commit failed; nothing acknowledged.");
-            GatewayError::from(e)
-        })
+        self.store
+            .commit_inbound(stored)
+            .await
+            .map_err(commit_failed)
     }
+}
+
+/// A failed store commit: logged (nothing was acknowledged) and classified.
+fn commit_failed(error: gateway_store::StoreError) -> GatewayError {
+    tracing::error!(error = %error, "Store commit failed; nothing acknowledged.");
+    GatewayError::from(error)
 }
 
 impl IntakePipeline for Pipeline {
