@@ -391,6 +391,15 @@ impl Running {
         {
             admin.abort();
         }
+        match self.store.checkpoint().await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "The final WAL checkpoint was incomplete (a reader was busy); the WAL is kept."
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "The final WAL checkpoint failed; the WAL is kept.")
+            }
+        }
         self.store.close().await;
         tracing::info!("Stopped.");
     }

@@ -25,6 +25,13 @@ fn header_version(store: &Path) -> u32 {
     u32::from_be_bytes(bytes[60..64].try_into().expect("header"))
 }
 
+/// `user_version` as SQLite sees it (main file plus WAL).
+fn sqlite_version(store: &Path) -> u32 {
+    rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|conn| conn.query_row("PRAGMA user_version", [], |row| row.get(0)))
+        .expect("read user_version")
+}
+
 /// Event id → state, straight from the v1 file (never migrated by reading).
 fn v1_events(store: &Path) -> BTreeMap<String, String> {
     let conn = rusqlite::Connection::open_with_flags(
@@ -106,6 +113,8 @@ async fn a_v1_store_is_migrated_and_its_pending_events_are_delivered_exactly_onc
     assert!(requests.iter().all(|r| r.status == 202), "{requests:?}");
 
     // Migrated, and the store agrees: all delivered, the old one untouched.
+    // The clean shutdown checkpointed the WAL, so the file header says so too.
+    assert_eq!(sqlite_version(&store), SCHEMA_VERSION as u32);
     assert_eq!(header_version(&store), SCHEMA_VERSION as u32);
     let reader = Reader::open(&store).expect("the migrated store is readable");
     assert!(

@@ -202,6 +202,24 @@ impl Store {
             .await
     }
 
+    /// Folds the WAL back into the main file and truncates it, so that the
+    /// file alone is the whole store (a clean shutdown does this last: a copy
+    /// of the file or a look at its header then sees every commit). Returns
+    /// whether the checkpoint completed (`false`: a reader still held an older
+    /// snapshot; nothing is lost, the WAL simply stays).
+    pub async fn checkpoint(&self) -> Result<bool> {
+        self.inner
+            .writer
+            .solo(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map(|busy| busy == 0)
+                .map_err(StoreError::sql("checkpointing the WAL"))
+            })
+            .await
+    }
+
     /// Proves the store is writable now (for `/readyz`): takes the write lock
     /// through the writer thread and commits an empty transaction.
     pub async fn check_writable(&self) -> Result<()> {

@@ -359,6 +359,31 @@ async fn a_reader_in_another_connection_sees_commits_while_the_writer_runs() {
 }
 
 #[tokio::test]
+async fn a_checkpoint_folds_the_wal_into_the_file_while_the_store_stays_open() {
+    let t = TempStore::new().await;
+    t.store
+        .commit_inbound(accepted(case(1, 1), "M1", "x"))
+        .await
+        .expect("commit");
+    let wal = t.path().with_extension("db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(wal_len() > 0, "the commit went to the WAL first");
+    assert!(
+        t.store.checkpoint().await.expect("checkpoint"),
+        "incomplete"
+    );
+    assert_eq!(wal_len(), 0, "TRUNCATE leaves an empty WAL");
+    // The main file alone now holds the schema version and the message.
+    let header = std::fs::read(t.path()).expect("read the file");
+    let version = u32::from_be_bytes(header[60..64].try_into().expect("header"));
+    assert_eq!(version, SCHEMA_VERSION as u32);
+    t.store
+        .commit_inbound(accepted(case(2, 1), "M2", "y"))
+        .await
+        .expect("the store keeps working after a checkpoint");
+}
+
+#[tokio::test]
 async fn a_store_from_a_newer_binary_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("store.db");
