@@ -54,12 +54,6 @@ async fn append(s: &Store, cases: u32, events_per_case: u32) -> HashMap<String, 
     map
 }
 
-fn stable_hash(s: &str) -> u64 {
-    s.bytes().fold(1469598103934665603u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(1099511628211)
-    })
-}
-
 #[tokio::test]
 async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays() {
     let t = TempStore::new().await;
@@ -77,6 +71,16 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
         .map(|(id, _)| id.clone())
         .expect("poison event");
     let poison_for_rule = poison.clone();
+    // Each event's failure mode from its position in (case, sequence) order:
+    // deterministic (event ids are random UUIDs), and every mode occurs.
+    let mut ordered: Vec<(&(String, i64), &String)> =
+        events.iter().map(|(id, key)| (key, id)).collect();
+    ordered.sort();
+    let mode: HashMap<String, usize> = ordered
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, id))| (id.clone(), i % 5))
+        .collect();
     receiver.set_rule(move |req| {
         let id = req.ce_id.clone().unwrap_or_default();
         if id == poison_for_rule {
@@ -93,7 +97,7 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
         if req.attempt > 2 {
             return None;
         }
-        match stable_hash(&id) % 5 {
+        match mode.get(&id).copied().unwrap_or(4) {
             0 => Some(Reply::status(500, "internal error")),
             1 => Some(Reply::Hang(Duration::from_millis(1_500))),
             2 => Some(Reply::too_many(0)),
