@@ -7,6 +7,7 @@
 //! ```text
 //! cargo bench -p gateway-hl7v2 --bench mllp                 # default 4000 messages per run
 //! cargo bench -p gateway-hl7v2 --bench mllp -- --messages 10000
+//! cargo bench -p gateway-hl7v2 --bench mllp -- --only gateway --group-wait-us 0
 //! ```
 //!
 //! Needs the peers from `.ci/install.d/30-hl7-peers.sh` (skipped with a note
@@ -44,6 +45,11 @@ use tokio_util::codec::Decoder;
 #[path = "common/mod.rs"]
 mod common;
 
+/// The daemon's allocator (`gateway/daemon/src/main.rs`), so the gateway
+/// here runs as it does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use common::{cpu_ns, load_profile, message};
 
 struct Args {
@@ -51,6 +57,8 @@ struct Args {
     mappings: PathBuf,
     /// Skip the peers (`--only gateway`), e.g. to profile the gateway alone.
     gateway_only: bool,
+    /// The store's group-commit wait (`--group-wait-us`, default the store's).
+    group_wait: Option<Duration>,
 }
 
 fn args() -> Args {
@@ -58,6 +66,7 @@ fn args() -> Args {
         messages: 4000,
         mappings: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings"),
         gateway_only: false,
+        group_wait: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -66,6 +75,12 @@ fn args() -> Args {
                 a.messages = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.messages)
             }
             "--only" => a.gateway_only = it.next().as_deref() == Some("gateway"),
+            "--group-wait-us" => {
+                a.group_wait = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_micros)
+            }
             "--mappings" => {
                 if let Some(v) = it.next() {
                     a.mappings = PathBuf::from(v);
@@ -293,7 +308,12 @@ fn start_gateway(rt: &tokio::runtime::Runtime, args: &Args, scratch: &Path) -> G
     rt.block_on(async {
         let (profile, label) = load_profile(&args.mappings, scratch);
         let profile_name = profile.name().to_string();
-        let store = Store::open(scratch.join("store.sqlite"), StoreOptions::default())
+        let mut options = StoreOptions::default();
+        if let Some(wait) = args.group_wait {
+            options.group_commit_wait = wait;
+        }
+        let wait_us = options.group_commit_wait.as_micros();
+        let store = Store::open(scratch.join("store.sqlite"), options)
             .await
             .expect("store");
         let pipeline = Pipeline::new(
@@ -320,7 +340,7 @@ fn start_gateway(rt: &tokio::runtime::Runtime, args: &Args, scratch: &Path) -> G
             store,
             stop,
             serving,
-            label,
+            label: format!("{label}, group-commit wait {wait_us} µs"),
         }
     })
 }
@@ -489,10 +509,11 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
     let stats = store.commit_stats();
     if stats.transactions > 0 {
         println!(
-            "store group commit: {} requests in {} transactions ({:.1} per commit)",
+            "store group commit: {} requests in {} transactions ({:.1} per commit; {} waited for announced messages)",
             stats.requests,
             stats.transactions,
-            stats.requests as f64 / stats.transactions as f64
+            stats.requests as f64 / stats.transactions as f64,
+            stats.waited
         );
     }
     for peer in [node, python].into_iter().flatten() {

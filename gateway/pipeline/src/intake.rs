@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use gateway_core::adapter::{
-    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
+    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline, IntakeTicket,
 };
 use gateway_core::case::Case;
 use gateway_core::diagnostic::Diagnostic;
@@ -453,6 +453,10 @@ impl IntakePipeline for Pipeline {
         message: InboundMessage,
     ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
         Box::pin(self.process(message, None))
+    }
+
+    fn announce(&self) -> IntakeTicket {
+        self.store.intake_ticket()
     }
 }
 

@@ -34,7 +34,7 @@ impl Store {
     {
         self.inner
             .writer
-            .write(move |conn| {
+            .write_intake(move |conn| {
                 let mut message = message;
                 let mut status = None;
                 if let InboundOutcome::Accepted { case, .. } = &mut message.outcome {

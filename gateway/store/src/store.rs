@@ -2,9 +2,11 @@
 //! read connections.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gateway_core::adapter::IntakeTicket;
 use gateway_core::case::Decision;
 use rusqlite::Connection;
 use tokio::sync::Notify;
@@ -12,7 +14,7 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::read::Reader;
-use crate::writer::{Counters, Writer};
+use crate::writer::{Counters, GroupCommit, Writer};
 use crate::{ops, retention, schema};
 
 /// How to open a store.
@@ -24,6 +26,10 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// Read connections kept open for reuse (default 4).
     pub readers: usize,
+    /// The longest a group transaction waits for messages that adapters
+    /// announced ([`Store::intake_ticket`]) before it commits (default 1 ms;
+    /// zero commits at once).
+    pub group_commit_wait: Duration,
 }
 
 impl Default for StoreOptions {
@@ -32,6 +38,7 @@ impl Default for StoreOptions {
             batch_max: 256,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
+            group_commit_wait: Duration::from_millis(1),
         }
     }
 }
@@ -43,6 +50,7 @@ pub(crate) struct Inner {
     max_readers: usize,
     committed: Arc<Notify>,
     counters: Arc<Counters>,
+    announced: Arc<AtomicUsize>,
 }
 
 /// How much grouping the writer achieved since the store was opened.
@@ -52,6 +60,8 @@ pub struct CommitStats {
     pub transactions: u64,
     /// Write requests committed in them.
     pub requests: u64,
+    /// Transactions that waited for announced messages before committing.
+    pub waited: u64,
 }
 
 /// A cheap-to-clone handle on one store file.
@@ -84,7 +94,18 @@ impl Store {
             })??;
         let committed = Arc::new(Notify::new());
         let counters = Arc::new(Counters::default());
-        let writer = Writer::spawn(conn, options.batch_max, committed.clone(), counters.clone())?;
+        let announced = Arc::new(AtomicUsize::new(0));
+        let group = GroupCommit {
+            announced: announced.clone(),
+            wait: options.group_commit_wait,
+        };
+        let writer = Writer::spawn(
+            conn,
+            options.batch_max,
+            committed.clone(),
+            counters.clone(),
+            group,
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -93,6 +114,7 @@ impl Store {
                 max_readers: options.readers,
                 committed,
                 counters,
+                announced,
             }),
         })
     }
@@ -108,6 +130,7 @@ impl Store {
         CommitStats {
             transactions: self.inner.counters.transactions.load(Ordering::Relaxed),
             requests: self.inner.counters.requests.load(Ordering::Relaxed),
+            waited: self.inner.counters.waited.load(Ordering::Relaxed),
         }
     }
 
@@ -124,7 +147,7 @@ impl Store {
     pub async fn commit_inbound(&self, message: NewInbound) -> Result<InboundReceipt> {
         self.inner
             .writer
-            .write(move |conn| ops::commit_inbound(conn, message))
+            .write_intake(move |conn| ops::commit_inbound(conn, message))
             .await
     }
 
@@ -200,6 +223,13 @@ impl Store {
             .writer
             .solo(move |conn| retention::prune(conn, &path, &policy))
             .await
+    }
+
+    /// A ticket announcing an inbound message that will be committed soon;
+    /// hold it until its commit returned (see
+    /// [`gateway_core::adapter::IntakePipeline::announce`]).
+    pub fn intake_ticket(&self) -> IntakeTicket {
+        IntakeTicket::counted(self.inner.announced.clone())
     }
 
     /// Folds the WAL back into the main file and truncates it, so that the

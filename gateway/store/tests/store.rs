@@ -510,3 +510,44 @@ async fn concurrent_requests_share_group_transactions_and_a_failing_one_fails_al
     assert_eq!(events.len(), 56);
     t.store.check_writable().await.expect("writable");
 }
+
+/// Announced messages that arrive a little later share the first one's
+/// COMMIT; without announcements each arrival is committed on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_messages_arriving_later_share_one_commit() {
+    /// (transactions, requests) committed.
+    async fn staggered(store: &Store, announce: bool) -> (u64, u64) {
+        let before = store.commit_stats();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..4u32 {
+            let s = store.clone();
+            let ticket = announce.then(|| s.intake_ticket());
+            tasks.spawn(async move {
+                // Arrivals 25 ms apart: far beyond one commit's fsync.
+                tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(n))).await;
+                let tag = format!("{}{n}", if announce { "A" } else { "U" });
+                s.commit_inbound(accepted(case(n + 100 * u32::from(announce), n), &tag, &tag))
+                    .await
+                    .expect("commit");
+                drop(ticket);
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.expect("task");
+        }
+        let after = store.commit_stats();
+        (
+            after.transactions - before.transactions,
+            after.requests - before.requests,
+        )
+    }
+    let t = TempStore::with_options(StoreOptions {
+        group_commit_wait: std::time::Duration::from_secs(2),
+        ..StoreOptions::default()
+    })
+    .await;
+    let unannounced = staggered(&t.store, false).await;
+    assert_eq!(unannounced, (4, 4));
+    let announced = staggered(&t.store, true).await;
+    assert_eq!(announced, (1, 4));
+}

@@ -74,6 +74,9 @@ impl Responder {
 
     async fn message(&self, raw: Bytes, peer: &str) -> Vec<u8> {
         let started = Instant::now();
+        // Announced before parsing, so the store's group commit knows this
+        // message is coming and can let it share another one's fsync.
+        let _ticket = self.pipeline.announce();
         let parsed = crate::parse::parse_for_intake(&raw);
         let unparseable = parsed.is_err();
         let inbound = InboundMessage {
