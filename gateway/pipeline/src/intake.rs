@@ -18,7 +18,7 @@ use gateway_core::case::Case;
 use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
 use gateway_core::{GatewayError, SourceDocument, SourceFormat};
-use gateway_mapping::{MapAction, MapContext, MapOutcome};
+use gateway_mapping::{MapAction, MapContext};
 use gateway_store::{Disposition, InboundOutcome, NewInbound, Store};
 
 use crate::metrics;
@@ -193,13 +193,14 @@ impl Pipeline {
             site: self.identity.site.clone(),
             explain: false,
         };
-        let outcome = profile.map(&document, &context);
-        let mut diagnostics = document.diagnostics.clone();
+        let mut outcome = profile.map(&document, &context);
+        let mut diagnostics = document.diagnostics;
         diagnostics.extend(outcome.core_diagnostics());
 
-        match (outcome.action, outcome.case.clone()) {
+        match (outcome.action, outcome.case.take()) {
             (Some(MapAction::Case), Some(case)) => {
-                self.accept_case(stored, case, diagnostics, &outcome).await
+                let file = outcome.mapping_file.as_deref().unwrap_or("");
+                self.accept_case(stored, case, diagnostics, file).await
             }
             (Some(MapAction::PatientUpdate), Some(update)) => {
                 self.patient_update(stored, update, diagnostics).await
@@ -239,7 +240,7 @@ impl Pipeline {
         mut stored: NewInbound,
         case: Case,
         diagnostics: Vec<Diagnostic>,
-        outcome: &MapOutcome,
+        mapping_file: &str,
     ) -> Result<IntakeOutcome, GatewayError> {
         // The merge with the stored case runs inside the commit's transaction
         // (no separate read round trip, nothing can change in between).
@@ -269,7 +270,7 @@ impl Pipeline {
                     case_id = %case_id,
                     event = event_type.as_str(),
                     sequence,
-                    mapping_file = outcome.mapping_file.as_deref().unwrap_or(""),
+                    mapping_file,
                     "Message accepted."
                 );
                 Ok(IntakeOutcome::Accepted {
