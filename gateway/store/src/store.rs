@@ -30,6 +30,12 @@ pub struct StoreOptions {
     /// announced ([`Store::intake_ticket`]) before it commits (default 1 ms;
     /// zero commits at once).
     pub group_commit_wait: Duration,
+    /// WAL pages after which a commit checkpoints the WAL into the main file
+    /// (default 10 000 ≈ 40 MiB). SQLite's default of 1 000 checkpointed so
+    /// often that the same index pages were copied to the file again and
+    /// again: `store-bench` measured 10 000 at 1.04–1.26× the throughput of
+    /// 1 000 with 16 writers and a 3× lower p99 for single commits.
+    pub wal_autocheckpoint_pages: u32,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +45,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 4,
             group_commit_wait: Duration::from_millis(1),
+            wal_autocheckpoint_pages: 10_000,
         }
     }
 }
@@ -382,6 +389,16 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
          PRAGMA foreign_keys = ON;",
     )
     .map_err(StoreError::sql("configuring the store"))?;
+    // See `StoreOptions::wal_autocheckpoint_pages`. The WAL file is kept at
+    // its size after a checkpoint (overwriting allocated blocks keeps fsync
+    // cheap) but truncated when a long backlog made it larger than 64 MiB.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {};
+         PRAGMA journal_size_limit = {};",
+        options.wal_autocheckpoint_pages,
+        64 * 1024 * 1024
+    ))
+    .map_err(StoreError::sql("configuring WAL checkpoints"))?;
     schema::migrate(&mut conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
