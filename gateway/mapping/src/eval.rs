@@ -23,6 +23,7 @@ use crate::diag::{Code, MapDiagnostic};
 use crate::model::*;
 use crate::schema::{self, Auto, FieldDef, Kind};
 use crate::transform::{self, Issue, Val};
+use crate::walk;
 use crate::{MapAction, MapContext, MapOutcome, Provenance};
 
 /// A leaf value of the draft.
@@ -120,7 +121,7 @@ fn cond_holds(cond: &Cond, doc: &SourceDocument, from: NodeId) -> bool {
     let tree = &doc.tree;
     let start = if cond.root { tree.root() } else { from };
     let value = match &cond.subject {
-        CondSubject::Path(p) => p.first_value(tree, start),
+        CondSubject::Path(p) => walk::first_value(p, tree, start),
         CondSubject::Meta(f) => meta_value(doc, *f).filter(|v| !v.is_empty()),
     };
     match &cond.test {
@@ -244,11 +245,14 @@ impl Eval<'_> {
         let mut raws: Vec<(NodeId, usize)> = Vec::new();
         let mut origin = "path";
         let mut values = Vec::new();
-        let push_path = |path: &gateway_core::path::Path,
-                         pi: usize,
-                         raws: &mut Vec<(NodeId, usize)>,
-                         values: &mut Vec<Val>| {
-            for node in path.evaluate(tree, from) {
+        let mut nodes = Vec::new();
+        let mut push_path = |path: &gateway_core::path::Path,
+                             pi: usize,
+                             raws: &mut Vec<(NodeId, usize)>,
+                             values: &mut Vec<Val>| {
+            nodes.clear();
+            walk::evaluate_into(path, tree, from, &mut nodes);
+            for &node in &nodes {
                 if let Some(v) = tree.value(node).filter(|v| !v.is_empty()) {
                     values.push(Val {
                         text: v.to_owned(),
@@ -504,12 +508,9 @@ impl Eval<'_> {
             self.apply_rule(&mut draft, rule, None);
         }
         for (gi, group) in file.groups.iter().enumerate() {
-            let nodes: Vec<NodeId> = group
-                .path
-                .evaluate(self.tree(), root)
-                .into_iter()
-                .filter(|n| group.when.iter().all(|c| cond_holds(c, self.doc, *n)))
-                .collect();
+            let mut nodes = Vec::new();
+            walk::evaluate_into(&group.path, self.tree(), root, &mut nodes);
+            nodes.retain(|n| group.when.iter().all(|c| cond_holds(c, self.doc, *n)));
             for (k, node) in nodes.into_iter().enumerate() {
                 for rule in file.rules.iter().filter(|r| r.group == Some(gi)) {
                     self.apply_rule(&mut draft, rule, Some((node, gi, k)));

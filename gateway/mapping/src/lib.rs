@@ -38,6 +38,7 @@ mod load;
 mod model;
 pub mod schema;
 mod transform;
+mod walk;
 
 use std::path::Path;
 
