@@ -426,7 +426,7 @@ impl Demo<'_> {
         if !dashboard {
             writeln!(
                 out,
-                "  (this build does not serve a dashboard at / yet: use the admin API below)"
+                "  (the dashboard did not answer at / just now: see the log above; the admin API below may still answer)"
             )?;
         }
         writeln!(
