@@ -18,7 +18,7 @@
 //! │   │   │   └── 2000B → 2010B, 2000C → 2010C, 2000E → 2010EA, 2000F → 2010F, …
 //! │   │   ├── SE
 //! │   │   ├── patient        pre-computed pointer to the patient's name loop (`patient/resolve()`)
-//! │   │   ├── correlation    pre-computed: bht_reference, trace, purpose, report_type
+//! │   │   ├── correlation    pre-computed: key, key_source, bht_reference, trace, purpose, report_type (see [`Correlation`])
 //! │   │   └── decision       pre-computed for responses (see crate::decision)
 //! │   └── GE
 //! └── IEA
@@ -53,6 +53,8 @@ pub struct ParsedSet {
     pub model: Option<Transaction278>,
     /// The decision facts (278 responses only).
     pub decision: Option<DecisionFacts>,
+    /// How it correlates to its request (278s only; see [`Correlation`]).
+    pub correlation: Option<Correlation>,
 }
 
 /// A fully parsed interchange: tokens, envelope, loops and every finding.
@@ -87,13 +89,14 @@ pub fn parse_interchange(input: &[u8]) -> Result<Parsed<'_>, Vec<Finding>> {
     let mut sets = Vec::new();
     for (gi, group) in interchange.groups.iter().enumerate() {
         for (si, tx) in group.transactions.iter().enumerate() {
-            let (model, decision) = if tx.set_id == "278" {
+            let (model, decision, correlation) = if tx.set_id == "278" {
                 let (model, loop_findings) = build_278(&tokens, tx, gi, si);
                 findings.extend(loop_findings);
                 let decision = decide(&tokens, &model);
-                (Some(model), decision)
+                let correlation = correlate(&tokens, &model);
+                (Some(model), decision, Some(correlation))
             } else {
-                (None, None)
+                (None, None, None)
             };
             sets.push(ParsedSet {
                 group: gi,
@@ -101,6 +104,7 @@ pub fn parse_interchange(input: &[u8]) -> Result<Parsed<'_>, Vec<Finding>> {
                 envelope: tx.clone(),
                 model,
                 decision,
+                correlation,
             });
         }
     }
@@ -213,11 +217,22 @@ pub fn document(parsed: &Parsed<'_>, only: Option<usize>) -> SourceDocument {
         }),
         sender: Some(h.sender_id.clone()).filter(|s| !s.is_empty()),
     };
+    // Correlation problems are not syntax errors (no 999 code), but an
+    // uncorrelatable 278 must not become a case: they join the document's
+    // diagnostics after the findings.
+    let correlation = parsed
+        .sets
+        .iter()
+        .filter(|s| selected.is_none_or(|sel| sel.group == s.group && sel.set == s.set))
+        .filter_map(|s| s.correlation.as_ref()?.diagnostic.clone());
     SourceDocument {
         format: SourceFormat::X12,
         meta,
         tree,
-        diagnostics: findings.map(|f| f.diagnostic.clone()).collect(),
+        diagnostics: findings
+            .map(|f| f.diagnostic.clone())
+            .chain(correlation)
+            .collect(),
     }
 }
 
@@ -253,8 +268,8 @@ fn push_transaction(tree: &mut SourceTree, parent: NodeId, t: &Tokens<'_>, set: 
     }
     let end = t.segments.get(last).map_or(start, |s| s.span.end);
     tree.set_span(node, Some(Span::new(start, end.max(start))));
-    if let Some(model) = &set.model {
-        push_correlation(tree, node, t, model);
+    if let (Some(model), Some(c)) = (&set.model, &set.correlation) {
+        push_correlation(tree, node, model, c);
     }
     if let Some(d) = &set.decision {
         push_decision(tree, node, d);
@@ -394,27 +409,65 @@ fn push_value(
     }
 }
 
-fn push_correlation(tree: &mut SourceTree, parent: NodeId, t: &Tokens<'_>, model: &Transaction278) {
-    let node = tree.push(parent, "correlation", None, None);
-    let mut bht = None;
+/// How one 278 correlates to its request: the case key and where it came from.
+///
+/// The rule (the profile's `[case_id]` key is `correlation/key`):
+///
+/// * the key is **BHT03** (the submitter's transaction identifier, which a
+///   response echoes) when it is usable: not blank and at most 50 characters
+///   (its TR3 maximum length);
+/// * otherwise the key is the 2000E **trace** (TRN02 of `TRN*1` in a request,
+///   of the `TRN*2` echo in a response), with warning `X041`. Requests and
+///   responses follow the same rule, so a response finds its request's case
+///   when that request was keyed by the same trace (its BHT03 was unusable
+///   too, or equal to its trace); otherwise it opens a separate case and is
+///   never merged into an unrelated one. (A 278 without BHT03 at all is
+///   already a 999 error, IK403=1; this covers a blank or over-long one.)
+/// * with neither there is no key and error `X042`: the set does not become
+///   a case (it is kept with that reason, replayable).
+///
+/// ISA13/GS06/ST02 are never part of it: they identify an envelope, not a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Correlation {
+    /// The case key (`correlation/key`), `None` when neither identifier is usable.
+    pub key: Option<String>,
+    /// `BHT03` or `TRN02`: which identifier the key is (`correlation/key_source`).
+    pub key_source: Option<&'static str>,
+    /// BHT03 as sent (trimmed).
+    pub bht_reference: Option<String>,
+    /// The 2000E trace: `TRN*1` in a request, the `TRN*2` echo in a response.
+    pub trace: Option<String>,
+    /// TRN03 of that trace.
+    pub trace_originator: Option<String>,
+    /// BHT06 (`18` final, `19` more to come, `RU` medical services reservation).
+    pub report_type: Option<String>,
+    /// Spans of BHT03 and TRN02.
+    bht_span: Option<Span>,
+    trace_span: Option<Span>,
+    /// `X041`/`X042`, located at BHT03.
+    pub diagnostic: Option<Diagnostic>,
+}
+
+/// The longest usable BHT03 (element 127, 1..=50 characters).
+const BHT03_MAX: usize = 50;
+
+/// Applies the correlation rule of [`Correlation`] to one 278.
+pub fn correlate(t: &Tokens<'_>, model: &Transaction278) -> Correlation {
+    let mut c = Correlation::default();
+    let non_empty = |v: std::borrow::Cow<'_, str>| {
+        let v = v.trim();
+        (!v.is_empty()).then(|| v.to_owned())
+    };
     for item in &model.top {
         if let Item::Segment(i) = item
             && t.segments[*i].id == "BHT"
         {
-            bht = Some(&t.segments[*i]);
+            let b = &t.segments[*i];
+            c.bht_reference = non_empty(t.element(b, 3));
+            c.bht_span = b.elements.get(2).map(|e| e.span);
+            c.report_type = non_empty(t.element(b, 6));
         }
     }
-    if let Some(b) = bht {
-        let span = b.elements.get(2).map(|e| e.span);
-        push_value(tree, node, "bht_reference", Some(&t.element(b, 3)), span);
-        push_value(tree, node, "report_type", Some(&t.element(b, 6)), None);
-    }
-    let purpose = match model.purpose.as_str() {
-        "11" => Some("response"),
-        "13" => Some("request"),
-        _ => None,
-    };
-    push_value(tree, node, "purpose", purpose, None);
     // The patient event tracking number: the requester's TRN*1 in a request,
     // echoed as TRN*2 in the response.
     let wanted = if model.is_response() { "2" } else { "1" };
@@ -422,19 +475,101 @@ fn push_correlation(tree: &mut SourceTree, parent: NodeId, t: &Tokens<'_>, model
         for s in model.segments_of(event) {
             let seg = &t.segments[s];
             if seg.id == "TRN" && t.element(seg, 1) == wanted {
-                let span = seg.elements.get(1).map(|e| e.span);
-                push_value(tree, node, "trace", Some(&t.element(seg, 2)), span);
-                push_value(
-                    tree,
-                    node,
-                    "trace_originator",
-                    Some(&t.element(seg, 3)),
-                    None,
-                );
+                c.trace = non_empty(t.element(seg, 2));
+                c.trace_span = seg.elements.get(1).map(|e| e.span);
+                c.trace_originator = non_empty(t.element(seg, 3));
                 break;
             }
         }
     }
+    let usable_bht = c
+        .bht_reference
+        .as_ref()
+        .filter(|b| b.chars().count() <= BHT03_MAX);
+    let at = |d: Diagnostic, span: Option<Span>| {
+        let d = d.at("BHT-03");
+        match span {
+            Some(s) => d.with_span(s),
+            None => d,
+        }
+    };
+    let trn = format!("TRN*{wanted}");
+    if let Some(b) = usable_bht {
+        c.key = Some(b.clone());
+        c.key_source = Some("BHT03");
+    } else if let Some(trace) = &c.trace {
+        c.key = Some(trace.clone());
+        c.key_source = Some("TRN02");
+        let why = if c.bht_reference.is_some() {
+            "longer than 50 characters"
+        } else {
+            "blank"
+        };
+        c.diagnostic = Some(at(
+            Diagnostic::warning(
+                "X041",
+                format!(
+                    "BHT03 is {why}: the 278 is correlated by its {trn} trace instead \
+                     (the case is the request's only if that request's BHT03 was the same trace)"
+                ),
+            ),
+            c.bht_span,
+        ));
+    } else {
+        c.diagnostic = Some(at(
+            Diagnostic::error(
+                "X042",
+                format!(
+                    "neither a usable BHT03 nor a 2000E {trn} trace: the 278 cannot be \
+                     correlated to a request and does not become a case"
+                ),
+            ),
+            c.bht_span,
+        ));
+    }
+    c
+}
+
+fn push_correlation(
+    tree: &mut SourceTree,
+    parent: NodeId,
+    model: &Transaction278,
+    c: &Correlation,
+) {
+    let node = tree.push(parent, "correlation", None, None);
+    push_value(
+        tree,
+        node,
+        "key",
+        c.key.as_deref(),
+        match c.key_source {
+            Some("BHT03") => c.bht_span,
+            _ => c.trace_span,
+        },
+    );
+    push_value(tree, node, "key_source", c.key_source, None);
+    push_value(
+        tree,
+        node,
+        "bht_reference",
+        c.bht_reference.as_deref(),
+        c.bht_span,
+    );
+    push_value(tree, node, "report_type", c.report_type.as_deref(), None);
+    let purpose = match model.purpose.as_str() {
+        "11" => Some("response"),
+        "13" => Some("request"),
+        _ => None,
+    };
+    push_value(tree, node, "purpose", purpose, None);
+    push_value(tree, node, "trace", c.trace.as_deref(), c.trace_span);
+    push_value(
+        tree,
+        node,
+        "trace_originator",
+        c.trace_originator.as_deref(),
+        None,
+    );
 }
 
 fn push_decision(tree: &mut SourceTree, parent: NodeId, d: &DecisionFacts) {
