@@ -35,7 +35,25 @@ pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 pub const WINDOW_SECS_RANGE: (u64, u64) = (60, 7 * 24 * 3600);
 
 /// Audit actions that count as a manual touch of a case.
+///
+/// A case also counts as touched by hand when a person has to act on it
+/// outside the gateway: its decision's write-back gave up (`decisions` in
+/// state `failed`: staff enter it in the EHR themselves) or the desktop bridge
+/// aborted on it and kept evidence for an operator (`evidence` rows). See
+/// [`AUTOMATION_SQL`].
 pub const MANUAL_ACTIONS: [&str; 2] = ["message.replay", "event.replay"];
+
+/// Stored cases, and those a person had to touch: a replay in the audit log,
+/// a write-back that gave up, or desktop evidence. Each source is read through
+/// its own index (`audit_case`, `decisions_writeback`, `evidence_case`), so the
+/// cost follows the touched cases, not all cases.
+const AUTOMATION_SQL: &str = "SELECT (SELECT COUNT(*) FROM cases),
+        (SELECT COUNT(*) FROM (
+            SELECT case_id FROM audit_log WHERE case_id IS NOT NULL AND action IN (?1, ?2)
+            UNION SELECT case_id FROM decisions WHERE writeback_state = 'failed'
+            UNION SELECT case_id FROM evidence WHERE case_id IS NOT NULL
+         ) AS touched
+         WHERE EXISTS (SELECT 1 FROM cases c WHERE c.case_id = touched.case_id))";
 
 /// What to aggregate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -232,7 +250,8 @@ pub struct DeadLetter {
 pub struct Automation {
     /// Stored cases.
     pub cases: u64,
-    /// Cases with a manual replay in the audit log.
+    /// Cases a person had to touch: replayed by hand, write-back given up,
+    /// or desktop evidence kept for an operator.
     pub touched: u64,
     /// (cases − touched) ÷ cases; `None` without cases.
     pub coverage: Option<f64>,
@@ -508,15 +527,12 @@ impl Reader {
         })
     }
 
-    /// Cases without a manual replay ÷ all cases.
+    /// Cases nobody had to touch ÷ all cases (see [`AUTOMATION_SQL`]).
     fn automation(&self) -> Result<Automation> {
         let (cases, touched): (i64, i64) = self
             .conn
             .query_row(
-                "SELECT (SELECT COUNT(*) FROM cases),
-                        (SELECT COUNT(DISTINCT a.case_id) FROM audit_log a
-                         WHERE a.case_id IS NOT NULL AND a.action IN (?1, ?2)
-                           AND EXISTS (SELECT 1 FROM cases c WHERE c.case_id = a.case_id))",
+                AUTOMATION_SQL,
                 params![MANUAL_ACTIONS[0], MANUAL_ACTIONS[1]],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -1164,6 +1180,90 @@ mod tests {
         assert!(
             messages.contains("SEARCH m USING INDEX messages_received"),
             "{messages}"
+        );
+        let automation = plan(AUTOMATION_SQL, 2);
+        for index in ["audit_case", "decisions_writeback", "evidence_case"] {
+            assert!(automation.contains(index), "{index}: {automation}");
+        }
+    }
+
+    /// Every kind of manual touch counts once per case; untouched cases and
+    /// touches of unknown cases do not.
+    #[tokio::test]
+    async fn failed_writebacks_and_desktop_evidence_are_manual_touches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("touch.sqlite");
+        let store = Store::open(&path, StoreOptions::default())
+            .await
+            .expect("open");
+        for (n, id) in ["case-w", "case-x", "case-r", "case-ok", "case-done"]
+            .into_iter()
+            .enumerate()
+        {
+            let c = case(id, "hl7v2", "cardio-north", None);
+            let msg = inbound("hl7v2", &format!("M-{n}"), T, accepted(c));
+            store.commit_inbound(msg).await.expect("commit");
+        }
+        let decision: Decision =
+            serde_json::from_str(r#"{"status": "approved"}"#).expect("decision");
+        for (case_id, outcome) in [
+            (
+                "case-w",
+                WriteBackOutcome::Failed {
+                    error: "refused".to_owned(),
+                },
+            ),
+            (
+                "case-done",
+                WriteBackOutcome::Done {
+                    detail: "written".to_owned(),
+                },
+            ),
+        ] {
+            let recorded = store
+                .record_decision(case_id, decision.clone())
+                .await
+                .expect("decision");
+            store
+                .complete_writeback(recorded.decision_id, outcome)
+                .await
+                .expect("write-back outcome");
+        }
+        for case_id in [Some("case-x"), Some("case-x"), None, Some("case-unknown")] {
+            store
+                .put_evidence(crate::NewEvidence {
+                    adapter: "desktop".to_owned(),
+                    kind: "abort-screenshot".to_owned(),
+                    case_id: case_id.map(str::to_owned),
+                    content_type: "image/png".to_owned(),
+                    body: vec![0x89, b'P', b'N', b'G'],
+                    detail: None,
+                })
+                .await
+                .expect("evidence");
+        }
+        store
+            .audit(AuditEntry {
+                actor: "test".to_owned(),
+                action: "message.replay".to_owned(),
+                target: None,
+                detail: None,
+                case_id: Some("case-r".to_owned()),
+            })
+            .await
+            .expect("audit");
+        store.close().await;
+        let stats = Reader::open(&path)
+            .expect("reader")
+            .ops_stats(&StatsQuery::last(3600))
+            .expect("stats");
+        assert_eq!(
+            stats.automation,
+            Automation {
+                cases: 5,
+                touched: 3,
+                coverage: Some(2.0 / 5.0)
+            }
         );
     }
 
