@@ -218,6 +218,13 @@ pub struct PartnerConfig {
     /// CORERuleVersion this partner expects (`2.2.0`, `v2.2.0`, …).
     #[serde(default = "default_rule_version")]
     pub core_rule_version: String,
+    /// ProcessingMode of the envelopes we send this partner: `RealTime`
+    /// (default) or `Batch`, the two modes CORE defines. Only the
+    /// `ProcessingMode` element changes: the exchange is still one request
+    /// answered in the same HTTP response (`COREEnvelopeRealTimeRequest`); the
+    /// CORE batch submission/retrieval envelopes are not implemented.
+    #[serde(default)]
+    pub processing_mode: ProcessingMode,
     /// PayloadType of the requests we send.
     #[serde(default = "default_request_payload")]
     pub request_payload_type: String,
@@ -235,10 +242,52 @@ pub struct PartnerConfig {
     pub timeout_ms: u64,
 }
 
+/// CORE ProcessingMode (the `ProcessingMode` element of the SOAP envelope).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum ProcessingMode {
+    /// `RealTime`: the answer comes back in the same exchange (the default).
+    #[default]
+    RealTime,
+    /// `Batch`.
+    Batch,
+}
+
+impl ProcessingMode {
+    /// The element value, as CORE spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessingMode::RealTime => "RealTime",
+            ProcessingMode::Batch => "Batch",
+        }
+    }
+}
+
 fn default_request_payload() -> String {
     "X12_278_Request_005010X217E1_2".into()
 }
 
 fn default_timeout_ms() -> u64 {
     20_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partner(extra: &str) -> Result<PartnerConfig, toml::de::Error> {
+        toml::from_str(&format!(
+            "name = \"p\"\nendpoint = \"https://p.invalid/core\"\nsender_id = \"A\"\nreceiver_id = \"B\"\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn processing_mode_is_per_partner_and_real_time_by_default() {
+        let p = partner("").expect("parses");
+        assert_eq!(p.processing_mode, ProcessingMode::RealTime);
+        assert_eq!(p.processing_mode.as_str(), "RealTime");
+        let p = partner("processing_mode = \"Batch\"").expect("parses");
+        assert_eq!(p.processing_mode.as_str(), "Batch");
+        let e = partner("processing_mode = \"batch\"").expect_err("CORE spelling only");
+        assert!(e.to_string().contains("RealTime"), "{e}");
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use common::pipeline::MappingPipeline;
 use gateway_core::adapter::BoxFuture;
 use gateway_x12::ack::AckIdentity;
-use gateway_x12::config::PartnerConfig;
+use gateway_x12::config::{PartnerConfig, ProcessingMode};
 use gateway_x12::soap::client::{CoreClient, CoreReply, SoapClientError};
 use gateway_x12::soap::server::{Responder, SoapServerState, serve};
 use gateway_x12::write::MemoryControlNumbers;
@@ -98,6 +98,7 @@ fn partner(r: &Running, version: &str) -> PartnerConfig {
         isa_receiver_id: None,
         isa_receiver_qualifier: "ZZ".into(),
         core_rule_version: version.into(),
+        processing_mode: ProcessingMode::default(),
         request_payload_type: gateway_x12::soap::PAYLOAD_278_REQUEST.into(),
         ca_file: Some(r.ca.path().to_owned()),
         ca_only: true,
@@ -186,6 +187,26 @@ async fn without_a_278_the_answer_is_a_999_and_bad_x12_is_rejected() {
         panic!("expected a TA1")
     };
     assert_eq!(acks.ta1[0].note_code, "023");
+}
+
+#[tokio::test]
+async fn the_partners_processing_mode_is_what_the_envelope_carries() {
+    let server = start(Some(Arc::new(Payer))).await;
+    let mut batch = partner(&server, "2.2.0");
+    assert_eq!(
+        batch.processing_mode,
+        ProcessingMode::RealTime,
+        "the default"
+    );
+    batch.processing_mode = ProcessingMode::Batch;
+    let client = CoreClient::new(batch).expect("client");
+    // Our server answers real time only, so a Batch envelope is refused with
+    // the CORE error for exactly that element.
+    match client.send(&common::sample("request.x12")).await {
+        Err(SoapClientError::Envelope { code, .. }) => assert_eq!(code, "ProcessingModeIllegal"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.pipeline.committed().is_empty());
 }
 
 #[tokio::test]

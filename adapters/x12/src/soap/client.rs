@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::envelope::{Body, CoreFields, read, write_request};
-use super::{PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1, REAL_TIME};
+use super::{PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1};
 use crate::ack::{ReceivedAcks, parse_acks};
 use crate::config::PartnerConfig;
 use crate::tree::{Parsed, parse_interchange};
@@ -164,7 +164,7 @@ impl CoreClient {
         let payload_id = uuid::Uuid::new_v4().to_string();
         let fields = CoreFields {
             payload_type: payload_type.to_owned(),
-            processing_mode: REAL_TIME.into(),
+            processing_mode: self.partner.processing_mode.as_str().into(),
             payload_id: payload_id.clone(),
             timestamp: jiff::Timestamp::now()
                 .strftime("%Y-%m-%dT%H:%M:%SZ")

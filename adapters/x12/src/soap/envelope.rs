@@ -19,7 +19,7 @@ pub struct CoreFields {
     /// `X12_278_Request_005010X217E1_2`, `X12_999_Response_005010X231A1`, …
     #[serde(rename = "PayloadType", default)]
     pub payload_type: String,
-    /// Always `RealTime` here.
+    /// `RealTime`, or the partner's `processing_mode` in what the client sends.
     #[serde(rename = "ProcessingMode", default)]
     pub processing_mode: String,
     /// A UUID chosen by the sender of this envelope.

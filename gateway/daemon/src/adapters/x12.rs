@@ -410,6 +410,7 @@ impl Adapter for X12 {
                 isa_receiver_id: None,
                 isa_receiver_qualifier: "ZZ".into(),
                 core_rule_version: "2.2.0".into(),
+                processing_mode: Default::default(),
                 request_payload_type: gateway_x12::soap::PAYLOAD_278_REQUEST.into(),
                 ca_file: Some(state.ca_file.clone()),
                 ca_only: true,
