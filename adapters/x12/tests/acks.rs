@@ -42,6 +42,8 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("request.x12", "101", &["0001"]),
     ("request-two-lines.x12", "102", &["0001"]),
     ("multi-transaction.x12", "103", &["0001", "0002"]),
+    ("request-institutional.x12", "106", &["0001"]),
+    ("request-dental.x12", "107", &["0001"]),
     ("response-approved.x12", "201", &["0001"]),
     ("response-partial.x12", "202", &["0001"]),
     ("response-denied.x12", "203", &["0001"]),
