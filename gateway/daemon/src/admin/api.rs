@@ -330,16 +330,19 @@ pub async fn get_message(
         } else {
             (redacted(), redacted())
         };
-        Ok::<_, Problem>(
-            axum::Json(json!({
-                "message": message.summary,
-                "diagnostics": message.diagnostics,
-                "events": events.iter().map(event_json).collect::<Vec<_>>(),
-                "raw": raw,
-                "parsed": parsed,
-            }))
-            .into_response(),
-        )
+        let mut response = axum::Json(json!({
+            "message": message.summary,
+            "diagnostics": message.diagnostics,
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+            "raw": raw,
+            "parsed": parsed,
+        }))
+        .into_response();
+        // It may carry PHI: no browser or proxy keeps a copy.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok::<_, Problem>(response)
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
