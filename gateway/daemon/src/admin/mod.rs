@@ -100,6 +100,7 @@ impl AdapterEndpoint {
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(dashboard::page))
+        .route("/messages", get(dashboard::messages))
         .route("/api/v1/stats", get(dashboard::stats))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,6 +1,8 @@
 //! The operations dashboard: `GET /` serves one self-contained HTML page
 //! (inline CSS and JS, an SVG chart drawn by the script, no external assets)
-//! that polls `GET /api/v1/stats` every few seconds.
+//! that polls `GET /api/v1/stats` every few seconds; `GET /messages` is its
+//! message search page (`messages.html`), filled from `GET /api/v1/messages`
+//! and `GET /api/v1/messages/{id}`.
 //!
 //! *Why server-rendered plus polling:* the page must work from a practice's
 //! server room with no internet access and no build step; the figures come
@@ -13,6 +15,15 @@
 //! **Replay** button (`POST /api/v1/dead-letters/{event_id}/replay`, role
 //! operator, enforced by that endpoint). No PHI: the stats carry ids, names of
 //! practices/sites/adapters, counts and durations only.
+//!
+//! The messages page lists metadata only (ids, times, adapter, profile, type,
+//! control id, state, case id, error reason). Its detail view shows what
+//! `GET /api/v1/messages/{id}` answers the session's principal: the raw
+//! message and parsed tree only when the API sent them — i.e. the principal
+//! has `phi:read` and the `phi.read` audit entry is committed — otherwise a
+//! note that they need `phi:read`. The page itself holds no PHI; it never
+//! reads messages any other way. Its **Replay** button posts
+//! `POST /api/v1/messages/{id}/replay` (operator, audited `message.replay`).
 
 mod page;
 
@@ -31,23 +42,65 @@ pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 
 /// `GET /`: the dashboard for a viewer session; others go to the login page.
 pub async fn page(State(state): State<AdminState>, headers: HeaderMap) -> Response {
-    let principal = match access::authenticate(&state, &headers) {
+    let principal = match viewer_session(&state, &headers, "/", "the dashboard") {
         Ok(principal) => principal,
-        Err(_) => return redirect_to_login(),
+        Err(response) => return *response,
     };
-    if !principal.has(Role::Viewer) {
-        return Problem::forbidden(format!(
-            "`{}` lacks the `viewer` role the dashboard needs",
-            principal.name
-        ))
-        .into_response();
-    }
-    let html = page::render(
+    html(page::render(
         &principal.name,
         &access::csrf_token(&principal),
         principal.has(Role::Operator),
-    );
-    let mut response = (StatusCode::OK, html).into_response();
+    ))
+}
+
+/// `GET /messages`: the message search page for a viewer session; others go
+/// to the login page (which returns them here, search included).
+pub async fn messages(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let here = uri
+        .path_and_query()
+        .map_or("/messages", axum::http::uri::PathAndQuery::as_str);
+    let principal = match viewer_session(&state, &headers, here, "the messages page") {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
+    html(page::render_messages(
+        &principal.name,
+        &access::csrf_token(&principal),
+        principal.has(Role::Operator),
+        principal.has(Role::PhiRead),
+    ))
+}
+
+/// The caller of an HTML page: a principal with the viewer role, or the
+/// response to send instead (the login page for `here` without a session,
+/// 403 for a principal without viewer).
+fn viewer_session(
+    state: &AdminState,
+    headers: &HeaderMap,
+    here: &str,
+    what: &str,
+) -> Result<access::Principal, Box<Response>> {
+    let principal =
+        access::authenticate(state, headers).map_err(|_| Box::new(redirect_to_login(here)))?;
+    if !principal.has(Role::Viewer) {
+        return Err(Box::new(
+            Problem::forbidden(format!(
+                "`{}` lacks the `viewer` role {what} needs",
+                principal.name
+            ))
+            .into_response(),
+        ));
+    }
+    Ok(principal)
+}
+
+/// A rendered page with the headers every dashboard page carries.
+fn html(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -70,15 +123,28 @@ pub async fn page(State(state): State<AdminState>, headers: HeaderMap) -> Respon
     response
 }
 
-fn redirect_to_login() -> Response {
+/// `303` to `/login?next=…` that brings the browser back to `here` (a
+/// local path with its query) after signing in.
+fn redirect_to_login(here: &str) -> Response {
+    let location = login_location(here);
     let mut response = StatusCode::SEE_OTHER.into_response();
-    response
-        .headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/login?next=/"));
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `/login?next=/` for a bare path, the percent-encoded path and query otherwise.
+fn login_location(here: &str) -> String {
+    if here.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/') {
+        format!("/login?next={here}")
+    } else {
+        let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        format!("/login?next={next}")
+    }
 }
 
 /// Query of `GET /api/v1/stats`.
@@ -175,7 +241,17 @@ fn adapter_up(text: &str) -> Vec<(String, bool)> {
 
 #[cfg(test)]
 mod tests {
-    use super::adapter_up;
+    use super::{adapter_up, login_location};
+
+    #[test]
+    fn the_login_brings_the_browser_back_with_its_search() {
+        assert_eq!(login_location("/"), "/login?next=/");
+        assert_eq!(login_location("/messages"), "/login?next=/messages");
+        assert_eq!(
+            login_location("/messages?control_id=A B&state=rejected"),
+            "/login?next=%2Fmessages%3Fcontrol_id%3DA+B%26state%3Drejected"
+        );
+    }
 
     #[test]
     fn adapter_up_is_read_from_the_prometheus_text() {

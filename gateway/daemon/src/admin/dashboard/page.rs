@@ -1,15 +1,31 @@
-//! The dashboard page: one HTML document with inline CSS and JS
-//! (`page.html`), filled with the viewer's name, its CSRF token and whether it
-//! may replay. The figures are filled in by the script from `/api/v1/stats`.
+//! The dashboard pages: HTML documents with inline CSS and JS (`page.html`,
+//! `messages.html`), filled with the viewer's name, its CSRF token and what
+//! it may do. The figures and rows are filled in by the scripts from
+//! `/api/v1/stats` and `/api/v1/messages`.
 
 const TEMPLATE: &str = include_str!("page.html");
+const MESSAGES: &str = include_str!("messages.html");
 
-/// The page for `user` (HTML-escaped), with `csrf` for changing requests.
+/// The dashboard for `user` (HTML-escaped), with `csrf` for changing requests.
 pub fn render(user: &str, csrf: &str, can_replay: bool) -> String {
-    TEMPLATE
+    fill(TEMPLATE, user, csrf, can_replay)
+}
+
+/// The messages page for `user`. `can_read_phi` only words the page's hint;
+/// whether raw bytes are shown is decided by what the API returns.
+pub fn render_messages(user: &str, csrf: &str, can_replay: bool, can_read_phi: bool) -> String {
+    fill(MESSAGES, user, csrf, can_replay).replace("{{CAN_READ_PHI}}", flag(can_read_phi))
+}
+
+fn fill(template: &str, user: &str, csrf: &str, can_replay: bool) -> String {
+    template
         .replace("{{USER}}", &escape(user))
         .replace("{{CSRF}}", &escape(csrf))
-        .replace("{{CAN_REPLAY}}", if can_replay { "true" } else { "false" })
+        .replace("{{CAN_REPLAY}}", flag(can_replay))
+}
+
+fn flag(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
 }
 
 /// Escapes text for an HTML element or a double-quoted attribute.
@@ -30,7 +46,23 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::render;
+    use super::{render, render_messages};
+
+    #[test]
+    fn the_messages_page_is_filled_and_self_contained() {
+        let html = render_messages("desk<b>", "tok\"en", true, false);
+        assert!(html.contains("desk&lt;b&gt;"));
+        assert!(html.contains("tok&quot;en"));
+        assert!(!html.contains("{{"), "an unfilled placeholder");
+        assert!(html.contains("data-can-replay=\"true\""));
+        assert!(html.contains("data-can-read-phi=\"false\""));
+        for needle in ["src=\"http", "href=\"http", "<link", "@import", "src=\"//"] {
+            assert!(!html.contains(needle), "external asset: {needle}");
+        }
+        // Each page links the other.
+        assert!(html.contains("href=\"/\""));
+        assert!(render("u", "c", false).contains("href=\"/messages\""));
+    }
 
     #[test]
     fn placeholders_are_filled_and_escaped() {
