@@ -265,6 +265,29 @@ async fn roles_per_endpoint_redaction_audit_and_counters() {
         .await
         .expect("send");
     assert_problem(bad, StatusCode::BAD_REQUEST).await;
+    // Forward paging filters by state, control id and time only: other
+    // filters are refused by name instead of being dropped silently.
+    let forward: Value = serde_json::from_str(
+        &get(
+            "/api/v1/messages?after_id=0&control_id=MSG0002".into(),
+            VIEWER,
+        )
+        .await,
+    )
+    .expect("json");
+    assert_eq!(forward["messages"][0]["control_id"], "MSG0002", "{forward}");
+    assert_eq!(forward["messages"].as_array().map(Vec::len), Some(1));
+    let bad = http
+        .get(daemon.url("/api/v1/messages?after_id=0&adapter=hl7v2&case_id=x"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("send");
+    let problem = assert_problem(bad, StatusCode::BAD_REQUEST).await;
+    assert!(
+        problem.to_string().contains("adapter, case_id"),
+        "{problem}"
+    );
     let dead: Value =
         serde_json::from_str(&get("/api/v1/dead-letters".into(), VIEWER).await).expect("json");
     assert_eq!(

@@ -239,6 +239,24 @@ pub async fn list_messages(
         let until_ms = instant("until", query.until.as_deref())?;
         if let Some(after_id) = query.after_id {
             // Paging forward (oldest first), as the CLI and older clients do.
+            // That mode filters by state, control id and time only: refuse the
+            // other filters rather than silently answer without them.
+            let unsupported: Vec<&str> = [
+                ("adapter", query.adapter.is_some()),
+                ("profile", query.profile.is_some()),
+                ("case_id", query.case_id.is_some()),
+                ("before_id", query.before_id.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, given)| given.then_some(name))
+            .collect();
+            if !unsupported.is_empty() {
+                return Err(Problem::bad_request(format!(
+                    "`after_id` pages oldest first by state, control_id, since and until only; \
+                     drop it to filter by {} (newest first, paged with `before_id`)",
+                    unsupported.join(", ")
+                )));
+            }
             let filter = MessageFilter {
                 state: state_filter,
                 control_id: query.control_id,
