@@ -133,9 +133,18 @@ fn modified_line_with_approved_quantity_and_own_window() {
 fn denied_pended_and_cancelled_with_reasons() {
     let text = assert_same_facts(json!({"status": "denied", "reason_codes": ["0B"]}));
     assert!(text.contains("HCR*A3**0B~"), "{text}");
-    let text = assert_same_facts(json!({"status": "pended", "note": "CLINICAL NOTES REQUESTED"}));
+    // A pended response says more is to come (BHT06 19), which reads back as
+    // words after the payer's note; everything else is the same.
+    let pended = json!({"status": "pended", "note": "CLINICAL NOTES REQUESTED"});
+    let (original, back, text) = round_trip(pended);
+    assert!(text.contains("*1100*19~"), "BHT06 19\n{text}");
     assert!(text.contains("HCR*A4~"), "{text}");
     assert!(text.contains("MSG*CLINICAL NOTES REQUESTED~"), "{text}");
+    assert_eq!(back.case_id, original.case_id);
+    let mut expected = facts(&original);
+    expected["decision"]["note"] =
+        json!("CLINICAL NOTES REQUESTED Further updates to follow (BHT06 19).");
+    assert_eq!(facts(&back), expected, "\n{text}");
     assert_same_facts(json!({"status": "cancelled"}));
 }
 
