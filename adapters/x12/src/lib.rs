@@ -10,7 +10,9 @@
 //! * [`envelope`]: ISA/GS/ST structure and every control-number check.
 //! * [`loops`]: the 278 HL hierarchy and name loops, with parent-link and code checks.
 //! * [`decision`]: HCR/AAA → decision status, typed (see its table).
-//! * [`tree`]: the source tree for mapping and the `parse` entry points.
+//! * [`tree`]: the source tree for mapping and the `parse` entry points, with
+//!   the correlation rule of a 278 to its request ([`tree::Correlation`]: BHT03,
+//!   else the 2000E trace; never ISA13).
 //! * [`path`]: the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
 //! * [`codes`]: findings with their TA1/999 error codes.
 //! * [`ack`]: 999/TA1 generation (from findings) and parsing.
