@@ -12,8 +12,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -22,52 +21,6 @@ use support::Daemon;
 const VIEWER: &str = "viewer-token-synthetic-0101";
 const OPERATOR: &str = "operator-token-synthetic-0102";
 const PHI_READER: &str = "phi-token-synthetic-0103";
-
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is missing and CI is set: .ci/install.d/50-desktop.sh installs it"
-    );
-    eprintln!("SKIPPED desktop evidence test: {what} is missing");
-    false
-}
-
-/// The legacy-EHR test application; killed on drop.
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_app(display: &str, dir: &Path) -> App {
-    let ready = dir.join("app-ready");
-    let root = support::repo_root();
-    let child = Command::new("python3")
-        .arg(root.join("adapters/desktop/tests/legacy_ehr_app.py"))
-        .arg("--order")
-        .arg(root.join("sample-messages/desktop/legacy-desktop/order-screen.json"))
-        .arg("--out")
-        .arg(dir.join("auth-saved.json"))
-        .arg("--ready")
-        .arg(&ready)
-        .env("DISPLAY", display)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start legacy_ehr_app.py");
-    let app = App(child);
-    let until = Instant::now() + Duration::from_secs(15);
-    while !ready.exists() {
-        assert!(Instant::now() < until, "legacy app did not become ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    app
-}
 
 fn config(dir: &Path) -> std::path::PathBuf {
     // The shipped read playbook, waiting 2.5 s (not 10) for the order screen.
@@ -113,24 +66,9 @@ async fn trigger(http: &reqwest::Client, daemon: &Daemon, token: &str) -> (Statu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_trigger_abort_evidence_and_operator_access() {
-    let tk = Command::new("python3")
-        .args(["-c", "import tkinter"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !require(tk, "python3 with tkinter (python3-tk)") {
+    let Some(display) = support::desktop::display("desktop evidence test") else {
         return;
-    }
-    let display =
-        match gateway_desktop::xvfb::VirtualDisplay::start(1280, 800, Duration::from_secs(10)) {
-            Ok(d) => d,
-            Err(gateway_desktop::xvfb::XvfbError::NotInstalled) => {
-                require(false, "Xvfb");
-                return;
-            }
-            Err(e) => panic!("Xvfb is installed but did not start: {e}"),
-        };
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start_with_env(&config(dir.path()), &[("DISPLAY", display.display())]);
     let http = reqwest::Client::new();
@@ -245,7 +183,7 @@ async fn read_trigger_abort_evidence_and_operator_access() {
     );
 
     // With the EHR open, the trigger reads its order into a case.
-    let _app = start_app(display.display(), dir.path());
+    let _app = support::desktop::App::start(display.display(), dir.path());
     let (status, done) = trigger(&http, &daemon, OPERATOR).await;
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["outcome"], "accepted", "{done}");

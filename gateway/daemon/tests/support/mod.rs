@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod desktop;
+
 use gateway_core::case::Case;
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
 

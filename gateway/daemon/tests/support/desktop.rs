@@ -1,0 +1,89 @@
+//! Desktop helpers for the daemon's tests: a private Xvfb and the legacy-EHR
+//! test application (`adapters/desktop/tests/legacy_ehr_app.py`). Needs Xvfb
+//! and python3-tk (`.ci/install.d/50-desktop.sh`): a test skips with a printed
+//! reason when they are missing, and fails when `CI` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateway_desktop::xvfb::{VirtualDisplay, XvfbError};
+
+/// `true` when `ok`; otherwise prints why `test` is skipped (or fails under CI).
+pub fn require(ok: bool, what: &str, test: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing and CI is set: .ci/install.d/50-desktop.sh installs it"
+    );
+    eprintln!("SKIPPED {test}: {what} is missing");
+    false
+}
+
+/// A private Xvfb when Xvfb and python3-tk are installed; `None` (skip)
+/// otherwise, a failure under CI.
+pub fn display(test: &str) -> Option<VirtualDisplay> {
+    let tk = Command::new("python3")
+        .args(["-c", "import tkinter"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require(tk, "python3 with tkinter (python3-tk)", test) {
+        return None;
+    }
+    match VirtualDisplay::start(1280, 800, Duration::from_secs(10)) {
+        Ok(d) => Some(d),
+        Err(XvfbError::NotInstalled) => {
+            require(false, "Xvfb", test);
+            None
+        }
+        Err(e) => panic!("Xvfb is installed but did not start: {e}"),
+    }
+}
+
+/// The legacy-EHR test application showing the synthetic order screen;
+/// killed on drop.
+pub struct App {
+    child: Child,
+    /// Where the application saves what was typed into its authorization
+    /// screen (JSON) when Save is clicked.
+    pub saved: PathBuf,
+}
+
+impl App {
+    /// Starts it on `display` and waits until its windows are up.
+    pub fn start(display: &str, dir: &Path) -> App {
+        let ready = dir.join("app-ready");
+        let saved = dir.join("auth-saved.json");
+        let root = super::repo_root();
+        let child = Command::new("python3")
+            .arg(root.join("adapters/desktop/tests/legacy_ehr_app.py"))
+            .arg("--order")
+            .arg(root.join("sample-messages/desktop/legacy-desktop/order-screen.json"))
+            .arg("--out")
+            .arg(&saved)
+            .arg("--ready")
+            .arg(&ready)
+            .env("DISPLAY", display)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start legacy_ehr_app.py");
+        let app = App { child, saved };
+        let until = Instant::now() + Duration::from_secs(15);
+        while !ready.exists() {
+            assert!(Instant::now() < until, "legacy app did not become ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        app
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
