@@ -143,3 +143,24 @@ fn a_response_with_neither_identifier_gets_x042_and_no_case() {
     let (case, codes) = map(&response);
     assert!(case.is_none(), "{codes:?}");
 }
+
+/// A response to a 278 request the gateway itself sent for a case (an HL7
+/// order, say) echoes that case's id as BHT03 (`outbound/request.toml`): it
+/// maps onto that very case, not onto a new x12 one.
+#[test]
+fn a_response_echoing_our_case_id_maps_onto_that_case() {
+    let ours = gateway_core::ids::case_id("mso-demo", "epic:ORD1001");
+    let echoed = edit(
+        "response-approved.x12",
+        &[("BHT*0007*11*REQ-0001*", &format!("BHT*0007*11*{ours}*"))],
+    );
+    assert_eq!(case_id(&echoed), ours);
+    // A reference that merely starts like one is an ordinary key.
+    let lookalike = edit(
+        "response-approved.x12",
+        &[("BHT*0007*11*REQ-0001*", "BHT*0007*11*case-REQ-0001*")],
+    );
+    let id = case_id(&lookalike);
+    assert_ne!(id, "case-REQ-0001");
+    assert!(gateway_core::ids::is_case_id(&id), "{id}");
+}

@@ -20,6 +20,18 @@ pub fn case_id(tenant: &str, source_key: &str) -> String {
     format!("case-{}", hex::encode(&digest[..12]))
 }
 
+/// Whether `text` has the shape of a [`case_id`]: `case-` and 24 lowercase
+/// hex digits. Our outbound messages carry the case id as their reference (a
+/// 278 request's BHT03, for one); a reply echoing it names the case itself.
+pub fn is_case_id(text: &str) -> bool {
+    text.strip_prefix("case-").is_some_and(|hex| {
+        hex.len() == 24
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// Hex SHA-256 of raw message bytes (duplicate detection, audit).
 pub fn content_hash(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(raw))
@@ -28,6 +40,21 @@ pub fn content_hash(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_ids_are_recognised_by_shape() {
+        assert!(is_case_id(&case_id("mso-demo", "epic:ORD1001")));
+        for text in [
+            "case-",
+            "case-0123456789abcdef0123456",
+            "case-0123456789abcdef012345678",
+            "case-0123456789ABCDEF01234567",
+            "kase-0123456789abcdef01234567",
+            "ORD1001",
+        ] {
+            assert!(!is_case_id(text), "{text}");
+        }
+    }
 
     #[test]
     fn case_ids_are_stable_and_separated_by_tenant() {

@@ -735,8 +735,45 @@ impl Eval<'_> {
         }
     }
 
+    /// The `[case_id] own` value when it is one of our case ids (a reply
+    /// echoing the reference our outbound message carried), else `None`.
+    fn own_case_id(
+        &mut self,
+        own: &ValueRule,
+        file: usize,
+        provenance: &mut Vec<Provenance>,
+    ) -> Option<String> {
+        let rv = self.values(own, ("case_id.own", &own.loc), None)?;
+        let first = rv.values.first()?;
+        if !ids::is_case_id(&first.text) {
+            return None;
+        }
+        let raw = first.origin.and_then(|o| rv.raws.get(o)).map(|r| r.0);
+        let id = first.text.clone();
+        let (loc, span) = self.node_at(raw);
+        provenance.push(Provenance {
+            field: "case_id".into(),
+            file: self.display(file),
+            line: own.loc.line,
+            rule: "case_id.own".into(),
+            source_path: None,
+            source_location: loc,
+            source_span: span,
+            origin: "own case id",
+            transforms: vec!["echoed case id".to_owned()],
+            raw: self.ctx.explain.then(|| id.clone()),
+            value: self.ctx.explain.then(|| id.clone()),
+        });
+        Some(id)
+    }
+
     fn case_id(&mut self, tenant: &str, provenance: &mut Vec<Provenance>) -> Option<String> {
         let rule = self.file.case_id.as_ref()?;
+        if let Some(own) = &rule.own
+            && let Some(id) = self.own_case_id(own, rule.loc.file, provenance)
+        {
+            return Some(id);
+        }
         let mut parts = Vec::new();
         let mut ok = true;
         let mut raw_parts = Vec::new();

@@ -964,7 +964,7 @@ fn parse_mapping(
         matcher
     });
     let case_id = ctx.table(table, "case_id", None).and_then(|c| {
-        ctx.check_keys(c, &["key", "prefix"], "[case_id]", Some("case_id"));
+        ctx.check_keys(c, &["key", "prefix", "own"], "[case_id]", Some("case_id"));
         let prefix = ctx.string(c, "prefix", Some("case_id")).map(|p| p.0);
         let Some(key) = get(c, "key") else {
             let span = sorted(table)
@@ -990,9 +990,13 @@ fn parse_mapping(
                 parts.push(rule);
             }
         }
+        let own = get(c, "own")
+            .and_then(|item| parse_rule(ctx, item, "case_id.own", syntax, tables))
+            .map(|(rule, _, _)| rule);
         Some(CaseIdRule {
             prefix: prefix.unwrap_or_default(),
             parts,
+            own,
             loc: ctx.loc(key.span()),
         })
     });

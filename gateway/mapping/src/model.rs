@@ -217,11 +217,14 @@ pub(crate) struct Group {
     pub when: Vec<Cond>,
 }
 
-/// The `[case_id]` rule: the parts of the source key.
+/// The `[case_id]` rule: the parts of the source key, and optionally where a
+/// reply echoes one of our own case ids.
 #[derive(Debug, Clone)]
 pub(crate) struct CaseIdRule {
     pub prefix: String,
     pub parts: Vec<ValueRule>,
+    /// `own`: a value that, when it has the shape of a case id, is the case id.
+    pub own: Option<ValueRule>,
     pub loc: Loc,
 }
 
