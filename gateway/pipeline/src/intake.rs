@@ -466,7 +466,15 @@ impl IntakePipeline for Pipeline {
 /// never erased — the recorded decision, service lines, diagnoses, coverages,
 /// notes, attachments, patient identifiers, references, and providers of a
 /// role it does not name.
+///
+/// A document from another adapter (a payer's 278 response to the request we
+/// sent for an HL7 order) updates the case but does not take it over: the
+/// case keeps the `source` of the adapter that opened it, which owns it and
+/// writes its decisions back into the practice's EHR.
 fn keep_absent(case: &mut Case, existing: Case) {
+    if case.source.adapter != existing.source.adapter {
+        case.source = existing.source;
+    }
     if case.decision.is_none()
         && let Some(decision) = existing.decision
     {
@@ -507,5 +515,55 @@ fn suffix(location: &str) -> String {
         String::new()
     } else {
         format!(" at {location}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_absent;
+    use gateway_core::Case;
+    use serde_json::json;
+
+    fn case(value: serde_json::Value) -> Case {
+        serde_json::from_value(value).expect("a Case v1")
+    }
+
+    #[test]
+    fn another_adapters_document_updates_the_case_without_taking_it_over() {
+        let id = "case-0123456789abcdef01234567";
+        let order = case(json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-demo",
+            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
+                       "control_id": "MSG0001", "received_at": "2026-11-22T10:00:00Z"},
+            "status": "requested",
+            "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}}],
+            "references": {"placer_order": "ORD1001"}
+        }));
+        let mut reply = case(json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-demo",
+            "source": {"adapter": "x12", "profile": "x12-278", "message_type": "278",
+                       "control_id": id, "received_at": "2026-11-22T11:00:00Z"},
+            "status": "approved",
+            "decision": {"status": "approved", "authorization_number": "AUTH0001"},
+            "references": {"x12_trace": "T-1"}
+        }));
+        keep_absent(&mut reply, order.clone());
+        assert_eq!(reply.source, order.source);
+        assert_eq!(reply.status.as_str(), "approved");
+        assert_eq!(
+            reply
+                .decision
+                .as_ref()
+                .and_then(|d| d.authorization_number.as_deref()),
+            Some("AUTH0001")
+        );
+        assert_eq!(reply.services, order.services);
+        assert_eq!(reply.references.len(), 2);
+
+        // The same adapter's later document is the case's newest source.
+        let mut amended = order.clone();
+        amended.source.control_id = Some("MSG0002".to_owned());
+        keep_absent(&mut amended, order);
+        assert_eq!(amended.source.control_id.as_deref(), Some("MSG0002"));
     }
 }
