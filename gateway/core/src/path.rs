@@ -50,6 +50,19 @@ pub enum Condition {
     Missing,
 }
 
+impl Condition {
+    /// Whether the condition holds for the sub-path's first non-empty value
+    /// (`None`: the sub-path yields none).
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        match self {
+            Condition::Equals(options) => value.is_some_and(|v| options.iter().any(|o| o == v)),
+            Condition::NotEquals(options) => !value.is_some_and(|v| options.iter().any(|o| o == v)),
+            Condition::Exists => value.is_some_and(|v| !v.is_empty()),
+            Condition::Missing => value.is_none_or(str::is_empty),
+        }
+    }
+}
+
 /// One navigation step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -158,7 +171,7 @@ fn apply_step(step: &Step, tree: &SourceTree, current: Vec<NodeId>) -> Vec<NodeI
             out.extend(
                 current
                     .into_iter()
-                    .filter(|n| condition_holds(condition, path.first_value(tree, *n))),
+                    .filter(|n| condition.holds(path.first_value(tree, *n))),
             );
         }
         Step::Pick(select) => select.apply(current, &mut out),
@@ -172,15 +185,6 @@ fn apply_step(step: &Step, tree: &SourceTree, current: Vec<NodeId>) -> Vec<NodeI
         Step::Parent => out.extend(current.into_iter().filter_map(|n| tree.parent(n))),
     }
     dedup_in_order(out)
-}
-
-fn condition_holds(condition: &Condition, value: Option<&str>) -> bool {
-    match condition {
-        Condition::Equals(options) => value.is_some_and(|v| options.iter().any(|o| o == v)),
-        Condition::NotEquals(options) => !value.is_some_and(|v| options.iter().any(|o| o == v)),
-        Condition::Exists => value.is_some_and(|v| !v.is_empty()),
-        Condition::Missing => value.is_none_or(str::is_empty),
-    }
 }
 
 /// Descendant steps from nested context nodes can reach the same node twice;

@@ -18,7 +18,7 @@
 //!
 //! A unit proptest checks both against `Path::evaluate` on random trees.
 
-use gateway_core::path::{Condition, Path, Select, Step};
+use gateway_core::path::{Path, Select, Step};
 use gateway_core::source::{NodeId, SourceTree};
 
 /// Appends the nodes `path` yields from `from` to `out`, in document order
@@ -69,9 +69,9 @@ fn single(path: &Path, tree: &SourceTree, from: NodeId) -> Single {
     for step in &path.steps {
         let next = match step {
             Step::Child { name, select } => child(tree, node, name, *select),
-            Step::Where { path, condition } => {
-                condition_holds(condition, first_value(path, tree, node)).then_some(node)
-            }
+            Step::Where { path, condition } => condition
+                .holds(first_value(path, tree, node))
+                .then_some(node),
             Step::Pick(Select::First | Select::Last | Select::Index(0)) => Some(node),
             _ => None,
         };
@@ -137,7 +137,7 @@ fn many(path: &Path, tree: &SourceTree, from: NodeId, out: &mut Vec<NodeId>) {
                 current
                     .iter()
                     .copied()
-                    .filter(|n| condition_holds(condition, first_value(path, tree, *n))),
+                    .filter(|n| condition.holds(first_value(path, tree, *n))),
             ),
             Step::Pick(select) => match select {
                 Select::All => next.extend_from_slice(&current),
@@ -153,18 +153,10 @@ fn many(path: &Path, tree: &SourceTree, from: NodeId, out: &mut Vec<NodeId>) {
     out.extend_from_slice(&current);
 }
 
-fn condition_holds(condition: &Condition, value: Option<&str>) -> bool {
-    match condition {
-        Condition::Equals(options) => value.is_some_and(|v| options.iter().any(|o| o == v)),
-        Condition::NotEquals(options) => !value.is_some_and(|v| options.iter().any(|o| o == v)),
-        Condition::Exists => value.is_some_and(|v| !v.is_empty()),
-        Condition::Missing => value.is_none_or(str::is_empty),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gateway_core::path::Condition;
     use proptest::prelude::*;
 
     const NAMES: [&str; 3] = ["a", "b", "c"];
