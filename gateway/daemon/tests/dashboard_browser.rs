@@ -322,6 +322,32 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// Chromium and chromedriver, or `None` (skip) when either is missing —
+/// a failure under `CI`, which installs both.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let tools = (
+        find_tool(&["chromium", "chromium-browser"]),
+        find_tool(&["chromedriver"]),
+    );
+    let (Some(chromium), Some(chromedriver)) = tools else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium or chromedriver is missing (CI runs .ci/install.d/70-chromium.sh)"
+        );
+        eprintln!("skipped: chromium and chromium-driver are not installed");
+        return None;
+    };
+    Some((chromium, chromedriver))
+}
+
+/// An HTTP client that shows redirects (to the login) instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 async fn api(http: &reqwest::Client, url: String) -> Value {
     let r = http
         .get(url)
@@ -336,16 +362,7 @@ async fn api(http: &reqwest::Client, url: String) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
     let _browser = BROWSER.lock().await;
-    let tools = (
-        find_tool(&["chromium", "chromium-browser"]),
-        find_tool(&["chromedriver"]),
-    );
-    let (Some(chromium), Some(chromedriver)) = tools else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium or chromedriver is missing (CI runs .ci/install.d/70-chromium.sh)"
-        );
-        eprintln!("skipped: chromium and chromium-driver are not installed");
+    let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
 
@@ -372,10 +389,7 @@ async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
     let daemon = support::Daemon::start(&config);
     let port = daemon.admin.port();
     let base = format!("http://localhost:{port}");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = no_redirects();
 
     // Known traffic: four orders, one message no mapping accepts.
     for n in 1..=4 {
@@ -641,16 +655,7 @@ impl Driver {
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_page_searches_shows_details_by_role_and_replays() {
     let _browser = BROWSER.lock().await;
-    let tools = (
-        find_tool(&["chromium", "chromium-browser"]),
-        find_tool(&["chromedriver"]),
-    );
-    let (Some(chromium), Some(chromedriver)) = tools else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium or chromedriver is missing (CI runs .ci/install.d/70-chromium.sh)"
-        );
-        eprintln!("skipped: chromium and chromium-driver are not installed");
+    let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
 
@@ -673,10 +678,7 @@ async fn messages_page_searches_shows_details_by_role_and_replays() {
     let config = support::write_config(dir.path(), &extra);
     let daemon = support::Daemon::start(&config);
     let base = format!("http://localhost:{}", daemon.admin.port());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = no_redirects();
 
     // Known traffic: DASH0011..13 accepted, DASH0012 again (a duplicate),
     // DASH0019 rejected (no mapping for its type).
