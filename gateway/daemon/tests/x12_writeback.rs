@@ -367,7 +367,7 @@ async fn a_pended_response_without_service_lines_keeps_the_requested_lines() {
 
     // The payer pends it: BHT03 correlates, and the response has no 2000F.
     drop_sample(&inbound, "response-pended.x12");
-    let pended = get_case(case_id).await;
+    let pended = get_case(case_id.clone()).await;
     assert_eq!(pended["status"], "pended", "{pended}");
     assert_eq!(pended["decision"]["status"], "pended", "{pended}");
     assert_eq!(
@@ -379,6 +379,51 @@ async fn a_pended_response_without_service_lines_keeps_the_requested_lines() {
         pended["patient"]["identifiers"],
         requested["patient"]["identifiers"]
     );
+
+    // A response with the same BHT03 but the trace of another request
+    // (TRN*2) is about another case: rejected with G002 and kept (the file in
+    // error/), and the case is not touched.
+    let foreign = String::from_utf8(
+        std::fs::read(repo_root().join("sample-messages/x12/x12-278/response-approved.x12"))
+            .expect("sample"),
+    )
+    .expect("ascii")
+    .replace("TRN*2*TRACE0001*", "TRN*2*TRACE0999*");
+    let part = inbound.join(".foreign.x12.part");
+    std::fs::write(&part, foreign).expect("write");
+    std::fs::rename(&part, inbound.join("foreign.x12")).expect("rename");
+    let error = inbound.join("error");
+    wait_for("foreign.x12 in error/", Duration::from_secs(20), || {
+        files(&error, "foreign.x12").into_iter().next()
+    });
+    let rejected: Value = http
+        .get(daemon.url("/api/v1/messages?state=rejected"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rejected["total"], 1, "{rejected}");
+    let id = rejected["messages"][0]["id"].as_i64().expect("id");
+    let shown: Value = http
+        .get(daemon.url(&format!("/api/v1/messages/{id}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("message")
+        .json()
+        .await
+        .expect("json");
+    let diagnostics = shown["diagnostics"].to_string();
+    assert!(
+        diagnostics.contains("G002") && diagnostics.contains("TRACE0999"),
+        "{shown}"
+    );
+    let after = get_case(case_id).await;
+    assert_eq!(after["status"], "pended", "{after}");
+    assert_eq!(after["references"]["x12_trace"], "TRACE0001", "{after}");
     drop(daemon);
 }
 

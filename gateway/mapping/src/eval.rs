@@ -67,6 +67,7 @@ pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> 
         case: None,
         diagnostics: Vec::new(),
         provenance: Vec::new(),
+        agree: Vec::new(),
     };
     if doc.format != profile.format {
         outcome.diagnostics.push(MapDiagnostic::error(
@@ -86,6 +87,11 @@ pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> 
     };
     outcome.mapping_file = Some(file.name.clone());
     outcome.action = Some(file.action);
+    outcome.agree = file
+        .case_id
+        .as_ref()
+        .map(|rule| rule.agree.clone())
+        .unwrap_or_default();
     if file.action == MapAction::Ignore {
         return outcome;
     }

@@ -157,6 +157,11 @@ pub struct MapOutcome {
     pub diagnostics: Vec<MapDiagnostic>,
     /// Where each output field came from, in output order.
     pub provenance: Vec<Provenance>,
+    /// `references` entries that a case already stored under the same id
+    /// must share with this one (the matched file's `[case_id] agree`): a
+    /// document whose value differs is about another case and must not be
+    /// merged into it. Checked by the caller that holds the store.
+    pub agree: Vec<String>,
 }
 
 impl MapOutcome {

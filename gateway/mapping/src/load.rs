@@ -964,7 +964,12 @@ fn parse_mapping(
         matcher
     });
     let case_id = ctx.table(table, "case_id", None).and_then(|c| {
-        ctx.check_keys(c, &["key", "prefix", "own"], "[case_id]", Some("case_id"));
+        ctx.check_keys(
+            c,
+            &["key", "prefix", "own", "agree"],
+            "[case_id]",
+            Some("case_id"),
+        );
         let prefix = ctx.string(c, "prefix", Some("case_id")).map(|p| p.0);
         let Some(key) = get(c, "key") else {
             let span = sorted(table)
@@ -993,10 +998,34 @@ fn parse_mapping(
         let own = get(c, "own")
             .and_then(|item| parse_rule(ctx, item, "case_id.own", syntax, tables))
             .map(|(rule, _, _)| rule);
+        let agree = ctx
+            .strings(c, "agree", Some("case_id"))
+            .map(|(names, span)| {
+                let well_formed = |n: &String| {
+                    !n.is_empty()
+                        && n.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                };
+                for name in names.iter().filter(|n| !well_formed(n)) {
+                    ctx.error_rule(
+                        Code::InvalidConstant,
+                        format!("`agree` names `references` entries; `{name}` is not one"),
+                        span.clone(),
+                        "case_id",
+                        Some(
+                            "e.g. `agree = [\"x12_trace\"]` (lowercase letters, digits, `_`)"
+                                .into(),
+                        ),
+                    );
+                }
+                names.into_iter().filter(well_formed).collect()
+            })
+            .unwrap_or_default();
         Some(CaseIdRule {
             prefix: prefix.unwrap_or_default(),
             parts,
             own,
+            agree,
             loc: ctx.loc(key.span()),
         })
     });

@@ -225,6 +225,8 @@ pub(crate) struct CaseIdRule {
     pub parts: Vec<ValueRule>,
     /// `own`: a value that, when it has the shape of a case id, is the case id.
     pub own: Option<ValueRule>,
+    /// `agree`: `references` names a stored case must share with the document.
+    pub agree: Vec<String>,
     pub loc: Loc,
 }
 

@@ -199,6 +199,14 @@ impl Pipeline {
 
         match (outcome.action, outcome.case.take()) {
             (Some(MapAction::Case), Some(case)) => {
+                if let Some(conflict) = self.correlation_conflict(&case, &outcome.agree).await? {
+                    diagnostics.push(conflict);
+                    let reason = "correlation conflict: the stored case with this id carries \
+                                  other references (see the diagnostics)";
+                    return self
+                        .reject(stored, GatewayError::sender(reason), diagnostics)
+                        .await;
+                }
                 let file = outcome.mapping_file.as_deref().unwrap_or("");
                 self.accept_case(stored, case, diagnostics, file).await
             }
@@ -233,6 +241,49 @@ impl Pipeline {
                     .await
             }
         }
+    }
+
+    /// A document keyed onto a stored case must share the references its
+    /// mapping file lists in `[case_id] agree` (a 278 response's TRN*2 echo
+    /// and the trace of the request it answers): `Some` error diagnostic
+    /// (G002) when a value differs — the document is about another case.
+    /// One read, only for profiles that ask for the check.
+    async fn correlation_conflict(
+        &self,
+        case: &Case,
+        agree: &[String],
+    ) -> Result<Option<Diagnostic>, GatewayError> {
+        if agree.is_empty() {
+            return Ok(None);
+        }
+        let Some(stored) = self
+            .store
+            .get_case(&case.case_id)
+            .await
+            .map_err(GatewayError::from)?
+        else {
+            return Ok(None);
+        };
+        let conflicts: Vec<String> = agree
+            .iter()
+            .filter_map(|name| {
+                let ours = case.references.get(name)?;
+                let theirs = stored.case.references.get(name)?;
+                (ours != theirs).then(|| {
+                    format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
+                })
+            })
+            .collect();
+        Ok((!conflicts.is_empty()).then(|| {
+            Diagnostic::error(
+                "G002",
+                format!(
+                    "not merged into case {}: {}",
+                    case.case_id,
+                    conflicts.join("; ")
+                ),
+            )
+        }))
     }
 
     async fn accept_case(
