@@ -9,6 +9,8 @@
 //! Needs Xvfb and python3-tk (`.ci/install.d/50-desktop.sh`): skipped with a
 //! printed reason when missing, failed when `CI` is set.
 
+#![cfg(unix)]
+
 mod support;
 
 use std::path::Path;

@@ -58,6 +58,8 @@ pub struct Args {
 /// Where the desktop bridge's X display comes from.
 enum Display {
     /// `DISPLAY` is set; `ours` when the demo started the Xvfb behind it.
+    /// (X11 only: never built on Windows.)
+    #[cfg_attr(not(unix), allow(dead_code))]
     Existing { display: String, ours: bool },
     /// No display: why.
     Unavailable(String),
