@@ -316,6 +316,16 @@ fn messages_list_json_while_the_daemon_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
+    // Audited in the same commit, by the operator's login.
+    let audit = gateway_store::Reader::open(&data_dir.join("gateway.sqlite"))
+        .and_then(|reader| reader.audit_log(20))
+        .expect("audit log");
+    assert!(
+        audit.iter().any(|a| a.entry.action == "message.replay"
+            && a.entry.target.as_deref() == Some(id.as_str())
+            && a.entry.actor.starts_with("cli:")),
+        "{audit:?}"
+    );
 }
 
 /// With an MLLP listener configured: `/api/v1/adapters` names it, a real

@@ -193,6 +193,40 @@ impl Store {
             .await
     }
 
+    /// [`Store::replay_message`] and the audit entry `audit` builds from its
+    /// outcome, in one transaction: the replay happens if and only if its
+    /// audit row is committed.
+    pub async fn replay_message_audited<F>(
+        &self,
+        message_id: i64,
+        audit: F,
+    ) -> Result<ReplayOutcome>
+    where
+        F: FnOnce(&ReplayOutcome) -> AuditEntry + Send + 'static,
+    {
+        self.inner
+            .writer
+            .write(move |conn| {
+                let outcome = ops::replay_message(conn, message_id)?;
+                ops::audit(conn, &audit(&outcome))?;
+                Ok(outcome)
+            })
+            .await
+    }
+
+    /// [`Store::requeue_event`] and its audit entry in one transaction.
+    pub async fn requeue_event_audited(&self, event_id: &str, audit: AuditEntry) -> Result<()> {
+        let id = event_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                ops::requeue_event(conn, &id)?;
+                ops::audit(conn, &audit)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Re-queues one dead event for delivery.
     pub async fn requeue_event(&self, event_id: &str) -> Result<()> {
         let id = event_id.to_owned();

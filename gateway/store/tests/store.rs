@@ -158,6 +158,63 @@ async fn rejected_messages_are_kept_and_replay_reprocesses_them_in_place() {
     ));
 }
 
+/// An audited replay commits with its audit row or not at all.
+#[tokio::test]
+async fn an_audited_replay_commits_together_with_its_audit_row() {
+    let t = TempStore::new().await;
+    let s = &t.store;
+    let id = s
+        .commit_inbound(rejected("BAD2", "garbage", "no MSH segment"))
+        .await
+        .expect("commit")
+        .receipt
+        .message_id;
+    let entry = move |detail: &str| AuditEntry {
+        actor: "ops-desk".to_owned(),
+        action: "message.replay".to_owned(),
+        target: Some(format!("message:{id}")),
+        detail: Some(detail.to_owned()),
+        case_id: None,
+    };
+
+    // The audit entry cannot be built (here: its builder panics): the replay
+    // is rolled back with it.
+    let failed = s
+        .replay_message_audited(id, |_| panic!("no audit entry"))
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(s.replay_requests(10).await.expect("list").is_empty());
+    let audit = s.read(|r| r.audit_log(10)).await.expect("audit");
+    assert!(audit.is_empty(), "{audit:?}");
+
+    let first = entry("queued");
+    let done = s
+        .replay_message_audited(id, move |outcome| {
+            assert_eq!(*outcome, ReplayOutcome::MessageQueued { message_id: id });
+            first
+        })
+        .await
+        .expect("replay");
+    assert_eq!(done, ReplayOutcome::MessageQueued { message_id: id });
+    assert_eq!(s.replay_requests(10).await.expect("list").len(), 1);
+    let audit = s.read(|r| r.audit_log(10)).await.expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].entry, entry("queued"));
+
+    // A refused replay leaves no audit row either.
+    let mut again = accepted(case(8, 1), "BAD2", "garbage");
+    again.replay_of = Some(id);
+    s.commit_inbound(again).await.expect("replayed commit");
+    let refused = s
+        .replay_message_audited(id, move |_| entry("should not be written"))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidState(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.read(|r| r.audit_log(10)).await.expect("audit").len(), 1);
+}
+
 #[tokio::test]
 async fn decisions_update_the_case_append_decided_and_queue_write_back() {
     let t = TempStore::new().await;

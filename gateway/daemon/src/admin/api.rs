@@ -297,6 +297,21 @@ fn store_problem(e: gateway_store::StoreError) -> Problem {
     Problem::unavailable(format!("store: {e}"))
 }
 
+/// A failed audited change: the change and its audit row were rolled back
+/// together.
+fn audited_store_problem(e: gateway_store::StoreError) -> Problem {
+    tracing::error!(error = %e, "Audited change not stored.");
+    Problem::unavailable(format!("store: {e}; nothing was done"))
+}
+
+/// The `outcome` word of a message replay (answer and audit detail).
+fn replay_kind(outcome: &ReplayOutcome) -> &'static str {
+    match outcome {
+        ReplayOutcome::MessageQueued { .. } => "queued",
+        ReplayOutcome::EventsRequeued { .. } => "events_requeued",
+    }
+}
+
 fn parse_id(id: &str) -> Result<i64, Problem> {
     id.parse()
         .map_err(|_| Problem::bad_request(format!("message id `{id}` is not a number")))
@@ -411,7 +426,23 @@ pub async fn replay_message(
         let principal = require(&state, &headers, Role::Operator).await?;
         let id = parse_id(&id)?;
         let message = stored_message(&state, id).await?;
-        let outcome = match state.store.replay_message(id).await {
+        let was = message.summary.state.as_str();
+        let entry = audit::entry(
+            &principal,
+            audit::MESSAGE_REPLAY,
+            Some(format!("message:{id}")),
+            message.summary.case_id.clone(),
+            None,
+        );
+        // The replay and its audit row commit together, or neither does.
+        let outcome = match state
+            .store
+            .replay_message_audited(id, move |outcome| gateway_store::AuditEntry {
+                detail: Some(format!("{} (was {was})", replay_kind(outcome))),
+                ..entry
+            })
+            .await
+        {
             Ok(outcome) => outcome,
             Err(gateway_store::StoreError::UnknownMessage(_)) => {
                 return Err(Problem::not_found(format!("unknown message {id}")));
@@ -419,21 +450,13 @@ pub async fn replay_message(
             Err(gateway_store::StoreError::InvalidState(detail)) => {
                 return Err(Problem::conflict(detail));
             }
-            Err(e) => return Err(store_problem(e)),
+            Err(e) => return Err(audited_store_problem(e)),
         };
-        let (kind, event_ids) = match &outcome {
-            ReplayOutcome::MessageQueued { .. } => ("queued", Vec::new()),
-            ReplayOutcome::EventsRequeued { event_ids } => ("events_requeued", event_ids.clone()),
+        let kind = replay_kind(&outcome);
+        let event_ids = match &outcome {
+            ReplayOutcome::MessageQueued { .. } => Vec::new(),
+            ReplayOutcome::EventsRequeued { event_ids } => event_ids.clone(),
         };
-        audit::record(
-            &state,
-            &principal,
-            audit::MESSAGE_REPLAY,
-            Some(format!("message:{id}")),
-            message.summary.case_id.clone(),
-            Some(format!("{kind} (was {})", message.summary.state.as_str())),
-        )
-        .await?;
         count_replay();
         tracing::info!(message_id = id, principal = %principal.name, outcome = kind, "Message replay requested.");
         Ok::<_, Problem>(
@@ -505,7 +528,15 @@ pub async fn replay_dead_letter(
                 event.state.as_str()
             )));
         }
-        match state.store.requeue_event(&event_id).await {
+        let entry = audit::entry(
+            &principal,
+            audit::EVENT_REPLAY,
+            Some(format!("event:{event_id}")),
+            Some(event.case_id.clone()),
+            Some(format!("after {} attempts", event.attempts)),
+        );
+        // The re-queue and its audit row commit together, or neither does.
+        match state.store.requeue_event_audited(&event_id, entry).await {
             Ok(()) => {}
             Err(gateway_store::StoreError::UnknownEvent(_)) => {
                 return Err(Problem::not_found(format!("unknown event {event_id}")));
@@ -513,17 +544,8 @@ pub async fn replay_dead_letter(
             Err(gateway_store::StoreError::InvalidState(detail)) => {
                 return Err(Problem::conflict(detail));
             }
-            Err(e) => return Err(store_problem(e)),
+            Err(e) => return Err(audited_store_problem(e)),
         }
-        audit::record(
-            &state,
-            &principal,
-            audit::EVENT_REPLAY,
-            Some(format!("event:{event_id}")),
-            Some(event.case_id.clone()),
-            Some(format!("after {} attempts", event.attempts)),
-        )
-        .await?;
         count_replay();
         tracing::info!(event_id = %event_id, principal = %principal.name, "Dead letter re-queued.");
         Ok::<_, Problem>(

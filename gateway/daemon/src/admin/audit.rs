@@ -36,6 +36,24 @@ pub(crate) async fn record(
     record_raw(state, &principal.name, action, target, case_id, detail).await
 }
 
+/// The audit entry of `principal` doing `action`, for a store call that
+/// commits it together with the change it records.
+pub(crate) fn entry(
+    principal: &Principal,
+    action: &str,
+    target: Option<String>,
+    case_id: Option<String>,
+    detail: Option<String>,
+) -> gateway_store::AuditEntry {
+    gateway_store::AuditEntry {
+        actor: principal.name.clone(),
+        action: action.to_owned(),
+        target,
+        detail,
+        case_id,
+    }
+}
+
 /// Commits an audit entry for `actor`.
 pub(crate) async fn record_raw(
     state: &AdminState,

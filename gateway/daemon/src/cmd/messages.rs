@@ -182,35 +182,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot open the store {}", file.display()))?;
                 let mut failed = false;
                 for id in ids {
-                    match store.replay_message(id).await {
+                    let case_id = store
+                        .get_message(id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|m| m.summary.case_id);
+                    let actor = format!("cli:{}", whoami());
+                    // The replay and its audit row commit together, or neither does.
+                    let replayed = store
+                        .replay_message_audited(id, move |outcome| AuditEntry {
+                            actor,
+                            action: "message.replay".to_owned(),
+                            target: Some(id.to_string()),
+                            detail: Some(replay_detail(outcome)),
+                            case_id,
+                        })
+                        .await;
+                    match replayed {
                         Ok(outcome) => {
-                            let detail = match &outcome {
-                                ReplayOutcome::MessageQueued { .. } => {
-                                    "queued for re-processing with the current profiles".to_owned()
-                                }
-                                ReplayOutcome::EventsRequeued { event_ids } => {
-                                    format!(
-                                        "{} dead-lettered event(s) re-queued for delivery",
-                                        event_ids.len()
-                                    )
-                                }
-                            };
-                            let case_id = store
-                                .get_message(id)
-                                .await
-                                .ok()
-                                .flatten()
-                                .and_then(|m| m.summary.case_id);
-                            let _ = store
-                                .audit(AuditEntry {
-                                    actor: format!("cli:{}", whoami()),
-                                    action: "message.replay".to_owned(),
-                                    target: Some(id.to_string()),
-                                    detail: Some(detail.clone()),
-                                    case_id,
-                                })
-                                .await;
-                            println!("message {id}: {detail}");
+                            println!("message {id}: {}", replay_detail(&outcome));
                         }
                         Err(error) => {
                             eprintln!("message {id}: {error}");
@@ -231,6 +222,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn open_reader(file: &std::path::Path) -> anyhow::Result<Reader> {
     Reader::open(file).with_context(|| format!("cannot open the store {}", file.display()))
+}
+
+/// What a replay did, for the operator and the audit log.
+fn replay_detail(outcome: &ReplayOutcome) -> String {
+    match outcome {
+        ReplayOutcome::MessageQueued { .. } => {
+            "queued for re-processing with the current profiles".to_owned()
+        }
+        ReplayOutcome::EventsRequeued { event_ids } => format!(
+            "{} dead-lettered event(s) re-queued for delivery",
+            event_ids.len()
+        ),
+    }
 }
 
 fn whoami() -> String {
