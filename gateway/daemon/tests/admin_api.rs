@@ -317,7 +317,7 @@ fn messages_list_json_while_the_daemon_runs() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("queued"));
     // Audited in the same commit, by the operator's login.
-    let audit = gateway_store::Reader::open(&data_dir.join("gateway.sqlite"))
+    let audit = gateway_store::Reader::open(data_dir.join("gateway.sqlite"))
         .and_then(|reader| reader.audit_log(20))
         .expect("audit log");
     assert!(
