@@ -114,8 +114,6 @@ impl MllpListener {
         let slots = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let up = metrics::gauge!(m::ADAPTER_UP, "adapter" => ADAPTER);
-        up.set(1.0);
         tracing::info!(addr = %self.local_addr, profile = %self.config.profile,
             tls = self.tls.is_some(), "MLLP listener accepting");
         tokio::pin!(shutdown);
@@ -154,7 +152,6 @@ impl MllpListener {
                 }
             }
         }
-        up.set(0.0);
         tracing::info!(addr = %self.local_addr, open = tasks.len(), "MLLP listener stopping");
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}

@@ -1,9 +1,11 @@
 //! Metric names and label helpers for the MLLP transport.
 //!
 //! Names shared with the rest of the gateway come from the operations issue
-//! (`ehr_gateway_messages_total`, `ehr_gateway_ack_latency_seconds`,
-//! `ehr_gateway_adapter_up`); transport-only counters use the `ehr_gateway_mllp_`
-//! prefix. Labels carry adapter, profile and outcome names only — never payload.
+//! (`ehr_gateway_messages_total`, `ehr_gateway_ack_latency_seconds`);
+//! transport-only counters use the `ehr_gateway_mllp_` prefix.
+//! `ehr_gateway_adapter_up` is not set here: the daemon's supervisor
+//! (`telemetry::AdapterHealth`) owns it for every adapter, so several
+//! listeners cannot disagree about it. Labels carry adapter, profile and outcome names only — never payload.
 
 /// Adapter label value.
 pub const ADAPTER: &str = "hl7v2";
@@ -12,8 +14,6 @@ pub const ADAPTER: &str = "hl7v2";
 pub const MESSAGES_TOTAL: &str = "ehr_gateway_messages_total";
 /// Seconds from a frame's last byte to its ACK's last byte.
 pub const ACK_LATENCY: &str = "ehr_gateway_ack_latency_seconds";
-/// 1 while a listener accepts connections.
-pub const ADAPTER_UP: &str = "ehr_gateway_adapter_up";
 /// Bytes received outside MLLP frames and dropped.
 pub const DISCARDED_BYTES: &str = "ehr_gateway_mllp_discarded_bytes_total";
 /// Frame-level problems by `kind`: `oversized`, `frame_timeout`, `truncated`.
