@@ -162,3 +162,40 @@ fn a_rejection_is_answered_with_aaa_and_reads_back_as_an_error_not_a_denial() {
     let d = back.decision.expect("decision");
     assert_eq!(d.reason_codes, vec!["15".to_owned(), "72".to_owned()]);
 }
+
+/// The response echoes the requester's trace with the requester's originator
+/// id (TRN03 of their TRN*1), not ours; a case without a trace of theirs
+/// (opened by another adapter) gets ours.
+#[test]
+fn the_trace_echo_keeps_the_requesters_originator() {
+    let mut case = requested_case();
+    case.references
+        .insert("x12_trace_originator".into(), "1PMSYSTEM1".into());
+    case.status = gateway_core::case::CaseStatus::Approved;
+    case.decision = Some(
+        serde_json::from_value(json!({"status": "approved", "authorization_number": "A-1"}))
+            .expect("decision"),
+    );
+    let write = |case: &Case| {
+        let bytes = template()
+            .interchange(
+                case,
+                &EnvelopeParams::default(),
+                &MemoryControlNumbers::starting_after(1),
+                &common::stamp(),
+            )
+            .expect("response written");
+        String::from_utf8(bytes).expect("ascii")
+    };
+    let text = write(&case);
+    assert!(text.contains("TRN*2*TRACE0002*1PMSYSTEM1~"), "{text}");
+    assert_eq!(text.matches("TRN*2*").count(), 1, "{text}");
+
+    case.references.remove("x12_trace_originator");
+    case.references.remove("x12_trace");
+    let text = write(&case);
+    assert!(
+        text.contains(&format!("TRN*2*{}*9EHRGATEWY~", case.case_id)),
+        "{text}"
+    );
+}
