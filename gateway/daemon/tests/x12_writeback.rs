@@ -166,15 +166,7 @@ timeout_ms = 5000
     );
     let ack_isa13 = isa13(&ack999);
 
-    let messages: Value = http
-        .get(daemon.url("/api/v1/messages"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("messages")
-        .json()
-        .await
-        .expect("json");
+    let messages: Value = get_json(&http, &daemon, "/api/v1/messages").await;
     let case_id = messages["messages"]
         .as_array()
         .expect("list")
@@ -302,18 +294,40 @@ fn tokio_util_free_shutdown() -> (
     })
 }
 
-/// Drops `name` from the samples into `inbound` atomically and waits until the
-/// file drop archived it.
-fn drop_sample(inbound: &Path, name: &str) {
-    let bytes =
-        std::fs::read(repo_root().join("sample-messages/x12/x12-278").join(name)).expect("sample");
+/// A sample interchange of the x12-278 profile.
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("sample-messages/x12/x12-278").join(name)).expect("sample")
+}
+
+/// Drops `bytes` as `name` into `inbound` atomically and waits until the file
+/// drop moved it into `folder` (`archive` or `error`).
+fn drop_file(inbound: &Path, name: &str, bytes: &[u8], folder: &str) {
     let part = inbound.join(format!(".{name}.part"));
     std::fs::write(&part, bytes).expect("write");
     std::fs::rename(&part, inbound.join(name)).expect("rename");
-    let archive = inbound.join("archive");
-    wait_for(name, Duration::from_secs(20), || {
-        files(&archive, name).into_iter().next()
-    });
+    let moved_to = inbound.join(folder);
+    wait_for(
+        &format!("{name} in {folder}/"),
+        Duration::from_secs(20),
+        || files(&moved_to, name).into_iter().next(),
+    );
+}
+
+/// Drops the sample `name` and waits until it is archived.
+fn drop_sample(inbound: &Path, name: &str) {
+    drop_file(inbound, name, &sample(name), "archive");
+}
+
+/// `GET` an admin API path with the test token, as JSON.
+async fn get_json(http: &reqwest::Client, daemon: &Daemon, path: &str) -> Value {
+    http.get(daemon.url(path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,44 +344,23 @@ async fn a_pended_response_without_service_lines_keeps_the_requested_lines() {
     );
     let daemon = Daemon::start(&config);
     let http = reqwest::Client::new();
-    let get_case = |case_id: String| {
-        let http = http.clone();
-        let url = daemon.url(&format!("/api/v1/cases/{case_id}"));
-        async move {
-            let body: Value = http
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .expect("case")
-                .json()
-                .await
-                .expect("json");
-            body["case"].clone()
-        }
+    let get_case = async |case_id: &str| -> Value {
+        get_json(&http, &daemon, &format!("/api/v1/cases/{case_id}")).await["case"].clone()
     };
 
     drop_sample(&inbound, "request.x12");
-    let messages: Value = http
-        .get(daemon.url("/api/v1/messages"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("messages")
-        .json()
-        .await
-        .expect("json");
+    let messages: Value = get_json(&http, &daemon, "/api/v1/messages").await;
     let case_id = messages["messages"][0]["case_id"]
         .as_str()
         .expect("the request made a case")
         .to_owned();
-    let requested = get_case(case_id.clone()).await;
+    let requested = get_case(&case_id).await;
     let lines = requested["services"].as_array().expect("lines").len();
     assert!(lines > 0, "{requested}");
 
     // The payer pends it: BHT03 correlates, and the response has no 2000F.
     drop_sample(&inbound, "response-pended.x12");
-    let pended = get_case(case_id.clone()).await;
+    let pended = get_case(&case_id).await;
     assert_eq!(pended["status"], "pended", "{pended}");
     assert_eq!(pended["decision"]["status"], "pended", "{pended}");
     assert_eq!(
@@ -383,45 +376,20 @@ async fn a_pended_response_without_service_lines_keeps_the_requested_lines() {
     // A response with the same BHT03 but the trace of another request
     // (TRN*2) is about another case: rejected with G002 and kept (the file in
     // error/), and the case is not touched.
-    let foreign = String::from_utf8(
-        std::fs::read(repo_root().join("sample-messages/x12/x12-278/response-approved.x12"))
-            .expect("sample"),
-    )
-    .expect("ascii")
-    .replace("TRN*2*TRACE0001*", "TRN*2*TRACE0999*");
-    let part = inbound.join(".foreign.x12.part");
-    std::fs::write(&part, foreign).expect("write");
-    std::fs::rename(&part, inbound.join("foreign.x12")).expect("rename");
-    let error = inbound.join("error");
-    wait_for("foreign.x12 in error/", Duration::from_secs(20), || {
-        files(&error, "foreign.x12").into_iter().next()
-    });
-    let rejected: Value = http
-        .get(daemon.url("/api/v1/messages?state=rejected"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("messages")
-        .json()
-        .await
-        .expect("json");
+    let foreign = String::from_utf8(sample("response-approved.x12"))
+        .expect("ascii")
+        .replace("TRN*2*TRACE0001*", "TRN*2*TRACE0999*");
+    drop_file(&inbound, "foreign.x12", foreign.as_bytes(), "error");
+    let rejected = get_json(&http, &daemon, "/api/v1/messages?state=rejected").await;
     assert_eq!(rejected["total"], 1, "{rejected}");
     let id = rejected["messages"][0]["id"].as_i64().expect("id");
-    let shown: Value = http
-        .get(daemon.url(&format!("/api/v1/messages/{id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("message")
-        .json()
-        .await
-        .expect("json");
+    let shown = get_json(&http, &daemon, &format!("/api/v1/messages/{id}")).await;
     let diagnostics = shown["diagnostics"].to_string();
     assert!(
         diagnostics.contains("G002") && diagnostics.contains("TRACE0999"),
         "{shown}"
     );
-    let after = get_case(case_id).await;
+    let after = get_case(&case_id).await;
     assert_eq!(after["status"], "pended", "{after}");
     assert_eq!(after["references"]["x12_trace"], "TRACE0001", "{after}");
     drop(daemon);
