@@ -34,14 +34,8 @@ async fn the_daemon_reads_the_order_screen_on_its_schedule() {
     let daemon = Daemon::start_with_env(&config, &[("DISPLAY", display.display())]);
     let http = reqwest::Client::new();
     let messages = async || -> Value {
-        http.get(daemon.url("/api/v1/messages?adapter=desktop&limit=100"))
-            .bearer_auth(support::TOKEN)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json")
+        let url = daemon.url("/api/v1/messages?adapter=desktop&limit=100");
+        support::get_json(&http, url, support::TOKEN).await
     };
 
     // Two scheduled reads (each ~1.4 s), nobody asked for either.
@@ -64,15 +58,8 @@ async fn the_daemon_reads_the_order_screen_on_its_schedule() {
             "{row}"
         );
     }
-    let case: Value = http
-        .get(daemon.url(&format!("/api/v1/cases/{expected_case}")))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let url = daemon.url(&format!("/api/v1/cases/{expected_case}"));
+    let case = support::get_json(&http, url, support::TOKEN).await;
     assert_eq!(case["case"]["source"]["adapter"], "desktop", "{case}");
     assert_eq!(case["case"]["services"][0]["code"]["code"], "78452");
     // Reading never saves anything into the chart.

@@ -320,14 +320,7 @@ fn drop_sample(inbound: &Path, name: &str) {
 
 /// `GET` an admin API path with the test token, as JSON.
 async fn get_json(http: &reqwest::Client, daemon: &Daemon, path: &str) -> Value {
-    http.get(daemon.url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
+    support::get_json(http, daemon.url(path), TOKEN).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

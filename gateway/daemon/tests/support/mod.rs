@@ -56,6 +56,19 @@ level = "info"
     config
 }
 
+/// `GET url` with a bearer `token`, as JSON (panics on a transport error or
+/// a body that is not JSON: the test fails there).
+pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// The repository root (holds `mappings/` and `sample-messages/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
