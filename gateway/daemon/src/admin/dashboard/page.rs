@@ -5,6 +5,8 @@
 
 const TEMPLATE: &str = include_str!("page.html");
 const MESSAGES: &str = include_str!("messages.html");
+/// The style both pages share (colours, body, header and navigation).
+const BASE_CSS: &str = include_str!("base.css");
 
 /// The dashboard for `user` (HTML-escaped), with `csrf` for changing requests.
 pub fn render(user: &str, csrf: &str, can_replay: bool) -> String {
@@ -19,6 +21,7 @@ pub fn render_messages(user: &str, csrf: &str, can_replay: bool, can_read_phi: b
 
 fn fill(template: &str, user: &str, csrf: &str, can_replay: bool) -> String {
     template
+        .replace("{{BASE_CSS}}", BASE_CSS)
         .replace("{{USER}}", &escape(user))
         .replace("{{CSRF}}", &escape(csrf))
         .replace("{{CAN_REPLAY}}", flag(can_replay))
@@ -54,6 +57,10 @@ mod tests {
         assert!(html.contains("desk&lt;b&gt;"));
         assert!(html.contains("tok&quot;en"));
         assert!(!html.contains("{{"), "an unfilled placeholder");
+        assert!(
+            html.contains("header nav a"),
+            "the shared style is spliced in"
+        );
         assert!(html.contains("data-can-replay=\"true\""));
         assert!(html.contains("data-can-read-phi=\"false\""));
         for needle in ["src=\"http", "href=\"http", "<link", "@import", "src=\"//"] {
@@ -70,6 +77,10 @@ mod tests {
         assert!(html.contains("ops&lt;script&gt;"));
         assert!(html.contains("abc&quot;def"));
         assert!(!html.contains("{{"), "an unfilled placeholder");
+        assert!(
+            html.contains("header nav a"),
+            "the shared style is spliced in"
+        );
         assert!(html.contains("data-can-replay=\"false\""));
         // Self-contained: nothing is loaded from elsewhere.
         for needle in ["src=\"http", "href=\"http", "<link", "@import", "src=\"//"] {
