@@ -19,7 +19,7 @@ use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
 use gateway_core::{GatewayError, SourceDocument, SourceFormat};
 use gateway_mapping::{MapAction, MapContext};
-use gateway_store::{Disposition, InboundOutcome, NewInbound, Store};
+use gateway_store::{Disposition, InboundOutcome, MergeRefused, Merged, NewInbound, Store};
 
 use crate::metrics;
 use crate::profiles::ProfileSet;
@@ -199,16 +199,10 @@ impl Pipeline {
 
         match (outcome.action, outcome.case.take()) {
             (Some(MapAction::Case), Some(case)) => {
-                if let Some(conflict) = self.correlation_conflict(&case, &outcome.agree).await? {
-                    diagnostics.push(conflict);
-                    let reason = "correlation conflict: the stored case with this id carries \
-                                  other references (see the diagnostics)";
-                    return self
-                        .reject(stored, GatewayError::sender(reason), diagnostics)
-                        .await;
-                }
                 let file = outcome.mapping_file.as_deref().unwrap_or("");
-                self.accept_case(stored, case, diagnostics, file).await
+                let agree = std::mem::take(&mut outcome.agree);
+                self.accept_case(stored, case, diagnostics, file, agree)
+                    .await
             }
             (Some(MapAction::PatientUpdate), Some(update)) => {
                 self.patient_update(stored, update, diagnostics).await
@@ -243,68 +237,57 @@ impl Pipeline {
         }
     }
 
-    /// A document keyed onto a stored case must share the references its
-    /// mapping file lists in `[case_id] agree` (a 278 response's TRN*2 echo
-    /// and the trace of the request it answers): `Some` error diagnostic
-    /// (G002) when a value differs — the document is about another case.
-    /// One read, only for profiles that ask for the check.
-    async fn correlation_conflict(
-        &self,
-        case: &Case,
-        agree: &[String],
-    ) -> Result<Option<Diagnostic>, GatewayError> {
-        if agree.is_empty() {
-            return Ok(None);
-        }
-        let Some(stored) = self
-            .store
-            .get_case(&case.case_id)
-            .await
-            .map_err(GatewayError::from)?
-        else {
-            return Ok(None);
-        };
-        let conflicts: Vec<String> = agree
-            .iter()
-            .filter_map(|name| {
-                let ours = case.references.get(name)?;
-                let theirs = stored.case.references.get(name)?;
-                (ours != theirs).then(|| {
-                    format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
-                })
-            })
-            .collect();
-        Ok((!conflicts.is_empty()).then(|| {
-            Diagnostic::error(
-                "G002",
-                format!(
-                    "not merged into case {}: {}",
-                    case.case_id,
-                    conflicts.join("; ")
-                ),
-            )
-        }))
-    }
-
+    /// Commits an accepted case. The merge with the stored case runs inside
+    /// the commit's transaction (no separate read round trip, nothing can
+    /// change in between), and so does the `[case_id] agree` check of the
+    /// mapping file: a document whose listed references differ from the
+    /// stored case's is committed as rejected (G002), never merged.
     async fn accept_case(
         &self,
         mut stored: NewInbound,
         case: Case,
         diagnostics: Vec<Diagnostic>,
         mapping_file: &str,
+        agree: Vec<String>,
     ) -> Result<IntakeOutcome, GatewayError> {
-        // The merge with the stored case runs inside the commit's transaction
-        // (no separate read round trip, nothing can change in between).
         let profile = case.source.profile.clone();
         stored.outcome = InboundOutcome::Accepted {
             case: Box::new(case),
             event_type: None,
         };
-        let (receipt, status) = self
+        // Kept with a refused message; cloned only where a refusal can happen.
+        let kept_on_refusal = if agree.is_empty() {
+            Vec::new()
+        } else {
+            diagnostics.clone()
+        };
+        let merge = move |case: &mut Case, existing: Case| {
+            if let Some(conflict) = correlation_conflict(case, &existing, &agree) {
+                let mut diagnostics = kept_on_refusal;
+                diagnostics.push(conflict);
+                return Err(MergeRefused {
+                    reason: CORRELATION_CONFLICT.to_owned(),
+                    diagnostics,
+                });
+            }
+            keep_absent(case, existing);
+            Ok(())
+        };
+        let (receipt, merged) = self
             .store
-            .commit_inbound_merged(stored, keep_absent)
+            .commit_inbound_merged(stored, merge)
             .await
             .map_err(commit_failed)?;
+        let status = match merged {
+            Merged::Status(status) => status,
+            Merged::Refused(refused) => {
+                return Ok(rejected(
+                    receipt.receipt,
+                    GatewayError::sender(refused.reason),
+                    refused.diagnostics,
+                ));
+            }
+        };
         let warnings: Vec<Diagnostic> = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
         match receipt.disposition {
             Disposition::Accepted {
@@ -463,23 +446,7 @@ impl Pipeline {
             diagnostics: diagnostics.clone(),
         };
         let receipt = self.commit(stored).await?;
-        let codes: Vec<&str> = diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .map(|d| d.code.as_str())
-            .collect();
-        tracing::warn!(
-            message_id = receipt.receipt.message_id,
-            kind = error.kind.as_str(),
-            reason = %error.message,
-            codes = ?codes,
-            "Message rejected and kept."
-        );
-        Ok(IntakeOutcome::Rejected {
-            receipt: receipt.receipt,
-            error,
-            diagnostics,
-        })
+        Ok(rejected(receipt.receipt, error, diagnostics))
     }
 
     async fn commit(
@@ -510,6 +477,61 @@ impl IntakePipeline for Pipeline {
     fn announce(&self) -> IntakeTicket {
         self.store.intake_ticket()
     }
+}
+
+/// The outcome of a message committed as rejected, logged (codes, no PHI).
+fn rejected(
+    receipt: CommitReceipt,
+    error: GatewayError,
+    diagnostics: Vec<Diagnostic>,
+) -> IntakeOutcome {
+    let codes: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code.as_str())
+        .collect();
+    tracing::warn!(
+        message_id = receipt.message_id,
+        kind = error.kind.as_str(),
+        reason = %error.message,
+        codes = ?codes,
+        "Message rejected and kept."
+    );
+    IntakeOutcome::Rejected {
+        receipt,
+        error,
+        diagnostics,
+    }
+}
+
+/// Why a document refused by [`correlation_conflict`] is rejected.
+const CORRELATION_CONFLICT: &str = "correlation conflict: the stored case with this id carries other references (see the diagnostics)";
+
+/// A document keyed onto a stored case must share the references its mapping
+/// file lists in `[case_id] agree` (a 278 response's TRN*2 echo and the trace
+/// of the request it answers): an error diagnostic (G002) when a value
+/// differs — the document is about another case.
+fn correlation_conflict(case: &Case, stored: &Case, agree: &[String]) -> Option<Diagnostic> {
+    let conflicts: Vec<String> = agree
+        .iter()
+        .filter_map(|name| {
+            let ours = case.references.get(name)?;
+            let theirs = stored.references.get(name)?;
+            (ours != theirs).then(|| {
+                format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
+            })
+        })
+        .collect();
+    (!conflicts.is_empty()).then(|| {
+        Diagnostic::error(
+            "G002",
+            format!(
+                "not merged into case {}: {}",
+                case.case_id,
+                conflicts.join("; ")
+            ),
+        )
+    })
 }
 
 /// A later document about a stored case (an amended order, a 278 response

@@ -60,6 +60,7 @@ use patient_hashing::patient_hash;
 
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
+pub use intake_commit::{MergeRefused, Merged};
 pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
