@@ -27,6 +27,7 @@ pub mod driver;
 pub mod dry_run;
 pub mod engine;
 pub mod keys;
+pub mod legacy_app;
 pub mod pattern;
 pub mod playbook;
 pub mod png;

@@ -193,11 +193,7 @@ fn fhir_available() -> bool {
 fn desktop_available() -> bool {
     let xvfb = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join("Xvfb").is_file()));
-    let tk = Command::new("python3")
-        .args(["-c", "import tkinter"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    xvfb && tk
+    xvfb && gateway_desktop::legacy_app::python_tk_available()
 }
 
 #[test]

@@ -37,14 +37,7 @@ pub fn require(ok: bool, what: &str) -> Option<()> {
 }
 
 /// True when `python3` can import tkinter.
-pub fn python_tk_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import tkinter"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+pub use gateway_desktop::legacy_app::python_tk_available;
 
 /// Starts Xvfb, or explains why not (None = skip).
 pub fn start_display() -> Option<VirtualDisplay> {

@@ -166,12 +166,7 @@ impl Adapter for Desktop {
                 "{skipped}: DISPLAY is not set (no X display; run the demo under `xvfb-run -a` with xvfb and python3-tk installed to include it)"
             ));
         };
-        let tk = Command::new("python3")
-            .args(["-c", "import tkinter"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let tk = gateway_desktop::legacy_app::python_tk_available();
         if !tk {
             return Err(format!(
                 "{skipped}: python3 with tkinter (python3-tk) is missing for the legacy-EHR test application"

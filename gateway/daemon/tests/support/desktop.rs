@@ -25,12 +25,7 @@ pub fn require(ok: bool, what: &str, test: &str) -> bool {
 /// A private Xvfb when Xvfb and python3-tk are installed; `None` (skip)
 /// otherwise, a failure under CI.
 pub fn display(test: &str) -> Option<VirtualDisplay> {
-    let tk = Command::new("python3")
-        .args(["-c", "import tkinter"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let tk = gateway_desktop::legacy_app::python_tk_available();
     if !require(tk, "python3 with tkinter (python3-tk)", test) {
         return None;
     }

@@ -49,12 +49,7 @@ pub fn plan() -> Plan {
                 .to_owned(),
         );
     }
-    let tk = Command::new("python3")
-        .args(["-c", "import tkinter"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let tk = gateway_desktop::legacy_app::python_tk_available();
     if !tk {
         return Plan::Unavailable(
             "python3 with tkinter (python3-tk) is missing for the legacy-EHR test application"
