@@ -219,6 +219,18 @@ impl Reader {
         }
     }
 
+    /// One page of every event, in id order (ids are UUIDv7: creation order):
+    /// the events after `after_id` (all when `None`), at most `limit`, capped
+    /// at 10 000 like [`Reader::list_messages`]. Page on the last id returned
+    /// until a page comes back empty to visit the whole outbox.
+    pub fn events_page(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<OutboxEvent>> {
+        let limit = limit.min(10_000) as i64;
+        match after_id {
+            Some(after) => self.events_where("id > ?1 ORDER BY id LIMIT ?2", params![after, limit]),
+            None => self.events_where("1 = 1 ORDER BY id LIMIT ?1", params![limit]),
+        }
+    }
+
     /// Dead-lettered events, oldest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.list_events(Some(EventState::Dead), limit)
