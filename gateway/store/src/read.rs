@@ -29,6 +29,15 @@ const EVENT_COLUMNS: &str = "id, case_id, seq, type, message_id, decision_id, bo
 const CASE_COLUMNS: &str =
     "snapshot, adapter, profile, patient_key, last_seq, created_at_ms, updated_at_ms";
 
+/// The `WHERE` clause (after `FROM events`) of [`Reader::deliverable`]: due
+/// heads through the `outbox_heads_due` index, earliest first.
+pub(crate) const DELIVERABLE_WHERE: &str =
+    "id IN (SELECT event_id FROM outbox_heads WHERE due_ms <= ?1 ORDER BY due_ms LIMIT ?2)
+     ORDER BY next_attempt_at_ms";
+
+/// [`Reader::next_due`]'s query.
+pub(crate) const NEXT_DUE: &str = "SELECT MIN(due_ms) FROM outbox_heads";
+
 /// A read-only view of a store file.
 pub struct Reader {
     pub(crate) conn: Connection,
@@ -236,19 +245,14 @@ impl Reader {
         self.list_events(Some(EventState::Dead), limit)
     }
 
-    /// Events the forwarder may send now: pending, due, and the first pending
-    /// event of their case (earlier events are delivered or dead), skipping cases
-    /// in `busy` (an attempt is in flight). At most one event per case.
+    /// Events the forwarder may send now: the first pending event of each case
+    /// (`outbox_heads`, kept by the writer) that is due, earliest due first,
+    /// skipping cases in `busy` (an attempt is in flight). At most one event
+    /// per case. Reads `limit + busy.len()` heads through the `due_ms` index:
+    /// the cost follows what is sent, not the size of the backlog.
     pub fn deliverable(&self, limit: usize, busy: &HashSet<String>) -> Result<Vec<OutboxEvent>> {
         let fetch = (limit + busy.len()) as i64;
-        let events = self.events_where(
-            "state = 'pending' AND next_attempt_at_ms <= ?1
-             AND NOT EXISTS (SELECT 1 FROM events p
-                             WHERE p.case_id = events.case_id AND p.state = 'pending'
-                               AND p.seq < events.seq)
-             ORDER BY next_attempt_at_ms, created_at_ms LIMIT ?2",
-            params![now_ms(), fetch],
-        )?;
+        let events = self.events_where(DELIVERABLE_WHERE, params![now_ms(), fetch])?;
         Ok(events
             .into_iter()
             .filter(|e| !busy.contains(&e.case_id))
@@ -257,18 +261,12 @@ impl Reader {
     }
 
     /// When the next sendable event (the first pending one of its case) falls
-    /// due, for the forwarder's sleep.
+    /// due, for the forwarder's sleep. One index probe.
     pub fn next_due(&self) -> Result<Option<jiff::Timestamp>> {
         let ms: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT MIN(next_attempt_at_ms) FROM events WHERE state = 'pending'
-                 AND NOT EXISTS (SELECT 1 FROM events p
-                                 WHERE p.case_id = events.case_id AND p.state = 'pending'
-                                   AND p.seq < events.seq)",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached(NEXT_DUE)
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(StoreError::sql("finding the next due event"))?;
         Ok(ms.map(ts))
     }
@@ -295,12 +293,15 @@ impl Reader {
             .map_err(StoreError::sql("listing delivery attempts"))
     }
 
-    /// Outbox depth, oldest pending age and dead-letter count.
+    /// Outbox depth, oldest pending age and dead-letter count. The oldest
+    /// pending event is always some case's head, so its age is one index probe;
+    /// the depth counts index entries only.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         let (pending, oldest): (i64, Option<i64>) = self
             .conn
             .query_row(
-                "SELECT COUNT(*), MIN(created_at_ms) FROM events WHERE state = 'pending'",
+                "SELECT (SELECT COUNT(*) FROM events WHERE state = 'pending'),
+                        (SELECT MIN(created_ms) FROM outbox_heads)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -141,6 +141,29 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_log ADD COLUMN case_id TEXT;
     CREATE INDEX audit_case ON audit_log (case_id) WHERE case_id IS NOT NULL;
     "#,
+    // 3: the outbox's per-case heads. The forwarder may send a case's first
+    // pending event only; finding those with a correlated subquery over all
+    // pending events cost time in proportion to the backlog on every commit
+    // (a day's outage never drained). The writer keeps one row per case with a
+    // pending event — the first one — so scheduling reads only what it sends.
+    r#"
+    CREATE TABLE outbox_heads (
+        case_id     TEXT PRIMARY KEY,
+        event_id    TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        due_ms      INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_heads_due ON outbox_heads (due_ms);
+    CREATE INDEX outbox_heads_created ON outbox_heads (created_ms);
+    CREATE INDEX events_pending_case ON events (case_id, seq) WHERE state = 'pending';
+    INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
+        SELECT e.case_id, e.id, e.seq, e.next_attempt_at_ms, e.created_at_ms
+        FROM events e
+        WHERE e.state = 'pending'
+          AND e.seq = (SELECT MIN(p.seq) FROM events p
+                       WHERE p.case_id = e.case_id AND p.state = 'pending');
+    "#,
 ];
 
 /// The schema version this binary writes.

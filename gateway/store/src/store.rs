@@ -182,6 +182,19 @@ impl Store {
             .await
     }
 
+    /// Records the attempts of one batch delivery in one transaction.
+    pub async fn record_attempts(&self, attempts: Vec<DeliveryAttempt>) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                for attempt in &attempts {
+                    ops::record_attempt(conn, attempt)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// `messages replay ID`: a rejected/error message is queued for
     /// re-processing ([`Store::replay_requests`]); an accepted or duplicate
     /// message's dead events are re-queued for delivery, keeping their place in

@@ -23,6 +23,7 @@ fn fast_options() -> ForwarderOptions {
             multiplier: 2.0,
         },
         max_retry_after_secs: 5,
+        batch_max: 256,
     }
 }
 
@@ -359,6 +360,59 @@ async fn file_sink_appends_one_json_line_per_event_in_case_order() {
         let prev = last.insert(c.clone(), seq).unwrap_or(0);
         assert_eq!(seq, prev + 1, "case {c} in order");
     }
+}
+
+/// `batch = true`: events leave as CloudEvents batches (several cases per
+/// POST, never two events of one case), a batch refused with 503 is sent
+/// again, and every case still arrives in order with nothing lost.
+#[tokio::test]
+async fn http_batches_keep_case_order_and_retry_whole_batches() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    receiver.enqueue([Reply::status(503, "deploying")]);
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.batch = true;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    let events = append(&t.store, 30, 4).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    let got = receiver
+        .wait_accepted(events.len(), Duration::from_secs(60))
+        .await;
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(got, events.len(), "every event accepted");
+    let requests = receiver.requests();
+    assert_eq!(requests[0].status, 503, "the first batch was refused");
+    assert!(
+        requests.iter().any(|r| r.batch.len() > 1),
+        "events travelled in batches"
+    );
+    for r in &requests {
+        let mut cases: Vec<&str> = r
+            .batch
+            .iter()
+            .filter_map(|e| e["subject"].as_str())
+            .collect();
+        let n = cases.len();
+        cases.sort_unstable();
+        cases.dedup();
+        assert_eq!(cases.len(), n, "one event per case in a batch");
+        if !r.batch.is_empty() {
+            assert!(
+                r.content_type
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("application/cloudevents-batch+json")),
+                "batch content type: {:?}",
+                r.content_type
+            );
+        }
+    }
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for e in receiver.accepted() {
+        let (c, seq) = events[e["id"].as_str().expect("id")].clone();
+        let prev = last.insert(c.clone(), seq).unwrap_or(0);
+        assert_eq!(seq, prev + 1, "case {c} in order");
+    }
+    assert_eq!(t.store.outbox_stats().await.expect("stats").dead, 0);
 }
 
 #[tokio::test]
