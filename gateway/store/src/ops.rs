@@ -415,21 +415,56 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
     Ok(())
 }
 
-/// Makes `outbox_heads` hold the case's first pending event again (or no row
-/// when none is pending): called whenever an event of the case leaves or
-/// re-enters `pending`. One index probe (`events_pending_case`).
+/// Makes `outbox_heads` hold the case's first open event again — pending, or
+/// a dead letter nobody skipped, which holds the case back (`due_ms` NULL) —
+/// or no row when none is open: called whenever an event of the case changes
+/// state. One index probe (`events_open_case`).
 fn refresh_head(conn: &Connection, case_id: &str) -> Result<()> {
     conn.prepare_cached("DELETE FROM outbox_heads WHERE case_id = ?1")
         .and_then(|mut st| st.execute([case_id]))
         .map_err(StoreError::sql("moving the outbox head"))?;
     conn.prepare_cached(
         "INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
-         SELECT case_id, id, seq, next_attempt_at_ms, created_at_ms FROM events
-         WHERE case_id = ?1 AND state = 'pending' ORDER BY seq LIMIT 1",
+         SELECT case_id, id, seq, CASE WHEN state = 'pending' THEN next_attempt_at_ms END,
+                created_at_ms
+         FROM events
+         WHERE case_id = ?1
+           AND (state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL))
+         ORDER BY seq LIMIT 1",
     )
     .and_then(|mut st| st.execute([case_id]))
     .map_err(StoreError::sql("moving the outbox head"))?;
     Ok(())
+}
+
+/// Lets a dead letter go for good: the event stays `dead` with the time it
+/// was skipped, and its case's later events are delivered again. Returns the
+/// case id.
+pub(crate) fn skip_dead_event(conn: &Connection, event_id: &str) -> Result<String> {
+    let row: Option<(String, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT state, case_id, skipped_at_ms FROM events WHERE id = ?1",
+            [event_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(StoreError::sql("loading an event"))?;
+    match row {
+        None => Err(StoreError::UnknownEvent(event_id.to_owned())),
+        Some((state, case_id, None)) if state == "dead" => {
+            conn.execute(
+                "UPDATE events SET skipped_at_ms = ?2 WHERE id = ?1",
+                params![event_id, now_ms()],
+            )
+            .map_err(StoreError::sql("skipping a dead letter"))?;
+            refresh_head(conn, &case_id)?;
+            Ok(case_id)
+        }
+        Some((state, _, skipped)) => Err(StoreError::InvalidState(match skipped {
+            Some(_) => format!("event {event_id} was skipped already"),
+            None => format!("event {event_id} is {state}, not dead"),
+        })),
+    }
 }
 
 /// Moves one dead event back to pending (attempts reset, due now).
@@ -445,7 +480,7 @@ pub(crate) fn requeue_event(conn: &Connection, event_id: &str) -> Result<()> {
         Some("dead") => {
             conn.execute(
                 "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at_ms = ?2,
-                                   finished_at_ms = NULL
+                                   finished_at_ms = NULL, skipped_at_ms = NULL
                  WHERE id = ?1",
                 params![event_id, now_ms()],
             )

@@ -31,12 +31,13 @@ const CASE_COLUMNS: &str =
 
 /// The `WHERE` clause (after `FROM events`) of [`Reader::deliverable`]: due
 /// heads through the `outbox_heads_due` index, earliest first.
-pub(crate) const DELIVERABLE_WHERE: &str =
-    "id IN (SELECT event_id FROM outbox_heads WHERE due_ms <= ?1 ORDER BY due_ms LIMIT ?2)
+pub(crate) const DELIVERABLE_WHERE: &str = "id IN (SELECT event_id FROM outbox_heads
+            WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2)
      ORDER BY next_attempt_at_ms";
 
 /// [`Reader::next_due`]'s query.
-pub(crate) const NEXT_DUE: &str = "SELECT MIN(due_ms) FROM outbox_heads";
+/// (Heads held back by a dead letter have no due time.)
+pub(crate) const NEXT_DUE: &str = "SELECT MIN(due_ms) FROM outbox_heads WHERE due_ms IS NOT NULL";
 
 /// A read-only view of a store file.
 pub struct Reader {
@@ -293,15 +294,22 @@ impl Reader {
             .map_err(StoreError::sql("listing delivery attempts"))
     }
 
-    /// Outbox depth, oldest pending age and dead-letter count. The oldest
-    /// pending event is always some case's head, so its age is one index probe;
-    /// the depth counts index entries only.
+    /// Outbox depth, the age of the oldest pending event and the dead-letter
+    /// count. The oldest pending event is a case's head, or follows a dead
+    /// letter holding its case back (rare: those cases are read one by one), so
+    /// its age costs index probes, not a scan; the depth counts index entries.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         let (pending, oldest): (i64, Option<i64>) = self
             .conn
             .query_row(
                 "SELECT (SELECT COUNT(*) FROM events WHERE state = 'pending'),
-                        (SELECT MIN(created_ms) FROM outbox_heads)",
+                        (SELECT MIN(at) FROM (
+                            SELECT MIN(created_ms) AS at FROM outbox_heads
+                            WHERE due_ms IS NOT NULL
+                            UNION ALL
+                            SELECT MIN(e.created_at_ms) FROM outbox_heads h
+                            JOIN events e ON e.case_id = h.case_id AND e.state = 'pending'
+                            WHERE h.due_ms IS NULL))",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

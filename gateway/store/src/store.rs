@@ -240,6 +240,25 @@ impl Store {
             .await
     }
 
+    /// Lets one dead letter go without delivering it, with its audit entry, in
+    /// one transaction: the case's later events, held back behind it so far,
+    /// are delivered again. Returns the event's case id.
+    pub async fn skip_dead_event_audited(
+        &self,
+        event_id: &str,
+        audit: AuditEntry,
+    ) -> Result<String> {
+        let id = event_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                let case_id = ops::skip_dead_event(conn, &id)?;
+                ops::audit(conn, &audit)?;
+                Ok(case_id)
+            })
+            .await
+    }
+
     /// Re-queues one dead event for delivery.
     pub async fn requeue_event(&self, event_id: &str) -> Result<()> {
         let id = event_id.to_owned();

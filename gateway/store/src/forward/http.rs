@@ -6,10 +6,12 @@
 //! several events as one `application/cloudevents-batch+json` array (the
 //! platform de-duplicates by each event's `id`), an optional bearer token,
 //! over rustls with an optional client certificate and extra CA. Answers are
-//! classified: 2xx delivered; 408, 429, 5xx, timeouts and connection errors
-//! retry (honouring `Retry-After` on 429/503); any other status is a permanent
-//! refusal, dead-lettered with the status and a capped excerpt of the body
-//! (the receiver's error text, never our payload).
+//! classified: 2xx delivered; 400, 413 and 422 — the event itself is bad — are
+//! permanent refusals, dead-lettered with the status and a capped excerpt of
+//! the body (the receiver's error text, never our payload); every other
+//! status (401, 403, 404, 409, 408, 429, 5xx, …), timeouts and connection
+//! errors retry with capped backoff (honouring `Retry-After` on 429/503): one
+//! token rotation or a platform deploy must not park the backlog.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -254,7 +256,7 @@ impl HttpSink {
         } else {
             format!("HTTP {code}: {excerpt}")
         };
-        if code == 408 || code == 429 || status.is_server_error() {
+        if !event_itself_is_bad(code) {
             SinkResult::Retry {
                 error,
                 http_status: Some(code),
@@ -302,6 +304,16 @@ impl Sink for HttpSink {
             }
         })
     }
+}
+
+/// Whether an HTTP answer says the event itself is bad (400 Bad Request, 413
+/// Content Too Large, 422 Unprocessable Content): sending it again cannot
+/// help, so it is dead-lettered. Every other refusal — 401/403 after a token
+/// rotation, 404 or 409 during a platform deploy, 408, 429, 5xx — says
+/// something about the platform or our credentials, is fixed without touching
+/// the event, and is retried with capped backoff.
+pub fn event_itself_is_bad(status: u16) -> bool {
+    matches!(status, 400 | 413 | 422)
 }
 
 /// `Retry-After`: delay-seconds or an HTTP-date.

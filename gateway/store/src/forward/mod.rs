@@ -15,12 +15,14 @@
 //!   CloudEvents `id` as idempotency key;
 //! * **backoff** — transient failures back off exponentially with jitter
 //!   ([`BackoffPolicy`]), `Retry-After` wins when the sink reports one;
-//!   permanent refusals are dead-lettered with their reason and can be
-//!   re-queued with [`crate::Store::replay_message`] / [`crate::Store::requeue_event`].
-//!   A dead event does not block its case (later events go on), so a replayed
-//!   one can arrive after its successors: every event carries the CloudEvents
-//!   `sequence` extension (its position in the case, zero-padded) so the
-//!   platform can tell;
+//!   permanent refusals (the event itself is bad: HTTP 400/413/422) are
+//!   dead-lettered with their reason and can be re-queued with
+//!   [`crate::Store::replay_message`] / [`crate::Store::requeue_event`];
+//! * **a dead letter holds its case back** — the case's later events wait
+//!   until it is replayed (they then follow it in order) or an operator skips
+//!   it ([`crate::Store::skip_dead_event_audited`], audited), so the platform
+//!   never sees a case's events out of order. Every event also carries the
+//!   CloudEvents `sequence` extension (its position in the case, zero-padded);
 //! * **graceful stop** — [`Forwarder::shutdown`] takes no new events and lets
 //!   in-flight attempts finish within a grace period.
 //!
