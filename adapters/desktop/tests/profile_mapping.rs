@@ -92,3 +92,74 @@ fn write_playbook_verifies_every_field_it_types() {
         .expect("verify");
     assert!(first_verify < save.index);
 }
+
+/// The shipped write playbook checks the patient before its first input and
+/// again right before Save; without either check the loader refuses it,
+/// naming file, line and step.
+#[test]
+fn shipped_write_playbook_without_its_context_checks_is_refused() {
+    let path = support::repo_root().join("mappings/legacy-desktop/playbooks/write-decision.toml");
+    let text = std::fs::read_to_string(&path).expect("write-decision.toml");
+    let write = shipped("write-decision.toml");
+    let checks: Vec<&str> = write
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::CheckContext { .. }))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(
+        checks,
+        ["check-patient-before-typing", "check-patient-before-save"]
+    );
+    let save = write.step("save").expect("save step");
+    assert!(save.commit, "Save is the commit step");
+    let line_of = |needle: &str| {
+        let offset = text.find(needle).expect("in the playbook");
+        text[..offset].matches('\n').count() + 1
+    };
+    // Cut one step (from its `[[step]]` header to the next) out of the file.
+    let without = |id: &str| {
+        let start = text
+            .find(&format!("[[step]]\nid = \"{id}\""))
+            .expect("step present");
+        let next = text[start + 1..].find("[[step]]").expect("a later step") + start + 1;
+        format!("{}{}", &text[..start], &text[next..])
+    };
+    let file = std::path::Path::new("write-decision.toml");
+
+    let first = without("check-patient-before-typing");
+    let err = Playbook::parse(file, &first).expect_err("no check before typing");
+    let line = {
+        let offset = first.find("id = \"clear-auth-number\"").expect("click");
+        first[..offset].matches('\n').count()
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "write-decision.toml:{line}: step 3 `clear-auth-number`: `click` sends input before any `check_context`"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("the write rule:"), "{message}");
+
+    let second = without("check-patient-before-save");
+    let err = Playbook::parse(file, &second).expect_err("no check before Save");
+    let message = err.to_string();
+    let save_line = {
+        let offset = second.find("id = \"save\"").expect("save");
+        second[..offset].matches('\n').count()
+    };
+    assert!(
+        message.contains(&format!("write-decision.toml:{save_line}: step ")),
+        "{message}"
+    );
+    assert!(
+        message.contains("`save`: the commit step can be reached after step ")
+            && message.contains("`verify-note` (line "),
+        "{message}"
+    );
+    assert!(
+        line_of("id = \"save\"") > save_line,
+        "the cut moved Save up"
+    );
+}
