@@ -5,16 +5,20 @@
 //! the form; the decision's write-back is `failed` (not retried) with a reason
 //! naming the fields that disagree and the evidence it left; the screenshot is
 //! listed in `/api/v1/evidence` for the case; the case counts as touched by
-//! hand on the dashboard; no patient value reaches the daemon's log. Once the
-//! screen is right, an operator's re-posted decision is saved.
+//! hand and the abort is listed with its reason on the dashboard (in headless
+//! Chromium over WebDriver); no patient value reaches the daemon's log. Once
+//! the screen is right, an operator's re-posted decision is saved.
 //!
-//! Needs Xvfb and python3-tk (`.ci/install.d/50-desktop.sh`): skipped with a
-//! printed reason when missing, failed when `CI` is set.
+//! Needs Xvfb and python3-tk (`.ci/install.d/50-desktop.sh`), and for the
+//! dashboard part chromium + chromedriver (`.ci/install.d/70-chromium.sh`):
+//! skipped with a printed reason when missing, failed when `CI` is set.
 
 #![cfg(unix)]
 
 mod support;
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gateway_store::{Reader, WriteBackState};
@@ -154,6 +158,8 @@ async fn a_wrong_patient_on_screen_fails_the_write_back_with_evidence_and_no_inp
     assert_eq!(stats["automation"]["cases"], 1, "{stats}");
     assert_eq!(stats["automation"]["touched"], 1, "{stats}");
 
+    dashboard_lists_the_abort(&daemon, &case_id, dir.path()).await;
+
     // Not retried by itself: still failed, still nothing saved.
     let again = reader
         .writeback_state(decision_id)
@@ -186,4 +192,183 @@ async fn a_wrong_patient_on_screen_fails_the_write_back_with_evidence_and_no_inp
             assert!(!line.contains(value), "{value} logged: {line}");
         }
     }
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// chromedriver, killed on drop.
+struct WebDriver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl WebDriver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let r = self
+            .http
+            .request(method, url)
+            .json(&body)
+            .send()
+            .await
+            .expect("webdriver");
+        r.json::<Value>().await.expect("webdriver json")["value"].take()
+    }
+
+    async fn goto(&self, url: String) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    async fn wait_for(&self, script: &str, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.script(script).await;
+            if !v.is_null() && v != false {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Signs in to the dashboard in headless Chromium and reads the desktop
+/// aborts table: the case, the step and `context_mismatch` are shown.
+async fn dashboard_lists_the_abort(daemon: &Daemon, case_id: &str, dir: &std::path::Path) {
+    let (Some(chromium), Some(chromedriver)) = (find_tool("chromium"), find_tool("chromedriver"))
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium or chromedriver is missing (CI runs .ci/install.d/70-chromium.sh)"
+        );
+        eprintln!("dashboard part skipped: chromium and chromedriver are not installed");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn chromedriver");
+    let mut driver = WebDriver {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        session: String::new(),
+        http: reqwest::Client::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = match driver
+            .http
+            .get(format!("{}/status", driver.base))
+            .send()
+            .await
+        {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .is_ok_and(|v| v["value"]["ready"] == true),
+            Err(_) => false,
+        };
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = dir.join("chromium-profile");
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--no-first-run",
+                     format!("--user-data-dir={}", profile.display())]
+        }
+    }}});
+    let created: Value = driver
+        .http
+        .post(format!("{}/session", driver.base))
+        .json(&caps)
+        .send()
+        .await
+        .expect("new session")
+        .json()
+        .await
+        .expect("session json");
+    driver.session = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {created}"))
+        .to_owned();
+
+    driver.goto(daemon.url("/login?next=/")).await;
+    driver
+        .wait_for(
+            "return document.getElementById('token') !== null",
+            "the login page",
+        )
+        .await;
+    driver
+        .script(&format!(
+            "var t = document.getElementById('token'); t.value = '{TOKEN}'; t.form.submit(); return true;"
+        ))
+        .await;
+    driver
+        .wait_for(
+            "return location.pathname === '/' && document.readyState === 'complete'",
+            "the dashboard",
+        )
+        .await;
+    let table = driver
+        .wait_for(
+            "var b = document.querySelector('#desktop-aborts tbody'); \
+             return b && b.innerText.indexOf('context_mismatch') >= 0 ? b.innerText : null;",
+            "the desktop abort on the dashboard",
+        )
+        .await;
+    let table = table.as_str().expect("text").to_owned();
+    for part in [
+        case_id,
+        "write-decision",
+        "check-patient-before-typing",
+        "field `mrn` differs from the case",
+    ] {
+        assert!(
+            table.contains(part),
+            "`{part}` not on the dashboard: {table}"
+        );
+    }
+    let touched = driver
+        .script("return document.getElementById('touched').textContent")
+        .await;
+    assert_eq!(touched, "1", "touched by hand");
+    driver.call(reqwest::Method::DELETE, "", json!({})).await;
 }
