@@ -642,10 +642,7 @@ impl Validator<'_> {
     fn write_rule(&mut self, steps: &[Step]) {
         let commits: Vec<&Step> = steps.iter().filter(|s| s.commit).collect();
         match commits.as_slice() {
-            [] => {
-                self.top(format!("no step is marked `commit = true`; {WRITE_RULE}"));
-                return;
-            }
+            [] => self.top("no step is marked `commit = true`"),
             [_] => {}
             [_, more @ ..] => {
                 for s in more {
@@ -655,7 +652,6 @@ impl Validator<'_> {
                         message: "a second `commit` step: a write playbook saves once".into(),
                     });
                 }
-                return;
             }
         }
         // Walk every path: the state is (a check was passed, no input since
@@ -696,7 +692,7 @@ impl Validator<'_> {
                 _ => stack.push((pc + 1, checked, clean, last_input)),
             }
         }
-        let broken = !early.is_empty() || !unchecked_commit.is_empty();
+        let broken = commits.len() != 1 || !early.is_empty() || !unchecked_commit.is_empty();
         for pc in early {
             let s = &steps[pc];
             self.problems.push(Problem {
@@ -1363,6 +1359,12 @@ commit = true
                 .contains("step 2 `tab`: `click` sends input before any `check_context`"),
             "{err}"
         );
+        // No commit step at all: said, and the first-input rule still applies.
+        let err = parse(&early_click.replace("commit = true\n", "")).expect_err("no commit step");
+        let text = err.to_string();
+        assert!(text.contains("no step is marked `commit = true`"), "{text}");
+        assert!(text.contains("step 2 `tab`: `click` sends input"), "{text}");
+        assert!(text.contains("the write rule:"), "{text}");
         // Commit markers: only on click/key, once, and only in write playbooks.
         let err = parse(
             "name='r'\nkind='read'\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\n[[step]]\naction='click'\nx=1\ny=1\ncommit=true\n",
