@@ -68,6 +68,7 @@ pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
 pub use signals::IntakeCounts;
 pub use store::{CommitStats, Store, StoreOptions};
+pub use writer::WriterState;
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
 /// tenant and the patient's first `MR` identifier (value and assigner), or of
