@@ -18,6 +18,11 @@ pub const PHI_READ: &str = "phi.read";
 pub const MESSAGE_REPLAY: &str = "message.replay";
 /// A dead-lettered event re-queued for delivery.
 pub const EVENT_REPLAY: &str = "event.replay";
+/// A decision accepted (committed with the decision; a repeat of an
+/// idempotency key writes none: it changes nothing).
+pub const DECISION: &str = "decision.record";
+/// A decision refused (role, body, unknown case, reused idempotency key).
+pub const DECISION_REFUSED: &str = "decision.refused";
 /// A browser login.
 pub const LOGIN: &str = "login";
 /// A refused browser login.

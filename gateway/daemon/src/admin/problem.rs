@@ -104,9 +104,13 @@ impl Problem {
     }
 
     /// The status code.
-    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.0.status
+    }
+
+    /// The problem type's slug (`invalid-decision`): what an audit row names.
+    pub fn slug(&self) -> &'static str {
+        self.0.slug
     }
 }
 
