@@ -82,6 +82,15 @@ fn check_config_refuses_a_ten_character_token_naming_the_key() {
         &[("SYN_ADMIN_TOKEN", "synthetic-admin-token-00000000000000")],
     );
     assert_eq!(code, Some(0), "{stderr}");
+
+    // The example config says what happens without its variable: refused,
+    // naming admin.token_env.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local.toml");
+    let text = std::fs::read_to_string(&example).expect("example");
+    assert!(text.contains("name the key `admin.token_env`"), "{text}");
+    let (code, stderr) = check_config(&example, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`admin.token_env`"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
