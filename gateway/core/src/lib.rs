@@ -8,6 +8,7 @@
 //! * [`path`]: compiled source paths (the steps a format's path syntax compiles
 //!   to) and their evaluation over a [`source::SourceTree`].
 //! * [`adapter`]: the traits adapters implement and the intake pipeline they call.
+//! * [`phi`]: which Case fields are PHI, and the least-PHI view built from that table.
 //! * [`error`]: error kinds classified by who caused them and whether a retry helps.
 //!
 //! This crate does no I/O, reads no clock and holds no global state: callers pass
@@ -22,6 +23,7 @@ pub mod event;
 pub mod ids;
 pub mod json_tree;
 pub mod path;
+pub mod phi;
 pub mod schema;
 pub mod source;
 

@@ -798,7 +798,10 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
         problem("gateway.tenant", "must not be empty".to_owned());
     }
     if let Err(message) = settings.admin.token_source().read() {
-        problem("admin.token_file", message);
+        problem(
+            &crate::admin::access::source_key("admin.", &settings.admin.token_source()),
+            message,
+        );
     }
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {
         problem(&key, message);

@@ -47,6 +47,13 @@ pub enum StoreError {
     /// accepted message).
     #[error("{0}")]
     InvalidState(String),
+    /// A decision's idempotency key was committed before with another
+    /// request (another case or another decision).
+    #[error("idempotency key of channel {channel} already used for a different decision")]
+    IdempotencyKeyReused {
+        /// The decision channel (`admin-api`, …).
+        channel: String,
+    },
     /// Stored JSON could not be (de)serialized.
     #[error("json error for {context}: {message}")]
     Json {

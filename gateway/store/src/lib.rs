@@ -40,6 +40,7 @@
 pub mod admin_queries;
 pub mod backup;
 mod control_numbers;
+mod decision_keys;
 mod error;
 mod evidence;
 pub mod forward;
@@ -60,6 +61,7 @@ mod writer;
 use gateway_core::Case;
 use patient_hashing::patient_hash;
 
+pub use decision_keys::{DecisionKey, DecisionRecorded};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use intake_commit::{MergeRefused, Merged};
