@@ -281,6 +281,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         RetentionPolicy {
             max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
             max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+            audit_max_age_secs: Some(u64::from(settings.store.audit_retention_days) * 86_400),
         },
         stop_workers.clone(),
     )));
