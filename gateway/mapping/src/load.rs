@@ -1423,7 +1423,7 @@ fn parse_transform(
             };
             let name: &str = key.get_ref();
             let options: &[&str] = match name {
-                "table" => &["table", "miss"],
+                "table" => &["table", "miss", "otherwise"],
                 "replace" => &["replace", "with"],
                 _ => &[],
             };
@@ -1480,7 +1480,12 @@ fn parse_transform(
                             }
                         },
                     };
-                    Some(Transform::Table { name: tname, miss })
+                    let otherwise = ctx.string(t, "otherwise", Some(rule)).map(|(v, _)| v);
+                    Some(Transform::Table {
+                        name: tname,
+                        miss,
+                        otherwise,
+                    })
                 }
                 "date" | "datetime" => {
                     let formats: Vec<(String, Range<usize>)> = match arg.get_ref() {
@@ -1992,6 +1997,21 @@ fn check_constants(
             Code::InvalidConstant,
             format!("default for `{key}` {why}"),
             loc.span.clone(),
+            key,
+            help.clone(),
+        );
+    }
+    if let Some(Transform::Table {
+        otherwise: Some(value),
+        name,
+        ..
+    }) = rule.transforms.last()
+        && let Err(why) = schema::check_value(kind, value)
+    {
+        ctx.error_rule(
+            Code::InvalidConstant,
+            format!("`otherwise` of table `{name}` for `{key}` {why}"),
+            rule.loc.span.clone(),
             key,
             help.clone(),
         );

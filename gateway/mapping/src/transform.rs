@@ -27,6 +27,8 @@ pub(crate) enum Issue {
     TableMiss {
         table: String,
         error: bool,
+        /// The `otherwise` value used instead of dropping it.
+        otherwise: Option<String>,
         origin: Option<usize>,
     },
     BadDate {
@@ -125,7 +127,11 @@ pub(crate) fn apply(
                 }
             })
             .collect(),
-        Transform::Table { name, miss } => {
+        Transform::Table {
+            name,
+            miss,
+            otherwise,
+        } => {
             let table = tables.get(name);
             values
                 .into_iter()
@@ -134,6 +140,18 @@ pub(crate) fn apply(
                         text: out.clone(),
                         origin: v.origin,
                     }),
+                    None if otherwise.is_some() => {
+                        issues.push(Issue::TableMiss {
+                            table: name.clone(),
+                            error: false,
+                            otherwise: otherwise.clone(),
+                            origin: v.origin,
+                        });
+                        otherwise.clone().map(|text| Val {
+                            text,
+                            origin: v.origin,
+                        })
+                    }
                     None => match miss {
                         Miss::Keep => Some(v),
                         Miss::Drop => None,
@@ -141,6 +159,7 @@ pub(crate) fn apply(
                             issues.push(Issue::TableMiss {
                                 table: name.clone(),
                                 error: *miss == Miss::Error,
+                                otherwise: None,
                                 origin: v.origin,
                             });
                             None
