@@ -98,6 +98,18 @@ pub fn has_icd9_shape(code: &str) -> bool {
     }
 }
 
+/// True when `code` has the shape of an ICD-10-CM code: a letter, a digit,
+/// then one to five letters or digits, with an optional dot after the third
+/// character (`I50.9`, `E11`, `S72.001A`).
+pub fn has_icd10_shape(code: &str) -> bool {
+    let compact: String = code.chars().filter(|c| *c != '.').collect();
+    let b = compact.as_bytes();
+    (3..=7).contains(&b.len())
+        && b[0].is_ascii_alphabetic()
+        && b[1].is_ascii_digit()
+        && b[2..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// The procedure code system a code's shape allows, if exactly one does.
 pub fn procedure_shape(code: &str) -> Option<CodeSystem> {
     if has_cpt_shape(code) {
@@ -128,6 +140,14 @@ pub enum FactIssue {
         /// The system it now carries.
         now: CodeSystem,
     },
+    /// A diagnosis labelled ICD-10-CM lacks the ICD-10 shape; it was
+    /// relabelled `ICD-9` (ICD-9 shape) or `local`.
+    NotIcd10 {
+        /// The field, `diagnoses[0].code.system`.
+        field: String,
+        /// The system it now carries.
+        now: CodeSystem,
+    },
     /// `patient.birth_date` is not plausible (before 1880 or after the
     /// receive date); it was dropped.
     ImplausibleBirthDate {
@@ -142,6 +162,7 @@ impl FactIssue {
         match self {
             FactIssue::InvalidNpi { field }
             | FactIssue::NotCpt { field, .. }
+            | FactIssue::NotIcd10 { field, .. }
             | FactIssue::ImplausibleBirthDate { field } => field,
         }
     }
@@ -154,6 +175,10 @@ impl FactIssue {
             ),
             FactIssue::NotCpt { field, now } => format!(
                 "the code of `{field}` does not have the shape of a CPT code; labelled `{}` instead",
+                now.as_str()
+            ),
+            FactIssue::NotIcd10 { field, now } => format!(
+                "the code of `{field}` does not have the shape of an ICD-10-CM code; labelled `{}` instead",
                 now.as_str()
             ),
             FactIssue::ImplausibleBirthDate { field } => format!(
@@ -172,6 +197,8 @@ pub const EARLIEST_BIRTH_YEAR: i32 = 1880;
 ///   provider's `identifiers` as type `local`;
 /// * a service or diagnosis code labelled CPT without the CPT shape gets the
 ///   system its shape shows ([`procedure_shape`]) or `local`;
+/// * a diagnosis labelled ICD-10-CM without the ICD-10 shape becomes `ICD-9`
+///   (ICD-9 shape) or `local`;
 /// * a `patient.birth_date` before [`EARLIEST_BIRTH_YEAR`] or after `today`
 ///   (an ISO date, usually the receive date; not checked when `None`) is
 ///   dropped.
@@ -193,6 +220,20 @@ pub fn check_case(case: &mut Case, today: Option<&str>) -> Vec<FactIssue> {
                     field: format!("providers[{i}].npi"),
                 });
             }
+        }
+    }
+    for (i, d) in case.diagnoses.iter_mut().enumerate() {
+        if d.code.system == CodeSystem::Icd10Cm && !has_icd10_shape(&d.code.code) {
+            let now = if has_icd9_shape(&d.code.code) {
+                CodeSystem::Icd9
+            } else {
+                CodeSystem::Local
+            };
+            d.code.system = now;
+            issues.push(FactIssue::NotIcd10 {
+                field: format!("diagnoses[{i}].code.system"),
+                now,
+            });
         }
     }
     let codes = case
@@ -272,5 +313,8 @@ mod tests {
         assert_eq!(procedure_shape("24725-4"), None);
         assert!(has_icd9_shape("428.0") && has_icd9_shape("V72.84") && has_icd9_shape("E880.9"));
         assert!(!has_icd9_shape("I50.9"));
+        assert!(
+            has_icd10_shape("I50.9") && has_icd10_shape("S72001A") && !has_icd10_shape("428.0")
+        );
     }
 }

@@ -259,7 +259,8 @@ impl Eval<'_> {
             nodes.clear();
             walk::evaluate_into(path, tree, from, &mut nodes);
             for &node in &nodes {
-                if let Some(v) = tree.value(node).filter(|v| !v.is_empty()) {
+                // Surrounding whitespace is never data: `  Smith` is `Smith`.
+                if let Some(v) = tree.value(node).map(str::trim).filter(|v| !v.is_empty()) {
                     values.push(Val {
                         text: v.to_owned(),
                         origin: Some(raws.len()),

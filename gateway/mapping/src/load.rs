@@ -35,7 +35,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 /// The names of transforms, for "did you mean" hints and docs.
 pub(crate) const TRANSFORMS: &[&str] = &[
     "trim", "upper", "lower", "icd10", "table", "date", "datetime", "concat", "split", "replace",
-    "index", "prefix", "suffix",
+    "index", "prefix", "suffix", "unique",
 ];
 
 /// Per-file parsing context: where diagnostics point.
@@ -1393,6 +1393,7 @@ fn parse_transform(
             "upper" => Some(Transform::Upper),
             "lower" => Some(Transform::Lower),
             "icd10" => Some(Transform::Icd10),
+            "unique" => Some(Transform::Unique),
             name if TRANSFORMS.contains(&name) => {
                 ctx.error_rule(
                     Code::BadTransformArgument,
@@ -1444,8 +1445,9 @@ fn parse_transform(
                 }
             };
             match name {
-                "trim" | "upper" | "lower" | "icd10" => Some(match name {
+                "trim" | "upper" | "lower" | "icd10" | "unique" => Some(match name {
                     "trim" => Transform::Trim,
+                    "unique" => Transform::Unique,
                     "upper" => Transform::Upper,
                     "lower" => Transform::Lower,
                     _ => Transform::Icd10,

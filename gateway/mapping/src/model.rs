@@ -142,6 +142,8 @@ pub(crate) enum Transform {
     Upper,
     Lower,
     Icd10,
+    /// Drops values equal to an earlier one (the same name in ORC-12 and OBR-16).
+    Unique,
     /// `otherwise`: the value a code missing from the table becomes (with a
     /// warning), e.g. `local` for an unknown coding system.
     Table {

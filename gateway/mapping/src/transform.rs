@@ -65,6 +65,7 @@ pub(crate) fn describe(t: &Transform) -> String {
         Transform::Upper => "upper".into(),
         Transform::Lower => "lower".into(),
         Transform::Icd10 => "icd10".into(),
+        Transform::Unique => "unique".into(),
         Transform::Table { name, .. } => format!("table {name}"),
         Transform::Date(f) => format!("date {}", formats_text(f)),
         Transform::DateTime(f) => format!("datetime {}", formats_text(f)),
@@ -114,6 +115,13 @@ pub(crate) fn apply(
         Transform::Prefix(p) => map(values, &|s| format!("{p}{s}")),
         Transform::Suffix(p) => map(values, &|s| format!("{s}{p}")),
         Transform::Replace { from, to } => map(values, &|s| s.replace(from.as_str(), to)),
+        Transform::Unique => {
+            let mut seen = std::collections::BTreeSet::new();
+            values
+                .into_iter()
+                .filter(|v| seen.insert(v.text.clone()))
+                .collect()
+        }
         Transform::Icd10 => values
             .into_iter()
             .map(|v| match icd10(&v.text) {
