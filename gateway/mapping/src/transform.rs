@@ -129,6 +129,10 @@ pub(crate) fn apply(
                     text: code,
                     origin: v.origin,
                 },
+                // An ICD-9 code (`428.0`) is kept as written without a
+                // warning: its system comes from the coding-system component,
+                // and a case labelling it ICD-10-CM is corrected (M030).
+                None if gateway_core::facts::has_icd9_shape(&v.text) => v,
                 None => {
                     issues.push(Issue::NotIcd10 { origin: v.origin });
                     v
