@@ -9,6 +9,8 @@
 //!   to) and their evaluation over a [`source::SourceTree`].
 //! * [`adapter`]: the traits adapters implement and the intake pipeline they call.
 //! * [`phi`]: which Case fields are PHI, and the least-PHI view built from that table.
+//! * [`facts`]: NPI (Luhn) and code-shape checks shared by the mapping engine
+//!   and every writer: identifiers and codes are validated, never copied or guessed.
 //! * [`error`]: error kinds classified by who caused them and whether a retry helps.
 //!
 //! This crate does no I/O, reads no clock and holds no global state: callers pass
@@ -20,6 +22,7 @@ pub mod case;
 pub mod diagnostic;
 pub mod error;
 pub mod event;
+pub mod facts;
 pub mod ids;
 pub mod json_tree;
 pub mod path;
