@@ -31,6 +31,18 @@ pub enum StoreError {
         /// The newest version this binary knows.
         supported: i64,
     },
+    /// The integrity check at open found damage: refusing to write to it.
+    #[error(
+        "the store file {path} is damaged ({detail}); it was not opened for writing. Check a \
+         backup with `ehr-gateway store verify FILE` and put it back with `ehr-gateway store \
+         restore --from FILE --data-dir DIR`"
+    )]
+    Damaged {
+        /// The store file.
+        path: String,
+        /// SQLite's first complaint.
+        detail: String,
+    },
     /// The store file does not exist (read-only opens never create one).
     #[error("store file {0} does not exist")]
     Missing(String),

@@ -452,6 +452,7 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(StoreError::sql("opening the store"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(StoreError::sql("setting the busy timeout"))?;
+    check_integrity(&conn, path)?;
     // Refuse a newer file before touching its settings.
     if schema::check_not_newer(&conn)? == 0 {
         // A new file: must happen before WAL mode writes the header and before
@@ -486,4 +487,25 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     schema::migrate(&mut conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// `PRAGMA quick_check(1)`: every page and index entry well formed, stopping
+/// at the first problem. It reads the file once (a few seconds per GiB);
+/// writing on into a damaged file would spread the damage and hide it until a
+/// read fails, so a damaged store refuses to open and says how to recover.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|e| StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: verdict,
+        })
+    }
 }
