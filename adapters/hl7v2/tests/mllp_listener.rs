@@ -273,9 +273,17 @@ async fn shutdown_answers_the_message_in_hand_then_closes() {
     p.entered.notified().await;
     let Running { addr, stop, task } = run;
     drop(stop);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // New connections are no longer accepted.
-    assert!(TcpStream::connect(addr).await.is_err() || !task.is_finished());
+    // New connections are refused once the listener saw the stop, while the
+    // message in hand is still held (the pipeline is blocked until below).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the listener still accepts connections after the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!task.is_finished(), "the message in hand is still answered");
     p.release.notify_one();
     let ack = read_frame(&mut s, Duration::from_secs(5))
         .await

@@ -11,6 +11,10 @@ use gateway_x12::parse_documents;
 fn samples_map_to_their_golden_cases() {
     let profile = common::profile();
     let bless = std::env::var_os("BLESS").is_some();
+    assert!(
+        !(bless && std::env::var_os("CI").is_some()),
+        "BLESS is refused when CI is set: re-bless locally and review the diff"
+    );
     let golden_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let mut failures = Vec::new();
     let mut checked = 0;

@@ -153,6 +153,10 @@ impl MllpListener {
             }
         }
         tracing::info!(addr = %self.local_addr, open = tasks.len(), "MLLP listener stopping");
+        // Close the socket now: a sender connecting during the drain is
+        // refused at once (and fails over) instead of waiting in the backlog
+        // for an accept that never comes.
+        drop(self.listener);
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
     }
