@@ -437,6 +437,26 @@ fn refresh_head(conn: &Connection, case_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Brings every pending due time later than `latest_ms` back to it (events
+/// and their heads). Due times are wall-clock instants; after the clock was
+/// stepped backwards they can lie hours ahead, longer than any backoff would
+/// ever wait, and the forwarder would sleep on them. Returns how many moved.
+pub(crate) fn clamp_due_times(conn: &Connection, latest_ms: i64) -> Result<usize> {
+    let events = conn
+        .execute(
+            "UPDATE events SET next_attempt_at_ms = ?1
+             WHERE state = 'pending' AND next_attempt_at_ms > ?1",
+            [latest_ms],
+        )
+        .map_err(StoreError::sql("clamping due times"))?;
+    conn.execute(
+        "UPDATE outbox_heads SET due_ms = ?1 WHERE due_ms IS NOT NULL AND due_ms > ?1",
+        [latest_ms],
+    )
+    .map_err(StoreError::sql("clamping due times"))?;
+    Ok(events)
+}
+
 /// Lets a dead letter go for good: the event stays `dead` with the time it
 /// was skipped, and its case's later events are delivered again. Returns the
 /// case id.

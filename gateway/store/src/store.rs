@@ -277,6 +277,16 @@ impl Store {
             .await
     }
 
+    /// Moves every pending due time later than `latest` back to it; returns
+    /// how many events moved (see the forwarder's clock handling).
+    pub async fn clamp_due_times(&self, latest: jiff::Timestamp) -> Result<usize> {
+        let ms = latest.as_millisecond();
+        self.inner
+            .writer
+            .write(move |conn| ops::clamp_due_times(conn, ms))
+            .await
+    }
+
     /// Re-queues one dead event for delivery.
     pub async fn requeue_event(&self, event_id: &str) -> Result<()> {
         let id = event_id.to_owned();

@@ -559,3 +559,34 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     ));
     assert_eq!(impostor.arrivals(), 0);
 }
+
+/// A clock stepped backwards leaves stored due times far in the future; the
+/// forwarder brings them back to at most the longest backoff and delivers.
+#[tokio::test]
+async fn due_times_left_far_ahead_by_a_clock_step_are_brought_back() {
+    let t = TempStore::new().await;
+    let dir = t.dir.path().join("outbox");
+    append(&t.store, 3, 1).await;
+    // As if each had failed once and the clock then went back ten hours.
+    let ten_hours_ahead = jiff::Timestamp::now().as_millisecond() + 10 * 3_600_000;
+    let conn = rusqlite::Connection::open(t.path()).expect("raw connection");
+    conn.execute(
+        "UPDATE events SET next_attempt_at_ms = ?1 WHERE state = 'pending'",
+        [ten_hours_ahead],
+    )
+    .expect("events");
+    conn.execute("UPDATE outbox_heads SET due_ms = ?1", [ten_hours_ahead])
+        .expect("heads");
+    drop(conn);
+    let sink = Arc::new(FileSink::new(FileSinkConfig { dir }).expect("sink"));
+    let mut options = fast_options();
+    // Longest wait 150 ms backoff or 1 s Retry-After.
+    options.max_retry_after_secs = 1;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, options);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.store.outbox_stats().await.expect("stats").pending > 0 {
+        assert!(Instant::now() < deadline, "due times were not brought back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    forwarder.shutdown(Duration::from_secs(1)).await;
+}

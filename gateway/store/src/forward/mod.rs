@@ -23,6 +23,10 @@
 //!   it ([`crate::Store::skip_dead_event_audited`], audited), so the platform
 //!   never sees a case's events out of order. Every event also carries the
 //!   CloudEvents `sequence` extension (its position in the case, zero-padded);
+//! * **clock steps** — due times are stored wall-clock (they survive a
+//!   restart); at start, and whenever the wall clock jumps against the
+//!   monotonic clock, a due time further ahead than the longest backoff is
+//!   brought back to it, so a clock stepped backwards never stalls retries;
 //! * **graceful stop** — [`Forwarder::shutdown`] takes no new events and lets
 //!   in-flight attempts finish within a grace period.
 //!
@@ -147,9 +151,15 @@ async fn run(
     };
     let poll = Duration::from_millis(options.poll_interval_ms.max(10));
     let mut last_gauges: Option<std::time::Instant> = None;
+    let mut clock = ClockWatch::new();
+    clamp_due_times(&store, &options).await;
     let grace = loop {
         if let Some(grace) = *stop.borrow() {
             break grace;
+        }
+        if clock.stepped() {
+            tracing::warn!("the wall clock jumped; re-checking delivery due times");
+            clamp_due_times(&store, &options).await;
         }
         let mut sleep_for = poll;
         let free = concurrency.saturating_sub(tasks.len());
@@ -218,6 +228,60 @@ async fn run(
         while in_flight.join_next().await.is_some() {}
     }
     publish_gauges(&store).await;
+}
+
+/// The longest any retry may wait: the backoff cap, or an honoured
+/// `Retry-After`, whichever is longer.
+fn longest_wait(options: &ForwarderOptions) -> Duration {
+    Duration::from_millis(options.backoff.max_ms)
+        .max(Duration::from_secs(options.max_retry_after_secs))
+}
+
+/// Due times are persisted as wall-clock instants (they must survive a
+/// restart); one further away than [`longest_wait`] can only come from a
+/// clock stepped backwards, and is brought back so retries never stall.
+async fn clamp_due_times(store: &Store, options: &ForwarderOptions) {
+    let latest = Timestamp::now()
+        .checked_add(SignedDuration::try_from(longest_wait(options)).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX);
+    match store.clamp_due_times(latest).await {
+        Ok(0) => {}
+        Ok(moved) => tracing::warn!(
+            moved,
+            "delivery due times lay further ahead than any backoff (the clock was stepped \
+             back); brought forward"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check delivery due times"),
+    }
+}
+
+/// Notices the wall clock stepping (NTP correction, a VM resumed, an operator)
+/// by comparing it with the monotonic clock between forwarder rounds.
+struct ClockWatch {
+    mono: std::time::Instant,
+    wall: Timestamp,
+}
+
+impl ClockWatch {
+    /// Tolerated drift between the two clocks per round.
+    const TOLERANCE: Duration = Duration::from_secs(2);
+
+    fn new() -> ClockWatch {
+        ClockWatch {
+            mono: std::time::Instant::now(),
+            wall: Timestamp::now(),
+        }
+    }
+
+    /// Whether the wall clock moved differently from the monotonic clock
+    /// since the last call by more than the tolerance.
+    fn stepped(&mut self) -> bool {
+        let (mono, wall) = (std::time::Instant::now(), Timestamp::now());
+        let mono_ms = mono.duration_since(self.mono).as_millis() as i64;
+        let wall_ms = wall.as_millisecond() - self.wall.as_millisecond();
+        (self.mono, self.wall) = (mono, wall);
+        (wall_ms - mono_ms).unsigned_abs() > Self::TOLERANCE.as_millis() as u64
+    }
 }
 
 /// One delivery attempt of `events` (one event, or a batch for a sink that
