@@ -40,6 +40,9 @@ pub struct ClientSettings {
     pub backoff: Duration,
     /// Upper bound on any single wait (also caps `Retry-After`).
     pub max_wait: Duration,
+    /// Largest response body read; a larger one fails the request with
+    /// [`FhirError::TooLarge`] instead of growing memory without bound.
+    pub max_response_bytes: usize,
 }
 
 impl ClientSettings {
@@ -53,6 +56,7 @@ impl ClientSettings {
             max_retries: 4,
             backoff: Duration::from_millis(500),
             max_wait: Duration::from_secs(60),
+            max_response_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -367,12 +371,9 @@ impl FhirClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = response.bytes().await.map_err(|e| {
-            Attempt::Failed(FhirError::Transport {
-                message: describe_reqwest(&e),
-                timeout: e.is_timeout(),
-            })
-        })?;
+        let bytes = read_bounded(response, self.settings.max_response_bytes)
+            .await
+            .map_err(Attempt::Failed)?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(Attempt::Unauthorized(token));
         }
@@ -393,6 +394,28 @@ impl FhirClient {
                 e.column()
             )))
         })
+    }
+}
+
+/// Reads a response body of at most `limit` bytes: refuses at once when
+/// `Content-Length` says more, and stops reading as soon as more arrived.
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, FhirError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(FhirError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = response.chunk().await.map_err(|e| FhirError::Transport {
+            message: describe_reqwest(&e),
+            timeout: e.is_timeout(),
+        })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > limit {
+            return Err(FhirError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
     }
 }
 
@@ -437,6 +460,30 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn response(body: Vec<u8>, declared: Option<usize>) -> reqwest::Response {
+        let mut builder = axum::http::Response::builder().status(200);
+        if let Some(n) = declared {
+            builder = builder.header("content-length", n.to_string());
+        }
+        reqwest::Response::from(builder.body(body).expect("response"))
+    }
+
+    #[tokio::test]
+    async fn response_bodies_are_read_up_to_the_bound_and_no_further() {
+        let ok = read_bounded(response(vec![b'x'; 1024], None), 1024).await;
+        assert_eq!(ok.expect("at the bound").len(), 1024);
+        let over = read_bounded(response(vec![b'x'; 1025], None), 1024).await;
+        assert!(
+            matches!(over, Err(FhirError::TooLarge { limit: 1024 })),
+            "{over:?}"
+        );
+        // A declared length over the bound is refused before reading.
+        let declared = read_bounded(response(vec![b'x'; 10], Some(10)), 5).await;
+        assert!(matches!(declared, Err(FhirError::TooLarge { .. })));
+        let text = FhirError::TooLarge { limit: 5 }.to_string();
+        assert!(text.contains("fhir.max_response_mb"), "{text}");
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

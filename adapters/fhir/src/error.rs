@@ -41,6 +41,15 @@ pub enum FhirError {
     /// A setting or a profile makes the request impossible.
     #[error("FHIR adapter configuration: {0}")]
     Config(String),
+    /// The answer was larger than the configured bound; it was not read on.
+    #[error(
+        "FHIR response larger than {limit} bytes (fhir.max_response_mb); smaller pages \
+         (fhir.page_size) or a larger bound are needed"
+    )]
+    TooLarge {
+        /// The bound in bytes.
+        limit: usize,
+    },
 }
 
 impl FhirError {
@@ -51,7 +60,7 @@ impl FhirError {
             FhirError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             FhirError::Transport { .. } => true,
             FhirError::Auth(e) => e.retryable(),
-            FhirError::Decode(_) | FhirError::Config(_) => false,
+            FhirError::Decode(_) | FhirError::Config(_) | FhirError::TooLarge { .. } => false,
         }
     }
 

@@ -31,6 +31,9 @@ fn default_poll_interval() -> u64 {
 fn default_timeout() -> u64 {
     30
 }
+fn default_max_response_mb() -> u64 {
+    32
+}
 
 fn default_hook_path() -> String {
     "/fhir/notify".to_owned()
@@ -62,6 +65,10 @@ pub struct FhirConfig {
     /// Per-request timeout in seconds.
     #[serde(default = "default_timeout")]
     pub request_timeout_secs: u64,
+    /// Largest response body read, in MiB (default 32): a larger one fails
+    /// the request with an error naming this key.
+    #[serde(default = "default_max_response_mb")]
+    pub max_response_mb: u64,
     /// Optional rest-hook listener.
     #[serde(default)]
     pub subscription: Option<SubscriptionConfig>,
@@ -117,6 +124,9 @@ impl FhirAdapter {
         let auth = TokenProvider::new(&config.auth, &vendor.auth.scopes, http.clone())?;
         let mut settings = ClientSettings::new(base);
         settings.request_timeout = timeout;
+        settings.max_response_bytes =
+            usize::try_from(config.max_response_mb.max(1).saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX);
         settings.max_concurrency = config
             .max_concurrency
             .unwrap_or(vendor.limits.max_concurrency);

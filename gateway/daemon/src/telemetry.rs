@@ -107,6 +107,10 @@ pub fn prometheus() -> PrometheusHandle {
 /// `# HELP` texts for every metric the gateway emits.
 fn describe() {
     describe_counter!(
+        crate::alerts::webhook::DROPPED_METRIC,
+        "Alert transitions dropped because the webhook queue was full (the webhook is down or slow)."
+    );
+    describe_counter!(
         MESSAGES_TOTAL,
         "Inbound messages, each counted once on arrival, by adapter, profile and outcome (accepted incl. kept-without-case, rejected, duplicate, error)."
     );

@@ -241,6 +241,7 @@ impl Adapter for Fhir {
             max_concurrency: None,
             page_size: None,
             request_timeout_secs: 10,
+            max_response_mb: 32,
             subscription: None,
         });
         *demo_state() = Some(DemoServer {

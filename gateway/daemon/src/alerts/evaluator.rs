@@ -109,7 +109,7 @@ impl Evaluator {
             }
             self.state.push(event.clone());
             if let Some(webhook) = &self.webhook {
-                webhook.send(event);
+                let _ = webhook.send(event);
             }
         }
         self.state.set_active(self.debouncer.active());

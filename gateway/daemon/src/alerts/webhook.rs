@@ -46,10 +46,18 @@ struct Payload<'a> {
     gateway: &'a GatewayIdentity,
 }
 
+/// Transitions waiting for the sender at most; past that, new ones are
+/// dropped and counted (`ehr_gateway_alert_notifications_dropped_total`)
+/// rather than growing memory while a webhook stays down.
+pub const QUEUE_CAPACITY: usize = 256;
+
+/// The metric counting transitions dropped because the queue was full.
+pub const DROPPED_METRIC: &str = "ehr_gateway_alert_notifications_dropped_total";
+
 /// The queue into the sender task.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    queue: mpsc::UnboundedSender<AlertEvent>,
+    queue: mpsc::Sender<AlertEvent>,
 }
 
 impl Webhook {
@@ -65,7 +73,7 @@ impl Webhook {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the alert webhook client: {e}"))?;
-        let (queue, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         let sender = Sender {
             client,
             settings,
@@ -76,10 +84,23 @@ impl Webhook {
         Ok((Webhook { queue }, task))
     }
 
-    /// Queues one transition.
-    pub fn send(&self, event: AlertEvent) {
-        if self.queue.send(event).is_err() {
-            tracing::warn!("Alert webhook sender stopped; a transition was not sent.");
+    /// Queues one transition; drops (and counts) it when the queue is full.
+    /// Returns whether it was queued.
+    pub fn send(&self, event: AlertEvent) -> bool {
+        match self.queue.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!(DROPPED_METRIC).increment(1);
+                tracing::warn!(
+                    capacity = QUEUE_CAPACITY,
+                    "Alert webhook queue full; a transition was dropped."
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::warn!("Alert webhook sender stopped; a transition was not sent.");
+                false
+            }
         }
     }
 }
@@ -98,7 +119,7 @@ enum Attempt {
 }
 
 impl Sender {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<AlertEvent>, stop: CancellationToken) {
+    async fn run(self, mut rx: mpsc::Receiver<AlertEvent>, stop: CancellationToken) {
         loop {
             let event = tokio::select! {
                 () = stop.cancelled() => return,
@@ -201,6 +222,48 @@ pub fn delays(settings: &WebhookSettings) -> Vec<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A webhook that never answers holds one notification in its retries;
+    /// the queue behind it takes `QUEUE_CAPACITY` more and drops the rest.
+    #[tokio::test]
+    async fn a_stuck_webhook_queue_is_bounded() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", silent.local_addr().expect("addr"));
+        let settings = WebhookSettings {
+            url,
+            bearer_token_file: None,
+            bearer_token_env: None,
+            timeout: Duration::from_secs(600),
+            max_attempts: 5,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(300),
+        };
+        let stop = CancellationToken::new();
+        let (hook, task) = Webhook::spawn(settings, None, GatewayIdentity::default(), stop.clone())
+            .expect("spawn");
+        let event = || AlertEvent {
+            status: super::super::AlertStatus::Firing,
+            alert: "sink_down".to_owned(),
+            labels: Default::default(),
+            value: 1.0,
+            threshold: 1.0,
+            started_at: "2026-12-06T00:00:00Z".to_owned(),
+            ended_at: None,
+            summary: "test".to_owned(),
+        };
+        let queued = (0..QUEUE_CAPACITY * 2)
+            .filter(|_| hook.send(event()))
+            .count();
+        assert!(
+            (QUEUE_CAPACITY..=QUEUE_CAPACITY + 1).contains(&queued),
+            "queued {queued} of {}",
+            QUEUE_CAPACITY * 2
+        );
+        stop.cancel();
+        let _ = task.await;
+    }
 
     #[test]
     fn delays_double_up_to_the_cap() {
