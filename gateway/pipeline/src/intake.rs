@@ -19,7 +19,9 @@ use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
 use gateway_core::{GatewayError, SourceDocument, SourceFormat};
 use gateway_mapping::{MapAction, MapContext};
-use gateway_store::{Disposition, InboundOutcome, MergeRefused, Merged, NewInbound, Store};
+use gateway_store::{
+    CaseRequestRecord, Disposition, InboundOutcome, MergeRefused, Merged, NewInbound, Store,
+};
 
 use crate::metrics;
 use crate::profiles::ProfileSet;
@@ -201,7 +203,8 @@ impl Pipeline {
             (Some(MapAction::Case), Some(case)) => {
                 let file = outcome.mapping_file.as_deref().unwrap_or("");
                 let agree = std::mem::take(&mut outcome.agree);
-                self.accept_case(stored, case, diagnostics, file, agree)
+                let adopted = outcome.adopted;
+                self.accept_case(stored, case, diagnostics, file, agree, adopted)
                     .await
             }
             (Some(MapAction::PatientUpdate), Some(update)) => {
@@ -241,7 +244,16 @@ impl Pipeline {
     /// the commit's transaction (no separate read round trip, nothing can
     /// change in between), and so does the `[case_id] agree` check of the
     /// mapping file: a document whose listed references differ from the
-    /// stored case's is committed as rejected (G002), never merged.
+    /// stored case's, or that lacks one the stored case lacks, is committed
+    /// as rejected (G002), never merged.
+    ///
+    /// A document that adopted one of our case ids (`[case_id] own`, a reply
+    /// echoing the id our request carried) fails closed: it is merged only
+    /// when its `agree` references match those of a request the gateway knows
+    /// — the stored case's own (a request it received, or a reply already
+    /// accepted for it) or one the gateway wrote and recorded
+    /// (`Store::record_case_request`). Otherwise it is committed as rejected
+    /// with G003: knowing a case id gives no power over the case.
     async fn accept_case(
         &self,
         mut stored: NewInbound,
@@ -249,6 +261,7 @@ impl Pipeline {
         diagnostics: Vec<Diagnostic>,
         mapping_file: &str,
         agree: Vec<String>,
+        adopted: bool,
     ) -> Result<IntakeOutcome, GatewayError> {
         let profile = case.source.profile.clone();
         stored.outcome = InboundOutcome::Accepted {
@@ -256,28 +269,56 @@ impl Pipeline {
             event_type: None,
         };
         // Kept with a refused message; cloned only where a refusal can happen.
-        let kept_on_refusal = if agree.is_empty() {
+        let kept_on_refusal = if agree.is_empty() && !adopted {
             Vec::new()
         } else {
             diagnostics.clone()
         };
-        let merge = move |case: &mut Case, existing: Case| {
-            if let Some(conflict) = correlation_conflict(case, &existing, &agree) {
-                let mut diagnostics = kept_on_refusal;
-                diagnostics.push(conflict);
-                return Err(MergeRefused {
-                    reason: CORRELATION_CONFLICT.to_owned(),
-                    diagnostics,
-                });
-            }
-            keep_absent(case, existing);
-            Ok(())
+        let (receipt, merged) = if adopted {
+            let check = move |case: &mut Case,
+                              existing: Option<Case>,
+                              requests: Vec<CaseRequestRecord>| {
+                let existing = match existing {
+                    Some(existing) => match unknown_request(case, &existing, &requests, &agree) {
+                        None => existing,
+                        Some(unknown) => return Err(refusal(kept_on_refusal, unknown)),
+                    },
+                    None => {
+                        let unknown = Diagnostic::error(
+                            UNKNOWN_REQUEST,
+                            format!(
+                                "not adopted: no case {} is stored, so the document answers no request this gateway knows",
+                                case.case_id
+                            ),
+                        );
+                        return Err(refusal(kept_on_refusal, unknown));
+                    }
+                };
+                keep_absent(case, existing);
+                Ok(())
+            };
+            self.store
+                .commit_inbound_adopted(stored, check)
+                .await
+                .map_err(commit_failed)?
+        } else {
+            let merge = move |case: &mut Case, existing: Case| {
+                if let Some(conflict) = correlation_conflict(case, &existing, &agree) {
+                    let mut diagnostics = kept_on_refusal;
+                    diagnostics.push(conflict);
+                    return Err(MergeRefused {
+                        reason: CORRELATION_CONFLICT.to_owned(),
+                        diagnostics,
+                    });
+                }
+                keep_absent(case, existing);
+                Ok(())
+            };
+            self.store
+                .commit_inbound_merged(stored, merge)
+                .await
+                .map_err(commit_failed)?
         };
-        let (receipt, merged) = self
-            .store
-            .commit_inbound_merged(stored, merge)
-            .await
-            .map_err(commit_failed)?;
         let status = match merged {
             Merged::Status(status) => status,
             Merged::Refused(refused) => {
@@ -504,23 +545,90 @@ fn rejected(
     }
 }
 
+/// The diagnostic code of a reply that adopted one of our case ids but
+/// answers no request the gateway knows.
+pub const UNKNOWN_REQUEST: &str = "G003";
+
+/// Why a document refused by [`unknown_request`] is rejected.
+const UNKNOWN_REQUEST_REASON: &str = "unknown request: the document names one of our case ids but answers no request this gateway received or wrote (see the diagnostics)";
+
+fn refusal(mut diagnostics: Vec<Diagnostic>, unknown: Diagnostic) -> MergeRefused {
+    diagnostics.push(unknown);
+    MergeRefused {
+        reason: UNKNOWN_REQUEST_REASON.to_owned(),
+        diagnostics,
+    }
+}
+
+/// A document that adopted the id of `stored` must answer a request the
+/// gateway knows: every `agree` reference it carries must equal that of one
+/// known request — the stored case's references (a request the gateway
+/// received, or a reply it already accepted for it) or those of a request it
+/// wrote and recorded. `None` when it does; otherwise the G003 diagnostic
+/// (reference names and which requests were compared, never values). With no
+/// `agree` list nothing can be verified, and the document is refused.
+fn unknown_request(
+    case: &Case,
+    stored: &Case,
+    requests: &[CaseRequestRecord],
+    agree: &[String],
+) -> Option<Diagnostic> {
+    let matches = |known: &std::collections::BTreeMap<String, String>| {
+        !agree.is_empty()
+            && agree.iter().all(|name| {
+                matches!(
+                    (case.references.get(name), known.get(name)),
+                    (Some(ours), Some(theirs)) if ours == theirs
+                )
+            })
+    };
+    if matches(&stored.references) || requests.iter().any(|r| matches(&r.request.references)) {
+        return None;
+    }
+    let names = if agree.is_empty() {
+        "the mapping file lists no `[case_id] agree` references to verify it by".to_owned()
+    } else {
+        format!(
+            "its references {} match neither the stored case nor any of the {} request(s) this gateway wrote for it",
+            agree
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            requests.len()
+        )
+    };
+    Some(Diagnostic::error(
+        UNKNOWN_REQUEST,
+        format!("not adopted into case {}: {names}", stored.case_id),
+    ))
+}
+
 /// Why a document refused by [`correlation_conflict`] is rejected.
 const CORRELATION_CONFLICT: &str = "correlation conflict: the stored case with this id carries other references (see the diagnostics)";
 
 /// A document keyed onto a stored case must share the references its mapping
 /// file lists in `[case_id] agree` (a 278 response's TRN*2 echo and the trace
 /// of the request it answers): an error diagnostic (G002) when a value
-/// differs — the document is about another case.
+/// differs — the document is about another case — and when either side lacks
+/// it (fail closed: nothing shows the two are about the same request).
 fn correlation_conflict(case: &Case, stored: &Case, agree: &[String]) -> Option<Diagnostic> {
     let conflicts: Vec<String> = agree
         .iter()
-        .filter_map(|name| {
-            let ours = case.references.get(name)?;
-            let theirs = stored.references.get(name)?;
-            (ours != theirs).then(|| {
-                format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
-            })
-        })
+        .filter_map(
+            |name| match (case.references.get(name), stored.references.get(name)) {
+                (Some(ours), Some(theirs)) => (ours != theirs).then(|| {
+                    format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
+                }),
+                (Some(_), None) => Some(format!(
+                    "the stored case has no references.{name} to compare with"
+                )),
+                (None, Some(_)) => Some(format!(
+                    "references.{name} is missing here but set in the stored case"
+                )),
+                (None, None) => Some(format!("references.{name} is missing on both sides")),
+            },
+        )
         .collect();
     (!conflicts.is_empty()).then(|| {
         Diagnostic::error(

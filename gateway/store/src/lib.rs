@@ -39,6 +39,7 @@
 
 pub mod admin_queries;
 pub mod backup;
+mod case_requests;
 mod control_numbers;
 mod error;
 mod evidence;
@@ -58,6 +59,7 @@ mod writer;
 use gateway_core::Case;
 use patient_hashing::patient_hash;
 
+pub use case_requests::{CaseRequestRecord, NewCaseRequest};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use intake_commit::{MergeRefused, Merged};
