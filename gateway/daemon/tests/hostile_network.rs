@@ -99,8 +99,26 @@ struct Gateway {
     pki: Pki,
 }
 
+/// Listener limits of a test daemon.
+struct Limits {
+    max_connections: usize,
+    handshake_timeout_ms: u64,
+}
+
+const LIMITS: Limits = Limits {
+    max_connections: 8,
+    handshake_timeout_ms: 5000,
+};
+
+/// The UsernameToken password of partner `payer-c` (a file the daemon reads).
+const PAYER_C_PASSWORD: &str = "synthetic-ws-security-secret-0001";
+
 impl Gateway {
     fn start(seed_hl7_case: bool) -> Gateway {
+        Gateway::start_with(seed_hl7_case, LIMITS)
+    }
+
+    fn start_with(seed_hl7_case: bool, limits: Limits) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         if seed_hl7_case {
             support::seed(&dir.path().join("data"));
@@ -116,6 +134,7 @@ impl Gateway {
         let cert = write("soap-cert.pem", &server_cert);
         let key = write("soap-key.pem", &server_key);
         let ca = write("partners-ca.pem", &pki.ca_pem);
+        let password = write("payer-c.password", &format!("{PAYER_C_PASSWORD}\n"));
         let config = write_config(
             dir.path(),
             &format!(
@@ -126,8 +145,8 @@ id = "EHRGATEWAY"
 [x12.soap_server]
 listen = "127.0.0.1:0"
 client_ca = "{ca}"
-max_connections = 8
-handshake_timeout_ms = 5000
+max_connections = {max_connections}
+handshake_timeout_ms = {handshake_timeout_ms}
 [x12.soap_server.tls]
 cert = "{cert}"
 key = "{key}"
@@ -139,7 +158,15 @@ certificate_names = ["payer-a.test"]
 name = "payer-b"
 sender_ids = ["PAYERB"]
 certificate_names = ["payer-b.test"]
+[[x12.soap_server.partners]]
+name = "payer-c"
+sender_ids = ["PAYERC"]
+username = "payer-c"
+password_file = "{password}"
 "#,
+                max_connections = limits.max_connections,
+                handshake_timeout_ms = limits.handshake_timeout_ms,
+                password = password.display(),
                 ca = ca.display(),
                 cert = cert.display(),
                 key = key.display(),
@@ -182,7 +209,21 @@ certificate_names = ["payer-b.test"]
         payload_type: &str,
         x12: &str,
     ) -> Result<(u16, String), reqwest::Error> {
-        let envelope = write_request(&CoreFields {
+        self.post_with_token(identity, None, sender_id, payload_type, x12)
+            .await
+    }
+
+    /// [`Gateway::post`] with a WS-Security UsernameToken (user, password)
+    /// in the SOAP header.
+    async fn post_with_token(
+        &self,
+        identity: Option<&Identity>,
+        token: Option<(&str, &str)>,
+        sender_id: &str,
+        payload_type: &str,
+        x12: &str,
+    ) -> Result<(u16, String), reqwest::Error> {
+        let mut envelope = write_request(&CoreFields {
             payload_type: payload_type.into(),
             processing_mode: "RealTime".into(),
             payload_id: uuid_like(),
@@ -195,6 +236,14 @@ certificate_names = ["payer-b.test"]
             error_message: None,
         })
         .expect("envelope");
+        if let Some((user, password)) = token {
+            let header = format!(
+                r#"<soapenv:Header><wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"><wsse:UsernameToken><wsse:Username>{user}</wsse:Username><wsse:Password Type="{kind}">{password}</wsse:Password></wsse:UsernameToken></wsse:Security></soapenv:Header>"#,
+                kind = gateway_x12::soap::auth::PASSWORD_TEXT,
+            );
+            assert!(envelope.contains("<soapenv:Header/>"), "{envelope}");
+            envelope = envelope.replace("<soapenv:Header/>", &header);
+        }
         let response = self
             .client(identity)
             .post(format!(
@@ -309,6 +358,35 @@ async fn core_soap_refuses_callers_that_are_not_the_partner_they_claim_and_store
         .await;
     assert!(foreign.is_err(), "unknown CA: {foreign:?}");
     assert_eq!(messages(&store), before, "unknown CA: nothing stored");
+
+    // WS-Security: a wrong password is refused, the right one is served.
+    let (before, audited) = (messages(&store), refusals(&store));
+    let (status, body) = gateway
+        .post_with_token(
+            None,
+            Some(("payer-c", "not-the-secret")),
+            "PAYERC",
+            PAYLOAD_278_REQUEST,
+            &request,
+        )
+        .await
+        .expect("payer C, wrong password");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("cor:UnAuthorized"), "{body}");
+    assert_eq!(messages(&store), before, "wrong password: nothing stored");
+    assert_eq!(refusals(&store), audited + 1);
+    let (status, body) = gateway
+        .post_with_token(
+            None,
+            Some(("payer-c", PAYER_C_PASSWORD)),
+            "PAYERC",
+            PAYLOAD_278_REQUEST,
+            &request,
+        )
+        .await
+        .expect("payer C");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(messages(&store), before + 1, "payer C's 278 is stored");
 
     // The partner under its own SenderID is served: the 278 is stored.
     let before = messages(&store);
@@ -505,4 +583,85 @@ key = "{key}"
             "{command}: names the key: {stderr}"
         );
     }
+}
+
+/// Waits (hang guard `limit`) until the server closes `socket`: true when it
+/// did (EOF or reset), false when the guard ran out.
+fn closed_by_server(socket: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read as _;
+    socket.set_read_timeout(Some(limit)).expect("read timeout");
+    let mut byte = [0u8; 1];
+    match socket.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soap_connections_over_the_cap_are_closed_and_idle_handshakes_time_out() {
+    // Cap 4, handshakes may take long: the idle connections hold every slot.
+    let capped = Gateway::start_with(
+        false,
+        Limits {
+            max_connections: 4,
+            handshake_timeout_ms: 600_000,
+        },
+    );
+    let addr = format!("127.0.0.1:{}", capped.soap_port);
+    let mut idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    let mut over = std::net::TcpStream::connect(&addr).expect("connect over the cap");
+    assert!(
+        closed_by_server(&mut over, Duration::from_secs(60)),
+        "a connection over the cap is closed"
+    );
+    // The ones under the cap are still open (their handshake may take long).
+    idle[0].set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    let still_open = matches!(
+        std::io::Read::read(&mut idle[0], &mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    assert!(still_open, "a connection under the cap stays open");
+    // Freed slots serve partners again.
+    idle.clear();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match capped
+            .post(
+                Some(&capped.pki.payer_a),
+                "PAYERA",
+                PAYLOAD_278_REQUEST,
+                &sample("request.x12"),
+            )
+            .await
+        {
+            Ok((200, _)) => break,
+            other => {
+                assert!(Instant::now() < deadline, "never served again: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(capped);
+
+    // A client that never finishes its handshake is dropped by the server.
+    let timed = Gateway::start_with(
+        false,
+        Limits {
+            max_connections: 4,
+            handshake_timeout_ms: 500,
+        },
+    );
+    let mut silent =
+        std::net::TcpStream::connect(format!("127.0.0.1:{}", timed.soap_port)).expect("connect");
+    assert!(
+        closed_by_server(&mut silent, Duration::from_secs(60)),
+        "an idle handshake is closed after handshake_timeout_ms"
+    );
 }
