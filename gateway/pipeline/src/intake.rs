@@ -701,8 +701,9 @@ fn suffix(location: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::keep_absent;
+    use super::{correlation_conflict, keep_absent, unknown_request};
     use gateway_core::Case;
+    use gateway_store::{CaseRequestRecord, NewCaseRequest};
     use serde_json::json;
 
     fn case(value: serde_json::Value) -> Case {
@@ -746,5 +747,64 @@ mod tests {
         amended.source.control_id = Some("MSG0002".to_owned());
         keep_absent(&mut amended, order);
         assert_eq!(amended.source.control_id.as_deref(), Some("MSG0002"));
+    }
+
+    fn with_refs(id: &str, refs: serde_json::Value) -> Case {
+        case(json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-demo",
+            "source": {"adapter": "x12", "profile": "x12-278", "message_type": "278",
+                       "control_id": "1", "received_at": "2026-11-22T11:00:00Z"},
+            "status": "approved",
+            "references": refs
+        }))
+    }
+
+    #[test]
+    fn an_adopted_reply_must_echo_a_known_requests_trace() {
+        let id = "case-0123456789abcdef01234567";
+        let agree = vec!["x12_trace".to_owned()];
+        let hl7_case = with_refs(id, json!({"placer_order": "ORD1"}));
+        let reply = with_refs(id, json!({"x12_trace": "T-WRITTEN"}));
+        let recorded = |trace: &str| CaseRequestRecord {
+            id: 1,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            request: NewCaseRequest {
+                case_id: id.into(),
+                kind: "x12-278".into(),
+                references: [("x12_trace".to_owned(), trace.to_owned())].into(),
+                control: Default::default(),
+                actor: "t".into(),
+            },
+        };
+        // Nothing recorded, the stored case has no trace: refused (G003).
+        let refused = unknown_request(&reply, &hl7_case, &[], &agree).expect("refused");
+        assert_eq!(refused.code, "G003");
+        // Another request's trace: refused.
+        assert!(unknown_request(&reply, &hl7_case, &[recorded("T-OTHER")], &agree).is_some());
+        // The recorded request's trace: adopted.
+        assert!(unknown_request(&reply, &hl7_case, &[recorded("T-WRITTEN")], &agree).is_none());
+        // A stored case that carries the trace (a request it received): adopted.
+        let x12_case = with_refs(id, json!({"x12_trace": "T-WRITTEN"}));
+        assert!(unknown_request(&reply, &x12_case, &[], &agree).is_none());
+        // No `agree` list: nothing can be verified, refused.
+        assert!(unknown_request(&reply, &x12_case, &[recorded("T-WRITTEN")], &[]).is_some());
+        // A reply without a trace never matches.
+        let bare = with_refs(id, json!({}));
+        assert!(unknown_request(&bare, &x12_case, &[recorded("T-WRITTEN")], &agree).is_some());
+    }
+
+    #[test]
+    fn agree_refuses_when_either_side_lacks_the_reference() {
+        let id = "case-0123456789abcdef01234567";
+        let agree = vec!["x12_trace".to_owned()];
+        let traced = with_refs(id, json!({"x12_trace": "T-1"}));
+        let bare = with_refs(id, json!({}));
+        assert!(correlation_conflict(&traced, &traced, &agree).is_none());
+        for (doc, stored) in [(&traced, &bare), (&bare, &traced), (&bare, &bare)] {
+            let conflict = correlation_conflict(doc, stored, &agree).expect("refused");
+            assert_eq!(conflict.code, "G002");
+        }
+        let other = with_refs(id, json!({"x12_trace": "T-2"}));
+        assert!(correlation_conflict(&other, &traced, &agree).is_some());
     }
 }

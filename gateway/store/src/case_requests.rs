@@ -194,3 +194,103 @@ fn list(conn: &Connection, case_id: &str) -> Result<Vec<CaseRequestRecord>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::model::{Disposition, InboundOutcome};
+
+    fn case(id: &str) -> Case {
+        serde_json::from_value(serde_json::json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
+            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
+                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
+            "status": "requested"
+        }))
+        .expect("case")
+    }
+
+    fn inbound(control: &str, case: Case) -> NewInbound {
+        NewInbound {
+            adapter: "x12".into(),
+            profile: "x12-278".into(),
+            sender: Some("PAYER".into()),
+            control_id: Some(control.into()),
+            message_type: Some("278".into()),
+            raw: format!("synthetic {control}").into_bytes(),
+            received_at: "2026-11-22T11:00:00Z".into(),
+            peer: None,
+            outcome: InboundOutcome::Accepted {
+                case: Box::new(case),
+                event_type: None,
+            },
+            replay_of: None,
+        }
+    }
+
+    fn audit() -> AuditEntry {
+        AuditEntry {
+            actor: "test".into(),
+            action: "x12.request".into(),
+            target: None,
+            detail: None,
+            case_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_are_recorded_for_stored_cases_and_handed_to_the_adoption_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let id = "case-0123456789abcdef01234567";
+        let request = NewCaseRequest {
+            case_id: id.into(),
+            kind: "x12-278".into(),
+            references: BTreeMap::from([("x12_trace".into(), "T1".into())]),
+            control: BTreeMap::from([("isa13".into(), "000000001".into())]),
+            actor: "test".into(),
+        };
+        let unknown = store
+            .record_case_request(request.clone(), audit())
+            .await
+            .expect_err("no such case");
+        assert!(matches!(unknown, StoreError::UnknownCase(_)), "{unknown}");
+        store
+            .commit_inbound(inbound("A", case(id)))
+            .await
+            .expect("seed");
+        store
+            .record_case_request(request.clone(), audit())
+            .await
+            .expect("recorded");
+        let listed = store.case_requests(id).await.expect("listed");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].request, request);
+
+        // The check sees the stored case and the recorded request; a refusal
+        // is committed as rejected, with no case event.
+        let (receipt, merged) = store
+            .commit_inbound_adopted(inbound("B", case(id)), |_, existing, requests| {
+                assert!(existing.is_some());
+                assert_eq!(requests.len(), 1);
+                Err(MergeRefused {
+                    reason: "unknown request".into(),
+                    diagnostics: Vec::new(),
+                })
+            })
+            .await
+            .expect("committed");
+        assert!(matches!(merged, Merged::Refused(_)));
+        assert!(matches!(receipt.disposition, Disposition::Rejected));
+        let (receipt, merged) = store
+            .commit_inbound_adopted(inbound("C", case(id)), |_, _, _| Ok(()))
+            .await
+            .expect("committed");
+        assert!(matches!(merged, Merged::Status(Some(_))));
+        assert!(matches!(receipt.disposition, Disposition::Accepted { .. }));
+        store.close().await;
+    }
+}
