@@ -47,6 +47,8 @@ pub mod forward;
 mod intake_commit;
 mod model;
 mod ops;
+#[cfg(test)]
+mod outbox_heads_tests;
 mod read;
 mod retention;
 mod schema;
