@@ -261,6 +261,10 @@ pub struct StoreSettings {
     /// Size budget in MiB: the oldest delivered data is pruned beyond it.
     #[serde(default = "default_max_size_mb")]
     pub max_size_mb: u64,
+    /// Audit entries older than this many days are pruned (default 2 190:
+    /// six years); apart from `retention_days`, and never for size.
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
 }
 
 fn default_store_path() -> PathBuf {
@@ -272,6 +276,9 @@ fn default_retention_days() -> u32 {
 fn default_max_size_mb() -> u64 {
     1024
 }
+fn default_audit_retention_days() -> u32 {
+    2_190
+}
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -279,6 +286,7 @@ impl Default for StoreSettings {
             path: default_store_path(),
             retention_days: default_retention_days(),
             max_size_mb: default_max_size_mb(),
+            audit_retention_days: default_audit_retention_days(),
         }
     }
 }
@@ -798,7 +806,10 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
         problem("gateway.tenant", "must not be empty".to_owned());
     }
     if let Err(message) = settings.admin.token_source().read() {
-        problem("admin.token_file", message);
+        problem(
+            &crate::admin::access::source_key("admin.", &settings.admin.token_source()),
+            message,
+        );
     }
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {
         problem(&key, message);

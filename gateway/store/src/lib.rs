@@ -41,6 +41,7 @@ pub mod admin_queries;
 pub mod backup;
 mod case_requests;
 mod control_numbers;
+mod decision_keys;
 mod error;
 mod evidence;
 pub mod forward;
@@ -62,6 +63,7 @@ use gateway_core::Case;
 use patient_hashing::patient_hash;
 
 pub use case_requests::{CaseRequestRecord, NewCaseRequest};
+pub use decision_keys::{DecisionKey, DecisionRecorded};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use intake_commit::{MergeRefused, Merged};
@@ -70,6 +72,7 @@ pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
 pub use signals::IntakeCounts;
 pub use store::{CommitStats, Store, StoreOptions};
+pub use writer::WriterState;
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
 /// tenant and the patient's first `MR` identifier (value and assigner), or of

@@ -172,8 +172,23 @@ const MIGRATIONS: &[&str] = &[
                          AND (p.state = 'pending'
                               OR (p.state = 'dead' AND p.skipped_at_ms IS NULL)));
     "#,
-    // 4: requests this gateway wrote
-    // for a case (a 278 request the platform obtained through the admin API),
+    // 4: decisions exactly once: the idempotency key a decision channel got
+    // with a decision, committed with it; a repeat answers the stored receipt.
+    r#"
+    CREATE TABLE decision_keys (
+        channel      TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        case_id      TEXT NOT NULL,
+        decision_id  INTEGER NOT NULL,
+        event_id     TEXT NOT NULL,
+        sequence     INTEGER NOT NULL,
+        at_ms        INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX decision_keys_key ON decision_keys (channel, key);
+    "#,
+    // 5: requests this gateway wrote for a case (a 278 request the platform
+    // obtained through the admin API),
     // with the references a reply must echo (BHT03, TRN) and the control
     // numbers, so a reply is adopted only when it answers a known request.
     r#"
