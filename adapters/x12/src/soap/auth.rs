@@ -279,6 +279,26 @@ impl Authenticator {
         token: Option<&UsernameToken>,
         sender_id: &str,
     ) -> Result<Option<&Partner>, Refused> {
+        self.check(certificate, token, Some(sender_id))
+    }
+
+    /// Authenticates a request whose envelope could not be read (no
+    /// SenderID to check): an allowed partner gets the envelope error, anyone
+    /// else the refusal.
+    pub fn authenticate(
+        &self,
+        certificate: Option<&CertificateDer<'_>>,
+        token: Option<&UsernameToken>,
+    ) -> Result<Option<&Partner>, Refused> {
+        self.check(certificate, token, None)
+    }
+
+    fn check(
+        &self,
+        certificate: Option<&CertificateDer<'_>>,
+        token: Option<&UsernameToken>,
+        sender_id: Option<&str>,
+    ) -> Result<Option<&Partner>, Refused> {
         if self.partners.is_empty() {
             return Ok(None);
         }
@@ -314,6 +334,9 @@ impl Authenticator {
                 partner: None,
             });
         }
+        let Some(sender_id) = sender_id else {
+            return Ok(matched.first().copied());
+        };
         match matched
             .iter()
             .find(|p| p.sender_ids.iter().any(|s| s == sender_id))
@@ -435,6 +458,15 @@ mod tests {
         assert_eq!(bad_password.status, 401);
         let nothing = auth.authorize(None, None, "SENDERA").expect_err("nothing");
         assert_eq!(nothing.status, 401);
+        // An unreadable envelope: the credentials alone decide.
+        assert!(
+            auth.authenticate(None, Some(&token("a-user", "secret-a")))
+                .is_ok()
+        );
+        assert_eq!(
+            auth.authenticate(None, None).expect_err("nothing").status,
+            401
+        );
         let digest_type = UsernameToken {
             password_type: "…#PasswordDigest".into(),
             ..token("a-user", "secret-a")

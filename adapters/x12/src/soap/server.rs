@@ -310,14 +310,16 @@ async fn handle(
     // nothing stored, for a caller that is not an allowed partner.
     if state.auth.enforced() {
         let sender_id = match &parsed {
-            Ok(Body::Request(f)) => f.sender_id.trim().to_owned(),
-            _ => String::new(),
+            Ok(Body::Request(f)) => Some(f.sender_id.trim().to_owned()),
+            _ => None,
         };
-        if let Err(refused) =
-            state
-                .auth
-                .authorize(peer.certificate.as_deref(), token.as_ref(), &sender_id)
-        {
+        let certificate = peer.certificate.as_deref();
+        let verdict = match &sender_id {
+            Some(sender_id) => state.auth.authorize(certificate, token.as_ref(), sender_id),
+            // Unreadable: an allowed partner gets the envelope error below.
+            None => state.auth.authenticate(certificate, token.as_ref()),
+        };
+        if let Err(refused) = verdict {
             tracing::warn!(peer = %peer.addr, partner = refused.partner.as_deref().unwrap_or(""), status = refused.status, code = refused.code, reason = %refused.reason, "x12 soap request refused");
             if let Some(audit) = &state.audit {
                 audit
@@ -327,7 +329,7 @@ async fn handle(
                         status: refused.status,
                         code: refused.code.to_owned(),
                         reason: refused.reason.clone(),
-                        sender_id_hash: short_hash(&sender_id),
+                        sender_id_hash: short_hash(sender_id.as_deref().unwrap_or("")),
                     })
                     .await;
             }
