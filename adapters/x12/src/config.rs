@@ -183,6 +183,64 @@ pub struct SoapServerConfig {
     /// Largest request body in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// PEM bundle of the CAs that issue partners' client certificates: with
+    /// it the server asks for a client certificate (mutual TLS) and verifies
+    /// the chain; a connection without one may still authenticate with a
+    /// WS-Security UsernameToken, when its partner uses one.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// The partners allowed to post (`[[x12.soap_server.partners]]`). With
+    /// none, anyone who can connect may post: allowed on a loopback address
+    /// only (the daemon refuses to start otherwise).
+    #[serde(default)]
+    pub partners: Vec<SoapPartnerConfig>,
+    /// A TLS handshake not finished within this many milliseconds is dropped.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// Connections served at once (TLS handshakes included); further
+    /// connections are closed at once until one ends.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+/// A partner allowed to post to the CORE SOAP server, and how it proves it:
+/// a client certificate valid for one of `certificate_names` or with one of
+/// the `certificate_sha256` fingerprints, and/or a WS-Security UsernameToken
+/// (`username` with the password from `password_file` or `password_env`).
+/// When both are configured both are required. The CORE `SenderID` of every
+/// envelope it posts must be one of `sender_ids`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SoapPartnerConfig {
+    /// Our name for the partner (audit rows and logs).
+    pub name: String,
+    /// The CORE SenderIDs this partner may use.
+    pub sender_ids: Vec<String>,
+    /// DNS names / IP addresses its client certificate must be valid for
+    /// (subject alternative names; needs `client_ca`).
+    #[serde(default)]
+    pub certificate_names: Vec<String>,
+    /// SHA-256 fingerprints (hex, `:` allowed) of its client certificates
+    /// (needs `client_ca`).
+    #[serde(default)]
+    pub certificate_sha256: Vec<String>,
+    /// WS-Security UsernameToken user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the UsernameToken password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the UsernameToken password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn default_handshake_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_max_connections() -> usize {
+    64
 }
 
 fn default_soap_path() -> String {

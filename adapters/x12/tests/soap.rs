@@ -61,6 +61,8 @@ async fn start(responder: Option<Arc<dyn Responder>>) -> Running {
         numbers: Arc::new(MemoryControlNumbers::new()),
         core_rule_version: "2.2.0".into(),
         responder,
+        auth: Default::default(),
+        audit: None,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = serve(

@@ -297,6 +297,22 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         data_dir: data_dir.clone(),
         sink: probe,
     });
+    // 278 requests the platform obtains for a case, recorded so the payer's
+    // response can be adopted onto the case (admin/x12_request.rs).
+    let x12_request = match &settings.x12 {
+        Some(section) => admin::x12_request::X12RequestWriter::load(
+            &settings.mappings_dir,
+            &section.profile,
+            section.identity.clone(),
+            Arc::new(crate::adapters::x12::StoreControlNumbers::new(
+                store.clone(),
+                &section.identity.id,
+            )),
+        )
+        .context("the x12 outbound request template")?
+        .map(Arc::new),
+        None => None,
+    };
     let listener = admin::bind(settings.admin.listen).await?;
     let admin_addr = listener.local_addr().context("admin listener address")?;
     let endpoints = started_adapters
@@ -316,6 +332,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         metrics: crate::telemetry::prometheus(),
         endpoints: Arc::new(endpoints),
         alerts: alert_state,
+        x12_request,
     };
     let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
     tracing::info!(

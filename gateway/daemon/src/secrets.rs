@@ -85,6 +85,12 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
                 "x12.soap_server.tls.key".to_owned(),
                 &Some(soap.tls.key.clone()),
             );
+            for (i, partner) in soap.partners.iter().enumerate() {
+                add(
+                    format!("x12.soap_server.partners[{i}].password_file"),
+                    &partner.password_file,
+                );
+            }
         }
         for (i, partner) in x12.partners.iter().enumerate() {
             add(

@@ -230,6 +230,8 @@ timeout_ms = 5000
             numbers,
             core_rule_version: "2.2.0".into(),
             responder: None,
+            auth: Default::default(),
+            audit: None,
         }),
         shutdown.1,
     )

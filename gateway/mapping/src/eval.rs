@@ -49,6 +49,8 @@ struct Eval<'a> {
     ctx: &'a MapContext,
     file: &'a MappingFile,
     diags: Vec<MapDiagnostic>,
+    /// Set when the case id came from `[case_id] own` (see [`MapOutcome::adopted`]).
+    adopted: bool,
 }
 
 /// The result of one rule: values after transforms and where they came from.
@@ -68,6 +70,7 @@ pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> 
         diagnostics: Vec::new(),
         provenance: Vec::new(),
         agree: Vec::new(),
+        adopted: false,
     };
     if doc.format != profile.format {
         outcome.diagnostics.push(MapDiagnostic::error(
@@ -101,8 +104,10 @@ pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> 
         ctx,
         file,
         diags: std::mem::take(&mut outcome.diagnostics),
+        adopted: false,
     };
     let (case, provenance) = eval.run();
+    outcome.adopted = eval.adopted && case.is_some();
     outcome.case = case;
     outcome.provenance = provenance;
     outcome.diagnostics = eval.diags;
@@ -816,6 +821,7 @@ impl Eval<'_> {
         if let Some(own) = &rule.own
             && let Some(id) = self.own_case_id(own, rule.loc.file, provenance)
         {
+            self.adopted = true;
             return Some(id);
         }
         let mut parts = Vec::new();

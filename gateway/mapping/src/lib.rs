@@ -171,8 +171,16 @@ pub struct MapOutcome {
     /// `references` entries that a case already stored under the same id
     /// must share with this one (the matched file's `[case_id] agree`): a
     /// document whose value differs is about another case and must not be
-    /// merged into it. Checked by the caller that holds the store.
+    /// merged into it. Checked by the caller that holds the store; a stored
+    /// case that lacks one of these references does not agree either.
     pub agree: Vec<String>,
+    /// True when the case id is one of ours echoed back by the document
+    /// (`[case_id] own`): the document claims to answer a request this
+    /// gateway sent. Knowing a case id must give no power over the case, so
+    /// the caller that holds the store accepts such a document only when its
+    /// `agree` references match a request the gateway knows (one it received
+    /// or one it wrote and recorded), and rejects it otherwise.
+    pub adopted: bool,
 }
 
 impl MapOutcome {

@@ -19,7 +19,9 @@ use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
 use gateway_core::{GatewayError, SourceDocument, SourceFormat};
 use gateway_mapping::{MapAction, MapContext};
-use gateway_store::{Disposition, InboundOutcome, MergeRefused, Merged, NewInbound, Store};
+use gateway_store::{
+    CaseRequestRecord, Disposition, InboundOutcome, MergeRefused, Merged, NewInbound, Store,
+};
 
 use crate::metrics;
 use crate::profiles::ProfileSet;
@@ -201,7 +203,8 @@ impl Pipeline {
             (Some(MapAction::Case), Some(case)) => {
                 let file = outcome.mapping_file.as_deref().unwrap_or("");
                 let agree = std::mem::take(&mut outcome.agree);
-                self.accept_case(stored, case, diagnostics, file, agree)
+                let adopted = outcome.adopted;
+                self.accept_case(stored, case, diagnostics, file, agree, adopted)
                     .await
             }
             (Some(MapAction::PatientUpdate), Some(update)) => {
@@ -251,7 +254,16 @@ impl Pipeline {
     /// the commit's transaction (no separate read round trip, nothing can
     /// change in between), and so does the `[case_id] agree` check of the
     /// mapping file: a document whose listed references differ from the
-    /// stored case's is committed as rejected (G002), never merged.
+    /// stored case's, or that lacks one the stored case lacks, is committed
+    /// as rejected (G002), never merged.
+    ///
+    /// A document that adopted one of our case ids (`[case_id] own`, a reply
+    /// echoing the id our request carried) fails closed: it is merged only
+    /// when its `agree` references match those of a request the gateway knows
+    /// — the stored case's own (a request it received, or a reply already
+    /// accepted for it) or one the gateway wrote and recorded
+    /// (`Store::record_case_request`). Otherwise it is committed as rejected
+    /// with G003: knowing a case id gives no power over the case.
     async fn accept_case(
         &self,
         mut stored: NewInbound,
@@ -259,6 +271,7 @@ impl Pipeline {
         diagnostics: Vec<Diagnostic>,
         mapping_file: &str,
         agree: Vec<String>,
+        adopted: bool,
     ) -> Result<IntakeOutcome, GatewayError> {
         let profile = case.source.profile.clone();
         stored.outcome = InboundOutcome::Accepted {
@@ -266,28 +279,56 @@ impl Pipeline {
             event_type: None,
         };
         // Kept with a refused message; cloned only where a refusal can happen.
-        let kept_on_refusal = if agree.is_empty() {
+        let kept_on_refusal = if agree.is_empty() && !adopted {
             Vec::new()
         } else {
             diagnostics.clone()
         };
-        let merge = move |case: &mut Case, existing: Case| {
-            if let Some(conflict) = correlation_conflict(case, &existing, &agree) {
-                let mut diagnostics = kept_on_refusal;
-                diagnostics.push(conflict);
-                return Err(MergeRefused {
-                    reason: CORRELATION_CONFLICT.to_owned(),
-                    diagnostics,
-                });
-            }
-            keep_absent(case, existing);
-            Ok(())
+        let (receipt, merged) = if adopted {
+            let check = move |case: &mut Case,
+                              existing: Option<Case>,
+                              requests: Vec<CaseRequestRecord>| {
+                let existing = match existing {
+                    Some(existing) => match unknown_request(case, &existing, &requests, &agree) {
+                        None => existing,
+                        Some(unknown) => return Err(refusal(kept_on_refusal, unknown)),
+                    },
+                    None => {
+                        let unknown = Diagnostic::error(
+                            UNKNOWN_REQUEST,
+                            format!(
+                                "not adopted: no case {} is stored, so the document answers no request this gateway knows",
+                                case.case_id
+                            ),
+                        );
+                        return Err(refusal(kept_on_refusal, unknown));
+                    }
+                };
+                keep_absent(case, existing);
+                Ok(())
+            };
+            self.store
+                .commit_inbound_adopted(stored, check)
+                .await
+                .map_err(commit_failed)?
+        } else {
+            let merge = move |case: &mut Case, existing: Case| {
+                if let Some(conflict) = correlation_conflict(case, &existing, &agree) {
+                    let mut diagnostics = kept_on_refusal;
+                    diagnostics.push(conflict);
+                    return Err(MergeRefused {
+                        reason: CORRELATION_CONFLICT.to_owned(),
+                        diagnostics,
+                    });
+                }
+                keep_absent(case, existing);
+                Ok(())
+            };
+            self.store
+                .commit_inbound_merged(stored, merge)
+                .await
+                .map_err(commit_failed)?
         };
-        let (receipt, merged) = self
-            .store
-            .commit_inbound_merged(stored, merge)
-            .await
-            .map_err(commit_failed)?;
         let status = match merged {
             Merged::Status(status) => status,
             Merged::Refused(refused) => {
@@ -514,23 +555,90 @@ fn rejected(
     }
 }
 
+/// The diagnostic code of a reply that adopted one of our case ids but
+/// answers no request the gateway knows.
+pub const UNKNOWN_REQUEST: &str = "G003";
+
+/// Why a document refused by [`unknown_request`] is rejected.
+const UNKNOWN_REQUEST_REASON: &str = "unknown request: the document names one of our case ids but answers no request this gateway received or wrote (see the diagnostics)";
+
+fn refusal(mut diagnostics: Vec<Diagnostic>, unknown: Diagnostic) -> MergeRefused {
+    diagnostics.push(unknown);
+    MergeRefused {
+        reason: UNKNOWN_REQUEST_REASON.to_owned(),
+        diagnostics,
+    }
+}
+
+/// A document that adopted the id of `stored` must answer a request the
+/// gateway knows: every `agree` reference it carries must equal that of one
+/// known request — the stored case's references (a request the gateway
+/// received, or a reply it already accepted for it) or those of a request it
+/// wrote and recorded. `None` when it does; otherwise the G003 diagnostic
+/// (reference names and which requests were compared, never values). With no
+/// `agree` list nothing can be verified, and the document is refused.
+fn unknown_request(
+    case: &Case,
+    stored: &Case,
+    requests: &[CaseRequestRecord],
+    agree: &[String],
+) -> Option<Diagnostic> {
+    let matches = |known: &std::collections::BTreeMap<String, String>| {
+        !agree.is_empty()
+            && agree.iter().all(|name| {
+                matches!(
+                    (case.references.get(name), known.get(name)),
+                    (Some(ours), Some(theirs)) if ours == theirs
+                )
+            })
+    };
+    if matches(&stored.references) || requests.iter().any(|r| matches(&r.request.references)) {
+        return None;
+    }
+    let names = if agree.is_empty() {
+        "the mapping file lists no `[case_id] agree` references to verify it by".to_owned()
+    } else {
+        format!(
+            "its references {} match neither the stored case nor any of the {} request(s) this gateway wrote for it",
+            agree
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            requests.len()
+        )
+    };
+    Some(Diagnostic::error(
+        UNKNOWN_REQUEST,
+        format!("not adopted into case {}: {names}", stored.case_id),
+    ))
+}
+
 /// Why a document refused by [`correlation_conflict`] is rejected.
 const CORRELATION_CONFLICT: &str = "correlation conflict: the stored case with this id carries other references (see the diagnostics)";
 
 /// A document keyed onto a stored case must share the references its mapping
 /// file lists in `[case_id] agree` (a 278 response's TRN*2 echo and the trace
 /// of the request it answers): an error diagnostic (G002) when a value
-/// differs — the document is about another case.
+/// differs — the document is about another case — and when either side lacks
+/// it (fail closed: nothing shows the two are about the same request).
 fn correlation_conflict(case: &Case, stored: &Case, agree: &[String]) -> Option<Diagnostic> {
     let conflicts: Vec<String> = agree
         .iter()
-        .filter_map(|name| {
-            let ours = case.references.get(name)?;
-            let theirs = stored.references.get(name)?;
-            (ours != theirs).then(|| {
-                format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
-            })
-        })
+        .filter_map(
+            |name| match (case.references.get(name), stored.references.get(name)) {
+                (Some(ours), Some(theirs)) => (ours != theirs).then(|| {
+                    format!("references.{name} is `{ours}` here but `{theirs}` in the stored case")
+                }),
+                (Some(_), None) => Some(format!(
+                    "the stored case has no references.{name} to compare with"
+                )),
+                (None, Some(_)) => Some(format!(
+                    "references.{name} is missing here but set in the stored case"
+                )),
+                (None, None) => Some(format!("references.{name} is missing on both sides")),
+            },
+        )
         .collect();
     (!conflicts.is_empty()).then(|| {
         Diagnostic::error(
@@ -603,8 +711,9 @@ fn suffix(location: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::keep_absent;
+    use super::{correlation_conflict, keep_absent, unknown_request};
     use gateway_core::Case;
+    use gateway_store::{CaseRequestRecord, NewCaseRequest};
     use serde_json::json;
 
     fn case(value: serde_json::Value) -> Case {
@@ -648,5 +757,64 @@ mod tests {
         amended.source.control_id = Some("MSG0002".to_owned());
         keep_absent(&mut amended, order);
         assert_eq!(amended.source.control_id.as_deref(), Some("MSG0002"));
+    }
+
+    fn with_refs(id: &str, refs: serde_json::Value) -> Case {
+        case(json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-demo",
+            "source": {"adapter": "x12", "profile": "x12-278", "message_type": "278",
+                       "control_id": "1", "received_at": "2026-11-22T11:00:00Z"},
+            "status": "approved",
+            "references": refs
+        }))
+    }
+
+    #[test]
+    fn an_adopted_reply_must_echo_a_known_requests_trace() {
+        let id = "case-0123456789abcdef01234567";
+        let agree = vec!["x12_trace".to_owned()];
+        let hl7_case = with_refs(id, json!({"placer_order": "ORD1"}));
+        let reply = with_refs(id, json!({"x12_trace": "T-WRITTEN"}));
+        let recorded = |trace: &str| CaseRequestRecord {
+            id: 1,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            request: NewCaseRequest {
+                case_id: id.into(),
+                kind: "x12-278".into(),
+                references: [("x12_trace".to_owned(), trace.to_owned())].into(),
+                control: Default::default(),
+                actor: "t".into(),
+            },
+        };
+        // Nothing recorded, the stored case has no trace: refused (G003).
+        let refused = unknown_request(&reply, &hl7_case, &[], &agree).expect("refused");
+        assert_eq!(refused.code, "G003");
+        // Another request's trace: refused.
+        assert!(unknown_request(&reply, &hl7_case, &[recorded("T-OTHER")], &agree).is_some());
+        // The recorded request's trace: adopted.
+        assert!(unknown_request(&reply, &hl7_case, &[recorded("T-WRITTEN")], &agree).is_none());
+        // A stored case that carries the trace (a request it received): adopted.
+        let x12_case = with_refs(id, json!({"x12_trace": "T-WRITTEN"}));
+        assert!(unknown_request(&reply, &x12_case, &[], &agree).is_none());
+        // No `agree` list: nothing can be verified, refused.
+        assert!(unknown_request(&reply, &x12_case, &[recorded("T-WRITTEN")], &[]).is_some());
+        // A reply without a trace never matches.
+        let bare = with_refs(id, json!({}));
+        assert!(unknown_request(&bare, &x12_case, &[recorded("T-WRITTEN")], &agree).is_some());
+    }
+
+    #[test]
+    fn agree_refuses_when_either_side_lacks_the_reference() {
+        let id = "case-0123456789abcdef01234567";
+        let agree = vec!["x12_trace".to_owned()];
+        let traced = with_refs(id, json!({"x12_trace": "T-1"}));
+        let bare = with_refs(id, json!({}));
+        assert!(correlation_conflict(&traced, &traced, &agree).is_none());
+        for (doc, stored) in [(&traced, &bare), (&bare, &traced), (&bare, &bare)] {
+            let conflict = correlation_conflict(doc, stored, &agree).expect("refused");
+            assert_eq!(conflict.code, "G002");
+        }
+        let other = with_refs(id, json!({"x12_trace": "T-2"}));
+        assert!(correlation_conflict(&other, &traced, &agree).is_some());
     }
 }

@@ -39,6 +39,7 @@
 
 pub mod admin_queries;
 pub mod backup;
+mod case_requests;
 mod control_numbers;
 mod decision_keys;
 mod error;
@@ -61,6 +62,7 @@ mod writer;
 use gateway_core::Case;
 use patient_hashing::patient_hash;
 
+pub use case_requests::{CaseRequestRecord, NewCaseRequest};
 pub use decision_keys::{DecisionKey, DecisionRecorded};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};

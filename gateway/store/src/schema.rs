@@ -187,6 +187,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX decision_keys_key ON decision_keys (channel, key);
     "#,
+    // 5: requests this gateway wrote for a case (a 278 request the platform
+    // obtained through the admin API),
+    // with the references a reply must echo (BHT03, TRN) and the control
+    // numbers, so a reply is adopted only when it answers a known request.
+    r#"
+    CREATE TABLE case_requests (
+        id       INTEGER PRIMARY KEY,
+        case_id  TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        refs     TEXT NOT NULL,
+        control  TEXT NOT NULL,
+        actor    TEXT NOT NULL
+    );
+    CREATE INDEX case_requests_case ON case_requests (case_id);
+    "#,
 ];
 
 /// The schema version this binary writes.

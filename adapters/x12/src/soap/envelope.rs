@@ -93,6 +93,14 @@ struct FaultOut<'a> {
 struct FaultCodeOut<'a> {
     #[serde(rename = "soapenv:Value")]
     value: &'a str,
+    #[serde(rename = "soapenv:Subcode", skip_serializing_if = "Option::is_none")]
+    subcode: Option<FaultSubcodeOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct FaultSubcodeOut<'a> {
+    #[serde(rename = "soapenv:Value")]
+    value: &'a str,
 }
 
 #[derive(Serialize)]
@@ -127,8 +135,39 @@ pub enum Body {
 
 #[derive(Deserialize)]
 struct EnvelopeIn {
+    #[serde(rename = "Header", default)]
+    header: Option<HeaderIn>,
     #[serde(rename = "Body")]
     body: BodyIn,
+}
+
+/// The SOAP header: only the WS-Security UsernameToken is read.
+#[derive(Deserialize, Default)]
+struct HeaderIn {
+    #[serde(rename = "Security", default)]
+    security: Option<SecurityIn>,
+}
+
+#[derive(Deserialize, Default)]
+struct SecurityIn {
+    #[serde(rename = "UsernameToken", default)]
+    token: Option<UsernameTokenIn>,
+}
+
+#[derive(Deserialize, Default)]
+struct UsernameTokenIn {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Password", default)]
+    password: PasswordIn,
+}
+
+#[derive(Deserialize, Default)]
+struct PasswordIn {
+    #[serde(rename = "@Type", default)]
+    kind: String,
+    #[serde(rename = "$text", default)]
+    text: String,
 }
 
 #[derive(Deserialize)]
@@ -200,9 +239,30 @@ pub fn write_response(fields: &CoreFields) -> Result<String, EnvelopeError> {
 
 /// A SOAP 1.2 fault (`code` is `Sender` or `Receiver`).
 pub fn write_fault(code: &str, reason: &str) -> Result<String, EnvelopeError> {
+    write_fault_with(code, None, reason)
+}
+
+/// A SOAP 1.2 fault whose `Subcode` carries a CORE envelope error code
+/// (`cor:UnAuthorized`).
+pub fn write_core_fault(
+    code: &str,
+    core_code: &str,
+    reason: &str,
+) -> Result<String, EnvelopeError> {
+    write_fault_with(code, Some(&format!("cor:{core_code}")), reason)
+}
+
+fn write_fault_with(
+    code: &str,
+    subcode: Option<&str>,
+    reason: &str,
+) -> Result<String, EnvelopeError> {
     let value = format!("soapenv:{code}");
     write(BodyOut::Fault(FaultOut {
-        code: FaultCodeOut { value: &value },
+        code: FaultCodeOut {
+            value: &value,
+            subcode: subcode.map(|value| FaultSubcodeOut { value }),
+        },
         reason: FaultReasonOut {
             text: FaultTextOut {
                 lang: "en",
@@ -214,23 +274,61 @@ pub fn write_fault(code: &str, reason: &str) -> Result<String, EnvelopeError> {
 
 /// Reads an envelope.
 pub fn read(xml: &str) -> Result<Body, EnvelopeError> {
+    read_with_token(xml).map(|(body, _)| body)
+}
+
+/// Reads an envelope and the WS-Security UsernameToken of its header, if it
+/// carries one (`wsse:Security/wsse:UsernameToken`, read by local name).
+pub fn read_with_token(
+    xml: &str,
+) -> Result<(Body, Option<super::auth::UsernameToken>), EnvelopeError> {
     let env: EnvelopeIn = quick_xml::de::from_str(xml).map_err(|e| {
         // quick-xml errors name elements and positions, never text content.
         EnvelopeError::Read(e.to_string())
     })?;
-    Ok(match env.body.content {
+    let token = env
+        .header
+        .and_then(|h| h.security)
+        .and_then(|s| s.token)
+        .map(|t| super::auth::UsernameToken {
+            username: t.username.trim().to_owned(),
+            password: t.password.text,
+            password_type: t.password.kind.trim().to_owned(),
+        });
+    let body = match env.body.content {
         BodyContentIn::Request(f) => Body::Request(f),
         BodyContentIn::Response(f) => Body::Response(f),
         BodyContentIn::Fault(f) => Body::Fault {
             code: f.code.value,
             reason: f.reason.text,
         },
-    })
+    };
+    Ok((body, token))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_a_ws_security_username_token_from_the_header() {
+        let xml = r#"<soapenv:Envelope xmlns:soapenv="http://www.w3.org/2003/05/soap-envelope"
+            xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd">
+            <soapenv:Header><wsse:Security soapenv:mustUnderstand="true"><wsse:UsernameToken>
+            <wsse:Username>payer-a</wsse:Username>
+            <wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText">s3cret &amp; more</wsse:Password>
+            </wsse:UsernameToken></wsse:Security></soapenv:Header>
+            <soapenv:Body><cor:COREEnvelopeRealTimeRequest xmlns:cor="x"><PayloadType>P</PayloadType>
+            <SenderID>A</SenderID></cor:COREEnvelopeRealTimeRequest></soapenv:Body></soapenv:Envelope>"#;
+        let (body, token) = read_with_token(xml).expect("reads");
+        assert!(matches!(body, Body::Request(f) if f.sender_id == "A"));
+        let token = token.expect("a token");
+        assert_eq!(token.username, "payer-a");
+        assert_eq!(token.password, "s3cret & more");
+        assert_eq!(token.password_type, super::super::auth::PASSWORD_TEXT);
+        let (_, none) = read_with_token(&write_request(&fields()).expect("writes")).expect("reads");
+        assert!(none.is_none());
+    }
 
     fn fields() -> CoreFields {
         CoreFields {
@@ -277,6 +375,13 @@ mod tests {
                 code: "soapenv:Sender".into(),
                 reason: "bad envelope".into()
             }
+        );
+        let core = write_core_fault("Sender", "UnAuthorized", "no certificate").expect("writes");
+        assert!(
+            core.contains(
+                "<soapenv:Subcode><soapenv:Value>cor:UnAuthorized</soapenv:Value></soapenv:Subcode>"
+            ),
+            "{core}"
         );
         assert!(read("<oops>").is_err());
         assert!(read("").is_err());

@@ -7,8 +7,12 @@
 //!   response (or a 999/TA1) back; one [`crate::config::PartnerConfig`] each.
 //! * [`server`]: accept 278s (axum on tokio-rustls), hand them to the intake
 //!   pipeline and answer with a 278 (from a [`server::Responder`]) or a 999/TA1.
-//! * [`tls`]: PEM loading and the TLS listener.
+//! * [`auth`]: partner authentication (client certificates, WS-Security
+//!   UsernameToken) and the SenderID check.
+//! * [`tls`]: PEM loading and the TLS listener (mutual TLS, handshake
+//!   timeout, connection cap).
 
+pub mod auth;
 pub mod client;
 pub mod envelope;
 pub mod server;

@@ -17,20 +17,30 @@
 //!
 //! If the pipeline cannot commit, the answer is HTTP 503 with a SOAP Receiver
 //! fault so the sender retries; nothing was acknowledged.
+//!
+//! Before any of that the partner is authenticated ([`super::auth`]: client
+//! certificate and/or WS-Security UsernameToken, then the envelope's SenderID
+//! must be the partner's). A refusal is a SOAP Sender fault whose Subcode is
+//! the CORE error code (`cor:UnAuthorized`), HTTP 401 or 403; the payload never
+//! reaches the pipeline (nothing stored), and the refusal is handed to the
+//! [`RefusalAudit`] (the daemon writes an audit row).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use tokio::net::TcpListener;
 
-use super::envelope::{Body, CoreFields, read, write_fault, write_response};
-use super::tls::{TlsListener, server_config};
+use super::auth::{Authenticator, Refused};
+use super::envelope::{
+    Body, CoreFields, read_with_token, write_core_fault, write_fault, write_response,
+};
+use super::tls::{ListenerLimits, PeerInfo, TlsListener, server_config_with_clients};
 use super::{PAYLOAD_278_REQUEST, PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1, REAL_TIME};
 use crate::ack::AckIdentity;
 use crate::control::ControlNumberAllocator;
@@ -41,6 +51,31 @@ use crate::write::Stamp;
 pub trait Responder: Send + Sync {
     /// The 278 response interchange for `request`, or `None` to answer with the 999.
     fn respond<'a>(&'a self, request: &'a [u8]) -> BoxFuture<'a, Option<Vec<u8>>>;
+}
+
+/// A refused request, for the audit trail (no PHI: the peer address, the
+/// partner the credentials matched, the CORE code and reason; the SenderID
+/// only as a hash, since it is whatever the client wrote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The peer's address.
+    pub peer: String,
+    /// The partner the credentials matched, when any did.
+    pub partner: Option<String>,
+    /// HTTP status answered (401, 403).
+    pub status: u16,
+    /// CORE error code.
+    pub code: String,
+    /// Why.
+    pub reason: String,
+    /// SHA-256 (hex, first 16 digits) of the claimed SenderID.
+    pub sender_id_hash: String,
+}
+
+/// Records refusals durably (the daemon: an audit row in the store).
+pub trait RefusalAudit: Send + Sync {
+    /// Records `refusal`; errors are the implementor's to log.
+    fn refused(&self, refusal: Refusal) -> BoxFuture<'_, ()>;
 }
 
 /// Everything the server needs per request.
@@ -57,6 +92,22 @@ pub struct SoapServerState {
     pub core_rule_version: String,
     /// Optional synchronous 278 responder.
     pub responder: Option<Arc<dyn Responder>>,
+    /// Who may post (no partners: anyone, loopback only).
+    pub auth: Arc<Authenticator>,
+    /// Where refusals are recorded.
+    pub audit: Option<Arc<dyn RefusalAudit>>,
+}
+
+/// TLS material and limits of the listener.
+pub struct ListenerTls<'a> {
+    /// PEM certificate chain.
+    pub cert_pem: &'a [u8],
+    /// PEM private key.
+    pub key_pem: &'a [u8],
+    /// PEM CA bundle for client certificates (mutual TLS), if any.
+    pub client_ca_pem: Option<&'a [u8]>,
+    /// Handshake timeout and connection cap.
+    pub limits: ListenerLimits,
 }
 
 /// Why the server could not start.
@@ -97,7 +148,8 @@ impl BoundServer {
     }
 }
 
-/// Binds `listen` with TLS and serves until `shutdown` resolves.
+/// Binds `listen` with TLS (no client certificates, default limits) and
+/// serves until `shutdown` resolves.
 pub async fn serve(
     listen: &str,
     cert_pem: &[u8],
@@ -107,17 +159,36 @@ pub async fn serve(
     state: Arc<SoapServerState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<BoundServer, ServeError> {
-    let config = server_config(cert_pem, key_pem)?;
+    let tls = ListenerTls {
+        cert_pem,
+        key_pem,
+        client_ca_pem: None,
+        limits: ListenerLimits::default(),
+    };
+    serve_with(listen, tls, path, max_body, state, shutdown).await
+}
+
+/// Binds `listen` with `tls` and serves until `shutdown` resolves.
+pub async fn serve_with(
+    listen: &str,
+    tls: ListenerTls<'_>,
+    path: &str,
+    max_body: usize,
+    state: Arc<SoapServerState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<BoundServer, ServeError> {
+    let config = server_config_with_clients(tls.cert_pem, tls.key_pem, tls.client_ca_pem)?;
     let tcp = TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: listen.to_owned(),
             source,
         })?;
-    let listener = TlsListener::new(tcp, config).map_err(|source| ServeError::Bind {
-        addr: listen.to_owned(),
-        source,
-    })?;
+    let listener =
+        TlsListener::with_limits(tcp, config, tls.limits).map_err(|source| ServeError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
     let local_addr =
         axum::serve::Listener::local_addr(&listener).map_err(|source| ServeError::Bind {
             addr: listen.to_owned(),
@@ -125,9 +196,12 @@ pub async fn serve(
         })?;
     let app = router(state, path, max_body);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<PeerInfo>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::warn!(error = %e, "x12 soap server stopped");
         }
@@ -194,12 +268,75 @@ fn envelope_error(f: &CoreFields, version: &str) -> Option<(String, String)> {
     None
 }
 
-async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Response {
+/// The refusal answer: a Sender fault with the CORE code as Subcode.
+fn refusal_fault(refused: &Refused) -> Response {
+    let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::FORBIDDEN);
+    let reason = format!("{}: {}", refused.code, refused.reason);
+    let mut response = match write_core_fault("Sender", refused.code, &reason) {
+        Ok(xml) => soap(status, xml),
+        Err(_) => status.into_response(),
+    };
+    if status == StatusCode::UNAUTHORIZED
+        && let Ok(value) = header::HeaderValue::from_str("Basic realm=\"CORE\"")
+    {
+        // 401 must name a scheme; CORE's are certificates and WS-Security.
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+async fn handle(
+    State(state): State<Arc<SoapServerState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
+    body: Bytes,
+) -> Response {
     let started = std::time::Instant::now();
     let Ok(text) = std::str::from_utf8(&body) else {
         return fault(StatusCode::BAD_REQUEST, "Sender", "body is not UTF-8");
     };
-    let request = match read(text) {
+    let (parsed, token) = match read_with_token(text) {
+        Ok((body, token)) => (Ok(body), token),
+        Err(e) => (Err(e), None),
+    };
+    // Authentication first: nothing about the payload is looked at, and
+    // nothing stored, for a caller that is not an allowed partner.
+    if state.auth.enforced() {
+        let sender_id = match &parsed {
+            Ok(Body::Request(f)) => Some(f.sender_id.trim().to_owned()),
+            _ => None,
+        };
+        let certificate = peer.certificate.as_deref();
+        let verdict = match &sender_id {
+            Some(sender_id) => state.auth.authorize(certificate, token.as_ref(), sender_id),
+            // Unreadable: an allowed partner gets the envelope error below.
+            None => state.auth.authenticate(certificate, token.as_ref()),
+        };
+        if let Err(refused) = verdict {
+            tracing::warn!(peer = %peer.addr, partner = refused.partner.as_deref().unwrap_or(""), status = refused.status, code = refused.code, reason = %refused.reason, "x12 soap request refused");
+            if let Some(audit) = &state.audit {
+                audit
+                    .refused(Refusal {
+                        peer: peer.addr.to_string(),
+                        partner: refused.partner.clone(),
+                        status: refused.status,
+                        code: refused.code.to_owned(),
+                        reason: refused.reason.clone(),
+                        sender_id_hash: short_hash(sender_id.as_deref().unwrap_or("")),
+                    })
+                    .await;
+            }
+            return refusal_fault(&refused);
+        }
+    }
+    let request = match parsed {
         Ok(Body::Request(f)) => f,
         Ok(_) => {
             return fault(
@@ -223,7 +360,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
         error_message: None,
     };
     if let Some((code, message)) = envelope_error(&request, &state.core_rule_version) {
-        tracing::info!(payload_id = %request.payload_id, %code, "x12 soap envelope rejected");
+        tracing::info!(payload_id_hash = %short_hash(&request.payload_id), %code, "x12 soap envelope rejected");
         reply.error_code = Some(code);
         reply.error_message = Some(message);
         return match write_response(&reply) {
@@ -250,7 +387,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(payload_id = %request.payload_id, error = %e, "x12 soap intake not committed");
+            tracing::warn!(payload_id_hash = %short_hash(&request.payload_id), error = %e, "x12 soap intake not committed");
             return fault(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Receiver",
@@ -285,7 +422,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
     reply.payload = String::from_utf8_lossy(&payload).into_owned();
     metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
         .record(started.elapsed().as_secs_f64());
-    tracing::info!(payload_id = %request.payload_id, reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
+    tracing::info!(payload_id_hash = %short_hash(&request.payload_id), reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
     match write_response(&reply) {
         Ok(xml) => soap(StatusCode::OK, xml),
         Err(e) => fault(

@@ -1,19 +1,36 @@
 //! TLS for the SOAP server: PEM loading and an axum [`Listener`] that
 //! completes TLS handshakes off the accept path (a slow or hostile client
-//! cannot block others; handshakes time out after 10 s).
+//! cannot block others; handshakes time out after `handshake_timeout_ms`).
+//!
+//! With `client_ca` the server asks every client for a certificate and
+//! verifies its chain (mutual TLS); a client without one may still finish the
+//! handshake, so that it gets a SOAP fault naming the CORE error code (and
+//! partners that authenticate with a UsernameToken can post) — whether a
+//! request is allowed is decided per request by [`super::auth`], from the
+//! peer certificate this listener hands the handler ([`PeerInfo`]).
+//!
+//! Connections are capped (`max_connections`): over the cap a new connection
+//! is closed at once instead of holding a file descriptor and a task, so idle
+//! or half-open connections cannot exhaust the process (whose MLLP listener
+//! shares the descriptor limit).
 //!
 //! The crypto provider is passed explicitly (aws-lc-rs) rather than installed
 //! process-wide, so the adapter never panics on a missing default provider.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::Listener;
-use rustls::ServerConfig;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -34,6 +51,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built from `client_ca`.
+    #[error("client certificate verifier (client_ca): {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
 /// The aws-lc-rs provider.
@@ -67,14 +87,123 @@ pub fn read(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// A server config (HTTP/1.1) from PEM certificate chain and key.
+/// A server config (HTTP/1.1) from PEM certificate chain and key, without
+/// client certificates.
 pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs_from_pem(cert_pem)?, key_from_pem(key_pem)?)?;
+    server_config_with_clients(cert_pem, key_pem, None)
+}
+
+/// A server config (HTTP/1.1); with `client_ca_pem` the server requests a
+/// client certificate and verifies its chain against those CAs (a client
+/// that sends none still connects: see the module docs).
+pub fn server_config_with_clients(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca_pem {
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certs_from_pem(pem)? {
+                roots.add(cert)?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .allow_unauthenticated()
+                .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs_from_pem(cert_pem)?, key_from_pem(key_pem)?)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Limits of the TLS listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// A handshake not finished in this time is dropped.
+    pub handshake_timeout: Duration,
+    /// Connections at once (handshakes included).
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        }
+    }
+}
+
+/// A TLS connection that holds its slot under the connection cap until it
+/// is dropped.
+pub struct CappedTls {
+    stream: TlsStream<TcpStream>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl CappedTls {
+    /// The client's end-entity certificate, when it sent one (its chain was
+    /// verified during the handshake).
+    pub fn peer_certificate(&self) -> Option<CertificateDer<'static>> {
+        self.stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.clone().into_owned())
+    }
+}
+
+impl AsyncRead for CappedTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Who is on the other end of a request: its address and verified client
+/// certificate (axum `ConnectInfo`).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Its end-entity certificate, when it sent one.
+    pub certificate: Option<Arc<CertificateDer<'static>>>,
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerInfo {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        PeerInfo {
+            addr: *stream.remote_addr(),
+            certificate: stream.io().peer_certificate().map(Arc::new),
+        }
+    }
 }
 
 /// A self-signed certificate and key (PEM) for `names` (DNS names or IPs):
@@ -89,14 +218,25 @@ pub fn self_signed(names: &[&str]) -> Result<(String, String), TlsError> {
 /// A TCP listener that yields TLS streams to axum.
 pub struct TlsListener {
     local: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(CappedTls, SocketAddr)>,
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener`; handshakes run in their own tasks.
+    /// Starts accepting on `listener` with the default limits.
     pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+        Self::with_limits(listener, config, ListenerLimits::default())
+    }
+
+    /// Starts accepting on `listener`; handshakes run in their own tasks,
+    /// at most `limits.max_connections` connections at once.
+    pub fn with_limits(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: ListenerLimits,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
+        let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -111,13 +251,23 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                    // Over the cap: closed at once (dropping the socket).
+                    tracing::debug!(%peer, max = limits.max_connections, "x12 soap connection refused: connection cap reached");
+                    drop(tcp);
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
                     {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let conn = CappedTls {
+                                stream: tls,
+                                _permit: permit,
+                            };
+                            let _ = tx.send((conn, peer)).await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "x12 soap TLS handshake failed")
@@ -132,7 +282,7 @@ impl TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = CappedTls;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

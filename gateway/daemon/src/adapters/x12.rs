@@ -22,8 +22,10 @@ use gateway_x12::config::{
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER};
 use gateway_x12::filedrop::FileDrop;
 use gateway_x12::outbound::ResponseTemplate;
+use gateway_x12::soap::auth::{self, Authenticator};
 use gateway_x12::soap::client::{CoreClient, CoreReply};
-use gateway_x12::soap::server::{SoapServerState, serve};
+use gateway_x12::soap::server::{ListenerTls, Refusal, RefusalAudit, SoapServerState, serve_with};
+use gateway_x12::soap::tls::ListenerLimits;
 use gateway_x12::write::ControlKind;
 use gateway_x12::writeback::X12WriteBack;
 
@@ -69,6 +71,78 @@ impl ControlNumberAllocator for StoreControlNumbers {
                 .map_err(GatewayError::from)
         })
     }
+}
+
+/// SOAP refusals as audit rows (`x12.soap.refused`): actor the peer (and the
+/// partner its credentials matched, if any), detail the CORE code, HTTP
+/// status, reason and the hash of the claimed SenderID — no PHI.
+struct StoreRefusalAudit {
+    store: Store,
+}
+
+/// The audit action of a refused CORE SOAP request.
+pub const SOAP_REFUSED: &str = "x12.soap.refused";
+
+impl RefusalAudit for StoreRefusalAudit {
+    fn refused(&self, refusal: Refusal) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let actor = match &refusal.partner {
+                Some(partner) => format!("x12-soap:{partner}@{}", refusal.peer),
+                None => format!("x12-soap:{}", refusal.peer),
+            };
+            let entry = gateway_store::AuditEntry {
+                actor,
+                action: SOAP_REFUSED.to_owned(),
+                target: None,
+                detail: Some(format!(
+                    "{} {}: {} (SenderID sha256 {})",
+                    refusal.status, refusal.code, refusal.reason, refusal.sender_id_hash
+                )),
+                case_id: None,
+            };
+            if let Err(e) = self.store.audit(entry).await {
+                tracing::error!(error = %e, "x12 soap refusal not audited");
+            }
+        })
+    }
+}
+
+/// The UsernameToken passwords of the SOAP partners, in partner order,
+/// from `password_file` (first line) or `password_env`.
+fn soap_passwords(soap: &SoapServerConfig) -> Result<Vec<Option<String>>, (String, String)> {
+    soap.partners
+        .iter()
+        .enumerate()
+        .map(|(i, partner)| {
+            if partner.username.is_none() {
+                return Ok(None);
+            }
+            let secret = match (&partner.password_file, &partner.password_env) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map(|text| text.lines().next().unwrap_or("").trim().to_owned())
+                    .map_err(|e| {
+                        (
+                            format!("x12.soap_server.partners[{i}].password_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?,
+                (None, Some(var)) => std::env::var(var).map_err(|_| {
+                    (
+                        format!("x12.soap_server.partners[{i}].password_env"),
+                        format!("environment variable `{var}` is not set"),
+                    )
+                })?,
+                (None, None) => String::new(),
+            };
+            if secret.is_empty() {
+                return Err((
+                    format!("x12.soap_server.partners[{i}]"),
+                    "the UsernameToken password is empty".to_owned(),
+                ));
+            }
+            Ok(Some(secret))
+        })
+        .collect()
 }
 
 /// The response template the write-back uses.
@@ -157,6 +231,35 @@ impl Adapter for X12 {
             }
             if !soap.path.starts_with('/') {
                 problem("x12.soap_server.path", "must start with `/`".into());
+            }
+            if let Some(ca) = &soap.client_ca
+                && !ca.is_file()
+            {
+                problem(
+                    "x12.soap_server.client_ca",
+                    format!("{} does not exist", ca.display()),
+                );
+            }
+            if soap.max_connections == 0 {
+                problem(
+                    "x12.soap_server.max_connections",
+                    "must be at least 1".into(),
+                );
+            }
+            if soap.handshake_timeout_ms == 0 {
+                problem(
+                    "x12.soap_server.handshake_timeout_ms",
+                    "must be at least 1".into(),
+                );
+            }
+            for e in auth::check(soap)
+                .into_iter()
+                .chain(auth::check_exposure(soap))
+            {
+                problem(&e.key, e.message);
+            }
+            if let Err((key, message)) = soap_passwords(soap) {
+                problem(&key, message);
             }
         }
         if let Some(writeback) = &section.writeback {
@@ -257,6 +360,13 @@ impl Adapter for X12 {
             if let Some(soap) = section.soap_server.clone() {
                 let cert = std::fs::read(&soap.tls.cert)?;
                 let key = std::fs::read(&soap.tls.key)?;
+                let client_ca = soap.client_ca.as_ref().map(std::fs::read).transpose()?;
+                let passwords = soap_passwords(&soap)
+                    .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+                let authenticator = Authenticator::new(&soap, &passwords)?;
+                if !authenticator.enforced() {
+                    tracing::warn!(listen = %soap.listen, "x12 CORE SOAP server without partner authentication (loopback only): any local process may post");
+                }
                 let state = Arc::new(SoapServerState {
                     pipeline: Arc::clone(&context.pipeline),
                     profile: section.profile.clone(),
@@ -264,11 +374,23 @@ impl Adapter for X12 {
                     numbers: Arc::clone(&numbers),
                     core_rule_version: soap.core_rule_version.clone(),
                     responder: None,
+                    auth: Arc::new(authenticator),
+                    audit: Some(Arc::new(StoreRefusalAudit {
+                        store: context.store.clone(),
+                    })),
                 });
-                let server = serve(
+                let tls = ListenerTls {
+                    cert_pem: &cert,
+                    key_pem: &key,
+                    client_ca_pem: client_ca.as_deref(),
+                    limits: ListenerLimits {
+                        handshake_timeout: Duration::from_millis(soap.handshake_timeout_ms),
+                        max_connections: soap.max_connections,
+                    },
+                };
+                let server = serve_with(
                     &soap.listen,
-                    &cert,
-                    &key,
+                    tls,
                     &soap.path,
                     soap.max_body_bytes,
                     state,
@@ -328,6 +450,12 @@ impl Adapter for X12 {
                 },
                 core_rule_version: "2.2.0".into(),
                 max_body_bytes: 4 * 1024 * 1024,
+                // Loopback only: the demo's own client posts without partner
+                // authentication.
+                client_ca: None,
+                partners: Vec::new(),
+                handshake_timeout_ms: 10_000,
+                max_connections: 64,
             }),
             partners: Vec::new(),
             // Decisions on x12 cases become 278 responses in `outbound/`.

@@ -17,6 +17,7 @@ mod evidence;
 mod health;
 pub mod problem;
 pub mod session;
+pub mod x12_request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,9 @@ pub struct AdminState {
     pub endpoints: Arc<Vec<AdapterEndpoint>>,
     /// Alerts that hold now and recent transitions (`GET /api/v1/alerts`, dashboard).
     pub alerts: crate::alerts::AlertState,
+    /// Writes and records 278 requests for cases (`POST
+    /// /api/v1/cases/{id}/x12-request`); `None` without an x12 adapter.
+    pub x12_request: Option<Arc<x12_request::X12RequestWriter>>,
 }
 
 /// One adapter endpoint as the admin API shows it.
@@ -113,6 +117,10 @@ pub fn router(state: AdminState) -> Router {
             )),
         )
         .route("/api/v1/cases/{case_id}/decision", post(api::post_decision))
+        .route(
+            "/api/v1/cases/{case_id}/x12-request",
+            post(x12_request::post_x12_request),
+        )
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))

@@ -1,0 +1,296 @@
+//! Requests this gateway wrote for a case (today: X12 278 requests the admin
+//! API hands the platform), recorded with the references a reply must echo.
+//!
+//! Why: a reply that names one of our case ids (a 278 response whose BHT03
+//! echoes the case id our request carried) may update that case only when it
+//! answers a request the gateway knows. Case ids are derived from the tenant
+//! and the order key, so anyone who knows those can compute one; the trace a
+//! written request carries (TRN02, random per request) cannot be computed, and
+//! it is recorded here durably before the request leaves the gateway. The
+//! intake check reads these rows inside the same writer transaction as the
+//! commit it guards ([`Store::commit_inbound_adopted`]).
+
+use std::collections::BTreeMap;
+
+use gateway_core::Case;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Result, StoreError};
+use crate::intake_commit::{MergeRefused, Merged};
+use crate::model::{AuditEntry, InboundOutcome, InboundReceipt, NewInbound};
+use crate::ops;
+use crate::store::Store;
+use crate::time::{now_ms, ts};
+
+/// A request written for a case, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCaseRequest {
+    /// The case the request is about.
+    pub case_id: String,
+    /// What was written (`x12-278`).
+    pub kind: String,
+    /// `references` names and values a reply to it echoes (`x12_bht_reference`,
+    /// `x12_trace`, `x12_trace_originator`).
+    pub references: BTreeMap<String, String>,
+    /// Control numbers it went out with (`isa13`, `gs06`, `st02`).
+    pub control: BTreeMap<String, String>,
+    /// Who obtained it (`admin-api:platform`).
+    pub actor: String,
+}
+
+/// A recorded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRequestRecord {
+    /// Row id.
+    pub id: i64,
+    /// When it was recorded.
+    pub at: Timestamp,
+    /// The request.
+    pub request: NewCaseRequest,
+}
+
+impl Store {
+    /// Records `request` and its audit row in one transaction, after checking
+    /// the case is stored ([`StoreError::UnknownCase`] otherwise); returns the
+    /// row id. The caller hands the request out only after this returns.
+    pub async fn record_case_request(
+        &self,
+        request: NewCaseRequest,
+        audit: AuditEntry,
+    ) -> Result<i64> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                if load_case(conn, &request.case_id)?.is_none() {
+                    return Err(StoreError::UnknownCase(request.case_id.clone()));
+                }
+                let id = insert(conn, &request)?;
+                ops::audit(conn, &audit)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    /// The requests recorded for `case_id`, oldest first.
+    pub async fn case_requests(&self, case_id: &str) -> Result<Vec<CaseRequestRecord>> {
+        let case_id = case_id.to_owned();
+        self.read(move |r| list(&r.conn, &case_id)).await
+    }
+
+    /// [`Store::commit_inbound`] for a document that adopts one of our case
+    /// ids (`[case_id] own`): `check(new, stored, requests)` runs on the writer
+    /// thread inside the commit's transaction with the stored case (if any)
+    /// and the requests recorded for it, and either merges (`Ok`) or refuses;
+    /// a refused document is committed as rejected, with no case event.
+    pub async fn commit_inbound_adopted<M>(
+        &self,
+        message: NewInbound,
+        check: M,
+    ) -> Result<(InboundReceipt, Merged)>
+    where
+        M: FnOnce(
+                &mut Case,
+                Option<Case>,
+                Vec<CaseRequestRecord>,
+            ) -> std::result::Result<(), MergeRefused>
+            + Send
+            + 'static,
+    {
+        self.inner
+            .writer
+            .write_intake(move |conn| {
+                let mut message = message;
+                let mut merged = Merged::Status(None);
+                if let InboundOutcome::Accepted { case, .. } = &mut message.outcome {
+                    let existing = load_case(conn, &case.case_id)?;
+                    let requests = list(conn, &case.case_id)?;
+                    merged = match check(case, existing, requests) {
+                        Ok(()) => Merged::Status(Some(case.status)),
+                        Err(refused) => Merged::Refused(refused),
+                    };
+                }
+                if let Merged::Refused(refused) = &merged {
+                    message.outcome = InboundOutcome::Rejected {
+                        reason: refused.reason.clone(),
+                        diagnostics: refused.diagnostics.clone(),
+                    };
+                }
+                let receipt = ops::commit_inbound(conn, message)?;
+                Ok((receipt, merged))
+            })
+            .await
+    }
+}
+
+fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
+    let snapshot: Option<String> = conn
+        .prepare_cached("SELECT snapshot FROM cases WHERE case_id = ?1")
+        .and_then(|mut st| st.query_row([case_id], |r| r.get(0)).optional())
+        .map_err(StoreError::sql("loading a case"))?;
+    snapshot
+        .map(|s| serde_json::from_str(&s).map_err(StoreError::json("case snapshot")))
+        .transpose()
+}
+
+fn insert(conn: &Connection, request: &NewCaseRequest) -> Result<i64> {
+    let refs = serde_json::to_string(&request.references)
+        .map_err(StoreError::json("request references"))?;
+    let control = serde_json::to_string(&request.control)
+        .map_err(StoreError::json("request control numbers"))?;
+    conn.prepare_cached(
+        "INSERT INTO case_requests (case_id, at_ms, kind, refs, control, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            request.case_id,
+            now_ms(),
+            request.kind,
+            refs,
+            control,
+            request.actor
+        ])
+    })
+    .map_err(StoreError::sql("recording a written request"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn list(conn: &Connection, case_id: &str) -> Result<Vec<CaseRequestRecord>> {
+    let rows: Vec<(i64, i64, String, String, String, String)> = conn
+        .prepare_cached(
+            "SELECT id, at_ms, kind, refs, control, actor FROM case_requests
+             WHERE case_id = ?1 ORDER BY id",
+        )
+        .and_then(|mut st| {
+            st.query_map([case_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(StoreError::sql("reading written requests"))?;
+    rows.into_iter()
+        .map(|(id, at, kind, refs, control, actor)| {
+            Ok(CaseRequestRecord {
+                id,
+                at: ts(at),
+                request: NewCaseRequest {
+                    case_id: case_id.to_owned(),
+                    kind,
+                    references: serde_json::from_str(&refs)
+                        .map_err(StoreError::json("request references"))?,
+                    control: serde_json::from_str(&control)
+                        .map_err(StoreError::json("request control numbers"))?,
+                    actor,
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::model::{Disposition, InboundOutcome};
+
+    fn case(id: &str) -> Case {
+        serde_json::from_value(serde_json::json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
+            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
+                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
+            "status": "requested"
+        }))
+        .expect("case")
+    }
+
+    fn inbound(control: &str, case: Case) -> NewInbound {
+        NewInbound {
+            adapter: "x12".into(),
+            profile: "x12-278".into(),
+            sender: Some("PAYER".into()),
+            control_id: Some(control.into()),
+            message_type: Some("278".into()),
+            raw: format!("synthetic {control}").into_bytes(),
+            received_at: "2026-11-22T11:00:00Z".into(),
+            peer: None,
+            outcome: InboundOutcome::Accepted {
+                case: Box::new(case),
+                event_type: None,
+            },
+            replay_of: None,
+        }
+    }
+
+    fn audit() -> AuditEntry {
+        AuditEntry {
+            actor: "test".into(),
+            action: "x12.request".into(),
+            target: None,
+            detail: None,
+            case_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_are_recorded_for_stored_cases_and_handed_to_the_adoption_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let id = "case-0123456789abcdef01234567";
+        let request = NewCaseRequest {
+            case_id: id.into(),
+            kind: "x12-278".into(),
+            references: BTreeMap::from([("x12_trace".into(), "T1".into())]),
+            control: BTreeMap::from([("isa13".into(), "000000001".into())]),
+            actor: "test".into(),
+        };
+        let unknown = store
+            .record_case_request(request.clone(), audit())
+            .await
+            .expect_err("no such case");
+        assert!(matches!(unknown, StoreError::UnknownCase(_)), "{unknown}");
+        store
+            .commit_inbound(inbound("A", case(id)))
+            .await
+            .expect("seed");
+        store
+            .record_case_request(request.clone(), audit())
+            .await
+            .expect("recorded");
+        let listed = store.case_requests(id).await.expect("listed");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].request, request);
+
+        // The check sees the stored case and the recorded request; a refusal
+        // is committed as rejected, with no case event.
+        let (receipt, merged) = store
+            .commit_inbound_adopted(inbound("B", case(id)), |_, existing, requests| {
+                assert!(existing.is_some());
+                assert_eq!(requests.len(), 1);
+                Err(MergeRefused {
+                    reason: "unknown request".into(),
+                    diagnostics: Vec::new(),
+                })
+            })
+            .await
+            .expect("committed");
+        assert!(matches!(merged, Merged::Refused(_)));
+        assert!(matches!(receipt.disposition, Disposition::Rejected));
+        let (receipt, merged) = store
+            .commit_inbound_adopted(inbound("C", case(id)), |_, _, _| Ok(()))
+            .await
+            .expect("committed");
+        assert!(matches!(merged, Merged::Status(Some(_))));
+        assert!(matches!(receipt.disposition, Disposition::Accepted { .. }));
+        store.close().await;
+    }
+}
