@@ -20,40 +20,61 @@ use crate::time::now_ms;
 /// Rows deleted per step while enforcing the size budget.
 const CHUNK: i64 = 64;
 
-pub(crate) fn prune(
+/// Rows of each table one retention step deletes at most. Each step is its own
+/// short writer transaction, so intake commits queued meanwhile run between
+/// steps instead of waiting for a prune of a whole backlog.
+pub(crate) const STEP_ROWS: i64 = 2_000;
+
+/// Free pages one reclaim step gives back to the file system.
+pub(crate) const RECLAIM_PAGES: i64 = 2_000;
+
+/// One bounded step of retention in its own transaction: at most
+/// [`STEP_ROWS`] rows of each kind. Returns whether it deleted anything (the
+/// caller repeats until a step deletes nothing).
+pub(crate) fn prune_step(
     conn: &Connection,
-    path: &Path,
     policy: &RetentionPolicy,
-) -> Result<PruneReport> {
-    let mut report = PruneReport {
-        bytes_before: file_bytes(path),
-        ..PruneReport::default()
-    };
+    report: &mut PruneReport,
+) -> Result<bool> {
+    let before = *report;
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(StoreError::sql("starting retention"))?;
-    let result = prune_in_tx(conn, policy, &mut report);
-    match result {
+    match prune_in_tx(conn, policy, report) {
         Ok(()) => conn
             .execute_batch("COMMIT")
             .map_err(StoreError::sql("committing retention"))?,
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
+            *report = before;
             return Err(e);
         }
     }
-    // Returns free pages to the OS, then folds the WAL back and truncates it.
-    // `incremental_vacuum` frees one page per step: step it to the end.
-    conn.prepare("PRAGMA incremental_vacuum")
+    Ok(
+        report.messages + report.events + report.decisions + report.audit + report.evidence
+            > before.messages + before.events + before.decisions + before.audit + before.evidence,
+    )
+}
+
+/// Gives up to [`RECLAIM_PAGES`] free pages back to the file system
+/// (`auto_vacuum = INCREMENTAL`); returns whether free pages remain.
+pub(crate) fn reclaim_step(conn: &Connection) -> Result<bool> {
+    conn.prepare(&format!("PRAGMA incremental_vacuum({RECLAIM_PAGES})"))
         .and_then(|mut st| {
             let mut rows = st.query([])?;
             while rows.next()?.is_some() {}
             Ok(())
         })
         .map_err(StoreError::sql("reclaiming free pages"))?;
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .map_err(StoreError::sql("counting free pages"))?;
+    Ok(free > 0)
+}
+
+/// Folds the WAL back into the file and truncates it.
+pub(crate) fn truncate_wal(conn: &Connection) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .map_err(StoreError::sql("checkpointing the WAL"))?;
-    report.bytes_after = file_bytes(path);
-    Ok(report)
+        .map_err(StoreError::sql("checkpointing the WAL"))
 }
 
 fn prune_in_tx(
@@ -63,13 +84,16 @@ fn prune_in_tx(
 ) -> Result<()> {
     if let Some(age) = policy.max_age_secs {
         let cutoff = now_ms().saturating_sub((age as i64).saturating_mul(1000));
-        prune_before(conn, cutoff, i64::MAX, report)?;
+        prune_before(conn, cutoff, STEP_ROWS, report)?;
         report.decisions += conn
             .execute(
-                "DELETE FROM decisions WHERE writeback_state = 'done' AND finished_at_ms < ?1
-                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.decision_id = decisions.id
-                                 AND e.state != 'delivered')",
-                [cutoff],
+                "DELETE FROM decisions WHERE id IN (
+                     SELECT d.id FROM decisions d
+                     WHERE d.writeback_state = 'done' AND d.finished_at_ms < ?1
+                       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.decision_id = d.id
+                                       AND e.state != 'delivered')
+                     LIMIT ?2)",
+                params![cutoff, STEP_ROWS],
             )
             .map_err(StoreError::sql("pruning decisions"))? as u64;
         report.evidence += crate::evidence::prune_before(conn, cutoff)?;
@@ -77,16 +101,23 @@ fn prune_in_tx(
     if let Some(age) = policy.audit_max_age_secs {
         let cutoff = now_ms().saturating_sub((age as i64).saturating_mul(1000));
         report.audit += conn
-            .execute("DELETE FROM audit_log WHERE at_ms < ?1", [cutoff])
+            .execute(
+                "DELETE FROM audit_log WHERE id IN (
+                     SELECT id FROM audit_log WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+                params![cutoff, STEP_ROWS],
+            )
             .map_err(StoreError::sql("pruning the audit log"))? as u64;
     }
     if let Some(budget) = policy.max_bytes {
-        while used_bytes(conn)? > budget {
+        let mut deleted = 0;
+        while deleted < STEP_ROWS && used_bytes(conn)? > budget {
             let before = report.messages + report.events;
             prune_before(conn, i64::MAX, CHUNK, report)?;
-            if report.messages + report.events == before {
+            let now = report.messages + report.events;
+            if now == before {
                 break; // Only unfinished data is left: never pruned.
             }
+            deleted += (now - before) as i64;
         }
     }
     Ok(())

@@ -319,11 +319,33 @@ impl Store {
     /// Prunes finished data by `policy` and gives the space back to the file
     /// system (incremental vacuum + WAL checkpoint).
     pub async fn prune(&self, policy: RetentionPolicy) -> Result<PruneReport> {
-        let path = self.inner.path.clone();
-        self.inner
-            .writer
-            .solo(move |conn| retention::prune(conn, &path, &policy))
-            .await
+        // Bounded steps, each its own writer job: intake queued meanwhile
+        // commits between them (a prune of a large backlog used to hold the
+        // writer for its whole length and HL7 senders timed out).
+        let mut report = PruneReport {
+            bytes_before: retention::file_bytes(&self.inner.path),
+            ..PruneReport::default()
+        };
+        loop {
+            let so_far = report;
+            let (more, next) = self
+                .inner
+                .writer
+                .solo(move |conn| {
+                    let mut step = so_far;
+                    let more = retention::prune_step(conn, &policy, &mut step)?;
+                    Ok((more, step))
+                })
+                .await?;
+            report = next;
+            if !more {
+                break;
+            }
+        }
+        while self.inner.writer.solo(retention::reclaim_step).await? {}
+        self.inner.writer.solo(retention::truncate_wal).await?;
+        report.bytes_after = retention::file_bytes(&self.inner.path);
+        Ok(report)
     }
 
     /// A ticket announcing an inbound message that will be committed soon;
