@@ -63,6 +63,9 @@ fn conformance(
     let json = dir.join(format!("{name}.json"));
     let output = Command::new(support::bin())
         .current_dir(support::repo_root())
+        // The suite is a temporary one this test writes and blesses: CI's
+        // refusal to re-bless the repository's expectations does not apply.
+        .env_remove("CI")
         .args(["conformance", "--suite"])
         .arg(suite)
         .args(extra)
