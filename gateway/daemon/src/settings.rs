@@ -126,6 +126,20 @@ pub struct AdminSettings {
     /// answers 429.
     #[serde(default = "default_login_failures_per_minute")]
     pub login_failures_per_minute: u32,
+    /// `[admin.tls]`: serve HTTPS with `cert` and `key` (PEM files); with
+    /// `client_ca`, every client must present a certificate from that CA.
+    #[serde(default)]
+    pub tls: Option<gateway_http_listener::tls::TlsFiles>,
+    /// Serve plain HTTP on a non-loopback `listen` address. Off by default:
+    /// tokens, session cookies and PHI would cross the network in clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// `[admin.limits]`: connection cap and timeouts of the listener
+    /// (`max_connections` 256, `tls_handshake_timeout_secs` 10,
+    /// `header_read_timeout_secs` 10, `body_timeout_secs` 30,
+    /// `idle_timeout_secs` 60).
+    #[serde(default)]
+    pub limits: gateway_http_listener::Limits,
 }
 
 /// One `[[admin.tokens]]` entry: a named bearer token and its roles. The
@@ -188,6 +202,9 @@ impl Default for AdminSettings {
             metrics_token_env: None,
             session_ttl_secs: default_session_ttl_secs(),
             login_failures_per_minute: default_login_failures_per_minute(),
+            tls: None,
+            allow_plaintext: false,
+            limits: gateway_http_listener::Limits::default(),
         }
     }
 }
@@ -785,6 +802,34 @@ fn remove(tree: &mut config::Value, segments: &[Segment]) -> bool {
     }
 }
 
+/// The admin listener: TLS material that loads, limits that work, and no
+/// plain HTTP beyond loopback unless `allow_plaintext` says so.
+fn check_admin_listener(admin: &AdminSettings, problem: &mut impl FnMut(&str, String)) {
+    if let Some(tls) = &admin.tls
+        && let Err(e) = gateway_http_listener::tls::server_config(tls)
+    {
+        problem("admin.tls", e.to_string());
+    }
+    if admin.tls.is_none()
+        && !admin.allow_plaintext
+        && !gateway_http_listener::is_loopback(&admin.listen)
+    {
+        problem(
+            "admin.listen",
+            format!(
+                "{} is not a loopback address and [admin.tls] is not configured: \
+                 bearer tokens, session cookies and PHI would cross the network in clear. \
+                 Configure [admin.tls] (cert, key), or set admin.allow_plaintext = true \
+                 when TLS is terminated in front of the gateway",
+                admin.listen
+            ),
+        );
+    }
+    for (field, message) in admin.limits.problems() {
+        problem(&format!("admin.limits.{field}"), message);
+    }
+}
+
 /// Semantic checks on settings that deserialized.
 fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     let mut problem = |key: &str, message: String| {
@@ -798,8 +843,14 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
         problem("gateway.tenant", "must not be empty".to_owned());
     }
     if let Err(message) = settings.admin.token_source().read() {
-        problem("admin.token_file", message);
+        let key = if settings.admin.token_file.is_none() && settings.admin.token_env.is_some() {
+            "admin.token_env"
+        } else {
+            "admin.token_file"
+        };
+        problem(key, message);
     }
+    check_admin_listener(&settings.admin, &mut problem);
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {
         problem(&key, message);
     }

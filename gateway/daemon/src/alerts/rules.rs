@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub adapters: Vec<(String, bool)>,
     /// The sink's name and its run of transiently failed attempts.
     pub sink: Option<(String, u64)>,
+    /// Each TLS listener and the seconds until its certificate expires.
+    pub certificates: Vec<(String, f64)>,
 }
 
 fn key(alert: &str, labels: &[(&str, &str)]) -> AlertKey {
@@ -105,6 +107,26 @@ pub fn evaluate(settings: &AlertSettings, snapshot: &Snapshot) -> Vec<Observatio
             summary: format!("the last {failures} deliveries to the {sink} sink failed"),
         });
     }
+    if let Some(rule) = &settings.certificate_expiry {
+        let threshold = rule.threshold.as_secs_f64();
+        for (listener, left) in &snapshot.certificates {
+            out.push(Observation {
+                key: key("certificate_expiry", &[("listener", listener)]),
+                holds: *left <= threshold,
+                value: *left,
+                threshold,
+                hold: rule.hold,
+                summary: if *left <= 0.0 {
+                    format!("the {listener} listener's TLS certificate has expired")
+                } else {
+                    format!(
+                        "the {listener} listener's TLS certificate expires in {:.0} h",
+                        left / 3600.0
+                    )
+                },
+            });
+        }
+    }
     out
 }
 
@@ -113,7 +135,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::alerts::config::{AdapterDownRule, AgeRule, DepthRule, ErrorRateRule, SinkDownRule};
+    use crate::alerts::config::{
+        AdapterDownRule, AgeRule, CertificateExpiryRule, DepthRule, ErrorRateRule, SinkDownRule,
+    };
 
     fn all_rules() -> AlertSettings {
         let hold = Duration::from_secs(10);
@@ -134,6 +158,10 @@ mod tests {
             }),
             adapter_down: Some(AdapterDownRule { hold }),
             sink_down: Some(SinkDownRule { failures: 3, hold }),
+            certificate_expiry: Some(CertificateExpiryRule {
+                threshold: Duration::from_secs(30 * 86_400),
+                hold,
+            }),
             ..AlertSettings::default()
         }
     }
@@ -156,9 +184,10 @@ mod tests {
             intake: Some((10, 4)),
             adapters: vec![("hl7v2".to_owned(), true)],
             sink: Some(("http".to_owned(), 2)),
+            certificates: vec![("admin".to_owned(), 30.0 * 86_400.0 + 1.0)],
         };
         let observations = evaluate(&all_rules(), &snapshot);
-        assert_eq!(observations.len(), 5);
+        assert_eq!(observations.len(), 6);
         assert!(holding(&observations).is_empty());
     }
 
@@ -169,6 +198,10 @@ mod tests {
             intake: Some((4, 2)),
             adapters: vec![("hl7v2".to_owned(), true), ("x12".to_owned(), false)],
             sink: Some(("http".to_owned(), 3)),
+            certificates: vec![
+                ("admin".to_owned(), 30.0 * 86_400.0),
+                ("fhir-rest-hook".to_owned(), 90.0 * 86_400.0),
+            ],
         };
         assert_eq!(
             holding(&evaluate(&all_rules(), &snapshot)),
@@ -177,7 +210,8 @@ mod tests {
                 "outbox_oldest_age",
                 "error_rate",
                 "adapter_down:x12",
-                "sink_down:http"
+                "sink_down:http",
+                "certificate_expiry:admin"
             ]
         );
     }
