@@ -46,6 +46,7 @@ pub mod forward;
 mod intake_commit;
 mod model;
 mod ops;
+pub mod private_files;
 mod read;
 mod retention;
 mod schema;

@@ -223,7 +223,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
         error_message: None,
     };
     if let Some((code, message)) = envelope_error(&request, &state.core_rule_version) {
-        tracing::info!(payload_id = %request.payload_id, %code, "x12 soap envelope rejected");
+        tracing::info!(payload_id = %crate::log_safe::hashed(&request.payload_id), %code, "x12 soap envelope rejected");
         reply.error_code = Some(code);
         reply.error_message = Some(message);
         return match write_response(&reply) {
@@ -250,7 +250,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(payload_id = %request.payload_id, error = %e, "x12 soap intake not committed");
+            tracing::warn!(payload_id = %crate::log_safe::hashed(&request.payload_id), error = %e, "x12 soap intake not committed");
             return fault(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Receiver",
@@ -285,7 +285,7 @@ async fn handle(State(state): State<Arc<SoapServerState>>, body: Bytes) -> Respo
     reply.payload = String::from_utf8_lossy(&payload).into_owned();
     metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
         .record(started.elapsed().as_secs_f64());
-    tracing::info!(payload_id = %request.payload_id, reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
+    tracing::info!(payload_id = %crate::log_safe::hashed(&request.payload_id), reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
     match write_response(&reply) {
         Ok(xml) => soap(StatusCode::OK, xml),
         Err(e) => fault(
