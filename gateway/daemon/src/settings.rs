@@ -342,6 +342,11 @@ pub struct ForwardSettings {
     /// (`initial_ms`, `max_ms`, `multiplier`).
     #[serde(default)]
     pub delivery: gateway_store::forward::ForwarderOptions,
+    /// Allow an `http://` platform URL to a host other than loopback. Off by
+    /// default: case events carry PHI and the bearer token would cross the
+    /// network in clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// `[forward.file]`.
@@ -802,6 +807,16 @@ fn remove(tree: &mut config::Value, segments: &[Segment]) -> bool {
     }
 }
 
+/// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The admin listener: TLS material that loads, limits that work, and no
 /// plain HTTP beyond loopback unless `allow_plaintext` says so.
 fn check_admin_listener(admin: &AdminSettings, problem: &mut impl FnMut(&str, String)) {
@@ -892,6 +907,20 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
                     "must be an http:// or https:// URL with a host".to_owned(),
                 );
             }
+            if let Ok(url) = url::Url::parse(&http.url)
+                && url.scheme() == "http"
+                && !settings.forward.allow_plaintext
+                && !is_loopback_host(&url)
+            {
+                problem(
+                    "forward.http.url",
+                    format!(
+                        "http:// to {} sends case events (PHI) and the bearer token in clear: \
+                         use https://, or set forward.allow_plaintext = true for a trusted network",
+                        url.host_str().unwrap_or("?")
+                    ),
+                );
+            }
             let token = SecretSource {
                 file: http.bearer_token_file.clone(),
                 env: http.bearer_token_env.clone(),
@@ -943,6 +972,84 @@ mod tests {
             &path,
             env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
+    }
+
+    fn keys(loaded: &Loaded) -> Vec<String> {
+        loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn plain_http_to_the_platform_only_to_loopback_unless_allowed() {
+        let config = |url: &str, allow: bool| {
+            format!(
+                "[gateway]\ntenant = \"t\"\n[forward]\nsink = \"http\"\nallow_plaintext = {allow}\n\
+                 [forward.http]\nurl = \"{url}\"\n"
+            )
+        };
+        for url in [
+            "https://platform.example.test/events",
+            "http://127.0.0.1:9000/events",
+            "http://localhost:9000/events",
+            "http://[::1]:9000/events",
+        ] {
+            let loaded = load_str(&config(url, false), &[]);
+            assert!(loaded.problems.is_empty(), "{url}: {:?}", loaded.problems);
+        }
+        let refused = load_str(&config("http://platform.example.test/events", false), &[]);
+        assert_eq!(keys(&refused), ["forward.http.url"]);
+        assert!(
+            refused.problems[0]
+                .message
+                .contains("forward.allow_plaintext")
+        );
+        let allowed = load_str(&config("http://platform.example.test/events", true), &[]);
+        assert!(allowed.problems.is_empty(), "{:?}", allowed.problems);
+    }
+
+    #[test]
+    fn a_non_loopback_admin_listener_needs_tls_or_an_explicit_opt_in() {
+        let refused = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\n",
+            &[],
+        );
+        assert_eq!(keys(&refused), ["admin.listen"]);
+        assert!(
+            refused.problems[0]
+                .message
+                .contains("admin.allow_plaintext")
+        );
+        let allowed = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\nallow_plaintext = true\n",
+            &[],
+        );
+        assert!(allowed.problems.is_empty(), "{:?}", allowed.problems);
+        let missing_cert = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\n\
+             [admin.tls]\ncert = \"/nonexistent/admin.pem\"\nkey = \"/nonexistent/admin.key\"\n\
+             [admin.limits]\nidle_timeout_secs = 0\n",
+            &[],
+        );
+        assert_eq!(
+            keys(&missing_cert),
+            ["admin.tls", "admin.limits.idle_timeout_secs"]
+        );
+    }
+
+    #[test]
+    fn an_unset_token_variable_is_reported_under_its_own_key() {
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\ntoken_env = \"EHR_GATEWAY_TEST_UNSET_TOKEN_VAR\"\n",
+            &[],
+        );
+        assert!(
+            keys(&loaded).contains(&"admin.token_env".to_owned()),
+            "{:?}",
+            loaded.problems
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
@@ -75,7 +76,7 @@ fn content(path: &Path, what: impl Into<String>) -> TlsError {
 /// Every certificate of a PEM file (at least one).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(path)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| content(path, format!("malformed PEM: {e}")))?;
     if certs.is_empty() {
@@ -86,9 +87,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| content(path, format!("malformed PEM: {e}")))?
-        .ok_or_else(|| content(path, "no PRIVATE KEY block"))
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => content(path, "no PRIVATE KEY block"),
+        e => content(path, format!("malformed PEM: {e}")),
+    })
 }
 
 /// The rustls server configuration for `files`: mutual TLS when `client_ca`
