@@ -11,7 +11,8 @@
 //!   expiry on `/metrics` and the `certificate_expiry` alert firing for a
 //!   certificate that expires in ten days;
 //! * `check-config` refuses a non-loopback admin address without TLS and
-//!   names the key, and accepts it with `allow_plaintext = true`.
+//!   names the key, and accepts it with `allow_plaintext = true`;
+//! * a plain MLLP listener beyond loopback is served and warned about once.
 //!
 //! Waits are for events under generous hang guards; no elapsed time is
 //! asserted.
@@ -21,13 +22,14 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::Daemon;
 
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
+#[cfg(unix)]
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -56,6 +58,7 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+#[cfg(unix)]
 /// One keep-alive `GET path`; the status line.
 fn get_keep_alive(stream: &mut TcpStream, path: &str) -> String {
     stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
@@ -74,6 +77,7 @@ fn get_keep_alive(stream: &mut TcpStream, path: &str) -> String {
         .to_owned()
 }
 
+#[cfg(unix)]
 /// Sends one framed HL7 message; the ACK's MSA-1.
 fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).expect("MLLP connect");
@@ -100,7 +104,7 @@ fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> String {
 /// Starts the daemon through `sh` so its descriptor limit can be lowered
 /// first (`exec` keeps the pid, so the `Daemon` guard still kills it).
 #[cfg(unix)]
-fn start_with_fd_limit(config: &Path, limit: u32) -> Daemon {
+fn start_with_fd_limit(config: &Path, limit: u32) -> (Daemon, Vec<String>) {
     use std::io::BufRead as _;
     let child = Command::new("sh")
         .arg("-c")
@@ -109,8 +113,8 @@ fn start_with_fd_limit(config: &Path, limit: u32) -> Daemon {
         ))
         .arg(support::bin())
         .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn daemon");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -129,6 +133,7 @@ fn start_with_fd_limit(config: &Path, limit: u32) -> Daemon {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before = Vec::new();
     loop {
         let line = daemon
             .lines
@@ -138,8 +143,9 @@ fn start_with_fd_limit(config: &Path, limit: u32) -> Daemon {
             && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
         {
             daemon.admin = addr.parse().expect("admin addr");
-            return daemon;
+            return (daemon, before);
         }
+        before.push(line);
     }
 }
 
@@ -160,7 +166,7 @@ fn idle_admin_connections_beyond_the_cap_leave_mllp_answering() {
              [[hl7v2.listeners]]\nlisten = \"127.0.0.1:{mllp_port}\"\nprofile = \"epic\"\n"
         ),
     );
-    let daemon = start_with_fd_limit(&config, FD_LIMIT);
+    let (daemon, _) = start_with_fd_limit(&config, FD_LIMIT);
     // The cap's worth of connections, each proven to hold a slot by an
     // answer, then left idle.
     let mut held = Vec::new();
@@ -206,6 +212,43 @@ fn idle_admin_connections_beyond_the_cap_leave_mllp_answering() {
         assert!(Instant::now() < deadline, "freed slots were never reused");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_plaintext_mllp_listener_beyond_loopback_is_warned_about_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (exposed, local) = (free_port(), free_port());
+    let config = support::write_config(
+        dir.path(),
+        &format!(
+            "[[hl7v2.listeners]]\nlisten = \"0.0.0.0:{exposed}\"\nprofile = \"epic\"\n\
+             [[hl7v2.listeners]]\nlisten = \"127.0.0.1:{local}\"\nprofile = \"epic\"\n"
+        ),
+    );
+    let (daemon, lines) = start_with_fd_limit(&config, 1024);
+    let warnings: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("MLLP listener on a non-loopback address without TLS"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{lines:#?}");
+    assert!(
+        warnings[0].contains(&format!(":{exposed}")),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        !warnings[0].contains(&format!(":{local}")),
+        "{}",
+        warnings[0]
+    );
+    // Plain MLLP beyond loopback is still served.
+    let ack = mllp_exchange(
+        SocketAddr::from(([127, 0, 0, 1], exposed)),
+        &support::epic_order(),
+    );
+    assert_eq!(ack, "AA");
+    drop(daemon);
 }
 
 #[test]
