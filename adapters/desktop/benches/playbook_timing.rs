@@ -75,6 +75,11 @@ capture = "order.number"
         "source": {"adapter": "desktop", "profile": "legacy-desktop",
                    "received_at": "2026-11-22T10:00:00Z"},
         "status": "approved",
+        // The sample order's patient: the write playbook's context checks pass.
+        "patient": {"identifiers": [{"type": "MR", "value": "E10001"}],
+                    "name": {"family": "Müller", "given": ["Søren"]},
+                    "birth_date": "1970-01-31"},
+        "references": {"placer_order": "ORD-70001"},
         "decision": {"status": "approved", "authorization_number": "PA-2026-0042",
                      "effective": {"start": "2026-12-01", "end": "2027-02-28"},
                      "note": "Approved per Dr. Müller / Søren |^~\\& ok"}

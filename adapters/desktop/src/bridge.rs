@@ -510,7 +510,9 @@ impl DesktopBridge {
 }
 
 /// The gateway error for an aborted run: retryable when the EHR was merely not
-/// ready (window absent, busy, timeout, driver), not when a safety check fired.
+/// ready (window absent, busy, timeout, driver), not when a safety check fired
+/// — a wrong patient on screen (`context_mismatch`) does not fix itself by
+/// retrying: the write-back fails with the reason and waits for an operator.
 pub fn abort_to_error(abort: &Abort) -> GatewayError {
     let retryable = matches!(
         abort.reason,
@@ -546,9 +548,12 @@ impl WriteBack for DesktopBridge {
             }
             let this = self.clone();
             let owned = case.clone();
-            let result = tokio::task::spawn_blocking(move || this.run_blocking(&pb, Some(&owned)))
-                .await
-                .map_err(|e| GatewayError::internal(false, format!("write run panicked: {e}")))?;
+            let result = tokio::task::spawn_blocking(move || {
+                let slot = this.inner.driver.lock().unwrap_or_else(|p| p.into_inner());
+                this.run_in_slot(slot, &pb, Some(&owned))
+            })
+            .await
+            .map_err(|e| GatewayError::internal(false, format!("write run panicked: {e}")))?;
             match result {
                 Ok(report) => Ok(WriteBackReceipt {
                     detail: format!(
@@ -558,7 +563,17 @@ impl WriteBack for DesktopBridge {
                         report.elapsed.as_millis()
                     ),
                 }),
-                Err(abort) => Err(abort_to_error(&abort)),
+                Err(failed) => {
+                    // The write-back's error names where the evidence went, so
+                    // the operator finds the screenshot from the decision.
+                    let mut error = abort_to_error(&failed.abort);
+                    if let Some(place) = &failed.evidence {
+                        error
+                            .message
+                            .push_str(&format!("; evidence kept as {place}"));
+                    }
+                    Err(error)
+                }
             }
         })
     }

@@ -94,6 +94,26 @@ pub fn describe(playbook: &Playbook, case: Option<&Case>) -> String {
                 format!("if \"{}\" {t} goto {g}", value.source())
             }
             Action::Fail { message } => format!("fail: {message}"),
+            Action::CheckContext { fields } => format!(
+                "check the screen shows the case's {}",
+                fields
+                    .iter()
+                    .map(|f| format!(
+                        "{} at ({}, {}) = {} [{}]",
+                        f.name,
+                        f.at.0,
+                        f.at.1,
+                        redacted(&f.expect, ctx.as_ref()),
+                        f.compare.as_string()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        let what = if step.commit {
+            format!("{what}  <- COMMIT")
+        } else {
+            what
         };
         let guard = step
             .guard
@@ -128,18 +148,29 @@ kind = "write"
 action = "wait_window"
 title = "Auth*"
 [[step]]
+action = "check_context"
+fields = [{ name = "mrn", x = 3, y = 4, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
 action = "type"
 text = "{{decision.authorization_number}}"
 [[step]]
 action = "verify"
 expect = "{{decision.note}}"
+[[step]]
+action = "check_context"
+fields = [{ name = "mrn", x = 3, y = 4, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
+action = "key"
+keys = "ctrl+s"
+commit = true
 "#,
         )
         .expect("parses");
         let case: Case = serde_json::from_value(serde_json::json!({
             "case_id": "c", "tenant": "t", "status": "approved",
             "source": {"adapter": "desktop", "profile": "p", "received_at": "2026-11-22T10:00:00Z"},
-            "decision": {"status": "approved", "authorization_number": "PA-SECRET-1"}
+            "decision": {"status": "approved", "authorization_number": "PA-SECRET-1"},
+            "patient": {"identifiers": [{"type": "MR", "value": "MRN-SECRET"}]}
         }))
         .expect("case");
         let text = describe(&pb, Some(&case));
@@ -150,6 +181,12 @@ expect = "{{decision.note}}"
             "{text}"
         );
         assert!(text.contains("[only into \"Auth*\"]"), "{text}");
+        assert!(!text.contains("MRN-SECRET"), "{text}");
+        assert!(
+            text.contains("mrn at (3, 4) = \"{{patient.identifiers[0].value}}\" -> [redacted, 10 chars] [text]"),
+            "{text}"
+        );
+        assert!(text.contains("press ctrl+s  <- COMMIT"), "{text}");
         let without_case = describe(&pb, None);
         assert!(without_case.contains("type \"{{decision.authorization_number}}\""));
     }

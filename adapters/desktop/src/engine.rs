@@ -7,6 +7,13 @@
 //! * **Never type into the wrong window**: right before every input (key, type,
 //!   click, and each part of copy/verify) the focused window's title must match
 //!   the step's guard; otherwise the run aborts before sending anything.
+//! * **Never type into the wrong patient's chart**: a `check_context` step
+//!   reads the screen's identifying fields and compares them with the case; on
+//!   any difference or unreadable field the run aborts before its next input,
+//!   naming the fields (never their values). The loader makes write playbooks
+//!   check before their first input and again before the commit step; the
+//!   engine refuses the commit step anyway when an input came after the last
+//!   passed check.
 //! * **Nothing half-typed for lack of data**: every template that depends only on
 //!   the case is rendered before the first input.
 //! * **Abort with evidence**: an unexpected window, a failed verification, a
@@ -23,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use gateway_core::Case;
 
+use crate::context::FieldFault;
 use crate::driver::{Driver, DriverError, Screenshot, WindowInfo};
 use crate::pattern::TitlePattern;
 use crate::playbook::{Action, Playbook, PlaybookKind, Step, Target, Test};
@@ -121,6 +129,16 @@ pub enum AbortReason {
         /// Short hash of what was read.
         found_hash: String,
     },
+    /// The screen shows another patient or record than the case (or an
+    /// identifying field cannot be read): nothing more was sent.
+    #[error(
+        "wrong patient or record on screen: {}; no input was sent after the check",
+        describe_faults(.faults)
+    )]
+    ContextMismatch {
+        /// Each failing field's name and how it failed (no values).
+        faults: Vec<(String, FieldFault)>,
+    },
     /// Select-and-copy left the clipboard unchanged (empty or unselectable field).
     #[error("the field copied nothing to the clipboard")]
     NothingCopied,
@@ -150,6 +168,12 @@ impl AbortReason {
                 | AbortReason::FocusFailed(_)
                 | AbortReason::VerifyMismatch { .. }
                 | AbortReason::NothingCopied
+        ) || matches!(
+            self,
+            // A field that could not be read may be a slow screen; a field
+            // that differs will not fix itself.
+            AbortReason::ContextMismatch { faults }
+                if faults.iter().all(|(_, f)| *f == FieldFault::Unreadable)
         )
     }
 
@@ -162,6 +186,7 @@ impl AbortReason {
             AbortReason::FocusFailed(_) => "focus_failed",
             AbortReason::UnexpectedWindow { .. } => "unexpected_window",
             AbortReason::VerifyMismatch { .. } => "verify_mismatch",
+            AbortReason::ContextMismatch { .. } => "context_mismatch",
             AbortReason::NothingCopied => "nothing_copied",
             AbortReason::Template(_) => "template",
             AbortReason::Failed(_) => "failed",
@@ -171,6 +196,14 @@ impl AbortReason {
             AbortReason::Driver(_) => "driver",
         }
     }
+}
+
+fn describe_faults(faults: &[(String, FieldFault)]) -> String {
+    faults
+        .iter()
+        .map(|(name, fault)| format!("field `{name}` {}", fault.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A run that stopped before its end, with the evidence for the operator.
@@ -193,6 +226,11 @@ pub struct Abort {
 }
 
 impl Abort {
+    /// `step 3 \`check-patient\` (check_context)`, or `start`.
+    pub fn location_label(&self) -> String {
+        self.location()
+    }
+
     fn location(&self) -> String {
         match &self.step {
             Some((index, id, action)) => format!("step {} `{id}` ({action})", index + 1),
@@ -266,6 +304,7 @@ pub fn run_playbook(
         current: None,
         records: Vec::new(),
         inputs_sent: 0,
+        checked_since_input: false,
     };
     let result = run.execute();
     // Do not leave captured values (or a sentinel) on the clipboard.
@@ -345,6 +384,8 @@ struct Run<'a> {
     current: Option<WindowInfo>,
     records: Vec<StepRecord>,
     inputs_sent: usize,
+    /// A context check passed and no input followed it yet.
+    checked_since_input: bool,
 }
 
 type StepFailure<'p> = (Option<&'p Step>, AbortReason);
@@ -410,6 +451,16 @@ impl<'a> Run<'a> {
 
     /// Executes one step; `Some(target)` jumps.
     fn step(&mut self, step: &Step) -> Result<Option<Target>, AbortReason> {
+        if step.commit && !self.checked_since_input {
+            // The loader refuses such playbooks; refuse here too, never save unchecked.
+            return Err(AbortReason::Usage(
+                "the commit step is not preceded by a passed context check since the last input"
+                    .into(),
+            ));
+        }
+        if step.action.counts_as_input() {
+            self.checked_since_input = false;
+        }
         match &step.action {
             Action::WaitWindow { title } => {
                 let w = self.wait_for_window(title, self.step_deadline(step))?;
@@ -505,6 +556,25 @@ impl<'a> Run<'a> {
                 }
             }
             Action::Fail { message } => return Err(AbortReason::Failed(message.clone())),
+            Action::CheckContext { fields } => {
+                // Read every field first, then judge: the reason names all
+                // that disagree. Reads go only into the identifying fields.
+                let mut faults = Vec::new();
+                for field in fields {
+                    let expected = field.expect.render(&self.ctx)?;
+                    let seen = self.read_field(step, Some(field.at), step.timeout)?;
+                    if let Some(fault) =
+                        crate::context::compare(&field.compare, seen.as_deref(), &expected)
+                    {
+                        faults.push((field.name.clone(), fault));
+                    }
+                }
+                if !faults.is_empty() {
+                    return Err(AbortReason::ContextMismatch { faults });
+                }
+                tracing::debug!(step = %step.id, fields = fields.len(), "context check passed");
+                self.checked_since_input = true;
+            }
         }
         Ok(None)
     }

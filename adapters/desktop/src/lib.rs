@@ -5,6 +5,8 @@
 //! clipboard — to read orders out and type decisions in:
 //!
 //! * [`playbook`]: flows of UI steps as TOML data, validated completely on load.
+//! * [`context`]: context checks — is the screen on the case's patient and
+//!   record? — and how screen values are compared with the case.
 //! * [`engine`]: runs a playbook against a [`driver::Driver`] with the safety
 //!   rules (one run at a time, focused-window check before every input, abort
 //!   with a screenshot, timeouts, no PHI in logs).
@@ -23,6 +25,7 @@
 pub mod bounded;
 pub mod bridge;
 pub mod capture;
+pub mod context;
 pub mod driver;
 pub mod dry_run;
 pub mod engine;

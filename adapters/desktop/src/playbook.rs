@@ -5,7 +5,18 @@
 //! without a desktop is checked when the file loads — unknown keys and actions,
 //! key chord typos, template syntax, unknown tables and captures, `goto` targets,
 //! input steps without a window to guard them, write playbooks without a
-//! verification — and every problem is reported at once with file, line and step.
+//! verification or without their context checks — and every problem is
+//! reported at once with file, line and step.
+//!
+//! **The write rule** ([`WRITE_RULE`]): a write playbook marks the one step
+//! that commits (the Save click, or a key) with `commit = true`, and on every
+//! path through it (branches followed) a `check_context` step comes before the
+//! first input — key, type, click, and the clicks and keys of `copy`/`verify`
+//! reads — and another one between the last input and the commit step. The
+//! first proves the screen is on the case's patient and record before anything
+//! is typed; the second that it still is (a user or the EHR may switch patients
+//! while the bridge types) right before the save. See [`crate::context`] for
+//! how fields are compared.
 //!
 //! ```toml
 //! name = "write-decision"
@@ -21,12 +32,29 @@
 //!
 //! [[step]]
 //! id = "auth-screen"
-//! action = "wait_window"          # wait_window focus key type click copy verify wait branch fail
+//! action = "wait_window"          # wait_window focus check_context key type click copy verify wait branch fail
 //! title = "LegacyEHR — Prior Authorization*"
+//!
+//! [[step]]
+//! id = "check-patient"
+//! action = "check_context"        # read identifying fields, compare with the case
+//! fields = [
+//!   { name = "mrn", x = 500, y = 23, expect = "{{patient.identifiers[0].value}}" },
+//!   { name = "birth_date", x = 150, y = 59, expect = "{{patient.birth_date}}", compare = "date:MM/DD/YYYY" },
+//! ]
 //!
 //! [[step]]
 //! action = "type"
 //! text = "{{decision.authorization_number}}"
+//!
+//! # … verify, then check_context again …
+//!
+//! [[step]]
+//! id = "save"
+//! action = "click"
+//! x = 230
+//! y = 325
+//! commit = true                   # the step that saves: exactly one in a write playbook
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +63,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::context::{Compare, ContextField};
 use crate::driver::MouseButton;
 use crate::keys::Chord;
 use crate::pattern::TitlePattern;
@@ -42,6 +71,13 @@ use crate::template::Template;
 
 /// Longest a playbook may run, whatever it asks for.
 pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The rule every write playbook follows, as `desktop check` explains it.
+pub const WRITE_RULE: &str = "a write playbook marks the one step that saves with `commit = true` (a `click` or `key`), \
+and on every path through it a `check_context` step reads the patient banner (MRN, name, birth date, \
+order number where shown) and compares it with the case twice: before the first input (key, type, click, \
+and the clicks of copy/verify), and again between the last input and the commit step, \
+because the screen may switch patients while the bridge types";
 
 /// Whether a playbook reads a screen into a source tree or writes a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,6 +148,8 @@ pub struct Step {
     pub timeout: Duration,
     /// Retries after a retryable failure.
     pub retry: Retry,
+    /// The step that commits the write (the Save click or key).
+    pub commit: bool,
 }
 
 /// Retry policy of one step.
@@ -212,6 +250,12 @@ pub enum Action {
         /// Operator-facing message (no PHI).
         message: String,
     },
+    /// Read identifying fields off the screen and compare them with the case;
+    /// abort before the next input when any differs or cannot be read.
+    CheckContext {
+        /// The fields, read in order, all compared before the verdict.
+        fields: Vec<ContextField>,
+    },
 }
 
 impl Action {
@@ -228,10 +272,12 @@ impl Action {
             Action::Wait { .. } => "wait",
             Action::Branch { .. } => "branch",
             Action::Fail { .. } => "fail",
+            Action::CheckContext { .. } => "check_context",
         }
     }
 
-    /// True for actions that send input to the focused window.
+    /// True for actions that send input to the focused window (a context
+    /// check reads with clicks and keys too, so it needs a window guard).
     pub fn is_input(&self) -> bool {
         matches!(
             self,
@@ -240,7 +286,14 @@ impl Action {
                 | Action::Click { .. }
                 | Action::Copy { .. }
                 | Action::Verify { .. }
+                | Action::CheckContext { .. }
         )
+    }
+
+    /// True for the inputs the write rule counts: everything that sends input
+    /// except the context check itself.
+    pub fn counts_as_input(&self) -> bool {
+        self.is_input() && !matches!(self, Action::CheckContext { .. })
     }
 
     /// The templates this action renders.
@@ -249,6 +302,7 @@ impl Action {
             Action::Type { text } => vec![text],
             Action::Verify { expect, .. } => vec![expect],
             Action::Branch { value, .. } => vec![value],
+            Action::CheckContext { fields } => fields.iter().map(|f| &f.expect).collect(),
             _ => Vec::new(),
         }
     }
@@ -339,6 +393,18 @@ struct RawStep {
     goto: Option<String>,
     message: Option<String>,
     retry: Option<RawRetry>,
+    commit: Option<bool>,
+    fields: Option<Vec<RawField>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: String,
+    x: i32,
+    y: i32,
+    expect: String,
+    compare: Option<String>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -540,6 +606,20 @@ impl Validator<'_> {
             }
             _ => {}
         }
+        match kind {
+            PlaybookKind::Write if !steps.is_empty() => self.write_rule(&steps),
+            PlaybookKind::Read => {
+                for s in steps.iter().filter(|s| s.commit) {
+                    self.problems.push(Problem {
+                        line: Some(s.line),
+                        step: Some(label(s.index, &s.id)),
+                        message: "`commit` is for write playbooks; a read playbook saves nothing"
+                            .into(),
+                    });
+                }
+            }
+            _ => {}
+        }
 
         Playbook {
             name: raw.name,
@@ -554,6 +634,92 @@ impl Validator<'_> {
             settle,
             tables: raw.tables,
             steps,
+        }
+    }
+
+    /// [`WRITE_RULE`]: one commit step; on every path a context check before
+    /// the first input and one between the last input and the commit.
+    fn write_rule(&mut self, steps: &[Step]) {
+        let commits: Vec<&Step> = steps.iter().filter(|s| s.commit).collect();
+        match commits.as_slice() {
+            [] => self.top("no step is marked `commit = true`"),
+            [_] => {}
+            [_, more @ ..] => {
+                for s in more {
+                    self.problems.push(Problem {
+                        line: Some(s.line),
+                        step: Some(label(s.index, &s.id)),
+                        message: "a second `commit` step: a write playbook saves once".into(),
+                    });
+                }
+            }
+        }
+        // Walk every path: the state is (a check was passed, no input since
+        // the last check); the last input is kept for the message only.
+        let mut seen: BTreeSet<(usize, bool, bool)> = BTreeSet::new();
+        let mut stack: Vec<(usize, bool, bool, Option<usize>)> = vec![(0, false, true, None)];
+        let mut early: BTreeSet<usize> = BTreeSet::new();
+        let mut unchecked_commit: BTreeMap<usize, Option<usize>> = BTreeMap::new();
+        while let Some((pc, checked, clean, last_input)) = stack.pop() {
+            let Some(step) = steps.get(pc) else { continue };
+            if !seen.insert((pc, checked, clean)) {
+                continue;
+            }
+            let (mut checked, mut clean, mut last_input) = (checked, clean, last_input);
+            if matches!(step.action, Action::CheckContext { .. }) {
+                checked = true;
+                clean = true;
+            } else if step.action.counts_as_input() {
+                if !checked {
+                    early.insert(pc);
+                    // Reported once per path: the inputs after it follow from it.
+                    checked = true;
+                }
+                if step.commit && !clean {
+                    unchecked_commit.entry(pc).or_insert(last_input);
+                }
+                clean = false;
+                last_input = Some(pc);
+            }
+            match &step.action {
+                Action::Fail { .. } => {}
+                Action::Branch { goto, .. } => {
+                    if let Target::Step(i) = goto {
+                        stack.push((*i, checked, clean, last_input));
+                    }
+                    stack.push((pc + 1, checked, clean, last_input));
+                }
+                _ => stack.push((pc + 1, checked, clean, last_input)),
+            }
+        }
+        let broken = commits.len() != 1 || !early.is_empty() || !unchecked_commit.is_empty();
+        for pc in early {
+            let s = &steps[pc];
+            self.problems.push(Problem {
+                line: Some(s.line),
+                step: Some(label(s.index, &s.id)),
+                message: format!(
+                    "`{}` sends input before any `check_context` (on some path): check the patient on screen first",
+                    s.action.name()
+                ),
+            });
+        }
+        for (pc, last) in unchecked_commit {
+            let s = &steps[pc];
+            let after = last
+                .and_then(|i| steps.get(i))
+                .map(|l| format!(" after {} (line {})", label(l.index, &l.id), l.line))
+                .unwrap_or_default();
+            self.problems.push(Problem {
+                line: Some(s.line),
+                step: Some(label(s.index, &s.id)),
+                message: format!(
+                    "the commit step can be reached{after} with no `check_context` between the last input and it"
+                ),
+            });
+        }
+        if broken {
+            self.top(format!("the write rule: {WRITE_RULE}"));
         }
     }
 
@@ -651,9 +817,10 @@ impl StepCheck<'_, '_> {
             "wait" => &["ms"],
             "branch" => &["value", "equals", "not_equals", "matches", "goto"],
             "fail" => &["message"],
+            "check_context" => &["fields"],
             other => {
                 self.problem(format!(
-                    "unknown action `{other}` (wait_window, focus, key, type, click, copy, verify, wait, branch, fail)"
+                    "unknown action `{other}` (wait_window, focus, check_context, key, type, click, copy, verify, wait, branch, fail)"
                 ));
                 return None;
             }
@@ -675,6 +842,7 @@ impl StepCheck<'_, '_> {
             ("matches", raw.matches.is_some()),
             ("goto", raw.goto.is_some()),
             ("message", raw.message.is_some()),
+            ("fields", raw.fields.is_some()),
         ];
         for (key, is_set) in present {
             if is_set && !allowed.contains(&key) {
@@ -691,10 +859,23 @@ impl StepCheck<'_, '_> {
             Some(t) => self.title(t),
             None => None,
         };
+        if raw.commit.is_some() && !matches!(raw.action.as_str(), "click" | "key") {
+            self.problem(format!(
+                "`commit` marks the click or key that saves, not a `{}` step",
+                raw.action
+            ));
+        }
         if raw.title.is_some()
             && !matches!(
                 raw.action.as_str(),
-                "wait_window" | "focus" | "key" | "type" | "click" | "copy" | "verify"
+                "wait_window"
+                    | "focus"
+                    | "key"
+                    | "type"
+                    | "click"
+                    | "copy"
+                    | "verify"
+                    | "check_context"
             )
         {
             self.problem(format!("`title` is not used by action `{}`", raw.action));
@@ -864,6 +1045,60 @@ impl StepCheck<'_, '_> {
             "fail" => Action::Fail {
                 message: self.required(&raw.message, "message", "fail")?,
             },
+            "check_context" => {
+                let raw_fields = self.required(&raw.fields, "fields", "check_context")?;
+                if raw_fields.is_empty() {
+                    self.problem("`fields` is empty: name the identifying fields to compare");
+                }
+                let mut names = BTreeSet::new();
+                let mut fields = Vec::new();
+                for f in raw_fields {
+                    let valid = !f.name.is_empty()
+                        && f.name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if !valid {
+                        self.problem(format!(
+                            "field name `{}`: letters, digits, `_` and `-`",
+                            f.name
+                        ));
+                    }
+                    if !names.insert(f.name.clone()) {
+                        self.problem(format!("field `{}` is listed twice", f.name));
+                    }
+                    let compare = match Compare::parse(f.compare.as_deref().unwrap_or("text")) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.problem(format!("field `{}`: {e}", f.name));
+                            Compare::Text
+                        }
+                    };
+                    let Some(expect) =
+                        self.template(&format!("fields.{}.expect", f.name), &f.expect)
+                    else {
+                        continue;
+                    };
+                    if expect.is_literal() || expect.holes().any(|h| h.captured_name().is_some()) {
+                        self.problem(format!(
+                            "field `{}`: `expect` must come from the case (`{{{{patient.…}}}}`), not a constant or a captured value",
+                            f.name
+                        ));
+                    }
+                    if expect.holes().any(|h| h.has_default()) {
+                        self.problem(format!(
+                            "field `{}`: `expect` may not use `default:` (a check against a default proves nothing)",
+                            f.name
+                        ));
+                    }
+                    fields.push(ContextField {
+                        name: f.name,
+                        at: (f.x, f.y),
+                        expect,
+                        compare,
+                    });
+                }
+                Action::CheckContext { fields }
+            }
             _ => return None,
         };
         // Resolve the guard: which title the focused window must have.
@@ -900,6 +1135,7 @@ impl StepCheck<'_, '_> {
             guard: step_guard,
             timeout,
             retry,
+            commit: raw.commit.unwrap_or(false),
         })
     }
 }
@@ -923,6 +1159,11 @@ title = "LegacyEHR — Prior Authorization*"
 
 [[step]]
 action = "focus"
+
+[[step]]
+id = "check"
+action = "check_context"
+fields = [{ name = "mrn", x = 5, y = 5, expect = "{{patient.identifiers[0].value}}" }]
 
 [[step]]
 action = "copy"
@@ -949,6 +1190,21 @@ y = 60
 expect = "{{decision.authorization_number}}"
 
 [[step]]
+id = "check-again"
+action = "check_context"
+fields = [
+  { name = "mrn", x = 5, y = 5, expect = "{{patient.identifiers[0].value}}" },
+  { name = "dob", x = 5, y = 25, expect = "{{patient.birth_date}}", compare = "date:MM/DD/YYYY" },
+]
+
+[[step]]
+id = "save"
+action = "click"
+x = 10
+y = 90
+commit = true
+
+[[step]]
 action = "branch"
 value = "x"
 equals = "x"
@@ -968,29 +1224,182 @@ message = "chart is locked"
     fn loads_a_valid_playbook_and_resolves_guards() {
         let pb = parse(GOOD).expect("valid");
         assert_eq!(pb.kind, PlaybookKind::Write);
-        assert_eq!(pb.steps.len(), 8);
+        assert_eq!(pb.steps.len(), 11);
         assert_eq!(pb.steps[0].line, 9, "the line of the `[[step]]` header");
-        let typing = &pb.steps[4];
-        assert_eq!(typing.id, "step-5");
+        let typing = &pb.steps[5];
+        assert_eq!(typing.id, "step-6");
         assert_eq!(
             typing.guard.as_ref().map(TitlePattern::as_str),
             Some("LegacyEHR — Prior Authorization*")
         );
         assert_eq!(typing.retry.attempts, 2);
         assert!(matches!(
-            pb.steps[3].action,
+            pb.steps[4].action,
             Action::Branch {
-                goto: Target::Step(7),
+                goto: Target::Step(10),
                 ..
             }
         ));
         assert!(matches!(
-            pb.steps[6].action,
+            pb.steps[9].action,
             Action::Branch {
                 goto: Target::End,
                 ..
             }
         ));
+        assert!(pb.step("save").is_some_and(|s| s.commit));
+        assert_eq!(pb.steps.iter().filter(|s| s.commit).count(), 1);
+        match &pb.step("check-again").map(|s| &s.action) {
+            Some(Action::CheckContext { fields }) => {
+                assert_eq!(fields.len(), 2);
+                assert_eq!(fields[1].at, (5, 25));
+                assert_eq!(fields[1].compare, Compare::Date("MM/DD/YYYY".into()));
+            }
+            other => panic!("not a check: {other:?}"),
+        }
+        assert!(
+            pb.step("check")
+                .and_then(|s| s.guard.as_ref())
+                .is_some_and(|g| g.as_str().starts_with("LegacyEHR")),
+            "a check reads with input: it is guarded"
+        );
+    }
+
+    #[test]
+    fn write_rule_names_file_line_and_step() {
+        // GOOD without its first check: the copy (a read that clicks) is the
+        // first input.
+        let no_first = GOOD.replacen("id = \"check\"\naction = \"check_context\"", "id = \"check\"\naction = \"wait\"\nms = 1\n#", 1)
+            .replacen("fields = [{ name = \"mrn\", x = 5, y = 5, expect = \"{{patient.identifiers[0].value}}\" }]\n", "", 1);
+        let err = parse(&no_first).expect_err("no check before the first input");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "pb.toml:23: step 4 `step-4`: `copy` sends input before any `check_context`"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("the write rule: a write playbook marks"),
+            "the rule is explained: {text}"
+        );
+        assert_eq!(err.problems.len(), 2, "{text}");
+
+        // GOOD without its second check: the save follows the verify.
+        let start = GOOD
+            .find("[[step]]\nid = \"check-again\"")
+            .expect("second check");
+        let end = GOOD.find("[[step]]\nid = \"save\"").expect("save");
+        let no_second = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+        let err = parse(&no_second).expect_err("no check before the commit");
+        let text = err.to_string();
+        assert!(
+            text.contains("step 8 `save`: the commit step can be reached after step 7 `step-7` (line 40) with no `check_context`"),
+            "{text}"
+        );
+        assert!(text.contains("pb.toml:46: step 8 `save`"), "{text}");
+    }
+
+    #[test]
+    fn write_rule_follows_branches_and_counts_clicks() {
+        let base = |middle: &str| {
+            format!(
+                r#"
+name = "w"
+kind = "write"
+[[step]]
+action = "wait_window"
+title = "Auth*"
+[[step]]
+id = "check"
+action = "check_context"
+fields = [{{ name = "mrn", x = 1, y = 1, expect = "{{{{patient.identifiers[0].value}}}}" }}]
+{middle}
+[[step]]
+id = "verify"
+action = "verify"
+x = 1
+y = 2
+expect = "{{{{decision.status}}}}"
+[[step]]
+id = "skip"
+action = "branch"
+value = "{{{{decision.status}}}}"
+equals = "denied"
+goto = "save"
+[[step]]
+id = "recheck"
+action = "check_context"
+fields = [{{ name = "mrn", x = 1, y = 1, expect = "{{{{patient.identifiers[0].value}}}}" }}]
+[[step]]
+id = "save"
+action = "click"
+x = 1
+y = 9
+commit = true
+"#
+            )
+        };
+        // A branch that jumps over the second check reaches the commit unchecked.
+        let err = parse(&base("")).expect_err("bypass by branch");
+        assert!(
+            err.to_string()
+                .contains("step 6 `save`: the commit step can be reached after step 3 `verify`"),
+            "{err}"
+        );
+        // A click before the first check counts as input.
+        let early_click = base("").replacen(
+            "[[step]]\nid = \"check\"",
+            "[[step]]\nid = \"tab\"\naction = \"click\"\nx = 1\ny = 1\n[[step]]\nid = \"check\"",
+            1,
+        );
+        let err = parse(&early_click).expect_err("click before the check");
+        assert!(
+            err.to_string()
+                .contains("step 2 `tab`: `click` sends input before any `check_context`"),
+            "{err}"
+        );
+        // No commit step at all: said, and the first-input rule still applies.
+        let err = parse(&early_click.replace("commit = true\n", "")).expect_err("no commit step");
+        let text = err.to_string();
+        assert!(text.contains("no step is marked `commit = true`"), "{text}");
+        assert!(text.contains("step 2 `tab`: `click` sends input"), "{text}");
+        assert!(text.contains("the write rule:"), "{text}");
+        // Commit markers: only on click/key, once, and only in write playbooks.
+        let err = parse(
+            "name='r'\nkind='read'\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\n[[step]]\naction='click'\nx=1\ny=1\ncommit=true\n",
+        )
+        .expect_err("commit in a read playbook");
+        assert!(
+            err.to_string()
+                .contains("pb.toml:9: step 3 `step-3`: `commit` is for write playbooks"),
+            "{err}"
+        );
+        let err = parse(
+            "name='r'\nkind='read'\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\ncommit=true\n",
+        )
+        .expect_err("commit on a copy");
+        assert!(
+            err.to_string()
+                .contains("`commit` marks the click or key that saves"),
+            "{err}"
+        );
+        // Expectations come from the case, never constants or defaults.
+        for expect in [
+            "E10001",
+            "{{patient.birth_date | default:x}}",
+            "{{captured.a}}",
+        ] {
+            let text = format!(
+                "name='r'\nkind='read'\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\n[[step]]\naction='check_context'\nfields=[{{name='mrn', x=1, y=1, expect='{expect}'}}]\n"
+            );
+            let err = parse(&text).expect_err("bad expectation");
+            assert!(
+                err.to_string()
+                    .contains("pb.toml:9: step 3 `step-3`: field `mrn`"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! missing path — never a half-filled string, so nothing partial is typed.
 //!
 //! Paths: dotted names with `[n]` indexes into the case JSON
-//! (`services[0].code.code`). Filters: `upper`, `lower`, `trim`,
+//! (`services[0].code.code`); a list of strings renders as its words joined by
+//! spaces (`{{patient.name.given}}`). Filters: `upper`, `lower`, `trim`,
 //! `date:MM/DD/YYYY` (reformat an ISO date; tokens `YYYY`, `YY`, `MM`, `DD`),
 //! `table:NAME` (look up in the playbook's `[tables.NAME]`), `default:TEXT`.
 
@@ -190,6 +191,11 @@ impl Hole {
         names.map(|n| n.join("."))
     }
 
+    /// True when the hole has a `default:` filter.
+    pub fn has_default(&self) -> bool {
+        self.filters.iter().any(|f| matches!(f, Filter::Default(_)))
+    }
+
     /// Names of the tables this hole's filters use.
     pub fn tables(&self) -> impl Iterator<Item = &str> {
         self.filters.iter().filter_map(|f| match f {
@@ -213,7 +219,12 @@ impl Hole {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
-            Value::Null | Value::Array(_) | Value::Object(_) => None,
+            // A list of words (a name's `given`) reads as they are written.
+            Value::Array(items) => {
+                let words: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                words.map(|w| w.join(" ")).filter(|w| !w.is_empty())
+            }
+            Value::Null | Value::Object(_) => None,
         }
     }
 
@@ -360,7 +371,8 @@ mod tests {
                 "decision": {"status": "approved", "authorization_number": "PA|^~\\&1",
                              "effective": {"start": "2026-12-01"}},
                 "services": [{"code": {"code": "78452"}}],
-                "quantity": 2
+                "quantity": 2,
+                "given": ["Søren", "Q"]
             }),
             captured: BTreeMap::from([
                 ("mrn".to_owned(), "E10001".to_owned()),
@@ -390,6 +402,7 @@ mod tests {
         assert_eq!(r("{{captured.mrn|lower}}").as_deref(), Ok("e10001"));
         assert_eq!(r("{{captured.order.number}}").as_deref(), Ok("ORD-1"));
         assert_eq!(r("{{quantity}}").as_deref(), Ok("2"));
+        assert_eq!(r("{{given}}").as_deref(), Ok("Søren Q"));
         assert_eq!(r("{{decision.note|default:none}}").as_deref(), Ok("none"));
         assert_eq!(
             r("{{decision.note}}"),

@@ -14,11 +14,14 @@ use gateway_desktop::driver::{MouseButton, Screenshot, WindowId, WindowInfo};
 use gateway_desktop::keys::Chord;
 use gateway_desktop::{Driver, DriverError};
 
-/// One window with one field that keeps at most `max_len` typed characters.
+/// One window with one field that keeps at most `max_len` typed characters,
+/// and a read-only patient banner at (1, 1) showing `banner`.
 struct OneField {
     text: String,
     max_len: usize,
     clipboard: Option<String>,
+    banner: String,
+    on_banner: bool,
 }
 
 impl Driver for OneField {
@@ -47,18 +50,23 @@ impl Driver for OneField {
     }
     fn key_chord(&mut self, chord: &Chord) -> Result<(), DriverError> {
         if chord.to_string() == "ctrl+c" {
-            self.clipboard = Some(self.text.clone());
+            self.clipboard = Some(if self.on_banner {
+                self.banner.clone()
+            } else {
+                self.text.clone()
+            });
         }
         Ok(())
     }
     fn click(
         &mut self,
         _: WindowId,
-        _: i32,
-        _: i32,
+        x: i32,
+        y: i32,
         _: MouseButton,
         _: u8,
     ) -> Result<(), DriverError> {
+        self.on_banner = (x, y) == (1, 1);
         Ok(())
     }
     fn clipboard_get(&mut self) -> Result<Option<String>, DriverError> {
@@ -89,6 +97,14 @@ impl EvidenceSink for Kept {
 }
 
 fn bridge(max_len: usize, sink: Arc<Kept>) -> (DesktopBridge, tempfile::TempDir) {
+    bridge_on(max_len, "E1", sink)
+}
+
+fn bridge_on(
+    max_len: usize,
+    banner: &'static str,
+    sink: Arc<Kept>,
+) -> (DesktopBridge, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("write.toml");
     std::fs::write(
@@ -102,12 +118,27 @@ settle_ms = 0
 action = "wait_window"
 title = "Auth"
 [[step]]
+id = "check-patient"
+action = "check_context"
+fields = [{ name = "mrn", x = 1, y = 1, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
+action = "click"
+x = 5
+y = 5
+[[step]]
 action = "type"
 text = "{{decision.authorization_number}}"
 [[step]]
 id = "verify-auth"
 action = "verify"
 expect = "{{decision.authorization_number}}"
+[[step]]
+action = "check_context"
+fields = [{ name = "mrn", x = 1, y = 1, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
+action = "key"
+keys = "ctrl+s"
+commit = true
 "#,
     )
     .expect("write playbook");
@@ -116,6 +147,8 @@ expect = "{{decision.authorization_number}}"
             text: String::new(),
             max_len,
             clipboard: None,
+            banner: banner.to_owned(),
+            on_banner: false,
         }) as Box<dyn Driver>)
     });
     let bridge = DesktopBridge::new(
@@ -131,7 +164,8 @@ fn case() -> Case {
     serde_json::from_value(serde_json::json!({
         "case_id": "case-9", "tenant": "t", "status": "approved",
         "source": {"adapter": "desktop", "profile": "legacy-desktop", "received_at": "2026-11-22T10:00:00Z"},
-        "decision": {"status": "approved", "authorization_number": "PA-123456"}
+        "decision": {"status": "approved", "authorization_number": "PA-123456"},
+        "patient": {"identifiers": [{"type": "MR", "value": "E1"}]}
     }))
     .expect("case")
 }
@@ -161,6 +195,26 @@ async fn applies_decisions_and_keeps_evidence_of_aborts() {
             .as_ref()
             .is_some_and(|p| p.starts_with(b"\x89PNG"))
     );
+
+    // Another patient on screen: a write-back failure that is not retried,
+    // naming the field and the evidence, never the values.
+    let (wrong, _dir3) = bridge_on(64, "E2", Arc::clone(&sink));
+    let err = wrong.apply(&case()).await.expect_err("wrong patient");
+    assert!(!err.retryable, "{err}");
+    assert!(
+        err.message
+            .contains("wrong patient or record on screen: field `mrn` differs"),
+        "{err}"
+    );
+    assert!(err.message.contains("evidence kept as memory"), "{err}");
+    assert!(
+        !err.message.contains("E2") && !err.message.contains("E1"),
+        "{err}"
+    );
+    let kept: Vec<AbortEvidence> = sink.0.lock().expect("lock").clone();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[1].reason, "context_mismatch");
+    assert!(kept[1].step.contains("check-patient"), "{}", kept[1].step);
 
     // A case without a decision is refused before any run.
     let mut undecided = case();

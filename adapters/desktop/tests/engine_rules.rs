@@ -133,7 +133,8 @@ fn case(decision: serde_json::Value) -> Case {
     let mut v = serde_json::json!({
         "case_id": "case-1", "tenant": "t",
         "source": {"adapter": "desktop", "profile": "p", "received_at": "2026-11-22T10:00:00Z"},
-        "status": "approved"
+        "status": "approved",
+        "patient": {"identifiers": [{"type": "MR", "value": "E1"}]}
     });
     if !decision.is_null() {
         v["decision"] = decision;
@@ -154,6 +155,10 @@ retry = { attempts = 3, delay_ms = 1 }
 [[step]]
 action = "focus"
 [[step]]
+id = "check-before"
+action = "check_context"
+fields = [{ name = "mrn", x = 5, y = 5, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
 action = "click"
 x = 10
 y = 10
@@ -167,7 +172,20 @@ action = "verify"
 x = 10
 y = 10
 expect = "{{decision.authorization_number}}"
+[[step]]
+id = "check-before-save"
+action = "check_context"
+fields = [{ name = "mrn", x = 5, y = 5, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
+id = "save"
+action = "click"
+x = 20
+y = 20
+commit = true
 "#;
+
+/// The banner field the context checks of [`WRITE`] read (window 1 at 5,5).
+const BANNER: (u64, i32, i32) = (1, 5, 5);
 
 #[test]
 fn missing_case_data_aborts_before_any_input() {
@@ -191,6 +209,7 @@ fn missing_case_data_aborts_before_any_input() {
 fn writes_verifies_and_retries_a_late_window() {
     let mut desk = MemoryDesktop::with_windows(&["Auth screen"]);
     desk.appear_after = 12; // absent for the first attempt(s) of wait_window
+    desk.fields.insert(BANNER, " e1 ".into());
     let report = run_playbook(
         &parse(WRITE),
         &mut desk,
@@ -201,9 +220,50 @@ fn writes_verifies_and_retries_a_late_window() {
     )
     .expect("runs");
     assert_eq!(desk.typed, vec!["A|^~\\&Ø".to_owned()]);
-    assert!(report.steps[0].attempts >= 1 && report.steps.len() == 5);
+    assert!(report.steps[0].attempts >= 1 && report.steps.len() == 8);
+    assert_eq!(desk.current, Some((1, 20, 20)), "saved last");
     // The clipboard is cleared after the run.
     assert_eq!(desk.clipboard.as_deref(), Some(""));
+}
+
+#[test]
+fn another_patient_on_screen_stops_before_any_typing() {
+    let mut desk = MemoryDesktop::with_windows(&["Auth screen"]);
+    desk.fields.insert(BANNER, "E2".into());
+    let abort = run_playbook(
+        &parse(WRITE),
+        &mut desk,
+        Some(&case(
+            serde_json::json!({"status": "approved", "authorization_number": "A1"}),
+        )),
+        &fast(),
+    )
+    .expect_err("wrong patient");
+    assert_eq!(abort.reason.code(), "context_mismatch", "{abort}");
+    assert_eq!(
+        abort.step.as_ref().map(|s| s.1.as_str()),
+        Some("check-before")
+    );
+    assert!(desk.typed.is_empty());
+    assert_eq!(desk.current, Some(BANNER), "only the banner was clicked");
+    assert!(!abort.to_string().contains("E2"), "{abort}");
+    assert!(!abort.reason.retryable());
+    // An empty banner is unreadable: the same stop (retryable within the step).
+    let mut desk = MemoryDesktop::with_windows(&["Auth screen"]);
+    let abort = run_playbook(
+        &parse(WRITE),
+        &mut desk,
+        Some(&case(
+            serde_json::json!({"status": "approved", "authorization_number": "A1"}),
+        )),
+        &fast(),
+    )
+    .expect_err("unreadable banner");
+    assert!(
+        abort.to_string().contains("field `mrn` is unreadable"),
+        "{abort}"
+    );
+    assert!(desk.typed.is_empty());
 }
 
 #[test]

@@ -22,8 +22,26 @@ fn playbook(name: &str) -> Playbook {
     Playbook::load(&path).expect("shipped playbook loads")
 }
 
+/// The sample order's patient and order number, as the read mapping puts
+/// them into a case (`sample-messages/desktop/legacy-desktop/order-screen.json`).
+fn sample_patient() -> serde_json::Value {
+    json!({
+        "patient": {"identifiers": [{"type": "MR", "value": "E10001"}],
+                    "name": {"family": "Müller", "given": ["Søren"]},
+                    "birth_date": "1970-01-31", "sex": "male"},
+        "references": {"placer_order": "ORD-70001"}
+    })
+}
+
+fn with_sample_patient(mut case: serde_json::Value) -> Case {
+    let patient = sample_patient();
+    case["patient"] = patient["patient"].clone();
+    case["references"] = patient["references"].clone();
+    serde_json::from_value(case).expect("case JSON")
+}
+
 fn decided_case(auth: &str, note: &str) -> Case {
-    serde_json::from_value(json!({
+    with_sample_patient(json!({
         "case_id": "case-000000000000000000000001",
         "tenant": "mso-demo",
         "source": {"adapter": "desktop", "profile": "legacy-desktop",
@@ -33,7 +51,6 @@ fn decided_case(auth: &str, note: &str) -> Case {
                      "effective": {"start": "2026-12-01", "end": "2027-02-28"},
                      "note": note}
     }))
-    .expect("case JSON")
 }
 
 #[test]
@@ -69,6 +86,8 @@ fn scenarios() {
     write_decision_exactly(&mut driver, &options);
     write_denial_without_auth_number(&mut driver, &options);
     wrong_window_aborts_without_typing(&mut driver, &options);
+    wrong_patient_aborts_before_any_input(&mut driver, &options);
+    patient_switched_while_typing_aborts_before_save(&mut driver, &options);
     modal_popup_aborts_without_typing(&mut driver, &options);
     verification_mismatch_aborts_with_screenshot(&mut driver, &options);
     with_window_manager(&mut driver, &options);
@@ -148,14 +167,13 @@ fn write_decision_exactly(driver: &mut X11Driver, options: &RunOptions) {
 /// verified empty, and the status is written.
 fn write_denial_without_auth_number(driver: &mut X11Driver, options: &RunOptions) {
     let app = LegacyApp::start(AppOptions::default());
-    let case: Case = serde_json::from_value(json!({
+    let case = with_sample_patient(json!({
         "case_id": "case-000000000000000000000002", "tenant": "mso-demo",
         "source": {"adapter": "desktop", "profile": "legacy-desktop",
                    "received_at": "2026-11-22T10:00:00Z"},
         "status": "denied",
         "decision": {"status": "denied", "reason_codes": ["N"], "note": "Not medically necessary"}
-    }))
-    .expect("case JSON");
+    }));
     run_playbook(
         &playbook("write-decision.toml"),
         driver,
@@ -197,13 +215,26 @@ title = "LegacyEHR — Prior Authorization*"
 action = "focus"
 title = "LegacyEHR — Order Entry*"
 [[step]]
-id = "type-auth"
+id = "check-patient"
+action = "check_context"
+title = "LegacyEHR — Prior Authorization*"
+fields = [{ name = "mrn", x = 495, y = 23, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
 action = "type"
 title = "LegacyEHR — Prior Authorization*"
 text = "{{decision.authorization_number}}"
 [[step]]
 action = "verify"
 expect = "{{decision.authorization_number}}"
+[[step]]
+action = "check_context"
+title = "LegacyEHR — Prior Authorization*"
+fields = [{ name = "mrn", x = 495, y = 23, expect = "{{patient.identifiers[0].value}}" }]
+[[step]]
+action = "click"
+x = 230
+y = 325
+commit = true
 "#,
     )
     .expect("test playbook parses");
@@ -213,7 +244,11 @@ expect = "{{decision.authorization_number}}"
         matches!(abort.reason, AbortReason::UnexpectedWindow { .. }),
         "{abort}"
     );
-    assert_eq!(abort.step.as_ref().map(|s| s.1.as_str()), Some("type-auth"));
+    // The check reads with clicks and keys: its guard refuses first.
+    assert_eq!(
+        abort.step.as_ref().map(|s| s.1.as_str()),
+        Some("check-patient")
+    );
     assert_eq!(abort.inputs_sent, 0);
     let text = abort.to_string();
     assert!(
@@ -228,6 +263,131 @@ expect = "{{decision.authorization_number}}"
     );
     assert!(app.saved(Duration::from_millis(0)).is_none());
     assert_png(abort.screenshot.as_ref());
+}
+
+/// The identifying fields of the shipped write playbook's context checks.
+const CONTEXT_FIELDS: [&str; 4] = ["mrn", "patient_name", "birth_date", "order_number"];
+
+fn assert_wrong_patient(abort: &gateway_desktop::Abort, step: &str) {
+    match &abort.reason {
+        AbortReason::ContextMismatch { faults } => {
+            let names: Vec<&str> = faults.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, CONTEXT_FIELDS, "{abort}");
+            assert!(
+                faults
+                    .iter()
+                    .all(|(_, f)| *f == gateway_desktop::context::FieldFault::Differs),
+                "{abort}"
+            );
+        }
+        other => panic!("expected a context mismatch, got {other}"),
+    }
+    assert_eq!(abort.reason.code(), "context_mismatch");
+    assert_eq!(abort.step.as_ref().map(|s| s.1.as_str()), Some(step));
+    let text = abort.to_string();
+    assert!(text.contains("field `mrn` differs from the case"), "{text}");
+    // Neither patient's values appear in the reason.
+    for value in [
+        "E10001", "E20002", "Müller", "MÜLLER", "OKAFOR", "Okafor", "1970", "1982", "70001",
+        "70002",
+    ] {
+        assert!(!text.contains(value), "{value} in {text}");
+    }
+    assert_png(abort.screenshot.as_ref());
+}
+
+/// The authorization screen was left open on another patient: the first
+/// context check reads the banner and aborts; the only events the app got are
+/// the banner reads — nothing typed into or clicked on the form, no Save.
+fn wrong_patient_aborts_before_any_input(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions {
+        auth_on_other_patient: true,
+        ..AppOptions::default()
+    });
+    let case = decided_case("PA-2026-0042", "n");
+    let abort = run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .expect_err("another patient on screen must abort the write");
+    assert_wrong_patient(&abort, "check-patient-before-typing");
+    assert!(
+        abort
+            .completed
+            .iter()
+            .all(|s| s.action != "click" && s.action != "type" && s.action != "key"),
+        "{:?}",
+        abort.completed
+    );
+    // The last thing sent was the copy chord on the last banner field.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !app
+        .event_widgets()
+        .iter()
+        .any(|(k, w)| k == "key" && w == "banner_order_number")
+    {
+        assert!(std::time::Instant::now() < until, "{:?}", app.events());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let widgets = app.event_widgets();
+    assert!(!widgets.is_empty());
+    assert!(
+        widgets.iter().all(|(_, w)| w.starts_with("banner_")),
+        "input reached the form: {widgets:?}"
+    );
+    assert!(app.saved(Duration::from_millis(500)).is_none());
+    println!(
+        "wrong patient: aborted at {}, {} app events, all on the banner",
+        abort.location_label(),
+        widgets.len()
+    );
+}
+
+/// The chart switches to another patient when the first key reaches the Note
+/// field: the fields are typed and verified, the check before Save aborts,
+/// Save is never clicked and nothing reaches `--out`.
+fn patient_switched_while_typing_aborts_before_save(driver: &mut X11Driver, options: &RunOptions) {
+    let app = LegacyApp::start(AppOptions {
+        switch_patient_on_key_in: Some("note"),
+        ..AppOptions::default()
+    });
+    let case = decided_case("PA-2026-0042", "Approved");
+    let abort = run_playbook(
+        &playbook("write-decision.toml"),
+        driver,
+        Some(&case),
+        options,
+    )
+    .expect_err("a patient switch while typing must abort before Save");
+    assert_wrong_patient(&abort, "check-patient-before-save");
+    let done: Vec<&str> = abort.completed.iter().map(|s| s.id.as_str()).collect();
+    assert!(
+        done.contains(&"check-patient-before-typing") && done.contains(&"verify-note"),
+        "{done:?}"
+    );
+    assert!(!done.contains(&"save"), "{done:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let widgets = app.event_widgets();
+    assert!(
+        widgets.iter().any(|(k, w)| k == "key" && w == "note"),
+        "the note was typed: {widgets:?}"
+    );
+    assert!(
+        !widgets.iter().any(|(_, w)| w == "save"),
+        "Save was clicked: {widgets:?}"
+    );
+    assert!(
+        app.saved(Duration::from_millis(500)).is_none(),
+        "nothing may be written to --out"
+    );
+    assert!(!app.out.exists());
+    println!(
+        "patient switched while typing: aborted at {}, Save never clicked",
+        abort.location_label()
+    );
 }
 
 fn modal_popup_aborts_without_typing(driver: &mut X11Driver, options: &RunOptions) {

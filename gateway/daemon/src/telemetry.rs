@@ -56,8 +56,13 @@ pub const OUTCOMES: [&str; 4] = ["accepted", "rejected", "duplicate", "error"];
 /// The `result` values of [`FORWARD_ATTEMPTS`].
 pub const FORWARD_RESULTS: [&str; 3] = ["delivered", "retry", "dead"];
 /// The `reason` values of [`MANUAL_INTERVENTIONS`].
-pub const INTERVENTION_REASONS: [&str; 4] =
-    ["replay", "desktop_abort", "writeback_failed", "dead_letter"];
+pub const INTERVENTION_REASONS: [&str; 5] = [
+    "replay",
+    "desktop_abort",
+    "writeback_failed",
+    "dead_letter",
+    "skip",
+];
 /// Case statuses (Case v1 vocabulary), the `status` values of [`CASES_TOTAL`].
 pub const CASE_STATUSES: [&str; 10] = [
     "draft",
@@ -146,7 +151,7 @@ fn describe() {
     );
     describe_counter!(
         MANUAL_INTERVENTIONS,
-        "Events that needed or were a person's touch, by reason (replay, desktop_abort, writeback_failed, dead_letter)."
+        "Events that needed or were a person's touch, by reason (replay, desktop_abort, writeback_failed, dead_letter, skip)."
     );
     describe_counter!(
         "ehr_gateway_writeback_attempts_total",

@@ -140,14 +140,33 @@ for = "1s"
         .expect("start");
     let alerts_url = daemon.url("/api/v1/alerts");
 
-    // Down: exactly one `firing`, no earlier than the debounce allows.
-    wait_for("the firing post", Duration::from_secs(15), || {
-        hook.count("firing") >= 1
+    // Down: exactly one `firing` per alert — sink_down, and
+    // platform_unreachable (the platform answers 503) — no earlier than the
+    // debounce allows.
+    wait_for("the firing posts", Duration::from_secs(15), || {
+        hook.count("firing") >= 2
     })
     .await;
     let posts = hook.posts();
-    assert_eq!(posts.len(), 1, "{posts:?}");
-    let (fired_at, auth, body) = &posts[0];
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    let mut fired: Vec<&str> = posts.iter().filter_map(|p| p.2["alert"].as_str()).collect();
+    fired.sort_unstable();
+    assert_eq!(fired, ["platform_unreachable", "sink_down"]);
+    let (fired_at, auth, body) = posts
+        .iter()
+        .find(|p| p.2["alert"] == "sink_down")
+        .expect("sink_down post");
+    let unreachable = &posts
+        .iter()
+        .find(|p| p.2["alert"] == "platform_unreachable")
+        .expect("platform_unreachable post")
+        .2;
+    assert!(
+        unreachable["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("HTTP 503")),
+        "{unreachable}"
+    );
     assert_eq!(auth.as_deref(), Some("Bearer hook-secret-0001"));
     assert_eq!(body["status"], "firing");
     assert_eq!(body["alert"], "sink_down");
@@ -163,8 +182,14 @@ for = "1s"
         "fired before the condition held for 1s"
     );
     let api = alerts_api(&alerts_url).await;
-    assert_eq!(api["active"][0]["alert"], "sink_down");
-    assert_eq!(api["active"][0]["phase"], "firing");
+    let active: Vec<&str> = api["active"]
+        .as_array()
+        .expect("active")
+        .iter()
+        .filter(|a| a["phase"] == "firing")
+        .filter_map(|a| a["alert"].as_str())
+        .collect();
+    assert!(active.contains(&"sink_down"), "{api}");
 
     // Still down for many more attempts and evaluations: no repeat.
     let seen = platform.arrivals();
@@ -172,19 +197,19 @@ for = "1s"
         platform.arrivals() >= seen + 8
     })
     .await;
-    assert_eq!(hook.posts().len(), 1, "repeated while down");
+    assert_eq!(hook.posts().len(), 2, "repeated while down");
 
     // Recovers: the event is delivered and exactly one `resolved` follows.
     platform.clear_rule();
-    wait_for("the resolved post", Duration::from_secs(15), || {
-        hook.count("resolved") >= 1
+    wait_for("the resolved posts", Duration::from_secs(15), || {
+        hook.count("resolved") >= 2
     })
     .await;
     assert_eq!(platform.accepted().len(), 1);
     let resolved = hook
         .posts()
         .into_iter()
-        .find(|(_, _, b)| b["status"] == "resolved")
+        .find(|(_, _, b)| b["status"] == "resolved" && b["alert"] == "sink_down")
         .expect("resolved")
         .2;
     assert_eq!(resolved["alert"], "sink_down");
@@ -197,13 +222,13 @@ for = "1s"
         if api["active"].as_array().is_some_and(Vec::is_empty) {
             let recent = api["recent"].as_array().expect("recent");
             let statuses: Vec<&str> = recent.iter().filter_map(|e| e["status"].as_str()).collect();
-            assert_eq!(statuses, ["resolved", "firing"]);
+            assert_eq!(statuses, ["resolved", "resolved", "firing", "firing"]);
             break;
         }
         assert!(Instant::now() < deadline, "alert still active: {api}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(hook.count("firing"), 1);
-    assert_eq!(hook.count("resolved"), 1);
+    assert_eq!(hook.count("firing"), 2);
+    assert_eq!(hook.count("resolved"), 2);
     drop(daemon);
 }

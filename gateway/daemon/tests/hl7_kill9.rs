@@ -162,33 +162,45 @@ fn kill_9_under_mllp_load_loses_no_acknowledged_message() {
 
     // One more clean start so recovery runs, then read the store as operators do.
     drop(start(&config, &log, port));
-    let out = Command::new(BIN)
-        .args([
-            "messages",
-            "list",
-            "--json",
-            "--limit",
-            "10000",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("messages list");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Page through the whole store (a listing returns at most 10 000 rows; a
+    // fast machine acknowledges more than that).
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
     let mut duplicates = 0;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
-        let id = v["control_id"].as_str().unwrap_or("").to_string();
-        if v["state"].as_str() == Some("duplicate") {
-            duplicates += 1;
-            continue;
+    let mut after = 0i64;
+    loop {
+        let out = Command::new(BIN)
+            .args([
+                "messages",
+                "list",
+                "--json",
+                "--limit",
+                "10000",
+                "--after-id",
+            ])
+            .arg(after.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("messages list");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page = String::from_utf8_lossy(&out.stdout).into_owned();
+        if page.trim().is_empty() {
+            break;
         }
-        *stored.entry(id).or_default() += 1;
+        for line in page.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+            after = after.max(v["id"].as_i64().expect("message id"));
+            let id = v["control_id"].as_str().unwrap_or("").to_string();
+            if v["state"].as_str() == Some("duplicate") {
+                duplicates += 1;
+                continue;
+            }
+            *stored.entry(id).or_default() += 1;
+        }
     }
     let acked = acked.lock().expect("lock").clone();
     let unique: BTreeSet<&String> = acked.iter().collect();

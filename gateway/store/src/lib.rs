@@ -46,6 +46,8 @@ pub mod forward;
 mod intake_commit;
 mod model;
 mod ops;
+#[cfg(test)]
+mod outbox_heads_tests;
 pub mod private_files;
 mod read;
 mod retention;

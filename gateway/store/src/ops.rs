@@ -268,6 +268,13 @@ pub(crate) fn append_event(
         ])
     })
     .map_err(StoreError::sql("appending an event"))?;
+    // The case's head, unless an earlier event of it is still pending.
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )
+    .and_then(|mut st| st.execute(params![case_id, event_id, sequence, now]))
+    .map_err(StoreError::sql("updating the outbox head"))?;
     Ok(Appended {
         case_id,
         event_id,
@@ -330,40 +337,65 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
         AttemptOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
         AttemptOutcome::Dead { error } => ("dead", Some(error.as_str())),
     };
-    let changed = match &attempt.outcome {
-        AttemptOutcome::Delivered => conn.execute(
-            "UPDATE events SET state = 'delivered', attempts = attempts + 1, last_error = NULL,
-                               finished_at_ms = ?2
-             WHERE id = ?1 AND state = 'pending'",
-            params![attempt.event_id, now],
-        ),
-        AttemptOutcome::Retry { retry_at, error } => conn.execute(
-            "UPDATE events SET attempts = attempts + 1, last_error = ?2, next_attempt_at_ms = ?3
-             WHERE id = ?1 AND state = 'pending'",
-            params![attempt.event_id, error, retry_at.as_millisecond()],
-        ),
-        AttemptOutcome::Dead { error } => conn.execute(
-            "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?2,
-                               finished_at_ms = ?3
-             WHERE id = ?1 AND state = 'pending'",
-            params![attempt.event_id, error, now],
-        ),
+    // The event's case when the attempt changed a pending event.
+    let case_id: Option<String> = match &attempt.outcome {
+        AttemptOutcome::Delivered => conn
+            .prepare_cached(
+                "UPDATE events SET state = 'delivered', attempts = attempts + 1,
+                                   last_error = NULL, finished_at_ms = ?2
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![attempt.event_id, now], |r| r.get(0))
+                    .optional()
+            }),
+        AttemptOutcome::Retry { retry_at, error } => conn
+            .prepare_cached(
+                "UPDATE events SET attempts = attempts + 1, last_error = ?2,
+                                   next_attempt_at_ms = ?3
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+            )
+            .and_then(|mut st| {
+                st.query_row(
+                    params![attempt.event_id, error, retry_at.as_millisecond()],
+                    |r| r.get(0),
+                )
+                .optional()
+            }),
+        AttemptOutcome::Dead { error } => conn
+            .prepare_cached(
+                "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?2,
+                                   finished_at_ms = ?3
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![attempt.event_id, error, now], |r| r.get(0))
+                    .optional()
+            }),
     }
     .map_err(StoreError::sql("updating an event"))?;
-    if changed == 0 {
-        let exists: bool = conn
-            .query_row(
-                "SELECT 1 FROM events WHERE id = ?1",
-                [&attempt.event_id],
-                |_| Ok(true),
-            )
-            .optional()
-            .map_err(StoreError::sql("loading an event"))?
-            .unwrap_or(false);
-        if !exists {
-            return Err(StoreError::UnknownEvent(attempt.event_id.clone()));
+    match (&case_id, &attempt.outcome) {
+        (None, _) => {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT 1 FROM events WHERE id = ?1",
+                    [&attempt.event_id],
+                    |_| Ok(true),
+                )
+                .optional()
+                .map_err(StoreError::sql("loading an event"))?
+                .unwrap_or(false);
+            if !exists {
+                return Err(StoreError::UnknownEvent(attempt.event_id.clone()));
+            }
+            // Not pending any more (e.g. delivered twice at-least-once): only log the attempt.
         }
-        // Not pending any more (e.g. delivered twice at-least-once): only log the attempt.
+        (Some(_), AttemptOutcome::Retry { retry_at, .. }) => {
+            conn.prepare_cached("UPDATE outbox_heads SET due_ms = ?2 WHERE event_id = ?1")
+                .and_then(|mut st| st.execute(params![attempt.event_id, retry_at.as_millisecond()]))
+                .map_err(StoreError::sql("rescheduling the outbox head"))?;
+        }
+        (Some(case_id), _) => refresh_head(conn, case_id)?,
     }
     conn.prepare_cached(
         "INSERT INTO delivery_attempts (event_id, sink, at_ms, result, http_status, error)
@@ -383,6 +415,58 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
     Ok(())
 }
 
+/// Makes `outbox_heads` hold the case's first open event again — pending, or
+/// a dead letter nobody skipped, which holds the case back (`due_ms` NULL) —
+/// or no row when none is open: called whenever an event of the case changes
+/// state. One index probe (`events_open_case`).
+fn refresh_head(conn: &Connection, case_id: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM outbox_heads WHERE case_id = ?1")
+        .and_then(|mut st| st.execute([case_id]))
+        .map_err(StoreError::sql("moving the outbox head"))?;
+    conn.prepare_cached(
+        "INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
+         SELECT case_id, id, seq, CASE WHEN state = 'pending' THEN next_attempt_at_ms END,
+                created_at_ms
+         FROM events
+         WHERE case_id = ?1
+           AND (state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL))
+         ORDER BY seq LIMIT 1",
+    )
+    .and_then(|mut st| st.execute([case_id]))
+    .map_err(StoreError::sql("moving the outbox head"))?;
+    Ok(())
+}
+
+/// Lets a dead letter go for good: the event stays `dead` with the time it
+/// was skipped, and its case's later events are delivered again. Returns the
+/// case id.
+pub(crate) fn skip_dead_event(conn: &Connection, event_id: &str) -> Result<String> {
+    let row: Option<(String, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT state, case_id, skipped_at_ms FROM events WHERE id = ?1",
+            [event_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(StoreError::sql("loading an event"))?;
+    match row {
+        None => Err(StoreError::UnknownEvent(event_id.to_owned())),
+        Some((state, case_id, None)) if state == "dead" => {
+            conn.execute(
+                "UPDATE events SET skipped_at_ms = ?2 WHERE id = ?1",
+                params![event_id, now_ms()],
+            )
+            .map_err(StoreError::sql("skipping a dead letter"))?;
+            refresh_head(conn, &case_id)?;
+            Ok(case_id)
+        }
+        Some((state, _, skipped)) => Err(StoreError::InvalidState(match skipped {
+            Some(_) => format!("event {event_id} was skipped already"),
+            None => format!("event {event_id} is {state}, not dead"),
+        })),
+    }
+}
+
 /// Moves one dead event back to pending (attempts reset, due now).
 pub(crate) fn requeue_event(conn: &Connection, event_id: &str) -> Result<()> {
     let state: Option<String> = conn
@@ -396,12 +480,19 @@ pub(crate) fn requeue_event(conn: &Connection, event_id: &str) -> Result<()> {
         Some("dead") => {
             conn.execute(
                 "UPDATE events SET state = 'pending', attempts = 0, next_attempt_at_ms = ?2,
-                                   finished_at_ms = NULL
+                                   finished_at_ms = NULL, skipped_at_ms = NULL
                  WHERE id = ?1",
                 params![event_id, now_ms()],
             )
             .map_err(StoreError::sql("re-queueing an event"))?;
-            Ok(())
+            let case_id: String = conn
+                .query_row(
+                    "SELECT case_id FROM events WHERE id = ?1",
+                    [event_id],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::sql("loading an event"))?;
+            refresh_head(conn, &case_id)
         }
         Some(other) => Err(StoreError::InvalidState(format!(
             "event {event_id} is {other}, not dead"

@@ -29,6 +29,16 @@ const EVENT_COLUMNS: &str = "id, case_id, seq, type, message_id, decision_id, bo
 const CASE_COLUMNS: &str =
     "snapshot, adapter, profile, patient_key, last_seq, created_at_ms, updated_at_ms";
 
+/// The `WHERE` clause (after `FROM events`) of [`Reader::deliverable`]: due
+/// heads through the `outbox_heads_due` index, earliest first.
+pub(crate) const DELIVERABLE_WHERE: &str = "id IN (SELECT event_id FROM outbox_heads
+            WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2)
+     ORDER BY next_attempt_at_ms";
+
+/// [`Reader::next_due`]'s query.
+/// (Heads held back by a dead letter have no due time.)
+pub(crate) const NEXT_DUE: &str = "SELECT MIN(due_ms) FROM outbox_heads WHERE due_ms IS NOT NULL";
+
 /// A read-only view of a store file.
 pub struct Reader {
     pub(crate) conn: Connection,
@@ -219,24 +229,31 @@ impl Reader {
         }
     }
 
+    /// One page of every event, in id order (ids are UUIDv7: creation order):
+    /// the events after `after_id` (all when `None`), at most `limit`, capped
+    /// at 10 000 like [`Reader::list_messages`]. Page on the last id returned
+    /// until a page comes back empty to visit the whole outbox.
+    pub fn events_page(&self, after_id: Option<&str>, limit: usize) -> Result<Vec<OutboxEvent>> {
+        let limit = limit.min(10_000) as i64;
+        match after_id {
+            Some(after) => self.events_where("id > ?1 ORDER BY id LIMIT ?2", params![after, limit]),
+            None => self.events_where("1 = 1 ORDER BY id LIMIT ?1", params![limit]),
+        }
+    }
+
     /// Dead-lettered events, oldest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<OutboxEvent>> {
         self.list_events(Some(EventState::Dead), limit)
     }
 
-    /// Events the forwarder may send now: pending, due, and the first pending
-    /// event of their case (earlier events are delivered or dead), skipping cases
-    /// in `busy` (an attempt is in flight). At most one event per case.
+    /// Events the forwarder may send now: the first pending event of each case
+    /// (`outbox_heads`, kept by the writer) that is due, earliest due first,
+    /// skipping cases in `busy` (an attempt is in flight). At most one event
+    /// per case. Reads `limit + busy.len()` heads through the `due_ms` index:
+    /// the cost follows what is sent, not the size of the backlog.
     pub fn deliverable(&self, limit: usize, busy: &HashSet<String>) -> Result<Vec<OutboxEvent>> {
         let fetch = (limit + busy.len()) as i64;
-        let events = self.events_where(
-            "state = 'pending' AND next_attempt_at_ms <= ?1
-             AND NOT EXISTS (SELECT 1 FROM events p
-                             WHERE p.case_id = events.case_id AND p.state = 'pending'
-                               AND p.seq < events.seq)
-             ORDER BY next_attempt_at_ms, created_at_ms LIMIT ?2",
-            params![now_ms(), fetch],
-        )?;
+        let events = self.events_where(DELIVERABLE_WHERE, params![now_ms(), fetch])?;
         Ok(events
             .into_iter()
             .filter(|e| !busy.contains(&e.case_id))
@@ -245,18 +262,12 @@ impl Reader {
     }
 
     /// When the next sendable event (the first pending one of its case) falls
-    /// due, for the forwarder's sleep.
+    /// due, for the forwarder's sleep. One index probe.
     pub fn next_due(&self) -> Result<Option<jiff::Timestamp>> {
         let ms: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT MIN(next_attempt_at_ms) FROM events WHERE state = 'pending'
-                 AND NOT EXISTS (SELECT 1 FROM events p
-                                 WHERE p.case_id = events.case_id AND p.state = 'pending'
-                                   AND p.seq < events.seq)",
-                [],
-                |r| r.get(0),
-            )
+            .prepare_cached(NEXT_DUE)
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(StoreError::sql("finding the next due event"))?;
         Ok(ms.map(ts))
     }
@@ -283,12 +294,22 @@ impl Reader {
             .map_err(StoreError::sql("listing delivery attempts"))
     }
 
-    /// Outbox depth, oldest pending age and dead-letter count.
+    /// Outbox depth, the age of the oldest pending event and the dead-letter
+    /// count. The oldest pending event is a case's head, or follows a dead
+    /// letter holding its case back (rare: those cases are read one by one), so
+    /// its age costs index probes, not a scan; the depth counts index entries.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         let (pending, oldest): (i64, Option<i64>) = self
             .conn
             .query_row(
-                "SELECT COUNT(*), MIN(created_at_ms) FROM events WHERE state = 'pending'",
+                "SELECT (SELECT COUNT(*) FROM events WHERE state = 'pending'),
+                        (SELECT MIN(at) FROM (
+                            SELECT MIN(created_ms) AS at FROM outbox_heads
+                            WHERE due_ms IS NOT NULL
+                            UNION ALL
+                            SELECT MIN(e.created_at_ms) FROM outbox_heads h
+                            JOIN events e ON e.case_id = h.case_id AND e.state = 'pending'
+                            WHERE h.due_ms IS NULL))",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -141,6 +141,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_log ADD COLUMN case_id TEXT;
     CREATE INDEX audit_case ON audit_log (case_id) WHERE case_id IS NOT NULL;
     "#,
+    // 3: the outbox's per-case heads. The forwarder may send a case's first
+    // undelivered event only; finding those with a correlated subquery over all
+    // pending events cost time in proportion to the backlog on every commit
+    // (a day's outage never drained). The writer keeps one row per case with an
+    // open event — its first one — so scheduling reads only what it sends. A
+    // dead letter holds its case back (`due_ms` NULL) until it is replayed or
+    // skipped by an operator (`skipped_at_ms`), so per-case order is never
+    // broken.
+    r#"
+    ALTER TABLE events ADD COLUMN skipped_at_ms INTEGER;
+    CREATE TABLE outbox_heads (
+        case_id     TEXT PRIMARY KEY,
+        event_id    TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        due_ms      INTEGER,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_heads_due ON outbox_heads (due_ms) WHERE due_ms IS NOT NULL;
+    CREATE INDEX outbox_heads_created ON outbox_heads (created_ms);
+    CREATE INDEX events_open_case ON events (case_id, seq)
+        WHERE state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL);
+    INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
+        SELECT e.case_id, e.id, e.seq,
+               CASE WHEN e.state = 'pending' THEN e.next_attempt_at_ms END, e.created_at_ms
+        FROM events e
+        WHERE (e.state = 'pending' OR (e.state = 'dead' AND e.skipped_at_ms IS NULL))
+          AND e.seq = (SELECT MIN(p.seq) FROM events p
+                       WHERE p.case_id = e.case_id
+                         AND (p.state = 'pending'
+                              OR (p.state = 'dead' AND p.skipped_at_ms IS NULL)));
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -54,9 +54,34 @@ impl Reader {
             .map(|n| n.max(0) as u64)
             .map_err(StoreError::sql("counting failed deliveries"))
     }
+
+    /// [`Reader::consecutive_failed_deliveries`] and the HTTP status of the
+    /// newest failed attempt (`None`: no answer — timeout, refused
+    /// connection — or no failure), so alerts can tell a platform that
+    /// refuses us (401, 404, …) from one that cannot be reached.
+    pub fn failed_delivery_run(&self) -> Result<(u64, Option<u16>)> {
+        let run = self.consecutive_failed_deliveries()?;
+        if run == 0 {
+            return Ok((0, None));
+        }
+        let status: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT http_status FROM delivery_attempts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::sql("reading the last delivery attempt"))?;
+        Ok((run, status.and_then(|s| u16::try_from(s).ok())))
+    }
 }
 
 impl Store {
+    /// See [`Reader::failed_delivery_run`].
+    pub async fn failed_delivery_run(&self) -> Result<(u64, Option<u16>)> {
+        self.read(|r| r.failed_delivery_run()).await
+    }
+
     /// See [`Reader::intake_counts_since`].
     pub async fn intake_counts_since(&self, since_ms: i64) -> Result<IntakeCounts> {
         self.read(move |r| r.intake_counts_since(since_ms)).await

@@ -41,7 +41,7 @@ pub const WINDOW_SECS_RANGE: (u64, u64) = (60, 7 * 24 * 3600);
 /// state `failed`: staff enter it in the EHR themselves) or the desktop bridge
 /// aborted on it and kept evidence for an operator (`evidence` rows). See
 /// [`AUTOMATION_SQL`].
-pub const MANUAL_ACTIONS: [&str; 2] = ["message.replay", "event.replay"];
+pub const MANUAL_ACTIONS: [&str; 3] = ["message.replay", "event.replay", "event.skip"];
 
 /// Stored cases, and those a person had to touch: a replay in the audit log,
 /// a write-back that gave up, or desktop evidence. Each source is read through
@@ -49,7 +49,7 @@ pub const MANUAL_ACTIONS: [&str; 2] = ["message.replay", "event.replay"];
 /// cost follows the touched cases, not all cases.
 const AUTOMATION_SQL: &str = "SELECT (SELECT COUNT(*) FROM cases),
         (SELECT COUNT(*) FROM (
-            SELECT case_id FROM audit_log WHERE case_id IS NOT NULL AND action IN (?1, ?2)
+            SELECT case_id FROM audit_log WHERE case_id IS NOT NULL AND action IN (?1, ?2, ?3)
             UNION SELECT case_id FROM decisions WHERE writeback_state = 'failed'
             UNION SELECT case_id FROM evidence WHERE case_id IS NOT NULL
          ) AS touched
@@ -533,7 +533,7 @@ impl Reader {
             .conn
             .query_row(
                 AUTOMATION_SQL,
-                params![MANUAL_ACTIONS[0], MANUAL_ACTIONS[1]],
+                params![MANUAL_ACTIONS[0], MANUAL_ACTIONS[1], MANUAL_ACTIONS[2]],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(StoreError::sql("measuring automation coverage"))?;

@@ -182,6 +182,19 @@ impl Store {
             .await
     }
 
+    /// Records the attempts of one batch delivery in one transaction.
+    pub async fn record_attempts(&self, attempts: Vec<DeliveryAttempt>) -> Result<()> {
+        self.inner
+            .writer
+            .write(move |conn| {
+                for attempt in &attempts {
+                    ops::record_attempt(conn, attempt)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// `messages replay ID`: a rejected/error message is queued for
     /// re-processing ([`Store::replay_requests`]); an accepted or duplicate
     /// message's dead events are re-queued for delivery, keeping their place in
@@ -223,6 +236,25 @@ impl Store {
                 ops::requeue_event(conn, &id)?;
                 ops::audit(conn, &audit)?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// Lets one dead letter go without delivering it, with its audit entry, in
+    /// one transaction: the case's later events, held back behind it so far,
+    /// are delivered again. Returns the event's case id.
+    pub async fn skip_dead_event_audited(
+        &self,
+        event_id: &str,
+        audit: AuditEntry,
+    ) -> Result<String> {
+        let id = event_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                let case_id = ops::skip_dead_event(conn, &id)?;
+                ops::audit(conn, &audit)?;
+                Ok(case_id)
             })
             .await
     }

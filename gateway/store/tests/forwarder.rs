@@ -23,6 +23,7 @@ fn fast_options() -> ForwarderOptions {
             multiplier: 2.0,
         },
         max_retry_after_secs: 5,
+        batch_max: 256,
     }
 }
 
@@ -108,12 +109,13 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
 
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     let total = events.len();
+    // The poison's case is held back behind it: its three events wait.
     assert_eq!(
         receiver
-            .wait_accepted(total - 1, Duration::from_secs(20))
+            .wait_accepted(total - 3, Duration::from_secs(20))
             .await,
-        total - 1,
-        "all but the poison event delivered"
+        total - 3,
+        "every case but the poisoned one delivered"
     );
     // The 400 is dead-lettered with its reason.
     let dead = t.store.dead_letters(10).await.expect("dead");
@@ -131,14 +133,49 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
         .await
         .expect("attempts");
     assert_eq!(attempts.last().map(|a| a.http_status), Some(Some(400)));
-    assert_eq!(t.store.outbox_stats().await.expect("stats").dead, 1);
+    // (The receiver records an event before our store does: wait for both.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = t.store.outbox_stats().await.expect("stats");
+        if (stats.dead, stats.pending) == (1, 2) {
+            break; // two events wait behind the dead letter
+        }
+        assert!(Instant::now() < deadline, "outbox: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held = receiver
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.ce_id
+                .as_deref()
+                .is_some_and(|id| events[id].0 == case(2, 2).case_id)
+        })
+        .filter(|r| r.ce_id.as_deref() != Some(poison.as_str()))
+        .count();
+    assert_eq!(held, 0, "nothing after the dead letter was sent");
 
     // Order per case: a request for sequence s arrived only after the request
-    // for s - 1 of the same case had been answered 202 (or 400: dead).
+    // for s - 1 of the same case had been answered 202.
+    // Replay from the dead letter delivers it.
+    let msg = dead[0].message_id.expect("message");
+    let outcome = t.store.replay_message(msg).await.expect("replay");
+    assert_eq!(
+        outcome,
+        ReplayOutcome::EventsRequeued {
+            event_ids: vec![poison.clone()]
+        }
+    );
+    assert_eq!(
+        receiver.wait_accepted(total, Duration::from_secs(10)).await,
+        total
+    );
+    forwarder.shutdown(Duration::from_secs(2)).await;
+    let stats = t.store.outbox_stats().await.expect("stats");
+    assert_eq!((stats.pending, stats.dead), (0, 0));
+
     let requests = receiver.requests();
-    let settled = |r: &gateway_testkit::platform::Request| {
-        r.status == 202 || (r.status == 400 && r.ce_id.as_deref() == Some(poison.as_str()))
-    };
+    let settled = |r: &gateway_testkit::platform::Request| r.status == 202;
     for req in &requests {
         let id = req.ce_id.clone().expect("ce-id header");
         assert_eq!(req.idempotency_key.as_deref(), Some(id.as_str()));
@@ -163,23 +200,6 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
         "the script exercised the failure paths"
     );
 
-    // Replay from the dead letter delivers it.
-    let msg = dead[0].message_id.expect("message");
-    let outcome = t.store.replay_message(msg).await.expect("replay");
-    assert_eq!(
-        outcome,
-        ReplayOutcome::EventsRequeued {
-            event_ids: vec![poison.clone()]
-        }
-    );
-    assert_eq!(
-        receiver.wait_accepted(total, Duration::from_secs(10)).await,
-        total
-    );
-    forwarder.shutdown(Duration::from_secs(2)).await;
-    let stats = t.store.outbox_stats().await.expect("stats");
-    assert_eq!((stats.pending, stats.dead), (0, 0));
-
     // Everything accepted exactly once per id, each a valid CloudEvent.
     let accepted = receiver.accepted();
     let mut ids: Vec<&str> = accepted
@@ -189,19 +209,80 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), total);
-    // Per case, the accepted order follows the sequence, except the replayed one.
+    // Per case, the accepted order follows the sequence, the replayed case too.
     let mut per_case: HashMap<String, Vec<i64>> = HashMap::new();
     for e in &accepted {
         let (c, seq) = events[e["id"].as_str().expect("id")].clone();
         per_case.entry(c).or_default().push(seq);
     }
     for (c, seqs) in per_case {
-        if c == case(2, 2).case_id {
-            assert_eq!(seqs, [2, 3, 1], "the replayed event arrives last");
-        } else {
-            assert_eq!(seqs, [1, 2, 3], "case {c}");
-        }
+        assert_eq!(seqs, [1, 2, 3], "case {c}");
     }
+}
+
+/// A 422 dead-letters one event and holds its case back; an operator's
+/// audited skip lets the case's later events go, in order, and the skipped
+/// event stays dead.
+#[tokio::test]
+async fn a_skipped_dead_letter_releases_its_case_and_is_audited() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    let events = append(&t.store, 2, 3).await;
+    let poison = events
+        .iter()
+        .find(|(_, (c, seq))| *c == case(1, 1).case_id && *seq == 1)
+        .map(|(id, _)| id.clone())
+        .expect("poison event");
+    let rule_poison = poison.clone();
+    receiver.set_rule(move |req| {
+        (req.ce_id.as_deref() == Some(rule_poison.as_str()))
+            .then(|| Reply::status(422, "data.services: unknown code system"))
+    });
+    let sink = Arc::new(HttpSink::new(&HttpSinkConfig::new(receiver.url())).expect("sink"));
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    assert_eq!(receiver.wait_accepted(3, Duration::from_secs(10)).await, 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = t.store.outbox_stats().await.expect("stats");
+        if (stats.dead, stats.pending) == (1, 2) {
+            break; // the 422 is dead and its case's two later events wait
+        }
+        assert!(Instant::now() < deadline, "outbox: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = AuditEntry {
+        actor: "cli:test".to_owned(),
+        action: "event.skip".to_owned(),
+        target: Some(poison.clone()),
+        detail: None,
+        case_id: Some(case(1, 1).case_id),
+    };
+    let skipped = t
+        .store
+        .skip_dead_event_audited(&poison, audit.clone())
+        .await
+        .expect("skip");
+    assert_eq!(skipped, case(1, 1).case_id);
+    assert_eq!(receiver.wait_accepted(5, Duration::from_secs(10)).await, 5);
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    let seqs: Vec<i64> = receiver
+        .accepted()
+        .iter()
+        .map(|e| events[e["id"].as_str().expect("id")].clone())
+        .filter(|(c, _)| *c == case(1, 1).case_id)
+        .map(|(_, seq)| seq)
+        .collect();
+    assert_eq!(seqs, [2, 3], "the skipped event's successors, in order");
+    let stats = t.store.outbox_stats().await.expect("stats");
+    assert_eq!(
+        (stats.pending, stats.dead),
+        (0, 1),
+        "the skipped event stays dead"
+    );
+    let log = t.store.read(|r| r.audit_log(10)).await.expect("audit");
+    assert!(log.iter().any(|a| a.entry == audit), "the skip is audited");
+    let again = t.store.skip_dead_event_audited(&poison, audit).await;
+    assert!(again.is_err(), "a second skip is refused");
 }
 
 #[tokio::test]
@@ -224,7 +305,7 @@ async fn retry_after_is_honoured_on_429() {
 }
 
 #[tokio::test]
-async fn bearer_token_from_a_file_is_sent_and_a_wrong_one_dead_letters() {
+async fn bearer_token_from_a_file_is_sent_and_a_401_is_retried_not_dead_lettered() {
     let t = TempStore::new().await;
     let receiver = PlatformReceiver::start().await;
     receiver.require_token("s3cret-token");
@@ -238,25 +319,36 @@ async fn bearer_token_from_a_file_is_sent_and_a_wrong_one_dead_letters() {
     assert_eq!(receiver.wait_accepted(2, Duration::from_secs(10)).await, 2);
     forwarder.shutdown(Duration::from_secs(1)).await;
 
-    std::fs::write(&token_file, "wrong").expect("write token");
+    // The platform rotates its token before we do: 401s, retried, never parked.
+    receiver.require_token("rotated-token");
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
     // Cases 0 and 1 repeat already delivered messages (duplicates: no new
     // event); case 2 is new.
     append(&t.store, 3, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t.store.outbox_stats().await.expect("stats").dead < 1 && Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver
+        .requests()
+        .iter()
+        .filter(|r| r.status == 401)
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the 401 was not retried");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let stats = t.store.outbox_stats().await.expect("stats");
+    assert_eq!(
+        (stats.dead, stats.pending),
+        (0, 1),
+        "retried, not dead-lettered"
+    );
+    // Our side catches up (the old token is accepted again): delivered.
+    receiver.require_token("s3cret-token");
+    assert_eq!(receiver.wait_accepted(3, Duration::from_secs(10)).await, 3);
     forwarder.shutdown(Duration::from_secs(1)).await;
-    let dead = t.store.dead_letters(10).await.expect("dead");
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].case_id, case(2, 2).case_id);
-    assert!(dead.iter().all(|d| {
-        d.last_error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("HTTP 401"))
-    }));
+    let stats = t.store.outbox_stats().await.expect("stats");
+    assert_eq!((stats.dead, stats.pending), (0, 0));
 
     // Misconfiguration surfaces at construction, naming the problem.
     let mut bad = HttpSinkConfig::new(receiver.url());
@@ -359,6 +451,59 @@ async fn file_sink_appends_one_json_line_per_event_in_case_order() {
         let prev = last.insert(c.clone(), seq).unwrap_or(0);
         assert_eq!(seq, prev + 1, "case {c} in order");
     }
+}
+
+/// `batch = true`: events leave as CloudEvents batches (several cases per
+/// POST, never two events of one case), a batch refused with 503 is sent
+/// again, and every case still arrives in order with nothing lost.
+#[tokio::test]
+async fn http_batches_keep_case_order_and_retry_whole_batches() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    receiver.enqueue([Reply::status(503, "deploying")]);
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.batch = true;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    let events = append(&t.store, 30, 4).await;
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    let got = receiver
+        .wait_accepted(events.len(), Duration::from_secs(60))
+        .await;
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(got, events.len(), "every event accepted");
+    let requests = receiver.requests();
+    assert_eq!(requests[0].status, 503, "the first batch was refused");
+    assert!(
+        requests.iter().any(|r| r.batch.len() > 1),
+        "events travelled in batches"
+    );
+    for r in &requests {
+        let mut cases: Vec<&str> = r
+            .batch
+            .iter()
+            .filter_map(|e| e["subject"].as_str())
+            .collect();
+        let n = cases.len();
+        cases.sort_unstable();
+        cases.dedup();
+        assert_eq!(cases.len(), n, "one event per case in a batch");
+        if !r.batch.is_empty() {
+            assert!(
+                r.content_type
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("application/cloudevents-batch+json")),
+                "batch content type: {:?}",
+                r.content_type
+            );
+        }
+    }
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for e in receiver.accepted() {
+        let (c, seq) = events[e["id"].as_str().expect("id")].clone();
+        let prev = last.insert(c.clone(), seq).unwrap_or(0);
+        assert_eq!(seq, prev + 1, "case {c} in order");
+    }
+    assert_eq!(t.store.outbox_stats().await.expect("stats").dead, 0);
 }
 
 #[tokio::test]

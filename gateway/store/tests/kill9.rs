@@ -6,14 +6,26 @@
 //! the message is there with its control id, and its case event exactly once.
 //! Repeated on the same file, so recovery after recovery is exercised too.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway_store::{MessageFilter, Reader, Store, StoreOptions};
+use gateway_core::Case;
+use gateway_core::case::CaseSource;
+use gateway_store::{InboundOutcome, MessageFilter, NewInbound, Reader, Store, StoreOptions};
 use rand::Rng;
 
 const ITERATIONS: usize = 25;
+
+/// Messages committed before the kill cycles when `KILL9_SEED` is set (for a
+/// run that proves the final check copes with a store of any size).
+fn seed_from_env() -> usize {
+    std::env::var("KILL9_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 
 #[test]
 fn acknowledged_commits_survive_sigkill() {
@@ -30,6 +42,7 @@ fn acknowledged_commits_survive_sigkill() {
         let store = Store::open(&path, StoreOptions::default())
             .await
             .expect("create");
+        seed(&store, seed_from_env(), "seed").await;
         store.close().await;
     });
     for _ in 0..ITERATIONS {
@@ -87,37 +100,15 @@ fn acknowledged_commits_survive_sigkill() {
         total_acked += lines.len();
     }
     // Every stored message has its event exactly once and sequences per case
-    // are contiguous, also for commits that landed without being printed.
+    // are contiguous, also for commits that landed without being printed. The
+    // check visits the whole store, however many messages the children managed.
     let reader = Reader::open(&path).expect("open");
-    let messages = reader
-        .list_messages(&MessageFilter {
-            after_id: Some(0),
-            limit: Some(10_000),
-            ..Default::default()
-        })
-        .expect("list");
-    assert!(messages.len() >= total_acked);
-    let events = reader.list_events(None, 1_000_000).expect("events");
-    assert_eq!(
-        events.len(),
-        messages.len(),
-        "one event per accepted message"
+    let whole = check_whole_store(&reader).unwrap_or_else(|e| panic!("store damaged: {e}"));
+    assert!(
+        whole.messages >= total_acked,
+        "{} messages stored, {total_acked} acknowledged",
+        whole.messages
     );
-    let mut per_case: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
-    for e in &events {
-        per_case
-            .entry(e.case_id.clone())
-            .or_default()
-            .push(e.sequence);
-    }
-    for (c, mut seqs) in per_case {
-        seqs.sort();
-        assert_eq!(
-            seqs,
-            (1..=seqs.len() as i64).collect::<Vec<_>>(),
-            "case {c}"
-        );
-    }
     assert!(
         total_acked > ITERATIONS,
         "the children committed work ({total_acked})"
@@ -130,7 +121,190 @@ fn acknowledged_commits_survive_sigkill() {
         store.close().await;
     });
     eprintln!(
-        "kill -9: {ITERATIONS} runs, {total_acked} acknowledged commits verified in {:?}",
-        started.elapsed()
+        "kill -9: {ITERATIONS} runs, {total_acked} acknowledged commits verified in {:?}; \
+         whole store: {} messages, {} events, {} cases",
+        started.elapsed(),
+        whole.messages,
+        whole.events,
+        whole.cases
     );
+}
+
+/// The final check must catch a damaged store wherever the damage is, also
+/// past the 10 000 rows a single listing returns: a store of 10 050 messages
+/// passes, then loses one event (then one message) after the 10 000th and must
+/// fail, and passes again once the row is put back.
+#[test]
+fn whole_store_check_finds_damage_past_ten_thousand_rows() {
+    const MESSAGES: usize = 10_050;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("store.db");
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    rt.block_on(async {
+        let store = Store::open(&path, StoreOptions::default())
+            .await
+            .expect("create");
+        seed(&store, MESSAGES, "damage").await;
+        store.close().await;
+    });
+    let whole = check_whole_store(&Reader::open(&path).expect("open")).expect("intact store");
+    assert_eq!(whole.messages, MESSAGES);
+    assert_eq!(whole.events, MESSAGES);
+
+    let conn = rusqlite::Connection::open(&path).expect("raw connection");
+    // Damage as a lost row would: nothing cascades to the rows that refer to it.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .expect("foreign keys off");
+    let late: i64 = conn
+        .query_row(
+            "SELECT id FROM messages ORDER BY id LIMIT 1 OFFSET 10020",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a message past the 10 000th");
+    for (table, key) in [("events", "message_id"), ("messages", "id")] {
+        conn.execute_batch(&format!(
+            "CREATE TEMP TABLE saved AS SELECT * FROM {table} WHERE {key} = {late};
+             DELETE FROM {table} WHERE {key} = {late};"
+        ))
+        .expect("damage");
+        let damaged = check_whole_store(&Reader::open(&path).expect("open"));
+        let error = damaged.expect_err("the check must fail on a store missing a row");
+        eprintln!("damaged {table}: the check says {error:?}");
+        assert!(
+            error.contains(&format!("message {late}")),
+            "the failure names message {late}: {error}"
+        );
+        conn.execute_batch(&format!(
+            "INSERT INTO {table} SELECT * FROM saved; DROP TABLE saved;"
+        ))
+        .expect("restore");
+        check_whole_store(&Reader::open(&path).expect("open")).expect("restored store");
+    }
+}
+
+/// What the whole-store check counted.
+#[derive(Debug)]
+struct WholeStore {
+    messages: usize,
+    events: usize,
+    cases: usize,
+}
+
+/// Visits every message and every event, page by page (no cap on the store's
+/// size): each message has exactly one event, each event's message exists,
+/// and each case's sequences run 1, 2, 3, … without a gap.
+fn check_whole_store(reader: &Reader) -> Result<WholeStore, String> {
+    let mut messages: HashSet<i64> = HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = reader
+            .list_messages(&MessageFilter {
+                after_id: Some(after),
+                limit: Some(10_000),
+                ..Default::default()
+            })
+            .map_err(|e| format!("listing messages: {e}"))?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        messages.extend(page.iter().map(|m| m.id));
+    }
+    let mut events_per_message: HashMap<i64, usize> = HashMap::new();
+    let mut per_case: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut events = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = reader
+            .events_page(after.as_deref(), 10_000)
+            .map_err(|e| format!("listing events: {e}"))?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for e in &page {
+            events += 1;
+            let message = e
+                .message_id
+                .ok_or_else(|| format!("event {} has no message", e.id))?;
+            if !messages.contains(&message) {
+                return Err(format!(
+                    "event {} names message {message}, which is missing",
+                    e.id
+                ));
+            }
+            *events_per_message.entry(message).or_default() += 1;
+            per_case
+                .entry(e.case_id.clone())
+                .or_default()
+                .push(e.sequence);
+        }
+    }
+    for id in &messages {
+        match events_per_message.get(id).copied().unwrap_or(0) {
+            1 => {}
+            n => return Err(format!("message {id} has {n} events, not one")),
+        }
+    }
+    let cases = per_case.len();
+    for (case, mut seqs) in per_case {
+        seqs.sort_unstable();
+        if seqs != (1..=seqs.len() as i64).collect::<Vec<_>>() {
+            return Err(format!("case {case} has sequences {seqs:?}"));
+        }
+    }
+    Ok(WholeStore {
+        messages: messages.len(),
+        events,
+        cases,
+    })
+}
+
+/// Commits `count` accepted messages shaped like the crash child's (a few
+/// cases per writer, so sequences grow), from 32 concurrent writers.
+async fn seed(store: &Store, count: usize, tag: &str) {
+    const WRITERS: usize = 32;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let tag = tag.to_owned();
+        tasks.spawn(async move {
+            for i in (w..count).step_by(WRITERS) {
+                let control = format!("{tag}-W{w}-{i}");
+                let source = CaseSource {
+                    adapter: "hl7v2".to_owned(),
+                    profile: "epic".to_owned(),
+                    message_type: Some("ORM^O01".to_owned()),
+                    control_id: Some(control.clone()),
+                    sender: Some("SEED^TEST".to_owned()),
+                    received_at: "2026-11-22T10:00:00Z".to_owned(),
+                };
+                let key = format!("{tag}:{w}:{}", i % 4);
+                let case = Case::new(
+                    gateway_core::ids::case_id("mso-demo", &key),
+                    "mso-demo",
+                    source,
+                );
+                store
+                    .commit_inbound(NewInbound {
+                        adapter: "hl7v2".to_owned(),
+                        profile: "epic".to_owned(),
+                        sender: Some("SEED^TEST".to_owned()),
+                        control_id: Some(control.clone()),
+                        message_type: Some("ORM^O01".to_owned()),
+                        raw: format!("MSH|^~\\&|SEED|TEST|||||ORM^O01|{control}|P|2.5")
+                            .into_bytes(),
+                        received_at: "2026-11-22T10:00:00Z".to_owned(),
+                        peer: None,
+                        outcome: InboundOutcome::Accepted {
+                            case: Box::new(case),
+                            event_type: None,
+                        },
+                        replay_of: None,
+                    })
+                    .await
+                    .expect("seed commit");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("seed writer");
+    }
 }

@@ -63,7 +63,9 @@ impl Model {
                     && !self
                         .events
                         .values()
-                        .any(|(c2, s2, st2)| c2 == c && s2 < seq && *st2 == EventState::Pending)
+                        // An earlier pending event, or a dead letter (nothing
+                        // here skips one), holds the case back.
+                        .any(|(c2, s2, st2)| c2 == c && s2 < seq && *st2 != EventState::Delivered)
             })
             .map(|(id, _)| id.clone())
             .collect()

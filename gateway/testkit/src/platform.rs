@@ -1,7 +1,8 @@
 //! A loopback stand-in for the central platform's CloudEvents intake.
 //!
 //! It behaves like the real endpoint: it accepts `POST /events` with
-//! `Content-Type: application/cloudevents+json`, checks that the body is a
+//! `Content-Type: application/cloudevents+json` (or a batch as
+//! `application/cloudevents-batch+json`, each event validated and recorded), checks that the body is a
 //! CloudEvent whose `id` matches the `ce-id` and `Idempotency-Key` headers
 //! (400 otherwise), optionally requires a bearer token (401), de-duplicates by
 //! event id, and answers 202. Tests script failures: a queue of one-off replies
@@ -70,8 +71,11 @@ pub struct Request {
     pub authorization: Option<String>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
-    /// The parsed body, when it was JSON.
+    /// The parsed body, when it was a JSON object (one structured event).
     pub event: Option<Value>,
+    /// The events of a CloudEvents batch (`application/cloudevents-batch+json`),
+    /// empty for a single event.
+    pub batch: Vec<Value>,
     /// How many requests for this event id arrived so far, including this one.
     pub attempt: usize,
     /// What was answered.
@@ -266,7 +270,11 @@ async fn intake(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let event: Option<Value> = serde_json::from_slice(&body).ok();
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let (event, batch) = match parsed {
+        Some(Value::Array(events)) => (None, events),
+        other => (other, Vec::new()),
+    };
     let ce_id = header(&headers, "ce-id");
     let mut request = Request {
         ce_id: ce_id.clone(),
@@ -274,6 +282,7 @@ async fn intake(
         authorization: header(&headers, "authorization"),
         content_type: header(&headers, "content-type"),
         event,
+        batch,
         attempt: 0,
         status: 0,
         at: std::time::Instant::now(),
@@ -310,13 +319,19 @@ async fn intake(
     request.status = status;
     request.answered_at = std::time::Instant::now();
     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-    if status == 202
-        && let (Some(event), Some(id)) = (&request.event, &request.ce_id)
-        && !s.accepted_ids.contains_key(id)
-    {
-        let idx = s.accepted.len();
-        s.accepted_ids.insert(id.clone(), idx);
-        s.accepted.push(event.clone());
+    if status == 202 {
+        let single = request.event.iter().zip(request.ce_id.clone());
+        let batch = request.batch.iter().filter_map(|e| {
+            let id = e.get("id").and_then(Value::as_str)?;
+            Some((e, id.to_owned()))
+        });
+        for (event, id) in single.chain(batch) {
+            if !s.accepted_ids.contains_key(&id) {
+                let idx = s.accepted.len();
+                s.accepted_ids.insert(id, idx);
+                s.accepted.push(event.clone());
+            }
+        }
     }
     s.requests.push(request);
     drop(s);
@@ -342,6 +357,23 @@ fn validate(shared: &Arc<Mutex<Shared>>, request: &Request) -> (u16, String, Opt
     {
         return (401, "missing or wrong bearer token".to_owned(), None);
     }
+    if request
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/cloudevents-batch+json"))
+    {
+        if request.batch.is_empty() {
+            return (
+                400,
+                "a batch must be a non-empty JSON array".to_owned(),
+                None,
+            );
+        }
+        return match request.batch.iter().find_map(|e| invalid_event(e)) {
+            Some(why) => (400, why.to_owned(), None),
+            None => (202, String::new(), None),
+        };
+    }
     if !request
         .content_type
         .as_deref()
@@ -360,11 +392,20 @@ fn validate(shared: &Arc<Mutex<Shared>>, request: &Request) -> (u16, String, Opt
     if id.is_none() || id != request.ce_id.as_deref() || id != request.idempotency_key.as_deref() {
         return (400, "id, ce-id and Idempotency-Key differ".to_owned(), None);
     }
-    if event.get("specversion").and_then(Value::as_str) != Some("1.0")
+    match invalid_event(event) {
+        Some(why) => (400, why.to_owned(), None),
+        None => (202, String::new(), None),
+    }
+}
+
+/// Why `event` is not a CloudEvents 1.0 case event, if it is not.
+fn invalid_event(event: &Value) -> Option<&'static str> {
+    if event.get("id").and_then(Value::as_str).is_none()
+        || event.get("specversion").and_then(Value::as_str) != Some("1.0")
         || event.get("subject").and_then(Value::as_str).is_none()
         || event.get("data").is_none()
     {
-        return (400, "not a CloudEvents 1.0 case event".to_owned(), None);
+        return Some("not a CloudEvents 1.0 case event");
     }
-    (202, String::new(), None)
+    None
 }

@@ -91,6 +91,11 @@ pub struct AppOptions {
     pub max_auth_len: Option<usize>,
     /// A modal "Session Warning" takes the focus back from the auth screen.
     pub modal_popup: bool,
+    /// The authorization screen opens on another patient than the order's.
+    pub auth_on_other_patient: bool,
+    /// The banner switches to another patient when the first key reaches
+    /// this authorization entry (`note`, …).
+    pub switch_patient_on_key_in: Option<&'static str>,
 }
 
 impl LegacyApp {
@@ -119,6 +124,12 @@ impl LegacyApp {
         if options.modal_popup {
             cmd.arg("--modal-popup");
         }
+        if options.auth_on_other_patient {
+            cmd.arg("--auth-on-other-patient");
+        }
+        if let Some(field) = options.switch_patient_on_key_in {
+            cmd.arg("--switch-patient-on-key-in").arg(field);
+        }
         let child = cmd.spawn().expect("start legacy_ehr_app.py");
         let app = LegacyApp {
             child,
@@ -143,6 +154,32 @@ impl LegacyApp {
             }
             if Instant::now() >= until {
                 return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The widget names (`note`, `banner_mrn`, `save`, …) of the key/button
+    /// events so far, with the event kind: `("key", "note")`.
+    pub fn event_widgets(&self) -> Vec<(String, String)> {
+        self.events()
+            .iter()
+            .map(|line| {
+                let kind = line.split(' ').next().unwrap_or_default().to_owned();
+                let widget = line.rsplit('\t').next().unwrap_or_default().to_owned();
+                (kind, widget)
+            })
+            .collect()
+    }
+
+    /// Waits up to `timeout` until `n` events were logged (the app logs
+    /// asynchronously from the X server's delivery).
+    pub fn wait_events(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let until = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if events.len() >= n || Instant::now() >= until {
+                return events;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

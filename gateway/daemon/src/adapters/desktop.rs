@@ -39,6 +39,7 @@ struct DemoState {
     saved: PathBuf,
     bridge: Option<DesktopBridge>,
     pipeline: Option<Arc<dyn gateway_core::adapter::IntakePipeline>>,
+    store: Option<gateway_store::Store>,
 }
 
 static DEMO: Mutex<Option<DemoState>> = Mutex::new(None);
@@ -153,6 +154,7 @@ impl Adapter for Desktop {
             if let Some(state) = demo_state().as_mut() {
                 state.bridge = Some(bridge);
                 state.pipeline = Some(Arc::clone(&context.pipeline));
+                state.store = Some(context.store.clone());
             }
             Ok(started)
         })
@@ -201,6 +203,7 @@ impl Adapter for Desktop {
             saved,
             bridge: None,
             pipeline: None,
+            store: None,
         };
         let until = Instant::now() + Duration::from_secs(15);
         while !ready.exists() {
@@ -242,10 +245,14 @@ impl Adapter for Desktop {
     }
 }
 
-/// Reads the order screen into a case, then writes a made-up approval for it
-/// back into the authorization screen and checks what the application saved.
+/// Reads the order screen into a case, then writes a made-up approval for the
+/// stored case (its patient is what the write playbook's context checks
+/// compare with the screen's banner) back into the authorization screen and
+/// checks what the application saved.
 async fn demo_run(state: &DemoState) -> Result<String, String> {
-    let (Some(bridge), Some(pipeline)) = (&state.bridge, &state.pipeline) else {
+    let (Some(bridge), Some(pipeline), Some(store)) =
+        (&state.bridge, &state.pipeline, &state.store)
+    else {
         return Err("the desktop bridge did not start".to_owned());
     };
     let outcome = bridge
@@ -260,17 +267,21 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
             return Err(format!("desktop read rejected: {error}"));
         }
     };
-    let case: gateway_core::Case = serde_json::from_value(serde_json::json!({
-        "case_id": case_id,
-        "tenant": "mso-demo",
-        "source": {"adapter": "desktop", "profile": "legacy-desktop",
-                   "received_at": jiff::Timestamp::now().to_string()},
-        "status": "approved",
-        "decision": {"status": "approved", "authorization_number": "PA-DEMO-0001",
-                     "effective": {"start": "2026-12-01", "end": "2027-02-28"},
-                     "note": "demo approval (synthetic)"}
-    }))
-    .map_err(|e| format!("demo case: {e}"))?;
+    let mut case = store
+        .get_case(&case_id)
+        .await
+        .map_err(|e| format!("demo case: {e}"))?
+        .ok_or_else(|| format!("demo case {case_id} is not in the store"))?
+        .case;
+    case.status = gateway_core::case::CaseStatus::Approved;
+    case.decision = Some(
+        serde_json::from_value(serde_json::json!({
+            "status": "approved", "authorization_number": "PA-DEMO-0001",
+            "effective": {"start": "2026-12-01", "end": "2027-02-28"},
+            "note": "demo approval (synthetic)"
+        }))
+        .map_err(|e| format!("demo decision: {e}"))?,
+    );
     let receipt = bridge
         .apply(&case)
         .await

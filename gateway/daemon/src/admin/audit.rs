@@ -18,6 +18,8 @@ pub const PHI_READ: &str = "phi.read";
 pub const MESSAGE_REPLAY: &str = "message.replay";
 /// A dead-lettered event re-queued for delivery.
 pub const EVENT_REPLAY: &str = "event.replay";
+/// A dead-lettered event let go undelivered, releasing its case.
+pub const EVENT_SKIP: &str = "event.skip";
 /// A browser login.
 pub const LOGIN: &str = "login";
 /// A refused browser login.

@@ -19,6 +19,7 @@ pub mod access;
 mod api;
 pub mod audit;
 mod dashboard;
+mod dead_letters;
 mod evidence;
 mod health;
 pub mod problem;
@@ -128,6 +129,10 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/dead-letters/{event_id}/replay",
             post(api::replay_dead_letter),
+        )
+        .route(
+            "/api/v1/dead-letters/{event_id}/skip",
+            post(dead_letters::skip_dead_letter),
         )
         .route("/api/v1/audit", get(api::audit_log))
         .route("/api/v1/openapi.yaml", get(api::openapi))

@@ -146,8 +146,11 @@ impl Evaluator {
             }
         }
         if self.settings.sink_down.is_some() {
-            match store.consecutive_failed_deliveries().await {
-                Ok(n) => snapshot.sink = Some((self.sources.sink.clone(), n)),
+            match store.failed_delivery_run().await {
+                Ok((n, status)) => {
+                    snapshot.sink = Some((self.sources.sink.clone(), n));
+                    snapshot.sink_status = status;
+                }
                 Err(error) => tracing::warn!(%error, "Alerts: cannot read delivery attempts."),
             }
         }
@@ -202,7 +205,8 @@ mod tests {
             ..Snapshot::default()
         };
         evaluator.pass(&down, t0);
-        assert_eq!(state.active().len(), 1);
+        // sink_down and platform_unreachable (no answer seen) hold together.
+        assert_eq!(state.active().len(), 2);
         assert!(state.recent().is_empty());
         evaluator.pass(&down, t0 + jiff::SignedDuration::from_secs(10));
         assert_eq!(state.recent()[0].status, AlertStatus::Firing);
@@ -212,7 +216,15 @@ mod tests {
         };
         evaluator.pass(&up, t0 + jiff::SignedDuration::from_secs(11));
         let statuses: Vec<_> = state.recent().iter().map(|e| e.status).collect();
-        assert_eq!(statuses, [AlertStatus::Resolved, AlertStatus::Firing]);
+        assert_eq!(
+            statuses,
+            [
+                AlertStatus::Resolved,
+                AlertStatus::Resolved,
+                AlertStatus::Firing,
+                AlertStatus::Firing
+            ]
+        );
         assert!(state.active().is_empty());
         // The real snapshot of an empty store: no failed deliveries.
         assert_eq!(

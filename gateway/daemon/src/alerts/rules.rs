@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub adapters: Vec<(String, bool)>,
     /// The sink's name and its run of transiently failed attempts.
     pub sink: Option<(String, u64)>,
+    /// The HTTP status of the newest failed attempt (`None`: no answer).
+    pub sink_status: Option<u16>,
     /// Each TLS listener and the seconds until its certificate expires.
     pub certificates: Vec<(String, f64)>,
 }
@@ -106,6 +108,38 @@ pub fn evaluate(settings: &AlertSettings, snapshot: &Snapshot) -> Vec<Observatio
             hold: rule.hold,
             summary: format!("the last {failures} deliveries to the {sink} sink failed"),
         });
+        // Which way the platform is behind: it answers and refuses us (a
+        // rotated token, a deploy answering 404/409) or it does not answer.
+        let failing = *failures >= rule.failures;
+        let refusing = snapshot
+            .sink_status
+            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429);
+        let seen = match snapshot.sink_status {
+            Some(status) => format!("HTTP {status}"),
+            None => "no answer".to_owned(),
+        };
+        out.push(Observation {
+            key: key("platform_rejecting", &[("sink", sink)]),
+            holds: failing && refusing,
+            value: *failures as f64,
+            threshold: rule.failures as f64,
+            hold: rule.hold,
+            summary: format!(
+                "the platform refused the last {failures} deliveries to the {sink} sink ({seen}); \
+                 events are retried, none is dead-lettered"
+            ),
+        });
+        out.push(Observation {
+            key: key("platform_unreachable", &[("sink", sink)]),
+            holds: failing && !refusing,
+            value: *failures as f64,
+            threshold: rule.failures as f64,
+            hold: rule.hold,
+            summary: format!(
+                "the platform did not take the last {failures} deliveries to the {sink} sink \
+                 ({seen}); events wait in the outbox"
+            ),
+        });
     }
     if let Some(rule) = &settings.certificate_expiry {
         let threshold = rule.threshold.as_secs_f64();
@@ -185,9 +219,10 @@ mod tests {
             adapters: vec![("hl7v2".to_owned(), true)],
             sink: Some(("http".to_owned(), 2)),
             certificates: vec![("admin".to_owned(), 30.0 * 86_400.0 + 1.0)],
+            sink_status: None,
         };
         let observations = evaluate(&all_rules(), &snapshot);
-        assert_eq!(observations.len(), 6);
+        assert_eq!(observations.len(), 8);
         assert!(holding(&observations).is_empty());
     }
 
@@ -202,6 +237,7 @@ mod tests {
                 ("admin".to_owned(), 30.0 * 86_400.0),
                 ("fhir-rest-hook".to_owned(), 90.0 * 86_400.0),
             ],
+            sink_status: None,
         };
         assert_eq!(
             holding(&evaluate(&all_rules(), &snapshot)),
@@ -211,9 +247,37 @@ mod tests {
                 "error_rate",
                 "adapter_down:x12",
                 "sink_down:http",
+                "platform_unreachable:http",
                 "certificate_expiry:admin"
             ]
         );
+    }
+
+    #[test]
+    fn a_refusing_platform_is_told_from_an_unreachable_one() {
+        let failing = |status| Snapshot {
+            sink: Some(("http".to_owned(), 3)),
+            sink_status: status,
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            holding(&evaluate(&all_rules(), &failing(Some(401)))),
+            ["sink_down:http", "platform_rejecting:http"]
+        );
+        assert_eq!(
+            holding(&evaluate(&all_rules(), &failing(Some(503)))),
+            ["sink_down:http", "platform_unreachable:http"]
+        );
+        assert_eq!(
+            holding(&evaluate(&all_rules(), &failing(Some(429)))),
+            ["sink_down:http", "platform_unreachable:http"]
+        );
+        let summary = evaluate(&all_rules(), &failing(Some(404)))
+            .into_iter()
+            .find(|o| o.key.alert == "platform_rejecting")
+            .map(|o| o.summary)
+            .unwrap_or_default();
+        assert!(summary.contains("HTTP 404"), "{summary}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! `desktop run --playbook FILE [--case CASE.json] [--dry-run] [--timing]` and
-//! `desktop check --playbook FILE…`: run or check a desktop playbook by hand.
+//! `desktop check --playbook FILE…`: run or check a desktop playbook by hand;
+//! `check` also shows where a write playbook checks the patient on screen and
+//! where it saves, with the rule it must follow (the loader's errors state the
+//! rule when a write playbook breaks it).
 //!
 //! A read playbook prints the Case mapped from the screen (through the profile
 //! in `--profile`, by default the folder above the playbook's `playbooks/`) on
@@ -90,13 +93,18 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for path in &args.playbooks {
         match Playbook::load(path) {
-            Ok(pb) => println!(
-                "{}: ok ({} playbook `{}`, {} steps)",
-                path.display(),
-                pb.kind.as_str(),
-                pb.name,
-                pb.steps.len()
-            ),
+            Ok(pb) => {
+                println!(
+                    "{}: ok ({} playbook `{}`, {} steps)",
+                    path.display(),
+                    pb.kind.as_str(),
+                    pb.name,
+                    pb.steps.len()
+                );
+                if pb.kind == PlaybookKind::Write {
+                    explain_write_rule(&pb);
+                }
+            }
             Err(e) => {
                 ok = false;
                 eprintln!("{e}");
@@ -108,6 +116,27 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Where a write playbook checks the patient on screen and where it saves,
+/// with the rule they satisfy (a failing playbook's errors state it too).
+fn explain_write_rule(pb: &Playbook) {
+    let at = |s: &gateway_desktop::playbook::Step| {
+        format!("step {} `{}` (line {})", s.index + 1, s.id, s.line)
+    };
+    let checks: Vec<String> = pb
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, gateway_desktop::playbook::Action::CheckContext { .. }))
+        .map(at)
+        .collect();
+    let commit: Vec<String> = pb.steps.iter().filter(|s| s.commit).map(at).collect();
+    println!("  context checks: {}", checks.join(", "));
+    println!("  commit: {}", commit.join(", "));
+    println!(
+        "  rule: {}",
+        gateway_desktop::playbook::WRITE_RULE
+    );
 }
 
 fn load_case(path: &Path) -> anyhow::Result<gateway_core::Case> {

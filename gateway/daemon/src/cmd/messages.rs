@@ -41,7 +41,7 @@ struct Location {
 
 #[derive(clap::Subcommand)]
 enum Action {
-    /// List messages, newest first.
+    /// List messages, newest first (oldest first with `--after-id`).
     List {
         /// One JSON object per line.
         #[arg(long)]
@@ -52,9 +52,13 @@ enum Action {
         /// Only this control id.
         #[arg(long)]
         control_id: Option<String>,
-        /// At most this many.
+        /// At most this many (at most 10 000 per call).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only ids greater than this, oldest first: pages through the whole
+        /// store (pass the last id printed until nothing is printed).
+        #[arg(long, value_name = "ID")]
+        after_id: Option<i64>,
     },
     /// Show one message: metadata, reason, diagnostics, events.
     Show {
@@ -86,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             state,
             control_id,
             limit,
+            after_id,
         } => {
             let state = match state.as_deref() {
                 None => None,
@@ -98,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 state,
                 control_id,
                 limit: Some(limit),
+                after_id,
                 ..MessageFilter::default()
             })?;
             let mut out = std::io::stdout().lock();

@@ -46,13 +46,23 @@ pub struct App {
     /// Where the application saves what was typed into its authorization
     /// screen (JSON) when Save is clicked.
     pub saved: PathBuf,
+    /// Every key and button event the application received: kind, window
+    /// title, tab, widget name (`banner_mrn`, `note`, `save`, …).
+    pub keylog: PathBuf,
 }
 
 impl App {
     /// Starts it on `display` and waits until its windows are up.
     pub fn start(display: &str, dir: &Path) -> App {
+        App::start_with(display, dir, &[])
+    }
+
+    /// Like [`App::start`] with the application's test hooks in `args`
+    /// (`--auth-on-other-patient`, `--switch-patient-on-key-in note`).
+    pub fn start_with(display: &str, dir: &Path, args: &[&str]) -> App {
         let ready = dir.join("app-ready");
         let saved = dir.join("auth-saved.json");
+        let keylog = dir.join("app-keylog.txt");
         let root = super::repo_root();
         let child = Command::new("python3")
             .arg(root.join("adapters/desktop/tests/legacy_ehr_app.py"))
@@ -62,17 +72,38 @@ impl App {
             .arg(&saved)
             .arg("--ready")
             .arg(&ready)
+            .arg("--keylog")
+            .arg(&keylog)
+            .args(args)
             .env("DISPLAY", display)
             .stdin(Stdio::null())
             .spawn()
             .expect("start legacy_ehr_app.py");
-        let app = App { child, saved };
+        let app = App {
+            child,
+            saved,
+            keylog,
+        };
         let until = Instant::now() + Duration::from_secs(15);
         while !ready.exists() {
             assert!(Instant::now() < until, "legacy app did not become ready");
             std::thread::sleep(Duration::from_millis(20));
         }
         app
+    }
+}
+
+impl App {
+    /// The widget names of the events the application's window whose title
+    /// contains `window` received so far.
+    pub fn event_widgets(&self, window: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.keylog)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(head, _)| head.contains(window))
+            .map(|(_, widget)| widget.to_owned())
+            .collect()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The `file` sink: CloudEvents as JSON lines in a directory.
 //!
-//! The embedded default for the demo and small sites. One event per line,
-//! appended and fsynced before the attempt counts as delivered, into one file
+//! The embedded default for the demo and small sites. One event per line; a
+//! batch of events is appended with one write and fsynced before any of them
+//! counts as delivered, into one file
 //! per UTC day (`events-YYYY-MM-DD.jsonl`) so files can be rotated by date.
 //! A crash between the fsync and the store's bookkeeping re-appends the event on
 //! restart: at-least-once, de-duplicated downstream by the event `id`.
@@ -51,7 +52,8 @@ impl FileSink {
         self.dir.join(format!("events-{day}.jsonl"))
     }
 
-    fn append(&self, line: &str) -> std::io::Result<()> {
+    /// Appends `lines` (one event each) with one write and one fsync.
+    fn append(&self, lines: &[String]) -> std::io::Result<()> {
         let _guard = self
             .lock
             .lock()
@@ -62,9 +64,11 @@ impl FileSink {
             .create(true)
             .append(true)
             .open(&path)?;
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
+        let mut buf = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
         file.write_all(&buf)?;
         file.sync_data()?;
         if created {
@@ -72,6 +76,30 @@ impl FileSink {
             std::fs::File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
+    }
+
+    /// Appends `events` durably; one result for all of them.
+    async fn append_events(&self, events: &[OutboxEvent]) -> SinkResult {
+        // Stored bodies are compact JSON (no newlines); guard anyway so one
+        // event is always one line.
+        let lines: Vec<String> = events
+            .iter()
+            .map(|e| e.body.replace(['\n', '\r'], " "))
+            .collect();
+        let sink = self.clone();
+        match tokio::task::spawn_blocking(move || sink.append(&lines)).await {
+            Ok(Ok(())) => SinkResult::Delivered { http_status: None },
+            Ok(Err(e)) => SinkResult::Retry {
+                error: format!("file sink: {e}"),
+                http_status: None,
+                retry_after: None,
+            },
+            Err(e) => SinkResult::Retry {
+                error: format!("file sink task: {e}"),
+                http_status: None,
+                retry_after: None,
+            },
+        }
     }
 }
 
@@ -81,24 +109,17 @@ impl Sink for FileSink {
     }
 
     fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, SinkResult> {
+        Box::pin(self.append_events(std::slice::from_ref(event)))
+    }
+
+    fn takes_batches(&self) -> bool {
+        true
+    }
+
+    fn deliver_batch<'a>(&'a self, events: &'a [OutboxEvent]) -> BoxFuture<'a, Vec<SinkResult>> {
         Box::pin(async move {
-            // Stored bodies are compact JSON (no newlines); guard anyway so one
-            // event is always one line.
-            let line = event.body.replace(['\n', '\r'], " ");
-            let sink = self.clone();
-            match tokio::task::spawn_blocking(move || sink.append(&line)).await {
-                Ok(Ok(())) => SinkResult::Delivered { http_status: None },
-                Ok(Err(e)) => SinkResult::Retry {
-                    error: format!("file sink: {e}"),
-                    http_status: None,
-                    retry_after: None,
-                },
-                Err(e) => SinkResult::Retry {
-                    error: format!("file sink task: {e}"),
-                    http_status: None,
-                    retry_after: None,
-                },
-            }
+            let result = self.append_events(events).await;
+            vec![result; events.len()]
         })
     }
 }

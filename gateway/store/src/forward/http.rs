@@ -2,12 +2,16 @@
 //!
 //! Each attempt POSTs the stored event body with `Content-Type:
 //! application/cloudevents+json`, the event id as `ce-id` and `Idempotency-Key`
-//! (the platform de-duplicates re-deliveries by it), an optional bearer token,
+//! (the platform de-duplicates re-deliveries by it) — or, with `batch = true`,
+//! several events as one `application/cloudevents-batch+json` array (the
+//! platform de-duplicates by each event's `id`), an optional bearer token,
 //! over rustls with an optional client certificate and extra CA. Answers are
-//! classified: 2xx delivered; 408, 429, 5xx, timeouts and connection errors
-//! retry (honouring `Retry-After` on 429/503); any other status is a permanent
-//! refusal, dead-lettered with the status and a capped excerpt of the body
-//! (the receiver's error text, never our payload).
+//! classified: 2xx delivered; 400, 413 and 422 — the event itself is bad — are
+//! permanent refusals, dead-lettered with the status and a capped excerpt of
+//! the body (the receiver's error text, never our payload); every other
+//! status (401, 403, 404, 409, 408, 429, 5xx, …), timeouts and connection
+//! errors retry with capped backoff (honouring `Retry-After` on 429/503): one
+//! token rotation or a platform deploy must not park the backlog.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +55,12 @@ pub struct HttpSinkConfig {
     /// Name of an environment variable holding the bearer token.
     #[serde(default)]
     pub bearer_token_env: Option<String>,
+    /// POST several events at once as a CloudEvents JSON batch
+    /// (`application/cloudevents-batch+json`, up to the forwarder's
+    /// `batch_max`) when the platform accepts that mode (default false: one
+    /// structured event per POST).
+    #[serde(default)]
+    pub batch: bool,
 }
 
 impl HttpSinkConfig {
@@ -64,6 +74,7 @@ impl HttpSinkConfig {
             ca_cert: None,
             bearer_token_file: None,
             bearer_token_env: None,
+            batch: false,
         }
     }
 }
@@ -73,6 +84,7 @@ impl HttpSinkConfig {
 pub struct HttpSink {
     client: reqwest::Client,
     url: reqwest::Url,
+    batch: bool,
 }
 
 fn config_error(message: String) -> StoreError {
@@ -155,7 +167,11 @@ impl HttpSink {
         let client = builder
             .build()
             .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpSink { client, url })
+        Ok(HttpSink {
+            client,
+            url,
+            batch: config.batch,
+        })
     }
 
     async fn attempt(&self, event: &OutboxEvent) -> SinkResult {
@@ -168,14 +184,43 @@ impl HttpSink {
                 };
             }
         };
-        let response = self
+        let request = self
             .client
             .post(self.url.clone())
             .header("ce-id", id.clone())
             .header("Idempotency-Key", id)
-            .body(event.body.clone())
-            .send()
-            .await;
+            .body(event.body.clone());
+        self.exchange(request).await
+    }
+
+    /// One POST of several events as a CloudEvents JSON batch: a JSON array of
+    /// the structured events. The platform de-duplicates by each event's `id`;
+    /// one answer classifies them all.
+    async fn attempt_batch(&self, events: &[OutboxEvent]) -> SinkResult {
+        let mut body =
+            String::with_capacity(events.iter().map(|e| e.body.len() + 1).sum::<usize>() + 2);
+        body.push('[');
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&event.body);
+        }
+        body.push(']');
+        let request = self
+            .client
+            .post(self.url.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/cloudevents-batch+json; charset=utf-8"),
+            )
+            .body(body);
+        self.exchange(request).await
+    }
+
+    /// Sends `request` and classifies the answer.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> SinkResult {
+        let response = request.send().await;
         let mut response = match response {
             Ok(r) => r,
             Err(e) => {
@@ -211,7 +256,7 @@ impl HttpSink {
         } else {
             format!("HTTP {code}: {excerpt}")
         };
-        if code == 408 || code == 429 || status.is_server_error() {
+        if !event_itself_is_bad(code) {
             SinkResult::Retry {
                 error,
                 http_status: Some(code),
@@ -238,6 +283,37 @@ impl Sink for HttpSink {
     fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> BoxFuture<'a, SinkResult> {
         Box::pin(self.attempt(event))
     }
+
+    fn takes_batches(&self) -> bool {
+        self.batch
+    }
+
+    fn deliver_batch<'a>(&'a self, events: &'a [OutboxEvent]) -> BoxFuture<'a, Vec<SinkResult>> {
+        Box::pin(async move {
+            match events {
+                [] => Vec::new(),
+                [one] => vec![self.attempt(one).await],
+                many if self.batch => vec![self.attempt_batch(many).await; many.len()],
+                many => {
+                    let mut results = Vec::with_capacity(many.len());
+                    for event in many {
+                        results.push(self.attempt(event).await);
+                    }
+                    results
+                }
+            }
+        })
+    }
+}
+
+/// Whether an HTTP answer says the event itself is bad (400 Bad Request, 413
+/// Content Too Large, 422 Unprocessable Content): sending it again cannot
+/// help, so it is dead-lettered. Every other refusal — 401/403 after a token
+/// rotation, 404 or 409 during a platform deploy, 408, 429, 5xx — says
+/// something about the platform or our credentials, is fixed without touching
+/// the event, and is retried with capped backoff.
+pub fn event_itself_is_bad(status: u16) -> bool {
+    matches!(status, 400 | 413 | 422)
 }
 
 /// `Retry-After`: delay-seconds or an HTTP-date.

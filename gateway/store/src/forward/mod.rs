@@ -3,18 +3,26 @@
 //! Guarantees:
 //! * **order per case** — an event is sent only when every earlier event of its
 //!   case is delivered or dead, and at most one attempt per case is in flight;
-//! * **parallel across cases** — up to `concurrency` cases at once;
+//! * **parallel across cases** — up to `concurrency` attempts at once; a sink
+//!   that takes batches gets up to `batch_max` events of different cases per
+//!   attempt (the file sink: one fsync; the HTTP sink with `batch = true`: one
+//!   CloudEvents batch POST), recorded in one store transaction;
+//! * **cost per round follows what is sent** — the writer keeps each case's
+//!   first pending event in `outbox_heads`, so finding what is due reads those
+//!   rows through an index instead of scanning the backlog;
 //! * **at-least-once** — an event leaves `pending` only after the sink confirmed
 //!   it; a crash or an aborted attempt means it is sent again, with the same
 //!   CloudEvents `id` as idempotency key;
 //! * **backoff** — transient failures back off exponentially with jitter
 //!   ([`BackoffPolicy`]), `Retry-After` wins when the sink reports one;
-//!   permanent refusals are dead-lettered with their reason and can be
-//!   re-queued with [`crate::Store::replay_message`] / [`crate::Store::requeue_event`].
-//!   A dead event does not block its case (later events go on), so a replayed
-//!   one can arrive after its successors: every event carries the CloudEvents
-//!   `sequence` extension (its position in the case, zero-padded) so the
-//!   platform can tell;
+//!   permanent refusals (the event itself is bad: HTTP 400/413/422) are
+//!   dead-lettered with their reason and can be re-queued with
+//!   [`crate::Store::replay_message`] / [`crate::Store::requeue_event`];
+//! * **a dead letter holds its case back** — the case's later events wait
+//!   until it is replayed (they then follow it in order) or an operator skips
+//!   it ([`crate::Store::skip_dead_event_audited`], audited), so the platform
+//!   never sees a case's events out of order. Every event also carries the
+//!   CloudEvents `sequence` extension (its position in the case, zero-padded);
 //! * **graceful stop** — [`Forwarder::shutdown`] takes no new events and lets
 //!   in-flight attempts finish within a grace period.
 //!
@@ -78,6 +86,9 @@ pub struct ForwarderOptions {
     pub backoff: BackoffPolicy,
     /// Upper bound on an honoured `Retry-After`, in seconds (default 3600).
     pub max_retry_after_secs: u64,
+    /// Most events handed to a sink that takes batches in one attempt
+    /// (default 256; each of a different case).
+    pub batch_max: usize,
 }
 
 impl Default for ForwarderOptions {
@@ -87,6 +98,7 @@ impl Default for ForwarderOptions {
             poll_interval_ms: 1_000,
             backoff: BackoffPolicy::default(),
             max_retry_after_secs: 3_600,
+            batch_max: 256,
         }
     }
 }
@@ -123,9 +135,16 @@ async fn run(
     let committed = store.committed();
     let mut in_flight: JoinSet<()> = JoinSet::new();
     // Cases with an attempt in flight, by the task making it.
-    let mut tasks: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut tasks: HashMap<tokio::task::Id, Vec<String>> = HashMap::new();
     let mut busy: HashSet<String> = HashSet::new();
     let concurrency = options.concurrency.max(1);
+    // Events per attempt: a sink that takes batches gets up to `batch_max`
+    // heads at once (never two of one case); any other sink one.
+    let per_attempt = if sink.takes_batches() {
+        options.batch_max.max(1)
+    } else {
+        1
+    };
     let poll = Duration::from_millis(options.poll_interval_ms.max(10));
     let mut last_gauges: Option<std::time::Instant> = None;
     let grace = loop {
@@ -133,21 +152,24 @@ async fn run(
             break grace;
         }
         let mut sleep_for = poll;
-        let free = concurrency.saturating_sub(busy.len());
+        let free = concurrency.saturating_sub(tasks.len());
         if free > 0 {
             let busy_now = busy.clone();
+            let wanted = free * per_attempt;
             match store
-                .read(move |r| Ok((r.deliverable(free, &busy_now)?, r.next_due()?)))
+                .read(move |r| Ok((r.deliverable(wanted, &busy_now)?, r.next_due()?)))
                 .await
             {
                 Ok((events, next_due)) => {
-                    for event in events {
-                        let case_id = event.case_id.clone();
-                        busy.insert(case_id.clone());
+                    let mut events = events.into_iter().peekable();
+                    while events.peek().is_some() {
+                        let chunk: Vec<OutboxEvent> = events.by_ref().take(per_attempt).collect();
+                        let cases: Vec<String> = chunk.iter().map(|e| e.case_id.clone()).collect();
+                        busy.extend(cases.iter().cloned());
                         let store = store.clone();
                         let sink = sink.clone();
-                        let handle = in_flight.spawn(attempt(store, sink, event, options));
-                        tasks.insert(handle.id(), case_id);
+                        let handle = in_flight.spawn(attempt(store, sink, chunk, options));
+                        tasks.insert(handle.id(), cases);
                     }
                     if let Some(due) = next_due {
                         let wait = due.duration_since(Timestamp::now());
@@ -175,7 +197,7 @@ async fn run(
                         e.id()
                     }
                 };
-                if let Some(case_id) = tasks.remove(&id) {
+                for case_id in tasks.remove(&id).unwrap_or_default() {
                     busy.remove(&case_id);
                 }
             }
@@ -198,9 +220,38 @@ async fn run(
     publish_gauges(&store).await;
 }
 
-/// One delivery attempt and its bookkeeping.
-async fn attempt(store: Store, sink: Arc<dyn Sink>, event: OutboxEvent, options: ForwarderOptions) {
-    let result = sink.deliver(&event).await;
+/// One delivery attempt of `events` (one event, or a batch for a sink that
+/// takes them) and its bookkeeping, committed in one transaction.
+async fn attempt(
+    store: Store,
+    sink: Arc<dyn Sink>,
+    events: Vec<OutboxEvent>,
+    options: ForwarderOptions,
+) {
+    let results = if events.len() == 1 {
+        vec![sink.deliver(&events[0]).await]
+    } else {
+        sink.deliver_batch(&events).await
+    };
+    let records: Vec<DeliveryAttempt> = events
+        .iter()
+        .zip(results)
+        .map(|(event, result)| classify(sink.name(), event, result, options))
+        .collect();
+    if let Err(e) = store.record_attempts(records).await {
+        // The events stay pending and are delivered again: at-least-once.
+        tracing::warn!(events = events.len(), error = %e, "could not record delivery attempts");
+    }
+}
+
+/// Turns a sink's answer for one event into the attempt to record (with its
+/// metrics and log line).
+fn classify(
+    sink: &str,
+    event: &OutboxEvent,
+    result: SinkResult,
+    options: ForwarderOptions,
+) -> DeliveryAttempt {
     let failures = u32::try_from(event.attempts + 1).unwrap_or(u32::MAX);
     let (outcome, http_status, label) = match result {
         SinkResult::Delivered { http_status } => {
@@ -230,7 +281,7 @@ async fn attempt(store: Store, sink: Arc<dyn Sink>, event: OutboxEvent, options:
     };
     metrics::counter!(
         "ehr_gateway_forward_attempts_total",
-        "sink" => sink.name().to_owned(),
+        "sink" => sink.to_owned(),
         "result" => label
     )
     .increment(1);
@@ -252,15 +303,11 @@ async fn attempt(store: Store, sink: Arc<dyn Sink>, event: OutboxEvent, options:
             tracing::debug!(event_id = %event.id, sequence = event.sequence, "event delivered")
         }
     }
-    let record = DeliveryAttempt {
+    DeliveryAttempt {
         event_id: event.id.clone(),
-        sink: sink.name().to_owned(),
+        sink: sink.to_owned(),
         http_status,
         outcome,
-    };
-    if let Err(e) = store.record_attempt(record).await {
-        // The event stays pending and is delivered again: at-least-once.
-        tracing::warn!(event_id = %event.id, error = %e, "could not record a delivery attempt");
     }
 }
 
