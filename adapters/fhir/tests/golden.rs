@@ -49,6 +49,10 @@ fn profiles_lint_clean_and_vendor_files_agree() {
 #[test]
 fn samples_map_to_their_golden_cases() {
     let bless = std::env::var_os("BLESS").is_some();
+    assert!(
+        !bless || std::env::var_os("CI").is_none(),
+        "BLESS is refused when CI is set: re-bless locally and review the diff"
+    );
     let mut failures = Vec::new();
     let mut count = 0;
     for name in PROFILES {

@@ -391,7 +391,14 @@ impl Template {
     }
 
     /// The 278 body (BHT and HL loops) for `case`.
+    ///
+    /// Provider NPIs that fail the NPI check are never written
+    /// ([`gateway_core::facts::strip_unsendable`]): the template sees them as
+    /// absent, whatever path the case took to the writer.
     pub fn body(&self, case: &Case, stamp: &Stamp) -> Result<Vec<Seg>, TemplateError> {
+        let mut checked = case.clone();
+        gateway_core::facts::strip_unsendable(&mut checked);
+        let case = &checked;
         let mut root =
             serde_json::to_value(case).map_err(|e| TemplateError::Write(e.to_string()))?;
         precompute(case, &mut root);

@@ -380,6 +380,11 @@ pub struct Code {
 }
 
 /// Code systems a Case may use.
+///
+/// Consumers of Case v1 must accept code-system values they do not know:
+/// systems are added to v1 (additively, the schema id stays
+/// `ehr-gateway/case/v1`) when feeds need them (`ICD-9`, `CDT` and
+/// `X12-service-type` were added this way). Treat an unknown value as `local`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum CodeSystem {
     /// Current Procedural Terminology.
@@ -394,6 +399,15 @@ pub enum CodeSystem {
     /// ICD-10 Procedure Coding System.
     #[serde(rename = "ICD-10-PCS")]
     Icd10Pcs,
+    /// ICD-9-CM (legacy diagnoses and procedures, still sent by older feeds).
+    #[serde(rename = "ICD-9")]
+    Icd9,
+    /// Current Dental Terminology (`D0120`).
+    #[serde(rename = "CDT")]
+    Cdt,
+    /// X12 service type codes (EB03/UM03 values such as `1` medical care).
+    #[serde(rename = "X12-service-type")]
+    X12ServiceType,
     /// LOINC.
     #[serde(rename = "LOINC")]
     Loinc,
@@ -416,6 +430,9 @@ impl CodeSystem {
             CodeSystem::Hcpcs => "HCPCS",
             CodeSystem::Icd10Cm => "ICD-10-CM",
             CodeSystem::Icd10Pcs => "ICD-10-PCS",
+            CodeSystem::Icd9 => "ICD-9",
+            CodeSystem::Cdt => "CDT",
+            CodeSystem::X12ServiceType => "X12-service-type",
             CodeSystem::Loinc => "LOINC",
             CodeSystem::Snomed => "SNOMED",
             CodeSystem::Ndc => "NDC",

@@ -8,6 +8,9 @@
 //! * [`path`]: compiled source paths (the steps a format's path syntax compiles
 //!   to) and their evaluation over a [`source::SourceTree`].
 //! * [`adapter`]: the traits adapters implement and the intake pipeline they call.
+//! * [`phi`]: which Case fields are PHI, and the least-PHI view built from that table.
+//! * [`facts`]: NPI (Luhn) and code-shape checks shared by the mapping engine
+//!   and every writer: identifiers and codes are validated, never copied or guessed.
 //! * [`error`]: error kinds classified by who caused them and whether a retry helps.
 //!
 //! This crate does no I/O, reads no clock and holds no global state: callers pass
@@ -19,9 +22,11 @@ pub mod case;
 pub mod diagnostic;
 pub mod error;
 pub mod event;
+pub mod facts;
 pub mod ids;
 pub mod json_tree;
 pub mod path;
+pub mod phi;
 pub mod schema;
 pub mod source;
 

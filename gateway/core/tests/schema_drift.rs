@@ -7,6 +7,10 @@ fn checked_in_schema_matches_the_model() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CASE_SCHEMA_FILE);
     let generated = case_schema_json();
     if std::env::var_os("BLESS").is_some() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "BLESS is refused when CI is set: re-bless locally and review the diff"
+        );
         std::fs::write(&path, &generated).expect("write schema");
         return;
     }

@@ -134,7 +134,11 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     let admin_options = admin::listener_options(&settings.admin)?;
     let served_certificates = served_certificates(settings)?;
 
-    let store = Store::open(store_file(&data_dir), StoreOptions::default())
+    let store_options = StoreOptions {
+        fail_after_transactions: writer_test_hook(),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(store_file(&data_dir), store_options)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
 
@@ -291,6 +295,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         RetentionPolicy {
             max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
             max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+            audit_max_age_secs: Some(u64::from(settings.store.audit_retention_days) * 86_400),
         },
         stop_workers.clone(),
     )));
@@ -402,6 +407,19 @@ fn served_certificates(settings: &Settings) -> anyhow::Result<Vec<crate::certifi
     crate::certificates::describe();
     crate::certificates::publish(&served);
     Ok(served)
+}
+
+/// The test hook that proves a dead store writer stops the daemon
+/// (`tests/writer_death.rs`): `EHR_GATEWAY_TEST_WRITER_FAIL_AFTER=N` makes the
+/// writer thread die after N group commits. Unset in production.
+fn writer_test_hook() -> Option<u64> {
+    let value = std::env::var("EHR_GATEWAY_TEST_WRITER_FAIL_AFTER").ok()?;
+    let n = value.trim().parse().ok()?;
+    tracing::warn!(
+        after = n,
+        "Test hook set: the store writer will die after this many commits."
+    );
+    Some(n)
 }
 
 /// Prunes finished data hourly (first run a minute after start).

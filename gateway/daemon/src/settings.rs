@@ -278,6 +278,10 @@ pub struct StoreSettings {
     /// Size budget in MiB: the oldest delivered data is pruned beyond it.
     #[serde(default = "default_max_size_mb")]
     pub max_size_mb: u64,
+    /// Audit entries older than this many days are pruned (default 2 190:
+    /// six years); apart from `retention_days`, and never for size.
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u32,
 }
 
 fn default_store_path() -> PathBuf {
@@ -289,6 +293,9 @@ fn default_retention_days() -> u32 {
 fn default_max_size_mb() -> u64 {
     1024
 }
+fn default_audit_retention_days() -> u32 {
+    2_190
+}
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -296,6 +303,7 @@ impl Default for StoreSettings {
             path: default_store_path(),
             retention_days: default_retention_days(),
             max_size_mb: default_max_size_mb(),
+            audit_retention_days: default_audit_retention_days(),
         }
     }
 }
@@ -858,12 +866,10 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
         problem("gateway.tenant", "must not be empty".to_owned());
     }
     if let Err(message) = settings.admin.token_source().read() {
-        let key = if settings.admin.token_file.is_none() && settings.admin.token_env.is_some() {
-            "admin.token_env"
-        } else {
-            "admin.token_file"
-        };
-        problem(key, message);
+        problem(
+            &crate::admin::access::source_key("admin.", &settings.admin.token_source()),
+            message,
+        );
     }
     check_admin_listener(&settings.admin, &mut problem);
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {

@@ -111,6 +111,10 @@ fn describe() {
         "Inbound messages, each counted once on arrival, by adapter, profile and outcome (accepted incl. kept-without-case, rejected, duplicate, error)."
     );
     describe_counter!(
+        "ehr_gateway_ignored_messages_total",
+        "Messages acknowledged and kept without a case event by a mapping file with action ignore, by adapter, profile, message_type and rule (the mapping file)."
+    );
+    describe_counter!(
         "ehr_gateway_replayed_messages_total",
         "Stored messages processed again on request, by adapter, profile and the replay's outcome."
     );

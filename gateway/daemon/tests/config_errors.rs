@@ -126,7 +126,10 @@ fn check_config_lists_every_problem_and_accepts_a_valid_file() {
     let (code, stderr) = run(
         &["check-config"],
         &example,
-        &[("EHR_GATEWAY_ADMIN_TOKEN", "x")],
+        &[(
+            "EHR_GATEWAY_ADMIN_TOKEN",
+            "synthetic-example-token-000000000001",
+        )],
     );
     assert_eq!(code, Some(0), "{stderr}");
 }

@@ -552,8 +552,8 @@ async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
     drop(daemon);
 }
 
-const VIEWER: &str = "viewer-token-synthetic-0101";
-const PHI: &str = "phi-token-synthetic-0103";
+const VIEWER: &str = "viewer-token-synthetic-000000000101";
+const PHI: &str = "phi-token-synthetic-00000000000103";
 
 /// What of the sample order's raw HL7 would betray that the raw message (or
 /// its parsed tree) reached the page: segment starts and patient values.

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ADMIN_TOKEN: &str = "synthetic-admin-token-7f3a9c21";
+const ADMIN_TOKEN: &str = "synthetic-admin-token-7f3a9c21d04e5b68";
 const PLATFORM_TOKEN: &str = "synthetic-platform-token-55e0b4d8";
 
 fn request(addr: &str, token: &str) -> String {

@@ -20,9 +20,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::Daemon;
 
-const VIEWER: &str = "viewer-token-synthetic-0101";
-const OPERATOR: &str = "operator-token-synthetic-0102";
-const PHI_READER: &str = "phi-token-synthetic-0103";
+const VIEWER: &str = "viewer-token-synthetic-000000000101";
+const OPERATOR: &str = "operator-token-synthetic-00000000102";
+const PHI_READER: &str = "phi-token-synthetic-00000000000103";
 
 fn config(dir: &Path) -> std::path::PathBuf {
     // The shipped read playbook, waiting 2.5 s (not 10) for the order screen.

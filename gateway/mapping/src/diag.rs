@@ -69,11 +69,16 @@ pub enum Code {
     AmbiguousMatch,
     /// M029: the built case does not validate as Case v1 (an engine bug; please report).
     InvalidCase,
+    /// M030: a fact failed validation and was corrected (an invalid NPI kept as a
+    /// local identifier, a non-CPT code relabelled, an implausible birth date dropped).
+    FactCheck,
+    /// M031: a common message kind has no mapping file (lint warning).
+    UndefinedKind,
 }
 
 impl Code {
     /// Every code, in order (for docs and tests).
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 29] = [
         Code::Io,
         Code::Syntax,
         Code::UnknownKey,
@@ -101,6 +106,8 @@ impl Code {
         Code::IncompleteItem,
         Code::AmbiguousMatch,
         Code::InvalidCase,
+        Code::FactCheck,
+        Code::UndefinedKind,
     ];
 
     /// The stable code text, `M001`…
@@ -133,6 +140,8 @@ impl Code {
             Code::IncompleteItem => "M027",
             Code::AmbiguousMatch => "M028",
             Code::InvalidCase => "M029",
+            Code::FactCheck => "M030",
+            Code::UndefinedKind => "M031",
         }
     }
 }

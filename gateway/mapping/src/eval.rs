@@ -259,7 +259,8 @@ impl Eval<'_> {
             nodes.clear();
             walk::evaluate_into(path, tree, from, &mut nodes);
             for &node in &nodes {
-                if let Some(v) = tree.value(node).filter(|v| !v.is_empty()) {
+                // Surrounding whitespace is never data: `  Smith` is `Smith`.
+                if let Some(v) = tree.value(node).map(str::trim).filter(|v| !v.is_empty()) {
                     values.push(Val {
                         text: v.to_owned(),
                         origin: Some(raws.len()),
@@ -310,8 +311,22 @@ impl Eval<'_> {
             let (severity, code, message, origin_idx) = match issue {
                 Issue::TableMiss {
                     table,
+                    otherwise: Some(used),
+                    origin,
+                    ..
+                } => (
+                    Severity::Warning,
+                    Code::TableMiss,
+                    format!(
+                        "a value of `{name}` has no entry in table `{table}`; `{used}` is used"
+                    ),
+                    origin,
+                ),
+                Issue::TableMiss {
+                    table,
                     error,
                     origin,
+                    ..
                 } => (
                     if error {
                         Severity::Error
@@ -730,7 +745,10 @@ impl Eval<'_> {
             return (None, provenance);
         }
         match serde_json::from_value::<Case>(Value::Object(case)) {
-            Ok(case) => (Some(case), provenance),
+            Ok(mut case) => {
+                self.check_facts(&mut case, &provenance);
+                (Some(case), provenance)
+            }
             Err(e) => {
                 self.diags.push(MapDiagnostic::error(
                     Code::InvalidCase,
@@ -738,6 +756,26 @@ impl Eval<'_> {
                 ));
                 (None, provenance)
             }
+        }
+    }
+
+    /// Applies the case-level fact rules of [`gateway_core::facts::check_case`]
+    /// (NPI Luhn check, CPT shape, plausible birth date) and reports each change
+    /// as warning M030 at the rule and source position that produced the field.
+    fn check_facts(&mut self, case: &mut Case, provenance: &[Provenance]) {
+        let today = self.ctx.received_at.get(..10);
+        for issue in gateway_core::facts::check_case(case, today) {
+            let field = issue.field();
+            let prov = provenance.iter().find(|p| p.field == field);
+            let mut d = MapDiagnostic::warning(Code::FactCheck, issue.message());
+            if let Some(p) = prov {
+                d = d.with_rule(&p.rule);
+                d.file = Some(p.file.clone());
+                d = d.at_source(p.source_location.clone(), p.source_span);
+            } else {
+                d = d.with_rule(field);
+            }
+            self.diags.push(d);
         }
     }
 

@@ -46,10 +46,21 @@ use gateway_core::json_tree::JsonPathSyntax;
 use gateway_core::path::PathSyntax;
 use gateway_core::{Case, SourceDocument, SourceFormat, Span};
 
+use crate::diag::Code as DiagCode;
+
 pub use diag::{Code, MapDiagnostic, Snippet, render_all};
 pub use explain::render_explain;
 pub use json::json_document;
 pub use model::Profile;
+
+/// The HL7 v2 message kinds every HL7 profile must give a fate (open,
+/// update, cancel, or ignore with AA); `lint` warns (M031) on each one no
+/// mapping file matches.
+pub const COMMON_HL7V2_KINDS: &[&str] = &[
+    "ORM^O01", "OMG^O19", "REF^I12", "SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S17",
+    "ADT^A01", "ADT^A02", "ADT^A03", "ADT^A04", "ADT^A08", "ADT^A14", "ADT^A28", "ADT^A31",
+    "ORU^R01", "DFT^P03", "BAR^P01", "MDM^T02", "VXU^V04", "RDE^O11", "MFN^M02",
+];
 
 /// Gives the engine the path syntax of a format.
 ///
@@ -256,9 +267,50 @@ impl Profile {
     /// warnings (what `ehr-gateway lint` prints).
     pub fn lint(dir: &Path, syntaxes: &dyn SyntaxProvider) -> Vec<MapDiagnostic> {
         match load::load(dir, syntaxes) {
-            Ok(profile) => profile.warnings,
+            Ok(profile) => {
+                let mut found = profile.warnings.clone();
+                found.extend(profile.undefined_common_kinds());
+                found
+            }
             Err(e) => e.diagnostics,
         }
+    }
+
+    /// Warnings M031 for the common message kinds of the profile's format
+    /// that no mapping file matches (they would be refused with M020). Only
+    /// the `[match] message_type` patterns count (a `when` may still narrow
+    /// a file, deliberately); a file without a message-type match covers all.
+    pub fn undefined_common_kinds(&self) -> Vec<MapDiagnostic> {
+        let common: &[&str] = match self.format {
+            SourceFormat::Hl7v2 => COMMON_HL7V2_KINDS,
+            _ => &[],
+        };
+        common
+            .iter()
+            .filter(|kind| {
+                !self.files.iter().any(|f| {
+                    let patterns: Vec<&String> = f
+                        .matcher
+                        .meta
+                        .iter()
+                        .filter(|(m, _)| *m == model::MetaField::MessageType)
+                        .flat_map(|(_, p)| p)
+                        .collect();
+                    patterns.is_empty() || patterns.iter().any(|p| transform::glob(p, kind))
+                })
+            })
+            .map(|kind| {
+                MapDiagnostic::warning(
+                    DiagCode::UndefinedKind,
+                    format!(
+                        "common message kind `{kind}` has no mapping file in profile `{}`: it would be refused (M020, AE)",
+                        self.name
+                    ),
+                )
+                .with_rule("match")
+                .with_help("handle it in a mapping file, or list it in a file with `action = \"ignore\"` (hl7v2-base's ignore.toml) to acknowledge and keep it")
+            })
+            .collect()
     }
 
     /// Maps one document. Never panics; problems are in the outcome's diagnostics.

@@ -35,7 +35,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 /// The names of transforms, for "did you mean" hints and docs.
 pub(crate) const TRANSFORMS: &[&str] = &[
     "trim", "upper", "lower", "icd10", "table", "date", "datetime", "concat", "split", "replace",
-    "index", "prefix", "suffix",
+    "index", "prefix", "suffix", "unique",
 ];
 
 /// Per-file parsing context: where diagnostics point.
@@ -1393,6 +1393,7 @@ fn parse_transform(
             "upper" => Some(Transform::Upper),
             "lower" => Some(Transform::Lower),
             "icd10" => Some(Transform::Icd10),
+            "unique" => Some(Transform::Unique),
             name if TRANSFORMS.contains(&name) => {
                 ctx.error_rule(
                     Code::BadTransformArgument,
@@ -1423,7 +1424,7 @@ fn parse_transform(
             };
             let name: &str = key.get_ref();
             let options: &[&str] = match name {
-                "table" => &["table", "miss"],
+                "table" => &["table", "miss", "otherwise"],
                 "replace" => &["replace", "with"],
                 _ => &[],
             };
@@ -1444,8 +1445,9 @@ fn parse_transform(
                 }
             };
             match name {
-                "trim" | "upper" | "lower" | "icd10" => Some(match name {
+                "trim" | "upper" | "lower" | "icd10" | "unique" => Some(match name {
                     "trim" => Transform::Trim,
+                    "unique" => Transform::Unique,
                     "upper" => Transform::Upper,
                     "lower" => Transform::Lower,
                     _ => Transform::Icd10,
@@ -1480,7 +1482,12 @@ fn parse_transform(
                             }
                         },
                     };
-                    Some(Transform::Table { name: tname, miss })
+                    let otherwise = ctx.string(t, "otherwise", Some(rule)).map(|(v, _)| v);
+                    Some(Transform::Table {
+                        name: tname,
+                        miss,
+                        otherwise,
+                    })
                 }
                 "date" | "datetime" => {
                     let formats: Vec<(String, Range<usize>)> = match arg.get_ref() {
@@ -1992,6 +1999,21 @@ fn check_constants(
             Code::InvalidConstant,
             format!("default for `{key}` {why}"),
             loc.span.clone(),
+            key,
+            help.clone(),
+        );
+    }
+    if let Some(Transform::Table {
+        otherwise: Some(value),
+        name,
+        ..
+    }) = rule.transforms.last()
+        && let Err(why) = schema::check_value(kind, value)
+    {
+        ctx.error_rule(
+            Code::InvalidConstant,
+            format!("`otherwise` of table `{name}` for `{key}` {why}"),
+            rule.loc.span.clone(),
             key,
             help.clone(),
         );

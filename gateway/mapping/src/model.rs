@@ -142,12 +142,23 @@ pub(crate) enum Transform {
     Upper,
     Lower,
     Icd10,
-    Table { name: String, miss: Miss },
+    /// Drops values equal to an earlier one (the same name in ORC-12 and OBR-16).
+    Unique,
+    /// `otherwise`: the value a code missing from the table becomes (with a
+    /// warning), e.g. `local` for an unknown coding system.
+    Table {
+        name: String,
+        miss: Miss,
+        otherwise: Option<String>,
+    },
     Date(Vec<DateFormat>),
     DateTime(Vec<DateFormat>),
     Concat(String),
     Split(String),
-    Replace { from: String, to: String },
+    Replace {
+        from: String,
+        to: String,
+    },
     Index(i64),
     Prefix(String),
     Suffix(String),

@@ -27,6 +27,8 @@ pub(crate) enum Issue {
     TableMiss {
         table: String,
         error: bool,
+        /// The `otherwise` value used instead of dropping it.
+        otherwise: Option<String>,
         origin: Option<usize>,
     },
     BadDate {
@@ -63,6 +65,7 @@ pub(crate) fn describe(t: &Transform) -> String {
         Transform::Upper => "upper".into(),
         Transform::Lower => "lower".into(),
         Transform::Icd10 => "icd10".into(),
+        Transform::Unique => "unique".into(),
         Transform::Table { name, .. } => format!("table {name}"),
         Transform::Date(f) => format!("date {}", formats_text(f)),
         Transform::DateTime(f) => format!("datetime {}", formats_text(f)),
@@ -112,6 +115,13 @@ pub(crate) fn apply(
         Transform::Prefix(p) => map(values, &|s| format!("{p}{s}")),
         Transform::Suffix(p) => map(values, &|s| format!("{s}{p}")),
         Transform::Replace { from, to } => map(values, &|s| s.replace(from.as_str(), to)),
+        Transform::Unique => {
+            let mut seen = std::collections::BTreeSet::new();
+            values
+                .into_iter()
+                .filter(|v| seen.insert(v.text.clone()))
+                .collect()
+        }
         Transform::Icd10 => values
             .into_iter()
             .map(|v| match icd10(&v.text) {
@@ -119,13 +129,21 @@ pub(crate) fn apply(
                     text: code,
                     origin: v.origin,
                 },
+                // An ICD-9 code (`428.0`) is kept as written without a
+                // warning: its system comes from the coding-system component,
+                // and a case labelling it ICD-10-CM is corrected (M030).
+                None if gateway_core::facts::has_icd9_shape(&v.text) => v,
                 None => {
                     issues.push(Issue::NotIcd10 { origin: v.origin });
                     v
                 }
             })
             .collect(),
-        Transform::Table { name, miss } => {
+        Transform::Table {
+            name,
+            miss,
+            otherwise,
+        } => {
             let table = tables.get(name);
             values
                 .into_iter()
@@ -134,6 +152,18 @@ pub(crate) fn apply(
                         text: out.clone(),
                         origin: v.origin,
                     }),
+                    None if otherwise.is_some() => {
+                        issues.push(Issue::TableMiss {
+                            table: name.clone(),
+                            error: false,
+                            otherwise: otherwise.clone(),
+                            origin: v.origin,
+                        });
+                        otherwise.clone().map(|text| Val {
+                            text,
+                            origin: v.origin,
+                        })
+                    }
                     None => match miss {
                         Miss::Keep => Some(v),
                         Miss::Drop => None,
@@ -141,6 +171,7 @@ pub(crate) fn apply(
                             issues.push(Issue::TableMiss {
                                 table: name.clone(),
                                 error: *miss == Miss::Error,
+                                otherwise: None,
                                 origin: v.origin,
                             });
                             None

@@ -124,6 +124,10 @@ fn compare(path: &Path, actual: Option<&String>, bless: bool, failures: &mut Vec
 fn mapping_cases() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
     let bless = std::env::var_os("BLESS").is_some();
+    assert!(
+        !bless || std::env::var_os("CI").is_none(),
+        "BLESS is refused when CI is set: re-bless locally and review the diff"
+    );
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .expect("tests/cases exists")
         .filter_map(Result::ok)

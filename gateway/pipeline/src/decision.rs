@@ -2,13 +2,21 @@
 //! case; it is validated against the stored case, recorded durably (decision
 //! row, case snapshot, `decided` event and queued write-back in one commit),
 //! and only then acknowledged. The write-back worker is woken afterwards.
+//!
+//! A decision may carry an idempotency key ([`DecisionKey`]): a repeat with
+//! the same key and request answers the first receipt and changes nothing,
+//! so a sender may retry a decision whose answer it lost. The key, the
+//! decision and the caller's audit row commit together (see
+//! `gateway_store::Store::record_decision_once`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use gateway_core::GatewayError;
 use gateway_core::case::{Case, Decision, Period};
-use gateway_store::{DecisionReceipt, Store, StoreError};
+use gateway_store::{
+    AuditEntry, DecisionKey, DecisionReceipt, DecisionRecorded, Store, StoreError,
+};
 use tokio::sync::Notify;
 
 use crate::metrics;
@@ -27,6 +35,9 @@ pub enum DecisionError {
         /// What is wrong (no PHI).
         detail: String,
     },
+    /// The idempotency key was used before for a different request.
+    #[error("the idempotency key was already used for a different decision")]
+    KeyReused,
     /// The store could not commit (retry later).
     #[error("store unavailable: {0}")]
     Store(GatewayError),
@@ -52,6 +63,34 @@ impl DecisionIntake {
         case_id: &str,
         decision: Decision,
     ) -> Result<DecisionReceipt, DecisionError> {
+        self.submit_once(case_id, decision, None, None)
+            .await
+            .map(|recorded| recorded.receipt().clone())
+    }
+
+    /// Like [`DecisionIntake::submit`], at most once per `key`, committing
+    /// `audit` with the decision. A repeat of a committed key with the same
+    /// request is [`DecisionRecorded::Replayed`] with the first receipt
+    /// (checked before validation: a repeat is answered as the first was);
+    /// with another request it is [`DecisionError::KeyReused`].
+    pub async fn submit_once(
+        &self,
+        case_id: &str,
+        decision: Decision,
+        key: Option<DecisionKey>,
+        audit: Option<AuditEntry>,
+    ) -> Result<DecisionRecorded, DecisionError> {
+        if let Some(key) = &key {
+            match self
+                .store
+                .decision_for_key(key.clone(), case_id, &decision)
+                .await
+            {
+                Ok(Some(first)) => return Ok(DecisionRecorded::Replayed(first)),
+                Ok(None) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+        }
         let record = self
             .store
             .get_case(case_id)
@@ -59,10 +98,14 @@ impl DecisionIntake {
             .map_err(|e| DecisionError::Store(e.into()))?
             .ok_or_else(|| DecisionError::UnknownCase(case_id.to_owned()))?;
         validate(&record.case, &decision)?;
-        let receipt = match self.store.record_decision(case_id, decision).await {
-            Ok(receipt) => receipt,
-            Err(StoreError::UnknownCase(id)) => return Err(DecisionError::UnknownCase(id)),
-            Err(e) => return Err(DecisionError::Store(e.into())),
+        let recorded = self
+            .store
+            .record_decision_once(case_id, decision, key, audit)
+            .await
+            .map_err(store_error)?;
+        let DecisionRecorded::New(receipt) = &recorded else {
+            // Committed by a concurrent repeat between the lookup and the write.
+            return Ok(recorded);
         };
         let cycle = jiff::Timestamp::now()
             .duration_since(record.created_at)
@@ -76,7 +119,15 @@ impl DecisionIntake {
             "Decision recorded."
         );
         self.wake.notify_one();
-        Ok(receipt)
+        Ok(recorded)
+    }
+}
+
+fn store_error(e: StoreError) -> DecisionError {
+    match e {
+        StoreError::UnknownCase(id) => DecisionError::UnknownCase(id),
+        StoreError::IdempotencyKeyReused { .. } => DecisionError::KeyReused,
+        e => DecisionError::Store(e.into()),
     }
 }
 

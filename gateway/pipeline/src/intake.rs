@@ -209,12 +209,22 @@ impl Pipeline {
             }
             (Some(MapAction::Ignore), _) => {
                 let file = outcome.mapping_file.as_deref().unwrap_or("?");
-                self.keep(
-                    stored,
-                    format!("ignored by mapping file {file}"),
-                    diagnostics,
-                )
-                .await
+                let kept = self
+                    .keep(
+                        stored,
+                        format!("ignored by mapping file {file}"),
+                        diagnostics,
+                    )
+                    .await;
+                if replay_of.is_none() && matches!(kept, Ok(IntakeOutcome::Kept { .. })) {
+                    metrics::ignored(
+                        &adapter,
+                        &profile_name,
+                        meta.message_type.as_deref().unwrap_or("unknown"),
+                        file,
+                    );
+                }
+                kept
             }
             (None, _) => {
                 let kind = meta.message_type.as_deref().unwrap_or("unknown");

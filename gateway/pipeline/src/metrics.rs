@@ -16,6 +16,11 @@ pub const WRITEBACK_ATTEMPTS_TOTAL: &str = "ehr_gateway_writeback_attempts_total
 /// and the replay's `outcome`; kept apart from [`MESSAGES_TOTAL`] so each
 /// received message is counted there exactly once.
 pub const REPLAYED_MESSAGES_TOTAL: &str = "ehr_gateway_replayed_messages_total";
+/// Counter: messages a mapping file with `action = "ignore"` acknowledged and
+/// kept without a case event, by `adapter`, `profile`, `message_type` (the
+/// document's type, e.g. `ORU^R01`, at most 16 characters) and `rule` (the
+/// mapping file that ignored it). Counted on arrival, not on replay.
+pub const IGNORED_MESSAGES_TOTAL: &str = "ehr_gateway_ignored_messages_total";
 /// Counter: events that needed or were a person's touch, by `reason`
 /// (`replay`, `desktop_abort`, `writeback_failed`, `dead_letter`).
 pub const MANUAL_INTERVENTIONS_TOTAL: &str = "ehr_gateway_manual_interventions_total";
@@ -46,6 +51,21 @@ pub(crate) fn decision_cycle(seconds: f64) {
 pub(crate) fn writeback(adapter: &str, result: &'static str) {
     ::metrics::counter!(WRITEBACK_ATTEMPTS_TOTAL, "adapter" => adapter.to_owned(), "result" => result)
         .increment(1);
+}
+
+/// Counts one message kept by an `ignore` mapping file.
+pub(crate) fn ignored(adapter: &str, profile: &str, message_type: &str, rule: &str) {
+    // The type comes from the sender: bound its length so a hostile MSH-9
+    // cannot mint unbounded label values.
+    let message_type: String = message_type.chars().take(16).collect();
+    ::metrics::counter!(
+        IGNORED_MESSAGES_TOTAL,
+        "adapter" => adapter.to_owned(),
+        "profile" => profile.to_owned(),
+        "message_type" => message_type,
+        "rule" => rule.to_owned()
+    )
+    .increment(1);
 }
 
 /// Counts one replayed message.

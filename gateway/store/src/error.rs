@@ -31,6 +31,18 @@ pub enum StoreError {
         /// The newest version this binary knows.
         supported: i64,
     },
+    /// The integrity check at open found damage: refusing to write to it.
+    #[error(
+        "the store file {path} is damaged ({detail}); it was not opened for writing. Check a \
+         backup with `ehr-gateway store verify FILE` and put it back with `ehr-gateway store \
+         restore --from FILE --data-dir DIR`"
+    )]
+    Damaged {
+        /// The store file.
+        path: String,
+        /// SQLite's first complaint.
+        detail: String,
+    },
     /// The store file does not exist (read-only opens never create one).
     #[error("store file {0} does not exist")]
     Missing(String),
@@ -47,6 +59,13 @@ pub enum StoreError {
     /// accepted message).
     #[error("{0}")]
     InvalidState(String),
+    /// A decision's idempotency key was committed before with another
+    /// request (another case or another decision).
+    #[error("idempotency key of channel {channel} already used for a different decision")]
+    IdempotencyKeyReused {
+        /// The decision channel (`admin-api`, …).
+        channel: String,
+    },
     /// Stored JSON could not be (de)serialized.
     #[error("json error for {context}: {message}")]
     Json {

@@ -40,6 +40,7 @@
 pub mod admin_queries;
 pub mod backup;
 mod control_numbers;
+mod decision_keys;
 mod error;
 mod evidence;
 pub mod forward;
@@ -61,6 +62,7 @@ mod writer;
 use gateway_core::Case;
 use patient_hashing::patient_hash;
 
+pub use decision_keys::{DecisionKey, DecisionRecorded};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
 pub use intake_commit::{MergeRefused, Merged};
@@ -69,6 +71,7 @@ pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
 pub use signals::IntakeCounts;
 pub use store::{CommitStats, Store, StoreOptions};
+pub use writer::WriterState;
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
 /// tenant and the patient's first `MR` identifier (value and assigner), or of

@@ -451,16 +451,22 @@ pub enum ReplayOutcome {
 
 /// Retention limits. Only finished data is pruned: delivered events (with their
 /// attempts), messages whose events are all delivered, duplicates and rejected
-/// or failed messages without a pending replay, finished write-backs and audit
-/// entries. Pending or dead events, their messages and cases are never pruned.
+/// or failed messages without a pending replay, finished write-backs, and
+/// audit entries past their own (longer) horizon. Pending or dead events,
+/// their messages and cases are never pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Prune finished data older than this many seconds.
     pub max_age_secs: Option<u64>,
     /// Then keep pruning the oldest finished data until the file's used size is
-    /// at most this many bytes.
+    /// at most this many bytes. The audit log is never pruned for size.
     pub max_bytes: Option<u64>,
+    /// Prune audit entries older than this many seconds — its own horizon,
+    /// apart from the messages' (HIPAA practice keeps audit trails six years);
+    /// `None` keeps them forever.
+    #[serde(default)]
+    pub audit_max_age_secs: Option<u64>,
 }
 
 /// What a retention run did.

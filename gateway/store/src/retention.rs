@@ -3,7 +3,8 @@
 //!
 //! Only finished data goes: delivered events (their attempts cascade), messages
 //! none of whose events is still pending or dead and that have no replay
-//! queued, finished write-backs and old audit entries. Pending or dead events,
+//! queued, finished write-backs, and audit entries past the audit log's own
+//! horizon (six years by default, never for size). Pending or dead events,
 //! their messages, and case snapshots are never pruned, whatever the budget.
 //! Freed pages are returned with `incremental_vacuum` (the schema enables
 //! `auto_vacuum = INCREMENTAL`) and a truncating WAL checkpoint.
@@ -71,10 +72,13 @@ fn prune_in_tx(
                 [cutoff],
             )
             .map_err(StoreError::sql("pruning decisions"))? as u64;
+        report.evidence += crate::evidence::prune_before(conn, cutoff)?;
+    }
+    if let Some(age) = policy.audit_max_age_secs {
+        let cutoff = now_ms().saturating_sub((age as i64).saturating_mul(1000));
         report.audit += conn
             .execute("DELETE FROM audit_log WHERE at_ms < ?1", [cutoff])
             .map_err(StoreError::sql("pruning the audit log"))? as u64;
-        report.evidence += crate::evidence::prune_before(conn, cutoff)?;
     }
     if let Some(budget) = policy.max_bytes {
         while used_bytes(conn)? > budget {

@@ -172,6 +172,21 @@ const MIGRATIONS: &[&str] = &[
                          AND (p.state = 'pending'
                               OR (p.state = 'dead' AND p.skipped_at_ms IS NULL)));
     "#,
+    // 4: decisions exactly once: the idempotency key a decision channel got
+    // with a decision, committed with it; a repeat answers the stored receipt.
+    r#"
+    CREATE TABLE decision_keys (
+        channel      TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        case_id      TEXT NOT NULL,
+        decision_id  INTEGER NOT NULL,
+        event_id     TEXT NOT NULL,
+        sequence     INTEGER NOT NULL,
+        at_ms        INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX decision_keys_key ON decision_keys (channel, key);
+    "#,
 ];
 
 /// The schema version this binary writes.

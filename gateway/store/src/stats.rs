@@ -1181,7 +1181,7 @@ mod tests {
             messages.contains("SEARCH m USING INDEX messages_received"),
             "{messages}"
         );
-        let automation = plan(AUTOMATION_SQL, 2);
+        let automation = plan(AUTOMATION_SQL, 3);
         for index in ["audit_case", "decisions_writeback", "evidence_case"] {
             assert!(automation.contains(index), "{index}: {automation}");
         }

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::error::{Result, StoreError};
 
@@ -118,7 +118,13 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (bool, Completion) {
         let SoloJob { f, reply } = *self;
-        let result = f(conn);
+        // As for transactional jobs: a panicking maintenance job fails alone.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+            .unwrap_or_else(|_| {
+                Err(StoreError::InvalidState(
+                    "a store maintenance operation panicked".to_owned(),
+                ))
+            });
         let ok = result.is_ok();
         let done: Completion = Box::new(move |_| {
             let _ = reply.send(result);
@@ -161,16 +167,32 @@ pub(crate) struct GroupCommit {
     pub announced: Arc<AtomicUsize>,
     /// The longest a transaction waits for announced messages.
     pub wait: Duration,
+    /// Test hook ([`crate::StoreOptions::fail_after_transactions`]): the
+    /// writer thread panics outside any job after this many commits.
+    pub fail_after: Option<u64>,
 }
 
 /// How often a waiting writer looks for the announced jobs.
 const WAIT_POLL: Duration = Duration::from_micros(50);
+
+/// Whether the writer thread runs, and why it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterState {
+    /// It takes jobs.
+    Running,
+    /// It stopped because the store was closed.
+    Closed,
+    /// It died (a panic outside any job, which would otherwise leave every
+    /// later write failing with `Closed` while the process looks alive).
+    Died(String),
+}
 
 /// Handle to the writer thread. Dropping every handle stops the thread after
 /// it finished the jobs already queued.
 pub(crate) struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    state: watch::Receiver<WriterState>,
 }
 
 impl Writer {
@@ -183,9 +205,27 @@ impl Writer {
         group: GroupCommit,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(batch_max.max(1) * 4);
+        let (state_tx, state) = watch::channel(WriterState::Running);
         let thread = std::thread::Builder::new()
             .name("store-writer".to_owned())
-            .spawn(move || run(conn, rx, batch_max.max(1), committed, counters, group))
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(conn, rx, batch_max.max(1), committed, counters, group)
+                }));
+                let end = match ran {
+                    Ok(()) => WriterState::Closed,
+                    Err(panic) => {
+                        let why = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a panic".to_owned());
+                        tracing::error!(reason = %why, "The store writer thread died.");
+                        WriterState::Died(why)
+                    }
+                };
+                let _ = state_tx.send(end);
+            })
             .map_err(|e| StoreError::Io {
                 context: "starting the store writer thread",
                 message: e.to_string(),
@@ -193,7 +233,30 @@ impl Writer {
         Ok(Writer {
             tx,
             thread: std::sync::Mutex::new(Some(thread)),
+            state,
         })
+    }
+
+    /// The writer thread's state now.
+    pub(crate) fn state(&self) -> WriterState {
+        self.state.borrow().clone()
+    }
+
+    /// Resolves when the writer thread has died (never when it only closed).
+    pub(crate) async fn died(&self) -> String {
+        let mut state = self.state.clone();
+        loop {
+            if let WriterState::Died(why) = &*state.borrow_and_update() {
+                return why.clone();
+            }
+            if state.changed().await.is_err() {
+                // The thread is gone and its sender with it: see what it left.
+                if let WriterState::Died(why) = &*state.borrow() {
+                    return why.clone();
+                }
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Runs `f` inside the next group transaction; resolves after COMMIT.
@@ -356,6 +419,11 @@ fn run(
             committed.notify_waiters();
             committed.notify_one();
         }
+        if let Some(limit) = group.fail_after
+            && counters.transactions.load(Ordering::Relaxed) >= limit
+        {
+            panic!("test hook: the writer stops after {limit} transactions");
+        }
     }
     tracing::debug!("store writer stopped");
 }
@@ -373,6 +441,10 @@ mod tests {
     use super::*;
 
     fn writer() -> (Writer, tempfile::TempDir) {
+        writer_failing_after(None)
+    }
+
+    fn writer_failing_after(fail_after: Option<u64>) -> (Writer, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tmp");
         let conn = Connection::open(dir.path().join("w.sqlite")).expect("open");
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
@@ -385,10 +457,40 @@ mod tests {
             GroupCommit {
                 announced: Arc::new(AtomicUsize::new(0)),
                 wait: Duration::from_millis(1),
+                fail_after,
             },
         )
         .expect("spawn");
         (w, dir)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_maintenance_job_fails_alone() {
+        let (w, _dir) = writer();
+        let result: Result<()> = w.solo(|_| panic!("a bug in maintenance")).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidState(_))),
+            "{result:?}"
+        );
+        assert_eq!(w.state(), WriterState::Running);
+        assert_eq!(count(&w).await.expect("the writer lives on"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_says_so_and_why() {
+        let (w, _dir) = writer_failing_after(Some(1));
+        w.write(|c| {
+            c.execute("INSERT INTO t VALUES (1)", [])
+                .map_err(StoreError::sql("insert"))
+        })
+        .await
+        .expect("the commit before the failure is answered");
+        let why = tokio::time::timeout(Duration::from_secs(30), w.died())
+            .await
+            .expect("the death is reported");
+        assert!(why.contains("test hook"), "{why}");
+        assert!(matches!(w.state(), WriterState::Died(_)));
+        assert!(matches!(count(&w).await, Err(StoreError::Closed)));
     }
 
     fn count(w: &Writer) -> impl std::future::Future<Output = Result<i64>> + '_ {

@@ -127,6 +127,7 @@ async fn retention_removes_only_evidence_older_than_the_age() {
         .prune(RetentionPolicy {
             max_age_secs: Some(3600),
             max_bytes: None,
+            audit_max_age_secs: None,
         })
         .await
         .expect("prune");
@@ -139,6 +140,7 @@ async fn retention_removes_only_evidence_older_than_the_age() {
         .prune(RetentionPolicy {
             max_age_secs: Some(0),
             max_bytes: None,
+            audit_max_age_secs: None,
         })
         .await
         .expect("prune");

@@ -81,6 +81,7 @@ async fn age_retention_prunes_finished_data_keeps_pending_and_shrinks_the_file()
         .prune(RetentionPolicy {
             max_age_secs: Some(0),
             max_bytes: None,
+            audit_max_age_secs: None,
         })
         .await
         .expect("prune");
@@ -149,6 +150,7 @@ async fn size_budget_prunes_oldest_finished_data_first_but_never_pending() {
         .prune(RetentionPolicy {
             max_age_secs: None,
             max_bytes: Some(1_000_000),
+            audit_max_age_secs: None,
         })
         .await
         .expect("prune");
@@ -180,10 +182,54 @@ async fn size_budget_prunes_oldest_finished_data_first_but_never_pending() {
         .prune(RetentionPolicy {
             max_age_secs: None,
             max_bytes: Some(1),
+            audit_max_age_secs: None,
         })
         .await
         .expect("prune");
     let _ = report;
     assert_eq!(s.outbox_stats().await.expect("stats").pending, 3);
     assert_eq!(s.outbox_stats().await.expect("stats").dead, 1);
+}
+
+/// The audit trail has its own horizon: pruning messages at age 0 and a tiny
+/// size budget leaves every audit row; only the audit horizon removes them.
+#[tokio::test]
+async fn audit_rows_survive_message_retention_and_the_size_budget() {
+    let t = TempStore::new().await;
+    let s = &t.store;
+    fill(s, 50, 1).await;
+    for i in 0..20 {
+        s.audit(AuditEntry {
+            actor: "cli:test".to_owned(),
+            action: "phi.read".to_owned(),
+            target: Some(format!("message:{i}")),
+            detail: None,
+            case_id: None,
+        })
+        .await
+        .expect("audit");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let report = s
+        .prune(RetentionPolicy {
+            max_age_secs: Some(0),
+            max_bytes: Some(1),
+            audit_max_age_secs: Some(2_190 * 86_400),
+        })
+        .await
+        .expect("prune");
+    assert!(report.messages > 0, "messages were pruned: {report:?}");
+    assert_eq!(report.audit, 0, "{report:?}");
+    let kept = s.read(|r| r.audit_log(1_000)).await.expect("audit log");
+    assert_eq!(kept.len(), 20);
+    // Past the audit horizon they go.
+    let report = s
+        .prune(RetentionPolicy {
+            max_age_secs: None,
+            max_bytes: None,
+            audit_max_age_secs: Some(0),
+        })
+        .await
+        .expect("prune");
+    assert_eq!(report.audit, 20, "{report:?}");
 }

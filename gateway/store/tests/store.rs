@@ -608,3 +608,34 @@ async fn announced_messages_arriving_later_share_one_commit() {
     let announced = staggered(&t.store, true).await;
     assert_eq!(announced, (1, 4));
 }
+
+/// A damaged store refuses to open for writing and says how to recover.
+#[tokio::test]
+async fn a_damaged_store_refuses_to_open_and_names_the_recovery_commands() {
+    let t = TempStore::new().await;
+    let path = t.path();
+    for i in 0..200 {
+        t.store
+            .commit_inbound(accepted(case(i, i), &format!("D{i}"), &format!("raw {i}")))
+            .await
+            .expect("commit");
+    }
+    t.store.checkpoint().await.expect("checkpoint");
+    let TempStore { store, dir: _dir } = t;
+    store.close().await;
+    // Scribble over the middle of the file: table and index pages.
+    let mut bytes = std::fs::read(&path).expect("read");
+    let page = 4096;
+    assert!(bytes.len() > 8 * page, "a file of several pages");
+    for b in &mut bytes[3 * page..5 * page] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).expect("write");
+    let error = Store::open(&path, StoreOptions::default())
+        .await
+        .expect_err("a damaged store must not open");
+    let text = error.to_string();
+    assert!(matches!(error, StoreError::Damaged { .. }), "{text}");
+    assert!(text.contains("ehr-gateway store verify"), "{text}");
+    assert!(text.contains("ehr-gateway store restore"), "{text}");
+}

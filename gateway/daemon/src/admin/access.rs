@@ -12,15 +12,22 @@
 //! configured by name with roles (`[[admin.tokens]]`); the single legacy
 //! `admin.token_file`/`token_env` is the full-access token named `admin`.
 //! Only SHA-256 digests of the tokens are kept in memory, and a presented
-//! token is compared with **every** configured digest without an early exit,
-//! so the answer time depends neither on which token matched nor on how many
-//! leading bytes were right.
+//! token is compared with **every** configured digest without an early exit
+//! (`subtle`'s constant-time equality), so the answer time depends neither on
+//! which token matched nor on how many leading bytes were right. Tokens are at
+//! least [`MIN_TOKEN_CHARS`] characters (`check-config` and start refuse
+//! shorter ones, naming the key). Failed bearer attempts are limited per
+//! client address like failed logins ([`bearer_limit`]): past it every
+//! bearer request from that address is 429 until the minute has passed, so a
+//! token cannot be guessed faster through the API than through `/login`.
 //!
 //! Cookies are sent by the browser on their own, so a cookie-authenticated
 //! request that changes something (any method but GET/HEAD/OPTIONS) must also
-//! carry `X-CSRF-Token` with [`csrf_token`]'s value, which a page of ours can
-//! read and another site cannot. [`csrf_guard`] enforces that for the whole
-//! router, so a handler written later cannot forget it.
+//! carry `X-CSRF-Token` with [`csrf_token`]'s value for **its session** (an
+//! HMAC of the session id, `hmac` crate), which a page of ours can read and
+//! another site cannot; a token seen in one session is worthless in another.
+//! [`csrf_guard`] enforces that for the whole router, so a handler written
+//! later cannot forget it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,8 +36,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::AdminState;
 use super::problem::Problem;
@@ -42,6 +51,29 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The name the legacy single `admin.token_file`/`token_env` token gets.
 pub const LEGACY_TOKEN_NAME: &str = "admin";
+
+/// The shortest token accepted (32 characters, e.g. 16 random bytes in hex).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// The key naming where a secret comes from: `{prefix}token_env` when it is
+/// an environment variable, `{prefix}token_file` otherwise.
+pub fn source_key(prefix: &str, source: &SecretSource) -> String {
+    if source.env.is_some() && source.file.is_none() {
+        format!("{prefix}token_env")
+    } else {
+        format!("{prefix}token_file")
+    }
+}
+
+/// A problem when `secret` is shorter than [`MIN_TOKEN_CHARS`] (no value shown).
+fn too_short(secret: &Secret) -> Option<String> {
+    (secret.expose().chars().count() < MIN_TOKEN_CHARS).then(|| {
+        format!(
+            "the token is shorter than {MIN_TOKEN_CHARS} characters; use a random one \
+             (e.g. `openssl rand -hex 32`)"
+        )
+    })
+}
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,6 +138,9 @@ pub struct Access {
     pub sessions: Sessions,
     /// Failed-login rate limit per client address.
     pub limiter: LoginLimiter,
+    /// Failed bearer attempts per client address (the same limit, counted
+    /// apart, so a locked login form does not lock out a script's token).
+    pub bearer_limiter: LoginLimiter,
 }
 
 impl std::fmt::Debug for Access {
@@ -153,6 +188,7 @@ impl Access {
             metrics: metrics.map(|m| digest(m.expose())),
             sessions: Sessions::new(session_ttl),
             limiter: LoginLimiter::new(login_failures_per_minute),
+            bearer_limiter: LoginLimiter::new(login_failures_per_minute),
         }
     }
 
@@ -175,7 +211,7 @@ impl Access {
         let legacy = match admin_token {
             Some(token) => Some(token),
             None => admin.token_source().read().unwrap_or_else(|message| {
-                problem("admin.token_file".to_owned(), message);
+                problem(source_key("admin.", &admin.token_source()), message);
                 None
             }),
         };
@@ -197,11 +233,17 @@ impl Access {
                     format!("admin.tokens[{i}].token_file"),
                     "set token_file or token_env".to_owned(),
                 ),
-                Err(message) => problem(format!("admin.tokens[{i}].token_file"), message),
+                Err(message) => problem(
+                    source_key(&format!("admin.tokens[{i}]."), &token.token_source()),
+                    message,
+                ),
             }
         }
         let metrics = metrics_source(admin).read().unwrap_or_else(|message| {
-            problem("admin.metrics_token_file".to_owned(), message);
+            problem(
+                source_key("admin.metrics_", &metrics_source(admin)),
+                message,
+            );
             None
         });
         if !problems.is_empty() {
@@ -231,7 +273,7 @@ impl Access {
         let presented = digest(presented);
         let mut found = None;
         for token in &self.tokens {
-            if constant_time_eq(&presented, &token.digest) && found.is_none() {
+            if bool::from(presented.ct_eq(&token.digest)) && found.is_none() {
                 found = Some(Principal {
                     name: token.name.clone(),
                     roles: token.roles.clone(),
@@ -250,7 +292,7 @@ impl Access {
     fn is_metrics_token(&self, presented: &str) -> bool {
         self.metrics
             .as_ref()
-            .is_some_and(|m| constant_time_eq(&digest(presented), m))
+            .is_some_and(|m| bool::from(digest(presented).ct_eq(m)))
     }
 }
 
@@ -269,8 +311,12 @@ pub fn check_settings(admin: &AdminSettings) -> Vec<(String, String)> {
     let mut seen_names: Vec<&str> = Vec::new();
     let mut seen_digests: Vec<(String, [u8; 32])> = Vec::new();
     if let Ok(Some(secret)) = admin.token_source().read() {
+        let key = source_key("admin.", &admin.token_source());
+        if let Some(message) = too_short(&secret) {
+            problems.push((key.clone(), message));
+        }
         seen_names.push(LEGACY_TOKEN_NAME);
-        seen_digests.push(("admin.token_file".to_owned(), digest(secret.expose())));
+        seen_digests.push((key, digest(secret.expose())));
     }
     for (i, token) in admin.tokens.iter().enumerate() {
         let key = format!("admin.tokens[{i}]");
@@ -307,27 +353,45 @@ pub fn check_settings(admin: &AdminSettings) -> Vec<(String, String)> {
                 "list at least one of viewer, operator, phi:read".to_owned(),
             ));
         }
+        let source_key = source_key(&format!("{key}."), &token.token_source());
         match token.token_source().read() {
             Ok(Some(secret)) => {
+                if let Some(message) = too_short(&secret) {
+                    problems.push((source_key.clone(), message));
+                }
                 let d = digest(secret.expose());
                 if let Some((other, _)) = seen_digests.iter().find(|(_, o)| *o == d) {
                     problems.push((
-                        format!("{key}.token_file"),
+                        source_key,
                         format!("the same token as {other}: every token must be distinct"),
                     ));
                 } else {
-                    seen_digests.push((format!("{key}.token_file"), d));
+                    seen_digests.push((source_key, d));
                 }
             }
             Ok(None) => problems.push((
                 format!("{key}.token_file"),
                 "set token_file or token_env".to_owned(),
             )),
-            Err(message) => problems.push((format!("{key}.token_file"), message)),
+            Err(message) => problems.push((source_key, message)),
         }
     }
-    if let Err(message) = metrics_source(admin).read() {
-        problems.push(("admin.metrics_token_file".to_owned(), message));
+    match metrics_source(admin).read() {
+        Ok(Some(secret)) => {
+            if let Some(message) = too_short(&secret) {
+                problems.push((
+                    source_key("admin.metrics_", &metrics_source(admin)),
+                    message,
+                ));
+            }
+        }
+        Ok(None) => {}
+        Err(message) => {
+            problems.push((
+                source_key("admin.metrics_", &metrics_source(admin)),
+                message,
+            ));
+        }
     }
     if admin.session_ttl_secs < 60 {
         problems.push((
@@ -398,19 +462,25 @@ fn bearer(value: &axum::http::HeaderValue) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The value a cookie-authenticated changing request must send in
-/// `X-CSRF-Token`: an HMAC-SHA256, under a key drawn from the OS at process
-/// start, of the principal's name and roles. Pages of ours embed it; another
-/// site can neither read nor compute it.
-pub fn csrf_token(principal: &Principal) -> String {
-    let mut message = Vec::with_capacity(principal.name.len() + 32);
-    message.extend_from_slice(b"ehr-gateway csrf v1\0");
-    message.extend_from_slice(principal.name.as_bytes());
-    for role in &principal.roles {
-        message.push(0);
-        message.extend_from_slice(role.as_str().as_bytes());
-    }
-    hex::encode(hmac_sha256(csrf_key(), &message))
+/// The value a request authenticated by the session cookie `session_id`
+/// must send in `X-CSRF-Token` to change something: an HMAC-SHA256, under a
+/// key drawn from the OS at process start, of the session id. Pages of ours
+/// embed it; another site can neither read nor compute it, and it dies with
+/// its session (a token from another session, even of the same principal,
+/// is refused).
+pub fn csrf_token(session_id: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(csrf_key())
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(b"ehr-gateway csrf v2\0");
+    mac.update(session_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The CSRF token of the request's live session, if it has one (bearer
+/// callers need none).
+pub(crate) fn session_csrf(state: &AdminState, headers: &HeaderMap) -> Option<String> {
+    let id = session::cookie(headers)?;
+    state.access.sessions.get(id).map(|_| csrf_token(id))
 }
 
 /// The per-process CSRF key (32 bytes from the OS).
@@ -434,7 +504,7 @@ fn csrf_key() -> &'static [u8; 32] {
 
 /// Router-wide CSRF check: a request authenticated only by the session
 /// cookie, with a method other than GET/HEAD/OPTIONS, must carry
-/// `X-CSRF-Token` = [`csrf_token`] of its principal, else 403. `/login` has no
+/// `X-CSRF-Token` = [`csrf_token`] of its session, else 403. `/login` has no
 /// session yet and `/logout` checks the token itself (a plain form cannot set
 /// headers). Requests without a valid session pass on to their handler,
 /// which answers 401.
@@ -455,9 +525,9 @@ pub(crate) async fn csrf_guard(
     {
         return next.run(request).await;
     }
-    if let Some(principal) =
-        session::cookie(request.headers()).and_then(|id| state.access.sessions.get(id))
-        && !csrf_matches(request.headers(), &principal)
+    if let Some(id) = session::cookie(request.headers())
+        && state.access.sessions.get(id).is_some()
+        && !csrf_matches(request.headers(), id)
     {
         return Problem::forbidden(format!(
             "a cookie-authenticated {} needs the X-CSRF-Token header of this session",
@@ -468,20 +538,59 @@ pub(crate) async fn csrf_guard(
     next.run(request).await
 }
 
-/// Whether the request's `X-CSRF-Token` is `principal`'s.
-pub(crate) fn csrf_matches(headers: &HeaderMap, principal: &Principal) -> bool {
+/// Whether the request's `X-CSRF-Token` is session `session_id`'s.
+pub(crate) fn csrf_matches(headers: &HeaderMap, session_id: &str) -> bool {
     headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| csrf_value_matches(v, principal))
+        .is_some_and(|v| csrf_value_matches(v, session_id))
 }
 
-/// Whether `presented` is `principal`'s CSRF token (constant time).
-pub(crate) fn csrf_value_matches(presented: &str, principal: &Principal) -> bool {
-    constant_time_eq(
-        presented.trim().as_bytes(),
-        csrf_token(principal).as_bytes(),
+/// Whether `presented` is session `session_id`'s CSRF token (constant time).
+pub(crate) fn csrf_value_matches(presented: &str, session_id: &str) -> bool {
+    bool::from(
+        presented
+            .trim()
+            .as_bytes()
+            .ct_eq(csrf_token(session_id).as_bytes()),
     )
+}
+
+/// Router-wide limit on bearer guessing: a request with an `Authorization`
+/// header from an address over the failed-authentication limit (the one
+/// `/login` uses, `admin.login_failures_per_minute`, counted apart) is 429
+/// with `Retry-After`; a presented token that is neither an admin nor the
+/// metrics token counts as a failure. The handler still authenticates and
+/// answers 401 itself.
+pub(crate) async fn bearer_limit(
+    State(state): State<AdminState>,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return next.run(request).await;
+    };
+    let ip = connect
+        .map(|c| c.0.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let access = &state.access;
+    if let Err(wait) = access.bearer_limiter.check(ip) {
+        return Problem::too_many(
+            "too many failed authentications from this address; wait and retry",
+            wait.as_secs(),
+        )
+        .into_response();
+    }
+    let known = bearer(value)
+        .is_some_and(|t| access.authenticate(t).is_some() || access.is_metrics_token(t));
+    if !known {
+        let locked = access.bearer_limiter.failed(ip);
+        if locked {
+            tracing::warn!(client = %ip, "Failed bearer attempts over the limit; refusing this address for a minute.");
+        }
+    }
+    next.run(request).await
 }
 
 /// `/metrics` guard: open unless a metrics token is configured; then the
@@ -511,33 +620,6 @@ pub(crate) async fn metrics_guard(
 /// SHA-256 of a token.
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
-}
-
-/// HMAC-SHA256 (RFC 2104) with a 32-byte key.
-fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
-    let mut ipad = [0x36u8; 64];
-    let mut opad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-/// Compares without an early exit on the first differing byte.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -588,29 +670,22 @@ mod tests {
     }
 
     #[test]
-    fn hmac_matches_an_independent_implementation() {
-        // Python: hmac.new(b"\x0b" * 32, b"Hi There", hashlib.sha256).hexdigest()
-        let key = [0x0bu8; 32];
-        let mac = hex::encode(hmac_sha256(&key, b"Hi There"));
-        assert_eq!(
-            mac,
-            "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7"
-        );
-    }
-
-    #[test]
-    fn csrf_tokens_differ_per_principal_and_verify() {
-        let a = Principal {
+    fn csrf_tokens_differ_per_session_and_verify() {
+        let sessions = Sessions::new(Duration::from_secs(60));
+        let p = Principal {
             name: "a".into(),
             roles: vec![Role::Viewer],
         };
-        let b = Principal {
-            name: "b".into(),
-            roles: vec![Role::Viewer],
-        };
-        assert_ne!(csrf_token(&a), csrf_token(&b));
-        assert!(csrf_value_matches(&csrf_token(&a), &a));
-        assert!(!csrf_value_matches(&csrf_token(&b), &a));
+        let one = sessions.create(p.clone()).expect("one");
+        let two = sessions.create(p).expect("two");
+        assert_ne!(
+            csrf_token(&one),
+            csrf_token(&two),
+            "same principal, two sessions"
+        );
+        assert!(csrf_value_matches(&csrf_token(&one), &one));
+        assert!(!csrf_value_matches(&csrf_token(&two), &one));
+        assert_eq!(csrf_token(&one).len(), 64);
     }
 
     fn settings_with(dir: &std::path::Path, tokens: &str) -> crate::settings::Loaded {

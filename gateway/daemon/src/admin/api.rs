@@ -2,7 +2,8 @@
 //! letters (list, replay), cases, adapters and the audit log.
 //!
 //! *Why PHI is handled here and nowhere else:* raw message bytes, the parsed
-//! message and a case's patient fields leave the server only through these
+//! message and a case's PHI fields (as `gateway_core::phi` classifies them)
+//! leave the server only through these
 //! handlers, only for a principal with `phi:read`, and only after the
 //! `phi.read` audit entry is committed; everyone else gets a redaction
 //! marker in their place. Replays are operator actions, audited
@@ -16,31 +17,89 @@ use gateway_core::case::Decision;
 use gateway_pipeline::DecisionError;
 use gateway_store::admin_queries::{AuditQuery, MessageSearch};
 use gateway_store::{
-    EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
+    DecisionKey, EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AdminState;
-use super::access::{Role, require};
+use super::access::{self, Principal, Role, require};
 use super::audit;
 use super::problem::Problem;
 
-/// `POST /api/v1/cases/{case_id}/decision`: 202 only after the decision is committed.
+/// The channel name decision keys of the admin API are stored under.
+pub const DECISION_CHANNEL: &str = "admin-api";
+
+/// The header that makes a decision POST idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// `POST /api/v1/cases/{case_id}/decision`: 202 only after the decision is
+/// committed. With an `Idempotency-Key` a repeat answers the first receipt
+/// and changes nothing. Every decision accepted or refused by a known caller
+/// leaves an audit row naming it (an accepted one in the same commit).
 pub async fn post_decision(
     State(state): State<AdminState>,
     Path(case_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match decision(&state, &case_id, &headers, &body).await {
+    let principal = match access::authenticate(&state, &headers) {
+        Ok(principal) => principal,
+        // No known actor to name: the bearer limiter bounds these.
+        Err(problem) => return problem.into_response(),
+    };
+    match decision(&state, &principal, &case_id, &headers, &body).await {
         Ok(response) => response,
-        Err(problem) => problem.into_response(),
+        Err(problem) => {
+            refused(&state, &principal, &case_id, &problem).await;
+            problem.into_response()
+        }
     }
+}
+
+/// The `decision.refused` audit row (the refusal stands when it cannot be
+/// written; that is logged).
+async fn refused(state: &AdminState, principal: &Principal, case_id: &str, problem: &Problem) {
+    let _ = audit::record(
+        state,
+        principal,
+        audit::DECISION_REFUSED,
+        Some(format!("case:{case_id}")),
+        Some(case_id.to_owned()),
+        Some(format!("{} {}", problem.status().as_u16(), problem.slug())),
+    )
+    .await;
+}
+
+/// The `Idempotency-Key` header: at most one, 1 to 255 visible ASCII
+/// characters (an RFC 8941 string's quotes are taken off).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<DecisionKey>, Problem> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Problem::bad_request("give one Idempotency-Key header"));
+    }
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Problem::bad_request(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (e.g. a UUID)",
+        ));
+    }
+    Ok(Some(DecisionKey {
+        channel: DECISION_CHANNEL.to_owned(),
+        key: text.to_owned(),
+    }))
 }
 
 async fn decision(
     state: &AdminState,
+    principal: &Principal,
     case_id: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -59,9 +118,26 @@ async fn decision(
             "the body must be application/json: a Case v1 `decision` object",
         ));
     }
+    let key = idempotency_key(headers)?;
     let decision = parse_decision(body)?;
-    match state.decisions.submit(case_id, decision).await {
-        Ok(receipt) => {
+    let entry = audit::entry(
+        principal,
+        audit::DECISION,
+        None,
+        Some(case_id.to_owned()),
+        Some(format!(
+            "{} {} an idempotency key",
+            decision.status.case_status().as_str(),
+            if key.is_some() { "with" } else { "without" }
+        )),
+    );
+    match state
+        .decisions
+        .submit_once(case_id, decision, key, Some(entry))
+        .await
+    {
+        Ok(recorded) => {
+            let receipt = recorded.receipt();
             let location = format!("/api/v1/cases/{case_id}");
             let mut response = (
                 StatusCode::ACCEPTED,
@@ -77,6 +153,17 @@ async fn decision(
             if let Ok(value) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, value);
             }
+            if recorded.replayed() {
+                tracing::info!(
+                    case_id,
+                    decision_id = receipt.decision_id,
+                    principal = %principal.name,
+                    "Decision repeated with its idempotency key; answered the first receipt."
+                );
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            }
             Ok(response)
         }
         Err(DecisionError::UnknownCase(id)) => {
@@ -89,6 +176,13 @@ async fn decision(
             detail,
         )
         .at(pointer)),
+        Err(DecisionError::KeyReused) => Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was already used for a different decision or case; \
+             use a new key for a new decision",
+        )),
         Err(DecisionError::Store(e)) => {
             tracing::error!(error = %e, "Decision not recorded: store unavailable.");
             Err(Problem::unavailable(
@@ -564,8 +658,10 @@ pub async fn replay_dead_letter(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET /api/v1/cases/{id}`: the case with its events; patient fields and
-/// coverage member ids only for `phi:read` (audited as `phi.read`).
+/// `GET /api/v1/cases/{id}`: the case with its events; the fields
+/// `gateway_core::phi` classifies as PHI (patient, member ids, services,
+/// diagnoses, notes, decision note, …) only for `phi:read` (audited as
+/// `phi.read` before the answer, which is sent `no-store`).
 pub async fn get_case(
     State(state): State<AdminState>,
     headers: HeaderMap,
@@ -595,7 +691,7 @@ pub async fn get_case(
                 audit::PHI_READ,
                 Some(format!("case:{case_id}")),
                 Some(case_id.clone()),
-                Some("case patient fields".to_owned()),
+                Some("case PHI fields".to_owned()),
             )
             .await?;
         } else {
@@ -614,30 +710,23 @@ pub async fn get_case(
             }))
             .into_response(),
         )
+        .map(|mut response: Response| {
+            // It may carry PHI: no browser or proxy keeps a copy.
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        })
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Replaces the patient and each coverage's member and group ids with the
-/// redaction marker; returns the JSON pointers replaced.
+/// The least-PHI view of a case for a caller without `phi:read`: every
+/// field `gateway_core::phi` classifies as PHI (or does not classify) is
+/// replaced by the redaction marker; returns the JSON pointers replaced.
 fn redact_case(case: &mut serde_json::Value) -> Vec<String> {
-    let mut replaced = Vec::new();
-    if let Some(patient) = case.get_mut("patient") {
-        *patient = redacted();
-        replaced.push("/patient".to_owned());
-    }
-    if let Some(coverages) = case.get_mut("coverages").and_then(|c| c.as_array_mut()) {
-        for (i, coverage) in coverages.iter_mut().enumerate() {
-            for key in ["member_id", "group_number"] {
-                if let Some(value) = coverage.get_mut(key) {
-                    *value = redacted();
-                    replaced.push(format!("/coverages/{i}/{key}"));
-                }
-            }
-        }
-    }
-    replaced
+    gateway_core::phi::least_phi_view(case, &redacted())
 }
 
 /// Query of `GET /api/v1/audit`.

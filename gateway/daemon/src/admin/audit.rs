@@ -20,6 +20,11 @@ pub const MESSAGE_REPLAY: &str = "message.replay";
 pub const EVENT_REPLAY: &str = "event.replay";
 /// A dead-lettered event let go undelivered, releasing its case.
 pub const EVENT_SKIP: &str = "event.skip";
+/// A decision accepted (committed with the decision; a repeat of an
+/// idempotency key writes none: it changes nothing).
+pub const DECISION: &str = "decision.record";
+/// A decision refused (role, body, unknown case, reused idempotency key).
+pub const DECISION_REFUSED: &str = "decision.refused";
 /// A browser login.
 pub const LOGIN: &str = "login";
 /// A refused browser login.

@@ -1,6 +1,6 @@
 //! `/healthz` (the process answers), `/readyz` (it can do its job: the store
-//! is readable and its directory writable, the sink is reachable, and it is
-//! not draining) and `/metrics` (Prometheus text from the recorder's handle).
+//! is readable, its writer alive and its directory writable, and it is not
+//! draining; an unreachable platform is only a warning, since intake goes on) and `/metrics` (Prometheus text from the recorder's handle).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,11 +38,21 @@ pub enum SinkProbe {
 }
 
 impl Readiness {
-    /// Runs every check; `Ok` with the check names, or the failures.
-    pub async fn check(&self, state: &AdminState) -> Result<Vec<&'static str>, Vec<String>> {
+    /// Runs every check; `Ok` with the check names and warnings, or the
+    /// failures. An unreachable platform is a warning, not a failure: intake
+    /// still works (the outbox holds what it cannot deliver) and must keep
+    /// being routed to the gateway during an outage.
+    pub async fn check(
+        &self,
+        state: &AdminState,
+    ) -> Result<(Vec<&'static str>, Vec<String>), Vec<String>> {
         let mut failures = Vec::new();
+        let mut warnings = Vec::new();
         if self.draining.load(Ordering::SeqCst) {
             failures.push("draining: shutting down".to_owned());
+        }
+        if let gateway_store::WriterState::Died(why) = state.store.writer_state() {
+            failures.push(format!("store: the writer died: {why}"));
         }
         if let Err(e) = state.store.outbox_stats().await {
             failures.push(format!("store: not readable: {e}"));
@@ -68,13 +78,17 @@ impl Readiness {
                 let connect = tokio::net::TcpStream::connect(authority.as_str());
                 match tokio::time::timeout(Duration::from_secs(2), connect).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => failures.push(format!("sink: {authority} unreachable: {e}")),
-                    Err(_) => failures.push(format!("sink: {authority} did not answer within 2 s")),
+                    Ok(Err(e)) => warnings.push(format!(
+                        "sink: {authority} unreachable: {e}; events wait in the outbox"
+                    )),
+                    Err(_) => warnings.push(format!(
+                        "sink: {authority} did not answer within 2 s; events wait in the outbox"
+                    )),
                 }
             }
         }
         if failures.is_empty() {
-            Ok(vec!["store", "sink"])
+            Ok((vec!["store", "sink"], warnings))
         } else {
             Err(failures)
         }
@@ -97,7 +111,10 @@ pub async fn healthz() -> impl IntoResponse {
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<AdminState>) -> Response {
     match state.readiness.check(&state).await {
-        Ok(checks) => axum::Json(json!({ "status": "ready", "checks": checks })).into_response(),
+        Ok((checks, warnings)) => {
+            axum::Json(json!({ "status": "ready", "checks": checks, "warnings": warnings }))
+                .into_response()
+        }
         Err(failures) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",

@@ -6,7 +6,7 @@
 //! everything under `/api/v1/` needs a token with the right role, as a bearer
 //! token or through the browser session `/login` starts (see [`access`]).
 //! With no token configured the API answers 401 to everyone rather than
-//! being open. Every error is an RFC 9457 problem.
+//! being open; failed bearer attempts are limited per client address. Every error is an RFC 9457 problem.
 //!
 //! The listener is `gateway_http_listener`'s: HTTPS when `[admin.tls]` is
 //! set (optionally with client certificates), a connection cap and header,
@@ -144,6 +144,10 @@ pub fn router(state: AdminState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::bearer_limit,
         ))
         .with_state(state)
 }

@@ -97,6 +97,18 @@ impl Problem {
         self
     }
 
+    /// 429 with `Retry-After: secs`.
+    pub fn too_many(detail: impl Into<String>, secs: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        );
+        p.0.retry_after = Some(secs.max(1));
+        p
+    }
+
     /// Adds extension members (merged into the body).
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
         self.0.extra = Some(extra);
@@ -104,9 +116,13 @@ impl Problem {
     }
 
     /// The status code.
-    #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.0.status
+    }
+
+    /// The problem type's slug (`invalid-decision`): what an audit row names.
+    pub fn slug(&self) -> &'static str {
+        self.0.slug
     }
 }
 

@@ -302,8 +302,8 @@ pub async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: B
         && let Some(principal) = state.access.sessions.get(id)
     {
         let form_token = form_value(&body, "csrf_token");
-        let ok = access::csrf_matches(&headers, &principal)
-            || form_token.is_some_and(|t| access::csrf_value_matches(&t, &principal));
+        let ok = access::csrf_matches(&headers, id)
+            || form_token.is_some_and(|t| access::csrf_value_matches(&t, id));
         if !ok {
             return Problem::forbidden(
                 "logging out needs the session's CSRF token (X-CSRF-Token or the csrf_token field)",
@@ -321,14 +321,20 @@ pub async fn logout(State(state): State<AdminState>, headers: HeaderMap, body: B
 }
 
 /// `GET /api/v1/session` (any role): who the caller is, its roles and the
-/// CSRF token a page needs for changing requests.
+/// CSRF token of its browser session for changing requests (`null` for a
+/// bearer caller, which needs none).
 pub async fn whoami(State(state): State<AdminState>, headers: HeaderMap) -> Response {
     match access::authenticate(&state, &headers) {
         Ok(principal) => {
+            let csrf = if headers.contains_key(header::AUTHORIZATION) {
+                None
+            } else {
+                access::session_csrf(&state, &headers)
+            };
             let mut response = axum::Json(serde_json::json!({
                 "name": principal.name,
                 "roles": principal.roles,
-                "csrf_token": access::csrf_token(&principal),
+                "csrf_token": csrf,
             }))
             .into_response();
             response

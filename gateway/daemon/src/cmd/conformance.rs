@@ -52,10 +52,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let bless = args.bless || std::env::var_os("BLESS").is_some_and(|v| !v.is_empty() && v != "0");
+    if bless && std::env::var_os("CI").is_some() {
+        // A golden re-blessed on the CI machine would hide the very change it guards.
+        anyhow::bail!("re-blessing expectations is refused when CI is set: bless locally and review the diff");
+    }
     let options = Options {
         suites: args.suites.clone(),
         suites_root: args.suites_root.clone(),
-        bless: args.bless || std::env::var_os("BLESS").is_some_and(|v| !v.is_empty() && v != "0"),
+        bless,
         live: args
             .live
             .as_deref()

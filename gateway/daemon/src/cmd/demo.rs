@@ -637,7 +637,7 @@ mod tests {
     fn the_demo_config_loads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let token = dir.path().join("admin.token");
-        write_private(&token, "t0k3n").expect("token");
+        write_private(&token, &random_token()).expect("token");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;

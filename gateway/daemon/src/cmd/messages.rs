@@ -1,4 +1,4 @@
-//! `messages list [--json] / show ID / replay ID…`: the message store from the
+//! `messages list [--json] / show ID / replay ID… | replay --state S [--reason CODE]`: the message store from the
 //! command line, also while the daemon runs.
 //!
 //! `list` and `show` open the store file read-only (WAL lets them read while
@@ -69,10 +69,23 @@ enum Action {
         raw: bool,
     },
     /// Replay messages: re-process rejected ones, re-deliver dead-lettered events.
+    /// By id, or in bulk after a profile fix: every message in a state
+    /// (`--state rejected`), optionally only those refused for one reason
+    /// (`--reason M020`: a diagnostic code, or text of the stored reason).
     Replay {
         /// Message ids.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "state", conflicts_with = "state")]
         ids: Vec<i64>,
+        /// Replay the messages in this state (rejected or error), oldest first.
+        #[arg(long)]
+        state: Option<String>,
+        /// With --state: only messages whose stored diagnostics carry this
+        /// code (M020, M023, H010, …) or whose reason contains this text.
+        #[arg(long, requires = "state")]
+        reason: Option<String>,
+        /// With --state: replay at most this many.
+        #[arg(long, default_value_t = 1000, requires = "state")]
+        limit: usize,
     },
 }
 
@@ -174,10 +187,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Action::Replay { ids } => {
+        Action::Replay {
+            ids,
+            state,
+            reason,
+            limit,
+        } => {
             if !file.is_file() {
                 bail!("no store at {}", file.display());
             }
+            let ids = match state.as_deref() {
+                None => ids,
+                Some(name) => {
+                    let state = MessageState::from_name(name).with_context(|| {
+                        format!("unknown state `{name}`: use rejected or error")
+                    })?;
+                    let ids = select(&open_reader(&file)?, state, reason.as_deref(), limit)?;
+                    println!(
+                        "{} message(s) in state {} match{}",
+                        ids.len(),
+                        state.as_str(),
+                        reason
+                            .as_deref()
+                            .map(|r| format!(" reason {r}"))
+                            .unwrap_or_default()
+                    );
+                    ids
+                }
+            };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -224,6 +261,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The ids of up to `limit` messages in `state`, oldest first, whose stored
+/// diagnostics carry the code `reason` or whose reason text contains it.
+fn select(
+    reader: &Reader,
+    state: MessageState,
+    reason: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    while out.len() < limit {
+        let page = reader.list_messages(&MessageFilter {
+            state: Some(state),
+            after_id: Some(after),
+            limit: Some(1000),
+            ..MessageFilter::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for m in &page {
+            let hit = match reason {
+                None => true,
+                Some(r) => {
+                    m.error_reason.as_deref().is_some_and(|t| t.contains(r))
+                        || reader
+                            .get_message(m.id)?
+                            .is_some_and(|full| full.diagnostics.iter().any(|d| d.code == r))
+                }
+            };
+            if hit && out.len() < limit {
+                out.push(m.id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn open_reader(file: &std::path::Path) -> anyhow::Result<Reader> {

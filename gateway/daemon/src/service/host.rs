@@ -20,6 +20,11 @@ use crate::{logging, settings};
 /// Exit status after a drain that a second stop request cut short.
 pub const CUT_SHORT: u8 = 130;
 
+/// Exit status when the store's writer thread died: nothing more can be
+/// committed, so the daemon stops and its supervisor (systemd, the Windows
+/// service manager) restarts it (EX_SOFTWARE).
+pub const WRITER_DIED: u8 = 70;
+
 /// Who runs the daemon: the source of stop requests and the receiver of
 /// readiness.
 pub(crate) trait Host {
@@ -50,7 +55,8 @@ pub enum Logs {
 /// runtime and must exist before start-up, see [`daemon::Signals`]).
 ///
 /// Returns the exit status: 0 after a clean stop, [`CUT_SHORT`] when a second
-/// stop request cut the drain short. Configuration problems are returned as
+/// stop request cut the drain short, [`WRITER_DIED`] when the store's writer
+/// thread died. Configuration problems are returned as
 /// [`settings::ConfigError`] (exit 2 in `main`), other failures as errors.
 pub(crate) fn serve<H, F>(
     config: &Path,
@@ -102,7 +108,20 @@ where
         )
         .await?;
         host.ready();
-        let stop = host.next_stop(settings.shutdown.grace_period()).await;
+        let store = running.store.clone();
+        let stop = tokio::select! {
+            stop = host.next_stop(settings.shutdown.grace_period()) => stop,
+            why = store.writer_died() => {
+                tracing::error!(
+                    reason = %why,
+                    "The store writer died: nothing more can be committed. Stopping so the \
+                     service manager restarts the daemon."
+                );
+                host.stopping(Stop::Fast);
+                running.shutdown(Stop::Fast).await;
+                return Ok(WRITER_DIED);
+            }
+        };
         host.stopping(stop);
         tokio::select! {
             () = running.shutdown(stop) => Ok(0),

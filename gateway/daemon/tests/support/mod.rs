@@ -23,7 +23,7 @@ pub fn bin() -> &'static str {
 }
 
 /// The admin token every test config uses (from a file).
-pub const TOKEN: &str = "test-admin-token-0001";
+pub const TOKEN: &str = "test-admin-token-synthetic-00000001";
 
 /// A config for `dir`: admin on a free port, token file, file sink, JSON logs.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {

@@ -48,7 +48,7 @@ pub async fn page(State(state): State<AdminState>, headers: HeaderMap) -> Respon
     };
     html(page::render(
         &principal.name,
-        &access::csrf_token(&principal),
+        &access::session_csrf(&state, &headers).unwrap_or_default(),
         principal.has(Role::Operator),
     ))
 }
@@ -69,7 +69,7 @@ pub async fn messages(
     };
     html(page::render_messages(
         &principal.name,
-        &access::csrf_token(&principal),
+        &access::session_csrf(&state, &headers).unwrap_or_default(),
         principal.has(Role::Operator),
         principal.has(Role::PhiRead),
     ))
