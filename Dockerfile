@@ -6,8 +6,12 @@
 #   docker run --read-only --tmpfs /tmp -v ehr-gateway-data:/var/lib/ehr-gateway \
 #     -v /etc/ehr-gateway:/etc/ehr-gateway:ro -p 2575:2575 -p 8080:8080 ehr-gateway
 #
-# The config must set `[admin] listen = "0.0.0.0:8080"` for the healthcheck
-# and port publishing to work, and `[store] path = "/var/lib/ehr-gateway"`.
+# Inside a container the admin server must listen on 0.0.0.0:8080 to be
+# published, and a non-loopback admin address needs TLS (the daemon refuses
+# plain HTTP there): set `[admin] listen = "0.0.0.0:8080"` with `[admin.tls]`
+# cert and key under /etc/ehr-gateway (key mode 0600, readable by uid 10001).
+# `allow_plaintext = true` is only for a TLS-terminating proxy on a private
+# network. Also `[store] path = "/var/lib/ehr-gateway"`. See docs/security.md.
 
 FROM rust:1.89-bookworm AS build
 WORKDIR /src
@@ -34,7 +38,9 @@ COPY mappings /usr/share/ehr-gateway/mappings
 USER 10001:10001
 VOLUME ["/var/lib/ehr-gateway"]
 EXPOSE 8080 2575
+# HTTPS (the certificate is not for 127.0.0.1, hence -k: this only asks the
+# process itself whether it is alive), or plain HTTP behind a TLS proxy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
+  CMD ["sh", "-c", "curl -fsSk -o /dev/null https://127.0.0.1:8080/healthz || curl -fsS -o /dev/null http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/ehr-gateway"]
 CMD ["run", "--config", "/etc/ehr-gateway/gateway.toml", "--data-dir", "/var/lib/ehr-gateway"]

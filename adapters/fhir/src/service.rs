@@ -74,7 +74,13 @@ pub struct FhirConfig {
     pub subscription: Option<SubscriptionConfig>,
 }
 
-/// The `[fhir.subscription]` section.
+/// The `[fhir.subscription]` section: the rest-hook listener.
+///
+/// A bearer token is required (`token_file`, or inline `token`), because
+/// anyone who reaches the listener could otherwise trigger polls; it is
+/// compared in constant time. `[fhir.subscription.tls]` serves HTTPS and
+/// `[fhir.subscription.limits]` bounds connections and timeouts (see
+/// `gateway_http_listener::Limits` for the defaults).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionConfig {
@@ -83,9 +89,66 @@ pub struct SubscriptionConfig {
     /// Route path.
     #[serde(default = "default_hook_path")]
     pub path: String,
-    /// Bearer token the EHR sends (set in `Subscription.channel.header`).
+    /// Bearer token the EHR sends (set in `Subscription.channel.header`),
+    /// written in the config itself; prefer `token_file`.
     #[serde(default)]
     pub token: Option<String>,
+    /// File holding that bearer token (whitespace trimmed; mode 0600).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with these certificate and key files (optionally
+    /// requiring client certificates from `client_ca`).
+    #[serde(default)]
+    pub tls: Option<gateway_http_listener::tls::TlsFiles>,
+    /// Connection cap and timeouts of the listener.
+    #[serde(default)]
+    pub limits: gateway_http_listener::Limits,
+}
+
+/// Shortest rest-hook token accepted.
+pub const MIN_HOOK_TOKEN_LEN: usize = 32;
+
+impl SubscriptionConfig {
+    /// The bearer token: exactly one of `token` and `token_file`, at least
+    /// [`MIN_HOOK_TOKEN_LEN`] characters. Errors name the key, never the value.
+    pub fn read_token(&self) -> Result<String, FhirError> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => {
+                return Err(FhirError::Config(
+                    "subscription: set either token or token_file, not both".to_owned(),
+                ));
+            }
+            (Some(token), None) => token.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    FhirError::Config(format!(
+                        "subscription.token_file: cannot read {}: {}",
+                        path.display(),
+                        e.kind()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+            (None, None) => {
+                return Err(FhirError::Config(
+                    "subscription: the rest-hook needs a bearer token (token_file)".to_owned(),
+                ));
+            }
+        };
+        if token.chars().count() < MIN_HOOK_TOKEN_LEN {
+            return Err(FhirError::Config(format!(
+                "subscription: the bearer token must be at least {MIN_HOOK_TOKEN_LEN} characters"
+            )));
+        }
+        Ok(token)
+    }
+}
+
+/// The rest-hook's resolved secret and TLS.
+#[derive(Clone)]
+struct Hook {
+    token: String,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A configured FHIR adapter for one EHR.
@@ -94,6 +157,7 @@ pub struct FhirAdapter {
     profile_name: String,
     vendor: Arc<VendorProfile>,
     client: Arc<FhirClient>,
+    hook: Option<Hook>,
 }
 
 impl std::fmt::Debug for FhirAdapter {
@@ -137,11 +201,31 @@ impl FhirAdapter {
                 vendor.vendor
             )));
         }
+        let hook = match &config.subscription {
+            Some(sub) => {
+                let token = sub.read_token()?;
+                let tls = match &sub.tls {
+                    Some(files) => Some(
+                        gateway_http_listener::tls::server_config(files)
+                            .map_err(|e| FhirError::Config(format!("subscription.tls: {e}")))?,
+                    ),
+                    None => None,
+                };
+                if let Some((field, message)) = sub.limits.problems().into_iter().next() {
+                    return Err(FhirError::Config(format!(
+                        "subscription.limits.{field}: {message}"
+                    )));
+                }
+                Some(Hook { token, tls })
+            }
+            None => None,
+        };
         Ok(FhirAdapter {
             profile_name: profile_name(&config.profile),
             config,
             vendor: Arc::new(vendor),
             client,
+            hook,
         })
     }
 
@@ -201,7 +285,7 @@ impl FhirAdapter {
         let trigger = Arc::new(Notify::new());
         let stop = Arc::new(Notify::new());
         let mut hook_task = None;
-        if let Some(sub) = &self.config.subscription {
+        if let (Some(sub), Some(hook)) = (&self.config.subscription, &self.hook) {
             let listener = tokio::net::TcpListener::bind(sub.listen)
                 .await
                 .map_err(|e| {
@@ -209,12 +293,18 @@ impl FhirAdapter {
                 })?;
             let addr = listener.local_addr().ok();
             on_listen(addr);
-            let app = crate::subscription::router(&sub.path, trigger.clone(), sub.token.clone());
+            let app = crate::subscription::router(&sub.path, trigger.clone(), &hook.token);
             let stop_hook = stop.clone();
+            let options = gateway_http_listener::Options {
+                name: "fhir-rest-hook",
+                tls: hook.tls.clone(),
+                limits: sub.limits,
+            };
             hook_task = Some(tokio::spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop_hook.notified().await })
-                    .await;
+                let served = gateway_http_listener::serve(listener, app, options, async move {
+                    stop_hook.notified().await
+                })
+                .await;
                 if served.is_err() {
                     tracing::error!("subscription listener failed");
                 }

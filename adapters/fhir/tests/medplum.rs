@@ -560,7 +560,7 @@ algorithm = "ES384"
 kid = "es-1"
 [subscription]
 listen = "127.0.0.1:0"
-token = "hook-secret"
+token = "hook-secret-0123456789abcdef0123456789"
 "#,
         repo_root().join("mappings/athenahealth").display(),
         server.base_url(),
@@ -601,7 +601,7 @@ token = "hook-secret"
     let notification = json!({"resourceType": "Bundle", "type": "history", "entry": []});
     let ok = http
         .post(&url)
-        .bearer_auth("hook-secret")
+        .bearer_auth("hook-secret-0123456789abcdef0123456789")
         .body(notification.to_string())
         .send()
         .await

@@ -18,6 +18,17 @@
 //! `error/` when rejected (raw bytes kept unchanged for replay). If the pipeline
 //! cannot commit, the file stays in the inbound folder and is retried on the
 //! next poll, with no acknowledgment written.
+//!
+//! **Hostile folder contents.** The folder is often writable by other hosts,
+//! so nothing in it is trusted: a symbolic link (to a file or anywhere else)
+//! is never followed and never read — it is moved, as a link, into `error/`;
+//! other non-regular entries (FIFOs, sockets, devices) likewise, since opening
+//! a FIFO would block the poll. A regular file is opened, checked to be the
+//! very file that was inspected (device and inode, so a file swapped for a
+//! link in between is refused), and read through a `max_bytes + 1` bound, so a
+//! file growing after its size was taken cannot make the read unbounded. File
+//! names may carry PHI (senders name files after patients) and are chosen by
+//! the sender, so logs show only a hash of the name ([`crate::log_safe`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +41,7 @@ use crate::ack::AckIdentity;
 use crate::config::FileDropConfig;
 use crate::control::ControlNumberAllocator;
 use crate::intake::receive;
+use crate::log_safe;
 use crate::write::Stamp;
 
 /// Why the file drop could not run.
@@ -120,20 +132,36 @@ impl FileDrop {
             path: inbound.display().to_string(),
             source,
         })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && !ignored(p))
-            .collect();
+        let mut files = Vec::new();
+        let mut out = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            // `file_type` does not follow symbolic links.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() || ignored(&path) {
+                continue;
+            }
+            if kind.is_file() {
+                files.push(path);
+            } else {
+                out.push(self.refuse_special(&path, kind.is_symlink()));
+            }
+        }
         files.sort();
         let now = SystemTime::now();
         let settle = Duration::from_millis(self.config.settle_ms);
-        let mut out = Vec::new();
         let mut still_here = HashMap::new();
         for path in files {
-            let Ok(meta) = std::fs::metadata(&path) else {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
+            if !meta.file_type().is_file() {
+                // Replaced by a link or something else since it was listed.
+                out.push(self.refuse_special(&path, meta.file_type().is_symlink()));
+                continue;
+            }
             let modified = meta.modified().unwrap_or(now);
             let key = (meta.len(), modified);
             // Settled: unchanged since we first saw it, for at least `settle`.
@@ -147,24 +175,46 @@ impl FileDrop {
             if age < settle && stable_for < settle {
                 continue;
             }
-            out.push(self.process(&path, meta.len()).await);
+            out.push(self.process(&path, &meta).await);
             still_here.remove(&path);
         }
         self.seen = still_here;
         Ok(out)
     }
 
-    async fn process(&self, path: &Path, len: u64) -> FileOutcome {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "unnamed".into());
+    /// A symbolic link or other non-regular entry: moved into `error/` as it
+    /// is (a link stays a link; its target is never opened), no 999.
+    fn refuse_special(&self, path: &Path, link: bool) -> FileOutcome {
+        let name = file_name(path);
+        tracing::warn!(
+            file = %log_safe::hashed(&name),
+            kind = if link { "symbolic link" } else { "not a regular file" },
+            "x12 inbound entry is not a regular file; moved to error unread"
+        );
+        self.count_rejected();
+        self.move_to(
+            path,
+            &self.config.error_dir(),
+            &name,
+            None,
+            FileOutcome::Rejected,
+        )
+    }
+
+    /// A file the pipeline never sees is counted here (once).
+    fn count_rejected(&self) {
+        metrics::counter!("ehr_gateway_messages_total", "adapter" => "x12",
+            "profile" => self.profile.clone(), "outcome" => "rejected")
+        .increment(1);
+    }
+
+    async fn process(&self, path: &Path, inspected: &std::fs::Metadata) -> FileOutcome {
+        let name = file_name(path);
+        let file_ref = log_safe::hashed(&name);
+        let len = inspected.len();
         let raw = if len > self.config.max_bytes {
-            tracing::warn!(file = %name, len, "x12 file exceeds max_bytes; moved to error");
-            // The pipeline never sees it, so it is counted here (once).
-            metrics::counter!("ehr_gateway_messages_total", "adapter" => "x12",
-                "profile" => self.profile.clone(), "outcome" => "rejected")
-            .increment(1);
+            tracing::warn!(file = %file_ref, len, "x12 file exceeds max_bytes; moved to error");
+            self.count_rejected();
             return self.move_to(
                 path,
                 &self.config.error_dir(),
@@ -173,10 +223,22 @@ impl FileDrop {
                 FileOutcome::Rejected,
             );
         } else {
-            match std::fs::read(path) {
-                Ok(raw) => raw,
+            match read_bounded(path, inspected, self.config.max_bytes) {
+                Ok(Read::Bytes(raw)) => raw,
+                Ok(Read::Swapped) => return self.refuse_special(path, true),
+                Ok(Read::TooLarge) => {
+                    tracing::warn!(file = %file_ref, "x12 file grew beyond max_bytes; moved to error");
+                    self.count_rejected();
+                    return self.move_to(
+                        path,
+                        &self.config.error_dir(),
+                        &name,
+                        None,
+                        FileOutcome::Rejected,
+                    );
+                }
                 Err(e) => {
-                    tracing::warn!(file = %name, error = %e, "x12 file unreadable; retried next poll");
+                    tracing::warn!(file = %file_ref, error = %e.kind(), "x12 file unreadable; retried next poll");
                     return FileOutcome::Retry(path.to_owned());
                 }
             }
@@ -197,7 +259,7 @@ impl FileDrop {
         match result {
             Ok(result) => {
                 let accepted = result.accepted();
-                tracing::info!(file = %name, verdict = %result.ack.verdict, messages = result.outcomes.len(), accepted, "x12 file processed");
+                tracing::info!(file = %file_ref, verdict = %result.ack.verdict, messages = result.outcomes.len(), accepted, "x12 file processed");
                 let ack = (result.ack.functional, result.ack.ta1);
                 let moved = if accepted {
                     self.move_to(
@@ -222,7 +284,7 @@ impl FileDrop {
                 moved
             }
             Err(e) => {
-                tracing::warn!(file = %name, error = %e, "x12 intake not committed; retried next poll");
+                tracing::warn!(file = %file_ref, error = %e, "x12 intake not committed; retried next poll");
                 FileOutcome::Retry(path.to_owned())
             }
         }
@@ -246,18 +308,68 @@ impl FileDrop {
                 if let Some(bytes) = bytes
                     && let Err(e) = write_atomic(&dir.join(format!("{target_name}.{ext}")), &bytes)
                 {
-                    tracing::warn!(file = %name, error = %e, "cannot write x12 acknowledgment");
+                    tracing::warn!(file = %log_safe::hashed(name), error = %e.kind(), "cannot write x12 acknowledgment");
                 }
             }
         }
         match std::fs::rename(path, &target) {
             Ok(()) => outcome(target),
             Err(e) => {
-                tracing::warn!(file = %name, error = %e, "cannot move x12 file");
+                tracing::warn!(file = %log_safe::hashed(name), error = %e.kind(), "cannot move x12 file");
                 FileOutcome::Retry(path.to_owned())
             }
         }
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unnamed".into())
+}
+
+/// What a bounded read found.
+enum Read {
+    /// The whole file, at most `max_bytes`.
+    Bytes(Vec<u8>),
+    /// More than `max_bytes` (it grew after it was inspected).
+    TooLarge,
+    /// The opened file is not the one inspected (swapped for a link).
+    Swapped,
+}
+
+/// Opens `path`, makes sure it is the regular file `inspected` described,
+/// and reads at most `max_bytes + 1` bytes of it.
+fn read_bounded(
+    path: &Path,
+    inspected: &std::fs::Metadata,
+    max_bytes: u64,
+) -> std::io::Result<Read> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let opened = file.metadata()?;
+    if !opened.file_type().is_file() || !same_file(inspected, &opened) {
+        return Ok(Read::Swapped);
+    }
+    let mut raw = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut raw)?;
+    if raw.len() as u64 > max_bytes {
+        return Ok(Read::TooLarge);
+    }
+    Ok(Read::Bytes(raw))
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Off Unix the listing's `symlink_metadata` check stands alone.
+#[cfg(not(unix))]
+fn same_file(_a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
+    true
 }
 
 fn ignored(p: &Path) -> bool {
@@ -270,13 +382,15 @@ fn ignored(p: &Path) -> bool {
 
 /// `dir/name`, or `dir/name.N` when that exists.
 fn free_name(dir: &Path, name: &str) -> PathBuf {
+    // `symlink_metadata`: a dangling link is taken, not overwritten.
+    let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     let first = dir.join(name);
-    if !first.exists() {
+    if !taken(&first) {
         return first;
     }
     (1..)
         .map(|n| dir.join(format!("{name}.{n}")))
-        .find(|p| !p.exists())
+        .find(|p| !taken(p))
         .unwrap_or(first)
 }
 

@@ -40,6 +40,7 @@ pub mod envelope;
 pub mod filedrop;
 #[cfg(feature = "transports")]
 pub mod intake;
+pub mod log_safe;
 pub mod loops;
 pub mod outbound;
 pub mod path;

@@ -109,8 +109,16 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     // adapter's `adapter_up` gauge, say) would stay a no-op for good.
     let _recorder = crate::telemetry::prometheus();
     let data_dir = options.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
+    // Owner-only (0700) when created here; an existing directory open to
+    // other users is reported, not changed (it may be shared on purpose).
+    gateway_store::private_files::create_private_dir(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    if gateway_store::private_files::is_shared(&data_dir) {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            "The data directory is readable by other local users; it holds PHI: chmod 700 it."
+        );
+    }
     // One daemon per data directory; `store restore` checks the same lock.
     let instance_lock = crate::instance::acquire(&data_dir)?;
     let access = admin::access::Access::load(&settings.admin, options.admin_token.clone())
@@ -120,6 +128,11 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     } else {
         tracing::info!(tokens = ?access.names(), "Admin tokens loaded.");
     }
+
+    // The admin listener's TLS first: a bad certificate stops the start
+    // before anything opens.
+    let admin_options = admin::listener_options(&settings.admin)?;
+    let served_certificates = served_certificates(settings)?;
 
     let store_options = StoreOptions {
         fail_after_transactions: writer_test_hook(),
@@ -202,6 +215,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
             practice: settings.gateway.practice.clone(),
             site: settings.gateway.site.clone(),
         },
+        certificates: served_certificates.clone(),
     };
     let alert_tasks = match crate::alerts::spawn(
         &settings.alerts,
@@ -291,6 +305,11 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         stop_workers.clone(),
     )));
     workers.extend(alert_tasks);
+    workers.push(tokio::spawn(crate::certificates::gauges(
+        served_certificates,
+        Duration::from_secs(5),
+        stop_workers.clone(),
+    )));
 
     let readiness = Arc::new(Readiness {
         draining: false.into(),
@@ -334,7 +353,12 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         alerts: alert_state,
         x12_request,
     };
-    let admin = tokio::spawn(admin::serve(listener, state, stop_admin.clone()));
+    let admin = tokio::spawn(admin::serve(
+        listener,
+        state,
+        admin_options,
+        stop_admin.clone(),
+    ));
     tracing::info!(
         %admin_addr,
         data_dir = %data_dir.display(),
@@ -357,6 +381,49 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         admin,
         _instance_lock: instance_lock,
     })
+}
+
+/// The certificates the TLS listeners configured in `settings` serve, with
+/// their expiry (a warning when it is less than 30 days away).
+fn served_certificates(settings: &Settings) -> anyhow::Result<Vec<crate::certificates::Served>> {
+    let mut files = Vec::new();
+    if let Some(tls) = &settings.admin.tls {
+        files.push(("admin", "admin.tls.cert", tls.cert.clone()));
+    }
+    if let Some(tls) = settings
+        .fhir
+        .as_ref()
+        .and_then(|f| f.subscription.as_ref())
+        .and_then(|s| s.tls.as_ref())
+    {
+        files.push((
+            "fhir-rest-hook",
+            "fhir.subscription.tls.cert",
+            tls.cert.clone(),
+        ));
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let mut served = Vec::new();
+    for (listener, key, cert) in files {
+        let not_after = gateway_http_listener::tls::not_after(&cert)
+            .with_context(|| format!("{key}: cannot read the certificate's expiry"))?;
+        let cert = crate::certificates::Served {
+            listener: listener.to_owned(),
+            not_after,
+        };
+        let left = cert.seconds_left(now);
+        if left < 30 * 86_400 {
+            tracing::warn!(
+                listener,
+                days_left = left / 86_400,
+                "The TLS certificate this listener serves expires within 30 days."
+            );
+        }
+        served.push(cert);
+    }
+    crate::certificates::describe();
+    crate::certificates::publish(&served);
+    Ok(served)
 }
 
 /// The test hook that proves a dead store writer stops the daemon

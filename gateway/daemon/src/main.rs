@@ -28,6 +28,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod adapters;
 mod admin;
 mod alerts;
+mod certificates;
 mod daemon;
 mod formats;
 mod instance;

@@ -31,6 +31,10 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
         "admin.metrics_token_file".to_owned(),
         &admin.metrics_token_file,
     );
+    add(
+        "admin.tls.key".to_owned(),
+        &admin.tls.as_ref().map(|tls| tls.key.clone()),
+    );
     for (i, token) in admin.tokens.iter().enumerate() {
         add(format!("admin.tokens[{i}].token_file"), &token.token_file);
     }
@@ -77,6 +81,13 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
                 client_secret_file,
             ),
             AuthConfig::None => {}
+        }
+        if let Some(sub) = &fhir.subscription {
+            add("fhir.subscription.token_file".to_owned(), &sub.token_file);
+            add(
+                "fhir.subscription.tls.key".to_owned(),
+                &sub.tls.as_ref().map(|tls| tls.key.clone()),
+            );
         }
     }
     if let Some(x12) = &settings.x12 {
@@ -140,7 +151,8 @@ pub fn loose_permissions(path: &Path) -> Option<String> {
     })
 }
 
-/// Windows: ACLs, not modes, decide; nothing is checked.
+/// Windows: ACLs, not modes, decide; they are not inspected here (the
+/// caller says so once, see [`warn_loose_permissions`]).
 #[cfg(not(unix))]
 pub fn loose_permissions(_path: &Path) -> Option<String> {
     None
@@ -163,6 +175,15 @@ pub fn warn_loose_permissions(settings: &Settings, config_file: &Path) {
             "config file (holds inline secrets)".to_owned(),
             config_file.to_owned(),
         ));
+    }
+    #[cfg(not(unix))]
+    if !files.is_empty() {
+        tracing::info!(
+            files = files.len(),
+            "Secret files are not checked on Windows: who may read them is decided by \
+             their ACLs, which this check cannot verify. Make sure only the service \
+             account and administrators can read each configured secret file."
+        );
     }
     for (key, path) in files {
         if let Some(reason) = loose_permissions(&path) {

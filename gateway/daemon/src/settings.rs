@@ -126,6 +126,20 @@ pub struct AdminSettings {
     /// answers 429.
     #[serde(default = "default_login_failures_per_minute")]
     pub login_failures_per_minute: u32,
+    /// `[admin.tls]`: serve HTTPS with `cert` and `key` (PEM files); with
+    /// `client_ca`, every client must present a certificate from that CA.
+    #[serde(default)]
+    pub tls: Option<gateway_http_listener::tls::TlsFiles>,
+    /// Serve plain HTTP on a non-loopback `listen` address. Off by default:
+    /// tokens, session cookies and PHI would cross the network in clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// `[admin.limits]`: connection cap and timeouts of the listener
+    /// (`max_connections` 256, `tls_handshake_timeout_secs` 10,
+    /// `header_read_timeout_secs` 10, `body_timeout_secs` 30,
+    /// `idle_timeout_secs` 60).
+    #[serde(default)]
+    pub limits: gateway_http_listener::Limits,
 }
 
 /// One `[[admin.tokens]]` entry: a named bearer token and its roles. The
@@ -188,6 +202,9 @@ impl Default for AdminSettings {
             metrics_token_env: None,
             session_ttl_secs: default_session_ttl_secs(),
             login_failures_per_minute: default_login_failures_per_minute(),
+            tls: None,
+            allow_plaintext: false,
+            limits: gateway_http_listener::Limits::default(),
         }
     }
 }
@@ -333,6 +350,11 @@ pub struct ForwardSettings {
     /// (`initial_ms`, `max_ms`, `multiplier`).
     #[serde(default)]
     pub delivery: gateway_store::forward::ForwarderOptions,
+    /// Allow an `http://` platform URL to a host other than loopback. Off by
+    /// default: case events carry PHI and the bearer token would cross the
+    /// network in clear.
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// `[forward.file]`.
@@ -793,6 +815,44 @@ fn remove(tree: &mut config::Value, segments: &[Segment]) -> bool {
     }
 }
 
+/// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The admin listener: TLS material that loads, limits that work, and no
+/// plain HTTP beyond loopback unless `allow_plaintext` says so.
+fn check_admin_listener(admin: &AdminSettings, problem: &mut impl FnMut(&str, String)) {
+    if let Some(tls) = &admin.tls
+        && let Err(e) = gateway_http_listener::tls::server_config(tls)
+    {
+        problem("admin.tls", e.to_string());
+    }
+    if admin.tls.is_none()
+        && !admin.allow_plaintext
+        && !gateway_http_listener::is_loopback(&admin.listen)
+    {
+        problem(
+            "admin.listen",
+            format!(
+                "{} is not a loopback address and [admin.tls] is not configured: \
+                 bearer tokens, session cookies and PHI would cross the network in clear. \
+                 Configure [admin.tls] (cert, key), or set admin.allow_plaintext = true \
+                 when TLS is terminated in front of the gateway",
+                admin.listen
+            ),
+        );
+    }
+    for (field, message) in admin.limits.problems() {
+        problem(&format!("admin.limits.{field}"), message);
+    }
+}
+
 /// Semantic checks on settings that deserialized.
 fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     let mut problem = |key: &str, message: String| {
@@ -811,6 +871,7 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
             message,
         );
     }
+    check_admin_listener(&settings.admin, &mut problem);
     for (key, message) in crate::admin::access::check_settings(&settings.admin) {
         problem(&key, message);
     }
@@ -850,6 +911,20 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
                 problem(
                     "forward.http.url",
                     "must be an http:// or https:// URL with a host".to_owned(),
+                );
+            }
+            if let Ok(url) = url::Url::parse(&http.url)
+                && url.scheme() == "http"
+                && !settings.forward.allow_plaintext
+                && !is_loopback_host(&url)
+            {
+                problem(
+                    "forward.http.url",
+                    format!(
+                        "http:// to {} sends case events (PHI) and the bearer token in clear: \
+                         use https://, or set forward.allow_plaintext = true for a trusted network",
+                        url.host_str().unwrap_or("?")
+                    ),
                 );
             }
             let token = SecretSource {
@@ -903,6 +978,84 @@ mod tests {
             &path,
             env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
+    }
+
+    fn keys(loaded: &Loaded) -> Vec<String> {
+        loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn plain_http_to_the_platform_only_to_loopback_unless_allowed() {
+        let config = |url: &str, allow: bool| {
+            format!(
+                "[gateway]\ntenant = \"t\"\n[forward]\nsink = \"http\"\nallow_plaintext = {allow}\n\
+                 [forward.http]\nurl = \"{url}\"\n"
+            )
+        };
+        for url in [
+            "https://platform.example.test/events",
+            "http://127.0.0.1:9000/events",
+            "http://localhost:9000/events",
+            "http://[::1]:9000/events",
+        ] {
+            let loaded = load_str(&config(url, false), &[]);
+            assert!(loaded.problems.is_empty(), "{url}: {:?}", loaded.problems);
+        }
+        let refused = load_str(&config("http://platform.example.test/events", false), &[]);
+        assert_eq!(keys(&refused), ["forward.http.url"]);
+        assert!(
+            refused.problems[0]
+                .message
+                .contains("forward.allow_plaintext")
+        );
+        let allowed = load_str(&config("http://platform.example.test/events", true), &[]);
+        assert!(allowed.problems.is_empty(), "{:?}", allowed.problems);
+    }
+
+    #[test]
+    fn a_non_loopback_admin_listener_needs_tls_or_an_explicit_opt_in() {
+        let refused = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\n",
+            &[],
+        );
+        assert_eq!(keys(&refused), ["admin.listen"]);
+        assert!(
+            refused.problems[0]
+                .message
+                .contains("admin.allow_plaintext")
+        );
+        let allowed = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\nallow_plaintext = true\n",
+            &[],
+        );
+        assert!(allowed.problems.is_empty(), "{:?}", allowed.problems);
+        let missing_cert = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"0.0.0.0:8080\"\n\
+             [admin.tls]\ncert = \"/nonexistent/admin.pem\"\nkey = \"/nonexistent/admin.key\"\n\
+             [admin.limits]\nidle_timeout_secs = 0\n",
+            &[],
+        );
+        assert_eq!(
+            keys(&missing_cert),
+            ["admin.tls", "admin.limits.idle_timeout_secs"]
+        );
+    }
+
+    #[test]
+    fn an_unset_token_variable_is_reported_under_its_own_key() {
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n[admin]\ntoken_env = \"EHR_GATEWAY_TEST_UNSET_TOKEN_VAR\"\n",
+            &[],
+        );
+        assert!(
+            keys(&loaded).contains(&"admin.token_env".to_owned()),
+            "{:?}",
+            loaded.problems
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn the_dockerfile_has_the_required_shape() {
         "cargo build --release --locked -p ehr-gateway",
         "VOLUME [\"/var/lib/ehr-gateway\"]",
         "http://127.0.0.1:8080/healthz",
+        "https://127.0.0.1:8080/healthz",
         "--data-dir\", \"/var/lib/ehr-gateway\"",
     ] {
         assert!(text.contains(needle), "missing `{needle}`");

@@ -94,6 +94,9 @@ pub fn backup(store: &Path, to: &Path) -> Result<BackupInfo> {
     let partial = with_suffix(to, ".partial");
     let _ = std::fs::remove_file(&partial);
     let result = (|| {
+        // A backup holds all the PHI of the store: owner-only from the start.
+        crate::private_files::create_private_file(&partial)
+            .map_err(io("creating the backup file"))?;
         let mut dest =
             Connection::open(&partial).map_err(StoreError::sql("creating the backup file"))?;
         {
@@ -193,7 +196,7 @@ pub fn verify(backup: &Path) -> Result<BackupInfo> {
 pub fn restore(from: &Path, store: &Path) -> Result<RestoreReport> {
     let info = verify(from)?;
     if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io("creating the data directory"))?;
+        crate::private_files::create_private_dir(dir).map_err(io("creating the data directory"))?;
     }
     let staged = with_suffix(store, ".restoring");
     let _ = std::fs::remove_file(&staged);

@@ -50,6 +50,7 @@ mod model;
 mod ops;
 #[cfg(test)]
 mod outbox_heads_tests;
+pub mod private_files;
 mod read;
 mod retention;
 mod schema;

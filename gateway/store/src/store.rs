@@ -476,11 +476,19 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+        crate::private_files::create_private_dir(dir).map_err(|e| StoreError::Io {
             context: "creating the store directory",
             message: e.to_string(),
         })?;
     }
+    // Owner-only before the first byte is written (the WAL and SHM files
+    // SQLite creates take the main file's mode).
+    crate::private_files::create_private_file(path)
+        .and_then(|()| crate::private_files::restrict_store_files(path))
+        .map_err(|e| StoreError::Io {
+            context: "restricting the store file to its owner",
+            message: e.to_string(),
+        })?;
     let mut conn = Connection::open(path).map_err(StoreError::sql("opening the store"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(StoreError::sql("setting the busy timeout"))?;

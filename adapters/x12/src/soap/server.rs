@@ -287,12 +287,6 @@ fn refusal_fault(refused: &Refused) -> Response {
     response
 }
 
-fn short_hash(text: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    hex::encode(&digest[..8])
-}
-
 async fn handle(
     State(state): State<Arc<SoapServerState>>,
     ConnectInfo(peer): ConnectInfo<PeerInfo>,
@@ -329,7 +323,7 @@ async fn handle(
                         status: refused.status,
                         code: refused.code.to_owned(),
                         reason: refused.reason.clone(),
-                        sender_id_hash: short_hash(sender_id.as_deref().unwrap_or("")),
+                        sender_id_hash: crate::log_safe::hashed(sender_id.as_deref().unwrap_or("")),
                     })
                     .await;
             }
@@ -360,7 +354,7 @@ async fn handle(
         error_message: None,
     };
     if let Some((code, message)) = envelope_error(&request, &state.core_rule_version) {
-        tracing::info!(payload_id_hash = %short_hash(&request.payload_id), %code, "x12 soap envelope rejected");
+        tracing::info!(payload_id = %crate::log_safe::hashed(&request.payload_id), %code, "x12 soap envelope rejected");
         reply.error_code = Some(code);
         reply.error_message = Some(message);
         return match write_response(&reply) {
@@ -387,7 +381,7 @@ async fn handle(
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(payload_id_hash = %short_hash(&request.payload_id), error = %e, "x12 soap intake not committed");
+            tracing::warn!(payload_id = %crate::log_safe::hashed(&request.payload_id), error = %e, "x12 soap intake not committed");
             return fault(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Receiver",
@@ -422,7 +416,7 @@ async fn handle(
     reply.payload = String::from_utf8_lossy(&payload).into_owned();
     metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
         .record(started.elapsed().as_secs_f64());
-    tracing::info!(payload_id_hash = %short_hash(&request.payload_id), reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
+    tracing::info!(payload_id = %crate::log_safe::hashed(&request.payload_id), reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
     match write_response(&reply) {
         Ok(xml) => soap(StatusCode::OK, xml),
         Err(e) => fault(

@@ -179,6 +179,17 @@ impl Adapter for Hl7v2 {
                     .await
                     .with_context(|| format!("starting the MLLP listener on {}", l.listen))?;
                 let addr = listener.local_addr();
+                if l.tls.is_none() && !addr.ip().is_loopback() {
+                    // Allowed on purpose (interface engines on a practice LAN
+                    // speak plain MLLP), but said once per listener.
+                    tracing::warn!(
+                        %addr,
+                        profile = %l.profile,
+                        "MLLP listener on a non-loopback address without TLS: \
+                         HL7 messages (PHI) cross the network in clear; configure tls \
+                         (and client_ca) on this listener unless the network is trusted."
+                    );
+                }
                 let shutdown = context.shutdown.clone();
                 started
                     .tasks

@@ -7,6 +7,13 @@
 //! token or through the browser session `/login` starts (see [`access`]).
 //! With no token configured the API answers 401 to everyone rather than
 //! being open; failed bearer attempts are limited per client address. Every error is an RFC 9457 problem.
+//!
+//! The listener is `gateway_http_listener`'s: HTTPS when `[admin.tls]` is
+//! set (optionally with client certificates), a connection cap and header,
+//! body, idle and TLS handshake timeouts from `[admin.limits]`, so idle or
+//! slow peers cannot exhaust the process's file descriptors. A non-loopback
+//! address without TLS is refused by the configuration check unless
+//! `admin.allow_plaintext = true`.
 
 pub mod access;
 mod api;
@@ -19,7 +26,6 @@ pub mod problem;
 pub mod session;
 pub mod x12_request;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -155,22 +161,44 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled; requests in
-/// flight are finished first.
+/// flight are finished first. The listener's TLS, connection cap and timeouts
+/// come from `options` (`[admin.tls]`, `[admin.limits]`; see
+/// `gateway_http_listener`), which also puts the peer address into each
+/// request for the per-client login limit.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,
+    options: gateway_http_listener::Options,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    gateway_http_listener::serve(listener, router(state), options, async move {
+        shutdown.cancelled().await
+    })
     .await
 }
 
+/// The admin listener's options from `[admin]`: TLS when configured (the
+/// files were checked with the configuration; a failure here names the key).
+pub fn listener_options(
+    settings: &crate::settings::AdminSettings,
+) -> anyhow::Result<gateway_http_listener::Options> {
+    use anyhow::Context as _;
+    let tls = match &settings.tls {
+        Some(files) => Some(
+            gateway_http_listener::tls::server_config(files)
+                .context("admin.tls: cannot set up TLS")?,
+        ),
+        None => None,
+    };
+    Ok(gateway_http_listener::Options {
+        name: "admin",
+        tls,
+        limits: settings.limits,
+    })
+}
+
 /// Binds the admin listener (a clear error names the address).
-pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context as _;
     tokio::net::TcpListener::bind(addr)
         .await

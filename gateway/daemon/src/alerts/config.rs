@@ -28,6 +28,9 @@
 //! [alerts.sink_down]
 //! failures = 3           # consecutive failed delivery attempts
 //! for = "2m"
+//! [alerts.certificate_expiry]
+//! threshold = "720h"     # a served TLS certificate expires within 30 days
+//! for = "1m"
 //! ```
 
 use std::path::PathBuf;
@@ -62,6 +65,9 @@ pub struct AlertSettings {
     /// Deliveries to the central platform keep failing.
     #[serde(default)]
     pub sink_down: Option<SinkDownRule>,
+    /// A TLS certificate the daemon serves expires soon.
+    #[serde(default)]
+    pub certificate_expiry: Option<CertificateExpiryRule>,
 }
 
 impl Default for AlertSettings {
@@ -74,6 +80,7 @@ impl Default for AlertSettings {
             error_rate: None,
             adapter_down: None,
             sink_down: None,
+            certificate_expiry: None,
         }
     }
 }
@@ -86,6 +93,7 @@ impl AlertSettings {
             || self.error_rate.is_some()
             || self.adapter_down.is_some()
             || self.sink_down.is_some()
+            || self.certificate_expiry.is_some()
     }
 }
 
@@ -188,6 +196,23 @@ pub struct SinkDownRule {
     /// How long the condition must hold.
     #[serde(rename = "for", default = "default_for", deserialize_with = "duration")]
     pub hold: Duration,
+}
+
+/// `[alerts.certificate_expiry]`: fires per TLS listener whose served
+/// certificate expires within `threshold` (or has expired).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateExpiryRule {
+    /// Time left before `notAfter`, e.g. `"720h"` (the default: 30 days).
+    #[serde(default = "default_expiry_threshold", deserialize_with = "duration")]
+    pub threshold: Duration,
+    /// How long the condition must hold.
+    #[serde(rename = "for", default = "default_for", deserialize_with = "duration")]
+    pub hold: Duration,
+}
+
+fn default_expiry_threshold() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 fn default_interval() -> Duration {

@@ -29,6 +29,8 @@ pub struct Sources {
     pub sink: String,
     /// Who this gateway is, sent with every notification.
     pub identity: GatewayIdentity,
+    /// The certificates the TLS listeners serve (`certificate_expiry`).
+    pub certificates: Vec<crate::certificates::Served>,
 }
 
 /// Starts the evaluator (and the webhook sender when configured); returns
@@ -121,6 +123,13 @@ impl Evaluator {
             adapters: self.sources.adapters.snapshot(),
             ..Snapshot::default()
         };
+        let now = Timestamp::now().as_second();
+        snapshot.certificates = self
+            .sources
+            .certificates
+            .iter()
+            .map(|c| (c.listener.clone(), c.seconds_left(now) as f64))
+            .collect();
         if self.settings.outbox_depth.is_some() || self.settings.outbox_oldest_age.is_some() {
             match store.outbox_stats().await {
                 Ok(stats) => {
@@ -184,6 +193,7 @@ mod tests {
                 adapters: AdapterHealth::new(),
                 sink: "http".to_owned(),
                 identity: GatewayIdentity::default(),
+                certificates: Vec::new(),
             },
             state: state.clone(),
             webhook: None,

@@ -5,7 +5,7 @@
 //! alerting stack, and the gateway is the one thing that knows when its own
 //! outbox backs up or its platform link is down. The rules are few and fixed
 //! (outbox depth, oldest pending age, intake error rate, adapter down, sink
-//! down); each has a threshold and a `for` duration.
+//! down, a served TLS certificate about to expire); each has a threshold and a `for` duration.
 //!
 //! Flow: [`evaluator`] takes a [`rules::Snapshot`] every `interval` (store
 //! queries plus the adapters' health), [`rules::evaluate`] turns it into one
@@ -66,7 +66,7 @@ pub enum AlertPhase {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActiveAlert {
     /// The rule: `outbox_depth`, `outbox_oldest_age`, `error_rate`,
-    /// `adapter_down`, `sink_down`.
+    /// `adapter_down`, `sink_down`, `certificate_expiry`.
     pub alert: String,
     /// What the rule is about (`adapter`, `sink`); never PHI.
     pub labels: BTreeMap<String, String>,

@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub sink: Option<(String, u64)>,
     /// The HTTP status of the newest failed attempt (`None`: no answer).
     pub sink_status: Option<u16>,
+    /// Each TLS listener and the seconds until its certificate expires.
+    pub certificates: Vec<(String, f64)>,
 }
 
 fn key(alert: &str, labels: &[(&str, &str)]) -> AlertKey {
@@ -139,6 +141,26 @@ pub fn evaluate(settings: &AlertSettings, snapshot: &Snapshot) -> Vec<Observatio
             ),
         });
     }
+    if let Some(rule) = &settings.certificate_expiry {
+        let threshold = rule.threshold.as_secs_f64();
+        for (listener, left) in &snapshot.certificates {
+            out.push(Observation {
+                key: key("certificate_expiry", &[("listener", listener)]),
+                holds: *left <= threshold,
+                value: *left,
+                threshold,
+                hold: rule.hold,
+                summary: if *left <= 0.0 {
+                    format!("the {listener} listener's TLS certificate has expired")
+                } else {
+                    format!(
+                        "the {listener} listener's TLS certificate expires in {:.0} h",
+                        left / 3600.0
+                    )
+                },
+            });
+        }
+    }
     out
 }
 
@@ -147,7 +169,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::alerts::config::{AdapterDownRule, AgeRule, DepthRule, ErrorRateRule, SinkDownRule};
+    use crate::alerts::config::{
+        AdapterDownRule, AgeRule, CertificateExpiryRule, DepthRule, ErrorRateRule, SinkDownRule,
+    };
 
     fn all_rules() -> AlertSettings {
         let hold = Duration::from_secs(10);
@@ -168,6 +192,10 @@ mod tests {
             }),
             adapter_down: Some(AdapterDownRule { hold }),
             sink_down: Some(SinkDownRule { failures: 3, hold }),
+            certificate_expiry: Some(CertificateExpiryRule {
+                threshold: Duration::from_secs(30 * 86_400),
+                hold,
+            }),
             ..AlertSettings::default()
         }
     }
@@ -190,10 +218,11 @@ mod tests {
             intake: Some((10, 4)),
             adapters: vec![("hl7v2".to_owned(), true)],
             sink: Some(("http".to_owned(), 2)),
+            certificates: vec![("admin".to_owned(), 30.0 * 86_400.0 + 1.0)],
             sink_status: None,
         };
         let observations = evaluate(&all_rules(), &snapshot);
-        assert_eq!(observations.len(), 7);
+        assert_eq!(observations.len(), 8);
         assert!(holding(&observations).is_empty());
     }
 
@@ -204,6 +233,10 @@ mod tests {
             intake: Some((4, 2)),
             adapters: vec![("hl7v2".to_owned(), true), ("x12".to_owned(), false)],
             sink: Some(("http".to_owned(), 3)),
+            certificates: vec![
+                ("admin".to_owned(), 30.0 * 86_400.0),
+                ("fhir-rest-hook".to_owned(), 90.0 * 86_400.0),
+            ],
             sink_status: None,
         };
         assert_eq!(
@@ -214,7 +247,8 @@ mod tests {
                 "error_rate",
                 "adapter_down:x12",
                 "sink_down:http",
-                "platform_unreachable:http"
+                "platform_unreachable:http",
+                "certificate_expiry:admin"
             ]
         );
     }

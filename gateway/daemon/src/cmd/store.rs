@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             data_dir,
             force,
         } => {
-            std::fs::create_dir_all(&data_dir).with_context(|| {
+            gateway_store::private_files::create_private_dir(&data_dir).with_context(|| {
                 format!("cannot create the data directory {}", data_dir.display())
             })?;
             // Held for the whole restore, so a daemon cannot start half-way.
