@@ -20,6 +20,8 @@
 mod support;
 
 use std::io::{Read, Write};
+// Some helpers are Unix-only (descriptor limits through `sh`).
+#[cfg_attr(not(unix), allow(unused_imports))]
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
