@@ -471,3 +471,64 @@ async fn handle(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> SoapServerConfig {
+        // Keys of the section itself first: `[tls]` opens a sub-table.
+        toml::from_str(&format!(
+            "listen = \"127.0.0.1:8443\"\n{extra}\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("config: {e}"))
+    }
+
+    #[test]
+    fn the_timeouts_default_as_the_admin_listener_and_the_cap_stays_64() {
+        let limits = listener_limits(&parse(""));
+        let admin = Limits::default();
+        assert_eq!(limits.max_connections, 64);
+        assert_eq!(limits.tls_handshake_timeout_secs, 10);
+        assert_eq!(
+            limits.header_read_timeout_secs,
+            admin.header_read_timeout_secs
+        );
+        assert_eq!(limits.body_timeout_secs, admin.body_timeout_secs);
+        assert_eq!(limits.idle_timeout_secs, admin.idle_timeout_secs);
+        assert!(limit_problems(&parse("")).is_empty());
+    }
+
+    #[test]
+    fn configured_limits_are_mapped_and_zeroes_named_by_their_keys() {
+        let config = parse(
+            "max_connections = 3\nhandshake_timeout_ms = 1500\n\
+             header_read_timeout_secs = 4\nbody_timeout_secs = 5\nidle_timeout_secs = 6\n",
+        );
+        assert_eq!(
+            listener_limits(&config),
+            Limits {
+                max_connections: 3,
+                tls_handshake_timeout_secs: 2,
+                header_read_timeout_secs: 4,
+                body_timeout_secs: 5,
+                idle_timeout_secs: 6,
+            }
+        );
+        let zero = parse(
+            "max_connections = 0\nhandshake_timeout_ms = 0\n\
+             header_read_timeout_secs = 0\nbody_timeout_secs = 0\nidle_timeout_secs = 0\n",
+        );
+        let keys: Vec<String> = limit_problems(&zero).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "x12.soap_server.max_connections",
+                "x12.soap_server.handshake_timeout_ms",
+                "x12.soap_server.header_read_timeout_secs",
+                "x12.soap_server.body_timeout_secs",
+                "x12.soap_server.idle_timeout_secs",
+            ]
+        );
+    }
+}
