@@ -23,7 +23,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,23 +66,7 @@ fn send_mllp(port: u16, message: &[u8]) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    let mut frame = vec![0x0b];
-    frame.extend_from_slice(message);
-    frame.extend_from_slice(&[0x1c, 0x0d]);
-    stream.write_all(&frame).expect("send");
-    let mut ack = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !ack.ends_with(&[0x1c, 0x0d]) {
-        let n = stream.read(&mut buf).expect("read ACK");
-        assert!(n > 0, "connection closed before the ACK");
-        ack.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&ack);
-    text.split(['\r', '\n'])
-        .find_map(|seg| seg.strip_prefix("MSA|"))
-        .and_then(|msa| msa.split('|').next())
-        .unwrap_or("")
-        .to_owned()
+    support::mllp_exchange(&mut stream, message)
 }
 
 /// A chromedriver child, killed on drop.

@@ -12,7 +12,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use gateway_store::Reader;
@@ -44,19 +43,8 @@ fn send(port: u16, order: &str, control: &str) {
             }
         }
     };
-    let mut frame = vec![0x0b];
-    frame.extend(text.as_bytes());
-    frame.extend([0x1c, 0x0d]);
-    stream.write_all(&frame).expect("send");
-    let mut ack = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !ack.ends_with(&[0x1c, 0x0d]) {
-        let n = stream.read(&mut buf).expect("read ack");
-        assert!(n > 0, "connection closed before the ACK");
-        ack.extend_from_slice(&buf[..n]);
-    }
-    let ack = String::from_utf8_lossy(&ack);
-    assert!(ack.contains("MSA|AA|"), "{ack}");
+    let code = support::mllp_exchange(&mut stream, text.as_bytes());
+    assert_eq!(code, "AA");
 }
 
 fn placer(event: &Value) -> String {

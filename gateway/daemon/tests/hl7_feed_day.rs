@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -48,26 +47,7 @@ fn variant(message: &[u8], kind: &str, id: &str, from: &str, to: &str) -> Vec<u8
     format!("{}\r{}", fields.join("|"), rest).into_bytes()
 }
 
-/// Sends one framed message and returns the ACK's MSA-1 code.
-fn exchange(stream: &mut TcpStream, payload: &[u8]) -> String {
-    let mut out = vec![0x0B];
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&[0x1C, 0x0D]);
-    stream.write_all(&out).expect("send");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.ends_with(&[0x1C, 0x0D]) {
-        let n = stream.read(&mut chunk).expect("read ACK");
-        assert!(n > 0, "connection closed before the ACK");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let msa = text
-        .split(['\r', '\n'])
-        .find(|l| l.starts_with("MSA|"))
-        .expect("MSA segment");
-    msa.split('|').nth(1).unwrap_or("").to_owned()
-}
+use support::mllp_exchange as exchange;
 
 /// The value of one Prometheus series (exact label set), if present.
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

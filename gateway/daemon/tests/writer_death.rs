@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,20 +34,8 @@ fn send(port: u16, control: &str) -> Option<bool> {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
-    let mut frame = vec![0x0b];
-    frame.extend(text.as_bytes());
-    frame.extend([0x1c, 0x0d]);
-    stream.write_all(&frame).ok()?;
-    let mut ack = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !ack.ends_with(&[0x1c, 0x0d]) {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        ack.extend_from_slice(&buf[..n]);
-    }
-    Some(String::from_utf8_lossy(&ack).contains("MSA|AA|"))
+    let ack = support::mllp_ack(&mut stream, text.as_bytes())?;
+    Some(support::msa_code(&ack) == "AA")
 }
 
 fn config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {

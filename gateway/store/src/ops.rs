@@ -412,6 +412,30 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
         ])
     })
     .map_err(StoreError::sql("recording a delivery attempt"))?;
+    if matches!(attempt.outcome, AttemptOutcome::Retry { .. }) {
+        trim_attempt_history(conn, &attempt.event_id)?;
+    }
+    Ok(())
+}
+
+/// Attempts kept per event: the first few (how it started failing) and the
+/// last few (how it fails now). `events.attempts` keeps counting all of them,
+/// so an outage of days adds no rows per retry beyond these.
+pub(crate) const ATTEMPTS_KEPT_FIRST: i64 = 2;
+/// See [`ATTEMPTS_KEPT_FIRST`].
+pub(crate) const ATTEMPTS_KEPT_LAST: i64 = 8;
+
+/// Deletes an event's attempt rows between its first and last kept ones.
+fn trim_attempt_history(conn: &Connection, event_id: &str) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM delivery_attempts WHERE event_id = ?1
+           AND id NOT IN (SELECT id FROM delivery_attempts WHERE event_id = ?1
+                          ORDER BY id LIMIT ?2)
+           AND id NOT IN (SELECT id FROM delivery_attempts WHERE event_id = ?1
+                          ORDER BY id DESC LIMIT ?3)",
+    )
+    .and_then(|mut st| st.execute(params![event_id, ATTEMPTS_KEPT_FIRST, ATTEMPTS_KEPT_LAST]))
+    .map_err(StoreError::sql("trimming the attempt history"))?;
     Ok(())
 }
 

@@ -205,3 +205,34 @@ fn heads_follow_every_change_of_the_outbox() {
         assert_eq!(kept(&conn), recomputed(&conn), "after step {step}");
     }
 }
+
+#[test]
+fn attempt_history_keeps_the_first_and_last_attempts_and_counts_all() {
+    let conn = store();
+    let appended = ops::append_event(&conn, case(1), None, None, None, now_ms()).expect("append");
+    for n in 0..30u16 {
+        ops::record_attempt(
+            &conn,
+            &DeliveryAttempt {
+                event_id: appended.event_id.clone(),
+                sink: "test".to_owned(),
+                http_status: Some(500 + n),
+                outcome: AttemptOutcome::Retry {
+                    retry_at: Timestamp::from_millisecond(now_ms()).expect("time"),
+                    error: format!("HTTP {}", 500 + n),
+                },
+            },
+        )
+        .expect("attempt");
+    }
+    let kept: Vec<i64> = conn
+        .prepare("SELECT http_status FROM delivery_attempts ORDER BY id")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("attempts");
+    let expected: Vec<i64> = (500..502).chain(522..530).collect();
+    assert_eq!(kept, expected, "first 2 and last 8 kept");
+    let counted: i64 = conn
+        .query_row("SELECT attempts FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(counted, 30, "every attempt counted");
+}

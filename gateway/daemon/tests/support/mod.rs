@@ -69,6 +69,43 @@ pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> serde
         .expect("json")
 }
 
+/// Sends `payload` MLLP-framed on `stream` and reads one ACK frame back;
+/// returns its text. `None` when the connection fails or closes first (the
+/// stream's read timeout is the caller's hang guard).
+pub fn mllp_ack(stream: &mut std::net::TcpStream, payload: &[u8]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut frame = vec![0x0B];
+    frame.extend_from_slice(payload);
+    frame.extend_from_slice(&[0x1C, 0x0D]);
+    stream.write_all(&frame).ok()?;
+    let mut ack = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !ack.ends_with(&[0x1C, 0x0D]) {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        ack.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&ack).into_owned())
+}
+
+/// Sends one framed message and returns the ACK's MSA-1 code (panics when no
+/// ACK comes back).
+pub fn mllp_exchange(stream: &mut std::net::TcpStream, payload: &[u8]) -> String {
+    let ack = mllp_ack(stream, payload).expect("an ACK before the connection closed");
+    msa_code(&ack)
+}
+
+/// MSA-1 (AA, AE, AR, CA, …) of an ACK's text.
+pub fn msa_code(ack: &str) -> String {
+    let msa = ack
+        .split(['\r', '\n'])
+        .find(|l| l.starts_with("MSA|"))
+        .expect("MSA segment");
+    msa.split('|').nth(1).unwrap_or("").to_owned()
+}
+
 /// The repository root (holds `mappings/` and `sample-messages/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
