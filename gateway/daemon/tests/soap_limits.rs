@@ -17,7 +17,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -129,23 +129,7 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).expect("MLLP connect");
     stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
-    let mut out = vec![0x0B];
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&[0x1C, 0x0D]);
-    stream.write_all(&out).expect("send");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.ends_with(&[0x1C, 0x0D]) {
-        let n = stream.read(&mut chunk).expect("read ACK (hang guard)");
-        assert!(n > 0, "connection closed before the ACK");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let msa = text
-        .split(['\r', '\n'])
-        .find(|l| l.starts_with("MSA|"))
-        .expect("MSA segment");
-    msa.split('|').nth(1).unwrap_or("").to_owned()
+    support::mllp_exchange(&mut stream, payload)
 }
 
 /// A TLS connection to the SOAP server that trusts `server_cert`.
