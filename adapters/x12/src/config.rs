@@ -194,13 +194,27 @@ pub struct SoapServerConfig {
     /// only (the daemon refuses to start otherwise).
     #[serde(default)]
     pub partners: Vec<SoapPartnerConfig>,
-    /// A TLS handshake not finished within this many milliseconds is dropped.
+    /// A TLS handshake not finished within this many milliseconds is dropped
+    /// (the listener counts whole seconds: rounded up, at least 1 s).
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
     /// Connections served at once (TLS handshakes included); further
     /// connections are closed at once until one ends.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Seconds from a request header's first byte to its end; a slower
+    /// header closes the connection. Default 10, as `[admin.limits]`.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds from the end of a request header to the end of its body (the
+    /// whole body, not each read); a slower body is answered 408 and the
+    /// connection closed. Default 30, as `[admin.limits]`.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may stay open with no request running and no
+    /// byte moved. Default 60, as `[admin.limits]`.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
 }
 
 /// A partner allowed to post to the CORE SOAP server, and how it proves it:
@@ -241,6 +255,18 @@ fn default_handshake_timeout_ms() -> u64 {
 
 fn default_max_connections() -> usize {
     64
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+
+fn default_body_timeout_secs() -> u64 {
+    30
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    60
 }
 
 fn default_soap_path() -> String {

@@ -87,54 +87,6 @@ fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> String {
     support::mllp_exchange(&mut stream, payload)
 }
 
-/// Starts the daemon through `sh` so its descriptor limit can be lowered
-/// first (`exec` keeps the pid, so the `Daemon` guard still kills it).
-#[cfg(unix)]
-fn start_with_fd_limit(config: &Path, limit: u32) -> (Daemon, Vec<String>) {
-    use std::io::BufRead as _;
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n {limit} && exec \"$0\" run --config \"$1\""
-        ))
-        .arg(support::bin())
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn daemon");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut daemon = Daemon {
-        child,
-        admin: SocketAddr::from(([0, 0, 0, 0], 0)),
-        lines: rx,
-    };
-    let stderr = daemon.child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut before = Vec::new();
-    loop {
-        let line = daemon
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("daemon did not report its admin address");
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
-            && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
-        {
-            daemon.admin = addr.parse().expect("admin addr");
-            return (daemon, before);
-        }
-        before.push(line);
-    }
-}
-
 #[cfg(unix)]
 #[test]
 fn idle_admin_connections_beyond_the_cap_leave_mllp_answering() {
@@ -152,7 +104,7 @@ fn idle_admin_connections_beyond_the_cap_leave_mllp_answering() {
              [[hl7v2.listeners]]\nlisten = \"127.0.0.1:{mllp_port}\"\nprofile = \"epic\"\n"
         ),
     );
-    let (daemon, _) = start_with_fd_limit(&config, FD_LIMIT);
+    let (daemon, _) = Daemon::start_with_fd_limit(&config, FD_LIMIT);
     // The cap's worth of connections, each proven to hold a slot by an
     // answer, then left idle.
     let mut held = Vec::new();
@@ -212,7 +164,7 @@ fn a_plaintext_mllp_listener_beyond_loopback_is_warned_about_once() {
              [[hl7v2.listeners]]\nlisten = \"127.0.0.1:{local}\"\nprofile = \"epic\"\n"
         ),
     );
-    let (daemon, lines) = start_with_fd_limit(&config, 1024);
+    let (daemon, lines) = Daemon::start_with_fd_limit(&config, 1024);
     let warnings: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("MLLP listener on a non-loopback address without TLS"))

@@ -5,8 +5,8 @@
 //! one byte at a time, or trickles a request body keeps a task and a file
 //! descriptor for as long as it likes; enough of them exhaust the process's
 //! descriptors and take every other listener down with it (MLLP included).
-//! Every HTTP edge of the gateway (the admin server, the FHIR rest-hook, and
-//! later the CAQH CORE SOAP server) is served through [`serve`] instead, which
+//! Every HTTP edge of the gateway (the admin server, the FHIR rest-hook and
+//! the CAQH CORE SOAP server) is served through [`serve`] instead, which
 //! bounds each of these:
 //!
 //! | limit | key in [`Limits`] | default | what happens |

@@ -390,6 +390,9 @@ mod tests {
             partners,
             handshake_timeout_ms: 1000,
             max_connections: 4,
+            header_read_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
         }
     }
 

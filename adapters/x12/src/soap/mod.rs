@@ -5,12 +5,14 @@
 //!   CORERuleVersion, Payload, ErrorCode, ErrorMessage) via quick-xml serde.
 //! * [`client`]: send a 278 request to a payer endpoint and get the 278
 //!   response (or a 999/TA1) back; one [`crate::config::PartnerConfig`] each.
-//! * [`server`]: accept 278s (axum on tokio-rustls), hand them to the intake
-//!   pipeline and answer with a 278 (from a [`server::Responder`]) or a 999/TA1.
+//! * [`server`]: accept 278s (axum behind the gateway's hardened listener,
+//!   `gateway-http-listener`: TLS, connection cap, handshake, header, body and
+//!   idle timeouts), hand them to the intake pipeline and answer with a 278
+//!   (from a [`server::Responder`]) or a 999/TA1.
 //! * [`auth`]: partner authentication (client certificates, WS-Security
 //!   UsernameToken) and the SenderID check.
-//! * [`tls`]: PEM loading and the TLS listener (mutual TLS, handshake
-//!   timeout, connection cap).
+//! * [`tls`]: PEM loading and the rustls server configuration (mutual TLS
+//!   with `client_ca`).
 
 pub mod auth;
 pub mod client;

@@ -24,25 +24,36 @@
 //! the CORE error code (`cor:UnAuthorized`), HTTP 401 or 403; the payload never
 //! reaches the pipeline (nothing stored), and the refusal is handed to the
 //! [`RefusalAudit`] (the daemon writes an audit row).
+//!
+//! The listener is the gateway's shared hardened one (`gateway-http-listener`):
+//! TLS with this module's rustls configuration ([`super::tls`], mutual TLS with
+//! `client_ca`), a connection cap, and TLS handshake, header, whole-body and
+//! idle timeouts ([`listener_limits`]), so an idle, half-open or trickling
+//! client holds neither a task nor a file descriptor for long. The verified
+//! client chain reaches the handler as the `PeerCertificates` request
+//! extension, the peer address as `ConnectInfo<SocketAddr>`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
+use gateway_http_listener::{Limits, Options, PeerCertificates};
 use tokio::net::TcpListener;
 
 use super::auth::{Authenticator, Refused};
 use super::envelope::{
     Body, CoreFields, read_with_token, write_core_fault, write_fault, write_response,
 };
-use super::tls::{ListenerLimits, PeerInfo, TlsListener, server_config_with_clients};
+use super::tls::server_config_with_clients;
 use super::{PAYLOAD_278_REQUEST, PAYLOAD_278_RESPONSE, PAYLOAD_999, PAYLOAD_TA1, REAL_TIME};
 use crate::ack::AckIdentity;
+use crate::config::SoapServerConfig;
 use crate::control::ControlNumberAllocator;
 use crate::intake::receive;
 use crate::write::Stamp;
@@ -106,8 +117,46 @@ pub struct ListenerTls<'a> {
     pub key_pem: &'a [u8],
     /// PEM CA bundle for client certificates (mutual TLS), if any.
     pub client_ca_pem: Option<&'a [u8]>,
-    /// Handshake timeout and connection cap.
-    pub limits: ListenerLimits,
+    /// Connection cap and timeouts ([`listener_limits`]).
+    pub limits: Limits,
+}
+
+/// The listener limits of `[x12.soap_server]`: its `max_connections` and
+/// `handshake_timeout_ms` (rounded up to whole seconds, which is what the
+/// listener counts) and its `header_read_timeout_secs`, `body_timeout_secs`
+/// and `idle_timeout_secs`.
+pub fn listener_limits(config: &SoapServerConfig) -> Limits {
+    Limits {
+        max_connections: config.max_connections,
+        tls_handshake_timeout_secs: config.handshake_timeout_ms.div_ceil(1000),
+        header_read_timeout_secs: config.header_read_timeout_secs,
+        body_timeout_secs: config.body_timeout_secs,
+        idle_timeout_secs: config.idle_timeout_secs,
+    }
+}
+
+/// Every limit of `[x12.soap_server]` that cannot work, as (full key,
+/// message).
+pub fn limit_problems(config: &SoapServerConfig) -> Vec<(String, String)> {
+    listener_limits(config)
+        .problems()
+        .into_iter()
+        .map(|(field, message)| match field {
+            "tls_handshake_timeout_secs" => (
+                "x12.soap_server.handshake_timeout_ms".to_owned(),
+                "must be at least 1".to_owned(),
+            ),
+            field => (format!("x12.soap_server.{field}"), message),
+        })
+        .collect()
+}
+
+/// The limits [`serve`] uses: the `[x12.soap_server]` defaults.
+fn default_limits() -> Limits {
+    Limits {
+        max_connections: 64,
+        ..Limits::default()
+    }
 }
 
 /// Why the server could not start.
@@ -148,7 +197,7 @@ impl BoundServer {
     }
 }
 
-/// Binds `listen` with TLS (no client certificates, default limits) and
+/// Binds `listen` with TLS (no client certificates, the default limits) and
 /// serves until `shutdown` resolves.
 pub async fn serve(
     listen: &str,
@@ -163,7 +212,7 @@ pub async fn serve(
         cert_pem,
         key_pem,
         client_ca_pem: None,
-        limits: ListenerLimits::default(),
+        limits: default_limits(),
     };
     serve_with(listen, tls, path, max_body, state, shutdown).await
 }
@@ -184,25 +233,18 @@ pub async fn serve_with(
             addr: listen.to_owned(),
             source,
         })?;
-    let listener =
-        TlsListener::with_limits(tcp, config, tls.limits).map_err(|source| ServeError::Bind {
-            addr: listen.to_owned(),
-            source,
-        })?;
-    let local_addr =
-        axum::serve::Listener::local_addr(&listener).map_err(|source| ServeError::Bind {
-            addr: listen.to_owned(),
-            source,
-        })?;
+    let local_addr = tcp.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen.to_owned(),
+        source,
+    })?;
     let app = router(state, path, max_body);
+    let options = Options {
+        name: "x12-soap",
+        tls: Some(config),
+        limits: tls.limits,
+    };
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<PeerInfo>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
+        if let Err(e) = gateway_http_listener::serve(tcp, app, options, shutdown).await {
             tracing::warn!(error = %e, "x12 soap server stopped");
         }
     });
@@ -289,7 +331,8 @@ fn refusal_fault(refused: &Refused) -> Response {
 
 async fn handle(
     State(state): State<Arc<SoapServerState>>,
-    ConnectInfo(peer): ConnectInfo<PeerInfo>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    chain: Option<Extension<PeerCertificates>>,
     body: Bytes,
 ) -> Response {
     let started = std::time::Instant::now();
@@ -307,18 +350,20 @@ async fn handle(
             Ok(Body::Request(f)) => Some(f.sender_id.trim().to_owned()),
             _ => None,
         };
-        let certificate = peer.certificate.as_deref();
+        // The end-entity certificate, first in the chain the handshake
+        // verified against `client_ca`.
+        let certificate = chain.as_ref().and_then(|Extension(c)| c.0.first());
         let verdict = match &sender_id {
             Some(sender_id) => state.auth.authorize(certificate, token.as_ref(), sender_id),
             // Unreadable: an allowed partner gets the envelope error below.
             None => state.auth.authenticate(certificate, token.as_ref()),
         };
         if let Err(refused) = verdict {
-            tracing::warn!(peer = %peer.addr, partner = refused.partner.as_deref().unwrap_or(""), status = refused.status, code = refused.code, reason = %refused.reason, "x12 soap request refused");
+            tracing::warn!(peer = %peer, partner = refused.partner.as_deref().unwrap_or(""), status = refused.status, code = refused.code, reason = %refused.reason, "x12 soap request refused");
             if let Some(audit) = &state.audit {
                 audit
                     .refused(Refusal {
-                        peer: peer.addr.to_string(),
+                        peer: peer.to_string(),
                         partner: refused.partner.clone(),
                         status: refused.status,
                         code: refused.code.to_owned(),
@@ -424,5 +469,66 @@ async fn handle(
             "Receiver",
             &e.to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> SoapServerConfig {
+        // Keys of the section itself first: `[tls]` opens a sub-table.
+        toml::from_str(&format!(
+            "listen = \"127.0.0.1:8443\"\n{extra}\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("config: {e}"))
+    }
+
+    #[test]
+    fn the_timeouts_default_as_the_admin_listener_and_the_cap_stays_64() {
+        let limits = listener_limits(&parse(""));
+        let admin = Limits::default();
+        assert_eq!(limits.max_connections, 64);
+        assert_eq!(limits.tls_handshake_timeout_secs, 10);
+        assert_eq!(
+            limits.header_read_timeout_secs,
+            admin.header_read_timeout_secs
+        );
+        assert_eq!(limits.body_timeout_secs, admin.body_timeout_secs);
+        assert_eq!(limits.idle_timeout_secs, admin.idle_timeout_secs);
+        assert!(limit_problems(&parse("")).is_empty());
+    }
+
+    #[test]
+    fn configured_limits_are_mapped_and_zeroes_named_by_their_keys() {
+        let config = parse(
+            "max_connections = 3\nhandshake_timeout_ms = 1500\n\
+             header_read_timeout_secs = 4\nbody_timeout_secs = 5\nidle_timeout_secs = 6\n",
+        );
+        assert_eq!(
+            listener_limits(&config),
+            Limits {
+                max_connections: 3,
+                tls_handshake_timeout_secs: 2,
+                header_read_timeout_secs: 4,
+                body_timeout_secs: 5,
+                idle_timeout_secs: 6,
+            }
+        );
+        let zero = parse(
+            "max_connections = 0\nhandshake_timeout_ms = 0\n\
+             header_read_timeout_secs = 0\nbody_timeout_secs = 0\nidle_timeout_secs = 0\n",
+        );
+        let keys: Vec<String> = limit_problems(&zero).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "x12.soap_server.max_connections",
+                "x12.soap_server.handshake_timeout_ms",
+                "x12.soap_server.header_read_timeout_secs",
+                "x12.soap_server.body_timeout_secs",
+                "x12.soap_server.idle_timeout_secs",
+            ]
+        );
     }
 }

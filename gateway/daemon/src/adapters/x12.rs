@@ -24,8 +24,10 @@ use gateway_x12::filedrop::FileDrop;
 use gateway_x12::outbound::ResponseTemplate;
 use gateway_x12::soap::auth::{self, Authenticator};
 use gateway_x12::soap::client::{CoreClient, CoreReply};
-use gateway_x12::soap::server::{ListenerTls, Refusal, RefusalAudit, SoapServerState, serve_with};
-use gateway_x12::soap::tls::ListenerLimits;
+use gateway_x12::soap::server::{
+    ListenerTls, Refusal, RefusalAudit, SoapServerState, limit_problems, listener_limits,
+    serve_with,
+};
 use gateway_x12::write::ControlKind;
 use gateway_x12::writeback::X12WriteBack;
 
@@ -240,17 +242,8 @@ impl Adapter for X12 {
                     format!("{} does not exist", ca.display()),
                 );
             }
-            if soap.max_connections == 0 {
-                problem(
-                    "x12.soap_server.max_connections",
-                    "must be at least 1".into(),
-                );
-            }
-            if soap.handshake_timeout_ms == 0 {
-                problem(
-                    "x12.soap_server.handshake_timeout_ms",
-                    "must be at least 1".into(),
-                );
+            for (key, message) in limit_problems(soap) {
+                problem(&key, message);
             }
             for e in auth::check(soap)
                 .into_iter()
@@ -383,10 +376,7 @@ impl Adapter for X12 {
                     cert_pem: &cert,
                     key_pem: &key,
                     client_ca_pem: client_ca.as_deref(),
-                    limits: ListenerLimits {
-                        handshake_timeout: Duration::from_millis(soap.handshake_timeout_ms),
-                        max_connections: soap.max_connections,
-                    },
+                    limits: listener_limits(&soap),
                 };
                 let server = serve_with(
                     &soap.listen,
@@ -456,6 +446,9 @@ impl Adapter for X12 {
                 partners: Vec::new(),
                 handshake_timeout_ms: 10_000,
                 max_connections: 64,
+                header_read_timeout_secs: 10,
+                body_timeout_secs: 30,
+                idle_timeout_secs: 60,
             }),
             partners: Vec::new(),
             // Decisions on x12 cases become 278 responses in `outbound/`.

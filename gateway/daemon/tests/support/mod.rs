@@ -133,10 +133,34 @@ impl Daemon {
     /// Like [`Daemon::start`], with extra environment variables for the child
     /// only (e.g. `DISPLAY` for the desktop adapter).
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let child = Command::new(bin())
+        let mut command = Command::new(bin());
+        command
             .args(["run", "--config"])
             .arg(config)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Daemon::spawn(command).0
+    }
+
+    /// Like [`Daemon::start`], with the daemon's open-file limit lowered to
+    /// `limit` first (through `sh`; `exec` keeps the pid, so the guard still
+    /// kills it); also the log lines printed before the admin address.
+    #[cfg(unix)]
+    pub fn start_with_fd_limit(config: &Path, limit: u32) -> (Daemon, Vec<String>) {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" run --config \"$1\""
+            ))
+            .arg(bin())
+            .arg(config);
+        Daemon::spawn(command)
+    }
+
+    /// Spawns `command` (a daemon run) and waits for its admin address; the
+    /// daemon and the log lines printed before the address.
+    fn spawn(mut command: Command) -> (Daemon, Vec<String>) {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -159,6 +183,7 @@ impl Daemon {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut before = Vec::new();
         loop {
             let line = daemon
                 .lines
@@ -168,8 +193,9 @@ impl Daemon {
                 && let Some(addr) = value.get("admin_addr").and_then(|a| a.as_str())
             {
                 daemon.admin = addr.parse().expect("admin addr");
-                return daemon;
+                return (daemon, before);
             }
+            before.push(line);
         }
     }
 
