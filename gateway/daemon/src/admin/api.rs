@@ -17,7 +17,7 @@ use gateway_core::case::Decision;
 use gateway_pipeline::DecisionError;
 use gateway_store::admin_queries::{AuditQuery, MessageSearch};
 use gateway_store::{
-    DecisionKey, EventState, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
+    DecisionKey, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -503,7 +503,7 @@ fn parsed_json(raw: &[u8]) -> serde_json::Value {
 }
 
 /// Counts a manual replay (`ehr_gateway_manual_interventions_total{reason="replay"}`).
-fn count_replay() {
+pub(super) fn count_replay() {
     ::metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "replay")
         .increment(1);
 }
@@ -593,65 +593,6 @@ pub async fn dead_letters(
             .map_err(store_problem)?;
         Ok::<_, Problem>(
             axum::Json(json!({ "dead_letters": dead, "total": total })).into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `POST /api/v1/dead-letters/{event_id}/replay` (operator): the event goes
-/// back to pending, keeping its place in its case's order. Audited as
-/// `event.replay`.
-pub async fn replay_dead_letter(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    Path(event_id): Path<String>,
-) -> Response {
-    let result = async {
-        let principal = require(&state, &headers, Role::Operator).await?;
-        let id = event_id.clone();
-        let event = state
-            .store
-            .read(move |r| r.event(&id))
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| Problem::not_found(format!("unknown event {event_id}")))?;
-        if event.state != EventState::Dead {
-            return Err(Problem::conflict(format!(
-                "event {event_id} is {}, not dead",
-                event.state.as_str()
-            )));
-        }
-        let entry = audit::entry(
-            &principal,
-            audit::EVENT_REPLAY,
-            Some(format!("event:{event_id}")),
-            Some(event.case_id.clone()),
-            Some(format!("after {} attempts", event.attempts)),
-        );
-        // The re-queue and its audit row commit together, or neither does.
-        match state.store.requeue_event_audited(&event_id, entry).await {
-            Ok(()) => {}
-            Err(gateway_store::StoreError::UnknownEvent(_)) => {
-                return Err(Problem::not_found(format!("unknown event {event_id}")));
-            }
-            Err(gateway_store::StoreError::InvalidState(detail)) => {
-                return Err(Problem::conflict(detail));
-            }
-            Err(e) => return Err(audited_store_problem(e)),
-        }
-        count_replay();
-        tracing::info!(event_id = %event_id, principal = %principal.name, "Dead letter re-queued.");
-        Ok::<_, Problem>(
-            (
-                StatusCode::ACCEPTED,
-                axum::Json(json!({
-                    "event_id": event_id,
-                    "case_id": event.case_id,
-                    "state": "pending",
-                })),
-            )
-                .into_response(),
         )
     }
     .await;

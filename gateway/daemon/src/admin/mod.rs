@@ -136,7 +136,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/dead-letters", get(api::dead_letters))
         .route(
             "/api/v1/dead-letters/{event_id}/replay",
-            post(api::replay_dead_letter),
+            post(dead_letters::replay_dead_letter),
         )
         .route(
             "/api/v1/dead-letters/{event_id}/skip",
