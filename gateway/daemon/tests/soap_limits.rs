@@ -17,11 +17,16 @@
 
 mod support;
 
+// The cap test and its helpers are Unix-only (descriptor limits through `sh`).
+#[cfg_attr(not(unix), allow(unused_imports))]
 use std::io::Read;
+#[cfg_attr(not(unix), allow(unused_imports))]
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use gateway_x12::soap::PAYLOAD_278_REQUEST;
 use gateway_x12::soap::envelope::{CoreFields, write_request};
@@ -87,6 +92,7 @@ fn envelope() -> String {
     .expect("envelope")
 }
 
+#[cfg(unix)]
 /// Posts the sample envelope over HTTPS; the status, or the transport error.
 fn post(port: u16, server_cert: &str) -> Result<u16, String> {
     let trust = reqwest::Certificate::from_pem(server_cert.as_bytes()).expect("trust");
@@ -110,6 +116,7 @@ fn post(port: u16, server_cert: &str) -> Result<u16, String> {
     })
 }
 
+#[cfg(unix)]
 /// Waits (hang guard) until the server closes `stream`: true when it did
 /// (EOF or reset), false when it sent something or the guard ran out.
 fn closed_by_server(stream: &mut TcpStream) -> bool {
@@ -125,6 +132,7 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
+#[cfg(unix)]
 /// Sends one framed HL7 message; the ACK's MSA-1.
 fn mllp_exchange(addr: SocketAddr, payload: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).expect("MLLP connect");
