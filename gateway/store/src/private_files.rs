@@ -79,8 +79,12 @@ pub fn restrict_store_files(store: &Path) -> io::Result<()> {
         set_mode(store, 0o600)?;
     }
     for side in side_files(store) {
-        if side.exists() {
-            set_mode(&side, 0o600)?;
+        // A side file may vanish between any check and the chmod (SQLite
+        // deletes the WAL when another connection to the file closes last):
+        // a missing one has nothing to restrict.
+        match set_mode(&side, 0o600) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())
