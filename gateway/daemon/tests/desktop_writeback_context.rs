@@ -172,14 +172,29 @@ async fn a_wrong_patient_on_screen_fails_the_write_back_with_evidence_and_no_inp
     let second_dir = dir.path().join("app-right-patient");
     std::fs::create_dir_all(&second_dir).expect("app dir");
     let app = support::desktop::App::start(display.display(), &second_dir);
-    let retry_id = post_decision(&http, &daemon, &case_id).await;
-    assert_ne!(retry_id, decision_id);
-    let (state, error) = wait_for("the operator's retry", Duration::from_secs(60), || {
-        reader
-            .writeback_state(retry_id)
-            .expect("state")
-            .filter(|(s, _)| *s != WriteBackState::Pending)
-    });
+    // A keystroke the busy X server lost is caught by the playbook's own
+    // read-back (`verify`) and fails that write-back like any other; the
+    // operator posts again. Only that reason earns another try, and at most
+    // three: a context mismatch here would fail the test at once.
+    let mut tries = 0;
+    let (state, error) = loop {
+        tries += 1;
+        let retry_id = post_decision(&http, &daemon, &case_id).await;
+        assert_ne!(retry_id, decision_id);
+        let (state, error) = wait_for("the operator's retry", Duration::from_secs(60), || {
+            reader
+                .writeback_state(retry_id)
+                .expect("state")
+                .filter(|(s, _)| *s != WriteBackState::Pending)
+        });
+        let lost_keystroke = error
+            .as_deref()
+            .is_some_and(|e| e.contains("(verify): verification failed"));
+        if state == WriteBackState::Failed && lost_keystroke && tries < 3 {
+            continue;
+        }
+        break (state, error);
+    };
     assert_eq!(state, WriteBackState::Done, "{error:?}");
     let saved: Value =
         serde_json::from_slice(&std::fs::read(&app.saved).expect("saved")).expect("saved json");
