@@ -39,58 +39,11 @@ const PAGES: &[(&str, &str, bool)] = &[
     ("get", "/metrics", true),
 ];
 
-/// A documented operation: method, path, required role (`None` = public).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Operation {
-    method: String,
-    path: String,
-    role: Option<String>,
-}
+use support::ApiOperation as Operation;
 
-/// The operations of `openapi.yaml` (block-structured: paths at indent 2,
-/// methods at indent 4, their keys at indent 6).
+/// The operations of `openapi.yaml`, each with its required role.
 fn documented() -> Vec<Operation> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml"))
-        .expect("openapi.yaml");
-    let mut in_paths = false;
-    let mut path = None;
-    let mut out: Vec<Operation> = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_paths = line == "paths:";
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("  ")
-            && !rest.starts_with(' ')
-            && let Some(p) = rest.strip_suffix(':')
-        {
-            path = Some(p.to_owned());
-        } else if let Some(rest) = line.strip_prefix("    ")
-            && !rest.starts_with(' ')
-            && let Some(method) = rest.strip_suffix(':')
-            && ["get", "post", "put", "patch", "delete"].contains(&method)
-        {
-            out.push(Operation {
-                method: method.to_owned(),
-                path: path.clone().expect("a method outside a path"),
-                role: Some(String::new()),
-            });
-        } else if let Some(rest) = line.strip_prefix("      ")
-            && let Some(last) = out.last_mut()
-        {
-            if let Some(role) = rest.strip_prefix("x-required-role:") {
-                last.role = Some(role.trim().trim_matches('"').to_owned());
-            } else if rest.trim() == "security: []" {
-                last.role = None;
-            }
-        }
-    }
+    let out = support::openapi_operations();
     for op in &out {
         assert!(
             op.role.as_deref() != Some(""),

@@ -11,38 +11,10 @@ use std::path::Path;
 /// `(method, path)` pairs under `paths:` of the OpenAPI file. The file is
 /// ours and block-structured: paths at indent 2, methods at indent 4.
 fn documented() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml"))
-        .expect("openapi.yaml");
-    assert!(text.starts_with("openapi: 3.1"), "not an OpenAPI 3.1 file");
-    let mut in_paths = false;
-    let mut current = None;
-    let mut out = BTreeSet::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if !line.starts_with(' ') && !line.is_empty() {
-            in_paths = line == "paths:";
-            continue;
-        }
-        if !in_paths {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("  ")
-            && !rest.starts_with(' ')
-            && let Some(path) = rest.strip_suffix(':')
-        {
-            current = Some(path.to_owned());
-        } else if let Some(rest) = line.strip_prefix("    ")
-            && !rest.starts_with(' ')
-            && let Some(method) = rest.strip_suffix(':')
-            && ["get", "post", "put", "patch", "delete"].contains(&method)
-        {
-            let path = current.clone().expect("a method outside a path");
-            out.insert((method.to_owned(), path));
-        }
-    }
-    out
+    support::openapi_operations()
+        .into_iter()
+        .map(|op| (op.method, op.path))
+        .collect()
 }
 
 /// `(method, path)` of every `.route("/api/v1/…", get(…).post(…))` in the

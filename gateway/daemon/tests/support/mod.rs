@@ -319,3 +319,63 @@ fn seed_blocking(data_dir: &Path) -> String {
         case_id
     })
 }
+
+/// One operation of the admin API's `openapi.yaml`.
+#[derive(Debug, Clone)]
+pub struct ApiOperation {
+    /// `get`, `post`, …
+    pub method: String,
+    /// The path template.
+    pub path: String,
+    /// `x-required-role`; `None` for `security: []` (open); `Some("")` when
+    /// the operation says neither.
+    pub role: Option<String>,
+}
+
+/// The operations of `openapi.yaml`. The file is ours and block-structured:
+/// paths at indent 2, methods at indent 4, their keys at indent 6.
+pub fn openapi_operations() -> Vec<ApiOperation> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml"))
+        .expect("openapi.yaml");
+    assert!(text.starts_with("openapi: 3.1"), "not an OpenAPI 3.1 file");
+    let mut in_paths = false;
+    let mut path = None;
+    let mut out: Vec<ApiOperation> = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("  ")
+            && !rest.starts_with(' ')
+            && let Some(p) = rest.strip_suffix(':')
+        {
+            path = Some(p.to_owned());
+        } else if let Some(rest) = line.strip_prefix("    ")
+            && !rest.starts_with(' ')
+            && let Some(method) = rest.strip_suffix(':')
+            && ["get", "post", "put", "patch", "delete"].contains(&method)
+        {
+            out.push(ApiOperation {
+                method: method.to_owned(),
+                path: path.clone().expect("a method outside a path"),
+                role: Some(String::new()),
+            });
+        } else if let Some(rest) = line.strip_prefix("      ")
+            && let Some(last) = out.last_mut()
+        {
+            if let Some(role) = rest.strip_prefix("x-required-role:") {
+                last.role = Some(role.trim().trim_matches('"').to_owned());
+            } else if rest.trim() == "security: []" {
+                last.role = None;
+            }
+        }
+    }
+    out
+}
