@@ -225,6 +225,7 @@ async fn main() {
             holder.path().to_path_buf()
         }
     };
+    support::use_private_copy(&root);
     let data = root.join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     let db = data.join("gateway.sqlite");

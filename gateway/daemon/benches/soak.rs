@@ -711,6 +711,7 @@ async fn main() {
     let args = args();
     let holder = tempfile::tempdir().expect("temp dir");
     let dir = holder.path().to_path_buf();
+    support::use_private_copy(&dir);
     let mount_at = dir.join("data");
     let tmpfs = Tmpfs::mount(&mount_at, args.tmpfs_mb);
     let disk_full_skipped = tmpfs.as_ref().err().cloned();

@@ -42,6 +42,23 @@ pub fn framed(template: &str, control: &str, order: &str) -> Vec<u8> {
     out
 }
 
+static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Runs the daemon from a copy of the release binary in `dir` from now on, so
+/// a rebuild during a long run cannot swap the binary between two restarts.
+pub fn use_private_copy(dir: &Path) {
+    let copy = dir.join("ehr-gateway-under-test");
+    std::fs::copy(env!("CARGO_BIN_EXE_ehr-gateway"), &copy).expect("copy the daemon binary");
+    let _ = BINARY.set(copy);
+}
+
+fn binary() -> PathBuf {
+    BINARY
+        .get()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ehr-gateway")))
+}
+
 /// The daemon child; killed (SIGKILL) when dropped.
 pub struct Daemon {
     pub child: Child,
@@ -68,7 +85,7 @@ impl Daemon {
             ),
             None => Stdio::null(),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_ehr-gateway"))
+        let child = Command::new(binary())
             .args(["run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
