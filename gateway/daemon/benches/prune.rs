@@ -182,11 +182,13 @@ dir = "{dir}/outbox"
 const WARMUP: u8 = 0;
 const BASELINE: u8 = 1;
 const PRUNE: u8 = 2;
-const AFTER: u8 = 3;
+/// After the last seeded row went: free pages given back, WAL truncated.
+const RECLAIM: u8 = 3;
+const AFTER: u8 = 4;
 
 #[derive(Default)]
 struct Samples {
-    by_phase: [Vec<u64>; 4],
+    by_phase: [Vec<u64>; 5],
 }
 
 #[derive(serde::Serialize)]
@@ -195,8 +197,14 @@ struct Report {
     seed_secs: f64,
     connections: usize,
     baseline: Latency,
+    /// Row steps and reclaim together.
     prune: Latency,
+    /// Row steps only (until the last seeded message is gone).
+    prune_rows: Latency,
+    /// Giving free pages back (`incremental_vacuum`) and the WAL truncate.
+    prune_reclaim: Latency,
     after: Latency,
+    prune_rows_secs: f64,
     p99_ratio: f64,
     p50_ratio: f64,
     prune_secs: f64,
@@ -292,7 +300,7 @@ async fn main() {
                 .await
                 .expect("connect");
             stream.set_nodelay(true).expect("nodelay");
-            let mut local = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            let mut local: [Vec<u64>; 5] = Default::default();
             while !stop.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 let frame = framed(&template, &format!("PRUNE{n:09}"), &format!("PO{n:09}"));
@@ -332,6 +340,7 @@ async fn main() {
     let mut prune_secs = 0.0;
     let mut retention_log = None;
     let mut after_until: Option<Instant> = None;
+    let mut rows_secs = 0.0;
     let hard_limit = Instant::now() + Duration::from_secs(3 * 3600);
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -343,7 +352,7 @@ async fn main() {
         let w = file_len(&wal);
         match phase.load(Ordering::Relaxed) {
             BASELINE => wal_max_base = wal_max_base.max(w),
-            PRUNE => wal_max_prune = wal_max_prune.max(w),
+            PRUNE | RECLAIM => wal_max_prune = wal_max_prune.max(w),
             _ => {}
         }
         if prune_started.is_none() {
@@ -356,6 +365,16 @@ async fn main() {
                 println!("prune started (first seeded message gone)");
             }
         } else if after_until.is_none() {
+            if phase.load(Ordering::Relaxed) == PRUNE {
+                let first: Option<i64> = reader
+                    .query_row("SELECT min(id) FROM messages", [], |r| r.get(0))
+                    .unwrap_or(Some(1));
+                if first.is_none_or(|id| id > args.rows as i64) {
+                    rows_secs = prune_started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+                    phase.store(RECLAIM, Ordering::Relaxed);
+                    println!("row steps done after {rows_secs:.1} s; reclaiming");
+                }
+            }
             if let Some(line) = retention_done(&log) {
                 prune_secs = prune_started.map_or(0.0, |s| s.elapsed().as_secs_f64());
                 retention_log = Some(line);
@@ -376,7 +395,14 @@ async fn main() {
     let store_after = file_len(&db);
     let samples = samples.lock().unwrap_or_else(|p| p.into_inner());
     let baseline = Latency::of(&samples.by_phase[BASELINE as usize]);
-    let prune = Latency::of(&samples.by_phase[PRUNE as usize]);
+    let prune_rows = Latency::of(&samples.by_phase[PRUNE as usize]);
+    let prune_reclaim = Latency::of(&samples.by_phase[RECLAIM as usize]);
+    let both: Vec<u64> = samples.by_phase[PRUNE as usize]
+        .iter()
+        .chain(&samples.by_phase[RECLAIM as usize])
+        .copied()
+        .collect();
+    let prune = Latency::of(&both);
     let after = Latency::of(&samples.by_phase[AFTER as usize]);
     let report = Report {
         rows_seeded: args.rows,
@@ -384,7 +410,10 @@ async fn main() {
         connections: CONNECTIONS,
         baseline,
         prune,
+        prune_rows,
+        prune_reclaim,
         after,
+        prune_rows_secs: rows_secs,
         p99_ratio: prune.p99_ms / baseline.p99_ms.max(f64::MIN_POSITIVE),
         p50_ratio: prune.p50_ms / baseline.p50_ms.max(f64::MIN_POSITIVE),
         prune_secs,
@@ -407,7 +436,9 @@ async fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (name, l, w) in [
         ("no prune (baseline)", baseline, Some(wal_max_base)),
-        ("prune of the seeded rows", prune, Some(wal_max_prune)),
+        ("prune (rows + reclaim)", prune, Some(wal_max_prune)),
+        ("  row steps", prune_rows, None),
+        ("  reclaim + WAL truncate", prune_reclaim, None),
         ("10 s after the prune", after, None),
     ] {
         println!(
