@@ -74,6 +74,7 @@ struct Args {
     tmpfs_mb: u64,
     drain_minutes: u64,
     json: Option<PathBuf>,
+    keep: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -85,6 +86,7 @@ fn args() -> Args {
         tmpfs_mb: 3072,
         drain_minutes: 10,
         json: None,
+        keep: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -97,6 +99,7 @@ fn args() -> Args {
             "--tmpfs-mb" => a.tmpfs_mb = value().parse().unwrap_or(a.tmpfs_mb),
             "--drain-minutes" => a.drain_minutes = value().parse().unwrap_or(a.drain_minutes),
             "--json" => a.json = Some(PathBuf::from(value())),
+            "--keep" => a.keep = Some(PathBuf::from(value())),
             _ => {} // `cargo bench` passes `--bench`
         }
     }
@@ -675,6 +678,8 @@ struct ChannelCount {
     delivered: usize,
     missing_from_store: Vec<String>,
     never_delivered: Vec<String>,
+    /// What the store holds under the first missing control ids (any state).
+    missing_detail: Vec<Value>,
 }
 
 #[derive(serde::Serialize)]
@@ -1011,6 +1016,8 @@ async fn main() {
         .cloned()
         .collect();
     let mut fhir_orders = account("fhir", &fhir_stored, &stored, &received.control_ids);
+    let mut hl7 = hl7;
+    hl7.missing_detail = missing_detail(&db, &hl7.missing_from_store);
     fhir_orders.acknowledged = fhir_loaded.len();
     let duplicates: u64 = received
         .accepted
@@ -1064,6 +1071,17 @@ async fn main() {
         std::fs::write(path, &text).expect("write the JSON report");
     }
     print_table(&report);
+    if let Some(keep) = &args.keep {
+        // The store, its WAL and the daemon's log, for a post-mortem.
+        let _ = std::fs::create_dir_all(keep);
+        for (from, name) in [
+            (db.clone(), "gateway.sqlite"),
+            (wal.clone(), "gateway.sqlite-wal"),
+            (log.clone(), "daemon.log"),
+        ] {
+            let _ = std::fs::copy(&from, keep.join(name));
+        }
+    }
     drop(tmpfs);
     if !report.passed {
         eprintln!(
@@ -1099,6 +1117,31 @@ fn stored_control_ids(db: &Path) -> HashSet<(String, String)> {
     st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map(|rows| rows.filter_map(Result::ok).collect())
         .unwrap_or_default()
+}
+
+/// State and reason of the messages stored under `ids` (first 20), whatever
+/// their state: a missing message may be there as `error`.
+fn missing_detail(db: &Path, ids: &[String]) -> Vec<Value> {
+    let Ok(conn) = rusqlite::Connection::open(db) else {
+        return Vec::new();
+    };
+    ids.iter()
+        .take(20)
+        .map(|id| {
+            let rows: Vec<Value> = conn
+                .prepare("SELECT id, state, error_reason, stored_at_ms FROM messages WHERE control_id = ?1")
+                .and_then(|mut st| {
+                    st.query_map([id], |r| {
+                        Ok(json!({"row": r.get::<_, i64>(0)?, "state": r.get::<_, String>(1)?,
+                                  "reason": r.get::<_, Option<String>>(2)?,
+                                  "stored_at_ms": r.get::<_, i64>(3)?}))
+                    })
+                    .map(|rows| rows.filter_map(Result::ok).collect())
+                })
+                .unwrap_or_default();
+            json!({"control_id": id, "stored_as": rows})
+        })
+        .collect()
 }
 
 fn account(
