@@ -383,6 +383,16 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
             (facts.effective_start, facts.effective_end) = first.clone();
         }
     }
+    // A modification decided at the event level (2000E HCR A6) applies to
+    // lines without their own HCR: a line's HSD is then its approved quantity,
+    // which must not be lost.
+    if facts.status == "modified" {
+        for (f, _) in lines.iter_mut() {
+            if f.status.is_empty() && f.quantity.is_some() {
+                f.status = "modified".to_owned();
+            }
+        }
+    }
     facts.services = lines
         .into_iter()
         .map(|(f, _)| f)

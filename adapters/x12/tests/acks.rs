@@ -56,6 +56,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("request-service-type.x12", "121", &["0001"]),
     ("response-service-type-pended.x12", "221", &["0001"]),
     ("response-service-type-modified.x12", "222", &["0001"]),
+    ("response-modified-event-level.x12", "223", &["0001"]),
 ];
 
 #[test]
