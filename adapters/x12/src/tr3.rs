@@ -12,7 +12,9 @@
 //!   service type in `UM03`). Missing → IK3 code 3.
 //! * [`ELEMENTS`]: element requirements per loop and segment, the `NM108`/
 //!   `NM109` pairing (both or neither), and the code lists of the key
-//!   qualifiers (`NM108` per loop, `SV101-1`, `SV301-1`). Missing → IK4 code 1,
+//!   qualifiers (`NM108` per loop, `UM01`/`UM02`, `HCR01`, `TRN01`, `AAA01`,
+//!   `SV101-1`, `SV301-1`; `NM101` per loop and the `HI` qualifiers are
+//!   checked where the loop builder recognizes loops, [`crate::loops`]). Missing → IK4 code 1,
 //!   missing partner of a pair → IK4 code 2, a code not allowed → IK4 code 7
 //!   (the code echoed in IK404: codes are never patient data).
 //!
@@ -31,7 +33,7 @@ use gateway_core::Span;
 
 use crate::codes::{AckCode, ElementError, Finding, ik3, ik4};
 use crate::envelope::TransactionSet;
-use crate::loops::Transaction278;
+use crate::loops::{HCR_ACTIONS, Transaction278};
 use crate::token::Tokens;
 
 /// Which 278s a rule applies to.
@@ -120,7 +122,7 @@ pub const PRESENCE: &[Presence] = &[
     Presence {
         owner: "2000E",
         need: Need::Segment("UM"),
-        applies: Applies::Always,
+        applies: Applies::Reviewed,
         fact: "service review information (2000E UM)",
     },
     Presence {
@@ -206,283 +208,50 @@ const PROVIDER_ID_QUALIFIERS: &[&str] = &["24", "34", "46", "XX"];
 use Req::{Optional, Required, With};
 
 /// Element rules, checked in order; one finding per element at most.
+#[rustfmt::skip]
 pub const ELEMENTS: &[ElementRule] = &[
     // 2010A: the UMO (payer).
-    el(
-        "2010A",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1", "2"],
-        "payer entity type (2010A NM102)",
-    ),
-    el(
-        "2010A",
-        "NM1",
-        3,
-        1035,
-        Required,
-        &[],
-        "payer name (2010A NM103)",
-    ),
-    el(
-        "2010A",
-        "NM1",
-        8,
-        66,
-        Required,
-        &["24", "46", "PI", "XV", "XX"],
-        "payer id qualifier (2010A NM108)",
-    ),
-    el(
-        "2010A",
-        "NM1",
-        9,
-        67,
-        Required,
-        &[],
-        "payer id (2010A NM109)",
-    ),
+    el("2010A", "NM1", 2, 1065, Required, &["1", "2"], "payer entity type (2010A NM102)"),
+    el("2010A", "NM1", 3, 1035, Required, &[], "payer name (2010A NM103)"),
+    el("2010A", "NM1", 8, 66, Required, &["24", "46", "PI", "XV", "XX"], "payer id qualifier (2010A NM108)"),
+    el("2010A", "NM1", 9, 67, Required, &[], "payer id (2010A NM109)"),
     // 2010B: the requester.
-    el(
-        "2010B",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1", "2"],
-        "requesting provider entity type (2010B NM102)",
-    ),
-    el(
-        "2010B",
-        "NM1",
-        3,
-        1035,
-        Required,
-        &[],
-        "requesting provider name (2010B NM103)",
-    ),
-    el(
-        "2010B",
-        "NM1",
-        8,
-        66,
-        Required,
-        PROVIDER_ID_QUALIFIERS,
-        "requesting provider id qualifier (2010B NM108)",
-    ),
-    el(
-        "2010B",
-        "NM1",
-        9,
-        67,
-        Required,
-        &[],
-        "requesting provider NPI (2010B NM109)",
-    ),
+    el("2010B", "NM1", 2, 1065, Required, &["1", "2"], "requesting provider entity type (2010B NM102)"),
+    el("2010B", "NM1", 3, 1035, Required, &[], "requesting provider name (2010B NM103)"),
+    el("2010B", "NM1", 8, 66, Required, PROVIDER_ID_QUALIFIERS, "requesting provider id qualifier (2010B NM108)"),
+    el("2010B", "NM1", 9, 67, Required, &[], "requesting provider NPI (2010B NM109)"),
     // 2010C: the subscriber.
-    el(
-        "2010C",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1"],
-        "subscriber entity type (2010C NM102)",
-    ),
-    el(
-        "2010C",
-        "NM1",
-        3,
-        1035,
-        Required,
-        &[],
-        "subscriber last name (2010C NM103)",
-    ),
-    el(
-        "2010C",
-        "NM1",
-        8,
-        66,
-        Required,
-        &["MI"],
-        "subscriber member id qualifier (2010C NM108)",
-    ),
-    el(
-        "2010C",
-        "NM1",
-        9,
-        67,
-        Required,
-        &[],
-        "subscriber member id (2010C NM109)",
-    ),
+    el("2010C", "NM1", 2, 1065, Required, &["1"], "subscriber entity type (2010C NM102)"),
+    el("2010C", "NM1", 3, 1035, Required, &[], "subscriber last name (2010C NM103)"),
+    el("2010C", "NM1", 8, 66, Required, &["MI"], "subscriber member id qualifier (2010C NM108)"),
+    el("2010C", "NM1", 9, 67, Required, &[], "subscriber member id (2010C NM109)"),
     // 2010D: the dependent.
-    el(
-        "2010D",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1"],
-        "dependent entity type (2010D NM102)",
-    ),
-    el(
-        "2010D",
-        "NM1",
-        3,
-        1035,
-        Required,
-        &[],
-        "dependent last name (2010D NM103)",
-    ),
+    el("2010D", "NM1", 2, 1065, Required, &["1"], "dependent entity type (2010D NM102)"),
+    el("2010D", "NM1", 3, 1035, Required, &[], "dependent last name (2010D NM103)"),
     // 2010EA / 2010F: event and service providers.
-    el(
-        "2010EA",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1", "2"],
-        "patient event provider entity type (2010EA NM102)",
-    ),
-    el(
-        "2010EA",
-        "NM1",
-        8,
-        66,
-        Optional,
-        PROVIDER_ID_QUALIFIERS,
-        "patient event provider id qualifier (2010EA NM108)",
-    ),
-    el(
-        "2010F",
-        "NM1",
-        2,
-        1065,
-        Required,
-        &["1", "2"],
-        "service provider entity type (2010F NM102)",
-    ),
-    el(
-        "2010F",
-        "NM1",
-        8,
-        66,
-        Optional,
-        PROVIDER_ID_QUALIFIERS,
-        "service provider id qualifier (2010F NM108)",
-    ),
+    el("2010EA", "NM1", 2, 1065, Required, &["1", "2"], "patient event provider entity type (2010EA NM102)"),
+    el("2010EA", "NM1", 8, 66, Optional, PROVIDER_ID_QUALIFIERS, "patient event provider id qualifier (2010EA NM108)"),
+    el("2010F", "NM1", 2, 1065, Required, &["1", "2"], "service provider entity type (2010F NM102)"),
+    el("2010F", "NM1", 8, 66, Optional, PROVIDER_ID_QUALIFIERS, "service provider id qualifier (2010F NM108)"),
     // Every NM1: the id and its qualifier come together.
-    el(
-        "*",
-        "NM1",
-        9,
-        67,
-        With(8),
-        &[],
-        "NPI or id after its qualifier (NM109)",
-    ),
-    el(
-        "*",
-        "NM1",
-        8,
-        66,
-        With(9),
-        &[],
-        "qualifier of the id given (NM108)",
-    ),
-    // Review information and traces.
-    el(
-        "2000E",
-        "UM",
-        2,
-        1322,
-        Required,
-        &[],
-        "certification type (2000E UM02)",
-    ),
+    el("*", "NM1", 9, 67, With(8), &[], "NPI or id after its qualifier (NM109)"),
+    el("*", "NM1", 8, 66, With(9), &[], "qualifier of the id given (NM108)"),
+    // Review information, decisions and traces.
+    el("*", "UM", 1, 1525, Required, &["AR", "HS", "SC", "IN"], "request category (UM01)"),
+    el("2000E", "UM", 2, 1322, Required, &[], "certification type (2000E UM02)"),
+    el("*", "UM", 2, 1322, Optional, &["I", "R", "S", "1", "2", "3", "4"], "certification type (UM02)"),
+    el("*", "HCR", 1, 306, Required, HCR_ACTIONS, "certification action (HCR01)"),
+    el("*", "AAA", 1, 1073, Required, &["Y", "N"], "valid request indicator (AAA01)"),
+    el("*", "TRN", 1, 481, Required, &["1", "2"], "trace type (TRN01)"),
     el("*", "TRN", 2, 127, Required, &[], "trace number (TRN02)"),
-    el(
-        "*",
-        "TRN",
-        3,
-        509,
-        Required,
-        &[],
-        "trace originator (TRN03)",
-    ),
-    el(
-        "*",
-        "REF",
-        2,
-        127,
-        Required,
-        &[],
-        "reference number (REF02)",
-    ),
+    el("*", "TRN", 3, 509, Required, &[], "trace originator (TRN03)"),
+    el("*", "REF", 2, 127, Required, &[], "reference number (REF02)"),
     // Service lines: the procedure and the qualifiers the TR3 allows.
-    comp(
-        el(
-            "2000F",
-            "SV1",
-            1,
-            235,
-            Required,
-            &["ER", "HC", "IV", "N4", "WK"],
-            "procedure code qualifier (2000F SV101-1)",
-        ),
-        1,
-    ),
-    comp(
-        el(
-            "2000F",
-            "SV1",
-            1,
-            234,
-            Required,
-            &[],
-            "procedure code (2000F SV101-2)",
-        ),
-        2,
-    ),
-    comp(
-        el(
-            "2000F",
-            "SV2",
-            2,
-            235,
-            Optional,
-            &["HC", "HP", "IV", "N4", "WK"],
-            "institutional procedure qualifier (2000F SV202-1)",
-        ),
-        1,
-    ),
-    comp(
-        el(
-            "2000F",
-            "SV3",
-            1,
-            235,
-            Required,
-            &["AD", "ER"],
-            "dental procedure qualifier (2000F SV301-1)",
-        ),
-        1,
-    ),
-    comp(
-        el(
-            "2000F",
-            "SV3",
-            1,
-            234,
-            Required,
-            &[],
-            "dental procedure code (2000F SV301-2)",
-        ),
-        2,
-    ),
+    comp(el("2000F", "SV1", 1, 235, Required, &["ER", "HC", "IV", "N4", "WK"], "procedure code qualifier (2000F SV101-1)"), 1),
+    comp(el("2000F", "SV1", 1, 234, Required, &[], "procedure code (2000F SV101-2)"), 2),
+    comp(el("2000F", "SV2", 2, 235, Optional, &["HC", "HP", "IV", "N4", "WK"], "institutional procedure qualifier (2000F SV202-1)"), 1),
+    comp(el("2000F", "SV3", 1, 235, Required, &["AD", "ER"], "dental procedure qualifier (2000F SV301-1)"), 1),
+    comp(el("2000F", "SV3", 1, 234, Required, &[], "dental procedure code (2000F SV301-2)"), 2),
 ];
 
 /// The kind of a TR3 violation.
