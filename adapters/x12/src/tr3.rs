@@ -1,9 +1,9 @@
 //! TR3-level rules of the 005010X217 278, as two tables.
 //!
 //! The loop builder ([`crate::loops`]) checks the HL structure, the segment
-//! ids and the code values the loop recognition itself depends on (NM101 per
-//! loop, UM01, HCR01, HI qualifiers, DTP formats). What the implementation
-//! guide requires beyond that lives here, as data rather than scattered `if`s:
+//! ids and the code values loop recognition itself depends on (BHT02, HL03,
+//! NM101 per loop, HI qualifiers, DTP formats). What the implementation guide
+//! requires beyond that lives here, as data rather than scattered `if`s:
 //!
 //! * [`PRESENCE`]: what each loop must contain — its name loop (2010A payer
 //!   `NM1`, 2010B requester, 2010C subscriber), the child loops of the
@@ -13,10 +13,9 @@
 //! * [`ELEMENTS`]: element requirements per loop and segment, the `NM108`/
 //!   `NM109` pairing (both or neither), and the code lists of the key
 //!   qualifiers (`NM108` per loop, `UM01`/`UM02`, `HCR01`, `TRN01`, `AAA01`,
-//!   `SV101-1`, `SV301-1`; `NM101` per loop and the `HI` qualifiers are
-//!   checked where the loop builder recognizes loops, [`crate::loops`]). Missing → IK4 code 1,
-//!   missing partner of a pair → IK4 code 2, a code not allowed → IK4 code 7
-//!   (the code echoed in IK404: codes are never patient data).
+//!   `SV101-1`, `SV301-1`). Missing → IK3 code 8 with IK4 code 1, missing
+//!   partner of a pair → IK4 code 2, a code not allowed → IK4 code 7 (the code
+//!   echoed in IK404: codes are never patient data).
 //!
 //! The same rules run on everything we receive (their findings become 999
 //! IK3/IK4 and IK5 `R`) and on everything our writers produce
@@ -24,6 +23,10 @@
 //! breaks one). So every rule names the **fact** it needs in words a case
 //! author understands — "requesting provider NPI (2010B NM109)" — and a
 //! refusal says "case has no requesting provider NPI (2010B NM109)".
+//!
+//! Diagnostics: `X043` required segment or loop missing, `X044` required
+//! element missing, `X045` element missing next to its partner, `X046` code
+//! not allowed here; each message starts with `TR3:` and names the fact.
 //!
 //! A response that rejects the request (`AAA01 = N` anywhere) ends its
 //! hierarchy at the level it rejects, so the rules marked
