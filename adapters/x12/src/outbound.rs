@@ -36,7 +36,9 @@
 //! * `when`/`when_not` (of a segment, a block or a loop) take a path — true when
 //!   it has a value — or a comparison `path=value` / `path!=value` (`value` may
 //!   list alternatives: `decision.status=approved,modified`).
-//! * Pre-computed nodes: when the case has a decision, every service line
+//! * Pre-computed nodes: `hi_diagnoses` lists the ICD-10-CM and ICD-9
+//!   diagnoses, each with its `hi_qualifier` (`ABK`/`ABF`, `BK`/`BF` by system
+//!   and `primary`); when the case has a decision, every service line
 //!   carries `line_decision` — its entry of `decision.service_decisions`, else
 //!   the case-level status, authorization number and reason codes — so a 2000F
 //!   loop can write its HCR without joining lists in the template.
@@ -57,6 +59,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use gateway_core::case::CodeSystem;
 use gateway_core::{Case, GatewayError};
 use serde_json::Value;
 
@@ -571,9 +574,36 @@ fn split_condition(condition: &str) -> Option<(&str, bool, &str)> {
     None
 }
 
-/// Adds the pre-computed `line_decision` to every service line (see the
-/// module docs) when the case has a decision.
+/// The HI code list qualifier of a diagnosis: ICD-10-CM `ABK` (principal) /
+/// `ABF`, ICD-9-CM `BK` / `BF`; other systems have none a 278 allows.
+fn hi_qualifier(d: &gateway_core::case::Diagnosis) -> Option<&'static str> {
+    match (d.code.system, d.primary) {
+        (CodeSystem::Icd10Cm, true) => Some("ABK"),
+        (CodeSystem::Icd10Cm, false) => Some("ABF"),
+        (CodeSystem::Icd9, true) => Some("BK"),
+        (CodeSystem::Icd9, false) => Some("BF"),
+        _ => None,
+    }
+}
+
+/// Adds the pre-computed nodes (see the module docs): `hi_diagnoses` at the
+/// root, and `line_decision` on every service line when the case has a decision.
 fn precompute(case: &Case, root: &mut Value) {
+    let hi: Vec<Value> = case
+        .diagnoses
+        .iter()
+        .filter_map(|d| {
+            let q = hi_qualifier(d)?;
+            let mut v = serde_json::to_value(d).ok()?;
+            if let Value::Object(map) = &mut v {
+                map.insert("hi_qualifier".to_owned(), Value::String(q.to_owned()));
+            }
+            Some(v)
+        })
+        .collect();
+    if let Value::Object(map) = root {
+        map.insert("hi_diagnoses".to_owned(), Value::Array(hi));
+    }
     let Some(decision) = &case.decision else {
         return;
     };

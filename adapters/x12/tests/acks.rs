@@ -57,6 +57,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("response-service-type-pended.x12", "221", &["0001"]),
     ("response-service-type-modified.x12", "222", &["0001"]),
     ("response-modified-event-level.x12", "223", &["0001"]),
+    ("request-icd9.x12", "124", &["0001"]),
 ];
 
 #[test]

@@ -309,3 +309,37 @@ fn complete_cases_are_written_and_incomplete_ones_refused() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// Diagnoses go out with the HI qualifier of their own system: ICD-10-CM
+/// `ABK`/`ABF`, ICD-9 `BK`/`BF`; a SNOMED or local code is never labelled as
+/// an ICD code.
+#[test]
+fn diagnoses_are_written_with_the_qualifier_of_their_system() {
+    let json = json!({
+        "case_id": "case-0000000000000000000000ac",
+        "tenant": "mso-demo",
+        "source": {"adapter": "hl7v2", "profile": "epic", "received_at": "2026-11-22T10:00:00Z"},
+        "status": "requested",
+        "patient": {"name": {"family": "TESTPATIENT", "given": ["JO"]}, "birth_date": "1980-02-03"},
+        "coverages": [{"sequence": 1, "payer": {"id": "60054", "name": "DEMO PLAN"}, "member_id": "W1"}],
+        "providers": [{"role": "requester", "npi": "1234567893", "organization": "CLINIC"}],
+        "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}, "quantity": 1}],
+        "diagnoses": [
+            {"code": {"system": "ICD-9", "code": "401.9"}, "primary": true},
+            {"code": {"system": "SNOMED", "code": "38341003"}},
+            {"code": {"system": "ICD-10-CM", "code": "E11.9"}}
+        ]
+    });
+    let case: Case = serde_json::from_value(json).expect("case");
+    let bytes = template("request.toml")
+        .interchange(
+            &case,
+            &EnvelopeParams::default(),
+            &MemoryControlNumbers::new(),
+            &common::stamp(),
+        )
+        .expect("written");
+    let text = String::from_utf8(bytes).expect("ascii");
+    assert!(text.contains("HI*BK:4019*ABF:E119~"), "{text}");
+    assert!(!text.contains("38341003"), "{text}");
+}
