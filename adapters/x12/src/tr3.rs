@@ -216,7 +216,7 @@ pub const ELEMENTS: &[ElementRule] = &[
     // 2010A: the UMO (payer).
     el("2010A", "NM1", 2, 1065, Required, &["1", "2"], "payer entity type (2010A NM102)"),
     el("2010A", "NM1", 3, 1035, Required, &[], "payer name (2010A NM103)"),
-    el("2010A", "NM1", 8, 66, Required, &["24", "46", "PI", "XV", "XX"], "payer id qualifier (2010A NM108)"),
+    el("2010A", "NM1", 8, 66, Required, &["24", "46", "FI", "NI", "PI", "XV", "XX"], "payer id qualifier (2010A NM108)"),
     el("2010A", "NM1", 9, 67, Required, &[], "payer id (2010A NM109)"),
     // 2010B: the requester.
     el("2010B", "NM1", 2, 1065, Required, &["1", "2"], "requesting provider entity type (2010B NM102)"),
