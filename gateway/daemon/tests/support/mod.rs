@@ -253,6 +253,11 @@ pub fn case(case_id: &str) -> Case {
         "status": "requested",
         "patient": {"identifiers": [{"type": "MR", "value": "E10001"}],
                     "name": {"family": "Testpatient", "given": ["Jane"]}},
+        // A payer, member id and requesting provider: what a 278 request for
+        // the case needs (the writer refuses a case without them).
+        "coverages": [{"sequence": 1, "payer": {"id": "60054", "name": "DEMO PLAN"},
+                       "member_id": "W000000077"}],
+        "providers": [{"role": "requester", "npi": "1234567893", "organization": "TEST CLINIC"}],
         "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}}]
     }))
     .expect("case json")
