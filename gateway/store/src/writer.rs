@@ -19,6 +19,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::error::{Result, StoreError};
+use crate::size_budget::SizeGate;
 
 /// Sends one job's result, called once the batch's COMMIT result is known.
 type Completion = Box<dyn FnOnce(Result<()>) + Send>;
@@ -31,7 +32,7 @@ pub(crate) trait Job: Send {
     /// back this job alone. A batch of one job runs without (a failure then
     /// rolls back the whole transaction, which is the same thing) — a
     /// savepoint copies every page the job touches into a statement journal.
-    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion);
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (JobEnd, Completion);
     /// Fails the job without running it (the batch could not start).
     fn abort(self: Box<Self>, error: StoreError);
     /// Whether the job runs inside the group transaction.
@@ -42,6 +43,24 @@ pub(crate) trait Job: Send {
     /// [`GroupCommit`]).
     fn is_intake(&self) -> bool {
         false
+    }
+}
+
+/// How a job's own work ended (before the batch's COMMIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobEnd {
+    /// It succeeded.
+    pub ok: bool,
+    /// It failed because the disk (or the page limit) is full.
+    pub full: bool,
+}
+
+impl JobEnd {
+    fn of<R>(result: &Result<R>) -> Self {
+        JobEnd {
+            ok: result.is_ok(),
+            full: matches!(result, Err(StoreError::Full(_))),
+        }
     }
 }
 
@@ -57,7 +76,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (JobEnd, Completion) {
         let TxJob { f, reply, .. } = *self;
         // A panicking operation (a bug) fails alone; the writer lives on.
         let guarded = |f: F| {
@@ -84,16 +103,23 @@ where
                     };
                     match end {
                         Ok(()) => result,
+                        // SQLite may have rolled the whole transaction back
+                        // on the job's error (a full disk does): the job's
+                        // own error says why; the writer notices the lost
+                        // transaction.
+                        Err(_) if result.is_err() => result,
                         Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
                     }
                 }
             }
         };
-        let ok = result.is_ok();
+        let end = JobEnd::of(&result);
         let done: Completion = Box::new(move |commit: Result<()>| {
-            let _ = reply.send(commit.and(result));
+            // The job's own error first (it says why, e.g. the disk is full),
+            // then the transaction's.
+            let _ = reply.send(result.and_then(|r| commit.map(|()| r)));
         });
-        (ok, done)
+        (end, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -116,7 +142,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (JobEnd, Completion) {
         let SoloJob { f, reply } = *self;
         // As for transactional jobs: a panicking maintenance job fails alone.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
@@ -125,11 +151,11 @@ where
                     "a store maintenance operation panicked".to_owned(),
                 ))
             });
-        let ok = result.is_ok();
+        let end = JobEnd::of(&result);
         let done: Completion = Box::new(move |_| {
             let _ = reply.send(result);
         });
-        (ok, done)
+        (end, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -170,6 +196,8 @@ pub(crate) struct GroupCommit {
     /// Test hook ([`crate::StoreOptions::fail_after_transactions`]): the
     /// writer thread panics outside any job after this many commits.
     pub fail_after: Option<u64>,
+    /// The size budget checked before each intake job ([`SizeGate::admit`]).
+    pub gate: Arc<SizeGate>,
 }
 
 /// How often a waiting writer looks for the announced jobs.
@@ -355,17 +383,39 @@ fn run(
         let mut waited = false;
         let mut succeeded = 0u64;
         let isolate = batch.len() > 1;
-        let mut completions: Vec<Completion> = batch
-            .into_iter()
-            .map(|job| {
-                let (ok, done) = job.run(&conn, isolate);
-                succeeded += u64::from(ok);
-                done
-            })
-            .collect();
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut lost: Option<StoreError> = None;
+        let mut jobs = batch.into_iter();
+        for job in jobs.by_ref() {
+            match run_job(&conn, job, isolate, &group.gate) {
+                Ran::Done(ok, done) => {
+                    succeeded += u64::from(ok);
+                    completions.push(done);
+                }
+                Ran::Refused => {}
+                Ran::Lost(err, done) => {
+                    completions.push(done);
+                    lost = Some(err);
+                    break;
+                }
+            }
+        }
+        if let Some(err) = lost {
+            // SQLite rolled the whole transaction back on its own (a full
+            // disk or an I/O error can do that): every job of the batch lost
+            // its work, so none may be answered as committed.
+            for job in jobs {
+                job.abort(err.clone());
+            }
+            for done in completions {
+                done(Err(err.clone()));
+            }
+            continue;
+        }
         if !isolate && succeeded == 0 {
-            // The lone job failed: undo its partial work. Its caller gets the
-            // job's own error (the completion combines it with this result).
+            // The lone job failed (or was refused): undo its partial work. Its
+            // caller gets the job's own error (the completion combines it with
+            // this result).
             let rollback = exec_cached(&conn, "ROLLBACK")
                 .map_err(StoreError::sql("rolling back a failed job"));
             for done in completions {
@@ -381,9 +431,18 @@ fn run(
             match rx.try_recv() {
                 Ok(job) if job.transactional() => {
                     intakes += usize::from(job.is_intake());
-                    let (ok, done) = job.run(&conn, true);
-                    succeeded += u64::from(ok);
-                    completions.push(done);
+                    match run_job(&conn, job, true, &group.gate) {
+                        Ran::Done(ok, done) => {
+                            succeeded += u64::from(ok);
+                            completions.push(done);
+                        }
+                        Ran::Refused => {}
+                        Ran::Lost(err, done) => {
+                            completions.push(done);
+                            lost = Some(err);
+                            break;
+                        }
+                    }
                 }
                 Ok(job) => {
                     carry = Some(job);
@@ -398,6 +457,12 @@ fn run(
                 }
                 Err(_) => break,
             }
+        }
+        if let Some(err) = lost {
+            for done in completions {
+                done(Err(err.clone()));
+            }
+            continue;
         }
         let commit =
             exec_cached(&conn, "COMMIT").map_err(StoreError::sql("committing a group transaction"));
@@ -426,6 +491,42 @@ fn run(
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// What became of one job in a group transaction.
+enum Ran {
+    /// It ran (successfully or not, in its savepoint): its success and completion.
+    Done(bool, Completion),
+    /// An intake job refused by the size budget: answered already, nothing ran.
+    Refused,
+    /// It ran and SQLite rolled the whole transaction back meanwhile.
+    Lost(StoreError, Completion),
+}
+
+/// Runs one job of a group transaction: an intake job only when the size
+/// budget admits it ([`SizeGate::admit`], answered with the refusal at once
+/// otherwise), then a check that the transaction is still open.
+fn run_job(conn: &Connection, job: Box<dyn Job>, isolate: bool, gate: &SizeGate) -> Ran {
+    if job.is_intake()
+        && let Err(refusal) = gate.admit(conn)
+    {
+        job.abort(refusal);
+        return Ran::Refused;
+    }
+    let (end, done) = job.run(conn, isolate);
+    if conn.is_autocommit() {
+        let why = "SQLite rolled the group transaction back; nothing of it was committed";
+        let error = if end.full {
+            StoreError::Full(format!("the disk is full ({why})"))
+        } else {
+            StoreError::Io {
+                context: "running a group transaction",
+                message: format!("an I/O error ({why})"),
+            }
+        };
+        return Ran::Lost(error, done);
+    }
+    Ran::Done(end.ok, done)
 }
 
 /// Runs a statement without result rows through the statement cache, so the
@@ -458,6 +559,7 @@ mod tests {
                 announced: Arc::new(AtomicUsize::new(0)),
                 wait: Duration::from_millis(1),
                 fail_after,
+                gate: Arc::new(SizeGate::new(None)),
             },
         )
         .expect("spawn");
