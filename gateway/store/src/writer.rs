@@ -347,7 +347,11 @@ fn run(
     group: GroupCommit,
 ) {
     let mut carry: Option<Box<dyn Job>> = None;
+    let mut reclaim = WalReclaim::default();
     loop {
+        if reclaim.due() {
+            reclaim.run(&conn);
+        }
         let first = match carry.take() {
             Some(job) => job,
             None => match rx.blocking_recv() {
@@ -379,6 +383,7 @@ fn run(
             continue;
         }
         let started = Instant::now();
+        let mut disk_full = false;
         let mut intakes = batch.iter().filter(|job| job.is_intake()).count();
         let mut waited = false;
         let mut succeeded = 0u64;
@@ -387,7 +392,7 @@ fn run(
         let mut lost: Option<StoreError> = None;
         let mut jobs = batch.into_iter();
         for job in jobs.by_ref() {
-            match run_job(&conn, job, isolate, &group.gate) {
+            match run_job(&conn, job, isolate, &group.gate, &mut disk_full) {
                 Ran::Done(ok, done) => {
                     succeeded += u64::from(ok);
                     completions.push(done);
@@ -400,6 +405,7 @@ fn run(
                 }
             }
         }
+        reclaim.note(disk_full);
         if let Some(err) = lost {
             // SQLite rolled the whole transaction back on its own (a full
             // disk or an I/O error can do that): every job of the batch lost
@@ -431,7 +437,7 @@ fn run(
             match rx.try_recv() {
                 Ok(job) if job.transactional() => {
                     intakes += usize::from(job.is_intake());
-                    match run_job(&conn, job, true, &group.gate) {
+                    match run_job(&conn, job, true, &group.gate, &mut disk_full) {
                         Ran::Done(ok, done) => {
                             succeeded += u64::from(ok);
                             completions.push(done);
@@ -458,6 +464,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        reclaim.note(disk_full);
         if let Some(err) = lost {
             for done in completions {
                 done(Err(err.clone()));
@@ -466,8 +473,9 @@ fn run(
         }
         let commit =
             exec_cached(&conn, "COMMIT").map_err(StoreError::sql("committing a group transaction"));
-        if commit.is_err() {
+        if let Err(e) = &commit {
             let _ = conn.execute_batch("ROLLBACK");
+            reclaim.note(matches!(e, StoreError::Full(_)));
         }
         let ok = commit.is_ok();
         if ok {
@@ -493,6 +501,57 @@ fn run(
     tracing::debug!("store writer stopped");
 }
 
+/// Gives the WAL's space back after a full disk.
+///
+/// Why: the WAL is only folded into the database file every
+/// `wal_autocheckpoint_pages` (≈ 40 MiB), so on a nearly full disk it is the
+/// WAL that grows into the last free bytes — and it keeps the disk full after
+/// an operator freed space, since every later transaction appends to it
+/// again. After a write failed with `SQLITE_FULL` the writer checkpoints the
+/// WAL and truncates it (at most once a second): the pages it holds are mostly
+/// versions of the same pages, so folding them in takes little room and frees
+/// the rest.
+#[derive(Debug, Default)]
+struct WalReclaim {
+    pending: bool,
+    last: Option<Instant>,
+}
+
+impl WalReclaim {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn note(&mut self, disk_full: bool) {
+        self.pending |= disk_full;
+    }
+
+    fn due(&self) -> bool {
+        self.pending && self.last.is_none_or(|t| t.elapsed() >= Self::EVERY)
+    }
+
+    fn run(&mut self, conn: &Connection) {
+        self.pending = false;
+        self.last = Some(Instant::now());
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        }) {
+            Ok((busy, wal_pages, moved)) => tracing::warn!(
+                busy,
+                wal_pages,
+                moved,
+                "The disk was full: WAL checkpointed and truncated to give space back."
+            ),
+            Err(error) => {
+                self.pending = true;
+                tracing::warn!(%error, "The disk is full and the WAL could not be checkpointed.")
+            }
+        }
+    }
+}
+
 /// What became of one job in a group transaction.
 enum Ran {
     /// It ran (successfully or not, in its savepoint): its success and completion.
@@ -506,7 +565,13 @@ enum Ran {
 /// Runs one job of a group transaction: an intake job only when the size
 /// budget admits it ([`SizeGate::admit`], answered with the refusal at once
 /// otherwise), then a check that the transaction is still open.
-fn run_job(conn: &Connection, job: Box<dyn Job>, isolate: bool, gate: &SizeGate) -> Ran {
+fn run_job(
+    conn: &Connection,
+    job: Box<dyn Job>,
+    isolate: bool,
+    gate: &SizeGate,
+    disk_full: &mut bool,
+) -> Ran {
     if job.is_intake()
         && let Err(refusal) = gate.admit(conn)
     {
@@ -514,6 +579,7 @@ fn run_job(conn: &Connection, job: Box<dyn Job>, isolate: bool, gate: &SizeGate)
         return Ran::Refused;
     }
     let (end, done) = job.run(conn, isolate);
+    *disk_full |= end.full;
     if conn.is_autocommit() {
         let why = "SQLite rolled the group transaction back; nothing of it was committed";
         let error = if end.full {
