@@ -1092,6 +1092,35 @@ mod tests {
     }
 
     #[test]
+    fn the_store_warning_level_is_a_share_of_the_budget() {
+        let loaded = load_str("[gateway]\ntenant = \"t\"\n", &[]);
+        let settings = loaded.settings.expect("settings");
+        assert_eq!(settings.store.warn_fraction, 0.8);
+        for bad in ["0", "1", "1.5", "-0.2"] {
+            let loaded = load_str(
+                &format!("[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = {bad}\n"),
+                &[],
+            );
+            let keys: Vec<_> = loaded
+                .problems
+                .iter()
+                .map(|p| p.key.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(keys, ["store.warn_fraction"], "{bad}");
+        }
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = 0.6\nmax_size_mb = 0\n",
+            &[],
+        );
+        let keys: Vec<_> = loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["store.max_size_mb"]);
+    }
+
+    #[test]
     fn every_problem_is_listed_with_its_key() {
         let loaded = load_str(
             "[gateway]\ntenant = \"t\"\ncolour = \"red\"\n[admin]\nlisten = 12\n[store]\nretention_days = \"x\"\n",
