@@ -189,8 +189,8 @@ async fn a_full_disk_page_limit_is_refused_retryably_and_nothing_acknowledged_is
 }
 
 /// Mounts an 8 MiB tmpfs on the data directory in a user + mount namespace,
-/// fills 3 MiB of it with `ballast`, and runs the daemon there. `None` (with
-/// the reason) where the kernel refuses.
+/// fills 3 MiB of it with `ballast`, and runs the daemon there. `Err` (with
+/// the reason) where the kernel refuses or the tools are missing.
 fn start_on_tmpfs(dir: &Path, cfg: &Path) -> Result<Daemon, String> {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
@@ -207,6 +207,14 @@ fn start_on_tmpfs(dir: &Path, cfg: &Path) -> Result<Daemon, String> {
             "unshare -rm + tmpfs refused: {}",
             String::from_utf8_lossy(&probe.stderr).trim()
         ));
+    }
+    // The checks run inside the namespace with nsenter and Python's sqlite3.
+    let tools = Command::new("sh")
+        .args(["-c", "command -v nsenter && python3 -c 'import sqlite3'"])
+        .output()
+        .map_err(|e| format!("sh: {e}"))?;
+    if !tools.status.success() {
+        return Err("nsenter or python3 with sqlite3 is missing".to_owned());
     }
     let mut command = Command::new("unshare");
     command.args(["-rm", "sh", "-c"]).arg(format!(
@@ -267,13 +275,9 @@ async fn a_real_full_file_system_is_refused_retryably_and_intake_resumes_when_sp
             return;
         }
     };
-    // The daemon's data directory, in its own mount namespace and as seen
-    // from here (through /proc: fine for plain file operations).
+    // The daemon's data directory exists only in its own mount namespace.
     let pid = daemon.child.id();
     let db = dir.path().join("data/gateway.sqlite");
-    let data = PathBuf::from(format!("/proc/{pid}/root"))
-        .join(dir.path().strip_prefix("/").expect("absolute"))
-        .join("data");
 
     let sent = tokio::task::spawn_blocking(move || {
         let mut first = send_until_refused(port, "FS", 1, 20_000);
@@ -293,7 +297,13 @@ async fn a_real_full_file_system_is_refused_retryably_and_intake_resumes_when_sp
     );
 
     // Space is freed while the daemon runs: intake resumes by itself.
-    std::fs::remove_file(data.join("ballast")).expect("free the ballast");
+    let freed = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-U", "-m", "--preserve-credentials"])
+        .arg("rm")
+        .arg(dir.path().join("data/ballast"))
+        .status()
+        .expect("nsenter");
+    assert!(freed.success(), "the ballast is removed");
     let resumed = tokio::task::spawn_blocking(move || {
         send_resuming(port, "FS-AFTER", 10, Duration::from_secs(60))
     })
