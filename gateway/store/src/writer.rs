@@ -103,12 +103,22 @@ where
                     };
                     match end {
                         Ok(()) => result,
-                        // SQLite may have rolled the whole transaction back
-                        // on the job's error (a full disk does): the job's
-                        // own error says why; the writer notices the lost
-                        // transaction.
-                        Err(_) if result.is_err() => result,
-                        Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
+                        Err(e) => {
+                            // The savepoint could not be closed (SQLite may
+                            // have rolled the whole transaction back on the
+                            // job's error, as a full disk does). Whatever
+                            // is left of the transaction goes too, so the
+                            // job's partial work can never be committed; the
+                            // writer then fails the whole batch.
+                            if !conn.is_autocommit() {
+                                let _ = conn.execute_batch("ROLLBACK");
+                            }
+                            match result {
+                                // The job's own error says why.
+                                Err(own) => Err(own),
+                                Ok(_) => Err(StoreError::sql("closing a savepoint")(e)),
+                            }
+                        }
                     }
                 }
             }
@@ -692,6 +702,80 @@ mod tests {
             .await;
         assert!(panicked.is_err());
         assert_eq!(count(&w).await.expect("count"), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_savepoint_cannot_be_closed_commits_nothing_half_done() {
+        // Job 5 closes its own savepoint behind the writer's back, so the
+        // writer's RELEASE fails when it runs in a batch: its transaction is
+        // abandoned and every job of that batch is answered with an error.
+        // Whatever happens, "answered Ok" must equal "committed".
+        let (w, _dir) = writer();
+        let w = Arc::new(w);
+        // Hold the writer until all 32 jobs are queued, so they run in
+        // batches (of 8) and job 5 never runs alone.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.solo(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::block_in_place(|| started_rx.recv()).expect("the blocker runs");
+        let mut tasks = Vec::new();
+        for i in 0..32i64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = w
+                    .write(move |c| {
+                        c.execute("INSERT INTO t (v) VALUES (?1)", [i])
+                            .map_err(StoreError::sql("insert"))?;
+                        if i == 5 {
+                            let _ = c.execute_batch("RELEASE job");
+                        }
+                        Ok(())
+                    })
+                    .await;
+                (i, r.is_ok())
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while w.tx.capacity() > 0 {
+            assert!(Instant::now() < deadline, "the jobs were never all queued");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release_tx.send(()).expect("release");
+        blocker.await.expect("blocker").expect("blocker job");
+        let mut answered_ok = Vec::new();
+        for t in tasks {
+            let (i, ok) = t.await.expect("task");
+            if ok {
+                answered_ok.push(i);
+            }
+        }
+        answered_ok.sort_unstable();
+        let stored: Vec<i64> = w
+            .write(|c| {
+                let mut st = c
+                    .prepare("SELECT v FROM t ORDER BY v")
+                    .map_err(StoreError::sql("select"))?;
+                let rows: Vec<i64> = st
+                    .query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+                    .map_err(StoreError::sql("select"))?;
+                Ok(rows)
+            })
+            .await
+            .expect("read back");
+        assert_eq!(stored, answered_ok);
+        assert!(!answered_ok.contains(&5), "job 5's batch failed whole");
+        assert!(answered_ok.len() >= 24, "the other batches committed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
