@@ -136,6 +136,8 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
 
     let store_options = StoreOptions {
         fail_after_transactions: writer_test_hook(),
+        max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+        max_page_count: page_limit_test_hook(),
         ..StoreOptions::default()
     };
     let store = Store::open(store_file(&data_dir), store_options)
@@ -216,6 +218,7 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
             site: settings.gateway.site.clone(),
         },
         certificates: served_certificates.clone(),
+        store_warn_fraction: settings.store.warn_fraction,
     };
     let alert_tasks = match crate::alerts::spawn(
         &settings.alerts,
@@ -294,9 +297,23 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         store.clone(),
         RetentionPolicy {
             max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
-            max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+            // The hourly pass prunes delivered history to the same level as
+            // the size keeper (`store_budget`), never undelivered data.
+            max_bytes: Some(
+                crate::store_budget::prune_band(
+                    settings.store.max_size_mb.saturating_mul(1024 * 1024),
+                    settings.store.warn_fraction,
+                )
+                .1,
+            ),
             audit_max_age_secs: Some(u64::from(settings.store.audit_retention_days) * 86_400),
         },
+        stop_workers.clone(),
+    )));
+    workers.push(tokio::spawn(crate::store_budget::keep(
+        store.clone(),
+        settings.store.warn_fraction,
+        Duration::from_secs(1),
         stop_workers.clone(),
     )));
     workers.push(tokio::spawn(crate::telemetry::outbox_gauges(
@@ -437,6 +454,15 @@ fn writer_test_hook() -> Option<u64> {
         "Test hook set: the store writer will die after this many commits."
     );
     Some(n)
+}
+
+/// Test hook for the disk-full tests (`tests/store_full.rs`):
+/// `EHR_GATEWAY_TEST_MAX_PAGE_COUNT=N` limits the store file to N pages
+/// (SQLite's `max_page_count`), so that writes beyond it fail with
+/// `SQLITE_FULL` as on a full disk. Unset in production.
+fn page_limit_test_hook() -> Option<u64> {
+    let value = std::env::var("EHR_GATEWAY_TEST_MAX_PAGE_COUNT").ok()?;
+    value.trim().parse().ok()
 }
 
 /// Prunes finished data hourly (first run a minute after start).

@@ -38,6 +38,7 @@ mod profiles;
 mod secrets;
 mod service;
 mod settings;
+mod store_budget;
 mod telemetry;
 
 /// Declares the subcommand modules, the clap `Command` enum and its dispatch.

@@ -275,9 +275,18 @@ pub struct StoreSettings {
     /// Delivered messages older than this many days are pruned.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
-    /// Size budget in MiB: the oldest delivered data is pruned beyond it.
+    /// Size budget in MiB. Delivered data is pruned (oldest first) to keep
+    /// the store below `warn_fraction` of it; undelivered data is never
+    /// pruned, and when it alone reaches the budget intake is refused with a
+    /// retryable answer until delivery frees space (the audit log does not
+    /// count).
     #[serde(default = "default_max_size_mb")]
     pub max_size_mb: u64,
+    /// The share of `max_size_mb` above which the store prunes delivered data
+    /// and, when undelivered data alone stays above it, raises the
+    /// `store_nearly_full` alert (default 0.8; between 0 and 1, exclusive).
+    #[serde(default = "default_warn_fraction")]
+    pub warn_fraction: f64,
     /// Audit entries older than this many days are pruned (default 2 190:
     /// six years); apart from `retention_days`, and never for size.
     #[serde(default = "default_audit_retention_days")]
@@ -293,6 +302,9 @@ fn default_retention_days() -> u32 {
 fn default_max_size_mb() -> u64 {
     1024
 }
+fn default_warn_fraction() -> f64 {
+    0.8
+}
 fn default_audit_retention_days() -> u32 {
     2_190
 }
@@ -303,6 +315,7 @@ impl Default for StoreSettings {
             path: default_store_path(),
             retention_days: default_retention_days(),
             max_size_mb: default_max_size_mb(),
+            warn_fraction: default_warn_fraction(),
             audit_retention_days: default_audit_retention_days(),
         }
     }
@@ -878,6 +891,16 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     for (key, message) in crate::alerts::check_settings(&settings.alerts) {
         problem(&key, message);
     }
+    if settings.store.max_size_mb == 0 {
+        problem("store.max_size_mb", "must be at least 1".to_owned());
+    }
+    let warn = settings.store.warn_fraction;
+    if !(warn > 0.0 && warn < 1.0) {
+        problem(
+            "store.warn_fraction",
+            format!("must be between 0 and 1 (exclusive), e.g. 0.8; got {warn}"),
+        );
+    }
     let backoff = &settings.forward.delivery.backoff;
     if backoff.initial_ms == 0 {
         problem(
@@ -1066,6 +1089,35 @@ mod tests {
         assert_eq!(settings.admin.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.forward.sink, SinkKind::File);
         assert_eq!(settings.logging.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn the_store_warning_level_is_a_share_of_the_budget() {
+        let loaded = load_str("[gateway]\ntenant = \"t\"\n", &[]);
+        let settings = loaded.settings.expect("settings");
+        assert_eq!(settings.store.warn_fraction, 0.8);
+        for bad in ["0", "1", "1.5", "-0.2"] {
+            let loaded = load_str(
+                &format!("[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = {bad}\n"),
+                &[],
+            );
+            let keys: Vec<_> = loaded
+                .problems
+                .iter()
+                .map(|p| p.key.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(keys, ["store.warn_fraction"], "{bad}");
+        }
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = 0.6\nmax_size_mb = 0\n",
+            &[],
+        );
+        let keys: Vec<_> = loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["store.max_size_mb"]);
     }
 
     #[test]

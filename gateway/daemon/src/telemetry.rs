@@ -193,6 +193,7 @@ fn describe() {
         "ehr_gateway_fhir_requests_total",
         "FHIR API requests to the EHR, by outcome (ok, retry, error)."
     );
+    crate::store_budget::describe();
 }
 
 /// The label sets known when the daemon starts.

@@ -16,6 +16,10 @@
 //!   CloudEvents `id` as idempotency key.
 //! * [`RetentionPolicy`] via [`Store::prune`] removes finished data by age and
 //!   size budget and gives the space back.
+//! * The intake size budget ([`StoreOptions::max_bytes`], [`Store::size`]):
+//!   at the limit, with nothing delivered left to prune, intake commits fail
+//!   with [`StoreError::Full`] before anything is written (a retryable
+//!   refusal for the sender), as they do on a full disk (`SQLITE_FULL`).
 //!
 //! Replays: `ehr-gateway messages replay ID` calls [`Store::replay_message`]
 //! (from its own process; SQLite serializes the two writers). A rejected or
@@ -55,6 +59,7 @@ mod read;
 mod retention;
 mod schema;
 mod signals;
+mod size_budget;
 pub mod stats;
 mod store;
 mod time;
@@ -72,6 +77,7 @@ pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
 pub use signals::IntakeCounts;
+pub use size_budget::StoreSize;
 pub use store::{CommitStats, Store, StoreOptions};
 pub use writer::WriterState;
 

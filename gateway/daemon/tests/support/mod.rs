@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(unix)]
 pub mod desktop;
+pub mod intake_load;
 
 use gateway_core::case::Case;
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
@@ -155,6 +156,12 @@ impl Daemon {
             .arg(bin())
             .arg(config);
         Daemon::spawn(command)
+    }
+
+    /// Spawns `command` (a daemon run, e.g. through `unshare`) and waits for
+    /// its admin address.
+    pub fn spawn_command(command: Command) -> Daemon {
+        Daemon::spawn(command).0
     }
 
     /// Spawns `command` (a daemon run) and waits for its admin address; the

@@ -305,8 +305,15 @@ async fn attempt(
     if let Err(e) = store.record_attempts(records).await {
         // The events stay pending and are delivered again: at-least-once.
         tracing::warn!(events = events.len(), error = %e, "could not record delivery attempts");
+        // Their cases stay busy a moment: a store that cannot write (a full
+        // disk) would otherwise have the same events re-sent in a hot loop.
+        tokio::time::sleep(RECORD_FAILED_PAUSE).await;
     }
 }
+
+/// How long the cases of an attempt whose bookkeeping failed wait before
+/// their events are tried again.
+const RECORD_FAILED_PAUSE: Duration = Duration::from_secs(1);
 
 /// Turns a sink's answer for one event into the attempt to record (with its
 /// metrics and log line).
