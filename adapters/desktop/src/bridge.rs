@@ -297,6 +297,38 @@ impl DesktopBridge {
         DesktopBridge::new(config, factory, evidence)
     }
 
+    /// A bridge on the Windows driver for the interactive desktop this process
+    /// runs on (`config.display` does not apply), every call bounded by
+    /// [`DesktopConfig::bounds`] ([`crate::bounded`]).
+    #[cfg(windows)]
+    pub fn windows(
+        config: DesktopConfig,
+        evidence: Option<Arc<dyn EvidenceSink>>,
+    ) -> Result<DesktopBridge, BridgeError> {
+        let bounds = config.bounds();
+        let factory: DriverFactory = Box::new(move || {
+            crate::bounded::BoundedDriver::spawn(
+                || crate::windows::WindowsDriver::connect().map(|d| Box::new(d) as Box<dyn Driver>),
+                bounds,
+            )
+            .map(|d| Box::new(d) as Box<dyn Driver>)
+        });
+        DesktopBridge::new(config, factory, evidence)
+    }
+
+    /// A bridge on this platform's driver: [`DesktopBridge::x11`] on Unix,
+    /// [`DesktopBridge::windows`] on Windows.
+    #[cfg(any(unix, windows))]
+    pub fn native(
+        config: DesktopConfig,
+        evidence: Option<Arc<dyn EvidenceSink>>,
+    ) -> Result<DesktopBridge, BridgeError> {
+        #[cfg(unix)]
+        return DesktopBridge::x11(config, evidence);
+        #[cfg(windows)]
+        return DesktopBridge::windows(config, evidence);
+    }
+
     /// The configuration.
     pub fn config(&self) -> &DesktopConfig {
         &self.inner.config
