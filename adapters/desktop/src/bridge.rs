@@ -29,7 +29,8 @@ pub struct DesktopConfig {
     /// Mapping profile name for read cases (default `legacy-desktop`).
     #[serde(default = "default_profile")]
     pub profile: String,
-    /// X display (`:0`); default `$DISPLAY`.
+    /// X display (`:0`); default `$DISPLAY`. X11 only: on Windows the bridge
+    /// drives the desktop of the session it runs in.
     #[serde(default)]
     pub display: Option<String>,
     /// Read playbook (screen → source tree), if reads are wanted.
