@@ -101,6 +101,8 @@ mod runner {
                     "ok": false,
                     "driver": driver.name(),
                     "reason": format!("{:?}", abort.reason),
+                    "code": abort.reason.code(),
+                    "completed_actions": abort.completed.iter().map(|s| s.action).collect::<Vec<_>>(),
                     "message": abort.to_string(),
                     "step": abort.step.as_ref().map(|s| s.1.clone()),
                     "inputs_sent": abort.inputs_sent,
