@@ -300,22 +300,24 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
     ))
 }
 
-/// The bridge over the X11 driver, which exists only on Unix systems.
-#[cfg(unix)]
+/// The bridge over this platform's driver: X11 on Unix, Win32 on Windows
+/// (where the daemon must run in the interactive session that shows the EHR,
+/// see adapters/desktop/README.md).
+#[cfg(any(unix, windows))]
 fn x11_bridge(
     section: DesktopConfig,
     sink: Arc<dyn EvidenceSink>,
 ) -> anyhow::Result<DesktopBridge> {
-    Ok(DesktopBridge::x11(section, Some(sink))?)
+    Ok(DesktopBridge::native(section, Some(sink))?)
 }
 
-/// The bridge over the X11 driver, which exists only on Unix systems.
-#[cfg(not(unix))]
+/// No desktop driver exists for this platform.
+#[cfg(not(any(unix, windows)))]
 fn x11_bridge(
     _section: DesktopConfig,
     _sink: Arc<dyn EvidenceSink>,
 ) -> anyhow::Result<DesktopBridge> {
-    anyhow::bail!("the desktop adapter drives an X11 display, which exists only on Unix systems")
+    anyhow::bail!("the desktop adapter drives X11 (Unix) or Win32 (Windows) desktops only")
 }
 
 /// Keeps abort evidence in the daemon's store (`evidence` table): the
