@@ -24,11 +24,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::IntakePipeline;
+use gateway_forward::{FileSink, FileSinkConfig, Forwarder, HttpSink, Sink};
 use gateway_pipeline::{
     DecisionIntake, DocumentParser, Identity, Pipeline, ProfileSet, WriteBackRegistry,
     WriteBackWorker,
 };
-use gateway_store::forward::{FileSink, FileSinkConfig, Forwarder, HttpSink, Sink};
 use gateway_store::{RetentionPolicy, Store, StoreOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -182,7 +182,8 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
                     url.host_str().unwrap_or("localhost"),
                     url.port_or_known_default().unwrap_or(443)
                 );
-                let sink = HttpSink::new(&config).context("cannot set up the HTTP sink")?;
+                let resolved = config.resolve().map_err(anyhow::Error::msg)?;
+                let sink = HttpSink::new(&resolved).context("cannot set up the HTTP sink")?;
                 (Arc::new(sink), SinkProbe::Tcp { authority }, None)
             }
         };
