@@ -41,6 +41,7 @@
 
 pub mod file;
 pub mod http;
+pub mod nats;
 pub mod sink;
 
 use std::collections::{HashMap, HashSet};
@@ -55,6 +56,7 @@ use tokio::task::JoinSet;
 pub use file::{FileSink, FileSinkConfig};
 pub use gateway_store::backoff::BackoffPolicy;
 pub use http::{ClientIdentity, HttpSink, HttpSinkConfig};
+pub use nats::{NatsAuth, NatsConnectConfig, NatsSink, Subjects};
 pub use sink::{Sink, SinkResult};
 
 use gateway_store::Store;
