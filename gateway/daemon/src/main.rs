@@ -8,7 +8,10 @@
 //! below: a doc comment (the `--help` text) and `Variant => module,`. The macro
 //! declares the module `cmd::<module>` (file `src/cmd/<module>.rs`), adds the
 //! variant to the clap `Command` enum and the dispatch arm. Only commands that
-//! work are listed, so `--help` never advertises something unfinished.
+//! work are listed, so `--help` never advertises something unfinished. A
+//! command behind a cargo feature is written `@cfg(feature = "…") Variant =>
+//! module,`: module, variant and arm are then compiled only with the feature
+//! (`conformance`, on by default, is the one today).
 //!
 //! Adapter wiring for `run` and `demo` lives in `src/adapters/<adapter>.rs`
 //! (see `adapters/mod.rs`). `anyhow` is used only in this crate; libraries
@@ -42,22 +45,22 @@ mod telemetry;
 
 /// Declares the subcommand modules, the clap `Command` enum and its dispatch.
 macro_rules! subcommands {
-    ($( $(#[$doc:meta])* $variant:ident => $module:ident, )*) => {
+    ($( $(#[$doc:meta])* $(@cfg($cfg:meta))? $variant:ident => $module:ident, )*) => {
         /// One module per subcommand (`src/cmd/<name>.rs`).
         mod cmd {
-            $( pub mod $module; )*
+            $( $(#[cfg($cfg)])? pub mod $module; )*
         }
 
         /// The subcommands of `ehr-gateway`.
         #[derive(clap::Subcommand)]
         enum Command {
-            $( $(#[$doc])* $variant(cmd::$module::Args), )*
+            $( $(#[cfg($cfg)])? $(#[$doc])* $variant(cmd::$module::Args), )*
         }
 
         impl Command {
             fn run(self) -> anyhow::Result<ExitCode> {
                 match self {
-                    $( Command::$variant(args) => cmd::$module::run(args), )*
+                    $( $(#[cfg($cfg)])? Command::$variant(args) => cmd::$module::run(args), )*
                 }
             }
         }
@@ -91,7 +94,7 @@ subcommands! {
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
-    Conformance => conformance,
+    @cfg(feature = "conformance") Conformance => conformance,
 }
 
 /// `--version`: crate version, git revision (see `build.rs`), cargo features
@@ -132,6 +135,26 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use clap::Parser;
+
+    /// The `conformance` subcommand exists exactly when the feature is on.
+    #[test]
+    fn the_conformance_subcommand_follows_its_feature() {
+        let parsed = super::Cli::try_parse_from(["ehr-gateway", "conformance", "--help"]);
+        let known = match parsed {
+            Ok(_) => true,
+            Err(e) => e.kind() == clap::error::ErrorKind::DisplayHelp,
+        };
+        assert_eq!(known, cfg!(feature = "conformance"));
+        assert_eq!(
+            super::VERSION.contains("conformance"),
+            cfg!(feature = "conformance")
+        );
     }
 }
 
