@@ -201,7 +201,13 @@ async fn run(
             last_gauges = Some(std::time::Instant::now());
         }
         tokio::select! {
-            _ = stop.changed() => {}
+            changed = stop.changed() => {
+                // The handle was dropped without `shutdown`: stop now
+                // (instead of spinning on a closed channel).
+                if changed.is_err() {
+                    break Duration::ZERO;
+                }
+            }
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                 let id = match done {
                     Ok((id, ())) => id,
