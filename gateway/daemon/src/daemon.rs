@@ -279,7 +279,7 @@ async fn start_stages(
 ) -> anyhow::Result<Stages> {
     let store = teardown.store.clone();
     let profiles = load_profiles(settings)?;
-    let (sink, probe, file_sink_dir) = build_sink(settings, data_dir)?;
+    let (sink, probe, file_sink_dir) = build_sink(settings, data_dir).await?;
     let sink_name = sink.name().to_owned();
     teardown.forwarder = Some(Forwarder::spawn(
         store.clone(),
@@ -335,6 +335,25 @@ async fn start_stages(
 
     let wake = Arc::new(Notify::new());
     let decisions = DecisionIntake::new(store.clone(), wake.clone());
+    // Decisions back over JetStream (issue #20): the same intake as the admin API.
+    if let (SinkProbe::Nats(client), Some(nats)) = (&probe, &settings.forward.nats)
+        && nats.decisions
+    {
+        let subjects = nats.subjects(settings).map_err(anyhow::Error::msg)?;
+        let handler = crate::nats::IntakeHandler::new(decisions.clone(), &subjects);
+        let consumer = gateway_forward::nats::DecisionConsumer::spawn(
+            client.clone(),
+            subjects,
+            nats.decisions_stream.clone(),
+            nats.ack_timeout_ms,
+            handler,
+        );
+        let stop = teardown.stop_workers.clone();
+        teardown.workers.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            consumer.shutdown().await;
+        }));
+    }
     start_workers(
         settings,
         pipeline,
@@ -416,7 +435,7 @@ fn load_profiles(settings: &Settings) -> anyhow::Result<ProfileSet> {
 
 /// The configured sink, its readiness probe and (file sink) its directory.
 /// The HTTP sink's secrets are read here, by the daemon.
-fn build_sink(
+async fn build_sink(
     settings: &Settings,
     data_dir: &Path,
 ) -> anyhow::Result<(Arc<dyn Sink>, SinkProbe, Option<PathBuf>)> {
@@ -447,6 +466,21 @@ fn build_sink(
             let resolved = config.resolve().map_err(anyhow::Error::msg)?;
             let sink = HttpSink::new(&resolved).context("cannot set up the HTTP sink")?;
             (Arc::new(sink), SinkProbe::Tcp { authority }, None)
+        }
+        SinkKind::Nats => {
+            let nats = settings
+                .forward
+                .nats
+                .clone()
+                .context("sink = \"nats\" needs [forward.nats]")?;
+            let resolved = nats.resolve(settings).map_err(anyhow::Error::msg)?;
+            let subjects = nats.subjects(settings).map_err(anyhow::Error::msg)?;
+            let client = gateway_forward::nats::connect(&resolved)
+                .await
+                .context("cannot set up the NATS sink")?;
+            let sink =
+                gateway_forward::NatsSink::new(client.clone(), subjects, nats.ack_timeout_ms);
+            (Arc::new(sink), SinkProbe::Nats(client), None)
         }
     })
 }

@@ -33,6 +33,7 @@ pub mod daemon;
 mod formats;
 mod instance;
 mod logging;
+pub mod nats;
 mod notify;
 mod profiles;
 mod secrets;
@@ -88,6 +89,8 @@ subcommands! {
     /// Install or remove the Windows service (`service install [--config FILE] [--data-dir DIR]`, `service uninstall`).
     #[cfg_attr(not(windows), command(hide = true))]
     Service => service,
+    /// NATS JetStream: `nats provision --config FILE [--check]` creates or checks the streams and this practice's decisions consumer.
+    Nats => nats_cmd,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).

@@ -317,6 +317,8 @@ pub enum SinkKind {
     File,
     /// CloudEvents over HTTPS to the central platform.
     Http,
+    /// CloudEvents to a NATS JetStream cluster (`[forward.nats]`).
+    Nats,
 }
 
 impl SinkKind {
@@ -325,6 +327,7 @@ impl SinkKind {
         match self {
             SinkKind::File => "file",
             SinkKind::Http => "http",
+            SinkKind::Nats => "nats",
         }
     }
 }
@@ -346,6 +349,10 @@ pub struct ForwardSettings {
     /// `bearer_token_file` or `bearer_token_env`.
     #[serde(default)]
     pub http: Option<HttpSinkSettings>,
+    /// `[forward.nats]`: the JetStream cluster (required when `sink = "nats"`);
+    /// see `crate::nats::NatsSettings`.
+    #[serde(default)]
+    pub nats: Option<crate::nats::NatsSettings>,
     /// `[forward.delivery]`: `concurrency`, `poll_interval_ms`,
     /// `max_retry_after_secs` and `[forward.delivery.backoff]`
     /// (`initial_ms`, `max_ms`, `multiplier`).
@@ -1030,7 +1037,19 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
                 }
             }
         }
-        (SinkKind::File, None) => {}
+        (SinkKind::File | SinkKind::Nats, None) => {}
+    }
+    match (&settings.forward.sink, &settings.forward.nats) {
+        (SinkKind::Nats, None) => problem(
+            "forward.nats",
+            "sink = \"nats\" needs a [forward.nats] section with `servers`".to_owned(),
+        ),
+        (_, Some(nats)) => {
+            for (key, message) in crate::nats::check(settings, nats) {
+                problem(&key, message);
+            }
+        }
+        (_, None) => {}
     }
     if let Err(message) = settings
         .logging

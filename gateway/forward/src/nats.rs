@@ -42,6 +42,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use async_nats;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
@@ -218,11 +219,16 @@ pub fn all_loopback(servers: &[String]) -> bool {
         } else {
             format!("nats://{s}")
         };
+        // `nats://` is not a special scheme to `url`: its host is opaque text.
         match url::Url::parse(&with_scheme) {
-            Ok(u) => match u.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Ok(u) => match u.host_str() {
+                Some(host) => {
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    host.eq_ignore_ascii_case("localhost")
+                        || host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
                 None => false,
             },
             Err(_) => false,
@@ -1085,4 +1091,44 @@ fn refusal_event(
         }
     });
     serde_json::to_vec(&event).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_servers_are_recognised() {
+        assert!(all_loopback(&["nats://127.0.0.1:4222".to_owned()]));
+        assert!(all_loopback(&[
+            "localhost:4222".to_owned(),
+            "nats://[::1]:4222".to_owned()
+        ]));
+        assert!(!all_loopback(&["nats://10.1.2.3:4222".to_owned()]));
+        assert!(!all_loopback(&["nats://nats.mso.example:4222".to_owned()]));
+    }
+
+    #[test]
+    fn subject_tokens_are_checked() {
+        assert!(Subjects::new("ehr", "mso-demo", "cardio_north").is_ok());
+        for bad in ["a.b", "*", ">", "with space", ""] {
+            assert!(Subjects::new("ehr", "mso", bad).is_err(), "{bad:?}");
+        }
+        let s = Subjects::new("ehr", "t", "p").expect("subjects");
+        assert_eq!(s.event("created"), "ehr.t.p.events.created");
+        assert_eq!(s.decisions(), "ehr.t.p.decisions");
+        assert_eq!(s.consumer_name(), "gw_t_p");
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let auth = NatsAuth::UserPassword {
+            user: "u".to_owned(),
+            password: "hunter2-synthetic".to_owned(),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        let mut config = NatsConnectConfig::new(vec!["nats://127.0.0.1:1".to_owned()]);
+        config.auth = NatsAuth::NkeySeed("SUSECRETSEEDSYNTHETIC".to_owned());
+        assert!(!format!("{config:?}").contains("SECRETSEED"));
+    }
 }
