@@ -41,6 +41,16 @@ fn free_port() -> u16 {
 }
 
 fn write_config(dir: &Path, practice: &str, mllp: u16, servers: &[String]) -> PathBuf {
+    write_config_with(dir, practice, mllp, servers, "")
+}
+
+fn write_config_with(
+    dir: &Path,
+    practice: &str,
+    mllp: u16,
+    servers: &[String],
+    extra: &str,
+) -> PathBuf {
     let token = dir.join("admin.token");
     std::fs::write(&token, format!("{}\n", support::TOKEN)).expect("token");
     let config = dir.join("gateway.toml");
@@ -74,6 +84,7 @@ replicas = 3
 [[hl7v2.listeners]]
 listen = "127.0.0.1:{mllp}"
 profile = "epic"
+{extra}
 "#,
             mappings = support::repo_root().join("mappings").display(),
             token = token.display(),
@@ -324,6 +335,71 @@ async fn publish_decision(
     }
 }
 
+/// A loopback MLLP receiver standing for the EHR's inbound interface: answers
+/// AA to every frame and counts them (the ORU write-backs of decisions).
+fn writeback_receiver() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(2).position(|w| w == [0x1C, 0x0D]) {
+                        let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                        let text = String::from_utf8_lossy(&frame).into_owned();
+                        let id = text
+                            .trim_start_matches('\u{b}')
+                            .split('\r')
+                            .next()
+                            .and_then(|msh| msh.split('|').nth(9))
+                            .unwrap_or("")
+                            .to_owned();
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let ack = format!(
+                            "\u{b}MSH|^~\\&|EHR|SITE|GW|MSO|20261122100000||ACK|A{id}|P|2.5.1\rMSA|AA|{id}\r\u{1c}\r"
+                        );
+                        if stream.write_all(ack.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// The decisions' write-back states in a gateway's store.
+fn writeback_states(dir: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join("data").join("gateway.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("store");
+    db.busy_timeout(Duration::from_secs(10)).expect("busy");
+    let mut statement = db
+        .prepare("SELECT writeback_state FROM decisions")
+        .expect("prepare");
+    statement
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
 /// Waits until the practice's decisions consumer has handled every message.
 async fn wait_consumer_idle(js: &jetstream::Context, practice: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -513,12 +589,16 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     let cluster = NatsCluster::start(&binary, 3, &[]);
     let urls = cluster.urls();
     let template = template();
+    let (ehr_port, written_back) = writeback_receiver();
+    let writeback = format!(
+        "[[hl7v2.writeback]]\nprofile = \"epic\"\n[hl7v2.writeback.sender]\naddress = \"127.0.0.1:{ehr_port}\"\n"
+    );
     let mut fleet = Vec::new();
     for g in 0..5 {
         let dir = tempfile::tempdir().expect("tmp");
         let mllp = free_port();
         let practice = format!("practice-{g}");
-        let config = write_config(dir.path(), &practice, mllp, &urls);
+        let config = write_config_with(dir.path(), &practice, mllp, &urls, &writeback);
         fleet.push((dir, mllp, practice, config));
     }
     provision(&fleet[0].3);
@@ -566,6 +646,23 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
             assert_eq!(seen.len(), 1, "{practice}: one decided event");
         }
     });
+    // Each gateway's decision is written back by its HL7 adapter, once.
+    for (dir, _, practice, _) in &fleet {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while writeback_states(dir.path()) != ["done"] {
+            assert!(
+                Instant::now() < deadline,
+                "{practice}: write-back {:?}",
+                writeback_states(dir.path())
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert_eq!(
+        written_back.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "one ORU per gateway's decision"
+    );
     // Each gateway holds its decision once.
     drop(gateways);
     for (dir, _, practice, _) in &fleet {
