@@ -13,7 +13,10 @@
 //!   one for an unknown case terminated with a `decision_refused` event.
 //! * `five_gateways_publish_at_once_and_get_their_decisions_back`: five
 //!   gateways (own data dir and practice id each) at once; completeness and
-//!   order per case; one decision per gateway comes back exactly once.
+//!   order per case; one decision per gateway comes back exactly once and is
+//!   written back by its HL7 adapter (one ORU each at a loopback MLLP
+//!   receiver). `EHR_FLEET_GATEWAYS=20` runs the same with 20 gateways:
+//!   `EHR_FLEET_GATEWAYS=20 cargo test -p ehr-gateway --test nats_fleet five -- --nocapture`.
 //!
 //! Skips with a printed reason when nats-server is missing (fails under CI).
 
@@ -593,8 +596,13 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     let writeback = format!(
         "[[hl7v2.writeback]]\nprofile = \"epic\"\n[hl7v2.writeback.sender]\naddress = \"127.0.0.1:{ehr_port}\"\n"
     );
+    // 5 in CI; `EHR_FLEET_GATEWAYS=20` for the documented 20-gateway run.
+    let size: usize = std::env::var("EHR_FLEET_GATEWAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let mut fleet = Vec::new();
-    for g in 0..5 {
+    for g in 0..size {
         let dir = tempfile::tempdir().expect("tmp");
         let mllp = free_port();
         let practice = format!("practice-{g}");
@@ -602,6 +610,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
         fleet.push((dir, mllp, practice, config));
     }
     provision(&fleet[0].3);
+    let started = Instant::now();
     let gateways: Vec<Gateway> = fleet
         .iter()
         .map(|(dir, mllp, _, config)| start(config, &dir.path().join("daemon.log"), *mllp))
@@ -624,6 +633,15 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let js = connect(&urls).await;
+        let mut total = 0;
+        for (dir, _, _, _) in &fleet {
+            total += wait_delivered(dir.path(), 3).len();
+        }
+        // A figure for the bench notes, never asserted.
+        println!(
+            "fleet of {size}: {total} events acknowledged by JetStream {:.1} s after the gateways started",
+            started.elapsed().as_secs_f64()
+        );
         for (dir, _, practice, _) in &fleet {
             let events = wait_delivered(dir.path(), 3);
             let filter = format!("ehr.{TENANT}.{practice}.events.>");
@@ -660,7 +678,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     }
     assert_eq!(
         written_back.load(std::sync::atomic::Ordering::SeqCst),
-        5,
+        size,
         "one ORU per gateway's decision"
     );
     // Each gateway holds its decision once.
