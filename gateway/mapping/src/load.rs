@@ -779,14 +779,7 @@ fn resolve_extends(dir: &FsPath, target: &str) -> PathBuf {
 }
 
 fn parse_format(name: &str) -> Option<SourceFormat> {
-    Some(match name {
-        "hl7v2" => SourceFormat::Hl7v2,
-        "x12" => SourceFormat::X12,
-        "fhir" => SourceFormat::Fhir,
-        "desktop" => SourceFormat::Desktop,
-        "json" => SourceFormat::Json,
-        _ => return None,
-    })
+    SourceFormat::from_name(name)
 }
 
 type HeaderResult = Option<(Header, Option<(String, Loc)>)>;
@@ -823,9 +816,10 @@ fn parse_header(ctx: &mut Ctx<'_>, table: &Table<'_>, dir: &FsPath) -> HeaderRes
         Some((f, span)) => match parse_format(&f) {
             Some(fmt) => Some((fmt, ctx.loc(span))),
             None => {
-                let help = suggest(&f, ["hl7v2", "x12", "fhir", "desktop", "json"])
+                let names = SourceFormat::ALL.map(SourceFormat::as_str);
+                let help = suggest(&f, names)
                     .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| "formats: hl7v2, x12, fhir, desktop, json".into());
+                    .unwrap_or_else(|| format!("formats: {}", names.join(", ")));
                 ctx.error_rule(
                     Code::UnknownFormat,
                     format!("unknown format `{f}`"),

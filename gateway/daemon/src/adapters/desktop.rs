@@ -49,8 +49,17 @@ fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
 }
 
 impl Adapter for Desktop {
-    fn name(&self) -> &'static str {
-        gateway_desktop::ADAPTER
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::DESKTOP
+    }
+
+    /// The desktop adapter reads no secret file: it drives the screen.
+    fn secret_files(&self, _settings: &Settings) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+
+    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -128,6 +137,7 @@ impl Adapter for Desktop {
                     unregister(&key);
                 }));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::Ui,
                     description: format!(
                         "desktop read playbook {} ({})",
                         section

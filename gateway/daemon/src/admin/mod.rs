@@ -76,31 +76,13 @@ pub struct AdapterEndpoint {
 }
 
 impl AdapterEndpoint {
-    /// Describes `endpoint` of `adapter`; the transport is derived from
-    /// whether it listens and what the adapter calls it.
+    /// Describes `endpoint` of `adapter`; the transport is the endpoint's
+    /// declared one.
     pub fn new(adapter: &str, endpoint: &crate::adapters::Endpoint) -> Self {
-        let text = endpoint.description.to_ascii_lowercase();
-        let transport = if text.contains("write-back") {
-            "write-back"
-        } else if adapter == "hl7v2" && endpoint.addr.is_some() {
-            "mllp"
-        } else if text.contains("soap") {
-            "soap"
-        } else if text.contains("rest-hook") {
-            "rest-hook"
-        } else if text.contains("file drop") {
-            "file-drop"
-        } else if text.contains("poll") {
-            "poll"
-        } else if adapter == "desktop" {
-            "ui"
-        } else {
-            adapter
-        };
         AdapterEndpoint {
             adapter: adapter.to_owned(),
             profile: endpoint.profile.clone(),
-            transport: transport.to_owned(),
+            transport: endpoint.transport.as_str().to_owned(),
             address: endpoint.addr.map(|a| a.to_string()),
             description: endpoint.description.clone(),
         }
