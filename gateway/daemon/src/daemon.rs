@@ -393,6 +393,10 @@ async fn start_stages(
         endpoints: Arc::new(endpoints),
         alerts: alert_state,
         x12_request,
+        desktop_read: teardown
+            .adapters
+            .iter()
+            .find_map(|(_, started)| started.read_trigger.clone()),
     };
     Ok(Stages {
         listener,

@@ -124,18 +124,11 @@ impl Adapter for Desktop {
                     trigger,
                     context.shutdown.clone().cancelled_owned(),
                 );
-                let key = context.store.path().to_path_buf();
-                register(
-                    key.clone(),
-                    ReadTrigger {
-                        bridge: bridge.clone(),
-                        pipeline: Arc::clone(&context.pipeline),
-                    },
-                );
-                started.tasks.push(tokio::spawn(async move {
-                    reads.await;
-                    unregister(&key);
-                }));
+                started.read_trigger = Some(ReadTrigger {
+                    bridge: bridge.clone(),
+                    pipeline: Arc::clone(&context.pipeline),
+                });
+                started.tasks.push(tokio::spawn(reads));
                 started.endpoints.push(Endpoint {
                     transport: gateway_registry::Transport::Ui,
                     description: format!(
@@ -381,31 +374,4 @@ impl ReadTrigger {
     pub async fn read_now(&self) -> ReadNow {
         self.bridge.read_now(self.pipeline.as_ref()).await
     }
-}
-
-type Triggers = Vec<(PathBuf, ReadTrigger)>;
-
-static TRIGGERS: Mutex<Triggers> = Mutex::new(Vec::new());
-
-fn triggers() -> std::sync::MutexGuard<'static, Triggers> {
-    TRIGGERS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn register(store: PathBuf, trigger: ReadTrigger) {
-    let mut all = triggers();
-    all.retain(|(path, _)| *path != store);
-    all.push((store, trigger));
-}
-
-fn unregister(store: &Path) {
-    triggers().retain(|(path, _)| path != store);
-}
-
-/// The read trigger of the daemon whose store file is `store`, when its
-/// desktop adapter runs with a read playbook.
-pub fn read_trigger(store: &Path) -> Option<ReadTrigger> {
-    triggers()
-        .iter()
-        .find(|(path, _)| path == store)
-        .map(|(_, t)| t.clone())
 }

@@ -78,6 +78,10 @@ pub struct Started {
     pub writebacks: Vec<(Arc<dyn WriteBack>, Option<String>)>,
     /// Listeners and pollers, for logs and the demo.
     pub endpoints: Vec<Endpoint>,
+    /// Reads on an operator's request (`POST /api/v1/adapters/desktop/read`),
+    /// when the adapter runs a read playbook. Handed to the admin server as a
+    /// value: no process-global registry.
+    pub read_trigger: Option<desktop::ReadTrigger>,
 }
 
 /// What the demo knows when configuring adapters and sending traffic.

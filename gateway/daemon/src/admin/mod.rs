@@ -58,6 +58,9 @@ pub struct AdminState {
     /// Writes and records 278 requests for cases (`POST
     /// /api/v1/cases/{id}/x12-request`); `None` without an x12 adapter.
     pub x12_request: Option<Arc<x12_request::X12RequestWriter>>,
+    /// The desktop adapter's on-demand read (`POST
+    /// /api/v1/adapters/desktop/read`); `None` without a read playbook.
+    pub desktop_read: Option<crate::adapters::desktop::ReadTrigger>,
 }
 
 /// One adapter endpoint as the admin API shows it.
