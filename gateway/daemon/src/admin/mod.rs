@@ -16,6 +16,7 @@
 //! `admin.allow_plaintext = true`.
 
 pub mod access;
+mod alerts;
 mod api;
 pub mod audit;
 mod dashboard;
@@ -115,7 +116,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
-        .route("/api/v1/alerts", get(crate::alerts::api::list))
+        .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/messages/{id}/replay", post(api::replay_message))
         .route("/api/v1/dead-letters", get(api::dead_letters))
