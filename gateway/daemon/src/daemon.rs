@@ -185,6 +185,13 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     // The recorder first: a metric handle taken before it is installed (an
     // adapter's `adapter_up` gauge, say) would stay a no-op for good.
     let _recorder = crate::telemetry::prometheus();
+    // The adapters wired into this build and the registry must agree.
+    adapters::check_registry().map_err(|problems| {
+        anyhow::anyhow!(
+            "the adapter registry is incomplete: {}",
+            problems.join("; ")
+        )
+    })?;
     let data_dir = options.data_dir.clone();
     // Owner-only (0700) when created here; an existing directory open to
     // other users is reported, not changed (it may be shared on purpose).
@@ -405,6 +412,10 @@ async fn start_stages(
         endpoints: Arc::new(endpoints),
         alerts: alert_state,
         x12_request,
+        desktop_read: teardown
+            .adapters
+            .iter()
+            .find_map(|(_, started)| started.read_trigger.clone()),
     };
     Ok(Stages {
         listener,
@@ -510,6 +521,9 @@ async fn start_adapters(
             .start(settings, context)
             .await
             .with_context(|| format!("cannot start the {} adapter", adapter.name()))?;
+        // An endpoint with an undeclared transport refuses the start; the
+        // adapter is recorded first so the teardown stops it too.
+        let refused = adapters::check_endpoints(adapter, &started);
         for endpoint in &started.endpoints {
             tracing::info!(
                 adapter = adapter.name(),
@@ -525,6 +539,7 @@ async fn start_adapters(
         // `ehr_gateway_adapter_up`: 1 while all of these tasks run.
         started.tasks = adapter_health.started(adapter.name(), std::mem::take(&mut started.tasks));
         teardown.adapters.push((adapter.name(), started));
+        refused.map_err(anyhow::Error::msg)?;
     }
     Ok(registry)
 }
