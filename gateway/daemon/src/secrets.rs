@@ -51,6 +51,18 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
         );
         add("forward.http.client_key".to_owned(), &http.client_key);
     }
+    if let Some(nats) = &settings.forward.nats {
+        add(
+            "forward.nats.credentials_file".to_owned(),
+            &nats.credentials_file,
+        );
+        add(
+            "forward.nats.nkey_seed_file".to_owned(),
+            &nats.nkey_seed_file,
+        );
+        add("forward.nats.password_file".to_owned(), &nats.password_file);
+        add("forward.nats.client_key".to_owned(), &nats.client_key);
+    }
     // Each adapter declares its own (`Adapter::secret_files`).
     for adapter in crate::adapters::all() {
         if adapter.configured(settings) {
