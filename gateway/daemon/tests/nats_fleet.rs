@@ -17,6 +17,10 @@
 //!   written back by its HL7 adapter (one ORU each at a loopback MLLP
 //!   receiver). `EHR_FLEET_GATEWAYS=20` runs the same with 20 gateways:
 //!   `EHR_FLEET_GATEWAYS=20 cargo test -p ehr-gateway --test nats_fleet five -- --nocapture`.
+//! * `readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds`:
+//!   the only node killed — `/readyz` stays ready with a `sink: NATS …`
+//!   warning, `ehr_gateway_nats_connected` drops to 0, an accepted message
+//!   waits in the outbox; the node back — reconnected by itself, delivered.
 //!
 //! Skips with a printed reason when nats-server is missing (fails under CI).
 
@@ -691,4 +695,90 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
             .expect("count");
         assert_eq!(n, 1, "{practice}: the decision once");
     }
+}
+
+/// `GET url` as text (a transport error fails the test).
+async fn get_text(url: String) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("send");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+#[test]
+fn readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds() {
+    let Some(binary) = nats_server_or_skip() else {
+        return;
+    };
+    let mut cluster = NatsCluster::start(&binary, 1, &[]);
+    let urls = cluster.urls();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mllp = free_port();
+    let config = write_config(dir.path(), "cardio-north", mllp, &urls);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("replicas = 3", "replicas = 1")).expect("config");
+    provision(&config);
+    let daemon = support::Daemon::start(&config);
+    let template = template();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let wait_for = |what: &str, cond: &dyn Fn(u16, &serde_json::Value, &str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = runtime.block_on(get_text(daemon.url("/readyz")));
+            let (_, metrics) = runtime.block_on(get_text(daemon.url("/metrics")));
+            let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            if cond(status, &body, &metrics) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {status} {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let warnings = |body: &serde_json::Value| {
+        body["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    };
+    wait_for("connected", &|status, body, metrics| {
+        status == 200
+            && !warnings(body).contains("NATS")
+            && metrics.contains("ehr_gateway_nats_connected 1")
+    });
+    send(mllp, &template, &[("UP-1".to_owned(), 0)]);
+    wait_delivered(dir.path(), 1);
+
+    // The cluster goes away: still ready (intake works), says why, gauge 0;
+    // an accepted message waits in the outbox.
+    cluster.nodes[0].kill();
+    wait_for("disconnected", &|status, body, metrics| {
+        status == 200
+            && body["status"] == "ready"
+            && warnings(body).contains("sink: NATS")
+            && metrics.contains("ehr_gateway_nats_connected 0")
+    });
+    send(mllp, &template, &[("DOWN-1".to_owned(), 0)]);
+    let pending = store_events(dir.path())
+        .values()
+        .filter(|(_, _, s)| s == "pending")
+        .count();
+    assert_eq!(pending, 1, "the event waits in the outbox");
+
+    // Back: reconnected by itself, the waiting event delivered.
+    cluster.nodes[0].start();
+    wait_for("reconnected", &|status, body, metrics| {
+        status == 200
+            && !warnings(body).contains("NATS")
+            && metrics.contains("ehr_gateway_nats_connected 1")
+    });
+    let events = wait_delivered(dir.path(), 2);
+    assert_eq!(events.len(), 2);
+    let (_, metrics) = runtime.block_on(get_text(daemon.url("/metrics")));
+    assert!(
+        metrics.contains("ehr_gateway_nats_publish_seconds_count"),
+        "publish latency histogram"
+    );
 }
