@@ -143,6 +143,12 @@ impl NatsCluster {
     /// Starts `size` JetStream nodes (a cluster when `size > 1`), with
     /// `users` as the only accounts' users when given (no auth otherwise).
     pub fn start(binary: &Path, size: usize, users: &[NatsUser]) -> NatsCluster {
+        NatsCluster::start_with(binary, size, users, "")
+    }
+
+    /// Like [`NatsCluster::start`], with `extra` appended to every node's
+    /// configuration (a `tls { … }` block).
+    pub fn start_with(binary: &Path, size: usize, users: &[NatsUser], extra: &str) -> NatsCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
@@ -187,6 +193,7 @@ impl NatsCluster {
                 }
                 config.push_str("] }\n");
             }
+            config.push_str(extra);
             let path = dir.path().join(format!("n{i}.conf"));
             std::fs::write(&path, config).expect("write nats config");
             nodes.push(NatsNode {
