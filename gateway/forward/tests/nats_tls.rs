@@ -2,7 +2,8 @@
 //! `nats-server` that verifies clients (`tls { verify: true }`): with the
 //! cluster's CA and the client certificate the event is acknowledged; with
 //! the CA alone the server refuses the connection and the sink reports a
-//! transient failure (the outbox holds). Skips with a printed reason when
+//! transient failure (the outbox holds). NKey authentication: the user's
+//! seed is accepted, another seed is not. Skips with a printed reason when
 //! nats-server is missing (fails under CI).
 
 mod common;
@@ -11,6 +12,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{accepted, case};
+use gateway_forward::nats::NatsAuth;
 use gateway_forward::nats::{self, StreamPlan};
 use gateway_forward::*;
 use gateway_testkit::nats::{NatsCluster, nats_server_or_skip};
@@ -98,4 +100,57 @@ async fn mutual_tls_is_required_and_works() {
         nats::connect(&bad).await,
         Err(ForwardError::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn nkey_seed_authenticates_and_a_foreign_seed_does_not() {
+    let Some(binary) = nats_server_or_skip() else {
+        return;
+    };
+    let user = nkeys::KeyPair::new_user();
+    let auth = format!(
+        "authorization {{ users: [ {{ nkey: {:?} }} ] }}\n",
+        user.public_key()
+    );
+    let cluster = NatsCluster::start_with(&binary, 1, &[], &auth);
+    let subjects = Subjects::new("ehr", "mso-demo", "cardio-north").expect("subjects");
+    let t = TempStore::new().await;
+    t.store
+        .commit_inbound(accepted(case(2, 2), "NKEY-1", "raw nkey 1"))
+        .await
+        .expect("commit");
+    let event = t
+        .store
+        .read(|r| r.deliverable(1, &HashSet::new()))
+        .await
+        .expect("read")
+        .remove(0);
+
+    let mut config = NatsConnectConfig::new(cluster.urls());
+    config.auth = NatsAuth::NkeySeed(user.seed().expect("seed"));
+    let client = nats::connect(&config).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.connection_state() != nats::async_nats::connection::State::Connected {
+        assert!(Instant::now() < deadline, "the NKey user was not let in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let js = nats::jetstream_context(client.clone(), 5_000);
+    nats::provision(&js, &StreamPlan::new("ehr", 1), None, false)
+        .await
+        .expect("provision");
+    let sink = NatsSink::new(client, subjects.clone(), 5_000);
+    assert_eq!(
+        sink.deliver(&event).await,
+        SinkResult::Delivered { http_status: None }
+    );
+
+    let stranger = nkeys::KeyPair::new_user();
+    let mut config = NatsConnectConfig::new(cluster.urls());
+    config.auth = NatsAuth::NkeySeed(stranger.seed().expect("seed"));
+    let client = nats::connect(&config).await.expect("client object");
+    let sink = NatsSink::new(client, subjects, 1_000);
+    assert!(
+        matches!(sink.deliver(&event).await, SinkResult::Retry { .. }),
+        "a foreign NKey is not let in: retried, not delivered"
+    );
 }
