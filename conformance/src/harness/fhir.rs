@@ -9,7 +9,6 @@ use std::sync::Arc;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 
 use super::{Harness, InboundResult, submit_parsed};
 
@@ -24,10 +23,6 @@ impl Harness for FhirHarness {
 
     fn format(&self) -> SourceFormat {
         SourceFormat::Fhir
-    }
-
-    fn syntax(&self) -> &dyn PathSyntax {
-        &gateway_fhir::FhirPathSyntax
     }
 
     fn inbound<'a>(

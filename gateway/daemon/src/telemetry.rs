@@ -148,6 +148,15 @@ fn describe() {
         FORWARD_ATTEMPTS,
         "Delivery attempts to the central platform, by sink and result (delivered, retry, dead)."
     );
+    describe_gauge!(
+        "ehr_gateway_nats_connected",
+        "sink = nats: 1 while the JetStream client is connected, 0 while it reconnects."
+    );
+    describe_histogram!(
+        "ehr_gateway_nats_publish_seconds",
+        Unit::Seconds,
+        "sink = nats: seconds from publishing an event to JetStream's acknowledgement."
+    );
     describe_histogram!(
         DECISION_CYCLE,
         Unit::Seconds,

@@ -11,9 +11,10 @@
 //!   never acknowledges something a crash could lose.
 //! * [`Reader`] is a synchronous read-only view (`ehr-gateway messages list`
 //!   uses it on a live daemon's file; WAL lets it read while the daemon writes).
-//! * [`forward`] delivers the outbox in order per case to a [`forward::Sink`]
-//!   (`http` for the central platform, `file` for JSONL), at least once, with the
-//!   CloudEvents `id` as idempotency key.
+//! * The outbox API ([`Reader::deliverable`], [`Store::record_attempts`], …)
+//!   is what the forwarder (crate `gateway-forward`) drives; the store itself
+//!   makes no network or file delivery and reads no secret. [`backoff`] is the
+//!   retry schedule of both outboxes it persists (case events and write-backs).
 //! * [`RetentionPolicy`] via [`Store::prune`] removes finished data by age and
 //!   size budget and gives the space back.
 //! * The intake size budget ([`StoreOptions::max_bytes`], [`Store::size`]):
@@ -42,13 +43,13 @@
 //! baseline measured in the same run (`--help` for options).
 
 pub mod admin_queries;
+pub mod backoff;
 pub mod backup;
 mod case_requests;
 mod control_numbers;
 mod decision_keys;
 mod error;
 mod evidence;
-pub mod forward;
 mod intake_commit;
 mod model;
 mod ops;

@@ -49,8 +49,17 @@ fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
 }
 
 impl Adapter for Desktop {
-    fn name(&self) -> &'static str {
-        gateway_desktop::ADAPTER
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::DESKTOP
+    }
+
+    /// The desktop adapter reads no secret file: it drives the screen.
+    fn secret_files(&self, _settings: &Settings) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+
+    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -115,19 +124,13 @@ impl Adapter for Desktop {
                     trigger,
                     context.shutdown.clone().cancelled_owned(),
                 );
-                let key = context.store.path().to_path_buf();
-                register(
-                    key.clone(),
-                    ReadTrigger {
-                        bridge: bridge.clone(),
-                        pipeline: Arc::clone(&context.pipeline),
-                    },
-                );
-                started.tasks.push(tokio::spawn(async move {
-                    reads.await;
-                    unregister(&key);
-                }));
+                started.read_trigger = Some(ReadTrigger {
+                    bridge: bridge.clone(),
+                    pipeline: Arc::clone(&context.pipeline),
+                });
+                started.tasks.push(tokio::spawn(reads));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::Ui,
                     description: format!(
                         "desktop read playbook {} ({})",
                         section
@@ -373,31 +376,4 @@ impl ReadTrigger {
     pub async fn read_now(&self) -> ReadNow {
         self.bridge.read_now(self.pipeline.as_ref()).await
     }
-}
-
-type Triggers = Vec<(PathBuf, ReadTrigger)>;
-
-static TRIGGERS: Mutex<Triggers> = Mutex::new(Vec::new());
-
-fn triggers() -> std::sync::MutexGuard<'static, Triggers> {
-    TRIGGERS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn register(store: PathBuf, trigger: ReadTrigger) {
-    let mut all = triggers();
-    all.retain(|(path, _)| *path != store);
-    all.push((store, trigger));
-}
-
-fn unregister(store: &Path) {
-    triggers().retain(|(path, _)| path != store);
-}
-
-/// The read trigger of the daemon whose store file is `store`, when its
-/// desktop adapter runs with a read playbook.
-pub fn read_trigger(store: &Path) -> Option<ReadTrigger> {
-    triggers()
-        .iter()
-        .find(|(path, _)| path == store)
-        .map(|(_, t)| t.clone())
 }

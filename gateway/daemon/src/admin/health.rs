@@ -35,6 +35,8 @@ pub enum SinkProbe {
         /// `host:port`.
         authority: String,
     },
+    /// The NATS client must be connected (it reconnects by itself).
+    Nats(gateway_forward::nats::async_nats::Client),
 }
 
 impl Readiness {
@@ -83,6 +85,15 @@ impl Readiness {
                     )),
                     Err(_) => warnings.push(format!(
                         "sink: {authority} did not answer within 2 s; events wait in the outbox"
+                    )),
+                }
+            }
+            SinkProbe::Nats(client) => {
+                use gateway_forward::nats::async_nats::connection::State;
+                match client.connection_state() {
+                    State::Connected => {}
+                    state => warnings.push(format!(
+                        "sink: NATS {state:?}; reconnecting with backoff, events wait in the outbox"
                     )),
                 }
             }

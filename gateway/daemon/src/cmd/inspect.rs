@@ -56,7 +56,7 @@ pub(crate) fn inspect(args: &Args) -> anyhow::Result<Report> {
         Some(name) => formats::format_from_name(name).with_context(|| {
             format!(
                 "unknown format `{name}` (one of {})",
-                formats::FORMAT_NAMES.join(", ")
+                formats::format_names().join(", ")
             )
         })?,
         None => match formats::detect(&raw) {

@@ -12,15 +12,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use gateway_core::adapter::BoxFuture;
-use serde::Deserialize;
 
-use crate::error::{Result, StoreError};
-use crate::forward::sink::{Sink, SinkResult};
-use crate::model::OutboxEvent;
+use gateway_store::OutboxEvent;
+
+use crate::sink::{Sink, SinkResult};
+use crate::{ForwardError, Result};
 
 /// Settings of the file sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSinkConfig {
     /// Directory the JSONL files go to (created if missing).
     pub dir: PathBuf,
@@ -36,7 +35,7 @@ pub struct FileSink {
 impl FileSink {
     /// Creates the directory if needed.
     pub fn new(config: FileSinkConfig) -> Result<FileSink> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| StoreError::Io {
+        std::fs::create_dir_all(&config.dir).map_err(|e| ForwardError::Io {
             context: "creating the file sink directory",
             message: e.to_string(),
         })?;

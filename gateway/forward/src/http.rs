@@ -5,7 +5,8 @@
 //! (the platform de-duplicates re-deliveries by it) — or, with `batch = true`,
 //! several events as one `application/cloudevents-batch+json` array (the
 //! platform de-duplicates by each event's `id`), an optional bearer token,
-//! over rustls with an optional client certificate and extra CA. Answers are
+//! over rustls with an optional client certificate and extra CA (all passed
+//! in as values: this crate reads no secret file and no environment). Answers are
 //! classified: 2xx delivered; 400, 413 and 422 — the event itself is bad — are
 //! permanent refusals, dead-lettered with the status and a capped excerpt of
 //! the body (the receiver's error text, never our payload); every other
@@ -13,54 +14,72 @@
 //! errors retry with capped backoff (honouring `Retry-After` on 429/503): one
 //! token rotation or a platform deploy must not park the backlog.
 
-use std::path::PathBuf;
+use std::fmt;
 use std::time::Duration;
 
 use gateway_core::adapter::BoxFuture;
+use gateway_store::OutboxEvent;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use serde::Deserialize;
 
-use crate::error::{Result, StoreError};
-use crate::forward::sink::{Sink, SinkResult};
-use crate::model::OutboxEvent;
+use crate::sink::{Sink, SinkResult};
+use crate::{ForwardError, Result};
 
 /// Longest excerpt of an error body kept with a dead letter.
 const BODY_EXCERPT: usize = 200;
 
-fn default_timeout_ms() -> u64 {
-    10_000
+/// The default per-request timeout, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// A client certificate (chain) and its private key, both PEM, for mutual TLS.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// PEM certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key of the certificate.
+    pub key_pem: Vec<u8>,
 }
 
-/// Settings of the HTTP sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientIdentity([redacted])")
+    }
+}
+
+/// Settings of the HTTP sink, as values: whoever builds it (the daemon) has
+/// already read the certificate, key and token from their files or variables.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpSinkConfig {
     /// Endpoint events are POSTed to (`https://platform.example/api/events`).
     pub url: String,
-    /// Per-request timeout in milliseconds (default 10 000).
-    #[serde(default = "default_timeout_ms")]
+    /// Per-request timeout in milliseconds (default [`DEFAULT_TIMEOUT_MS`]).
     pub timeout_ms: u64,
-    /// PEM client certificate (chain) for mutual TLS; needs `client_key`.
-    #[serde(default)]
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of `client_cert`.
-    #[serde(default)]
-    pub client_key: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
     /// Extra PEM CA certificate to trust (a private platform CA).
-    #[serde(default)]
-    pub ca_cert: Option<PathBuf>,
-    /// File holding the bearer token (whitespace trimmed).
-    #[serde(default)]
-    pub bearer_token_file: Option<PathBuf>,
-    /// Name of an environment variable holding the bearer token.
-    #[serde(default)]
-    pub bearer_token_env: Option<String>,
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// The bearer token (already trimmed).
+    pub bearer_token: Option<String>,
     /// POST several events at once as a CloudEvents JSON batch
     /// (`application/cloudevents-batch+json`, up to the forwarder's
     /// `batch_max`) when the platform accepts that mode (default false: one
     /// structured event per POST).
-    #[serde(default)]
     pub batch: bool,
+}
+
+impl fmt::Debug for HttpSinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSinkConfig")
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("client_identity", &self.client_identity)
+            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(Vec::len))
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("batch", &self.batch)
+            .finish()
+    }
 }
 
 impl HttpSinkConfig {
@@ -68,12 +87,10 @@ impl HttpSinkConfig {
     pub fn new(url: impl Into<String>) -> Self {
         HttpSinkConfig {
             url: url.into(),
-            timeout_ms: default_timeout_ms(),
-            client_cert: None,
-            client_key: None,
-            ca_cert: None,
-            bearer_token_file: None,
-            bearer_token_env: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            client_identity: None,
+            ca_cert_pem: None,
+            bearer_token: None,
             batch: false,
         }
     }
@@ -87,47 +104,22 @@ pub struct HttpSink {
     batch: bool,
 }
 
-fn config_error(message: String) -> StoreError {
-    StoreError::Config(message)
-}
-
-fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| config_error(format!("cannot read {what} {}: {e}", path.display())))
+fn config_error(message: String) -> ForwardError {
+    ForwardError::Config(message)
 }
 
 impl HttpSink {
-    /// Builds the client: reads the certificate, key, CA and token files now, so
-    /// configuration mistakes surface at startup with the file named.
+    /// Builds the client, so configuration mistakes (a bad URL, certificate,
+    /// key or token) surface at startup.
     pub fn new(config: &HttpSinkConfig) -> Result<HttpSink> {
         let url = reqwest::Url::parse(&config.url)
             .map_err(|e| config_error(format!("invalid sink url {:?}: {e}", config.url)))?;
-        let token = match (&config.bearer_token_file, &config.bearer_token_env) {
-            (Some(_), Some(_)) => {
-                return Err(config_error(
-                    "set only one of bearer_token_file and bearer_token_env".to_owned(),
-                ));
-            }
-            (Some(path), None) => {
-                let raw = read_file(path, "bearer token file")?;
-                let token = String::from_utf8(raw)
-                    .map_err(|_| config_error(format!("{} is not UTF-8", path.display())))?;
-                Some(token.trim().to_owned())
-            }
-            (None, Some(var)) => Some(
-                std::env::var(var)
-                    .map_err(|_| config_error(format!("environment variable {var} is not set")))?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => None,
-        };
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/cloudevents+json; charset=utf-8"),
         );
-        if let Some(token) = token {
+        if let Some(token) = &config.bearer_token {
             if token.is_empty() {
                 return Err(config_error("the bearer token is empty".to_owned()));
             }
@@ -141,27 +133,17 @@ impl HttpSink {
             .connect_timeout(Duration::from_millis(config.timeout_ms.max(1)))
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers);
-        match (&config.client_cert, &config.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file(cert, "client certificate")?;
-                pem.push(b'\n');
-                pem.extend(read_file(key, "client key")?);
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| config_error(format!("invalid client certificate/key: {e}")))?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(config_error(
-                    "client_cert and client_key must be set together".to_owned(),
-                ));
-            }
+        if let Some(identity) = &config.client_identity {
+            let mut pem = identity.cert_pem.clone();
+            pem.push(b'\n');
+            pem.extend_from_slice(&identity.key_pem);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| config_error(format!("invalid client certificate/key: {e}")))?;
+            builder = builder.identity(identity);
         }
-        if let Some(ca) = &config.ca_cert {
-            let cert =
-                reqwest::Certificate::from_pem(&read_file(ca, "CA certificate")?).map_err(|e| {
-                    config_error(format!("invalid CA certificate {}: {e}", ca.display()))
-                })?;
+        if let Some(ca) = &config.ca_cert_pem {
+            let cert = reqwest::Certificate::from_pem(ca)
+                .map_err(|e| config_error(format!("invalid CA certificate: {e}")))?;
             builder = builder.add_root_certificate(cert);
         }
         let client = builder

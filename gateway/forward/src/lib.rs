@@ -1,4 +1,9 @@
-//! The forwarder: delivers the outbox to a [`Sink`], in order per case.
+//! The forwarder: delivers the store's outbox to a [`Sink`], in order per case.
+//!
+//! *Why a crate of its own*: the store owns storage (the outbox rows, their
+//! due times and attempts); this crate owns network and file delivery. Sinks
+//! get their settings as values — certificate, key and token bytes the daemon
+//! has already read — so nothing here reads the environment or a secret file.
 //!
 //! Guarantees:
 //! * **order per case** — an event is sent only when every earlier event of its
@@ -17,10 +22,10 @@
 //!   ([`BackoffPolicy`]), `Retry-After` wins when the sink reports one;
 //!   permanent refusals (the event itself is bad: HTTP 400/413/422) are
 //!   dead-lettered with their reason and can be re-queued with
-//!   [`crate::Store::replay_message`] / [`crate::Store::requeue_event`];
+//!   [`Store::replay_message`] / [`Store::requeue_event`];
 //! * **a dead letter holds its case back** — the case's later events wait
 //!   until it is replayed (they then follow it in order) or an operator skips
-//!   it ([`crate::Store::skip_dead_event_audited`], audited), so the platform
+//!   it ([`Store::skip_dead_event_audited`], audited), so the platform
 //!   never sees a case's events out of order. Every event also carries the
 //!   CloudEvents `sequence` extension (its position in the case, zero-padded);
 //! * **clock steps** — due times are stored wall-clock (they survive a
@@ -34,9 +39,9 @@
 //! and the gauges `ehr_gateway_outbox_depth`, `ehr_gateway_outbox_oldest_age_seconds`,
 //! `ehr_gateway_dead_letters`.
 
-pub mod backoff;
 pub mod file;
 pub mod http;
+pub mod nats;
 pub mod sink;
 
 use std::collections::{HashMap, HashSet};
@@ -48,35 +53,33 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use backoff::BackoffPolicy;
 pub use file::{FileSink, FileSinkConfig};
-pub use http::{HttpSink, HttpSinkConfig};
+pub use gateway_store::backoff::BackoffPolicy;
+pub use http::{ClientIdentity, HttpSink, HttpSinkConfig};
+pub use nats::{NatsAuth, NatsConnectConfig, NatsSink, Subjects};
 pub use sink::{Sink, SinkResult};
 
-use crate::Store;
-use crate::model::{AttemptOutcome, DeliveryAttempt, OutboxEvent};
+use gateway_store::Store;
+use gateway_store::{AttemptOutcome, DeliveryAttempt, OutboxEvent};
 
-/// Which sink to deliver to, as written in the daemon's configuration:
-/// `kind = "http"` with [`HttpSinkConfig`]'s keys, or `kind = "file"` with
-/// [`FileSinkConfig`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SinkConfig {
-    /// POST to the central platform.
-    Http(HttpSinkConfig),
-    /// JSONL files in a directory.
-    File(FileSinkConfig),
+/// Why a sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// A setting is unusable (bad URL, certificate, key or token).
+    #[error("{0}")]
+    Config(String),
+    /// The file sink's directory could not be created.
+    #[error("{context}: {message}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The I/O error.
+        message: String,
+    },
 }
 
-impl SinkConfig {
-    /// Builds the sink (reads certificate and token files now).
-    pub fn build(&self) -> crate::Result<Arc<dyn Sink>> {
-        Ok(match self {
-            SinkConfig::Http(c) => Arc::new(HttpSink::new(c)?),
-            SinkConfig::File(c) => Arc::new(FileSink::new(c.clone())?),
-        })
-    }
-}
+/// Result of setting up a sink.
+pub type Result<T> = std::result::Result<T, ForwardError>;
 
 /// Forwarder settings.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -198,7 +201,13 @@ async fn run(
             last_gauges = Some(std::time::Instant::now());
         }
         tokio::select! {
-            _ = stop.changed() => {}
+            changed = stop.changed() => {
+                // The handle was dropped without `shutdown`: stop now
+                // (instead of spinning on a closed channel).
+                if changed.is_err() {
+                    break Duration::ZERO;
+                }
+            }
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
                 let id = match done {
                     Ok((id, ())) => id,
@@ -399,30 +408,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sink_config_is_tagged_by_kind_and_rejects_unknown_keys() {
-        let file: SinkConfig =
-            serde_json::from_str(r#"{"kind": "file", "dir": "data/outbox"}"#).expect("file");
-        assert_eq!(
-            file,
-            SinkConfig::File(FileSinkConfig {
-                dir: "data/outbox".into()
-            })
-        );
-        let http: SinkConfig = serde_json::from_str(
-            r#"{"kind": "http", "url": "https://platform.invalid/events", "timeout_ms": 500}"#,
-        )
-        .expect("http");
-        assert!(matches!(http, SinkConfig::Http(c) if c.timeout_ms == 500));
-        assert!(
-            serde_json::from_str::<SinkConfig>(r#"{"kind": "file", "dir": "x", "dri": "y"}"#)
-                .is_err()
-        );
-        assert!(serde_json::from_str::<SinkConfig>(r#"{"kind": "ftp"}"#).is_err());
+    fn forwarder_options_fill_defaults_and_reject_unknown_keys() {
         let opts: ForwarderOptions =
             serde_json::from_str(r#"{"concurrency": 2, "backoff": {"max_ms": 1000}}"#)
                 .expect("options");
         assert_eq!(opts.concurrency, 2);
         assert_eq!(opts.backoff.max_ms, 1000);
         assert_eq!(opts.backoff.initial_ms, 500);
+        assert!(serde_json::from_str::<ForwarderOptions>(r#"{"concurency": 2}"#).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{accepted, case};
-use gateway_store::forward::*;
+use gateway_forward::*;
 use gateway_testkit::platform::{PlatformReceiver, Reply};
 use gateway_testkit::store::TempStore;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};

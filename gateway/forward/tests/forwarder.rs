@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{accepted, case};
-use gateway_store::forward::*;
+use gateway_forward::*;
 use gateway_store::*;
 use gateway_testkit::platform::{PlatformReceiver, Reply};
 use gateway_testkit::store::TempStore;
@@ -305,14 +305,12 @@ async fn retry_after_is_honoured_on_429() {
 }
 
 #[tokio::test]
-async fn bearer_token_from_a_file_is_sent_and_a_401_is_retried_not_dead_lettered() {
+async fn bearer_token_is_sent_and_a_401_is_retried_not_dead_lettered() {
     let t = TempStore::new().await;
     let receiver = PlatformReceiver::start().await;
     receiver.require_token("s3cret-token");
-    let token_file = t.dir.path().join("token");
-    std::fs::write(&token_file, "s3cret-token\n").expect("write token");
     let mut config = HttpSinkConfig::new(receiver.url());
-    config.bearer_token_file = Some(token_file.clone());
+    config.bearer_token = Some("s3cret-token".to_owned());
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
     append(&t.store, 2, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
@@ -352,15 +350,19 @@ async fn bearer_token_from_a_file_is_sent_and_a_401_is_retried_not_dead_lettered
 
     // Misconfiguration surfaces at construction, naming the problem.
     let mut bad = HttpSinkConfig::new(receiver.url());
-    bad.bearer_token_env = Some("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET".to_owned());
-    let err = HttpSink::new(&bad).expect_err("unset env var");
-    assert!(
-        err.to_string()
-            .contains("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET")
-    );
+    bad.bearer_token = Some(String::new());
+    let err = HttpSink::new(&bad).expect_err("empty token");
+    assert!(err.to_string().contains("bearer token is empty"), "{err}");
     let mut bad = HttpSinkConfig::new(receiver.url());
-    bad.client_cert = Some(token_file);
-    assert!(HttpSink::new(&bad).is_err(), "cert without key");
+    bad.client_identity = Some(ClientIdentity {
+        cert_pem: b"not a certificate".to_vec(),
+        key_pem: b"not a key".to_vec(),
+    });
+    let err = HttpSink::new(&bad).expect_err("garbage identity");
+    assert!(err.to_string().contains("client certificate"), "{err}");
+    let mut bad = HttpSinkConfig::new("not a url");
+    bad.batch = true;
+    assert!(HttpSink::new(&bad).is_err(), "bad url");
 }
 
 #[tokio::test]
@@ -511,11 +513,10 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     let pki = gateway_testkit::tls::TestPki::generate();
     let receiver = PlatformReceiver::start_tls(pki.server_config(true)).await;
     let t = TempStore::new().await;
-    let files = pki.write_to(t.dir.path());
 
     // No client certificate: the handshake is refused, which is transient.
     let mut config = HttpSinkConfig::new(receiver.url());
-    config.ca_cert = Some(files.ca_cert.clone());
+    config.ca_cert_pem = Some(pki.ca_cert_pem.clone().into_bytes());
     config.timeout_ms = 2_000;
     let anonymous = HttpSink::new(&config).expect("sink");
     append(&t.store, 1, 1).await;
@@ -539,8 +540,10 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     assert_eq!(receiver.arrivals(), 0);
 
     // With the client certificate the forwarder delivers over mutual TLS.
-    config.client_cert = Some(files.client_cert);
-    config.client_key = Some(files.client_key);
+    config.client_identity = Some(ClientIdentity {
+        cert_pem: pki.client_cert_pem.clone().into_bytes(),
+        key_pem: pki.client_key_pem.clone().into_bytes(),
+    });
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     assert_eq!(receiver.wait_accepted(1, Duration::from_secs(10)).await, 1);
@@ -551,7 +554,7 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     let other = gateway_testkit::tls::TestPki::generate();
     let impostor = PlatformReceiver::start_tls(other.server_config(false)).await;
     let mut config = HttpSinkConfig::new(impostor.url());
-    config.ca_cert = Some(files.ca_cert);
+    config.ca_cert_pem = Some(pki.ca_cert_pem.clone().into_bytes());
     let sink = HttpSink::new(&config).expect("sink");
     assert!(matches!(
         sink.deliver(&event).await,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use gateway_core::adapter::BoxFuture;
 
-use crate::model::OutboxEvent;
+use gateway_store::OutboxEvent;
 
 /// The result of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

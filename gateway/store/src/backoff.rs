@@ -1,5 +1,9 @@
 //! Exponential backoff with jitter and a cap.
 //!
+//! It lives with the store because both retry queues the store persists use
+//! it: the forwarder's outbox (crate `gateway-forward`) and the write-back
+//! queue (crate `gateway-pipeline`).
+//!
 //! Delay after the n-th failure is `initial * multiplier^(n-1)`, capped at
 //! `max`, then drawn uniformly from its upper half ("equal jitter") so that many
 //! events failing together do not retry in lockstep while the delay still grows.
