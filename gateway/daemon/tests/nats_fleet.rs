@@ -781,4 +781,20 @@ fn readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds() {
         metrics.contains("ehr_gateway_nats_publish_seconds_count"),
         "publish latency histogram"
     );
+    // The dashboard's figures show the same link: JetStream, connected, and
+    // the publish → acknowledgement latency of the publishes so far.
+    let http = reqwest::Client::new();
+    let stats = runtime.block_on(support::get_json(
+        &http,
+        daemon.url("/api/v1/stats"),
+        support::TOKEN,
+    ));
+    let platform = &stats["platform"];
+    assert_eq!(platform["sink"], "nats", "{platform}");
+    assert_eq!(platform["connected"], true, "{platform}");
+    assert!(
+        platform["publishes"].as_u64().is_some_and(|n| n >= 2),
+        "{platform}"
+    );
+    assert!(platform["publish_p99_seconds"].is_number(), "{platform}");
 }

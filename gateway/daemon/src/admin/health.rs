@@ -39,6 +39,17 @@ pub enum SinkProbe {
     Nats(gateway_forward::nats::async_nats::Client),
 }
 
+impl SinkProbe {
+    /// The sink's name as the config spells it (`[forward] sink`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkProbe::Directory(_) => "file",
+            SinkProbe::Tcp { .. } => "http",
+            SinkProbe::Nats(_) => "nats",
+        }
+    }
+}
+
 impl Readiness {
     /// Runs every check; `Ok` with the check names and warnings, or the
     /// failures. An unreachable platform is a warning, not a failure: intake
