@@ -76,9 +76,6 @@ pub const CASE_STATUSES: [&str; 10] = [
     "cancelled",
     "error",
 ];
-/// Adapters that acknowledge what they receive (MLLP ACK; X12 999/TA1 by
-/// SOAP reply or file): the label values of [`ACK_LATENCY`].
-pub const ACKNOWLEDGING: [&str; 2] = ["hl7v2", "x12"];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -228,7 +225,9 @@ pub fn zero_init(known: &KnownSeries) {
         adapters.insert(adapter.clone());
     }
     for adapter in adapters {
-        if ACKNOWLEDGING.contains(&adapter.as_str()) {
+        // Adapters that acknowledge what they receive (MLLP ACK; X12 999/TA1
+        // by SOAP reply or file), as the registry declares them.
+        if gateway_registry::adapter(&adapter).is_some_and(|a| a.acknowledges) {
             // Registering creates the (empty) histogram: `_count 0`.
             let _ = metrics::histogram!(ACK_LATENCY, "adapter" => adapter);
         }

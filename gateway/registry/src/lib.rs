@@ -89,6 +89,9 @@ pub struct AdapterSpec {
     /// The transports its endpoints may use; an endpoint with another one is
     /// refused at start.
     pub transports: &'static [Transport],
+    /// Whether it acknowledges what it receives (MLLP ACK; X12 999/TA1): it
+    /// then has an `ehr_gateway_ack_latency_seconds` series.
+    pub acknowledges: bool,
 }
 
 /// The HL7 v2 adapter (MLLP).
@@ -98,6 +101,7 @@ pub const HL7V2: AdapterSpec = AdapterSpec {
     metrics_label: gateway_hl7v2::mllp::metrics::ADAPTER,
     formats: &[SourceFormat::Hl7v2],
     transports: &[Transport::Mllp, Transport::WriteBack],
+    acknowledges: true,
 };
 
 /// The FHIR R4 adapter (polling, rest-hook subscriptions).
@@ -107,6 +111,7 @@ pub const FHIR: AdapterSpec = AdapterSpec {
     metrics_label: gateway_fhir::poll::ADAPTER,
     formats: &[SourceFormat::Fhir],
     transports: &[Transport::Poll, Transport::RestHook, Transport::WriteBack],
+    acknowledges: false,
 };
 
 /// The desktop UI-automation adapter.
@@ -116,6 +121,7 @@ pub const DESKTOP: AdapterSpec = AdapterSpec {
     metrics_label: gateway_desktop::ADAPTER,
     formats: &[SourceFormat::Desktop],
     transports: &[Transport::Ui, Transport::WriteBack],
+    acknowledges: false,
 };
 
 /// The X12 278 adapter (file drop, CORE SOAP).
@@ -125,6 +131,7 @@ pub const X12: AdapterSpec = AdapterSpec {
     metrics_label: "x12",
     formats: &[SourceFormat::X12],
     transports: &[Transport::FileDrop, Transport::Soap, Transport::WriteBack],
+    acknowledges: true,
 };
 
 /// **The list of adapters** of this build, in start order.
