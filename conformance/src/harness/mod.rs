@@ -82,6 +82,14 @@ pub(crate) async fn submit_parsed(
         peer: Some("conformance".to_owned()),
         parsed,
     };
+    submit_message(pipeline, message).await
+}
+
+/// Submits a message an adapter built itself and reports its one outcome.
+pub(crate) async fn submit_message(
+    pipeline: &dyn IntakePipeline,
+    message: InboundMessage,
+) -> Result<InboundResult, String> {
     let outcome = pipeline.submit(message).await.map_err(|e| e.to_string())?;
     Ok(InboundResult {
         outcomes: vec![outcome],
