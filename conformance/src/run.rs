@@ -13,7 +13,7 @@ use gateway_store::{Store, StoreOptions};
 use serde_json::Value;
 
 use crate::compare::{self, Difference};
-use crate::harness::{Harness, HarnessSyntaxes, InboundResult};
+use crate::harness::{Harness, InboundResult};
 use crate::result::CaseResult;
 use crate::suite::{CaseSpec, Mode, Suite};
 
@@ -31,7 +31,7 @@ pub async fn run_suite(
     settings: RunSettings,
     on_case_done: &(dyn Fn(&CaseResult) + Sync),
 ) -> Vec<CaseResult> {
-    let profile = Profile::load(&suite.profile_dir, &HarnessSyntaxes(harnesses));
+    let profile = Profile::load(&suite.profile_dir, &gateway_registry::Syntaxes);
     let mut results = Vec::new();
     for spec in &suite.cases {
         let started = Instant::now();

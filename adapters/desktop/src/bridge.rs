@@ -29,7 +29,8 @@ pub struct DesktopConfig {
     /// Mapping profile name for read cases (default `legacy-desktop`).
     #[serde(default = "default_profile")]
     pub profile: String,
-    /// X display (`:0`); default `$DISPLAY`.
+    /// X display (`:0`); default `$DISPLAY`. X11 only: on Windows the bridge
+    /// drives the desktop of the session it runs in.
     #[serde(default)]
     pub display: Option<String>,
     /// Read playbook (screen → source tree), if reads are wanted.
@@ -295,6 +296,38 @@ impl DesktopBridge {
             .map(|d| Box::new(d) as Box<dyn Driver>)
         });
         DesktopBridge::new(config, factory, evidence)
+    }
+
+    /// A bridge on the Windows driver for the interactive desktop this process
+    /// runs on (`config.display` does not apply), every call bounded by
+    /// [`DesktopConfig::bounds`] ([`crate::bounded`]).
+    #[cfg(windows)]
+    pub fn windows(
+        config: DesktopConfig,
+        evidence: Option<Arc<dyn EvidenceSink>>,
+    ) -> Result<DesktopBridge, BridgeError> {
+        let bounds = config.bounds();
+        let factory: DriverFactory = Box::new(move || {
+            crate::bounded::BoundedDriver::spawn(
+                || crate::windows::WindowsDriver::connect().map(|d| Box::new(d) as Box<dyn Driver>),
+                bounds,
+            )
+            .map(|d| Box::new(d) as Box<dyn Driver>)
+        });
+        DesktopBridge::new(config, factory, evidence)
+    }
+
+    /// A bridge on this platform's driver: [`DesktopBridge::x11`] on Unix,
+    /// [`DesktopBridge::windows`] on Windows.
+    #[cfg(any(unix, windows))]
+    pub fn native(
+        config: DesktopConfig,
+        evidence: Option<Arc<dyn EvidenceSink>>,
+    ) -> Result<DesktopBridge, BridgeError> {
+        #[cfg(unix)]
+        return DesktopBridge::x11(config, evidence);
+        #[cfg(windows)]
+        return DesktopBridge::windows(config, evidence);
     }
 
     /// The configuration.

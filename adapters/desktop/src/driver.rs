@@ -12,12 +12,15 @@ use crate::keys::Chord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WindowId(pub u64);
 
-/// A top-level window as the driver sees it.
+/// A top-level window as the driver sees it. The geometry is the area the
+/// application draws — the X11 client window, the Win32 client rectangle
+/// (without title bar and borders) — which playbook coordinates are relative to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowInfo {
     /// The handle.
     pub id: WindowId,
-    /// The title (`_NET_WM_NAME`, falling back to `WM_NAME` on X11).
+    /// The title (`_NET_WM_NAME`, falling back to `WM_NAME` on X11; the
+    /// window text on Windows).
     pub title: String,
     /// Left edge in screen coordinates.
     pub x: i32,
@@ -125,7 +128,8 @@ pub trait Driver: Send {
     /// Presses a key chord (modifiers held while the key is clicked).
     fn key_chord(&mut self, chord: &Chord) -> Result<(), DriverError>;
 
-    /// Clicks `clicks` times at (`x`, `y`) relative to `window`'s top-left corner.
+    /// Clicks `clicks` times at (`x`, `y`) relative to the top-left corner of
+    /// `window`'s drawn area (see [`WindowInfo`]).
     fn click(
         &mut self,
         window: WindowId,

@@ -10,9 +10,10 @@
 //! * [`engine`]: runs a playbook against a [`driver::Driver`] with the safety
 //!   rules (one run at a time, focused-window check before every input, abort
 //!   with a screenshot, timeouts, no PHI in logs).
-//! * [`driver`]: the trait the engine drives; [`x11`] is the X11 implementation
-//!   (enigo + x11rb + arboard). A Windows driver is another module implementing
-//!   the same trait; the engine holds no platform types.
+//! * [`driver`]: the trait the engine drives; `x11` is the X11 implementation
+//!   (enigo + x11rb + arboard), `windows` the Win32 one (enigo's SendInput
+//!   backend + windows-sys + arboard). The engine holds no platform types, and
+//!   the same playbook files drive both.
 //! * [`capture`]: a read's captured values → a source document (format
 //!   `desktop`) for the mapping profile.
 //! * [`bridge`]: what the daemon embeds — configuration, scheduled reads into an
@@ -29,12 +30,16 @@ pub mod context;
 pub mod driver;
 pub mod dry_run;
 pub mod engine;
+#[cfg(any(unix, windows))]
+mod input;
 pub mod keys;
 pub mod legacy_app;
 pub mod pattern;
 pub mod playbook;
 pub mod png;
 pub mod template;
+#[cfg(windows)]
+pub mod windows;
 #[cfg(unix)]
 pub mod x11;
 #[cfg(unix)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use gateway_core::Case;
@@ -27,6 +27,10 @@ struct MemoryDesktop {
     current: Option<(u64, i32, i32)>,
     clipboard: Option<String>,
     typed: Vec<String>,
+    /// When set, the first `windows()` call says so on the first channel and
+    /// then blocks until the second one releases it: a run that provably
+    /// holds the global lock for as long as the test needs.
+    hold: Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>,
 }
 
 impl MemoryDesktop {
@@ -55,6 +59,10 @@ impl Driver for MemoryDesktop {
         "memory"
     }
     fn windows(&mut self) -> Result<Vec<WindowInfo>, DriverError> {
+        if let Some((started, release)) = self.hold.take() {
+            let _ = started.send(());
+            let _ = release.recv();
+        }
         self.calls += 1;
         Ok(if self.calls > self.appear_after {
             self.windows.clone()
@@ -338,24 +346,28 @@ message = "cancelled order"
 
 #[test]
 fn runs_are_serialized_by_the_global_lock() {
+    // The first run holds the lock inside its first driver call until the
+    // second run has been refused: no timing is assumed on either side.
     let slow = parse(
-        "name='slow'\nkind='read'\n[[step]]\naction='wait'\nms=600\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\nx=1\ny=1\noptional=true\n",
+        "name='slow'\nkind='read'\ntimeout_ms=600000\nstep_timeout_ms=600000\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\nx=1\ny=1\noptional=true\n",
     );
     let quick = parse(
         "name='quick'\nkind='read'\ntimeout_ms=150\nstep_timeout_ms=100\n[[step]]\naction='wait_window'\ntitle='A'\n[[step]]\naction='copy'\ncapture='a'\noptional=true\n",
     );
-    let barrier = Arc::new(Barrier::new(2));
-    let b = Arc::clone(&barrier);
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
     let holder = std::thread::spawn(move || {
         let mut desk = MemoryDesktop::with_windows(&["A"]);
         desk.focused = Some(WindowId(1));
-        b.wait();
+        desk.hold = Some((started_tx, release_rx));
         run_playbook(&slow, &mut desk, None, &fast()).map(|r| r.playbook)
     });
-    barrier.wait();
-    std::thread::sleep(Duration::from_millis(100));
+    started
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the first run reached its first driver call");
     let mut desk = MemoryDesktop::with_windows(&["A"]);
     let abort = run_playbook(&quick, &mut desk, None, &fast()).expect_err("busy");
     assert_eq!(abort.reason, AbortReason::Busy);
+    release.send(()).expect("release the first run");
     assert_eq!(holder.join().expect("thread").expect("slow run"), "slow");
 }

@@ -4,6 +4,8 @@
 //! Input is global, so all scenarios run serially inside one `#[test]`, in a
 //! child process that has `DISPLAY` pointing at this binary's own Xvfb.
 
+#![cfg(unix)]
+
 mod support;
 
 use std::path::Path;

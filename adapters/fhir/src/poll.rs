@@ -328,19 +328,7 @@ impl Poller {
     ) -> Result<(), GatewayError> {
         let raw = serde_json::to_vec(&order.bundle)
             .map_err(|e| GatewayError::internal(false, format!("bundle encode: {e}")))?;
-        let sender = self.client.base_str().to_owned();
-        let parsed = parse_bundle(&raw).map(|mut doc| {
-            doc.meta.sender = Some(sender.clone());
-            doc
-        });
-        let message = InboundMessage {
-            adapter: ADAPTER.to_owned(),
-            profile: self.profile.clone(),
-            raw,
-            received_at: Timestamp::now().to_string(),
-            peer: Some(sender),
-            parsed,
-        };
+        let message = inbound_message(&self.profile, raw, self.client.base_str());
         let outcome = self.pipeline.submit(message).await?;
         report.submitted += 1;
         // `ehr_gateway_messages_total` is counted once, by the pipeline.
@@ -393,6 +381,25 @@ pub fn last_updated(resource: &Value) -> Option<Timestamp> {
         .pointer("/meta/lastUpdated")
         .and_then(Value::as_str)
         .and_then(parse_instant)
+}
+
+/// The message the poller submits for an assembled order bundle `raw`
+/// fetched from `sender` (the FHIR base URL): the parsed bundle carries the
+/// sender, which is part of the duplicate key. The conformance runner
+/// submits through this too, so it runs the poller's intake path.
+pub fn inbound_message(profile: &str, raw: Vec<u8>, sender: &str) -> InboundMessage {
+    let parsed = parse_bundle(&raw).map(|mut doc| {
+        doc.meta.sender = Some(sender.to_owned());
+        doc
+    });
+    InboundMessage {
+        adapter: ADAPTER.to_owned(),
+        profile: profile.to_owned(),
+        raw,
+        received_at: Timestamp::now().to_string(),
+        peer: Some(sender.to_owned()),
+        parsed,
+    }
 }
 
 #[cfg(test)]

@@ -375,6 +375,40 @@ async fn restart_mid_poll_misses_nothing_and_repeats_nothing(server: &FhirServer
     assert!(report.already_seen >= 2, "{report:?}");
 }
 
+async fn a_full_store_does_not_advance_the_cursor(server: &FhirServer) {
+    let stamps = ["00", "01", "02", "02", "03", "04"];
+    let mut all = Vec::new();
+    for (i, s) in stamps.iter().enumerate() {
+        all.extend(order(
+            i as u32 + 1,
+            &format!("2026-01-01T00:00:{s}.000Z"),
+            "1",
+        ));
+    }
+    server.load(all).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn WatermarkStore> = Arc::new(FileWatermarkStore::new(dir.path()));
+    // The store fills after three orders: the pass fails, retryably.
+    let full = Recorder::new(Behaviour::FullAfter(3));
+    let error = poller(server, full.clone(), store.clone(), athena())
+        .poll_once()
+        .await
+        .expect_err("a full store fails the pass");
+    assert!(error.retryable, "{error:?}");
+    assert_eq!(full.keys().len(), 3);
+    // Space returns: the next pass takes exactly the refused orders on.
+    let after = Recorder::new(Behaviour::Commit);
+    poller(server, after.clone(), store, athena())
+        .poll_once()
+        .await
+        .expect("poll");
+    let mut union = full.keys();
+    union.extend(after.keys());
+    let distinct: BTreeSet<&String> = union.iter().collect();
+    assert_eq!(distinct.len(), union.len(), "duplicates: {union:?}");
+    assert_eq!(distinct.len(), 6, "missed some: {union:?}");
+}
+
 async fn unsorted_vendor_restart_is_also_exact(server: &FhirServer) {
     let mut all = Vec::new();
     for n in 1..=6 {
@@ -635,6 +669,8 @@ async fn against_medplum() {
     expired_and_revoked_tokens_are_refreshed(&server).await;
     server.reset().await;
     restart_mid_poll_misses_nothing_and_repeats_nothing(&server).await;
+    server.reset().await;
+    a_full_store_does_not_advance_the_cursor(&server).await;
     server.reset().await;
     unsorted_vendor_restart_is_also_exact(&server).await;
     server.reset().await;

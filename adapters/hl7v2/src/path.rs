@@ -16,7 +16,14 @@
 //! IN1[*]                 every IN1 segment (a foreach source)
 //! OBX(3.1=AUTHNUM)-5     field 5 of the first OBX whose OBX-3.1 is AUTHNUM
 //! OBX[*](2=TX)           every OBX whose OBX-2 is TX (segment filters name the field)
+//! >AUT-6.1               inside a foreach over PR1[*]: AUT-6.1 of this PR1's group
 //! ```
+//!
+//! **Groups**: HL7 nests segment groups in its message grammar but sends them
+//! flat, so `>SEG` (relative, inside a `foreach` over segments) selects the
+//! `SEG` segments after the current one, up to the next segment of the
+//! current one's kind: the `AUT` of a REF^I12 procedure (`PR1`, `AUT`, `CTD`,
+//! `PR1`, …), the `NTE` of an `OBR`. `>AUT[*]`, `>AUT(1.1=X)` select as usual.
 //!
 //! **Relative paths** (inside a mapping `foreach`, where the engine evaluates
 //! from the current item): `-36`, `-36.1`, `-3[*](5=MR).1` are relative to the
@@ -84,6 +91,17 @@ impl Parser<'_> {
             Some(b'-') => {
                 self.pos += 1;
                 self.field(&mut steps)?;
+            }
+            Some(b'>') => {
+                self.pos += 1;
+                let first = steps.len();
+                self.segment(&mut steps)?;
+                if let Some(Step::Child { name, select }) = steps.get(first).cloned() {
+                    steps[first] = Step::Following { name, select };
+                }
+                if self.eat(b'-') {
+                    self.field(&mut steps)?;
+                }
             }
             Some(b'.') => self.components(&mut steps)?,
             _ => {
@@ -302,6 +320,8 @@ mod tests {
             ("PID-3.1.2.3", 9),
             ("PID-3x", 5),
             ("", 0),
+            (">", 1),
+            (">aut-6", 1),
         ] {
             let e = compile(text).expect_err(text);
             assert_eq!(e.offset, offset, "{text}: {e}");
@@ -329,6 +349,9 @@ mod tests {
             ".4.1",
             "MSH-9.2",
             "ZPI-2",
+            ">AUT-6.1",
+            ">AUT[*]",
+            ">NTE(2=P)-3",
         ] {
             compile(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }

@@ -106,6 +106,8 @@ pub mod ik3 {
 pub mod ik4 {
     /// Mandatory data element missing.
     pub const REQUIRED_MISSING: &str = "1";
+    /// Conditional required data element missing (the partner of a pair).
+    pub const CONDITIONAL_MISSING: &str = "2";
     /// Too many data elements.
     pub const TOO_MANY_ELEMENTS: &str = "3";
     /// Data element too long.

@@ -76,9 +76,9 @@ pub struct ServiceFacts {
     /// Certified quantity (HSD02) for modified lines; the SV1/SV2 quantity only
     /// echoes what was requested.
     pub quantity: Option<String>,
-    /// Line certification start (DTP*007, else DTP*472).
+    /// Line certification start (DTP*007, else DTP*AAH, else DTP*472).
     pub effective_start: Option<String>,
-    /// Line certification end (DTP*036, else the end of DTP*472 RD8).
+    /// Line certification end (DTP*036, else the end of a DTP*AAH or DTP*472 RD8).
     pub effective_end: Option<String>,
     /// Span of the line's HCR (or AAA).
     pub span: Option<Span>,
@@ -201,8 +201,13 @@ fn collect_aaa(t: &Tokens<'_>, s: usize, into: &mut Vec<(String, Span)>) {
     }
 }
 
-/// Start and end of a certification window from DTP segments.
-fn window(dtp: &[(String, String, String)], fallback: &str) -> (Option<String>, Option<String>) {
+/// Start and end of a certification window from DTP segments: DTP*007/036,
+/// else the first of the `fallbacks` present (a line's DTP*AAH certification
+/// range, then its DTP*472 service dates).
+fn window(
+    dtp: &[(String, String, String)],
+    fallbacks: &[&str],
+) -> (Option<String>, Option<String>) {
     let find = |q: &str| dtp.iter().find(|(qual, _, _)| qual == q);
     let split =
         |(_, format, value): &(String, String, String)| -> (Option<String>, Option<String>) {
@@ -223,7 +228,7 @@ fn window(dtp: &[(String, String, String)], fallback: &str) -> (Option<String>, 
     }
     if start.is_none()
         && end.is_none()
-        && let Some(f) = find(fallback)
+        && let Some(f) = fallbacks.iter().find_map(|q| find(q))
     {
         (start, end) = split(f);
     }
@@ -275,7 +280,7 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
             ),
             (None, true) => (None, None, Vec::new(), None),
         };
-        let (start, end) = window(&lv.dtp, "472");
+        let (start, end) = window(&lv.dtp, &["AAH", "472"]);
         lines.push((
             ServiceFacts {
                 line: u32::try_from(i + 1).unwrap_or(u32::MAX),
@@ -347,7 +352,7 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
     }
 
     if let Some(e) = &event {
-        let (start, end) = window(&e.dtp, "AAH");
+        let (start, end) = window(&e.dtp, &["AAH"]);
         facts.effective_start = start;
         facts.effective_end = end;
         facts.payer_trace.extend(e.trn.iter().cloned());
@@ -376,6 +381,16 @@ pub fn decide(t: &Tokens<'_>, tx: &Transaction278) -> Option<DecisionFacts> {
             && windows.iter().all(|w| w == first)
         {
             (facts.effective_start, facts.effective_end) = first.clone();
+        }
+    }
+    // A modification decided at the event level (2000E HCR A6) applies to
+    // lines without their own HCR: a line's HSD is then its approved quantity,
+    // which must not be lost.
+    if facts.status == "modified" {
+        for (f, _) in lines.iter_mut() {
+            if f.status.is_empty() && f.quantity.is_some() {
+                f.status = "modified".to_owned();
+            }
         }
     }
     facts.services = lines

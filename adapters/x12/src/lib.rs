@@ -14,6 +14,9 @@
 //!   the correlation rule of a 278 to its request ([`tree::Correlation`]: BHT03,
 //!   else the 2000E trace; never ISA13).
 //! * [`path`]: the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
+//! * [`tr3`]: the TR3-level rule tables (required segments per loop, element
+//!   requirements, NM108/NM109 pairing, qualifier code lists), run on what we
+//!   receive and on what our writers emit.
 //! * [`codes`]: findings with their TA1/999 error codes.
 //! * [`ack`]: 999/TA1 generation (from findings) and parsing.
 //! * [`write`], [`outbound`]: the X12 writer (envelopes always counted right,
@@ -47,6 +50,7 @@ pub mod path;
 #[cfg(feature = "transports")]
 pub mod soap;
 pub mod token;
+pub mod tr3;
 pub mod tree;
 pub mod write;
 #[cfg(feature = "transports")]

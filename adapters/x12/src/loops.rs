@@ -12,10 +12,13 @@
 //!
 //! Parent links are validated (20 → none, 21 → 20, 22 → 21, 23 → 22, EV → 22 or
 //! 23, SS → EV); a broken link is an `HL02` element error, and the loop is kept
-//! at the top level so no data is dropped. Code values the gateway relies on
-//! (BHT02, HL03, NM101 per loop, UM01, HCR01, HI qualifiers, DTP formats, TRN01,
-//! AAA01) are checked against the lists below; an unknown qualifier is IK403=7
-//! with the code echoed in IK404 (codes are not patient data).
+//! at the top level so no data is dropped. Code values the loop recognition
+//! itself relies on (BHT02, HL03, NM101 per loop, HI qualifiers, DTP formats)
+//! are checked against the lists below; an unknown qualifier is IK403=7 with
+//! the code echoed in IK404 (codes are not patient data). Every other TR3
+//! requirement — required segments per loop, element requirements and pairs,
+//! the code lists of UM01/UM02, HCR01, TRN01, AAA01, NM108, SV101-1 — is a row
+//! of the tables in [`crate::tr3`].
 
 use std::collections::HashMap;
 
@@ -488,13 +491,6 @@ impl Builder<'_, '_> {
                     self.check_code(seg, 3, 127, &[], true);
                 }
             }
-            "UM" => {
-                self.check_code(seg, 1, 1525, &["AR", "HS", "SC", "IN"], true);
-                self.check_code(seg, 2, 1322, &["I", "R", "S", "1", "2", "3", "4"], false);
-            }
-            "HCR" => self.check_code(seg, 1, 306, HCR_ACTIONS, true),
-            "TRN" => self.check_code(seg, 1, 481, &["1", "2"], true),
-            "AAA" => self.check_code(seg, 1, 1073, &["Y", "N"], true),
             "DTP" => {
                 self.check_code(seg, 2, 1250, &["D8", "RD8"], true);
                 let format = self.t.element(s, 2);

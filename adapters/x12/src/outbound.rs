@@ -36,7 +36,9 @@
 //! * `when`/`when_not` (of a segment, a block or a loop) take a path — true when
 //!   it has a value — or a comparison `path=value` / `path!=value` (`value` may
 //!   list alternatives: `decision.status=approved,modified`).
-//! * Pre-computed nodes: when the case has a decision, every service line
+//! * Pre-computed nodes: `hi_diagnoses` lists the ICD-10-CM and ICD-9
+//!   diagnoses, each with its `hi_qualifier` (`ABK`/`ABF`, `BK`/`BF` by system
+//!   and `primary`); when the case has a decision, every service line
 //!   carries `line_decision` — its entry of `decision.service_decisions`, else
 //!   the case-level status, authorization number and reason codes — so a 2000F
 //!   loop can write its HCR without joining lists in the template.
@@ -46,11 +48,18 @@
 //!   (CCYYMMDD) and `$now.time` (HHMM); `a||b` takes the first non-empty.
 //! * Filters: `d8` (ISO date → CCYYMMDD), `nodot` (remove `.`), `upper`,
 //!   `table:NAME`, `if:A:B` (A when the value is `true`, else B — also when absent),
-//!   `max:N` (truncate to N characters).
+//!   `then:TEXT` (TEXT when the value is present: `{npi|then:XX}` writes the
+//!   NM108 qualifier only next to an NPI), `max:N` (truncate to N characters).
+//!
+//! Whatever a template says, [`Template::interchange`] checks the 278 it would
+//! emit against the TR3 rules of [`crate::tr3`] — the same rules our 999 applies
+//! to what we receive — and refuses ([`TemplateError::Refused`]) with the facts
+//! the case lacks instead of sending something a payer rejects.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use gateway_core::case::CodeSystem;
 use gateway_core::{Case, GatewayError};
 use serde_json::Value;
 
@@ -78,6 +87,11 @@ pub enum TemplateError {
     /// The case could not be serialized or written.
     #[error("cannot write the 278 request: {0}")]
     Write(String),
+    /// The 278 the case would give breaks a TR3 rule ([`crate::tr3`]): each
+    /// entry names the fact the case lacks ("case has no requesting provider
+    /// NPI (2010B NM109)"). Nothing was written and no control number used.
+    #[error("refusing to write an invalid 278: {}", .0.join("; "))]
+    Refused(Vec<String>),
 }
 
 impl From<GatewayError> for TemplateError {
@@ -374,7 +388,7 @@ impl Template {
                 for filter in split_expr(expr).1 {
                     let (name, arg) = filter.split_once(':').unwrap_or((filter.as_str(), ""));
                     match name {
-                        "d8" | "nodot" | "upper" | "if" => {}
+                        "d8" | "nodot" | "upper" | "if" | "then" => {}
                         "max" if arg.parse::<usize>().is_ok() => {}
                         "table" if self.tables.contains_key(arg) => {}
                         _ => {
@@ -451,7 +465,12 @@ impl Template {
         Ok(body)
     }
 
-    /// A complete 278 interchange (one group, one set) for `case`.
+    /// A complete 278 interchange (one group, one set) for `case`, or
+    /// [`TemplateError::Refused`] when that 278 would break a TR3 rule.
+    ///
+    /// The set is first written with throwaway control numbers and checked
+    /// (envelope, loops and [`crate::tr3`], as our own 999 would), so a refusal
+    /// uses none of `numbers`.
     pub fn interchange(
         &self,
         case: &Case,
@@ -460,19 +479,60 @@ impl Template {
         stamp: &Stamp,
     ) -> Result<Vec<u8>, TemplateError> {
         let body = self.body(case, stamp)?;
-        let (bytes, _) = write_interchange(
+        let groups = [GroupOut {
+            functional_id: "HI".into(),
+            version: "005010X217".into(),
+            set_id: "278".into(),
+            sets: vec![body],
+        }];
+        let (trial, _) = write_interchange(
             envelope,
-            &[GroupOut {
-                functional_id: "HI".into(),
-                version: "005010X217".into(),
-                set_id: "278".into(),
-                sets: vec![body],
-            }],
-            numbers,
+            &groups,
+            &crate::write::MemoryControlNumbers::new(),
             stamp,
         )?;
+        let refused = refusals(&trial);
+        if !refused.is_empty() {
+            return Err(TemplateError::Refused(refused));
+        }
+        let (bytes, _) = write_interchange(envelope, &groups, numbers, stamp)?;
         Ok(bytes)
     }
+}
+
+/// What keeps a 278 we wrote from passing our own 999: the facts the case
+/// lacks for every TR3 rule it breaks, and any other error the reader finds.
+pub fn refusals(written: &[u8]) -> Vec<String> {
+    let parsed = match crate::tree::parse_interchange(written) {
+        Ok(p) => p,
+        Err(findings) => {
+            return findings
+                .iter()
+                .map(|f| f.diagnostic.message.clone())
+                .collect();
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for set in &parsed.sets {
+        if let Some(model) = &set.model {
+            for v in crate::tr3::check(&parsed.tokens, &set.envelope, model) {
+                let fact = v.missing_fact();
+                if !out.contains(&fact) {
+                    out.push(fact);
+                }
+            }
+        }
+    }
+    // Errors outside the TR3 tables (HL structure, code values, envelope).
+    for f in parsed.findings.iter().filter(|f| f.is_error()) {
+        if !f.diagnostic.message.starts_with("TR3: ") {
+            out.push(format!(
+                "written 278 has an error: {}",
+                f.diagnostic.message
+            ));
+        }
+    }
+    out
 }
 
 fn parent_of(level: &str, hls: &[(u32, String, usize)]) -> Option<u32> {
@@ -514,9 +574,36 @@ fn split_condition(condition: &str) -> Option<(&str, bool, &str)> {
     None
 }
 
-/// Adds the pre-computed `line_decision` to every service line (see the
-/// module docs) when the case has a decision.
+/// The HI code list qualifier of a diagnosis: ICD-10-CM `ABK` (principal) /
+/// `ABF`, ICD-9-CM `BK` / `BF`; other systems have none a 278 allows.
+fn hi_qualifier(d: &gateway_core::case::Diagnosis) -> Option<&'static str> {
+    match (d.code.system, d.primary) {
+        (CodeSystem::Icd10Cm, true) => Some("ABK"),
+        (CodeSystem::Icd10Cm, false) => Some("ABF"),
+        (CodeSystem::Icd9, true) => Some("BK"),
+        (CodeSystem::Icd9, false) => Some("BF"),
+        _ => None,
+    }
+}
+
+/// Adds the pre-computed nodes (see the module docs): `hi_diagnoses` at the
+/// root, and `line_decision` on every service line when the case has a decision.
 fn precompute(case: &Case, root: &mut Value) {
+    let hi: Vec<Value> = case
+        .diagnoses
+        .iter()
+        .filter_map(|d| {
+            let q = hi_qualifier(d)?;
+            let mut v = serde_json::to_value(d).ok()?;
+            if let Value::Object(map) = &mut v {
+                map.insert("hi_qualifier".to_owned(), Value::String(q.to_owned()));
+            }
+            Some(v)
+        })
+        .collect();
+    if let Value::Object(map) = root {
+        map.insert("hi_diagnoses".to_owned(), Value::Array(hi));
+    }
     let Some(decision) = &case.decision else {
         return;
     };
@@ -723,6 +810,7 @@ impl<'a> Ctx<'a> {
                 "table" => {
                     value.and_then(|v| self.t.tables.get(arg).and_then(|t| t.get(&v)).cloned())
                 }
+                "then" => value.map(|_| arg.to_owned()),
                 "if" => {
                     let (yes, no) = arg.split_once(':').unwrap_or((arg, ""));
                     let chosen = if value.as_deref() == Some("true") {

@@ -92,6 +92,11 @@ pub fn parse_interchange(input: &[u8]) -> Result<Parsed<'_>, Vec<Finding>> {
             let (model, decision, correlation) = if tx.set_id == "278" {
                 let (model, loop_findings) = build_278(&tokens, tx, gi, si);
                 findings.extend(loop_findings);
+                findings.extend(
+                    crate::tr3::check(&tokens, tx, &model)
+                        .iter()
+                        .map(|v| v.finding(gi, si)),
+                );
                 let decision = decide(&tokens, &model);
                 let correlation = correlate(&tokens, &model);
                 (Some(model), decision, Some(correlation))
@@ -324,9 +329,11 @@ fn push_item(
 
 /// The Case code system of a service line's procedure (pre-computed node
 /// `code_system`): `HC` codes are CPT when they start with a digit, HCPCS when
-/// with a letter; `N4` is NDC; other qualifiers (`AD` dental, `IV`, `ER`, …) are `local`.
+/// with a letter; `N4` is NDC; `AD` is CDT; other qualifiers (`IV`, `ER`, …)
+/// are `local`. A line without SV1/SV2/SV3 that carries a UM service type
+/// (UM03) is keyed by it: `X12-service-type`.
 fn procedure_system(t: &Tokens<'_>, model: &Transaction278, l: usize) -> Option<&'static str> {
-    model.segments_of(l).find_map(|s| {
+    let procedure = model.segments_of(l).find_map(|s| {
         let seg = &t.segments[s];
         let element = match seg.id.as_str() {
             "SV1" | "SV3" => 1,
@@ -340,7 +347,14 @@ fn procedure_system(t: &Tokens<'_>, model: &Transaction278, l: usize) -> Option<
             "HC" if first.is_ascii_digit() => "CPT",
             "HC" => "HCPCS",
             "N4" => "NDC",
+            "AD" => "CDT",
             _ => "local",
+        })
+    });
+    procedure.or_else(|| {
+        model.segments_of(l).find_map(|s| {
+            let seg = &t.segments[s];
+            (seg.id == "UM" && !t.element(seg, 3).is_empty()).then_some("X12-service-type")
         })
     })
 }

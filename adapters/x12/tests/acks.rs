@@ -53,6 +53,11 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("response-contact-payer.x12", "207", &["0001"]),
     ("response-aaa-subscriber.x12", "208", &["0001"]),
     ("response-aaa-payer.x12", "209", &["0001"]),
+    ("request-service-type.x12", "121", &["0001"]),
+    ("response-service-type-pended.x12", "221", &["0001"]),
+    ("response-service-type-modified.x12", "222", &["0001"]),
+    ("response-modified-event-level.x12", "223", &["0001"]),
+    ("request-icd9.x12", "124", &["0001"]),
 ];
 
 #[test]

@@ -1,12 +1,13 @@
 //! Property: an NPI that fails the Luhn check is never written into a 278
 //! request, whatever provider carries it; a valid NPI is written as NM109
-//! after `XX`. The writer guard is `gateway_core::facts::strip_unsendable`.
+//! after `XX`. The writer guard is `gateway_core::facts::strip_unsendable`;
+//! a requester left without an NPI makes the writer refuse (TR3 2010B NM109).
 
 mod common;
 
 use gateway_core::Case;
 use gateway_core::facts::{npi_check_digit, npi_is_valid};
-use gateway_x12::outbound::RequestTemplate;
+use gateway_x12::outbound::{RequestTemplate, TemplateError};
 use gateway_x12::write::{EnvelopeParams, MemoryControlNumbers};
 use proptest::prelude::*;
 use serde_json::json;
@@ -31,19 +32,21 @@ fn case(npis: [&str; 3]) -> Case {
     .expect("valid case")
 }
 
-fn write(case: &Case) -> String {
+/// The request written, or the facts the writer says the case lacks.
+fn write(case: &Case) -> Result<String, Vec<String>> {
     let template =
         RequestTemplate::load(&common::repo().join("mappings/x12-278/outbound/request.toml"))
             .expect("template loads");
-    let bytes = template
-        .interchange(
-            case,
-            &EnvelopeParams::default(),
-            &MemoryControlNumbers::new(),
-            &common::stamp(),
-        )
-        .expect("request written");
-    String::from_utf8(bytes).expect("ascii")
+    match template.interchange(
+        case,
+        &EnvelopeParams::default(),
+        &MemoryControlNumbers::new(),
+        &common::stamp(),
+    ) {
+        Ok(bytes) => Ok(String::from_utf8(bytes).expect("ascii")),
+        Err(TemplateError::Refused(facts)) => Err(facts),
+        Err(e) => panic!("unexpected writer error: {e}"),
+    }
 }
 
 /// NM109 of every NM1 segment (where an NPI goes after NM108 `XX`).
@@ -78,7 +81,20 @@ proptest! {
     fn invalid_npis_are_never_written(bad in invalid_npi(), good in valid_npi(), slot in 0usize..3) {
         let mut npis = [good.as_str(); 3];
         npis[slot] = bad.as_str();
-        let text = write(&case(npis));
+        let text = match write(&case(npis)) {
+            Ok(text) => text,
+            // The requester's NPI is required (2010B NM109): without a valid
+            // one the writer refuses and says so, instead of sending `XX*` + junk.
+            Err(facts) => {
+                prop_assert_eq!(slot, 0, "refused: {:?}", facts);
+                prop_assert!(
+                    facts.iter().any(|f| f == "case has no requesting provider NPI (2010B NM109)"),
+                    "{:?}", facts
+                );
+                return Ok(());
+            }
+        };
+        prop_assert!(slot != 0, "a requester without a valid NPI was written:\n{text}");
         prop_assert!(!nm109s(&text).contains(&bad), "invalid NPI written as NM109:\n{text}");
         // Long values cannot collide with other elements by chance: they must not appear at all.
         prop_assert!(bad.len() < 8 || !text.contains(&bad), "invalid NPI written:\n{text}");

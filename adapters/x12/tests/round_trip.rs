@@ -19,7 +19,9 @@ fn case() -> Case {
         "status": "requested",
         "urgency": "urgent",
         "patient": {
-            "identifiers": [{"type": "MR", "value": "E10042"}],
+            // REF*EJ carries the patient account number (AN); a 278 has no
+            // place for a medical record number.
+            "identifiers": [{"type": "AN", "value": "E10042"}],
             "name": {"family": "TESTPATIENT", "given": ["JOHN", "X"]},
             "birth_date": "1981-02-03",
             "sex": "male",

@@ -230,6 +230,51 @@ async fn envelope_errors_and_unavailable_store() {
 }
 
 #[tokio::test]
+async fn an_uncommitted_request_gets_503_with_retry_after() {
+    let server = start(None).await;
+    server.pipeline.fail.store(true, Ordering::SeqCst);
+    let fields = gateway_x12::soap::envelope::CoreFields {
+        payload_type: gateway_x12::soap::PAYLOAD_278_REQUEST.into(),
+        processing_mode: "RealTime".into(),
+        payload_id: "f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into(),
+        timestamp: "2026-12-01T10:00:00Z".into(),
+        sender_id: "CARDIONORTH".into(),
+        receiver_id: "DEMOPAYER".into(),
+        core_rule_version: "2.2.0".into(),
+        payload: String::from_utf8(common::sample("request.x12")).expect("utf-8 sample"),
+        error_code: None,
+        error_message: None,
+    };
+    let xml = gateway_x12::soap::envelope::write_request(&fields).expect("envelope");
+    let ca = std::fs::read(server.ca.path()).expect("ca");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca pem"))
+        .build()
+        .expect("client");
+    let response = http
+        .post(&server.url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/soap+xml; charset=utf-8; action=\"RealTimeTransaction\"",
+        )
+        .body(xml)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 503);
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        retry_after.is_some_and(|s| s > 0),
+        "Retry-After: {retry_after:?}"
+    );
+    assert!(server.pipeline.committed().is_empty());
+}
+
+#[tokio::test]
 async fn an_untrusted_certificate_is_refused() {
     let server = start(None).await;
     let mut p = partner(&server, "2.2.0");

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 
 use super::{Harness, InboundResult, submit_parsed};
 
@@ -23,10 +22,6 @@ impl Harness for DesktopHarness {
 
     fn format(&self) -> SourceFormat {
         SourceFormat::Desktop
-    }
-
-    fn syntax(&self) -> &dyn PathSyntax {
-        &gateway_desktop::DesktopPathSyntax
     }
 
     fn inbound<'a>(

@@ -1,7 +1,10 @@
 //! FHIR: an input is an assembled order bundle, submitted exactly as the
-//! poller submits what it assembled (`parse_bundle`, then the pipeline). FHIR
-//! polling has no acknowledgement; write-back needs a live EHR and is covered
-//! by the adapter's loopback tests, not offline suites.
+//! poller submits what it assembled — through the poller's own
+//! [`gateway_fhir::poll::inbound_message`], which stamps the FHIR base URL as
+//! the sender (part of the duplicate key), then the pipeline. Offline there is
+//! no server, so the sender is [`CONFORMANCE_FHIR_BASE`]. FHIR polling has no
+//! acknowledgement; write-back needs a live EHR and is covered by the
+//! adapter's loopback tests, not offline suites.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +12,12 @@ use std::sync::Arc;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 
-use super::{Harness, InboundResult, submit_parsed};
+use super::{Harness, InboundResult, submit_message};
+
+/// The FHIR base URL conformance runs stand for (the daemon stamps the
+/// configured `[fhir] base_url`); `.invalid` never resolves.
+pub const CONFORMANCE_FHIR_BASE: &str = "https://ehr.conformance.invalid/fhir/";
 
 /// The FHIR harness.
 #[derive(Debug, Clone, Copy)]
@@ -26,10 +32,6 @@ impl Harness for FhirHarness {
         SourceFormat::Fhir
     }
 
-    fn syntax(&self) -> &dyn PathSyntax {
-        &gateway_fhir::FhirPathSyntax
-    }
-
     fn inbound<'a>(
         &'a self,
         pipeline: Arc<dyn IntakePipeline>,
@@ -37,14 +39,9 @@ impl Harness for FhirHarness {
         raw: &'a [u8],
     ) -> BoxFuture<'a, Result<InboundResult, String>> {
         Box::pin(async move {
-            submit_parsed(
-                pipeline.as_ref(),
-                self.adapter(),
-                profile,
-                raw,
-                gateway_fhir::parse_bundle(raw),
-            )
-            .await
+            let message =
+                gateway_fhir::poll::inbound_message(profile, raw.to_vec(), CONFORMANCE_FHIR_BASE);
+            submit_message(pipeline.as_ref(), message).await
         })
     }
 

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 use gateway_hl7v2::mllp::MllpFrame;
 use gateway_hl7v2::mllp::respond::Responder;
 use gateway_hl7v2::outbound::{OutboundTemplate, build_decision_message};
@@ -31,10 +30,6 @@ impl Harness for Hl7Harness {
 
     fn format(&self) -> SourceFormat {
         SourceFormat::Hl7v2
-    }
-
-    fn syntax(&self) -> &dyn PathSyntax {
-        &gateway_hl7v2::path::Hl7PathSyntax
     }
 
     fn inbound<'a>(

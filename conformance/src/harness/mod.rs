@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use gateway_core::adapter::{BoxFuture, InboundMessage, IntakeOutcome, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 use gateway_core::{GatewayError, SourceFormat};
-use gateway_mapping::SyntaxProvider;
 
 pub mod desktop;
 pub mod fhir;
@@ -48,9 +46,6 @@ pub trait Harness: Send + Sync {
 
     /// The profile format this harness serves.
     fn format(&self) -> SourceFormat;
-
-    /// The adapter's path syntax, for loading the suite's profile.
-    fn syntax(&self) -> &dyn PathSyntax;
 
     /// Feeds one input file's bytes through the adapter's receive path.
     fn inbound<'a>(
@@ -87,6 +82,14 @@ pub(crate) async fn submit_parsed(
         peer: Some("conformance".to_owned()),
         parsed,
     };
+    submit_message(pipeline, message).await
+}
+
+/// Submits a message an adapter built itself and reports its one outcome.
+pub(crate) async fn submit_message(
+    pipeline: &dyn IntakePipeline,
+    message: InboundMessage,
+) -> Result<InboundResult, String> {
     let outcome = pipeline.submit(message).await.map_err(|e| e.to_string())?;
     Ok(InboundResult {
         outcomes: vec![outcome],
@@ -94,7 +97,9 @@ pub(crate) async fn submit_parsed(
     })
 }
 
-/// All harnesses of this build.
+/// All harnesses of this build: one per adapter of `gateway_registry::ADAPTERS`
+/// (a test holds them to it). Profiles load with the registry's path
+/// syntaxes (`gateway_registry::Syntaxes`), the same the daemon uses.
 pub fn all() -> Vec<Box<dyn Harness>> {
     vec![
         Box::new(hl7v2::Hl7Harness),
@@ -147,17 +152,19 @@ impl IntakePipeline for Recorder {
     }
 }
 
-/// The harnesses' path syntaxes as a [`SyntaxProvider`] for profile loading.
-pub struct HarnessSyntaxes<'a>(pub &'a [Box<dyn Harness>]);
-
-impl SyntaxProvider for HarnessSyntaxes<'_> {
-    fn syntax(&self, format: SourceFormat) -> Option<&dyn PathSyntax> {
-        if format == SourceFormat::Json {
-            return Some(&gateway_core::json_tree::JsonPathSyntax);
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_harness_per_registered_adapter_each_with_its_formats() {
+        let harnesses = super::all();
+        let names: Vec<&str> = harnesses.iter().map(|h| h.adapter()).collect();
+        assert_eq!(names.len(), gateway_registry::ADAPTERS.len());
+        for spec in gateway_registry::ADAPTERS {
+            let harness = harnesses
+                .iter()
+                .find(|h| h.adapter() == spec.name)
+                .unwrap_or_else(|| panic!("no harness for adapter {}", spec.name));
+            assert!(spec.formats.contains(&harness.format()), "{}", spec.name);
         }
-        self.0
-            .iter()
-            .find(|h| h.format() == format)
-            .map(|h| h.syntax())
     }
 }

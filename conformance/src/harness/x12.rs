@@ -10,7 +10,6 @@ use std::sync::Arc;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
-use gateway_core::path::PathSyntax;
 use gateway_x12::ack::{AckIdentity, parse_acks};
 use gateway_x12::intake::receive;
 use gateway_x12::outbound::Template;
@@ -35,10 +34,6 @@ impl Harness for X12Harness {
 
     fn format(&self) -> SourceFormat {
         SourceFormat::X12
-    }
-
-    fn syntax(&self) -> &dyn PathSyntax {
-        &gateway_x12::X12PathSyntax
     }
 
     fn inbound<'a>(

@@ -97,6 +97,16 @@ pub enum Step {
     Follow,
     /// Replace each node by its parent.
     Parent,
+    /// The later siblings of each context node with this name, up to the
+    /// next sibling named like the context node, then [`Select`] among them:
+    /// the segments of a flat HL7 group (`PR1` → its `AUT`, `OBR` → its
+    /// `NTE`), where the message grammar nests what the wire format does not.
+    Following {
+        /// Node name to match, or `*`.
+        name: String,
+        /// Which matches to keep.
+        select: Select,
+    },
 }
 
 /// A compiled path: the steps plus the text it was compiled from.
@@ -183,8 +193,30 @@ fn apply_step(step: &Step, tree: &SourceTree, current: Vec<NodeId>) -> Vec<NodeI
             );
         }
         Step::Parent => out.extend(current.into_iter().filter_map(|n| tree.parent(n))),
+        Step::Following { name, select } => {
+            for node in current {
+                select.apply(following_in_group(tree, node, name), &mut out);
+            }
+        }
     }
     dedup_in_order(out)
+}
+
+/// The siblings after `node` named `name`, stopping at the next sibling that
+/// has `node`'s own name (where the next group of the same kind begins).
+fn following_in_group(tree: &SourceTree, node: NodeId, name: &str) -> Vec<NodeId> {
+    let Some(parent) = tree.parent(node) else {
+        return Vec::new();
+    };
+    let own = tree.name(node);
+    tree.children(parent)
+        .iter()
+        .copied()
+        .skip_while(|c| *c != node)
+        .skip(1)
+        .take_while(|c| tree.name(*c) != own)
+        .filter(|c| name_matches(tree, *c, name))
+        .collect()
 }
 
 /// Descendant steps from nested context nodes can reach the same node twice;
@@ -299,6 +331,47 @@ mod tests {
         assert_eq!(second.first_value(&t, t.root()), Some("999"));
         let missing = Path::new("", vec![child("PV1", Select::First), Step::Parent]);
         assert!(missing.evaluate(&t, t.root()).is_empty());
+    }
+
+    #[test]
+    fn following_stays_inside_the_group_of_the_context_node() {
+        // PR1 A, AUT 1, CTD, AUT 2, PR1 B, AUT 3, PR1 C
+        let mut t = SourceTree::new("message");
+        let root = t.root();
+        let mut pr1s = Vec::new();
+        for (seg, value) in [
+            ("PR1", "A"),
+            ("AUT", "1"),
+            ("CTD", "-"),
+            ("AUT", "2"),
+            ("PR1", "B"),
+            ("AUT", "3"),
+            ("PR1", "C"),
+        ] {
+            let node = t.push(root, seg, Some(value.into()), None);
+            if seg == "PR1" {
+                pr1s.push(node);
+            }
+        }
+        let auts = |select| {
+            Path::new(
+                "",
+                vec![Step::Following {
+                    name: "AUT".into(),
+                    select,
+                }],
+            )
+        };
+        let values = |path: &Path, from| -> Vec<String> {
+            path.evaluate(&t, from)
+                .into_iter()
+                .filter_map(|n| t.value(n).map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(values(&auts(Select::All), pr1s[0]), ["1", "2"]);
+        assert_eq!(values(&auts(Select::First), pr1s[1]), ["3"]);
+        assert!(values(&auts(Select::All), pr1s[2]).is_empty());
+        assert!(values(&auts(Select::All), root).is_empty());
     }
 
     #[test]

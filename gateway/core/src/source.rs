@@ -228,6 +228,20 @@ pub enum SourceFormat {
 }
 
 impl SourceFormat {
+    /// Every format, in detection and listing order.
+    pub const ALL: [SourceFormat; 5] = [
+        SourceFormat::Hl7v2,
+        SourceFormat::X12,
+        SourceFormat::Fhir,
+        SourceFormat::Desktop,
+        SourceFormat::Json,
+    ];
+
+    /// The format named `name` (as [`SourceFormat::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<SourceFormat> {
+        SourceFormat::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
     /// The lowercase name used in profiles and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -278,6 +292,16 @@ impl SourceDocument {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_format_round_trips_through_its_name() {
+        for format in SourceFormat::ALL {
+            assert_eq!(SourceFormat::from_name(format.as_str()), Some(format));
+            let json = serde_json::to_string(&format).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", format.as_str()));
+        }
+        assert_eq!(SourceFormat::from_name("hl7"), None);
+    }
+
     use super::*;
 
     #[test]

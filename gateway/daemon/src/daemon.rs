@@ -24,11 +24,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use gateway_core::SourceFormat;
 use gateway_core::adapter::IntakePipeline;
+use gateway_forward::{FileSink, FileSinkConfig, Forwarder, HttpSink, Sink};
 use gateway_pipeline::{
     DecisionIntake, DocumentParser, Identity, Pipeline, ProfileSet, WriteBackRegistry,
     WriteBackWorker,
 };
-use gateway_store::forward::{FileSink, FileSinkConfig, Forwarder, HttpSink, Sink};
 use gateway_store::{RetentionPolicy, Store, StoreOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -78,11 +78,9 @@ pub struct Running {
     /// The file sink's directory, when the file sink is used.
     pub file_sink_dir: Option<PathBuf>,
     readiness: Arc<Readiness>,
-    stop_intake: CancellationToken,
-    stop_workers: CancellationToken,
     stop_admin: CancellationToken,
-    forwarder: Forwarder,
-    workers: Vec<JoinHandle<()>>,
+    /// The forwarder, workers and intake tokens (the adapters are above).
+    teardown: Teardown,
     admin: JoinHandle<std::io::Result<()>>,
     /// Released when the daemon is dropped (after `shutdown`).
     _instance_lock: crate::instance::InstanceLock,
@@ -102,12 +100,98 @@ impl DocumentParser for FormatParser {
     }
 }
 
+/// What has started so far, in start order. A failed later stage hands it
+/// to [`Teardown::stop`], which stops it in reverse (adapters, workers,
+/// forwarder, store) before `start` returns the error; a started daemon keeps
+/// it in [`Running`] and [`Running::shutdown`] stops it the same way. If the
+/// `start` future itself is dropped half-way, `Drop` cancels the tokens and
+/// aborts the tasks (it cannot wait for them).
+struct Teardown {
+    store: Store,
+    stop_intake: CancellationToken,
+    stop_workers: CancellationToken,
+    forwarder: Option<Forwarder>,
+    adapters: Vec<(&'static str, Started)>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Teardown {
+    fn new(store: Store) -> Teardown {
+        Teardown {
+            store,
+            stop_intake: CancellationToken::new(),
+            stop_workers: CancellationToken::new(),
+            forwarder: None,
+            adapters: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Stops intake (adapters finish in-flight messages), then the workers,
+    /// then the forwarder, everything bounded by `deadline`. The store stays
+    /// open (the caller checkpoints and closes it).
+    async fn stop_tasks(&mut self, deadline: Instant) {
+        self.stop_intake.cancel();
+        for (name, started) in std::mem::take(&mut self.adapters) {
+            for task in started.tasks {
+                wait_or_abort(task, deadline, name).await;
+            }
+        }
+        self.stop_workers.cancel();
+        for task in std::mem::take(&mut self.workers) {
+            wait_or_abort(task, deadline, "worker").await;
+        }
+        if let Some(forwarder) = self.forwarder.take() {
+            forwarder
+                .shutdown(deadline.saturating_duration_since(Instant::now()))
+                .await;
+        }
+    }
+
+    /// A stage failed: stop what started, close the store, pass `error` on.
+    async fn stop(mut self, error: anyhow::Error) -> anyhow::Error {
+        tracing::warn!("Start-up failed; stopping what already started.");
+        self.stop_tasks(Instant::now()).await;
+        let store = self.store.clone();
+        drop(self);
+        store.close().await;
+        error
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.stop_intake.cancel();
+        self.stop_workers.cancel();
+        for (_, started) in &self.adapters {
+            for task in &started.tasks {
+                task.abort();
+            }
+        }
+        for task in &self.workers {
+            task.abort();
+        }
+    }
+}
+
 /// Starts the daemon. Configuration problems found here (a required profile
 /// that does not load) are returned as [`ConfigError`].
+///
+/// Stages, in order: checks that open nothing (data dir, instance lock,
+/// admin tokens and TLS, served certificates) → store → profiles → sink and
+/// forwarder → alerts → adapters → workers → admin server. Once the store is
+/// open, a failing stage stops everything started before it ([`Teardown`]).
 pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Running> {
     // The recorder first: a metric handle taken before it is installed (an
     // adapter's `adapter_up` gauge, say) would stay a no-op for good.
     let _recorder = crate::telemetry::prometheus();
+    // The adapters wired into this build and the registry must agree.
+    adapters::check_registry().map_err(|problems| {
+        anyhow::anyhow!(
+            "the adapter registry is incomplete: {}",
+            problems.join("; ")
+        )
+    })?;
     let data_dir = options.data_dir.clone();
     // Owner-only (0700) when created here; an existing directory open to
     // other users is reported, not changed (it may be shared on purpose).
@@ -136,58 +220,81 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
 
     let store_options = StoreOptions {
         fail_after_transactions: writer_test_hook(),
+        max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
+        max_page_count: page_limit_test_hook(),
         ..StoreOptions::default()
     };
     let store = Store::open(store_file(&data_dir), store_options)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let mut teardown = Teardown::new(store);
+    let staged = start_stages(
+        settings,
+        &data_dir,
+        access,
+        served_certificates,
+        &mut teardown,
+    )
+    .await;
+    let stages = match staged {
+        Ok(stages) => stages,
+        Err(error) => return Err(teardown.stop(error).await),
+    };
+    let stop_admin = CancellationToken::new();
+    let admin = tokio::spawn(admin::serve(
+        stages.listener,
+        stages.admin_state,
+        admin_options,
+        stop_admin.clone(),
+    ));
+    tracing::info!(
+        admin_addr = %stages.admin_addr,
+        data_dir = %data_dir.display(),
+        sink = settings.forward.sink.as_str(),
+        "Daemon started."
+    );
+    let adapters = std::mem::take(&mut teardown.adapters);
+    Ok(Running {
+        admin_addr: stages.admin_addr,
+        data_dir,
+        store: teardown.store.clone(),
+        adapters,
+        file_sink_dir: stages.file_sink_dir,
+        readiness: stages.readiness,
+        stop_admin,
+        teardown,
+        admin,
+        _instance_lock: instance_lock,
+    })
+}
 
-    let required: BTreeSet<String> = adapters::all()
-        .into_iter()
-        .filter(|a| a.configured(settings))
-        .flat_map(|a| a.profiles(settings))
-        .collect();
-    let loaded = crate::profiles::load(&settings.mappings_dir, &required);
-    if !loaded.problems.is_empty() {
-        store.close().await;
-        return Err(ConfigError {
-            problems: loaded.problems,
-        }
-        .into());
-    }
-    let profiles = ProfileSet::new(loaded.profiles);
+/// What the stages after the store hand to the admin server and [`Running`].
+struct Stages {
+    listener: tokio::net::TcpListener,
+    admin_addr: SocketAddr,
+    admin_state: AdminState,
+    readiness: Arc<Readiness>,
+    file_sink_dir: Option<PathBuf>,
+}
 
-    let (sink, probe, file_sink_dir): (Arc<dyn Sink>, SinkProbe, Option<PathBuf>) =
-        match settings.forward.sink {
-            SinkKind::File => {
-                let dir = settings
-                    .forward
-                    .file
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("outbox"));
-                let sink = FileSink::new(FileSinkConfig { dir: dir.clone() })
-                    .context("cannot create the file sink")?;
-                (Arc::new(sink), SinkProbe::Directory(dir.clone()), Some(dir))
-            }
-            SinkKind::Http => {
-                let config = settings
-                    .forward
-                    .http
-                    .clone()
-                    .context("sink = \"http\" needs [forward.http]")?;
-                let url = url::Url::parse(&config.url).context("forward.http.url")?;
-                let authority = format!(
-                    "{}:{}",
-                    url.host_str().unwrap_or("localhost"),
-                    url.port_or_known_default().unwrap_or(443)
-                );
-                let sink = HttpSink::new(&config).context("cannot set up the HTTP sink")?;
-                (Arc::new(sink), SinkProbe::Tcp { authority }, None)
-            }
-        };
+/// The stages after the store is open; each records what it started in
+/// `teardown` before the next one runs.
+async fn start_stages(
+    settings: &Settings,
+    data_dir: &Path,
+    access: admin::access::Access,
+    served_certificates: Vec<crate::certificates::Served>,
+    teardown: &mut Teardown,
+) -> anyhow::Result<Stages> {
+    let store = teardown.store.clone();
+    let profiles = load_profiles(settings)?;
+    let (sink, probe, file_sink_dir) = build_sink(settings, data_dir).await?;
     let sink_name = sink.name().to_owned();
-    let forwarder = Forwarder::spawn(store.clone(), sink, settings.forward.delivery);
+    teardown.forwarder = Some(Forwarder::spawn(
+        store.clone(),
+        sink,
+        settings.forward.delivery,
+    ));
 
     let identity = Identity {
         tenant: settings.gateway.tenant.clone(),
@@ -197,10 +304,6 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     let pipeline =
         Pipeline::new(store.clone(), profiles, identity).with_parser(Arc::new(FormatParser));
     let intake: Arc<dyn IntakePipeline> = Arc::new(pipeline.clone());
-
-    let stop_intake = CancellationToken::new();
-    let stop_workers = CancellationToken::new();
-    let stop_admin = CancellationToken::new();
 
     // Alerts (issue 9): started before the adapters so a webhook problem stops
     // the start before anything accepts traffic.
@@ -216,61 +319,19 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
             site: settings.gateway.site.clone(),
         },
         certificates: served_certificates.clone(),
+        store_warn_fraction: settings.store.warn_fraction,
     };
-    let alert_tasks = match crate::alerts::spawn(
+    teardown.workers.extend(crate::alerts::spawn(
         &settings.alerts,
         alert_sources,
         alert_state.clone(),
-        stop_workers.clone(),
-    ) {
-        Ok(tasks) => tasks,
-        Err(error) => {
-            forwarder.shutdown(Duration::ZERO).await;
-            store.close().await;
-            return Err(error);
-        }
-    };
+        teardown.stop_workers.clone(),
+    )?);
 
-    let mut started_adapters = Vec::new();
-    let mut registry = WriteBackRegistry::new();
-    for adapter in adapters::all() {
-        if !adapter.configured(settings) {
-            continue;
-        }
-        adapter_health.configured(adapter.name());
-        let context = AdapterContext {
-            pipeline: intake.clone(),
-            shutdown: stop_intake.clone(),
-            data_dir: data_dir.clone(),
-            store: store.clone(),
-        };
-        let mut started = match adapter.start(settings, context).await {
-            Ok(started) => started,
-            Err(error) => {
-                stop_intake.cancel();
-                forwarder.shutdown(Duration::ZERO).await;
-                store.close().await;
-                return Err(error.context(format!("cannot start the {} adapter", adapter.name())));
-            }
-        };
-        for endpoint in &started.endpoints {
-            tracing::info!(
-                adapter = adapter.name(),
-                endpoint = %endpoint.description,
-                addr = ?endpoint.addr,
-                profile = endpoint.profile.as_deref().unwrap_or(""),
-                "Adapter endpoint up."
-            );
-        }
-        for (writeback, profile) in &started.writebacks {
-            registry.register(writeback.clone(), profile.as_deref());
-        }
-        // `ehr_gateway_adapter_up`: 1 while all of these tasks run.
-        started.tasks = adapter_health.started(adapter.name(), std::mem::take(&mut started.tasks));
-        started_adapters.push((adapter.name(), started));
-    }
+    let registry = start_adapters(settings, data_dir, intake, &adapter_health, teardown).await?;
     crate::telemetry::zero_init(&crate::telemetry::KnownSeries {
-        intake: started_adapters
+        intake: teardown
+            .adapters
             .iter()
             .flat_map(|(name, started)| {
                 started
@@ -284,36 +345,37 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
 
     let wake = Arc::new(Notify::new());
     let decisions = DecisionIntake::new(store.clone(), wake.clone());
-    let mut workers = Vec::new();
-    let worker = WriteBackWorker::new(store.clone(), registry, wake)
-        .with_backoff(settings.forward.delivery.backoff);
-    workers.push(tokio::spawn(worker.run(stop_workers.clone())));
-    let replay = gateway_pipeline::replay::ReplayWorker::new(pipeline, Duration::from_secs(1));
-    workers.push(tokio::spawn(replay.run(stop_workers.clone())));
-    workers.push(tokio::spawn(retention(
-        store.clone(),
-        RetentionPolicy {
-            max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
-            max_bytes: Some(settings.store.max_size_mb.saturating_mul(1024 * 1024)),
-            audit_max_age_secs: Some(u64::from(settings.store.audit_retention_days) * 86_400),
-        },
-        stop_workers.clone(),
-    )));
-    workers.push(tokio::spawn(crate::telemetry::outbox_gauges(
-        store.clone(),
-        Duration::from_secs(1),
-        stop_workers.clone(),
-    )));
-    workers.extend(alert_tasks);
-    workers.push(tokio::spawn(crate::certificates::gauges(
+    // Decisions back over JetStream (issue #20): the same intake as the admin API.
+    if let (SinkProbe::Nats(client), Some(nats)) = (&probe, &settings.forward.nats)
+        && nats.decisions
+    {
+        let subjects = nats.subjects(settings).map_err(anyhow::Error::msg)?;
+        let handler = crate::nats::IntakeHandler::new(decisions.clone(), &subjects);
+        let consumer = gateway_forward::nats::DecisionConsumer::spawn(
+            client.clone(),
+            subjects,
+            nats.decisions_stream.clone(),
+            nats.ack_timeout_ms,
+            handler,
+        );
+        let stop = teardown.stop_workers.clone();
+        teardown.workers.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            consumer.shutdown().await;
+        }));
+    }
+    start_workers(
+        settings,
+        pipeline,
+        registry,
+        wake,
         served_certificates,
-        Duration::from_secs(5),
-        stop_workers.clone(),
-    )));
+        teardown,
+    );
 
     let readiness = Arc::new(Readiness {
         draining: false.into(),
-        data_dir: data_dir.clone(),
+        data_dir: data_dir.to_owned(),
         sink: probe,
     });
     // 278 requests the platform obtains for a case, recorded so the payer's
@@ -334,7 +396,8 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
     };
     let listener = admin::bind(settings.admin.listen).await?;
     let admin_addr = listener.local_addr().context("admin listener address")?;
-    let endpoints = started_adapters
+    let endpoints = teardown
+        .adapters
         .iter()
         .flat_map(|(name, started)| {
             started
@@ -343,8 +406,8 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
                 .map(|e| admin::AdapterEndpoint::new(name, e))
         })
         .collect();
-    let state = AdminState {
-        store: store.clone(),
+    let admin_state = AdminState {
+        store,
         decisions,
         access: Arc::new(access),
         readiness: readiness.clone(),
@@ -352,35 +415,188 @@ pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Runn
         endpoints: Arc::new(endpoints),
         alerts: alert_state,
         x12_request,
+        desktop_read: teardown
+            .adapters
+            .iter()
+            .find_map(|(_, started)| started.read_trigger.clone()),
     };
-    let admin = tokio::spawn(admin::serve(
+    Ok(Stages {
         listener,
-        state,
-        admin_options,
-        stop_admin.clone(),
-    ));
-    tracing::info!(
-        %admin_addr,
-        data_dir = %data_dir.display(),
-        sink = settings.forward.sink.as_str(),
-        "Daemon started."
-    );
-
-    Ok(Running {
         admin_addr,
-        data_dir,
-        store,
-        adapters: started_adapters,
-        file_sink_dir,
+        admin_state,
         readiness,
-        stop_intake,
-        stop_workers,
-        stop_admin,
-        forwarder,
-        workers,
-        admin,
-        _instance_lock: instance_lock,
+        file_sink_dir,
     })
+}
+
+/// Loads the profiles the configured adapters name; any problem is a
+/// [`ConfigError`].
+fn load_profiles(settings: &Settings) -> anyhow::Result<ProfileSet> {
+    let required: BTreeSet<String> = adapters::all()
+        .into_iter()
+        .filter(|a| a.configured(settings))
+        .flat_map(|a| a.profiles(settings))
+        .collect();
+    let loaded = crate::profiles::load(&settings.mappings_dir, &required);
+    if !loaded.problems.is_empty() {
+        return Err(ConfigError {
+            problems: loaded.problems,
+        }
+        .into());
+    }
+    Ok(ProfileSet::new(loaded.profiles))
+}
+
+/// The configured sink, its readiness probe and (file sink) its directory.
+/// The HTTP sink's secrets are read here, by the daemon.
+async fn build_sink(
+    settings: &Settings,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<dyn Sink>, SinkProbe, Option<PathBuf>)> {
+    Ok(match settings.forward.sink {
+        SinkKind::File => {
+            let dir = settings
+                .forward
+                .file
+                .dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("outbox"));
+            let sink = FileSink::new(FileSinkConfig { dir: dir.clone() })
+                .context("cannot create the file sink")?;
+            (Arc::new(sink), SinkProbe::Directory(dir.clone()), Some(dir))
+        }
+        SinkKind::Http => {
+            let config = settings
+                .forward
+                .http
+                .clone()
+                .context("sink = \"http\" needs [forward.http]")?;
+            let url = url::Url::parse(&config.url).context("forward.http.url")?;
+            let authority = format!(
+                "{}:{}",
+                url.host_str().unwrap_or("localhost"),
+                url.port_or_known_default().unwrap_or(443)
+            );
+            let resolved = config.resolve().map_err(anyhow::Error::msg)?;
+            let sink = HttpSink::new(&resolved).context("cannot set up the HTTP sink")?;
+            (Arc::new(sink), SinkProbe::Tcp { authority }, None)
+        }
+        SinkKind::Nats => {
+            let nats = settings
+                .forward
+                .nats
+                .clone()
+                .context("sink = \"nats\" needs [forward.nats]")?;
+            let resolved = nats.resolve(settings).map_err(anyhow::Error::msg)?;
+            let subjects = nats.subjects(settings).map_err(anyhow::Error::msg)?;
+            let client = gateway_forward::nats::connect(&resolved)
+                .await
+                .context("cannot set up the NATS sink")?;
+            let sink =
+                gateway_forward::NatsSink::new(client.clone(), subjects, nats.ack_timeout_ms);
+            (Arc::new(sink), SinkProbe::Nats(client), None)
+        }
+    })
+}
+
+/// Starts every configured adapter, recording each in `teardown` as soon as
+/// it runs; returns their write-backs.
+async fn start_adapters(
+    settings: &Settings,
+    data_dir: &Path,
+    intake: Arc<dyn IntakePipeline>,
+    adapter_health: &crate::telemetry::AdapterHealth,
+    teardown: &mut Teardown,
+) -> anyhow::Result<WriteBackRegistry> {
+    let mut registry = WriteBackRegistry::new();
+    for adapter in adapters::all() {
+        if !adapter.configured(settings) {
+            continue;
+        }
+        adapter_health.configured(adapter.name());
+        let context = AdapterContext {
+            pipeline: intake.clone(),
+            shutdown: teardown.stop_intake.clone(),
+            data_dir: data_dir.to_owned(),
+            store: teardown.store.clone(),
+        };
+        let mut started = adapter
+            .start(settings, context)
+            .await
+            .with_context(|| format!("cannot start the {} adapter", adapter.name()))?;
+        // An endpoint with an undeclared transport refuses the start; the
+        // adapter is recorded first so the teardown stops it too.
+        let refused = adapters::check_endpoints(adapter, &started);
+        for endpoint in &started.endpoints {
+            tracing::info!(
+                adapter = adapter.name(),
+                endpoint = %endpoint.description,
+                addr = ?endpoint.addr,
+                profile = endpoint.profile.as_deref().unwrap_or(""),
+                "Adapter endpoint up."
+            );
+        }
+        for (writeback, profile) in &started.writebacks {
+            registry.register(writeback.clone(), profile.as_deref());
+        }
+        // `ehr_gateway_adapter_up`: 1 while all of these tasks run.
+        started.tasks = adapter_health.started(adapter.name(), std::mem::take(&mut started.tasks));
+        teardown.adapters.push((adapter.name(), started));
+        refused.map_err(anyhow::Error::msg)?;
+    }
+    Ok(registry)
+}
+
+/// The write-back, replay, retention and gauge workers.
+fn start_workers(
+    settings: &Settings,
+    pipeline: Pipeline,
+    registry: WriteBackRegistry,
+    wake: Arc<Notify>,
+    served_certificates: Vec<crate::certificates::Served>,
+    teardown: &mut Teardown,
+) {
+    let stop = teardown.stop_workers.clone();
+    let store = teardown.store.clone();
+    let worker = WriteBackWorker::new(store.clone(), registry, wake)
+        .with_backoff(settings.forward.delivery.backoff);
+    let workers = &mut teardown.workers;
+    workers.push(tokio::spawn(worker.run(stop.clone())));
+    let replay = gateway_pipeline::replay::ReplayWorker::new(pipeline, Duration::from_secs(1));
+    workers.push(tokio::spawn(replay.run(stop.clone())));
+    workers.push(tokio::spawn(retention(
+        store.clone(),
+        RetentionPolicy {
+            max_age_secs: Some(u64::from(settings.store.retention_days) * 86_400),
+            // The hourly pass prunes delivered history to the same level as
+            // the size keeper (`store_budget`), never undelivered data.
+            max_bytes: Some(
+                crate::store_budget::prune_band(
+                    settings.store.max_size_mb.saturating_mul(1024 * 1024),
+                    settings.store.warn_fraction,
+                )
+                .1,
+            ),
+            audit_max_age_secs: Some(u64::from(settings.store.audit_retention_days) * 86_400),
+        },
+        stop.clone(),
+    )));
+    workers.push(tokio::spawn(crate::store_budget::keep(
+        store.clone(),
+        settings.store.warn_fraction,
+        Duration::from_secs(1),
+        stop.clone(),
+    )));
+    workers.push(tokio::spawn(crate::telemetry::outbox_gauges(
+        store,
+        Duration::from_secs(1),
+        stop.clone(),
+    )));
+    workers.push(tokio::spawn(crate::certificates::gauges(
+        served_certificates,
+        Duration::from_secs(5),
+        stop,
+    )));
 }
 
 /// The certificates the TLS listeners configured in `settings` serve, with
@@ -439,6 +655,15 @@ fn writer_test_hook() -> Option<u64> {
     Some(n)
 }
 
+/// Test hook for the disk-full tests (`tests/store_full.rs`):
+/// `EHR_GATEWAY_TEST_MAX_PAGE_COUNT=N` limits the store file to N pages
+/// (SQLite's `max_page_count`), so that writes beyond it fail with
+/// `SQLITE_FULL` as on a full disk. Unset in production.
+fn page_limit_test_hook() -> Option<u64> {
+    let value = std::env::var("EHR_GATEWAY_TEST_MAX_PAGE_COUNT").ok()?;
+    value.trim().parse().ok()
+}
+
 /// Prunes finished data hourly (first run a minute after start).
 async fn retention(store: Store, policy: RetentionPolicy, stop: CancellationToken) {
     let mut next = Duration::from_secs(60);
@@ -471,19 +696,10 @@ impl Running {
         let deadline = Instant::now() + grace;
         tracing::info!(?stop, "Stopping.");
         self.readiness.draining.store(true, Ordering::SeqCst);
-        self.stop_intake.cancel();
-        for (name, started) in self.adapters {
-            for task in started.tasks {
-                wait_or_abort(task, deadline, name).await;
-            }
-        }
-        self.stop_workers.cancel();
-        for task in self.workers {
-            wait_or_abort(task, deadline, "worker").await;
-        }
-        self.forwarder
-            .shutdown(deadline.saturating_duration_since(Instant::now()))
-            .await;
+        let mut teardown = self.teardown;
+        teardown.adapters = self.adapters;
+        teardown.stop_tasks(deadline).await;
+        drop(teardown);
         self.stop_admin.cancel();
         let admin_deadline = deadline.max(Instant::now() + Duration::from_millis(200));
         let mut admin = self.admin;
@@ -514,6 +730,9 @@ async fn wait_or_abort<T>(mut task: JoinHandle<T>, deadline: Instant, what: &str
             "Grace period over; stopping a task that has not finished."
         );
         task.abort();
+        // Wait for the abort to land, so what the task held (a listening
+        // socket) is released when the stop returns.
+        let _ = task.await;
     }
 }
 

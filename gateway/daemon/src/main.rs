@@ -1,22 +1,10 @@
 //! `ehr-gateway`: the one binary of the EHR integration gateway.
 //!
-//! This file only declares the subcommands. Each subcommand lives in
-//! `src/cmd/<name>.rs` with a `#[derive(clap::Args)] pub struct Args` and a
-//! `pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode>`.
-//!
-//! **Registering a subcommand is a two-line change** in the `subcommands!` list
-//! below: a doc comment (the `--help` text) and `Variant => module,`. The macro
-//! declares the module `cmd::<module>` (file `src/cmd/<module>.rs`), adds the
-//! variant to the clap `Command` enum and the dispatch arm. Only commands that
-//! work are listed, so `--help` never advertises something unfinished.
-//!
-//! Adapter wiring for `run` and `demo` lives in `src/adapters/<adapter>.rs`
-//! (see `adapters/mod.rs`). `anyhow` is used only in this crate; libraries
-//! return typed errors.
+//! Thin on purpose: everything — the subcommands, settings, start-up, the
+//! admin application, alerting — is the `ehr_gateway` library (`src/lib.rs`),
+//! so tests can drive it in-process. The binary only picks the allocator.
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 /// mimalloc instead of glibc malloc: allocation-heavy intake (parse trees,
 /// case JSON) spent ~30% of its CPU in glibc's malloc/free under load
@@ -25,126 +13,6 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod adapters;
-mod admin;
-mod alerts;
-mod certificates;
-mod daemon;
-mod formats;
-mod instance;
-mod logging;
-mod notify;
-mod profiles;
-mod secrets;
-mod service;
-mod settings;
-mod telemetry;
-
-/// Declares the subcommand modules, the clap `Command` enum and its dispatch.
-macro_rules! subcommands {
-    ($( $(#[$doc:meta])* $variant:ident => $module:ident, )*) => {
-        /// One module per subcommand (`src/cmd/<name>.rs`).
-        mod cmd {
-            $( pub mod $module; )*
-        }
-
-        /// The subcommands of `ehr-gateway`.
-        #[derive(clap::Subcommand)]
-        enum Command {
-            $( $(#[$doc])* $variant(cmd::$module::Args), )*
-        }
-
-        impl Command {
-            fn run(self) -> anyhow::Result<ExitCode> {
-                match self {
-                    $( Command::$variant(args) => cmd::$module::run(args), )*
-                }
-            }
-        }
-    };
-}
-
-subcommands! {
-    /// Run the whole gateway on loopback with sample traffic; prints the cases and the admin URL.
-    Demo => demo,
-    /// Run the daemon from a TOML config file.
-    Run => run,
-    /// Validate a config file and list every problem with its key.
-    CheckConfig => check_config,
-    /// List, show and replay stored messages (`--data-dir DIR` or `--config FILE`).
-    Messages => messages,
-    /// Send messages to a receiver and print each acknowledgement (`send mllp HOST:PORT FILE…`).
-    Send => send,
-    /// Run or check a desktop playbook (`desktop run --playbook FILE [--case CASE.json] [--dry-run]`).
-    Desktop => desktop,
-    /// Map one document with a mapping profile; Case JSON on stdout (`--explain` traces every field).
-    Map => map,
-    /// Check a mapping profile and print every problem with file, line and rule.
-    Lint => lint,
-    /// Print the parsed tree of an HL7 v2, X12, FHIR or JSON document with byte positions.
-    Inspect => inspect,
-    /// Back up, verify and restore the message store (`store backup --data-dir DIR --to FILE`).
-    Store => store,
-    /// Install or remove the Windows service (`service install [--config FILE] [--data-dir DIR]`, `service uninstall`).
-    #[cfg_attr(not(windows), command(hide = true))]
-    Service => service,
-    /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
-    X12 => x12,
-    /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
-    Conformance => conformance,
-}
-
-/// `--version`: crate version, git revision (see `build.rs`), cargo features
-/// of this binary, build profile and panic strategy.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (git ",
-    env!("EHR_GATEWAY_GIT_REV"),
-    "; features: ",
-    env!("EHR_GATEWAY_FEATURES"),
-    "; adapters: hl7v2, fhir, x12, desktop; profile: ",
-    env!("EHR_GATEWAY_PROFILE"),
-    "; panic: ",
-    env!("EHR_GATEWAY_PANIC"),
-    ")"
-);
-
-/// EHR integration gateway: adapters for HL7 v2, FHIR, X12 and desktop EHRs,
-/// one canonical prior-authorization case, a durable store and forwarder.
-#[derive(Parser)]
-#[command(name = "ehr-gateway", version = VERSION, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command.run() {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            // Configuration problems are usage errors (exit 2, like clap's own);
-            // everything else is a runtime failure (exit 1).
-            if error.downcast_ref::<settings::ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod version_tests {
-    #[test]
-    fn version_lists_every_adapter_of_this_build() {
-        for adapter in crate::adapters::all() {
-            assert!(
-                super::VERSION.contains(adapter.name()),
-                "{} missing from --version",
-                adapter.name()
-            );
-        }
-    }
+    ehr_gateway::main()
 }

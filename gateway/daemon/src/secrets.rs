@@ -51,63 +51,22 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
         );
         add("forward.http.client_key".to_owned(), &http.client_key);
     }
-    if let Some(hl7v2) = &settings.hl7v2 {
-        for (i, listener) in hl7v2.listeners.iter().enumerate() {
-            let key = listener.tls.as_ref().map(|tls| tls.key.clone());
-            add(format!("hl7v2.listeners[{i}].tls.key"), &key);
-        }
-        for (i, writeback) in hl7v2.writeback.iter().enumerate() {
-            let key = writeback
-                .sender
-                .tls
-                .as_ref()
-                .and_then(|tls| tls.key.clone());
-            add(format!("hl7v2.writeback[{i}].sender.tls.key"), &key);
-        }
+    if let Some(nats) = &settings.forward.nats {
+        add(
+            "forward.nats.credentials_file".to_owned(),
+            &nats.credentials_file,
+        );
+        add(
+            "forward.nats.nkey_seed_file".to_owned(),
+            &nats.nkey_seed_file,
+        );
+        add("forward.nats.password_file".to_owned(), &nats.password_file);
+        add("forward.nats.client_key".to_owned(), &nats.client_key);
     }
-    if let Some(fhir) = &settings.fhir {
-        use gateway_fhir::auth::AuthConfig;
-        match &fhir.auth {
-            AuthConfig::SmartBackend {
-                private_key_file, ..
-            } => add(
-                "fhir.auth.private_key_file".to_owned(),
-                &Some(private_key_file.clone()),
-            ),
-            AuthConfig::ClientSecret {
-                client_secret_file, ..
-            } => add(
-                "fhir.auth.client_secret_file".to_owned(),
-                client_secret_file,
-            ),
-            AuthConfig::None => {}
-        }
-        if let Some(sub) = &fhir.subscription {
-            add("fhir.subscription.token_file".to_owned(), &sub.token_file);
-            add(
-                "fhir.subscription.tls.key".to_owned(),
-                &sub.tls.as_ref().map(|tls| tls.key.clone()),
-            );
-        }
-    }
-    if let Some(x12) = &settings.x12 {
-        if let Some(soap) = &x12.soap_server {
-            add(
-                "x12.soap_server.tls.key".to_owned(),
-                &Some(soap.tls.key.clone()),
-            );
-            for (i, partner) in soap.partners.iter().enumerate() {
-                add(
-                    format!("x12.soap_server.partners[{i}].password_file"),
-                    &partner.password_file,
-                );
-            }
-        }
-        for (i, partner) in x12.partners.iter().enumerate() {
-            add(
-                format!("x12.partners[{i}].client_identity"),
-                &partner.client_identity,
-            );
+    // Each adapter declares its own (`Adapter::secret_files`).
+    for adapter in crate::adapters::all() {
+        if adapter.configured(settings) {
+            files.extend(adapter.secret_files(settings));
         }
     }
     files
@@ -116,24 +75,11 @@ pub fn secret_files(settings: &Settings) -> Vec<(String, PathBuf)> {
 /// Keys whose secret is written in the config file itself (accepted by an
 /// adapter section for compatibility, but the file then holds a secret).
 pub fn inline_secrets(settings: &Settings) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if let Some(fhir) = &settings.fhir {
-        if let gateway_fhir::auth::AuthConfig::ClientSecret {
-            client_secret: Some(_),
-            ..
-        } = &fhir.auth
-        {
-            keys.push("fhir.auth.client_secret");
-        }
-        if fhir
-            .subscription
-            .as_ref()
-            .is_some_and(|s| s.token.is_some())
-        {
-            keys.push("fhir.subscription.token");
-        }
-    }
-    keys
+    crate::adapters::all()
+        .into_iter()
+        .filter(|a| a.configured(settings))
+        .flat_map(|a| a.inline_secrets(settings))
+        .collect()
 }
 
 /// Why `path` is too open, or `None` when only its owner can read it (or it

@@ -275,9 +275,18 @@ pub struct StoreSettings {
     /// Delivered messages older than this many days are pruned.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
-    /// Size budget in MiB: the oldest delivered data is pruned beyond it.
+    /// Size budget in MiB. Delivered data is pruned (oldest first) to keep
+    /// the store below `warn_fraction` of it; undelivered data is never
+    /// pruned, and when it alone reaches the budget intake is refused with a
+    /// retryable answer until delivery frees space (the audit log does not
+    /// count).
     #[serde(default = "default_max_size_mb")]
     pub max_size_mb: u64,
+    /// The share of `max_size_mb` above which the store prunes delivered data
+    /// and, when undelivered data alone stays above it, raises the
+    /// `store_nearly_full` alert (default 0.8; between 0 and 1, exclusive).
+    #[serde(default = "default_warn_fraction")]
+    pub warn_fraction: f64,
     /// Audit entries older than this many days are pruned (default 2 190:
     /// six years); apart from `retention_days`, and never for size.
     #[serde(default = "default_audit_retention_days")]
@@ -293,6 +302,9 @@ fn default_retention_days() -> u32 {
 fn default_max_size_mb() -> u64 {
     1024
 }
+fn default_warn_fraction() -> f64 {
+    0.8
+}
 fn default_audit_retention_days() -> u32 {
     2_190
 }
@@ -303,6 +315,7 @@ impl Default for StoreSettings {
             path: default_store_path(),
             retention_days: default_retention_days(),
             max_size_mb: default_max_size_mb(),
+            warn_fraction: default_warn_fraction(),
             audit_retention_days: default_audit_retention_days(),
         }
     }
@@ -317,6 +330,8 @@ pub enum SinkKind {
     File,
     /// CloudEvents over HTTPS to the central platform.
     Http,
+    /// CloudEvents to a NATS JetStream cluster (`[forward.nats]`).
+    Nats,
 }
 
 impl SinkKind {
@@ -325,12 +340,14 @@ impl SinkKind {
         match self {
             SinkKind::File => "file",
             SinkKind::Http => "http",
+            SinkKind::Nats => "nats",
         }
     }
 }
 
-/// `[forward]`: the forwarder and its sink. The sink sections are the store's
-/// own config types, so what the forwarder needs is exactly what is configured.
+/// `[forward]`: the forwarder and its sink. The sinks (crate `gateway-forward`)
+/// take values; [`HttpSinkSettings::resolve`] reads the files and variables
+/// named here into them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSettings {
@@ -344,12 +361,16 @@ pub struct ForwardSettings {
     /// `url`, `timeout_ms`, `client_cert`, `client_key`, `ca_cert`,
     /// `bearer_token_file` or `bearer_token_env`.
     #[serde(default)]
-    pub http: Option<gateway_store::forward::HttpSinkConfig>,
+    pub http: Option<HttpSinkSettings>,
+    /// `[forward.nats]`: the JetStream cluster (required when `sink = "nats"`);
+    /// see `crate::nats::NatsSettings`.
+    #[serde(default)]
+    pub nats: Option<crate::nats::NatsSettings>,
     /// `[forward.delivery]`: `concurrency`, `poll_interval_ms`,
     /// `max_retry_after_secs` and `[forward.delivery.backoff]`
     /// (`initial_ms`, `max_ms`, `multiplier`).
     #[serde(default)]
-    pub delivery: gateway_store::forward::ForwarderOptions,
+    pub delivery: gateway_forward::ForwarderOptions,
     /// Allow an `http://` platform URL to a host other than loopback. Off by
     /// default: case events carry PHI and the bearer token would cross the
     /// network in clear.
@@ -364,6 +385,83 @@ pub struct FileSinkSettings {
     /// Directory for the JSONL files; defaults to `<data dir>/outbox`.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+}
+
+/// `[forward.http]`: the central platform endpoint. Secrets are named by
+/// file or variable here and read by [`HttpSinkSettings::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkSettings {
+    /// Endpoint events are POSTed to (`https://platform.example/api/events`).
+    pub url: String,
+    /// Per-request timeout in milliseconds (default 10 000).
+    #[serde(default = "default_sink_timeout_ms")]
+    pub timeout_ms: u64,
+    /// PEM client certificate (chain) for mutual TLS; needs `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Extra PEM CA certificate to trust (a private platform CA).
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// File holding the bearer token (whitespace trimmed).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Name of an environment variable holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// POST several events at once as a CloudEvents JSON batch when the
+    /// platform accepts that mode (default false).
+    #[serde(default)]
+    pub batch: bool,
+}
+
+fn default_sink_timeout_ms() -> u64 {
+    gateway_forward::http::DEFAULT_TIMEOUT_MS
+}
+
+impl HttpSinkSettings {
+    /// Reads the token, certificate, key and CA files (or the token's
+    /// variable) into the sink's configuration. The error names the key and
+    /// the file or variable, never a secret.
+    pub fn resolve(&self) -> Result<gateway_forward::HttpSinkConfig, String> {
+        fn read(key: &str, path: &Path) -> Result<Vec<u8>, String> {
+            std::fs::read(path)
+                .map_err(|e| format!("forward.http.{key}: cannot read {}: {e}", path.display()))
+        }
+        let token = SecretSource {
+            file: self.bearer_token_file.clone(),
+            env: self.bearer_token_env.clone(),
+        }
+        .read()
+        .map_err(|e| format!("forward.http.bearer_token_file: {e}"))?;
+        let client_identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(gateway_forward::ClientIdentity {
+                cert_pem: read("client_cert", cert)?,
+                key_pem: read("client_key", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "forward.http.client_cert: client_cert and client_key go together".to_owned(),
+                );
+            }
+        };
+        let ca_cert_pem = match &self.ca_cert {
+            Some(ca) => Some(read("ca_cert", ca)?),
+            None => None,
+        };
+        Ok(gateway_forward::HttpSinkConfig {
+            url: self.url.clone(),
+            timeout_ms: self.timeout_ms,
+            client_identity,
+            ca_cert_pem,
+            bearer_token: token.map(|t| t.expose().to_owned()),
+            batch: self.batch,
+        })
+    }
 }
 
 /// Log output format.
@@ -878,6 +976,16 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     for (key, message) in crate::alerts::check_settings(&settings.alerts) {
         problem(&key, message);
     }
+    if settings.store.max_size_mb == 0 {
+        problem("store.max_size_mb", "must be at least 1".to_owned());
+    }
+    let warn = settings.store.warn_fraction;
+    if !(warn > 0.0 && warn < 1.0) {
+        problem(
+            "store.warn_fraction",
+            format!("must be between 0 and 1 (exclusive), e.g. 0.8; got {warn}"),
+        );
+    }
     let backoff = &settings.forward.delivery.backoff;
     if backoff.initial_ms == 0 {
         problem(
@@ -952,7 +1060,19 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
                 }
             }
         }
-        (SinkKind::File, None) => {}
+        (SinkKind::File | SinkKind::Nats, None) => {}
+    }
+    match (&settings.forward.sink, &settings.forward.nats) {
+        (SinkKind::Nats, None) => problem(
+            "forward.nats",
+            "sink = \"nats\" needs a [forward.nats] section with `servers`".to_owned(),
+        ),
+        (_, Some(nats)) => {
+            for (key, message) in crate::nats::check(settings, nats) {
+                problem(&key, message);
+            }
+        }
+        (_, None) => {}
     }
     if let Err(message) = settings
         .logging
@@ -986,6 +1106,47 @@ mod tests {
             .iter()
             .map(|p| p.key.clone().unwrap_or_default())
             .collect()
+    }
+
+    #[test]
+    fn http_sink_settings_resolve_files_and_variables_into_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "synthetic-token\n").expect("write");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "CA PEM").expect("write");
+        let mut http: HttpSinkSettings =
+            serde_json::from_str(r#"{"url": "https://platform.example.test/events"}"#)
+                .expect("settings");
+        assert_eq!(http.timeout_ms, gateway_forward::http::DEFAULT_TIMEOUT_MS);
+        http.bearer_token_file = Some(token.clone());
+        http.ca_cert = Some(ca);
+        http.batch = true;
+        let resolved = http.resolve().expect("resolved");
+        assert_eq!(resolved.bearer_token.as_deref(), Some("synthetic-token"));
+        assert_eq!(resolved.ca_cert_pem.as_deref(), Some(&b"CA PEM"[..]));
+        assert!(resolved.batch && resolved.client_identity.is_none());
+        assert!(
+            !format!("{resolved:?}").contains("synthetic-token"),
+            "Debug redacts the token"
+        );
+
+        let mut unset = http.clone();
+        unset.bearer_token_file = None;
+        unset.bearer_token_env = Some("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET".to_owned());
+        let err = unset.resolve().expect_err("unset variable");
+        assert!(err.contains("GATEWAY_TEST_TOKEN_THAT_IS_NOT_SET"), "{err}");
+        let mut both = http.clone();
+        both.bearer_token_env = Some("ANY".to_owned());
+        assert!(both.resolve().is_err(), "file and variable");
+        let mut half = http.clone();
+        half.client_cert = Some(token);
+        let err = half.resolve().expect_err("cert without key");
+        assert!(err.contains("go together"), "{err}");
+        let mut missing = http;
+        missing.ca_cert = Some(dir.path().join("absent.pem"));
+        let err = missing.resolve().expect_err("missing CA file");
+        assert!(err.contains("forward.http.ca_cert"), "{err}");
     }
 
     #[test]
@@ -1066,6 +1227,35 @@ mod tests {
         assert_eq!(settings.admin.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.forward.sink, SinkKind::File);
         assert_eq!(settings.logging.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn the_store_warning_level_is_a_share_of_the_budget() {
+        let loaded = load_str("[gateway]\ntenant = \"t\"\n", &[]);
+        let settings = loaded.settings.expect("settings");
+        assert_eq!(settings.store.warn_fraction, 0.8);
+        for bad in ["0", "1", "1.5", "-0.2"] {
+            let loaded = load_str(
+                &format!("[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = {bad}\n"),
+                &[],
+            );
+            let keys: Vec<_> = loaded
+                .problems
+                .iter()
+                .map(|p| p.key.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(keys, ["store.warn_fraction"], "{bad}");
+        }
+        let loaded = load_str(
+            "[gateway]\ntenant = \"t\"\n[store]\nwarn_fraction = 0.6\nmax_size_mb = 0\n",
+            &[],
+        );
+        let keys: Vec<_> = loaded
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["store.max_size_mb"]);
     }
 
     #[test]

@@ -76,9 +76,6 @@ pub const CASE_STATUSES: [&str; 10] = [
     "cancelled",
     "error",
 ];
-/// Adapters that acknowledge what they receive (MLLP ACK; X12 999/TA1 by
-/// SOAP reply or file): the label values of [`ACK_LATENCY`].
-pub const ACKNOWLEDGING: [&str; 2] = ["hl7v2", "x12"];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -148,6 +145,15 @@ fn describe() {
         FORWARD_ATTEMPTS,
         "Delivery attempts to the central platform, by sink and result (delivered, retry, dead)."
     );
+    describe_gauge!(
+        "ehr_gateway_nats_connected",
+        "sink = nats: 1 while the JetStream client is connected, 0 while it reconnects."
+    );
+    describe_histogram!(
+        "ehr_gateway_nats_publish_seconds",
+        Unit::Seconds,
+        "sink = nats: seconds from publishing an event to JetStream's acknowledgement."
+    );
     describe_histogram!(
         DECISION_CYCLE,
         Unit::Seconds,
@@ -193,6 +199,7 @@ fn describe() {
         "ehr_gateway_fhir_requests_total",
         "FHIR API requests to the EHR, by outcome (ok, retry, error)."
     );
+    crate::store_budget::describe();
 }
 
 /// The label sets known when the daemon starts.
@@ -218,7 +225,9 @@ pub fn zero_init(known: &KnownSeries) {
         adapters.insert(adapter.clone());
     }
     for adapter in adapters {
-        if ACKNOWLEDGING.contains(&adapter.as_str()) {
+        // Adapters that acknowledge what they receive (MLLP ACK; X12 999/TA1
+        // by SOAP reply or file), as the registry declares them.
+        if gateway_registry::adapter(&adapter).is_some_and(|a| a.acknowledges) {
             // Registering creates the (empty) histogram: `_count 0`.
             let _ = metrics::histogram!(ACK_LATENCY, "adapter" => adapter);
         }

@@ -455,6 +455,7 @@ async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
              return {received: t('total-received'), completed: t('total-completed'),
                      backlog: t('total-backlog'), rejected: t('exc-rejected'),
                      total: t('exc-total'), rate: t('exc-rate'), dead: t('dead-count'),
+                     held: t('held-cases'), waiting: t('held-events'),
                      depth: t('queue-depth'), coverage: t('coverage'), cases: t('cases'),
                      delivered: t('queue-delivered'), rf: t('cycle-rf-n'),
                      adapters: row,
@@ -464,7 +465,7 @@ async fn dashboard_shows_known_traffic_and_replays_a_dead_letter() {
         .await;
     let expected = json!({
         "received": "5", "completed": "3", "backlog": "2", "rejected": "1", "total": "5",
-        "rate": "20.0%", "dead": "1", "depth": "0", "coverage": "100.0%", "cases": "4",
+        "rate": "20.0%", "dead": "1", "held": "1", "waiting": "0", "depth": "0", "coverage": "100.0%", "cases": "4",
         "delivered": "3", "rf": "3",
         // adapter, received, completed, rejected, duplicates
         "adapters": ["hl7v25310"], "chart": "5", "replay": 1

@@ -205,3 +205,196 @@ fn map_with_the_x12_profile_correlates_a_response_to_its_request() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("X042"), "{}", stderr(&out));
 }
+
+/// `map` answers like intake: the 999 verdict on stderr, no case and exit 1
+/// for a set our 999 rejects — TR3 rules (a missing 2010A NM1), segment count
+/// (SE01) and HL structure alike.
+#[test]
+fn map_shows_the_999_verdict_and_fails_when_the_set_would_be_rejected() {
+    for (file, ik) in [
+        (
+            "sample-messages/x12/x12-278-tr3/request-no-payer-nm1.x12",
+            "IK3*NM1*3*2010A*3",
+        ),
+        (
+            "sample-messages/x12/x12-278-tr3/request-requester-xx-without-npi.x12",
+            "IK4*9*67*1",
+        ),
+        (
+            "conformance/suites/x12-278/malformed-se01/input.x12",
+            "IK5*R*4",
+        ),
+        (
+            "conformance/suites/x12-278/malformed-hl-parent/input.x12",
+            "IK4*2*734*7",
+        ),
+    ] {
+        let out = run(&["map", "--profile", "mappings/x12-278", file]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(err.contains("999: rejected (AK9 R)"), "{file}: {err}");
+        assert!(err.contains(ik), "{file}: {err}");
+        assert!(stdout(&out).is_empty(), "{file}: no case\n{}", stdout(&out));
+        // `inspect` tells the same: the verdict, exit 1.
+        let out = run(&["inspect", file]);
+        assert_eq!(out.status.code(), Some(1), "inspect {file}");
+        assert!(stderr(&out).contains("999: rejected (AK9 R)"), "{file}");
+    }
+    // An accepted set says so and maps.
+    let out = run(&[
+        "map",
+        "--profile",
+        "mappings/x12-278",
+        &sample("request.x12"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("999: accepted (AK9 A)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every set of an interchange is its own document, as intake submits them.
+#[test]
+fn map_gives_one_case_per_transaction_set() {
+    let out = run(&[
+        "map",
+        "--profile",
+        "mappings/x12-278",
+        &sample("multi-transaction.x12"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("a stream of case JSON");
+    assert_eq!(cases.len(), 2, "{}", stdout(&out));
+    assert_ne!(cases[0]["case_id"], cases[1]["case_id"]);
+    assert!(stderr(&out).contains("--- transaction set 2 of 2 ---"));
+}
+
+/// An HL7 batch (BHS … BTS) is split the way `send mllp` and the listener
+/// split it, and each message maps exactly as it does on its own.
+#[test]
+fn map_splits_an_hl7_batch_and_maps_each_message() {
+    let batch = "sample-messages/hl7v2/epic/batch-bhs-orders.hl7";
+    let at = "--received-at=2026-11-24T10:00:00Z";
+    let out = run(&["map", "--profile", "mappings/epic", batch, at]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("a stream of case JSON");
+    let messages = gateway_hl7v2::mllp::files::split_messages(
+        &std::fs::read(repo_root().join(batch)).expect("batch"),
+    );
+    assert!(messages.len() >= 2, "a batch");
+    assert_eq!(cases.len(), messages.len(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, message) in messages.iter().enumerate() {
+        let file = dir.path().join(format!("m{i}.hl7"));
+        std::fs::write(&file, message).expect("write");
+        let one = run(&[
+            "map",
+            "--profile",
+            "mappings/epic",
+            file.to_str().expect("utf-8"),
+            at,
+        ]);
+        assert!(one.status.success(), "{}", stderr(&one));
+        let alone: Value = serde_json::from_slice(&one.stdout).expect("case json");
+        assert_eq!(cases[i], alone, "message {}", i + 1);
+    }
+    // `inspect` shows each message's tree instead of refusing the batch.
+    let out = run(&["inspect", batch]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("--- message 2 of"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A change to a case.
+type Edit = dyn Fn(&mut Value);
+
+/// `x12 request` refuses a case whose 278 would break a TR3 rule and names
+/// the missing fact; it never writes an empty `XX`, a LOINC code in SV1 or an
+/// invalid NPI.
+#[test]
+fn x12_request_refuses_incomplete_cases_naming_the_missing_fact() {
+    let input = "conformance/suites/x12-278/writeback-request/input.json";
+    let case: Value =
+        serde_json::from_slice(&std::fs::read(repo_root().join(input)).expect("case"))
+            .expect("json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attempt = |name: &str, edit: &dyn Fn(&mut Value)| {
+        let mut c = case.clone();
+        edit(&mut c);
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_vec(&c).expect("json")).expect("write");
+        run(&["x12", "request", file.to_str().expect("utf-8")])
+    };
+    fn requester(c: &Value) -> usize {
+        c["providers"]
+            .as_array()
+            .and_then(|p| p.iter().position(|p| p["role"] == "requester"))
+            .expect("a requester")
+    }
+    let cases: [(&str, &Edit, &str); 4] = [
+        (
+            "no-requester",
+            &|c| {
+                let i = requester(c);
+                c["providers"].as_array_mut().expect("list").remove(i);
+            },
+            "case has no requesting provider (2010B NM1)",
+        ),
+        (
+            "requester-without-npi",
+            &|c| {
+                let i = requester(c);
+                c["providers"][i]
+                    .as_object_mut()
+                    .expect("obj")
+                    .remove("npi");
+            },
+            "case has no requesting provider NPI (2010B NM109)",
+        ),
+        (
+            "requester-invalid-npi",
+            &|c| {
+                let i = requester(c);
+                c["providers"][i]["npi"] = "1234567890".into();
+            },
+            "case has no requesting provider NPI (2010B NM109)",
+        ),
+        (
+            "loinc-service",
+            &|c| {
+                c["services"][0]["code"] = serde_json::json!({"system": "LOINC", "code": "24725-4"})
+            },
+            "on service line 1",
+        ),
+    ];
+    for (name, edit, fact) in cases {
+        let out = attempt(name, edit);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{name}: written\n{}", stdout(&out));
+        assert!(err.contains(fact), "{name}: {err}");
+        assert!(stdout(&out).is_empty(), "{name}: nothing written");
+    }
+    // A CDT line goes out as SV3*AD, an X12 service type as the line's UM03.
+    let out = attempt("dental", &|c| {
+        c["services"][0]["code"] = serde_json::json!({"system": "CDT", "code": "D2740"});
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("SV3*AD:D2740*0*"), "{}", stdout(&out));
+    let out = attempt("service-type", &|c| {
+        c["services"][0]["code"] = serde_json::json!({"system": "X12-service-type", "code": "PT"});
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("UM*HS*I*PT~"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("SV1*"), "{}", stdout(&out));
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use gateway_core::adapter::{
     BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline, IntakeTicket,
 };
-use gateway_core::case::Case;
+use gateway_core::case::{Case, CaseStatus};
 use gateway_core::diagnostic::Diagnostic;
 use gateway_core::event::CaseEventType;
 use gateway_core::{GatewayError, SourceDocument, SourceFormat};
@@ -672,6 +672,9 @@ fn keep_absent(case: &mut Case, existing: Case) {
         case.status = decision.status.case_status();
         case.decision = Some(decision);
     }
+    if !moves_forward(case.status, existing.status) {
+        case.status = existing.status;
+    }
     fn keep<T>(new: &mut Vec<T>, old: Vec<T>) {
         if new.is_empty() {
             *new = old;
@@ -697,6 +700,20 @@ fn keep_absent(case: &mut Case, existing: Case) {
     }
 }
 
+/// Whether an update's status may replace the stored one. An EHR update
+/// (SIU^S13 reschedule, S14 modification, a changed order) says `requested`
+/// because that is all the EHR knows; it never takes a case that is already
+/// submitted, pended, decided or cancelled back to `requested`. After an
+/// `error` (a payer rejection) the corrected request is requested again.
+fn moves_forward(update: CaseStatus, stored: CaseStatus) -> bool {
+    let restates_request = matches!(update, CaseStatus::Draft | CaseStatus::Requested);
+    let past_request = !matches!(
+        stored,
+        CaseStatus::Draft | CaseStatus::Requested | CaseStatus::Error
+    );
+    !(restates_request && past_request)
+}
+
 fn first_error(diagnostics: &[Diagnostic]) -> Option<&Diagnostic> {
     diagnostics.iter().find(|d| d.is_error())
 }
@@ -718,6 +735,40 @@ mod tests {
 
     fn case(value: serde_json::Value) -> Case {
         serde_json::from_value(value).expect("a Case v1")
+    }
+
+    #[test]
+    fn an_update_never_takes_a_case_back_to_requested() {
+        let id = "case-0123456789abcdef01234567";
+        let stored = |status: &str| {
+            case(json!({
+                "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-demo",
+                "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "SIU^S12",
+                           "control_id": "S12", "received_at": "2026-11-22T10:00:00Z"},
+                "status": status,
+                "references": {"placer_order": "ORD1001"}
+            }))
+        };
+        let update = |status: &str| {
+            let mut c = stored(status);
+            c.source.message_type = Some("SIU^S14".to_owned());
+            c
+        };
+        for (before, incoming, after) in [
+            ("submitted", "requested", "submitted"),
+            ("pended", "requested", "pended"),
+            ("cancelled", "requested", "cancelled"),
+            ("denied", "draft", "denied"),
+            ("requested", "requested", "requested"),
+            ("draft", "requested", "requested"),
+            ("error", "requested", "requested"),
+            ("submitted", "cancelled", "cancelled"),
+            ("pended", "approved", "approved"),
+        ] {
+            let mut next = update(incoming);
+            keep_absent(&mut next, stored(before));
+            assert_eq!(next.status.as_str(), after, "{before} + {incoming}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::adapter::WriteBack;
-use gateway_store::forward::BackoffPolicy;
+use gateway_store::backoff::BackoffPolicy;
 use gateway_store::{Store, WriteBackJob, WriteBackOutcome};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;

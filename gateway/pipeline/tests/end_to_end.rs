@@ -500,7 +500,7 @@ async fn decisions_are_validated_recorded_and_written_back_with_retry() {
     let mut registry = WriteBackRegistry::new();
     registry.register(ehr.clone(), None);
     let mut worker = WriteBackWorker::new(s.store.clone(), registry, wake).with_backoff(
-        gateway_store::forward::BackoffPolicy {
+        gateway_store::backoff::BackoffPolicy {
             initial_ms: 10,
             max_ms: 20,
             multiplier: 2.0,

@@ -77,6 +77,13 @@ pub enum StoreError {
     /// A configuration value is unusable (sink URL, certificate, token).
     #[error("configuration error: {0}")]
     Config(String),
+    /// The store cannot take more intake: it reached its size budget with
+    /// nothing deliverable-and-delivered left to prune, or the disk (or
+    /// SQLite's page limit) is full (`SQLITE_FULL`). Nothing of the refused
+    /// operation was written; retry later (intake resumes by itself once
+    /// delivery and pruning free space or the limit is raised).
+    #[error("store full: {0}")]
+    Full(String),
     /// The writer thread is gone (store closed or panicked).
     #[error("the store writer has stopped")]
     Closed,
@@ -92,9 +99,16 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-        move |e| StoreError::Sqlite {
-            context,
-            source: Arc::new(e),
+        move |e| {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                // A real full disk and SQLite's `max_page_count` both end
+                // here: the same answer as a store at its size budget.
+                return StoreError::Full(format!("the disk is full while {context}"));
+            }
+            StoreError::Sqlite {
+                context,
+                source: Arc::new(e),
+            }
         }
     }
 
@@ -120,7 +134,7 @@ impl StoreError {
                 ),
                 None => false,
             },
-            StoreError::Io { .. } | StoreError::Closed => true,
+            StoreError::Io { .. } | StoreError::Closed | StoreError::Full(_) => true,
             _ => false,
         }
     }

@@ -11,11 +11,16 @@
 //!   never acknowledges something a crash could lose.
 //! * [`Reader`] is a synchronous read-only view (`ehr-gateway messages list`
 //!   uses it on a live daemon's file; WAL lets it read while the daemon writes).
-//! * [`forward`] delivers the outbox in order per case to a [`forward::Sink`]
-//!   (`http` for the central platform, `file` for JSONL), at least once, with the
-//!   CloudEvents `id` as idempotency key.
+//! * The outbox API ([`Reader::deliverable`], [`Store::record_attempts`], …)
+//!   is what the forwarder (crate `gateway-forward`) drives; the store itself
+//!   makes no network or file delivery and reads no secret. [`backoff`] is the
+//!   retry schedule of both outboxes it persists (case events and write-backs).
 //! * [`RetentionPolicy`] via [`Store::prune`] removes finished data by age and
 //!   size budget and gives the space back.
+//! * The intake size budget ([`StoreOptions::max_bytes`], [`Store::size`]):
+//!   at the limit, with nothing delivered left to prune, intake commits fail
+//!   with [`StoreError::Full`] before anything is written (a retryable
+//!   refusal for the sender), as they do on a full disk (`SQLITE_FULL`).
 //!
 //! Replays: `ehr-gateway messages replay ID` calls [`Store::replay_message`]
 //! (from its own process; SQLite serializes the two writers). A rejected or
@@ -38,13 +43,13 @@
 //! baseline measured in the same run (`--help` for options).
 
 pub mod admin_queries;
+pub mod backoff;
 pub mod backup;
 mod case_requests;
 mod control_numbers;
 mod decision_keys;
 mod error;
 mod evidence;
-pub mod forward;
 mod intake_commit;
 mod model;
 mod ops;
@@ -55,6 +60,7 @@ mod read;
 mod retention;
 mod schema;
 mod signals;
+mod size_budget;
 pub mod stats;
 mod store;
 mod time;
@@ -72,6 +78,7 @@ pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
 pub use signals::IntakeCounts;
+pub use size_budget::StoreSize;
 pub use store::{CommitStats, Store, StoreOptions};
 pub use writer::WriterState;
 

@@ -15,6 +15,7 @@ use rusqlite::{Connection, params};
 
 use crate::error::{Result, StoreError};
 use crate::model::{PruneReport, RetentionPolicy};
+use crate::size_budget::{audit_bytes, used_bytes};
 use crate::time::now_ms;
 
 /// Rows deleted per step while enforcing the size budget.
@@ -113,8 +114,11 @@ fn prune_in_tx(
             .map_err(StoreError::sql("pruning the audit log"))? as u64;
     }
     if let Some(budget) = policy.max_bytes {
+        // The audit log is never pruned for size and does not count against
+        // the budget (see `size_budget`).
+        let audit = audit_bytes(conn)?;
         let mut deleted = 0;
-        while deleted < STEP_ROWS && used_bytes(conn)? > budget {
+        while deleted < STEP_ROWS && used_bytes(conn)?.saturating_sub(audit) > budget {
             let before = report.messages + report.events;
             prune_before(conn, i64::MAX, CHUNK, report)?;
             let now = report.messages + report.events;
@@ -162,27 +166,8 @@ fn prune_before(
     Ok(())
 }
 
-/// Bytes in use by live pages (excluding the free list).
-fn used_bytes(conn: &Connection) -> Result<u64> {
-    let (pages, free, size): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT (SELECT page_count FROM pragma_page_count()),
-                    (SELECT freelist_count FROM pragma_freelist_count()),
-                    (SELECT page_size FROM pragma_page_size())",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(StoreError::sql("measuring the store"))?;
-    Ok(((pages - free).max(0) * size) as u64)
-}
-
 /// Size of the database file plus its WAL on disk.
 pub(crate) fn file_bytes(path: &Path) -> u64 {
-    let db = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = std::fs::metadata(Path::new(&wal))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let (db, wal) = crate::size_budget::disk_bytes(path);
     db + wal
 }

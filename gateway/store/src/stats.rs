@@ -218,8 +218,14 @@ pub struct Exceptions {
 /// Dead letters.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct DeadLetters {
-    /// How many events are dead now.
+    /// How many events are dead now and not skipped by an operator (each one
+    /// holds its case's later events back until it is replayed or skipped).
     pub count: u64,
+    /// Cases whose next delivery is a dead letter: nothing more of them goes
+    /// out until an operator replays or skips it.
+    pub held_cases: u64,
+    /// Pending events waiting behind those dead letters.
+    pub held_events: u64,
     /// The oldest of them (ids and types only).
     pub items: Vec<DeadLetter>,
 }
@@ -243,6 +249,8 @@ pub struct DeadLetter {
     pub dead_since: Option<String>,
     /// HTTP status of the last attempt, when there was one.
     pub http_status: Option<u16>,
+    /// Later events of the same case waiting behind this one.
+    pub held_events: u64,
 }
 
 /// Automation coverage over all stored cases.
@@ -485,14 +493,25 @@ impl Reader {
         Ok((pending.max(0) as u64, age))
     }
 
-    /// The dead-letter count and the oldest `limit` of them.
+    /// The dead-letter count, the cases and events they hold back, and the
+    /// oldest `limit` dead letters. Skipped dead letters hold nothing and are
+    /// not listed. A case is held when its outbox head (its first open event,
+    /// kept by the writer) is dead, so the totals read the heads, not the
+    /// backlog.
     fn dead_letter_list(&self, limit: usize) -> Result<DeadLetters> {
-        let count: i64 = self
+        let (count, held_cases, held_events): (i64, i64, i64) = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM events WHERE state = 'dead'",
+                "SELECT (SELECT COUNT(*) FROM events
+                         WHERE state = 'dead' AND skipped_at_ms IS NULL),
+                        (SELECT COUNT(*) FROM outbox_heads h
+                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'),
+                        (SELECT COUNT(*) FROM outbox_heads h
+                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'
+                         JOIN events p ON p.case_id = h.case_id AND p.seq > h.seq
+                                      AND p.state = 'pending')",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(StoreError::sql("counting dead letters"))?;
         let items = self
@@ -500,9 +519,11 @@ impl Reader {
             .prepare_cached(
                 "SELECT e.id, e.case_id, c.adapter, e.type, e.seq, e.attempts, e.finished_at_ms,
                         (SELECT a.http_status FROM delivery_attempts a
-                         WHERE a.event_id = e.id ORDER BY a.id DESC LIMIT 1)
+                         WHERE a.event_id = e.id ORDER BY a.id DESC LIMIT 1),
+                        (SELECT COUNT(*) FROM events p
+                         WHERE p.case_id = e.case_id AND p.seq > e.seq AND p.state = 'pending')
                  FROM events e JOIN cases c ON c.case_id = e.case_id
-                 WHERE e.state = 'dead'
+                 WHERE e.state = 'dead' AND e.skipped_at_ms IS NULL
                  ORDER BY e.next_attempt_at_ms, e.created_at_ms, e.id LIMIT ?1",
             )
             .and_then(|mut st| {
@@ -516,6 +537,7 @@ impl Reader {
                         attempts: r.get(5)?,
                         dead_since: r.get::<_, Option<i64>>(6)?.map(rfc3339),
                         http_status: r.get(7)?,
+                        held_events: r.get::<_, i64>(8)?.max(0) as u64,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -523,6 +545,8 @@ impl Reader {
             .map_err(StoreError::sql("listing dead letters"))?;
         Ok(DeadLetters {
             count: count.max(0) as u64,
+            held_cases: held_cases.max(0) as u64,
+            held_events: held_events.max(0) as u64,
             items,
         })
     }
@@ -1050,6 +1074,8 @@ mod tests {
             stats.dead_letters,
             DeadLetters {
                 count: 1,
+                held_cases: 1,
+                held_events: 0,
                 items: vec![DeadLetter {
                     event_id: f.events["B"].clone(),
                     case_id: "case-b".to_owned(),
@@ -1059,6 +1085,7 @@ mod tests {
                     attempts: 1,
                     dead_since: Some("2026-11-22T11:30:05.000Z".to_owned()),
                     http_status: Some(400),
+                    held_events: 0,
                 }]
             }
         );
@@ -1102,6 +1129,80 @@ mod tests {
             nonzero(&t.forwarded),
             vec![(10, 1), (15, 1), (21, 1), (35, 1), (59, 1)]
         );
+    }
+
+    #[tokio::test]
+    async fn dead_letters_list_the_cases_and_events_they_hold_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("held.sqlite");
+        let store = Store::open(&path, StoreOptions::default())
+            .await
+            .expect("open");
+        let created = store
+            .commit_inbound(inbound(
+                "hl7v2",
+                "M-H",
+                T,
+                accepted(case("case-h", "hl7v2", "cardio-north", None)),
+            ))
+            .await
+            .expect("commit");
+        let Disposition::Accepted { event_id, .. } = created.disposition else {
+            panic!("not accepted");
+        };
+        let decision: Decision =
+            serde_json::from_str(r#"{"status": "approved"}"#).expect("decision");
+        store
+            .record_decision("case-h", decision)
+            .await
+            .expect("decision");
+        store
+            .record_attempt(DeliveryAttempt {
+                event_id: event_id.clone(),
+                sink: "http".to_owned(),
+                http_status: Some(422),
+                outcome: AttemptOutcome::Dead {
+                    error: "422".to_owned(),
+                },
+            })
+            .await
+            .expect("attempt");
+        let held = || {
+            let reader = Reader::open(&path).expect("reader");
+            reader
+                .ops_stats(&StatsQuery::last(3600))
+                .expect("stats")
+                .dead_letters
+        };
+        let before = held();
+        assert_eq!(
+            (before.count, before.held_cases, before.held_events),
+            (1, 1, 1)
+        );
+        assert_eq!(before.items.len(), 1);
+        assert_eq!(before.items[0].held_events, 1);
+
+        // Skipped: nothing is held any more and the dead letter is not listed.
+        store
+            .skip_dead_event_audited(
+                &event_id,
+                AuditEntry {
+                    actor: "test".to_owned(),
+                    action: "event.skip".to_owned(),
+                    target: Some(event_id.clone()),
+                    detail: None,
+                    case_id: Some("case-h".to_owned()),
+                },
+            )
+            .await
+            .expect("skip");
+        let after = held();
+        assert_eq!(
+            (after.count, after.held_cases, after.held_events),
+            (0, 0, 0)
+        );
+        assert!(after.items.is_empty());
+        store.close().await;
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::read::Reader;
+use crate::size_budget::{SizeGate, StoreSize};
 use crate::writer::{Counters, GroupCommit, Writer, WriterState};
 use crate::{ops, retention, schema};
 
@@ -41,6 +42,16 @@ pub struct StoreOptions {
     /// commit before it is complete and answered). `None` in production.
     #[doc(hidden)]
     pub fail_after_transactions: Option<u64>,
+    /// The intake size budget in bytes (`[store] max_size_mb`): at it, intake
+    /// commits fail with [`StoreError::Full`] before anything is written (see
+    /// [`Store::size`]). `None` (the default): no limit.
+    pub max_bytes: Option<u64>,
+    /// Test hook, for proving the store's answer to a full disk: SQLite's
+    /// `PRAGMA max_page_count` on the writer connection, so that writes
+    /// beyond it fail with `SQLITE_FULL` as on a full file system. `None` in
+    /// production.
+    #[doc(hidden)]
+    pub max_page_count: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +63,8 @@ impl Default for StoreOptions {
             group_commit_wait: Duration::from_millis(1),
             wal_autocheckpoint_pages: 10_000,
             fail_after_transactions: None,
+            max_bytes: None,
+            max_page_count: None,
         }
     }
 }
@@ -64,6 +77,7 @@ pub(crate) struct Inner {
     committed: Arc<Notify>,
     counters: Arc<Counters>,
     announced: Arc<AtomicUsize>,
+    gate: Arc<SizeGate>,
 }
 
 /// How much grouping the writer achieved since the store was opened.
@@ -99,12 +113,18 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let p = path.clone();
         let opts = options.clone();
-        let conn = tokio::task::spawn_blocking(move || open_writer(&p, &opts))
-            .await
-            .map_err(|e| StoreError::Io {
-                context: "opening the store",
-                message: e.to_string(),
-            })??;
+        let gate = Arc::new(SizeGate::new(options.max_bytes));
+        let g = gate.clone();
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = open_writer(&p, &opts)?;
+            g.refresh_audit(&conn, true)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            context: "opening the store",
+            message: e.to_string(),
+        })??;
         let committed = Arc::new(Notify::new());
         let counters = Arc::new(Counters::default());
         let announced = Arc::new(AtomicUsize::new(0));
@@ -112,6 +132,7 @@ impl Store {
             announced: announced.clone(),
             wait: options.group_commit_wait,
             fail_after: options.fail_after_transactions,
+            gate: gate.clone(),
         };
         let writer = Writer::spawn(
             conn,
@@ -129,6 +150,7 @@ impl Store {
                 committed,
                 counters,
                 announced,
+                gate,
             }),
         })
     }
@@ -348,6 +370,86 @@ impl Store {
         Ok(report)
     }
 
+    /// Prunes delivered data (oldest first, in bounded writer jobs) until
+    /// the bytes the budget counts are at most `target`, without giving the
+    /// freed pages back to the file system: SQLite reuses them before the
+    /// file grows, and a store kept near its budget would otherwise shrink
+    /// and regrow its file on every pass. Pending and dead events, their
+    /// messages and the audit log are never pruned.
+    pub async fn prune_for_size(&self, target: u64) -> Result<PruneReport> {
+        let policy = RetentionPolicy {
+            max_age_secs: None,
+            max_bytes: Some(target),
+            audit_max_age_secs: None,
+        };
+        let mut report = PruneReport::default();
+        loop {
+            let so_far = report;
+            let (more, next) = self
+                .inner
+                .writer
+                .solo(move |conn| {
+                    let mut step = so_far;
+                    let more = retention::prune_step(conn, &policy, &mut step)?;
+                    Ok((more, step))
+                })
+                .await?;
+            report = next;
+            if !more {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// How big the store is against its intake budget (live pages, the audit
+    /// log's share, the files on disk, refusals so far). Reads through the
+    /// reader pool; the audit log's pages are re-measured at most once a
+    /// minute.
+    pub async fn size(&self) -> Result<StoreSize> {
+        let inner = self.inner.clone();
+        let (used, audit) = self
+            .read(move |r| {
+                let used = crate::size_budget::used_bytes(&r.conn)?;
+                let audit = inner.gate.refresh_audit(&r.conn, false)?;
+                Ok((used, audit))
+            })
+            .await?;
+        let (file_bytes, wal_bytes) = crate::size_budget::disk_bytes(&self.inner.path);
+        Ok(StoreSize {
+            used_bytes: used,
+            audit_bytes: audit,
+            counted_bytes: used.saturating_sub(audit),
+            limit_bytes: self.inner.gate.limit(),
+            file_bytes,
+            wal_bytes,
+            refused: self.inner.gate.refused(),
+        })
+    }
+
+    /// Changes the intake size budget while running (`None`: no limit); a
+    /// raised limit lets refused intake in again with the next commit.
+    pub fn set_size_limit(&self, max_bytes: Option<u64>) {
+        self.inner.gate.set_limit(max_bytes);
+    }
+
+    /// Test hook ([`StoreOptions::max_page_count`]): moves SQLite's page
+    /// limit while running, as freeing disk space would; returns the limit now
+    /// in force.
+    #[doc(hidden)]
+    pub async fn set_max_page_count(&self, pages: u64) -> Result<u64> {
+        self.inner
+            .writer
+            .solo(move |conn| {
+                conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n.max(0) as u64)
+                .map_err(StoreError::sql("setting the page limit"))
+            })
+            .await
+    }
+
     /// A ticket announcing an inbound message that will be committed soon;
     /// hold it until its commit returned (see
     /// [`gateway_core::adapter::IntakePipeline::announce`]).
@@ -525,6 +627,17 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     ))
     .map_err(StoreError::sql("configuring WAL checkpoints"))?;
     schema::migrate(&mut conn)?;
+    if let Some(pages) = options.max_page_count {
+        let set: i64 = conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                r.get(0)
+            })
+            .map_err(StoreError::sql("setting the page limit"))?;
+        tracing::warn!(
+            pages = set,
+            "Test hook set: the store file is limited to this many pages."
+        );
+    }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -19,6 +19,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::error::{Result, StoreError};
+use crate::size_budget::SizeGate;
 
 /// Sends one job's result, called once the batch's COMMIT result is known.
 type Completion = Box<dyn FnOnce(Result<()>) + Send>;
@@ -31,7 +32,7 @@ pub(crate) trait Job: Send {
     /// back this job alone. A batch of one job runs without (a failure then
     /// rolls back the whole transaction, which is the same thing) — a
     /// savepoint copies every page the job touches into a statement journal.
-    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion);
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (JobEnd, Completion);
     /// Fails the job without running it (the batch could not start).
     fn abort(self: Box<Self>, error: StoreError);
     /// Whether the job runs inside the group transaction.
@@ -42,6 +43,24 @@ pub(crate) trait Job: Send {
     /// [`GroupCommit`]).
     fn is_intake(&self) -> bool {
         false
+    }
+}
+
+/// How a job's own work ended (before the batch's COMMIT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobEnd {
+    /// It succeeded.
+    pub ok: bool,
+    /// It failed because the disk (or the page limit) is full.
+    pub full: bool,
+}
+
+impl JobEnd {
+    fn of<R>(result: &Result<R>) -> Self {
+        JobEnd {
+            ok: result.is_ok(),
+            full: matches!(result, Err(StoreError::Full(_))),
+        }
     }
 }
 
@@ -57,7 +76,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, isolate: bool) -> (JobEnd, Completion) {
         let TxJob { f, reply, .. } = *self;
         // A panicking operation (a bug) fails alone; the writer lives on.
         let guarded = |f: F| {
@@ -84,16 +103,33 @@ where
                     };
                     match end {
                         Ok(()) => result,
-                        Err(e) => Err(StoreError::sql("closing a savepoint")(e)),
+                        Err(e) => {
+                            // The savepoint could not be closed (SQLite may
+                            // have rolled the whole transaction back on the
+                            // job's error, as a full disk does). Whatever
+                            // is left of the transaction goes too, so the
+                            // job's partial work can never be committed; the
+                            // writer then fails the whole batch.
+                            if !conn.is_autocommit() {
+                                let _ = conn.execute_batch("ROLLBACK");
+                            }
+                            match result {
+                                // The job's own error says why.
+                                Err(own) => Err(own),
+                                Ok(_) => Err(StoreError::sql("closing a savepoint")(e)),
+                            }
+                        }
                     }
                 }
             }
         };
-        let ok = result.is_ok();
+        let end = JobEnd::of(&result);
         let done: Completion = Box::new(move |commit: Result<()>| {
-            let _ = reply.send(commit.and(result));
+            // The job's own error first (it says why, e.g. the disk is full),
+            // then the transaction's.
+            let _ = reply.send(result.and_then(|r| commit.map(|()| r)));
         });
-        (ok, done)
+        (end, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -116,7 +152,7 @@ where
     F: FnOnce(&Connection) -> Result<R> + Send,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (bool, Completion) {
+    fn run(self: Box<Self>, conn: &Connection, _isolate: bool) -> (JobEnd, Completion) {
         let SoloJob { f, reply } = *self;
         // As for transactional jobs: a panicking maintenance job fails alone.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
@@ -125,11 +161,11 @@ where
                     "a store maintenance operation panicked".to_owned(),
                 ))
             });
-        let ok = result.is_ok();
+        let end = JobEnd::of(&result);
         let done: Completion = Box::new(move |_| {
             let _ = reply.send(result);
         });
-        (ok, done)
+        (end, done)
     }
 
     fn abort(self: Box<Self>, error: StoreError) {
@@ -170,6 +206,8 @@ pub(crate) struct GroupCommit {
     /// Test hook ([`crate::StoreOptions::fail_after_transactions`]): the
     /// writer thread panics outside any job after this many commits.
     pub fail_after: Option<u64>,
+    /// The size budget checked before each intake job ([`SizeGate::admit`]).
+    pub gate: Arc<SizeGate>,
 }
 
 /// How often a waiting writer looks for the announced jobs.
@@ -319,7 +357,11 @@ fn run(
     group: GroupCommit,
 ) {
     let mut carry: Option<Box<dyn Job>> = None;
+    let mut reclaim = WalReclaim::default();
     loop {
+        if reclaim.due() {
+            reclaim.run(&conn);
+        }
         let first = match carry.take() {
             Some(job) => job,
             None => match rx.blocking_recv() {
@@ -351,21 +393,45 @@ fn run(
             continue;
         }
         let started = Instant::now();
+        let mut disk_full = false;
         let mut intakes = batch.iter().filter(|job| job.is_intake()).count();
         let mut waited = false;
         let mut succeeded = 0u64;
         let isolate = batch.len() > 1;
-        let mut completions: Vec<Completion> = batch
-            .into_iter()
-            .map(|job| {
-                let (ok, done) = job.run(&conn, isolate);
-                succeeded += u64::from(ok);
-                done
-            })
-            .collect();
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        let mut lost: Option<StoreError> = None;
+        let mut jobs = batch.into_iter();
+        for job in jobs.by_ref() {
+            match run_job(&conn, job, isolate, &group.gate, &mut disk_full) {
+                Ran::Done(ok, done) => {
+                    succeeded += u64::from(ok);
+                    completions.push(done);
+                }
+                Ran::Refused => {}
+                Ran::Lost(err, done) => {
+                    completions.push(done);
+                    lost = Some(err);
+                    break;
+                }
+            }
+        }
+        reclaim.note(disk_full);
+        if let Some(err) = lost {
+            // SQLite rolled the whole transaction back on its own (a full
+            // disk or an I/O error can do that): every job of the batch lost
+            // its work, so none may be answered as committed.
+            for job in jobs {
+                job.abort(err.clone());
+            }
+            for done in completions {
+                done(Err(err.clone()));
+            }
+            continue;
+        }
         if !isolate && succeeded == 0 {
-            // The lone job failed: undo its partial work. Its caller gets the
-            // job's own error (the completion combines it with this result).
+            // The lone job failed (or was refused): undo its partial work. Its
+            // caller gets the job's own error (the completion combines it with
+            // this result).
             let rollback = exec_cached(&conn, "ROLLBACK")
                 .map_err(StoreError::sql("rolling back a failed job"));
             for done in completions {
@@ -381,9 +447,18 @@ fn run(
             match rx.try_recv() {
                 Ok(job) if job.transactional() => {
                     intakes += usize::from(job.is_intake());
-                    let (ok, done) = job.run(&conn, true);
-                    succeeded += u64::from(ok);
-                    completions.push(done);
+                    match run_job(&conn, job, true, &group.gate, &mut disk_full) {
+                        Ran::Done(ok, done) => {
+                            succeeded += u64::from(ok);
+                            completions.push(done);
+                        }
+                        Ran::Refused => {}
+                        Ran::Lost(err, done) => {
+                            completions.push(done);
+                            lost = Some(err);
+                            break;
+                        }
+                    }
                 }
                 Ok(job) => {
                     carry = Some(job);
@@ -399,10 +474,18 @@ fn run(
                 Err(_) => break,
             }
         }
+        reclaim.note(disk_full);
+        if let Some(err) = lost {
+            for done in completions {
+                done(Err(err.clone()));
+            }
+            continue;
+        }
         let commit =
             exec_cached(&conn, "COMMIT").map_err(StoreError::sql("committing a group transaction"));
-        if commit.is_err() {
+        if let Err(e) = &commit {
             let _ = conn.execute_batch("ROLLBACK");
+            reclaim.note(matches!(e, StoreError::Full(_)));
         }
         let ok = commit.is_ok();
         if ok {
@@ -426,6 +509,100 @@ fn run(
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// Gives the WAL's space back after a full disk.
+///
+/// Why: the WAL is only folded into the database file every
+/// `wal_autocheckpoint_pages` (≈ 40 MiB), so on a nearly full disk it is the
+/// WAL that grows into the last free bytes — and it keeps the disk full after
+/// an operator freed space, since every later transaction appends to it
+/// again. After a write failed with `SQLITE_FULL` the writer checkpoints the
+/// WAL and truncates it (at most once a second): the pages it holds are mostly
+/// versions of the same pages, so folding them in takes little room and frees
+/// the rest.
+#[derive(Debug, Default)]
+struct WalReclaim {
+    pending: bool,
+    last: Option<Instant>,
+}
+
+impl WalReclaim {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn note(&mut self, disk_full: bool) {
+        self.pending |= disk_full;
+    }
+
+    fn due(&self) -> bool {
+        self.pending && self.last.is_none_or(|t| t.elapsed() >= Self::EVERY)
+    }
+
+    fn run(&mut self, conn: &Connection) {
+        self.pending = false;
+        self.last = Some(Instant::now());
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        }) {
+            Ok((busy, wal_pages, moved)) => tracing::warn!(
+                busy,
+                wal_pages,
+                moved,
+                "The disk was full: WAL checkpointed and truncated to give space back."
+            ),
+            Err(error) => {
+                self.pending = true;
+                tracing::warn!(%error, "The disk is full and the WAL could not be checkpointed.")
+            }
+        }
+    }
+}
+
+/// What became of one job in a group transaction.
+enum Ran {
+    /// It ran (successfully or not, in its savepoint): its success and completion.
+    Done(bool, Completion),
+    /// An intake job refused by the size budget: answered already, nothing ran.
+    Refused,
+    /// It ran and SQLite rolled the whole transaction back meanwhile.
+    Lost(StoreError, Completion),
+}
+
+/// Runs one job of a group transaction: an intake job only when the size
+/// budget admits it ([`SizeGate::admit`], answered with the refusal at once
+/// otherwise), then a check that the transaction is still open.
+fn run_job(
+    conn: &Connection,
+    job: Box<dyn Job>,
+    isolate: bool,
+    gate: &SizeGate,
+    disk_full: &mut bool,
+) -> Ran {
+    if job.is_intake()
+        && let Err(refusal) = gate.admit(conn)
+    {
+        job.abort(refusal);
+        return Ran::Refused;
+    }
+    let (end, done) = job.run(conn, isolate);
+    *disk_full |= end.full;
+    if conn.is_autocommit() {
+        let why = "SQLite rolled the group transaction back; nothing of it was committed";
+        let error = if end.full {
+            StoreError::Full(format!("the disk is full ({why})"))
+        } else {
+            StoreError::Io {
+                context: "running a group transaction",
+                message: format!("an I/O error ({why})"),
+            }
+        };
+        return Ran::Lost(error, done);
+    }
+    Ran::Done(end.ok, done)
 }
 
 /// Runs a statement without result rows through the statement cache, so the
@@ -458,6 +635,7 @@ mod tests {
                 announced: Arc::new(AtomicUsize::new(0)),
                 wait: Duration::from_millis(1),
                 fail_after,
+                gate: Arc::new(SizeGate::new(None)),
             },
         )
         .expect("spawn");
@@ -524,6 +702,80 @@ mod tests {
             .await;
         assert!(panicked.is_err());
         assert_eq!(count(&w).await.expect("count"), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_savepoint_cannot_be_closed_commits_nothing_half_done() {
+        // Job 5 closes its own savepoint behind the writer's back, so the
+        // writer's RELEASE fails when it runs in a batch: its transaction is
+        // abandoned and every job of that batch is answered with an error.
+        // Whatever happens, "answered Ok" must equal "committed".
+        let (w, _dir) = writer();
+        let w = Arc::new(w);
+        // Hold the writer until all 32 jobs are queued, so they run in
+        // batches (of 8) and job 5 never runs alone.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.solo(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::task::block_in_place(|| started_rx.recv()).expect("the blocker runs");
+        let mut tasks = Vec::new();
+        for i in 0..32i64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = w
+                    .write(move |c| {
+                        c.execute("INSERT INTO t (v) VALUES (?1)", [i])
+                            .map_err(StoreError::sql("insert"))?;
+                        if i == 5 {
+                            let _ = c.execute_batch("RELEASE job");
+                        }
+                        Ok(())
+                    })
+                    .await;
+                (i, r.is_ok())
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while w.tx.capacity() > 0 {
+            assert!(Instant::now() < deadline, "the jobs were never all queued");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release_tx.send(()).expect("release");
+        blocker.await.expect("blocker").expect("blocker job");
+        let mut answered_ok = Vec::new();
+        for t in tasks {
+            let (i, ok) = t.await.expect("task");
+            if ok {
+                answered_ok.push(i);
+            }
+        }
+        answered_ok.sort_unstable();
+        let stored: Vec<i64> = w
+            .write(|c| {
+                let mut st = c
+                    .prepare("SELECT v FROM t ORDER BY v")
+                    .map_err(StoreError::sql("select"))?;
+                let rows: Vec<i64> = st
+                    .query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+                    .map_err(StoreError::sql("select"))?;
+                Ok(rows)
+            })
+            .await
+            .expect("read back");
+        assert_eq!(stored, answered_ok);
+        assert!(!answered_ok.contains(&5), "job 5's batch failed whole");
+        assert!(answered_ok.len() >= 24, "the other batches committed");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

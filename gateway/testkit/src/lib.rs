@@ -7,6 +7,7 @@
 //! * [`store`]: temporary stores in their own directories.
 //! * [`tls`]: a throw-away PKI (CA, server and client certificates) for TLS tests.
 
+pub mod nats;
 pub mod platform;
 pub mod store;
 pub mod tls;

@@ -24,7 +24,7 @@ use x11rb::connection::Connection as _;
 use x11rb::rust_connection::RustConnection;
 
 use crate::driver::{Driver, DriverError, MouseButton, Screenshot, WindowId, WindowInfo};
-use crate::keys::{Chord, Key, Modifier};
+use crate::keys::Chord;
 
 pub(crate) fn err<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> DriverError {
     move |e| DriverError::new(format!("{context}: {e}"))
@@ -111,49 +111,6 @@ impl X11Driver {
     }
 }
 
-fn enigo_key(key: Key) -> enigo::Key {
-    match key {
-        Key::Char(c) => enigo::Key::Unicode(c),
-        Key::Return => enigo::Key::Return,
-        Key::Tab => enigo::Key::Tab,
-        Key::Escape => enigo::Key::Escape,
-        Key::Backspace => enigo::Key::Backspace,
-        Key::Delete => enigo::Key::Delete,
-        Key::Home => enigo::Key::Home,
-        Key::End => enigo::Key::End,
-        Key::Up => enigo::Key::UpArrow,
-        Key::Down => enigo::Key::DownArrow,
-        Key::Left => enigo::Key::LeftArrow,
-        Key::Right => enigo::Key::RightArrow,
-        Key::PageUp => enigo::Key::PageUp,
-        Key::PageDown => enigo::Key::PageDown,
-        Key::Space => enigo::Key::Space,
-        Key::F(n) => match n {
-            1 => enigo::Key::F1,
-            2 => enigo::Key::F2,
-            3 => enigo::Key::F3,
-            4 => enigo::Key::F4,
-            5 => enigo::Key::F5,
-            6 => enigo::Key::F6,
-            7 => enigo::Key::F7,
-            8 => enigo::Key::F8,
-            9 => enigo::Key::F9,
-            10 => enigo::Key::F10,
-            11 => enigo::Key::F11,
-            _ => enigo::Key::F12,
-        },
-    }
-}
-
-fn enigo_modifier(m: Modifier) -> enigo::Key {
-    match m {
-        Modifier::Ctrl => enigo::Key::Control,
-        Modifier::Shift => enigo::Key::Shift,
-        Modifier::Alt => enigo::Key::Alt,
-        Modifier::Super => enigo::Key::Meta,
-    }
-}
-
 impl Driver for X11Driver {
     fn name(&self) -> &'static str {
         "x11"
@@ -176,27 +133,7 @@ impl Driver for X11Driver {
     }
 
     fn key_chord(&mut self, chord: &Chord) -> Result<(), DriverError> {
-        let mut pressed = Vec::new();
-        let mut result = Ok(());
-        for m in &chord.modifiers {
-            let k = enigo_modifier(*m);
-            result = self.enigo.key(k, Direction::Press);
-            if result.is_err() {
-                break;
-            }
-            pressed.push(k);
-        }
-        if result.is_ok() {
-            result = self.enigo.key(enigo_key(chord.key), Direction::Click);
-        }
-        // Always release what was pressed, even after a failure.
-        for k in pressed.into_iter().rev() {
-            let released = self.enigo.key(k, Direction::Release);
-            if result.is_ok() {
-                result = released;
-            }
-        }
-        result.map_err(err("key chord failed"))
+        crate::input::key_chord(&mut self.enigo, chord)
     }
 
     fn click(

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use gateway_desktop::xvfb::{VirtualDisplay, XvfbError};
 
 /// Set in the child process that runs the scenarios.
@@ -37,9 +38,11 @@ pub fn require(ok: bool, what: &str) -> Option<()> {
 }
 
 /// True when `python3` can import tkinter.
+#[allow(unused_imports)] // only the Unix harness calls it
 pub use gateway_desktop::legacy_app::python_tk_available;
 
 /// Starts Xvfb, or explains why not (None = skip).
+#[cfg(unix)]
 pub fn start_display() -> Option<VirtualDisplay> {
     require(python_tk_available(), "python3 with tkinter (python3-tk)")?;
     match VirtualDisplay::start(1280, 800, Duration::from_secs(10)) {
@@ -57,6 +60,7 @@ pub const XVFB_PID_ENV: &str = "GATEWAY_DESKTOP_E2E_XVFB_PID";
 
 /// Re-runs `args` of the current executable with `DISPLAY` set to `display`'s
 /// and the child marker; returns its combined output and success.
+#[cfg(unix)]
 pub fn rerun_in_display(display: &VirtualDisplay, args: &[&str]) -> (bool, String) {
     let exe = std::env::current_exe().expect("current exe");
     let out = Command::new(exe)

@@ -293,6 +293,9 @@ pub enum Behaviour {
     Commit,
     /// Commit this many, then never answer again (a crash mid-commit).
     HangAfter(usize),
+    /// Commit this many, then refuse every message as a full store does:
+    /// `Err` with a retryable internal error, nothing committed.
+    FullAfter(usize),
 }
 
 /// An intake pipeline that records what was committed. It follows the real
@@ -340,6 +343,14 @@ impl IntakePipeline for Recorder {
                 && n >= limit
             {
                 std::future::pending::<()>().await;
+            }
+            if let Behaviour::FullAfter(limit) = self.behaviour
+                && n >= limit
+            {
+                return Err(GatewayError::internal(
+                    true,
+                    "store full: the store reached its size budget; retry later",
+                ));
             }
             let receipt = CommitReceipt {
                 message_id: i64::try_from(n).unwrap_or(0) + 1,

@@ -1,8 +1,8 @@
 //! The MLLP frame codec: `0x0B <payload> 0x1C 0x0D`.
 //!
 //! Written here rather than taken from `hl7-mllp-codec`, which searches the
-//! terminator from the end of the buffer and so merges coalesced frames (see
-//! `shared/research/crates.md`). The rules this codec keeps:
+//! terminator from the end of the buffer and so merges coalesced frames
+//! (found when the crate was evaluated). The rules this codec keeps:
 //!
 //! * bytes outside a frame (before `0x0B`) are discarded and **counted**; the
 //!   caller reads the count with [`MllpCodec::take_discarded`] to log and meter it;

@@ -3,7 +3,7 @@
 //!
 //! # Why a wrapper, and what hl7-parser does in it
 //!
-//! hl7-parser 0.3 was measured (see `shared/research/crates.md` §1) to be exact
+//! hl7-parser 0.3 was measured (when it was evaluated for this crate) to be exact
 //! about byte ranges but to fail in five ways: it panics decoding escapes after
 //! non-ASCII text and decodes only some escapes; its message parser silently stops
 //! at a blank line, a bad segment name or LF/CRLF endings (reporting success);

@@ -15,8 +15,9 @@
 //! * otherwise the 278 response a [`Responder`] produces (a payer-side or
 //!   test deployment), or the 999 when there is none.
 //!
-//! If the pipeline cannot commit, the answer is HTTP 503 with a SOAP Receiver
-//! fault so the sender retries; nothing was acknowledged.
+//! If the pipeline cannot commit (a full store, a failing disk), the answer is
+//! HTTP 503 with `Retry-After` and a SOAP Receiver fault (saying "store full"
+//! when that is why) so the sender retries; nothing was acknowledged.
 //!
 //! Before any of that the partner is authenticated ([`super::auth`]: client
 //! certificate and/or WS-Security UsernameToken, then the envelope's SenderID
@@ -261,6 +262,10 @@ fn soap(status: StatusCode, xml: String) -> Response {
         .into_response()
 }
 
+/// `Retry-After` on a 503 when nothing could be committed: long enough for
+/// delivery to free room in a full store, short enough for real-time senders.
+const RETRY_AFTER_SECS: &str = "30";
+
 fn fault(status: StatusCode, code: &str, reason: &str) -> Response {
     match write_fault(code, reason) {
         Ok(xml) => soap(status, xml),
@@ -427,11 +432,19 @@ async fn handle(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(payload_id = %crate::log_safe::hashed(&request.payload_id), error = %e, "x12 soap intake not committed");
-            return fault(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Receiver",
-                "temporarily unable to accept; retry",
+            // A full store says so (the sender's operators learn why); both
+            // answers are retryable: 503 with Retry-After.
+            let reason = if e.message.starts_with("store full") {
+                "store full: temporarily unable to accept; retry later"
+            } else {
+                "temporarily unable to accept; retry"
+            };
+            let mut response = fault(StatusCode::SERVICE_UNAVAILABLE, "Receiver", reason);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+            return response;
         }
     };
     let (payload_type, payload) =

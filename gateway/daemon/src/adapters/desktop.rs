@@ -49,8 +49,17 @@ fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
 }
 
 impl Adapter for Desktop {
-    fn name(&self) -> &'static str {
-        gateway_desktop::ADAPTER
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::DESKTOP
+    }
+
+    /// The desktop adapter reads no secret file: it drives the screen.
+    fn secret_files(&self, _settings: &Settings) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+
+    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -115,19 +124,13 @@ impl Adapter for Desktop {
                     trigger,
                     context.shutdown.clone().cancelled_owned(),
                 );
-                let key = context.store.path().to_path_buf();
-                register(
-                    key.clone(),
-                    ReadTrigger {
-                        bridge: bridge.clone(),
-                        pipeline: Arc::clone(&context.pipeline),
-                    },
-                );
-                started.tasks.push(tokio::spawn(async move {
-                    reads.await;
-                    unregister(&key);
-                }));
+                started.read_trigger = Some(ReadTrigger {
+                    bridge: bridge.clone(),
+                    pipeline: Arc::clone(&context.pipeline),
+                });
+                started.tasks.push(tokio::spawn(reads));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::Ui,
                     description: format!(
                         "desktop read playbook {} ({})",
                         section
@@ -300,22 +303,24 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
     ))
 }
 
-/// The bridge over the X11 driver, which exists only on Unix systems.
-#[cfg(unix)]
+/// The bridge over this platform's driver: X11 on Unix, Win32 on Windows
+/// (where the daemon must run in the interactive session that shows the EHR,
+/// see adapters/desktop/README.md).
+#[cfg(any(unix, windows))]
 fn x11_bridge(
     section: DesktopConfig,
     sink: Arc<dyn EvidenceSink>,
 ) -> anyhow::Result<DesktopBridge> {
-    Ok(DesktopBridge::x11(section, Some(sink))?)
+    Ok(DesktopBridge::native(section, Some(sink))?)
 }
 
-/// The bridge over the X11 driver, which exists only on Unix systems.
-#[cfg(not(unix))]
+/// No desktop driver exists for this platform.
+#[cfg(not(any(unix, windows)))]
 fn x11_bridge(
     _section: DesktopConfig,
     _sink: Arc<dyn EvidenceSink>,
 ) -> anyhow::Result<DesktopBridge> {
-    anyhow::bail!("the desktop adapter drives an X11 display, which exists only on Unix systems")
+    anyhow::bail!("the desktop adapter drives X11 (Unix) or Win32 (Windows) desktops only")
 }
 
 /// Keeps abort evidence in the daemon's store (`evidence` table): the
@@ -371,31 +376,4 @@ impl ReadTrigger {
     pub async fn read_now(&self) -> ReadNow {
         self.bridge.read_now(self.pipeline.as_ref()).await
     }
-}
-
-type Triggers = Vec<(PathBuf, ReadTrigger)>;
-
-static TRIGGERS: Mutex<Triggers> = Mutex::new(Vec::new());
-
-fn triggers() -> std::sync::MutexGuard<'static, Triggers> {
-    TRIGGERS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn register(store: PathBuf, trigger: ReadTrigger) {
-    let mut all = triggers();
-    all.retain(|(path, _)| *path != store);
-    all.push((store, trigger));
-}
-
-fn unregister(store: &Path) {
-    triggers().retain(|(path, _)| path != store);
-}
-
-/// The read trigger of the daemon whose store file is `store`, when its
-/// desktop adapter runs with a read playbook.
-pub fn read_trigger(store: &Path) -> Option<ReadTrigger> {
-    triggers()
-        .iter()
-        .find(|(path, _)| path == store)
-        .map(|(_, t)| t.clone())
 }

@@ -51,8 +51,67 @@ fn resolved(section: &FhirConfig, settings: &Settings) -> FhirConfig {
 }
 
 impl Adapter for Fhir {
-    fn name(&self) -> &'static str {
-        gateway_fhir::poll::ADAPTER
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::FHIR
+    }
+
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
+        let mut files = Vec::new();
+        let Some(fhir) = &settings.fhir else {
+            return files;
+        };
+        match &fhir.auth {
+            AuthConfig::SmartBackend {
+                private_key_file, ..
+            } => super::add_secret(
+                &mut files,
+                "fhir.auth.private_key_file".to_owned(),
+                &Some(private_key_file.clone()),
+            ),
+            AuthConfig::ClientSecret {
+                client_secret_file, ..
+            } => super::add_secret(
+                &mut files,
+                "fhir.auth.client_secret_file".to_owned(),
+                client_secret_file,
+            ),
+            AuthConfig::None => {}
+        }
+        if let Some(sub) = &fhir.subscription {
+            super::add_secret(
+                &mut files,
+                "fhir.subscription.token_file".to_owned(),
+                &sub.token_file,
+            );
+            super::add_secret(
+                &mut files,
+                "fhir.subscription.tls.key".to_owned(),
+                &sub.tls.as_ref().map(|tls| tls.key.clone()),
+            );
+        }
+        files
+    }
+
+    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let Some(fhir) = &settings.fhir else {
+            return keys;
+        };
+        if let AuthConfig::ClientSecret {
+            client_secret: Some(_),
+            ..
+        } = &fhir.auth
+        {
+            keys.push("fhir.auth.client_secret");
+        }
+        if fhir
+            .subscription
+            .as_ref()
+            .is_some_and(|s| s.token.is_some())
+        {
+            keys.push("fhir.subscription.token");
+        }
+        keys
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -115,6 +174,7 @@ impl Adapter for Fhir {
             }));
             let hook = addr_rx.await.ok().flatten();
             started.endpoints.push(Endpoint {
+                transport: gateway_registry::Transport::Poll,
                 description: format!(
                     "FHIR poller {} every {} s",
                     section.base_url, section.poll_interval_secs
@@ -124,6 +184,7 @@ impl Adapter for Fhir {
             });
             if let Some(addr) = hook {
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::RestHook,
                     description: "FHIR subscription rest-hook".to_owned(),
                     addr: Some(addr),
                     profile: Some(adapter.profile_name().to_owned()),

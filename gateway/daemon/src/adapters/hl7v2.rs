@@ -74,8 +74,36 @@ fn template_path(section: &WriteBackSection, settings: &Settings) -> PathBuf {
 }
 
 impl Adapter for Hl7v2 {
-    fn name(&self) -> &'static str {
-        gateway_hl7v2::mllp::metrics::ADAPTER
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::HL7V2
+    }
+
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)> {
+        let mut files = Vec::new();
+        let Some(hl7v2) = &settings.hl7v2 else {
+            return files;
+        };
+        for (i, listener) in hl7v2.listeners.iter().enumerate() {
+            let key = listener.tls.as_ref().map(|tls| tls.key.clone());
+            super::add_secret(&mut files, format!("hl7v2.listeners[{i}].tls.key"), &key);
+        }
+        for (i, writeback) in hl7v2.writeback.iter().enumerate() {
+            let key = writeback
+                .sender
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.key.clone());
+            super::add_secret(
+                &mut files,
+                format!("hl7v2.writeback[{i}].sender.tls.key"),
+                &key,
+            );
+        }
+        files
+    }
+
+    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -195,6 +223,7 @@ impl Adapter for Hl7v2 {
                     .tasks
                     .push(tokio::spawn(listener.serve(shutdown.cancelled_owned())));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::Mllp,
                     description: format!(
                         "MLLP listener{} (profile {})",
                         if l.tls.is_some() { " with TLS" } else { "" },
@@ -215,6 +244,7 @@ impl Adapter for Hl7v2 {
                     Some(w.profile.clone()),
                 ));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::WriteBack,
                     description: format!("HL7 decision write-back to {}", w.sender.address),
                     addr: None,
                     profile: Some(w.profile.clone()),

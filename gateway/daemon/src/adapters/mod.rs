@@ -2,9 +2,18 @@
 //!
 //! Each adapter has one file here (`hl7v2.rs`, `fhir.rs`, `x12.rs`,
 //! `desktop.rs`, written by that adapter's owner) holding its config section
-//! type and a unit struct implementing [`Adapter`]. **Registering an adapter**:
-//! 1. `pub mod <name>;` below and `&<name>::<Struct>` in [`all`];
-//! 2. one field on `crate::settings::Settings`:
+//! type and a unit struct implementing [`Adapter`]. What the rest of the
+//! system knows about an adapter — its formats, transports, config section
+//! and metrics label — is its entry in `gateway_registry` ([`Adapter::spec`]);
+//! its secret files are [`Adapter::secret_files`]. Those methods have no
+//! default, so an adapter that does not declare them does not compile, and
+//! [`check_registry`] (run first thing at start) refuses a build whose wired
+//! adapters and registry entries disagree, or an endpoint whose transport its
+//! adapter did not declare. **Registering an adapter**:
+//! 1. its [`gateway_registry::AdapterSpec`] in `gateway_registry::ADAPTERS`
+//!    and its formats in `gateway_registry::FORMATS`;
+//! 2. `pub mod <name>;` below and `&<name>::<Struct>` in [`all`];
+//! 3. one field on `crate::settings::Settings`:
 //!    `#[serde(default)] pub <name>: Option<crate::adapters::<name>::Section>,`.
 //!
 //! `run` calls [`Adapter::start`] for every adapter whose section is present;
@@ -22,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gateway_core::adapter::{BoxFuture, IntakePipeline, WriteBack};
+use gateway_registry::{AdapterSpec, Transport};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +59,8 @@ pub struct AdapterContext {
 pub struct Endpoint {
     /// What it is: `MLLP listener (profile epic)`.
     pub description: String,
+    /// How it talks to its peer; one of its adapter's declared transports.
+    pub transport: Transport,
     /// The bound address, when it is a listener.
     pub addr: Option<SocketAddr>,
     /// The profile this instance maps with.
@@ -66,6 +78,10 @@ pub struct Started {
     pub writebacks: Vec<(Arc<dyn WriteBack>, Option<String>)>,
     /// Listeners and pollers, for logs and the demo.
     pub endpoints: Vec<Endpoint>,
+    /// Reads on an operator's request (`POST /api/v1/adapters/desktop/read`),
+    /// when the adapter runs a read playbook. Handed to the admin server as a
+    /// value: no process-global registry.
+    pub read_trigger: Option<desktop::ReadTrigger>,
 }
 
 /// What the demo knows when configuring adapters and sending traffic.
@@ -79,8 +95,21 @@ pub struct DemoEnv {
 
 /// An adapter the daemon can host.
 pub trait Adapter: Sync {
+    /// This adapter's registry entry (formats, transports, config section,
+    /// metrics label).
+    fn spec(&self) -> &'static AdapterSpec;
+
     /// The adapter name (`hl7v2`, …), as used in metrics and case sources.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The secret files `settings` configures for this adapter, each with
+    /// the config key that names it (checked for loose permissions at start).
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)>;
+
+    /// Keys of secrets written inline in this adapter's section.
+    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str>;
 
     /// True when `settings` has this adapter's section.
     fn configured(&self, settings: &Settings) -> bool;
@@ -123,11 +152,115 @@ pub fn all() -> Vec<&'static dyn Adapter> {
     vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop, &x12::X12]
 }
 
+/// Checks that the adapters wired here are exactly the registry's, in its
+/// order, and that the registry itself is complete (see
+/// [`gateway_registry::check`]).
+pub fn check_registry() -> Result<(), Vec<String>> {
+    check_wiring(&all(), gateway_registry::ADAPTERS)
+}
+
+/// [`check_registry`] for a given wiring and registry.
+pub fn check_wiring(wired: &[&dyn Adapter], registry: &[AdapterSpec]) -> Result<(), Vec<String>> {
+    let mut problems = match gateway_registry::check(gateway_registry::FORMATS, registry) {
+        Ok(()) => Vec::new(),
+        Err(problems) => problems,
+    };
+    let wired_names: Vec<&str> = wired.iter().map(|a| a.name()).collect();
+    let registered: Vec<&str> = registry.iter().map(|a| a.name).collect();
+    if wired_names != registered {
+        problems.push(format!(
+            "the daemon wires adapters {wired_names:?}, the registry lists {registered:?}"
+        ));
+    }
+    for adapter in wired {
+        if !registry.contains(adapter.spec()) {
+            problems.push(format!(
+                "adapter {} wires a spec that is not the registry's",
+                adapter.name()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Refuses an endpoint whose transport `adapter` did not declare.
+pub fn check_endpoints(adapter: &dyn Adapter, started: &Started) -> Result<(), String> {
+    match started
+        .endpoints
+        .iter()
+        .find(|e| !adapter.spec().transports.contains(&e.transport))
+    {
+        Some(endpoint) => Err(format!(
+            "adapter {} started an endpoint with transport {} that it does not declare ({})",
+            adapter.name(),
+            endpoint.transport,
+            endpoint.description
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Pushes `(key, path)` when `path` is set.
+fn add_secret(files: &mut Vec<(String, PathBuf)>, key: String, path: &Option<PathBuf>) {
+    if let Some(path) = path {
+        files.push((key, path.clone()));
+    }
+}
+
 /// Runs every configured adapter's [`Adapter::check`].
 pub fn check_all(settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
     for adapter in all() {
         if adapter.configured(settings) {
             adapter.check(settings, config_file, problems);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wired_adapters_are_the_registry_s() {
+        assert_eq!(check_registry(), Ok(()));
+    }
+
+    #[test]
+    fn a_wiring_that_disagrees_with_the_registry_refuses_the_start() {
+        // x12 registered but not wired.
+        let wired: Vec<&dyn Adapter> = vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop];
+        let problems = check_wiring(&wired, gateway_registry::ADAPTERS).expect_err("x12 missing");
+        assert!(problems[0].contains("the registry lists"), "{problems:?}");
+        // x12 wired but not registered: its format names an unknown adapter.
+        let registry = [
+            gateway_registry::HL7V2,
+            gateway_registry::FHIR,
+            gateway_registry::DESKTOP,
+        ];
+        let problems = check_wiring(&all(), &registry).expect_err("x12 unregistered");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("adapter x12, which is not registered")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_with_an_undeclared_transport_is_refused() {
+        let mut started = Started::default();
+        started.endpoints.push(Endpoint {
+            description: "MLLP listener (profile epic)".to_owned(),
+            transport: Transport::Mllp,
+            addr: None,
+            profile: Some("epic".to_owned()),
+        });
+        assert_eq!(check_endpoints(&hl7v2::Hl7v2, &started), Ok(()));
+        let error = check_endpoints(&x12::X12, &started).expect_err("x12 has no MLLP");
+        assert!(error.contains("transport mllp"), "{error}");
     }
 }

@@ -174,8 +174,41 @@ fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
 }
 
 impl Adapter for X12 {
-    fn name(&self) -> &'static str {
-        "x12"
+    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
+        &gateway_registry::X12
+    }
+
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
+        let mut files = Vec::new();
+        let Some(x12) = &settings.x12 else {
+            return files;
+        };
+        if let Some(soap) = &x12.soap_server {
+            super::add_secret(
+                &mut files,
+                "x12.soap_server.tls.key".to_owned(),
+                &Some(soap.tls.key.clone()),
+            );
+            for (i, partner) in soap.partners.iter().enumerate() {
+                super::add_secret(
+                    &mut files,
+                    format!("x12.soap_server.partners[{i}].password_file"),
+                    &partner.password_file,
+                );
+            }
+        }
+        for (i, partner) in x12.partners.iter().enumerate() {
+            super::add_secret(
+                &mut files,
+                format!("x12.partners[{i}].client_identity"),
+                &partner.client_identity,
+            );
+        }
+        files
+    }
+
+    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn configured(&self, settings: &Settings) -> bool {
@@ -341,6 +374,7 @@ impl Adapter for X12 {
                     worker.run(context.shutdown.clone().cancelled_owned()),
                 ));
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::FileDrop,
                     description: format!(
                         "X12 file drop {} (every {} ms)",
                         drop_cfg.inbound.display(),
@@ -388,6 +422,7 @@ impl Adapter for X12 {
                 )
                 .await?;
                 started.endpoints.push(Endpoint {
+                    transport: gateway_registry::Transport::Soap,
                     description: format!(
                         "X12 CORE SOAP server https://{}{}",
                         server.local_addr, soap.path

@@ -146,7 +146,7 @@ async fn read_now(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let principal = access::require(&state, &headers, Role::Operator).await?;
-    let Some(trigger) = crate::adapters::desktop::read_trigger(state.store.path()) else {
+    let Some(trigger) = state.desktop_read.clone() else {
         return Err(Problem::not_found(
             "the desktop adapter is not running with a read playbook",
         ));

@@ -35,6 +35,19 @@ pub enum SinkProbe {
         /// `host:port`.
         authority: String,
     },
+    /// The NATS client must be connected (it reconnects by itself).
+    Nats(gateway_forward::nats::async_nats::Client),
+}
+
+impl SinkProbe {
+    /// The sink's name as the config spells it (`[forward] sink`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SinkProbe::Directory(_) => "file",
+            SinkProbe::Tcp { .. } => "http",
+            SinkProbe::Nats(_) => "nats",
+        }
+    }
 }
 
 impl Readiness {
@@ -83,6 +96,15 @@ impl Readiness {
                     )),
                     Err(_) => warnings.push(format!(
                         "sink: {authority} did not answer within 2 s; events wait in the outbox"
+                    )),
+                }
+            }
+            SinkProbe::Nats(client) => {
+                use gateway_forward::nats::async_nats::connection::State;
+                match client.connection_state() {
+                    State::Connected => {}
+                    state => warnings.push(format!(
+                        "sink: NATS {state:?}; reconnecting with backoff, events wait in the outbox"
                     )),
                 }
             }

@@ -16,6 +16,7 @@
 //! `admin.allow_plaintext = true`.
 
 pub mod access;
+mod alerts;
 mod api;
 pub mod audit;
 mod dashboard;
@@ -58,6 +59,9 @@ pub struct AdminState {
     /// Writes and records 278 requests for cases (`POST
     /// /api/v1/cases/{id}/x12-request`); `None` without an x12 adapter.
     pub x12_request: Option<Arc<x12_request::X12RequestWriter>>,
+    /// The desktop adapter's on-demand read (`POST
+    /// /api/v1/adapters/desktop/read`); `None` without a read playbook.
+    pub desktop_read: Option<crate::adapters::desktop::ReadTrigger>,
 }
 
 /// One adapter endpoint as the admin API shows it.
@@ -76,31 +80,13 @@ pub struct AdapterEndpoint {
 }
 
 impl AdapterEndpoint {
-    /// Describes `endpoint` of `adapter`; the transport is derived from
-    /// whether it listens and what the adapter calls it.
+    /// Describes `endpoint` of `adapter`; the transport is the endpoint's
+    /// declared one.
     pub fn new(adapter: &str, endpoint: &crate::adapters::Endpoint) -> Self {
-        let text = endpoint.description.to_ascii_lowercase();
-        let transport = if text.contains("write-back") {
-            "write-back"
-        } else if adapter == "hl7v2" && endpoint.addr.is_some() {
-            "mllp"
-        } else if text.contains("soap") {
-            "soap"
-        } else if text.contains("rest-hook") {
-            "rest-hook"
-        } else if text.contains("file drop") {
-            "file-drop"
-        } else if text.contains("poll") {
-            "poll"
-        } else if adapter == "desktop" {
-            "ui"
-        } else {
-            adapter
-        };
         AdapterEndpoint {
             adapter: adapter.to_owned(),
             profile: endpoint.profile.clone(),
-            transport: transport.to_owned(),
+            transport: endpoint.transport.as_str().to_owned(),
             address: endpoint.addr.map(|a| a.to_string()),
             description: endpoint.description.clone(),
         }
@@ -130,7 +116,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/cases/{case_id}", get(api::get_case))
         .route("/api/v1/messages", get(api::list_messages))
         .route("/api/v1/adapters", get(api::adapters))
-        .route("/api/v1/alerts", get(crate::alerts::api::list))
+        .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/messages/{id}", get(api::get_message))
         .route("/api/v1/messages/{id}/replay", post(api::replay_message))
         .route("/api/v1/dead-letters", get(api::dead_letters))

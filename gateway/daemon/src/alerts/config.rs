@@ -31,6 +31,8 @@
 //! [alerts.certificate_expiry]
 //! threshold = "720h"     # a served TLS certificate expires within 30 days
 //! for = "1m"
+//! [alerts.store_size]    # on without this table too; thresholds: [store] warn_fraction
+//! for = "0s"
 //! ```
 
 use std::path::PathBuf;
@@ -68,6 +70,11 @@ pub struct AlertSettings {
     /// A TLS certificate the daemon serves expires soon.
     #[serde(default)]
     pub certificate_expiry: Option<CertificateExpiryRule>,
+    /// The store nears or reached `[store] max_size_mb` (`store_nearly_full`,
+    /// `store_full`, `audit_log_large`). On by default: a full store refuses
+    /// intake, and nobody may learn that only from the senders.
+    #[serde(default = "default_store_size")]
+    pub store_size: Option<StoreSizeRule>,
 }
 
 impl Default for AlertSettings {
@@ -81,6 +88,7 @@ impl Default for AlertSettings {
             adapter_down: None,
             sink_down: None,
             certificate_expiry: None,
+            store_size: default_store_size(),
         }
     }
 }
@@ -94,6 +102,7 @@ impl AlertSettings {
             || self.adapter_down.is_some()
             || self.sink_down.is_some()
             || self.certificate_expiry.is_some()
+            || self.store_size.is_some()
     }
 }
 
@@ -209,6 +218,26 @@ pub struct CertificateExpiryRule {
     /// How long the condition must hold.
     #[serde(rename = "for", default = "default_for", deserialize_with = "duration")]
     pub hold: Duration,
+}
+
+/// `[alerts.store_size]`: fires `store_nearly_full` when undelivered data
+/// holds the store above `[store] warn_fraction` of `max_size_mb`,
+/// `store_full` when intake is being refused, and `audit_log_large` when the
+/// audit log alone passes `warn_fraction` of the budget (it is never pruned
+/// for size). The thresholds live with the budget in `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSizeRule {
+    /// How long the condition must hold (default 0 s: a full store is news
+    /// at once).
+    #[serde(rename = "for", default, deserialize_with = "duration")]
+    pub hold: Duration,
+}
+
+fn default_store_size() -> Option<StoreSizeRule> {
+    Some(StoreSizeRule {
+        hold: Duration::ZERO,
+    })
 }
 
 fn default_expiry_threshold() -> Duration {

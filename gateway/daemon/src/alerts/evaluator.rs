@@ -2,6 +2,7 @@
 //! rules, debounce, publish to [`AlertState`] and queue transitions for the
 //! webhook.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gateway_store::Store;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::AlertSettings;
 use super::debounce::Debouncer;
-use super::rules::{Snapshot, evaluate};
+use super::rules::{Snapshot, StoreSizeSignal, evaluate};
 use super::webhook::{GatewayIdentity, Webhook};
 use super::{AlertState, AlertStatus};
 use crate::settings::Secret;
@@ -31,6 +32,8 @@ pub struct Sources {
     pub identity: GatewayIdentity,
     /// The certificates the TLS listeners serve (`certificate_expiry`).
     pub certificates: Vec<crate::certificates::Served>,
+    /// `[store] warn_fraction` (`store_nearly_full`).
+    pub store_warn_fraction: f64,
 }
 
 /// Starts the evaluator (and the webhook sender when configured); returns
@@ -70,6 +73,7 @@ pub fn spawn(
         state,
         webhook,
         debouncer: Debouncer::new(),
+        refused_seen: AtomicU64::new(0),
     };
     tasks.push(tokio::spawn(evaluator.run(stop)));
     Ok(tasks)
@@ -81,6 +85,8 @@ struct Evaluator {
     state: AlertState,
     webhook: Option<Webhook>,
     debouncer: Debouncer,
+    /// The store's refusal count at the previous pass.
+    refused_seen: AtomicU64,
 }
 
 impl Evaluator {
@@ -136,6 +142,23 @@ impl Evaluator {
                     snapshot.outbox = Some((stats.pending, stats.oldest_pending_age_secs));
                 }
                 Err(error) => tracing::warn!(%error, "Alerts: cannot read the outbox."),
+            }
+        }
+        if self.settings.store_size.is_some() {
+            match store.size().await {
+                Ok(size) => {
+                    let before = self.refused_seen.swap(size.refused, Ordering::Relaxed);
+                    if let Some(limit) = size.limit_bytes {
+                        snapshot.store_size = Some(StoreSizeSignal {
+                            counted_bytes: size.counted_bytes,
+                            audit_bytes: size.audit_bytes,
+                            limit_bytes: limit,
+                            warn_fraction: self.sources.store_warn_fraction,
+                            refusing: size.full() || size.refused > before,
+                        });
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "Alerts: cannot measure the store."),
             }
         }
         if let Some(rule) = &self.settings.error_rate {
@@ -194,10 +217,12 @@ mod tests {
                 sink: "http".to_owned(),
                 identity: GatewayIdentity::default(),
                 certificates: Vec::new(),
+                store_warn_fraction: 0.8,
             },
             state: state.clone(),
             webhook: None,
             debouncer: Debouncer::new(),
+            refused_seen: AtomicU64::new(0),
         };
         let t0 = Timestamp::from_second(1_790_000_000).expect("t0");
         let down = Snapshot {

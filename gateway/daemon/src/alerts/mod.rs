@@ -14,7 +14,6 @@
 //! [`webhook::Webhook`] posts each transition with retries. [`AlertState`] is
 //! the shared read view.
 
-pub mod api;
 pub mod config;
 pub mod debounce;
 pub mod evaluator;

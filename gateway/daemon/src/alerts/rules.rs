@@ -24,6 +24,23 @@ pub struct Snapshot {
     pub sink_status: Option<u16>,
     /// Each TLS listener and the seconds until its certificate expires.
     pub certificates: Vec<(String, f64)>,
+    /// The store against its size budget.
+    pub store_size: Option<StoreSizeSignal>,
+}
+
+/// The store's size against its budget, as the evaluator read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoreSizeSignal {
+    /// Bytes the budget counts (live pages minus the audit log).
+    pub counted_bytes: u64,
+    /// The audit log's bytes.
+    pub audit_bytes: u64,
+    /// The budget (`max_size_mb` in bytes).
+    pub limit_bytes: u64,
+    /// `[store] warn_fraction`.
+    pub warn_fraction: f64,
+    /// Intake was refused since the previous pass (or the store is full now).
+    pub refusing: bool,
 }
 
 fn key(alert: &str, labels: &[(&str, &str)]) -> AlertKey {
@@ -141,6 +158,53 @@ pub fn evaluate(settings: &AlertSettings, snapshot: &Snapshot) -> Vec<Observatio
             ),
         });
     }
+    if let (Some(rule), Some(size)) = (&settings.store_size, &snapshot.store_size) {
+        let limit = size.limit_bytes.max(1) as f64;
+        let share = size.counted_bytes as f64 / limit;
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        out.push(Observation {
+            key: key("store_nearly_full", &[]),
+            holds: share >= size.warn_fraction,
+            value: share,
+            threshold: size.warn_fraction,
+            hold: rule.hold,
+            summary: format!(
+                "undelivered data fills {:.0}% of the store's budget ({:.1} of {:.1} MiB); \
+                 intake is refused (retryably) at 100%",
+                share * 100.0,
+                mib(size.counted_bytes),
+                mib(size.limit_bytes)
+            ),
+        });
+        out.push(Observation {
+            key: key("store_full", &[]),
+            holds: size.refusing || share >= 1.0,
+            value: share,
+            threshold: 1.0,
+            hold: rule.hold,
+            summary: format!(
+                "the store is full ({:.1} of {:.1} MiB): inbound messages are refused with a \
+                 retryable answer until the platform takes the backlog or max_size_mb is raised",
+                mib(size.counted_bytes),
+                mib(size.limit_bytes)
+            ),
+        });
+        let audit_share = size.audit_bytes as f64 / limit;
+        out.push(Observation {
+            key: key("audit_log_large", &[]),
+            holds: audit_share >= size.warn_fraction,
+            value: audit_share,
+            threshold: size.warn_fraction,
+            hold: rule.hold,
+            summary: format!(
+                "the audit log holds {:.1} MiB, {:.0}% of the store's budget (it is kept for \
+                 audit_retention_days and never pruned for size; it does not count against \
+                 max_size_mb but takes disk space)",
+                mib(size.audit_bytes),
+                audit_share * 100.0
+            ),
+        });
+    }
     if let Some(rule) = &settings.certificate_expiry {
         let threshold = rule.threshold.as_secs_f64();
         for (listener, left) in &snapshot.certificates {
@@ -212,6 +276,42 @@ mod tests {
     }
 
     #[test]
+    fn the_store_warns_before_its_limit_and_says_when_it_refuses() {
+        let at = |counted: u64, audit: u64, refusing: bool| Snapshot {
+            store_size: Some(StoreSizeSignal {
+                counted_bytes: counted,
+                audit_bytes: audit,
+                limit_bytes: 1000,
+                warn_fraction: 0.8,
+                refusing,
+            }),
+            ..Snapshot::default()
+        };
+        let rules = all_rules();
+        assert!(holding(&evaluate(&rules, &at(799, 0, false))).is_empty());
+        assert_eq!(
+            holding(&evaluate(&rules, &at(800, 0, false))),
+            ["store_nearly_full"]
+        );
+        assert_eq!(
+            holding(&evaluate(&rules, &at(1000, 0, false))),
+            ["store_nearly_full", "store_full"]
+        );
+        // Refusals seen since the last pass fire `store_full` even when
+        // delivery freed a little room in between.
+        assert_eq!(
+            holding(&evaluate(&rules, &at(990, 0, true))),
+            ["store_nearly_full", "store_full"]
+        );
+        // A large audit log is reported on its own and never makes the
+        // store "full".
+        assert_eq!(
+            holding(&evaluate(&rules, &at(10, 5000, false))),
+            ["audit_log_large"]
+        );
+    }
+
+    #[test]
     fn healthy_snapshot_holds_nothing() {
         let snapshot = Snapshot {
             outbox: Some((99, 599.0)),
@@ -220,6 +320,7 @@ mod tests {
             sink: Some(("http".to_owned(), 2)),
             certificates: vec![("admin".to_owned(), 30.0 * 86_400.0 + 1.0)],
             sink_status: None,
+            store_size: None,
         };
         let observations = evaluate(&all_rules(), &snapshot);
         assert_eq!(observations.len(), 8);
@@ -238,6 +339,7 @@ mod tests {
                 ("fhir-rest-hook".to_owned(), 90.0 * 86_400.0),
             ],
             sink_status: None,
+            store_size: None,
         };
         assert_eq!(
             holding(&evaluate(&all_rules(), &snapshot)),

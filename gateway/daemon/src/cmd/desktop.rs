@@ -288,24 +288,28 @@ fn print_timing(steps: &[gateway_desktop::engine::StepRecord], total: std::time:
     }
 }
 
-/// The desktop driver: X11, which exists only on Unix systems.
-/// Every call is bounded ([`gateway_desktop::bounded`]): a hung X server
-/// aborts the run instead of hanging the command.
-#[cfg(unix)]
+/// The desktop driver: X11 on Unix, Win32 on Windows (the interactive
+/// session this command runs in). Every call is bounded
+/// ([`gateway_desktop::bounded`]): a hung desktop aborts the run instead of
+/// hanging the command.
+#[cfg(any(unix, windows))]
 fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
     let driver = gateway_desktop::BoundedDriver::spawn(
         || {
-            gateway_desktop::x11::X11Driver::connect(None)
-                .map(|d| Box::new(d) as Box<dyn gateway_desktop::Driver>)
+            #[cfg(unix)]
+            let driver = gateway_desktop::x11::X11Driver::connect(None);
+            #[cfg(windows)]
+            let driver = gateway_desktop::windows::WindowsDriver::connect();
+            driver.map(|d| Box::new(d) as Box<dyn gateway_desktop::Driver>)
         },
         gateway_desktop::Bounds::default(),
     )
-    .context("cannot drive the X display")?;
+    .context("cannot drive the desktop")?;
     Ok(Box::new(driver))
 }
 
-/// The desktop driver: X11, which exists only on Unix systems.
-#[cfg(not(unix))]
+/// No desktop driver exists for this platform.
+#[cfg(not(any(unix, windows)))]
 fn x11_driver() -> anyhow::Result<Box<dyn gateway_desktop::Driver>> {
-    anyhow::bail!("desktop playbooks drive an X11 display, which exists only on Unix systems")
+    anyhow::bail!("desktop playbooks drive X11 (Unix) or Win32 (Windows) desktops only")
 }

@@ -1,11 +1,21 @@
 //! `inspect FILE`: the parsed tree of any supported document, with byte
 //! positions (and field names for HL7), so integration engineers can find the
 //! paths to write in a profile. Shows message data: a local tool.
+//!
+//! Like `map`, it tells the same truth as intake: for X12 the 999 verdict our
+//! intake would answer goes to stderr (exit 1 when it rejects), and an HL7
+//! batch (FHS/BHS, several MSH) is split into messages the way the listener
+//! sees them, each with its own tree.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+
+use gateway_core::SourceFormat;
+use gateway_hl7v2::mllp::files::split_messages;
+use gateway_x12::ack::{AckIdentity, acknowledge};
+use gateway_x12::write::{MemoryControlNumbers, Stamp};
 
 use crate::formats;
 
@@ -46,7 +56,7 @@ pub(crate) fn inspect(args: &Args) -> anyhow::Result<Report> {
         Some(name) => formats::format_from_name(name).with_context(|| {
             format!(
                 "unknown format `{name}` (one of {})",
-                formats::FORMAT_NAMES.join(", ")
+                formats::format_names().join(", ")
             )
         })?,
         None => match formats::detect(&raw) {
@@ -63,8 +73,54 @@ pub(crate) fn inspect(args: &Args) -> anyhow::Result<Report> {
             }
         },
     };
+    let mut report = Report {
+        ok: true,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    if format == SourceFormat::X12 {
+        // The verdict our intake would answer, from the same findings.
+        let ack = acknowledge(
+            &raw,
+            &AckIdentity::default(),
+            &MemoryControlNumbers::new(),
+            &Stamp::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        report.stderr.push_str(&super::map::verdict_text(&ack));
+        report.ok &= matches!(ack.verdict, 'A' | 'E');
+    }
+    let messages = if format == SourceFormat::Hl7v2 {
+        split_messages(&raw)
+    } else {
+        Vec::new()
+    };
+    if messages.len() > 1 {
+        // A batch: each message as the listener sees it.
+        for (i, message) in messages.iter().enumerate() {
+            report.stdout.push_str(&format!(
+                "--- message {} of {} ---\n",
+                i + 1,
+                messages.len()
+            ));
+            let one = inspect_one(format, message);
+            report.ok &= one.ok;
+            report.stdout.push_str(&one.stdout);
+            report.stderr.push_str(&one.stderr);
+        }
+    } else {
+        let one = inspect_one(format, &raw);
+        report.ok &= one.ok;
+        report.stdout.push_str(&one.stdout);
+        report.stderr.push_str(&one.stderr);
+    }
+    Ok(report)
+}
+
+/// The tree of one document.
+fn inspect_one(format: SourceFormat, raw: &[u8]) -> Report {
     let mut stderr = String::new();
-    match formats::parse(format, &raw) {
+    match formats::parse(format, raw) {
         Ok(document) => {
             let m = &document.meta;
             let mut stdout = format!("format: {}\n", format.as_str());
@@ -84,21 +140,21 @@ pub(crate) fn inspect(args: &Args) -> anyhow::Result<Report> {
             for d in &document.diagnostics {
                 stderr.push_str(&format!("{d}\n"));
             }
-            Ok(Report {
+            Report {
                 ok: document.is_clean(),
                 stdout,
                 stderr,
-            })
+            }
         }
         Err(diagnostics) => {
             for d in &diagnostics {
                 stderr.push_str(&format!("{d}\n"));
             }
-            Ok(Report {
+            Report {
                 ok: false,
                 stdout: String::new(),
                 stderr,
-            })
+            }
         }
     }
 }

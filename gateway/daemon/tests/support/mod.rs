@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(unix)]
 pub mod desktop;
+pub mod intake_load;
 
 use gateway_core::case::Case;
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
@@ -157,6 +158,12 @@ impl Daemon {
         Daemon::spawn(command)
     }
 
+    /// Spawns `command` (a daemon run, e.g. through `unshare`) and waits for
+    /// its admin address.
+    pub fn spawn_command(command: Command) -> Daemon {
+        Daemon::spawn(command).0
+    }
+
     /// Spawns `command` (a daemon run) and waits for its admin address; the
     /// daemon and the log lines printed before the address.
     fn spawn(mut command: Command) -> (Daemon, Vec<String>) {
@@ -253,6 +260,11 @@ pub fn case(case_id: &str) -> Case {
         "status": "requested",
         "patient": {"identifiers": [{"type": "MR", "value": "E10001"}],
                     "name": {"family": "Testpatient", "given": ["Jane"]}},
+        // A payer, member id and requesting provider: what a 278 request for
+        // the case needs (the writer refuses a case without them).
+        "coverages": [{"sequence": 1, "payer": {"id": "60054", "name": "DEMO PLAN"},
+                       "member_id": "W000000077"}],
+        "providers": [{"role": "requester", "npi": "1234567893", "organization": "TEST CLINIC"}],
         "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}}]
     }))
     .expect("case json")

@@ -163,6 +163,24 @@ pub struct DashboardStats {
     pub stats: OpsStats,
     /// Each started adapter endpoint with whether its adapter is up.
     pub adapters: Vec<AdapterHealth>,
+    /// Where events go and, for JetStream, the connection and publish latency.
+    pub platform: PlatformLink,
+}
+
+/// The forwarder's link to the platform, as the dashboard shows it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PlatformLink {
+    /// `file`, `http` or `nats`.
+    pub sink: &'static str,
+    /// `sink = "nats"`: `ehr_gateway_nats_connected` (`None` before it is set).
+    pub connected: Option<bool>,
+    /// `sink = "nats"`: publishes acknowledged since start.
+    pub publishes: Option<u64>,
+    /// `sink = "nats"`: publish → acknowledgement, the histogram bucket bound
+    /// under which half of the publishes since start fell (seconds).
+    pub publish_p50_seconds: Option<f64>,
+    /// The same for 99 % of them.
+    pub publish_p99_seconds: Option<f64>,
 }
 
 /// One adapter endpoint and its health.
@@ -211,7 +229,13 @@ pub async fn stats(
                     .map(|(_, v)| *v),
             })
             .collect();
-        let mut response = axum::Json(DashboardStats { stats, adapters }).into_response();
+        let platform = platform_link(state.readiness.sink.name(), &state.metrics.render());
+        let mut response = axum::Json(DashboardStats {
+            stats,
+            adapters,
+            platform,
+        })
+        .into_response();
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -239,9 +263,82 @@ fn adapter_up(text: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The platform link from the sink's name and the Prometheus text: the
+/// `ehr_gateway_nats_connected` gauge and the `ehr_gateway_nats_publish_seconds`
+/// histogram's cumulative buckets (a quantile is reported as the upper bound
+/// of the bucket it falls in, as Prometheus' own buckets allow).
+fn platform_link(sink: &'static str, text: &str) -> PlatformLink {
+    let mut link = PlatformLink {
+        sink,
+        connected: None,
+        publishes: None,
+        publish_p50_seconds: None,
+        publish_p99_seconds: None,
+    };
+    if sink != "nats" {
+        return link;
+    }
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("ehr_gateway_nats_connected ") {
+            link.connected = value.trim().parse::<f64>().ok().map(|v| v >= 1.0);
+        } else if let Some(value) = line.strip_prefix("ehr_gateway_nats_publish_seconds_count ") {
+            link.publishes = value.trim().parse::<f64>().ok().map(|v| v as u64);
+        } else if let Some(rest) =
+            line.strip_prefix("ehr_gateway_nats_publish_seconds_bucket{le=\"")
+        {
+            let Some((bound, count)) = rest.split_once("\"}") else {
+                continue;
+            };
+            let (Ok(bound), Ok(count)) = (bound.parse::<f64>(), count.trim().parse::<f64>()) else {
+                continue;
+            };
+            buckets.push((bound, count as u64));
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let quantile = |q: f64| -> Option<f64> {
+        let total = link.publishes.filter(|n| *n > 0)?;
+        let rank = (q * total as f64).ceil() as u64;
+        buckets
+            .iter()
+            .find(|(_, cumulative)| *cumulative >= rank)
+            .map(|(bound, _)| *bound)
+            .filter(|bound| bound.is_finite())
+    };
+    link.publish_p50_seconds = quantile(0.5);
+    link.publish_p99_seconds = quantile(0.99);
+    link
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{adapter_up, login_location};
+    use super::{adapter_up, login_location, platform_link};
+
+    #[test]
+    fn the_platform_link_reads_the_nats_gauge_and_latency_buckets() {
+        let text = "ehr_gateway_nats_connected 1\n\
+                    ehr_gateway_nats_publish_seconds_bucket{le=\"0.001\"} 60\n\
+                    ehr_gateway_nats_publish_seconds_bucket{le=\"0.005\"} 98\n\
+                    ehr_gateway_nats_publish_seconds_bucket{le=\"0.1\"} 100\n\
+                    ehr_gateway_nats_publish_seconds_bucket{le=\"+Inf\"} 100\n\
+                    ehr_gateway_nats_publish_seconds_sum 0.2\n\
+                    ehr_gateway_nats_publish_seconds_count 100\n";
+        let link = platform_link("nats", text);
+        assert_eq!(link.connected, Some(true));
+        assert_eq!(link.publishes, Some(100));
+        assert_eq!(link.publish_p50_seconds, Some(0.001));
+        assert_eq!(link.publish_p99_seconds, Some(0.1));
+        let down = platform_link("nats", "ehr_gateway_nats_connected 0\n");
+        assert_eq!((down.connected, down.publishes), (Some(false), None));
+        assert_eq!(down.publish_p99_seconds, None);
+        // Other sinks carry no JetStream figures even if the text had some.
+        let http = platform_link("http", text);
+        assert_eq!(
+            (http.sink, http.connected, http.publishes),
+            ("http", None, None)
+        );
+    }
 
     #[test]
     fn the_login_brings_the_browser_back_with_its_search() {

@@ -1,0 +1,556 @@
+//! One field rule: a path or a table with transforms and `when` conditions.
+
+use super::*;
+
+pub(super) type RuleParts = (ValueRule, Option<Loc>, Option<Loc>);
+
+/// Parses a rule: a path string, or a table (see README "Rules").
+pub(super) fn parse_rule(
+    ctx: &mut Ctx<'_>,
+    value: &Value<'_>,
+    rule: &str,
+    syntax: &dyn PathSyntax,
+    tables: &BTreeMap<String, CodeTable>,
+) -> Option<RuleParts> {
+    const KEYS: &[&str] = &[
+        "path",
+        "paths",
+        "const",
+        "position",
+        "scope",
+        "transforms",
+        "default",
+        "when",
+        "required",
+        "disable",
+    ];
+    let loc = ctx.loc(value.span());
+    let table = match value.get_ref() {
+        DeValue::String(s) => {
+            let path = ctx.path(syntax, s, value.span(), rule)?;
+            return Some((
+                ValueRule {
+                    source: ValueSource::Path(path),
+                    root: false,
+                    transforms: Vec::new(),
+                    default: None,
+                    when: Vec::new(),
+                    required: false,
+                    loc,
+                    transform_names: Vec::new(),
+                },
+                None,
+                None,
+            ));
+        }
+        DeValue::Table(t) => t,
+        _ => {
+            ctx.wrong_type(
+                rule,
+                "a path string or a table such as `{ path = \"…\", transforms = [\"trim\"] }`",
+                value,
+                Some(rule),
+            );
+            return None;
+        }
+    };
+    let errors_before = ctx.diags.iter().filter(|d| d.is_error()).count();
+    ctx.check_keys(table, KEYS, "a rule", Some(rule));
+    let mut sources = Vec::new();
+    let mut const_span = None;
+    if let Some((p, span)) = ctx.string(table, "path", Some(rule)) {
+        if let Some(path) = ctx.path(syntax, &p, span, rule) {
+            sources.push(ValueSource::Path(path));
+        } else {
+            sources.push(ValueSource::Nothing);
+        }
+    }
+    if let Some(v) = get(table, "paths") {
+        let mut paths = Vec::new();
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) => {
+                            if let Some(p) = ctx.path(syntax, s, item.span(), rule) {
+                                paths.push(p);
+                            }
+                        }
+                        _ => ctx.wrong_type("paths", "an array of path strings", item, Some(rule)),
+                    }
+                }
+            }
+            _ => ctx.wrong_type("paths", "an array of path strings", v, Some(rule)),
+        }
+        sources.push(ValueSource::Paths(paths));
+    }
+    if let Some(v) = get(table, "const") {
+        let text = match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            DeValue::Integer(i) => Some(i.as_str().to_owned()),
+            DeValue::Boolean(b) => Some(b.to_string()),
+            DeValue::Float(f) => Some(f.as_str().to_owned()),
+            _ => {
+                ctx.wrong_type("const", "a string, number or boolean", v, Some(rule));
+                None
+            }
+        };
+        const_span = Some(ctx.loc(v.span()));
+        sources.push(ValueSource::Const(text.unwrap_or_default()));
+    }
+    if ctx.boolean(table, "position", Some(rule)) == Some(true) {
+        sources.push(ValueSource::Position);
+    }
+    let (default, default_span) = match get(table, "default") {
+        Some(v) => {
+            let text = match v.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                DeValue::Integer(i) => Some(i.as_str().to_owned()),
+                DeValue::Boolean(b) => Some(b.to_string()),
+                DeValue::Float(f) => Some(f.as_str().to_owned()),
+                _ => {
+                    ctx.wrong_type("default", "a string, number or boolean", v, Some(rule));
+                    None
+                }
+            };
+            (text, Some(ctx.loc(v.span())))
+        }
+        None => (None, None),
+    };
+    let source = match sources.len() {
+        0 if default.is_some() => ValueSource::Nothing,
+        0 => {
+            ctx.error_rule(
+                Code::MissingKey,
+                "a rule needs a source: `path`, `paths`, `const`, `position` or `default`",
+                loc.span.clone(),
+                rule,
+                None,
+            );
+            return None;
+        }
+        1 => sources.pop().unwrap_or(ValueSource::Nothing),
+        _ => {
+            ctx.error_rule(
+                Code::WrongType,
+                "a rule takes exactly one of `path`, `paths`, `const`, `position`",
+                loc.span.clone(),
+                rule,
+                None,
+            );
+            return None;
+        }
+    };
+    let root = match ctx.string(table, "scope", Some(rule)) {
+        Some((s, _)) if s == "root" => true,
+        Some((s, _)) if s == "item" => false,
+        Some((s, span)) => {
+            ctx.error_rule(
+                Code::WrongType,
+                format!("unknown scope `{s}`"),
+                span,
+                rule,
+                Some("scope is `item` (the default inside foreach) or `root`".into()),
+            );
+            false
+        }
+        None => false,
+    };
+    let transforms = match get(table, "transforms") {
+        Some(v) => parse_transforms(ctx, v, rule, tables),
+        None => Vec::new(),
+    };
+    let when = get(table, "when")
+        .map(|w| parse_when(ctx, w, syntax, rule))
+        .unwrap_or_default();
+    let required = ctx.boolean(table, "required", Some(rule)).unwrap_or(false);
+    let errors_after = ctx.diags.iter().filter(|d| d.is_error()).count();
+    if errors_after > errors_before {
+        return None;
+    }
+    let transform_names = transforms.iter().map(crate::transform::describe).collect();
+    Some((
+        ValueRule {
+            source,
+            root,
+            transforms,
+            default,
+            when,
+            required,
+            loc,
+            transform_names,
+        },
+        const_span,
+        default_span,
+    ))
+}
+
+pub(super) fn parse_transforms(
+    ctx: &mut Ctx<'_>,
+    value: &Value<'_>,
+    rule: &str,
+    tables: &BTreeMap<String, CodeTable>,
+) -> Vec<Transform> {
+    let items: Vec<&Value<'_>> = match value.get_ref() {
+        DeValue::Array(items) => items.iter().collect(),
+        _ => {
+            ctx.wrong_type(
+                "transforms",
+                "an array, e.g. `[\"trim\", { table = \"sex\" }]`",
+                value,
+                Some(rule),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(t) = parse_transform(ctx, item, rule, tables) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+pub(super) fn unknown_transform(ctx: &mut Ctx<'_>, name: &str, span: Range<usize>, rule: &str) {
+    let help = suggest(name, TRANSFORMS.iter().copied())
+        .map(|s| format!("did you mean `{s}`?"))
+        .unwrap_or_else(|| format!("transforms: {}", TRANSFORMS.join(", ")));
+    ctx.error_rule(
+        Code::UnknownTransform,
+        format!("unknown transform `{name}`"),
+        span,
+        rule,
+        Some(help),
+    );
+}
+
+pub(super) fn parse_transform(
+    ctx: &mut Ctx<'_>,
+    item: &Value<'_>,
+    rule: &str,
+    tables: &BTreeMap<String, CodeTable>,
+) -> Option<Transform> {
+    match item.get_ref() {
+        DeValue::String(s) => match s.as_ref() {
+            "trim" => Some(Transform::Trim),
+            "upper" => Some(Transform::Upper),
+            "lower" => Some(Transform::Lower),
+            "icd10" => Some(Transform::Icd10),
+            "unique" => Some(Transform::Unique),
+            name if TRANSFORMS.contains(&name) => {
+                ctx.error_rule(
+                    Code::BadTransformArgument,
+                    format!("transform `{name}` needs an argument"),
+                    item.span(),
+                    rule,
+                    Some(format!(
+                        "write it as a table: `{{ {name} = … }}` (see mappings/README.md)"
+                    )),
+                );
+                None
+            }
+            name => {
+                unknown_transform(ctx, name, item.span(), rule);
+                None
+            }
+        },
+        DeValue::Table(t) => {
+            let entries = sorted(t);
+            let Some((key, arg)) = entries.first() else {
+                ctx.wrong_type(
+                    "transform",
+                    "a name or a one-transform table",
+                    item,
+                    Some(rule),
+                );
+                return None;
+            };
+            let name: &str = key.get_ref();
+            let options: &[&str] = match name {
+                "table" => &["table", "miss", "otherwise"],
+                "replace" => &["replace", "with"],
+                _ => &[],
+            };
+            if !TRANSFORMS.contains(&name) {
+                unknown_transform(ctx, name, key.span(), rule);
+                return None;
+            }
+            let mut allowed = vec![name];
+            allowed.extend_from_slice(options);
+            ctx.check_keys(t, &allowed, &format!("transform `{name}`"), Some(rule));
+            let text = |ctx: &mut Ctx<'_>| -> Option<String> {
+                match arg.get_ref() {
+                    DeValue::String(s) => Some(s.to_string()),
+                    _ => {
+                        ctx.wrong_type(name, "a string", arg, Some(rule));
+                        None
+                    }
+                }
+            };
+            match name {
+                "trim" | "upper" | "lower" | "icd10" | "unique" => Some(match name {
+                    "trim" => Transform::Trim,
+                    "unique" => Transform::Unique,
+                    "upper" => Transform::Upper,
+                    "lower" => Transform::Lower,
+                    _ => Transform::Icd10,
+                }),
+                "table" => {
+                    let tname = text(ctx)?;
+                    if !tables.contains_key(&tname) {
+                        let help = suggest(&tname, tables.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .unwrap_or_else(|| {
+                                "define it in profile.toml under `[tables.<name>]`".into()
+                            });
+                        ctx.error_rule(
+                            Code::UnknownTable,
+                            format!("unknown table `{tname}`"),
+                            arg.span(),
+                            rule,
+                            Some(help),
+                        );
+                        return None;
+                    }
+                    let miss = match ctx.string(t, "miss", Some(rule)) {
+                        None => Miss::Warn,
+                        Some((m, span)) => match m.as_str() {
+                            "warn" => Miss::Warn,
+                            "drop" => Miss::Drop,
+                            "keep" => Miss::Keep,
+                            "error" => Miss::Error,
+                            other => {
+                                ctx.error_rule(Code::BadTransformArgument, format!("unknown `miss` behaviour `{other}`"), span, rule, Some("`warn` (default: drop with a warning), `drop` (silently), `keep` or `error`".into()));
+                                return None;
+                            }
+                        },
+                    };
+                    let otherwise = ctx.string(t, "otherwise", Some(rule)).map(|(v, _)| v);
+                    Some(Transform::Table {
+                        name: tname,
+                        miss,
+                        otherwise,
+                    })
+                }
+                "date" | "datetime" => {
+                    let formats: Vec<(String, Range<usize>)> = match arg.get_ref() {
+                        DeValue::String(s) => vec![(s.to_string(), arg.span())],
+                        DeValue::Array(items) => items
+                            .iter()
+                            .filter_map(|i| match i.get_ref() {
+                                DeValue::String(s) => Some((s.to_string(), i.span())),
+                                _ => {
+                                    ctx.wrong_type(
+                                        name,
+                                        "a format string or an array of them",
+                                        i,
+                                        Some(rule),
+                                    );
+                                    None
+                                }
+                            })
+                            .collect(),
+                        _ => {
+                            ctx.wrong_type(
+                                name,
+                                "a format string or an array of them",
+                                arg,
+                                Some(rule),
+                            );
+                            return None;
+                        }
+                    };
+                    let mut parsed = Vec::new();
+                    for (f, span) in formats {
+                        match crate::transform::parse_date_format(&f) {
+                            Ok(df) => parsed.push(df),
+                            Err(msg) => ctx.error_rule(Code::BadTransformArgument, msg, span, rule, Some("use `hl7`, `iso` or a pattern such as `%Y%m%d` or `%m/%d/%Y %H:%M`".into())),
+                        }
+                    }
+                    if parsed.is_empty() {
+                        return None;
+                    }
+                    Some(if name == "date" {
+                        Transform::Date(parsed)
+                    } else {
+                        Transform::DateTime(parsed)
+                    })
+                }
+                "concat" => Some(Transform::Concat(text(ctx)?)),
+                "split" => {
+                    let sep = text(ctx)?;
+                    if sep.is_empty() {
+                        ctx.error_rule(
+                            Code::BadTransformArgument,
+                            "`split` needs a non-empty separator",
+                            arg.span(),
+                            rule,
+                            None,
+                        );
+                        return None;
+                    }
+                    Some(Transform::Split(sep))
+                }
+                "replace" => {
+                    let from = text(ctx)?;
+                    if from.is_empty() {
+                        ctx.error_rule(
+                            Code::BadTransformArgument,
+                            "`replace` needs non-empty text to replace",
+                            arg.span(),
+                            rule,
+                            None,
+                        );
+                        return None;
+                    }
+                    let Some((to, _)) = ctx.string(t, "with", Some(rule)) else {
+                        if get(t, "with").is_none() {
+                            ctx.error_rule(
+                                Code::MissingKey,
+                                "`replace` needs `with` (the replacement text, may be empty)",
+                                key.span(),
+                                rule,
+                                None,
+                            );
+                        }
+                        return None;
+                    };
+                    Some(Transform::Replace { from, to })
+                }
+                "index" => match arg.get_ref() {
+                    DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                        .ok()
+                        .map(Transform::Index),
+                    _ => {
+                        ctx.wrong_type(
+                            "index",
+                            "an integer (0 = first, -1 = last)",
+                            arg,
+                            Some(rule),
+                        );
+                        None
+                    }
+                },
+                "prefix" => Some(Transform::Prefix(text(ctx)?)),
+                "suffix" => Some(Transform::Suffix(text(ctx)?)),
+                _ => {
+                    unknown_transform(ctx, name, key.span(), rule);
+                    None
+                }
+            }
+        }
+        _ => {
+            ctx.wrong_type(
+                "transform",
+                "a name or a one-transform table",
+                item,
+                Some(rule),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn parse_when(
+    ctx: &mut Ctx<'_>,
+    value: &Value<'_>,
+    syntax: &dyn PathSyntax,
+    rule: &str,
+) -> Vec<Cond> {
+    let items: Vec<&Value<'_>> = match value.get_ref() {
+        DeValue::Array(items) => items.iter().collect(),
+        DeValue::Table(_) => vec![value],
+        _ => {
+            ctx.wrong_type(
+                "when",
+                "a condition table or an array of them",
+                value,
+                Some(rule),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let DeValue::Table(t) = item.get_ref() else {
+            ctx.wrong_type(
+                "when",
+                "a condition table such as `{ path = \"ORC-1\", equals = \"NW\" }`",
+                item,
+                Some(rule),
+            );
+            continue;
+        };
+        ctx.check_keys(
+            t,
+            &["path", "meta", "equals", "not_equals", "exists", "scope"],
+            "a condition",
+            Some(rule),
+        );
+        let subject = match (
+            ctx.string(t, "path", Some(rule)),
+            ctx.string(t, "meta", Some(rule)),
+        ) {
+            (Some((p, span)), None) => match ctx.path(syntax, &p, span, rule) {
+                Some(path) => CondSubject::Path(path),
+                None => continue,
+            },
+            (None, Some((m, span))) => match MetaField::parse(&m) {
+                Some(f) => CondSubject::Meta(f),
+                None => {
+                    let help = suggest(&m, MetaField::NAMES)
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| format!("meta fields: {}", MetaField::NAMES.join(", ")));
+                    ctx.error_rule(
+                        Code::UnknownKey,
+                        format!("unknown meta field `{m}`"),
+                        span,
+                        rule,
+                        Some(help),
+                    );
+                    continue;
+                }
+            },
+            _ => {
+                ctx.error_rule(
+                    Code::MissingKey,
+                    "a condition needs exactly one of `path` or `meta`",
+                    item.span(),
+                    rule,
+                    None,
+                );
+                continue;
+            }
+        };
+        let mut tests = Vec::new();
+        if let Some((v, _)) = ctx.strings(t, "equals", Some(rule)) {
+            tests.push(CondTest::Equals(v));
+        }
+        if let Some((v, _)) = ctx.strings(t, "not_equals", Some(rule)) {
+            tests.push(CondTest::NotEquals(v));
+        }
+        if let Some(b) = ctx.boolean(t, "exists", Some(rule)) {
+            tests.push(CondTest::Exists(b));
+        }
+        if tests.len() != 1 {
+            ctx.error_rule(
+                Code::MissingKey,
+                "a condition needs exactly one test: `equals`, `not_equals` or `exists`",
+                item.span(),
+                rule,
+                None,
+            );
+            continue;
+        }
+        let root = matches!(ctx.string(t, "scope", Some(rule)), Some((s, _)) if s == "root");
+        if let Some(test) = tests.pop() {
+            out.push(Cond {
+                subject,
+                test,
+                root,
+            });
+        }
+    }
+    out
+}
