@@ -1,7 +1,7 @@
 //! The forwarder against a real loopback HTTP receiver that fails, hangs and
 //! answers 500/429/400, and against the file sink.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The forwarder reports its metrics under the names issue 9 defines.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! is dead-lettered. Skips with a printed reason when nats-server is missing
 //! (fails under CI).
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

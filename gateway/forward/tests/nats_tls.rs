@@ -6,7 +6,7 @@
 //! seed is accepted, another seed is not. Skips with a printed reason when
 //! nats-server is missing (fails under CI).
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

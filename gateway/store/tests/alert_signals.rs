@@ -1,7 +1,7 @@
 //! The alert signals: recent intake counts by verdict, and the run of failed
 //! delivery attempts at the tail of the attempt log.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use common::{accepted, case, rejected};
 use gateway_store::{AttemptOutcome, DeliveryAttempt, IntakeCounts};

@@ -2,7 +2,7 @@
 //! backup taken while another connection writes is a consistent snapshot, and
 //! a tampered backup is refused.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! same key for another request is refused; without a key every call is a
 //! new decision; the audit row commits with the decision and only then.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use common::{accepted, case};
 use gateway_core::case::{Decision, DecisionStatus};

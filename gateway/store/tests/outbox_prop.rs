@@ -4,7 +4,7 @@
 //! per-case sequences, and the forwarder's choice of sendable events respects
 //! the order per case.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

@@ -1,6 +1,6 @@
 //! Retention prunes only finished data and gives the space back to the file system.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use common::{accepted, case, rejected};
 use gateway_store::*;

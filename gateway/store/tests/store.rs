@@ -1,7 +1,7 @@
 //! Store behaviour on real SQLite files: inbound commits, duplicates, replays,
 //! decisions, queries, migrations and retention.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use common::{accepted, case, rejected};
 use gateway_core::case::{CaseStatus, Decision, DecisionStatus};

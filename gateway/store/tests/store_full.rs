@@ -4,7 +4,7 @@
 //! nothing half-written remains, the audit log is never the reason, and
 //! intake resumes by itself once delivery and pruning free space.
 
-mod common;
+use gateway_testkit::samples as common;
 
 use common::{accepted, case};
 use gateway_store::*;

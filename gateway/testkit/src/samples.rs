@@ -1,5 +1,6 @@
-//! Synthetic test data (made up; no PHI).
-#![allow(dead_code)]
+//! Synthetic store rows for tests (made up; no PHI): a case, and the
+//! accepted or rejected inbound message that carries it. Shared by the store's
+//! and the forwarder's integration tests.
 
 use gateway_core::Case;
 use gateway_core::case::{CaseSource, Identifier, Patient};
