@@ -184,22 +184,15 @@ impl NatsSettings {
                 password: password.expose().to_owned(),
             };
         }
-        let client_identity = match (&self.client_cert, &self.client_key) {
-            (Some(cert), Some(key)) => Some(gateway_forward::ClientIdentity {
-                cert_pem: read("client_cert", cert)?,
-                key_pem: read("client_key", key)?,
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(
-                    "forward.nats.client_cert: client_cert and client_key go together".to_owned(),
-                );
-            }
-        };
-        let ca_cert_pem = match &self.ca_cert {
-            Some(ca) => Some(read("ca_cert", ca)?),
-            None => None,
-        };
+        let crate::settings::SinkTls {
+            client_identity,
+            ca_cert_pem,
+        } = crate::settings::SinkTls::read(
+            "nats",
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+            self.ca_cert.as_deref(),
+        )?;
         Ok(NatsConnectConfig {
             servers: self.servers.clone(),
             auth,

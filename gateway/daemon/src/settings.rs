@@ -422,37 +422,70 @@ fn default_sink_timeout_ms() -> u64 {
     gateway_forward::http::DEFAULT_TIMEOUT_MS
 }
 
-impl HttpSinkSettings {
-    /// Reads the token, certificate, key and CA files (or the token's
-    /// variable) into the sink's configuration. The error names the key and
-    /// the file or variable, never a secret.
-    pub fn resolve(&self) -> Result<gateway_forward::HttpSinkConfig, String> {
-        fn read(key: &str, path: &Path) -> Result<Vec<u8>, String> {
-            std::fs::read(path)
-                .map_err(|e| format!("forward.http.{key}: cannot read {}: {e}", path.display()))
-        }
-        let token = SecretSource {
-            file: self.bearer_token_file.clone(),
-            env: self.bearer_token_env.clone(),
-        }
-        .read()
-        .map_err(|e| format!("forward.http.bearer_token_file: {e}"))?;
-        let client_identity = match (&self.client_cert, &self.client_key) {
+/// A sink's TLS files as bytes: the client identity (certificate and key go
+/// together) and the CA to trust. Shared by the HTTP and JetStream sinks.
+pub(crate) struct SinkTls {
+    pub client_identity: Option<gateway_forward::ClientIdentity>,
+    pub ca_cert_pem: Option<Vec<u8>>,
+}
+
+impl SinkTls {
+    /// Reads the files named under `[forward.<section>]`; errors name the key
+    /// and the file.
+    pub(crate) fn read(
+        section: &str,
+        client_cert: Option<&Path>,
+        client_key: Option<&Path>,
+        ca_cert: Option<&Path>,
+    ) -> Result<SinkTls, String> {
+        let read = |key: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                format!(
+                    "forward.{section}.{key}: cannot read {}: {e}",
+                    path.display()
+                )
+            })
+        };
+        let client_identity = match (client_cert, client_key) {
             (Some(cert), Some(key)) => Some(gateway_forward::ClientIdentity {
                 cert_pem: read("client_cert", cert)?,
                 key_pem: read("client_key", key)?,
             }),
             (None, None) => None,
             _ => {
-                return Err(
-                    "forward.http.client_cert: client_cert and client_key go together".to_owned(),
-                );
+                return Err(format!(
+                    "forward.{section}.client_cert: client_cert and client_key go together"
+                ));
             }
         };
-        let ca_cert_pem = match &self.ca_cert {
-            Some(ca) => Some(read("ca_cert", ca)?),
-            None => None,
-        };
+        let ca_cert_pem = ca_cert.map(|ca| read("ca_cert", ca)).transpose()?;
+        Ok(SinkTls {
+            client_identity,
+            ca_cert_pem,
+        })
+    }
+}
+
+impl HttpSinkSettings {
+    /// Reads the token, certificate, key and CA files (or the token's
+    /// variable) into the sink's configuration. The error names the key and
+    /// the file or variable, never a secret.
+    pub fn resolve(&self) -> Result<gateway_forward::HttpSinkConfig, String> {
+        let token = SecretSource {
+            file: self.bearer_token_file.clone(),
+            env: self.bearer_token_env.clone(),
+        }
+        .read()
+        .map_err(|e| format!("forward.http.bearer_token_file: {e}"))?;
+        let SinkTls {
+            client_identity,
+            ca_cert_pem,
+        } = SinkTls::read(
+            "http",
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+            self.ca_cert.as_deref(),
+        )?;
         Ok(gateway_forward::HttpSinkConfig {
             url: self.url.clone(),
             timeout_ms: self.timeout_ms,
