@@ -79,30 +79,12 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn start(dir: &std::path::Path, platform: &PlatformReceiver, mllp: u16) -> Daemon {
-    let token = dir.join("platform.token");
-    std::fs::write(&token, "platform-token-0001\n").expect("token");
-    let config = support::write_config(
-        dir,
-        &format!(
-            r#"[forward]
-sink = "http"
-[forward.http]
-url = "{url}"
-timeout_ms = 2000
-bearer_token_file = "{token}"
-[forward.delivery]
-poll_interval_ms = 50
-[forward.delivery.backoff]
-initial_ms = 50
-max_ms = 200
-[[hl7v2.listeners]]
-listen = "127.0.0.1:{mllp}"
-profile = "epic"
-"#,
-            url = platform.url(),
-            token = token.display(),
-        ),
-    );
+    let retry = support::Retry {
+        poll_ms: 50,
+        initial_ms: 50,
+        max_ms: 200,
+    };
+    let config = support::write_http_forwarding_config(dir, &platform.url(), mllp, retry, "");
     Daemon::start(&config)
 }
 

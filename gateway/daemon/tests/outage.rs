@@ -42,31 +42,17 @@ const MAX_SIZE_MB: u64 = 2;
 const WARN_FRACTION: f64 = 0.5;
 
 fn start(dir: &std::path::Path, platform: &PlatformReceiver, mllp: u16) -> Daemon {
-    let token = dir.join("platform.token");
-    std::fs::write(&token, "platform-token-0001\n").expect("token");
-    let config = support::write_config(
+    let retry = support::Retry {
+        poll_ms: 100,
+        initial_ms: 100,
+        max_ms: 1000,
+    };
+    let config = support::write_http_forwarding_config(
         dir,
-        &format!(
-            r#"[forward]
-sink = "http"
-[forward.http]
-url = "{url}"
-timeout_ms = 2000
-bearer_token_file = "{token}"
-[forward.delivery]
-poll_interval_ms = 100
-[forward.delivery.backoff]
-initial_ms = 100
-max_ms = 1000
-[[hl7v2.listeners]]
-listen = "127.0.0.1:{mllp}"
-profile = "epic"
-[alerts]
-interval = "250ms"
-"#,
-            url = platform.url(),
-            token = token.display(),
-        ),
+        &platform.url(),
+        mllp,
+        retry,
+        "[alerts]\ninterval = \"250ms\"\n",
     );
     // `[store]` is written by `write_config`; the budget goes into it.
     let text = std::fs::read_to_string(&config).expect("config");

@@ -32,30 +32,12 @@ use support::intake_load::{
 };
 
 fn config(dir: &Path, platform: &PlatformReceiver, mllp: u16) -> PathBuf {
-    let token = dir.join("platform.token");
-    std::fs::write(&token, "platform-token-0001\n").expect("token");
-    support::write_config(
-        dir,
-        &format!(
-            r#"[forward]
-sink = "http"
-[forward.http]
-url = "{url}"
-timeout_ms = 2000
-bearer_token_file = "{token}"
-[forward.delivery]
-poll_interval_ms = 100
-[forward.delivery.backoff]
-initial_ms = 100
-max_ms = 1000
-[[hl7v2.listeners]]
-listen = "127.0.0.1:{mllp}"
-profile = "epic"
-"#,
-            url = platform.url(),
-            token = token.display(),
-        ),
-    )
+    let retry = support::Retry {
+        poll_ms: 100,
+        initial_ms: 100,
+        max_ms: 1000,
+    };
+    support::write_http_forwarding_config(dir, &platform.url(), mllp, retry, "")
 }
 
 /// What the senders saw.

@@ -27,6 +27,53 @@ pub fn bin() -> &'static str {
 pub const TOKEN: &str = "test-admin-token-synthetic-00000001";
 
 /// A config for `dir`: admin on a free port, token file, file sink, JSON logs.
+/// How fast the forwarder retries in a test config (milliseconds).
+#[allow(dead_code)]
+pub struct Retry {
+    pub poll_ms: u64,
+    pub initial_ms: u64,
+    pub max_ms: u64,
+}
+
+/// A config that forwards over HTTP to the loopback platform at `url` (with
+/// a bearer token file) and listens for HL7 on `127.0.0.1:{mllp}` with the
+/// epic profile; `extra` is appended.
+#[allow(dead_code)]
+pub fn write_http_forwarding_config(
+    dir: &Path,
+    url: &str,
+    mllp: u16,
+    retry: Retry,
+    extra: &str,
+) -> PathBuf {
+    let token = dir.join("platform.token");
+    std::fs::write(&token, "platform-token-0001\n").expect("token");
+    write_config(
+        dir,
+        &format!(
+            r#"[forward]
+sink = "http"
+[forward.http]
+url = "{url}"
+timeout_ms = 2000
+bearer_token_file = "{token}"
+[forward.delivery]
+poll_interval_ms = {poll}
+[forward.delivery.backoff]
+initial_ms = {initial}
+max_ms = {max}
+[[hl7v2.listeners]]
+listen = "127.0.0.1:{mllp}"
+profile = "epic"
+{extra}"#,
+            token = token.display(),
+            poll = retry.poll_ms,
+            initial = retry.initial_ms,
+            max = retry.max_ms,
+        ),
+    )
+}
+
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let token = dir.join("admin.token");
     std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
