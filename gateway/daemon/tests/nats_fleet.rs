@@ -232,20 +232,44 @@ struct Seen {
 }
 
 /// Every message of the events stream for `filter`, in stream order.
+/// Creating the reading consumer is a JetStream API request; while a
+/// restarted cluster elects its leaders it may time out, so it is retried
+/// until a generous deadline (the cluster's recovery time is not ours to
+/// assume).
 async fn platform_read(js: &jetstream::Context, filter: &str) -> Vec<Seen> {
     use futures_util::StreamExt;
-    let stream = js.get_stream("EHR_EVENTS").await.expect("events stream");
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: filter.to_owned(),
-            deliver_policy: jetstream::consumer::DeliverPolicy::All,
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .expect("platform consumer");
-    let mut info = consumer.clone();
-    let total = info.info().await.expect("info").num_pending as usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (consumer, total) = loop {
+        let attempt = async {
+            let stream = js
+                .get_stream("EHR_EVENTS")
+                .await
+                .map_err(|e| format!("events stream: {e}"))?;
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::Config {
+                    filter_subject: filter.to_owned(),
+                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("platform consumer: {e}"))?;
+            let mut info = consumer.clone();
+            let total = info
+                .info()
+                .await
+                .map_err(|e| format!("consumer info: {e}"))?
+                .num_pending as usize;
+            Ok::<_, String>((consumer, total))
+        };
+        match attempt.await {
+            Ok(found) => break found,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
     let mut out = Vec::new();
     let mut messages = consumer.messages().await.expect("messages");
     while out.len() < total {
