@@ -676,6 +676,10 @@ struct ChannelCount {
     acknowledged: usize,
     stored: usize,
     delivered: usize,
+    /// Delivered, then pruned by retention or the size keeper (which only
+    /// ever prune delivered history): not a loss.
+    pruned_after_delivery: usize,
+    /// Neither in the store nor delivered: lost.
     missing_from_store: Vec<String>,
     never_delivered: Vec<String>,
     /// What the store holds under the first missing control ids (any state).
@@ -1158,6 +1162,8 @@ fn account(
         let key = (adapter.to_owned(), id.clone());
         if stored.contains(&key) {
             c.stored += 1;
+        } else if delivered.contains(&key) {
+            c.pruned_after_delivery += 1;
         } else {
             c.missing_from_store.push(id.clone());
         }
@@ -1178,19 +1184,20 @@ fn print_table(r: &Report) {
     );
     println!();
     println!(
-        "| channel | acknowledged | stored | delivered | missing from store | never delivered |"
+        "| channel | acknowledged | stored | delivered | pruned after delivery | missing from store | never delivered |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, c) in [
         ("HL7 v2 (MLLP AA/CA)", &r.hl7v2),
         ("X12 278 (file archived)", &r.x12),
         ("FHIR (orders loaded → stored)", &r.fhir_orders),
     ] {
         println!(
-            "| {name} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} |",
             c.acknowledged,
             c.stored,
             c.delivered,
+            c.pruned_after_delivery,
             c.missing_from_store.len(),
             c.never_delivered.len()
         );
