@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{accepted, case};
+use common::{append_interleaved, case};
 use gateway_forward::*;
 use gateway_store::*;
 use gateway_testkit::platform::{PlatformReceiver, Reply};
@@ -27,34 +27,6 @@ fn fast_options() -> ForwarderOptions {
     }
 }
 
-/// Appends `events_per_case` events for each of `cases` cases, interleaved.
-/// Returns event id → (case id, sequence).
-async fn append(s: &Store, cases: u32, events_per_case: u32) -> HashMap<String, (String, i64)> {
-    let mut map = HashMap::new();
-    for round in 0..events_per_case {
-        for c in 0..cases {
-            let r = s
-                .commit_inbound(accepted(
-                    case(c, c),
-                    &format!("M{c}-{round}"),
-                    &format!("raw {c} {round}"),
-                ))
-                .await
-                .expect("commit");
-            if let Disposition::Accepted {
-                event_id,
-                case_id,
-                sequence,
-                ..
-            } = r.disposition
-            {
-                map.insert(event_id, (case_id, sequence));
-            }
-        }
-    }
-    map
-}
-
 #[tokio::test]
 async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays() {
     let t = TempStore::new().await;
@@ -65,7 +37,7 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
 
     // Append first so the poison event's id is known, then script the chaos.
-    let events = append(&t.store, 6, 3).await;
+    let events = append_interleaved(&t.store, 6, 3).await;
     let poison = events
         .iter()
         .find(|(_, (c, seq))| *c == case(2, 2).case_id && *seq == 1)
@@ -227,7 +199,7 @@ async fn order_per_case_survives_failures_timeouts_429_and_a_dead_letter_replays
 async fn a_skipped_dead_letter_releases_its_case_and_is_audited() {
     let t = TempStore::new().await;
     let receiver = PlatformReceiver::start().await;
-    let events = append(&t.store, 2, 3).await;
+    let events = append_interleaved(&t.store, 2, 3).await;
     let poison = events
         .iter()
         .find(|(_, (c, seq))| *c == case(1, 1).case_id && *seq == 1)
@@ -291,7 +263,7 @@ async fn retry_after_is_honoured_on_429() {
     let receiver = PlatformReceiver::start().await;
     receiver.enqueue([Reply::too_many(1)]);
     let sink = Arc::new(HttpSink::new(&HttpSinkConfig::new(receiver.url())).expect("sink"));
-    append(&t.store, 1, 1).await;
+    append_interleaved(&t.store, 1, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     assert_eq!(receiver.wait_accepted(1, Duration::from_secs(10)).await, 1);
     forwarder.shutdown(Duration::from_secs(1)).await;
@@ -312,7 +284,7 @@ async fn bearer_token_is_sent_and_a_401_is_retried_not_dead_lettered() {
     let mut config = HttpSinkConfig::new(receiver.url());
     config.bearer_token = Some("s3cret-token".to_owned());
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
-    append(&t.store, 2, 1).await;
+    append_interleaved(&t.store, 2, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     assert_eq!(receiver.wait_accepted(2, Duration::from_secs(10)).await, 2);
     forwarder.shutdown(Duration::from_secs(1)).await;
@@ -322,7 +294,7 @@ async fn bearer_token_is_sent_and_a_401_is_retried_not_dead_lettered() {
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
     // Cases 0 and 1 repeat already delivered messages (duplicates: no new
     // event); case 2 is new.
-    append(&t.store, 3, 1).await;
+    append_interleaved(&t.store, 3, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     let deadline = Instant::now() + Duration::from_secs(20);
     while receiver
@@ -374,7 +346,7 @@ async fn graceful_shutdown_finishes_in_flight_attempts_within_the_grace_period()
     let mut config = HttpSinkConfig::new(receiver.url());
     config.timeout_ms = 5_000;
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
-    append(&t.store, 1, 1).await;
+    append_interleaved(&t.store, 1, 1).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink.clone(), fast_options());
     // Wait until the attempt is in flight, then stop with a generous grace.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -434,7 +406,7 @@ async fn file_sink_appends_one_json_line_per_event_in_case_order() {
     let dir = t.dir.path().join("outbox");
     let sink = Arc::new(FileSink::new(FileSinkConfig { dir: dir.clone() }).expect("sink"));
     let file = sink.current_file();
-    let events = append(&t.store, 5, 4).await;
+    let events = append_interleaved(&t.store, 5, 4).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     let deadline = Instant::now() + Duration::from_secs(10);
     while t.store.outbox_stats().await.expect("stats").pending > 0 && Instant::now() < deadline {
@@ -466,7 +438,7 @@ async fn http_batches_keep_case_order_and_retry_whole_batches() {
     let mut config = HttpSinkConfig::new(receiver.url());
     config.batch = true;
     let sink = Arc::new(HttpSink::new(&config).expect("sink"));
-    let events = append(&t.store, 30, 4).await;
+    let events = append_interleaved(&t.store, 30, 4).await;
     let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
     let got = receiver
         .wait_accepted(events.len(), Duration::from_secs(60))
@@ -519,7 +491,7 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     config.ca_cert_pem = Some(pki.ca_cert_pem.clone().into_bytes());
     config.timeout_ms = 2_000;
     let anonymous = HttpSink::new(&config).expect("sink");
-    append(&t.store, 1, 1).await;
+    append_interleaved(&t.store, 1, 1).await;
     let event = t
         .store
         .read(|r| r.list_events(None, 1))
@@ -569,7 +541,7 @@ async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
 async fn due_times_left_far_ahead_by_a_clock_step_are_brought_back() {
     let t = TempStore::new().await;
     let dir = t.dir.path().join("outbox");
-    append(&t.store, 3, 1).await;
+    append_interleaved(&t.store, 3, 1).await;
     // As if each had failed once and the clock then went back ten hours.
     let ten_hours_ahead = jiff::Timestamp::now().as_millisecond() + 10 * 3_600_000;
     let conn = rusqlite::Connection::open(t.path()).expect("raw connection");

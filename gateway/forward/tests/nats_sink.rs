@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::{accepted, case};
+use common::append_interleaved;
 use futures_util::StreamExt;
 use gateway_forward::nats::{self, StreamPlan};
 use gateway_forward::*;
@@ -32,32 +32,6 @@ fn fast_options() -> ForwarderOptions {
         max_retry_after_secs: 5,
         batch_max: 64,
     }
-}
-
-async fn append(s: &Store, cases: u32, per_case: u32) -> HashMap<String, (String, i64)> {
-    let mut map = HashMap::new();
-    for round in 0..per_case {
-        for c in 0..cases {
-            let r = s
-                .commit_inbound(accepted(
-                    case(c, c),
-                    &format!("M{c}-{round}"),
-                    &format!("raw {c} {round}"),
-                ))
-                .await
-                .expect("commit");
-            if let Disposition::Accepted {
-                event_id,
-                case_id,
-                sequence,
-                ..
-            } = r.disposition
-            {
-                map.insert(event_id, (case_id, sequence));
-            }
-        }
-    }
-    map
 }
 
 async fn wait_drained(store: &Store) -> OutboxStats {
@@ -138,7 +112,7 @@ async fn publishes_in_case_order_once_and_classifies_answers() {
 
     // No stream yet: the sink is told to retry and the outbox holds.
     let t = TempStore::new().await;
-    let sent = append(&t.store, 6, 5).await;
+    let sent = append_interleaved(&t.store, 6, 5).await;
     let sink = Arc::new(NatsSink::new(client.clone(), subjects.clone(), 2_000));
     let first = t
         .store

@@ -4,7 +4,9 @@
 
 use gateway_core::Case;
 use gateway_core::case::{CaseSource, Identifier, Patient};
-use gateway_store::{InboundOutcome, NewInbound};
+use std::collections::HashMap;
+
+use gateway_store::{Disposition, InboundOutcome, NewInbound, Store};
 
 /// A synthetic case `n` for patient MRN `E1000{patient}`.
 pub fn case(n: u32, patient: u32) -> Case {
@@ -64,4 +66,37 @@ pub fn rejected(control: &str, raw: &str, reason: &str) -> NewInbound {
         },
         ..accepted(case(0, 0), control, raw)
     }
+}
+
+/// Commits `per_case` messages for each of `cases` cases, interleaved across
+/// the cases (round by round), each opening or updating its case with one
+/// event. Returns event id → (case id, sequence).
+pub async fn append_interleaved(
+    store: &Store,
+    cases: u32,
+    per_case: u32,
+) -> HashMap<String, (String, i64)> {
+    let mut map = HashMap::new();
+    for round in 0..per_case {
+        for c in 0..cases {
+            let r = store
+                .commit_inbound(accepted(
+                    case(c, c),
+                    &format!("M{c}-{round}"),
+                    &format!("raw {c} {round}"),
+                ))
+                .await
+                .expect("commit");
+            if let Disposition::Accepted {
+                event_id,
+                case_id,
+                sequence,
+                ..
+            } = r.disposition
+            {
+                map.insert(event_id, (case_id, sequence));
+            }
+        }
+    }
+    map
 }
