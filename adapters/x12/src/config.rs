@@ -29,6 +29,182 @@ pub struct X12Config {
     /// Decisions sent back as 278 responses, when enabled.
     #[serde(default)]
     pub writeback: Option<WriteBackConfig>,
+    /// Cases sent to payers as 278 requests (`[x12.requests]`), when enabled.
+    #[serde(default)]
+    pub requests: Option<RequestsConfig>,
+}
+
+/// The outbound 278 request path (`[x12.requests]`): which cases leave the
+/// gateway as a 278 request, to whom, and how.
+///
+/// A case is *due* when it is in `requested` status and a route matches it
+/// (its first coverage's payer id, optionally its source adapter and profile)
+/// and no request was written for it on that route yet. The daemon's
+/// submission worker writes the 278 with the profile's outbound request
+/// template, records its trace on the case (so the payer's 278 response is
+/// adopted, G003) and only then sends it: to the route's CORE SOAP partner
+/// (whose synchronous 278 response is taken in like any received 278) or into
+/// the route's outbound folder.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// The request template (default `<mappings_dir>/<profile>/outbound/request.toml`).
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// How often the worker looks for newly due cases and retries, in
+    /// milliseconds (default 1000).
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Delay before the first retry of a transport failure (default 1000 ms);
+    /// doubles per failure up to `retry_max_ms`.
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries (default 300 000 ms = 5 min).
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// The routes, first match wins (`[[x12.requests.routes]]`).
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn default_retry_initial_ms() -> u64 {
+    1000
+}
+
+fn default_retry_max_ms() -> u64 {
+    300_000
+}
+
+/// One payer route (`[[x12.requests.routes]]`): the cases it takes and where
+/// their 278 requests go — exactly one of `partner` (CORE SOAP) or `outbound`
+/// (a folder).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Our name for the route (unique; recorded with every request it writes,
+    /// in logs, metrics labels and audit rows).
+    pub name: String,
+    /// Payer ids the route takes (the case's `coverages[0].payer.id`); `*`
+    /// takes any case that names a payer.
+    pub payer_ids: Vec<String>,
+    /// Only cases received through these adapters (`hl7v2`, `fhir`, `x12`,
+    /// `desktop`, …); empty: any.
+    #[serde(default)]
+    pub adapters: Vec<String>,
+    /// Only cases mapped with these profiles; empty: any.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Name of the `[[x12.partners]]` entry the requests are sent to over
+    /// CORE SOAP (endpoint, CORE ids, TLS and client certificate are the
+    /// partner's).
+    #[serde(default)]
+    pub partner: Option<String>,
+    /// Folder the requests are written to instead, each atomically (temporary
+    /// name, fsync, rename).
+    #[serde(default)]
+    pub outbound: Option<PathBuf>,
+    /// ISA08 / GS03 of the requests (default: the partner's `isa_receiver_id`,
+    /// else the case's payer id).
+    #[serde(default)]
+    pub receiver_id: Option<String>,
+    /// ISA07 qualifier of `receiver_id` (default: the partner's
+    /// `isa_receiver_qualifier`, else `ZZ`).
+    #[serde(default)]
+    pub receiver_qualifier: Option<String>,
+}
+
+impl RouteConfig {
+    /// True when this route takes a case with these facts.
+    pub fn takes(&self, payer_id: Option<&str>, adapter: &str, profile: &str) -> bool {
+        let Some(payer_id) = payer_id.filter(|p| !p.is_empty()) else {
+            return false;
+        };
+        self.payer_ids.iter().any(|p| p == "*" || p == payer_id)
+            && (self.adapters.is_empty() || self.adapters.iter().any(|a| a == adapter))
+            && (self.profiles.is_empty() || self.profiles.iter().any(|p| p == profile))
+    }
+}
+
+impl RequestsConfig {
+    /// The first route that takes the case, if any.
+    pub fn route_for(
+        &self,
+        payer_id: Option<&str>,
+        adapter: &str,
+        profile: &str,
+    ) -> Option<&RouteConfig> {
+        self.routes
+            .iter()
+            .find(|r| r.takes(payer_id, adapter, profile))
+    }
+
+    /// Problems beyond serde, each with its key under `x12.requests`
+    /// (`partners` are the section's `[[x12.partners]]`).
+    pub fn problems(&self, partners: &[PartnerConfig]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.routes.is_empty() {
+            out.push((
+                "x12.requests.routes".to_owned(),
+                "configure at least one `[[x12.requests.routes]]`".to_owned(),
+            ));
+        }
+        if self.poll_interval_ms == 0 {
+            out.push((
+                "x12.requests.poll_interval_ms".to_owned(),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+            out.push((
+                "x12.requests.retry_initial_ms".to_owned(),
+                "must be at least 1 and at most `retry_max_ms`".to_owned(),
+            ));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = |k: &str| format!("x12.requests.routes[{i}].{k}");
+            if route.name.is_empty() || route.name.len() > 64 {
+                out.push((key("name"), "must be 1 to 64 characters".to_owned()));
+            }
+            if self.routes[..i].iter().any(|r| r.name == route.name) {
+                out.push((key("name"), format!("`{}` names two routes", route.name)));
+            }
+            if route.payer_ids.is_empty() || route.payer_ids.iter().any(String::is_empty) {
+                out.push((
+                    key("payer_ids"),
+                    "list at least one payer id (or `*`), none empty".to_owned(),
+                ));
+            }
+            match (&route.partner, &route.outbound) {
+                (Some(_), Some(_)) | (None, None) => out.push((
+                    format!("x12.requests.routes[{i}]"),
+                    "configure exactly one of `partner` (CORE SOAP) and `outbound` (a folder)"
+                        .to_owned(),
+                )),
+                (Some(name), None) if !partners.iter().any(|p| &p.name == name) => out.push((
+                    key("partner"),
+                    format!("no [[x12.partners]] entry is named `{name}`"),
+                )),
+                _ => {}
+            }
+            if let Some(id) = &route.receiver_id
+                && (id.is_empty() || id.len() > 15 || !id.is_ascii())
+            {
+                out.push((
+                    key("receiver_id"),
+                    "must be 1 to 15 ASCII characters (ISA08)".to_owned(),
+                ));
+            }
+            if let Some(q) = &route.receiver_qualifier
+                && (q.len() != 2 || !q.is_ascii())
+            {
+                out.push((
+                    key("receiver_qualifier"),
+                    "must be 2 ASCII characters (ISA07)".to_owned(),
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Where a decision on a case this adapter received goes: a 278 response for
@@ -357,6 +533,70 @@ fn default_timeout_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn requests(text: &str) -> RequestsConfig {
+        toml::from_str(text).unwrap_or_else(|e| panic!("requests: {e}"))
+    }
+
+    #[test]
+    fn routes_match_on_payer_then_adapter_and_profile_first_match_wins() {
+        let r = requests(
+            r#"
+[[routes]]
+name = "acme-hl7"
+payer_ids = ["60054"]
+adapters = ["hl7v2"]
+partner = "acme"
+[[routes]]
+name = "any"
+payer_ids = ["*"]
+outbound = "/tmp/out"
+"#,
+        );
+        let name = |p, a, f| r.route_for(p, a, f).map(|r| r.name.as_str());
+        assert_eq!(name(Some("60054"), "hl7v2", "epic"), Some("acme-hl7"));
+        assert_eq!(name(Some("60054"), "fhir", "epic"), Some("any"));
+        assert_eq!(name(Some("99999"), "hl7v2", "epic"), Some("any"));
+        assert_eq!(name(None, "hl7v2", "epic"), None, "no payer id: no route");
+        assert_eq!(name(Some(""), "hl7v2", "epic"), None);
+    }
+
+    #[test]
+    fn route_problems_name_their_key() {
+        let partner = partner("").expect("partner");
+        let r = requests(
+            r#"
+poll_interval_ms = 0
+[[routes]]
+name = "a"
+payer_ids = []
+[[routes]]
+name = "a"
+payer_ids = ["1"]
+partner = "nobody"
+receiver_id = "MUCH-TOO-LONG-FOR-ISA08"
+receiver_qualifier = "Z"
+"#,
+        );
+        let keys: Vec<String> = r.problems(&[partner]).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "x12.requests.poll_interval_ms",
+                "x12.requests.routes[0].payer_ids",
+                "x12.requests.routes[0]",
+                "x12.requests.routes[1].name",
+                "x12.requests.routes[1].partner",
+                "x12.requests.routes[1].receiver_id",
+                "x12.requests.routes[1].receiver_qualifier",
+            ]
+        );
+        let e = toml::from_str::<RequestsConfig>(
+            "[[routes]]\nname = \"a\"\npayer_ids = [\"1\"]\npayer = \"x\"\n",
+        )
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("payer"), "{e}");
+    }
 
     fn partner(extra: &str) -> Result<PartnerConfig, toml::de::Error> {
         toml::from_str(&format!(

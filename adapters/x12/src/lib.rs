@@ -48,6 +48,8 @@ pub mod loops;
 pub mod outbound;
 pub mod path;
 #[cfg(feature = "transports")]
+pub mod requests;
+#[cfg(feature = "transports")]
 pub mod soap;
 pub mod token;
 pub mod tr3;

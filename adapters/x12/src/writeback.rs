@@ -186,7 +186,7 @@ impl X12WriteBack {
 
 /// Writes `bytes` as `dir/name` atomically (temporary file, fsync, rename,
 /// directory fsync) unless it exists; true when written now.
-fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<bool> {
+pub(crate) fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<bool> {
     use std::io::Write;
     let target = dir.join(name);
     if target.exists() {

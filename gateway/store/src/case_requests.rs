@@ -123,7 +123,7 @@ impl Store {
     }
 }
 
-fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
+pub(crate) fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
     let snapshot: Option<String> = conn
         .prepare_cached("SELECT snapshot FROM cases WHERE case_id = ?1")
         .and_then(|mut st| st.query_row([case_id], |r| r.get(0)).optional())
@@ -133,7 +133,7 @@ fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
         .transpose()
 }
 
-fn insert(conn: &Connection, request: &NewCaseRequest) -> Result<i64> {
+pub(crate) fn insert(conn: &Connection, request: &NewCaseRequest) -> Result<i64> {
     let refs = serde_json::to_string(&request.references)
         .map_err(StoreError::json("request references"))?;
     let control = serde_json::to_string(&request.control)

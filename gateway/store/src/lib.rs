@@ -65,6 +65,7 @@ pub mod stats;
 mod store;
 mod time;
 mod writer;
+mod x12_submissions;
 
 use gateway_core::Case;
 use patient_hashing::patient_hash;
@@ -81,6 +82,7 @@ pub use signals::IntakeCounts;
 pub use size_budget::StoreSize;
 pub use store::{CommitStats, Store, StoreOptions};
 pub use writer::WriterState;
+pub use x12_submissions::{SubmissionCandidate, SubmissionState, X12Submission};
 
 /// The key [`Store::open_cases_for_patient`] looks cases up by: a hash of the
 /// tenant and the patient's first `MR` identifier (value and assigner), or of

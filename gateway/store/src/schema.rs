@@ -203,6 +203,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX case_requests_case ON case_requests (case_id);
     "#,
+    // 6: the outbound 278 request path (gateway-daemon's x12 submission
+    // worker): one row per case and payer route, due until written, recorded
+    // (its trace in `case_requests`, its bytes here) and sent; and the cursor
+    // over `messages` that finds newly due cases without rescanning.
+    r#"
+    CREATE TABLE x12_submissions (
+        id                  INTEGER PRIMARY KEY,
+        case_id             TEXT NOT NULL,
+        route               TEXT NOT NULL,
+        state               TEXT NOT NULL
+                            CHECK (state IN ('due', 'recorded', 'sent', 'refused', 'failed', 'skipped')),
+        attempts            INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at_ms  INTEGER NOT NULL,
+        request_id          INTEGER,
+        payload             BLOB,
+        reason              TEXT,
+        created_at_ms       INTEGER NOT NULL,
+        updated_at_ms       INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX x12_submissions_case_route ON x12_submissions (case_id, route);
+    CREATE INDEX x12_submissions_due ON x12_submissions (next_attempt_at_ms)
+        WHERE state IN ('due', 'recorded');
+    CREATE TABLE x12_submission_cursor (
+        name             TEXT PRIMARY KEY,
+        last_message_id  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -21,7 +21,8 @@ use gateway_x12::config::{
 };
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER};
 use gateway_x12::filedrop::FileDrop;
-use gateway_x12::outbound::ResponseTemplate;
+use gateway_x12::outbound::{RequestTemplate, ResponseTemplate};
+use gateway_x12::requests::{RequestWriter, Routes};
 use gateway_x12::soap::auth::{self, Authenticator};
 use gateway_x12::soap::client::{CoreClient, CoreReply};
 use gateway_x12::soap::server::{
@@ -33,6 +34,8 @@ use gateway_x12::writeback::X12WriteBack;
 
 use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
 use crate::settings::{Problem, Settings};
+
+mod requests;
 
 /// The `[x12]` section: see [`X12Config`].
 pub type Section = X12Config;
@@ -158,6 +161,17 @@ fn response_template_path(settings: &Settings, section: &X12Config) -> Option<Pa
     }))
 }
 
+/// The request template of `[x12.requests]`.
+fn request_template_path(settings: &Settings, section: &X12Config) -> Option<PathBuf> {
+    let requests = section.requests.as_ref()?;
+    Some(requests.template.clone().unwrap_or_else(|| {
+        settings
+            .mappings_dir
+            .join(&section.profile)
+            .join("outbound/request.toml")
+    }))
+}
+
 /// What the demo keeps between configuring and sending traffic.
 struct DemoState {
     inbound: PathBuf,
@@ -243,11 +257,22 @@ impl Adapter for X12 {
         if section.file_drop.is_none()
             && section.soap_server.is_none()
             && section.partners.is_empty()
+            && section.requests.is_none()
         {
             problem(
                 "x12",
-                "configure `file_drop`, `soap_server` or `partners`".into(),
+                "configure `file_drop`, `soap_server`, `partners` or `requests`".into(),
             );
+        }
+        if let Some(requests) = &section.requests {
+            for (key, message) in requests.problems(&section.partners) {
+                problem(&key, message);
+            }
+            if let Some(path) = request_template_path(settings, section)
+                && let Err(e) = RequestTemplate::load(&path)
+            {
+                problem("x12.requests.template", e.to_string());
+            }
         }
         if let Some(soap) = &section.soap_server {
             if soap.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -361,6 +386,31 @@ impl Adapter for X12 {
                     Arc::clone(&numbers),
                 ));
                 started.writebacks.push((writeback, None));
+            }
+            if let Some(config) = &section.requests {
+                let path = request_template_path(settings, &section)
+                    .ok_or_else(|| anyhow::anyhow!("x12 request template"))?;
+                let worker = requests::SubmissionWorker {
+                    store: context.store.clone(),
+                    routes: Routes::from_config(&section)?,
+                    writer: RequestWriter::new(
+                        RequestTemplate::load(&path)?,
+                        section.identity.clone(),
+                    ),
+                    numbers: Arc::clone(&numbers),
+                    pipeline: Arc::clone(&context.pipeline),
+                    profile: section.profile.clone(),
+                    ack_identity: section.identity.ack_identity(false),
+                    backoff: gateway_store::backoff::BackoffPolicy {
+                        initial_ms: config.retry_initial_ms,
+                        max_ms: config.retry_max_ms,
+                        multiplier: 2.0,
+                    },
+                    poll: Duration::from_millis(config.poll_interval_ms),
+                };
+                started.tasks.push(tokio::spawn(
+                    worker.run(context.shutdown.clone().cancelled_owned()),
+                ));
             }
             if let Some(drop_cfg) = section.file_drop.clone() {
                 let worker = FileDrop::new(
@@ -493,6 +543,7 @@ impl Adapter for X12 {
                 template: None,
                 receiver_qualifier: "ZZ".into(),
             }),
+            requests: None,
         });
         Ok(())
     }

@@ -1,0 +1,534 @@
+//! The outbound 278 request path through the real binary (`[x12.requests]`):
+//! a case routed to a payer leaves the gateway as a 278 request over CAQH CORE
+//! SOAP to a loopback payer, whose synchronous 278 response lands on the case
+//! as the decision; a folder route writes a file our own X12 intake accepts;
+//! a case the writer cannot make a valid 278 of is refused by name and never
+//! sent.
+//!
+//! The payer is our real CORE SOAP server (HTTPS, CORE envelope, our 999
+//! check on what it receives) with a responder written for the test: it reads
+//! the request and answers a 278 response echoing its BHT03 and TRN trace and
+//! approving with `HCR*A1*<number>`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gateway_core::GatewayError;
+use gateway_core::adapter::{
+    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
+};
+use gateway_store::Reader;
+use gateway_x12::ack::AckIdentity;
+use gateway_x12::control::ControlNumberAllocator;
+use gateway_x12::soap::server::{Responder, SoapServerState, serve};
+use gateway_x12::write::{
+    EnvelopeParams, GroupOut, MemoryControlNumbers, Seg, Stamp, write_interchange,
+};
+use support::{Daemon, repo_root, write_config};
+
+/// The authorization number the test payer approves with.
+const AUTH: &str = "PAYERAUTH7781";
+
+/// What the payer received (through our SOAP server's intake).
+#[derive(Default)]
+struct Recorder {
+    received: Mutex<Vec<InboundMessage>>,
+}
+
+impl IntakePipeline for Recorder {
+    fn submit(
+        &self,
+        message: InboundMessage,
+    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
+        Box::pin(async move {
+            let mut received = self.received.lock().expect("lock");
+            received.push(message);
+            Ok(IntakeOutcome::Kept {
+                receipt: CommitReceipt {
+                    message_id: i64::try_from(received.len()).unwrap_or(0),
+                },
+                reason: "recorded".into(),
+                warnings: Vec::new(),
+            })
+        })
+    }
+}
+
+/// The payer's decision: a 278 response echoing the request's BHT03, its
+/// TRN*1 trace (as TRN*2), payer, requester and patient, approved with
+/// [`AUTH`].
+struct Approver;
+
+fn segments(text: &str) -> Vec<Vec<String>> {
+    text.split('~')
+        .map(|s| s.trim().split('*').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|f| f.first().is_some_and(|id| !id.is_empty()))
+        .collect()
+}
+
+fn seg_from(fields: &[String]) -> Seg {
+    let mut seg = Seg::new(&fields[0]);
+    for f in &fields[1..] {
+        seg = if f.contains(':') {
+            seg.c(&f.split(':').collect::<Vec<_>>())
+        } else {
+            seg.e(f.clone())
+        };
+    }
+    seg
+}
+
+fn approve(request: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(request).ok()?;
+    let segs = segments(text);
+    let find = |id: &str, first: &str| {
+        segs.iter()
+            .find(|s| s[0] == id && s.get(1).is_some_and(|v| v == first))
+            .cloned()
+    };
+    let bht03 = find("BHT", "0007")?.get(3)?.clone();
+    let trn = find("TRN", "1")?;
+    let payer = find("NM1", "X3")?;
+    let requester = find("NM1", "1P")?;
+    let patient = find("NM1", "IL")?;
+    let now = Stamp::now();
+    let body = vec![
+        Seg::new("BHT")
+            .e("0007")
+            .e("11")
+            .e(bht03)
+            .e(now.ccyymmdd())
+            .e(now.hhmm())
+            .e("18"),
+        Seg::new("HL").e("1").e("").e("20").e("1"),
+        seg_from(&payer),
+        Seg::new("HL").e("2").e("1").e("21").e("1"),
+        seg_from(&requester),
+        Seg::new("HL").e("3").e("2").e("22").e("1"),
+        seg_from(&patient),
+        Seg::new("HL").e("4").e("3").e("EV").e("0"),
+        Seg::new("TRN")
+            .e("2")
+            .e(trn.get(2)?.clone())
+            .e(trn.get(3)?.clone()),
+        Seg::new("UM").e("HS").e("I").e("4").c(&["22", "B"]),
+        Seg::new("HCR").e("A1").e(AUTH),
+    ];
+    let envelope = EnvelopeParams {
+        sender_id: "DEMOPAYER".into(),
+        application_sender: "DEMOPAYER".into(),
+        receiver_id: "EHRGATEWAY".into(),
+        application_receiver: "EHRGATEWAY".into(),
+        newlines: false,
+        ..EnvelopeParams::default()
+    };
+    let groups = [GroupOut {
+        functional_id: "HI".into(),
+        version: "005010X217".into(),
+        set_id: "278".into(),
+        sets: vec![body],
+    }];
+    write_interchange(&envelope, &groups, &MemoryControlNumbers::new(), &now)
+        .ok()
+        .map(|(bytes, _)| bytes)
+}
+
+impl Responder for Approver {
+    fn respond<'a>(&'a self, request: &'a [u8]) -> BoxFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move { approve(request) })
+    }
+}
+
+/// The loopback payer: our CORE SOAP server (its intake runs our 999 check;
+/// only a request it accepts reaches the responder) on `port`.
+async fn payer(
+    port: u16,
+    cert: &str,
+    key: &str,
+) -> (
+    Arc<Recorder>,
+    tokio::sync::oneshot::Sender<()>,
+    gateway_x12::soap::server::BoundServer,
+) {
+    let recorder = Arc::new(Recorder::default());
+    let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(MemoryControlNumbers::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = serve(
+        &format!("127.0.0.1:{port}"),
+        cert.as_bytes(),
+        key.as_bytes(),
+        "/core/realtime",
+        4 * 1024 * 1024,
+        Arc::new(SoapServerState {
+            pipeline: recorder.clone(),
+            profile: "x12-278".into(),
+            identity: AckIdentity {
+                id: "DEMOPAYER".into(),
+                ..AckIdentity::default()
+            },
+            numbers,
+            core_rule_version: "2.2.0".into(),
+            responder: Some(Arc::new(Approver)),
+            auth: Default::default(),
+            audit: None,
+        }),
+        async move {
+            let _ = rx.await;
+        },
+    )
+    .await
+    .expect("payer server");
+    (recorder, tx, server)
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    probe.local_addr().expect("addr").port()
+}
+
+/// Drops the sample `name` into `inbound` atomically and waits until archived.
+fn drop_sample(inbound: &Path, name: &str) {
+    let bytes =
+        std::fs::read(repo_root().join("sample-messages/x12/x12-278").join(name)).expect("sample");
+    let part = inbound.join(format!(".{name}.part"));
+    std::fs::write(&part, bytes).expect("write");
+    std::fs::rename(&part, inbound.join(name)).expect("rename");
+    let archive = inbound.join("archive");
+    wait_for(&format!("{name} archived"), Duration::from_secs(30), || {
+        files(&archive, name).into_iter().next()
+    });
+}
+
+/// The case the x12 file drop made (the only x12 case).
+fn x12_case_id(reader: &Reader) -> String {
+    wait_for("the x12 case", Duration::from_secs(30), || {
+        reader
+            .list_messages(&Default::default())
+            .ok()?
+            .into_iter()
+            .find(|m| m.adapter == "x12")
+            .and_then(|m| m.case_id)
+    })
+}
+
+/// `(route, state, attempts, reason)` of the case's submissions, read from
+/// the store file.
+fn submissions(store: &Path, case_id: &str) -> Vec<(String, String, i64, Option<String>)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("store");
+    let mut st = conn
+        .prepare(
+            "SELECT route, state, attempts, reason FROM x12_submissions WHERE case_id = ?1 ORDER BY id",
+        )
+        .expect("query");
+    st.query_map([case_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// The TRN*1 trace of a 278 request.
+fn trace(x12: &[u8]) -> String {
+    let text = String::from_utf8_lossy(x12);
+    segments(&text)
+        .into_iter()
+        .find(|s| s[0] == "TRN" && s.get(1).is_some_and(|v| v == "1"))
+        .and_then(|s| s.get(2).cloned())
+        .expect("TRN*1")
+}
+
+fn config_head(dir: &Path, inbound: &Path) -> String {
+    format!(
+        r#"[x12]
+profile = "x12-278"
+[x12.identity]
+id = "EHRGATEWAY"
+[x12.file_drop]
+inbound = "{inbound}"
+poll_interval_ms = 100
+settle_ms = 0
+[x12.requests]
+poll_interval_ms = 100
+retry_initial_ms = 200
+retry_max_ms = 400
+"#,
+        inbound = inbound.display(),
+    ) + &format!("# {}\n", dir.display())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_routed_case_goes_to_the_core_payer_survives_kill_9_and_comes_back_approved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbound = dir.path().join("inbound");
+    std::fs::create_dir_all(&inbound).expect("inbound");
+    let (cert, key) =
+        gateway_x12::soap::tls::self_signed(&["localhost", "127.0.0.1"]).expect("certificate");
+    let cert_path = dir.path().join("payer-cert.pem");
+    std::fs::write(&cert_path, &cert).expect("cert");
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"{head}
+[[x12.requests.routes]]
+name = "demo-payer"
+payer_ids = ["60054"]
+adapters = ["x12"]
+partner = "demo-payer-core"
+[[x12.partners]]
+name = "demo-payer-core"
+endpoint = "https://localhost:{port}/core/realtime"
+sender_id = "EHRGATEWAY"
+receiver_id = "DEMOPAYER"
+isa_receiver_id = "DEMOPAYER"
+ca_file = "{cert}"
+ca_only = true
+timeout_ms = 5000
+"#,
+            head = config_head(dir.path(), &inbound),
+            cert = cert_path.display(),
+        ),
+    );
+    let store_file = dir.path().join("data/gateway.sqlite");
+
+    // The payer is down: the request is written and recorded, its delivery
+    // fails and is retried.
+    let mut daemon = Daemon::start(&config);
+    drop_sample(&inbound, "request-two-lines.x12");
+    let reader = Reader::open(&store_file).expect("reader");
+    let case_id = x12_case_id(&reader);
+    wait_for(
+        "a recorded request whose delivery failed",
+        Duration::from_secs(30),
+        || {
+            submissions(&store_file, &case_id)
+                .into_iter()
+                .find(|(_, state, attempts, _)| state == "recorded" && *attempts >= 1)
+        },
+    );
+    let recorded = reader.get_case(&case_id).expect("case").expect("stored");
+    assert_eq!(recorded.case.status.as_str(), "requested");
+
+    // kill -9 between record and send.
+    daemon.child.kill().expect("kill -9");
+    daemon.child.wait().expect("reaped");
+    drop(daemon);
+
+    let store = gateway_store::Store::open(&store_file, Default::default())
+        .await
+        .expect("store");
+    let requests = store.case_requests(&case_id).await.expect("requests");
+    store.close().await;
+    assert_eq!(requests.len(), 1, "one request recorded");
+    let recorded_trace = requests[0].request.references["x12_trace"].clone();
+    assert_eq!(requests[0].request.actor, "x12-route:demo-payer");
+
+    // The payer comes up; the restarted daemon sends the recorded request.
+    let (recorder, stop, server) = payer(port, &cert, &key).await;
+    let daemon = Daemon::start(&config);
+    let decided = wait_for("the approved case", Duration::from_secs(60), || {
+        reader
+            .get_case(&case_id)
+            .ok()
+            .flatten()
+            .filter(|r| r.case.status.as_str() == "approved")
+    });
+    let decision = decided.case.decision.expect("decision");
+    assert_eq!(decision.authorization_number.as_deref(), Some(AUTH));
+
+    // Exactly one request reached the payer: valid by our own 999 (its
+    // intake parsed it clean), with the recorded trace and our case id.
+    let received = recorder.received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1, "sent once");
+    let raw = &received[0].raw;
+    let parsed = gateway_x12::parse_interchange(raw).expect("parses");
+    assert!(
+        parsed.is_clean(),
+        "{:?}\n{}",
+        parsed.findings,
+        String::from_utf8_lossy(raw)
+    );
+    assert!(received[0].parsed.is_ok(), "our 999 accepts it");
+    assert!(gateway_x12::outbound::refusals(raw).is_empty());
+    let ack = gateway_x12::ack::acknowledge(
+        raw,
+        &AckIdentity::default(),
+        &MemoryControlNumbers::new(),
+        &Stamp::now(),
+    )
+    .expect("999");
+    assert_eq!(ack.verdict, 'A');
+    assert_eq!(trace(raw), recorded_trace, "the recorded trace was sent");
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.contains(&format!("BHT*0007*13*{case_id}*")), "{text}");
+    assert_eq!(parsed.interchange.header.receiver_id, "DEMOPAYER");
+    wait_for("the submission sent", Duration::from_secs(30), || {
+        submissions(&store_file, &case_id)
+            .into_iter()
+            .find(|(_, state, _, _)| state == "sent")
+    });
+
+    let _ = stop.send(());
+    server.join().await;
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_route_writes_a_request_our_intake_accepts_and_an_incomplete_case_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbound = dir.path().join("inbound");
+    let outbound = dir.path().join("to-payer");
+    std::fs::create_dir_all(&inbound).expect("inbound");
+    let mllp = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[[hl7v2.listeners]]
+listen = "127.0.0.1:{mllp}"
+profile = "epic"
+{head}
+[[x12.requests.routes]]
+name = "payer-folder"
+payer_ids = ["60054"]
+outbound = "{outbound}"
+"#,
+            head = config_head(dir.path(), &inbound),
+            outbound = outbound.display(),
+        ),
+    );
+    let store_file = dir.path().join("data/gateway.sqlite");
+    let daemon = Daemon::start(&config);
+    let reader = Reader::open(&store_file).expect("reader");
+
+    // An HL7 order for payer 60054: the epic profile names no requesting
+    // provider, so no valid 278 can be written for it.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", mllp)).expect("mllp");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    assert_eq!(
+        support::mllp_exchange(&mut stream, &support::epic_order()),
+        "AA"
+    );
+    let hl7_case = wait_for("the hl7 case", Duration::from_secs(30), || {
+        reader
+            .list_messages(&Default::default())
+            .ok()?
+            .into_iter()
+            .find(|m| m.adapter == "hl7v2")
+            .and_then(|m| m.case_id)
+    });
+    let (_, _, _, reason) = wait_for("the refusal", Duration::from_secs(30), || {
+        submissions(&store_file, &hl7_case)
+            .into_iter()
+            .find(|(_, state, _, _)| state == "refused")
+    });
+    let reason = reason.expect("reason");
+    assert!(reason.contains("requesting provider"), "{reason}");
+    let store = gateway_store::Store::open(&store_file, Default::default())
+        .await
+        .expect("store");
+    assert!(
+        store
+            .case_requests(&hl7_case)
+            .await
+            .expect("requests")
+            .is_empty(),
+        "nothing recorded for a refused case"
+    );
+    store.close().await;
+
+    // An X12 request for the same payer: written into the folder, once.
+    drop_sample(&inbound, "request-two-lines.x12");
+    let case_id = x12_case_id(&reader);
+    let file = wait_for("the 278 request file", Duration::from_secs(30), || {
+        files(&outbound, &format!("278-request-{case_id}-"))
+            .into_iter()
+            .next()
+    });
+    assert!(
+        files(&outbound, &format!("278-request-{hl7_case}")).is_empty(),
+        "the refused case was not written"
+    );
+    assert!(
+        files(&outbound, ".").is_empty(),
+        "no temporary file left behind"
+    );
+    let bytes = std::fs::read(&file).expect("file");
+    let ack = gateway_x12::ack::acknowledge(
+        &bytes,
+        &AckIdentity::default(),
+        &MemoryControlNumbers::new(),
+        &Stamp::now(),
+    )
+    .expect("999");
+    assert_eq!(ack.verdict, 'A', "{}", String::from_utf8_lossy(&bytes));
+
+    // Our X12 intake accepts it: dropped into the gateway's own inbound
+    // folder it is archived (not in error/) and maps onto the same case id
+    // (BHT03 is the case id), adopted because its trace is the recorded one.
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let part = inbound.join(format!(".{name}.part"));
+    std::fs::copy(&file, &part).expect("copy");
+    std::fs::rename(&part, inbound.join(&name)).expect("rename");
+    wait_for("the request archived", Duration::from_secs(30), || {
+        files(&inbound.join("archive"), &name).into_iter().next()
+    });
+    assert!(files(&inbound.join("error"), &name).is_empty());
+
+    let metrics = reqwest::get(daemon.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for outcome in ["refused", "sent"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("ehr_gateway_x12_requests_total")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+                    && l.contains("route=\"payer-folder\"")
+            })
+            .unwrap_or_else(|| panic!("{outcome} counted:\n{metrics}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+    drop(daemon);
+}
