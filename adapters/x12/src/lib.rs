@@ -7,13 +7,13 @@
 //!
 //! * [`token`]: delimiters from the ISA, segments/elements/components as spans;
 //!   tolerant of BOMs, line breaks, indentation and unpadded ISAs.
-//! * [`envelope`]: ISA/GS/ST structure and every control-number check.
-//! * [`loops`]: the 278 HL hierarchy and name loops, with parent-link and code checks.
-//! * [`decision`]: HCR/AAA → decision status, typed (see its table).
+//! * `envelope` (internal): ISA/GS/ST structure and every control-number check.
+//! * `loops` (internal): the 278 HL hierarchy and name loops, with parent-link and code checks.
+//! * `decision` (internal): HCR/AAA → decision status, typed (see its table).
 //! * [`tree`]: the source tree for mapping and the `parse` entry points, with
 //!   the correlation rule of a 278 to its request ([`tree::Correlation`]: BHT03,
 //!   else the 2000E trace; never ISA13).
-//! * [`path`]: the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
+//! * `path` (internal): the X12 path syntax (`2010CA/NM1-09`, `2000F[*]/SV1-01-2`).
 //! * [`tr3`]: the TR3-level rule tables (required segments per loop, element
 //!   requirements, NM108/NM109 pairing, qualifier code lists), run on what we
 //!   receive and on what our writers emit.
@@ -26,37 +26,61 @@
 //!   the daemon implements over the store, reserved per interchange.
 //! * [`intake`], [`filedrop`], [`soap`]: transports — a polled file drop and
 //!   CAQH CORE real-time SOAP (client and server) over HTTPS.
-//! * [`writeback`]: decisions go back to the requester as 278 responses (an
+//! * `writeback` (internal): decisions go back to the requester as 278 responses (an
 //!   outbound folder and/or a CORE partner), through the daemon's write-back worker.
+//! * [`requests`]: the outbound 278 request path — payer routes, the request
+//!   writer (fresh trace per request) and delivery to a CORE partner or a folder.
+//! * [`start`]: the facade a host starts the adapter with.
 //! * [`config`]: the daemon's `[x12]` section.
 //!
 //! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
 //! acknowledgment code it maps to. Nothing here panics on any input.
+//!
+//! ## What is public, and why
+//!
+//! The host (the daemon) needs only [`start`] (the facade: transports,
+//! write-back, outbound request routes from the `[x12]` section), [`config`]
+//! (the section it embeds), [`control`] (the allocator trait it implements
+//! over its store), [`requests`] (the request writer and routes its durable
+//! submission worker drives) and [`intake`] (how that worker takes a payer's
+//! 278 response in). The rest is public for this crate's CLI commands
+//! (`x12 ack|request|response`, `inspect`, `map`: [`tree`], [`ack`],
+//! [`outbound`], [`write`]), the conformance runner ([`tree`], [`intake`]),
+//! the registry's path syntax ([`X12PathSyntax`]), and its own tests, benches
+//! and fuzz targets ([`token`], [`tr3`], [`filedrop`], [`soap`]: the SOAP
+//! server and client are driven directly by the transport tests, and by
+//! daemon tests as a stand-in payer or requester endpoint). The loop model,
+//! envelope reader, decision table, path syntax module, log hashing and the
+//! write-back are internal; their types reach callers only as fields and
+//! return values of the above. [`codes`] is public as the reference of every
+//! finding's TA1/999 code (the tables name codes we do not emit yet).
 
 pub mod ack;
 pub mod codes;
 pub mod config;
 pub mod control;
-pub mod decision;
-pub mod envelope;
+mod decision;
+mod envelope;
 #[cfg(feature = "transports")]
 pub mod filedrop;
 #[cfg(feature = "transports")]
 pub mod intake;
-pub mod log_safe;
-pub mod loops;
+mod log_safe;
+mod loops;
 pub mod outbound;
-pub mod path;
+mod path;
 #[cfg(feature = "transports")]
 pub mod requests;
 #[cfg(feature = "transports")]
 pub mod soap;
+#[cfg(feature = "transports")]
+pub mod start;
 pub mod token;
 pub mod tr3;
 pub mod tree;
 pub mod write;
 #[cfg(feature = "transports")]
-pub mod writeback;
+mod writeback;
 
 pub use path::X12PathSyntax;
 pub use tree::{Parsed, parse, parse_documents, parse_interchange};

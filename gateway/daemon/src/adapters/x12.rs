@@ -1,36 +1,32 @@
-//! X12 wiring: the `[x12]` config section, starting the file drop and the
-//! CAQH CORE real-time SOAP server, the decision write-back (278 responses to
-//! the requester), and the loopback demo (sample 278s dropped into the inbound
-//! folder, and a 278 request sent over HTTPS with our own CORE client to our
-//! own server).
+//! X12 wiring: the `[x12]` section's host side. The adapter's transports,
+//! write-back and outbound request routes are assembled by its own facade
+//! (`gateway_x12::start`); what this file adds is what needs the daemon's
+//! store: durable control numbers ([`StoreControlNumbers`]), audit rows of
+//! refused CORE SOAP requests, and the submission worker of the outbound 278
+//! request path (`requests`, over the store's queue). Plus the loopback demo
+//! (sample 278s dropped into the inbound folder, and a 278 request sent over
+//! HTTPS with our own CORE client to our own server).
 //!
-//! Control numbers of everything the adapter writes (999, TA1, 278 responses)
-//! are allocated from the store ([`StoreControlNumbers`]): each allocation is
-//! committed before the number is used, so none is reused after a crash or
-//! restart. Scopes are per ISA sender id (`x12/<ISA06>/interchange|group|transaction`).
+//! Control numbers of everything the adapter writes (999, TA1, 278 requests
+//! and responses) are allocated from the store: each allocation is committed
+//! before the number is used, so none is reused after a crash or restart.
+//! Scopes are per ISA sender id (`x12/<ISA06>/interchange|group|transaction`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway_core::GatewayError;
-use gateway_core::adapter::{BoxFuture, WriteBack};
+use gateway_core::adapter::BoxFuture;
 use gateway_store::Store;
 use gateway_x12::config::{
     FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, WriteBackConfig, X12Config,
 };
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER};
-use gateway_x12::filedrop::FileDrop;
-use gateway_x12::outbound::{RequestTemplate, ResponseTemplate};
-use gateway_x12::requests::{RequestWriter, Routes};
-use gateway_x12::soap::auth::{self, Authenticator};
 use gateway_x12::soap::client::{CoreClient, CoreReply};
-use gateway_x12::soap::server::{
-    ListenerTls, Refusal, RefusalAudit, SoapServerState, limit_problems, listener_limits,
-    serve_with,
-};
+use gateway_x12::soap::server::{Refusal, RefusalAudit};
+use gateway_x12::start::EndpointKind;
 use gateway_x12::write::ControlKind;
-use gateway_x12::writeback::X12WriteBack;
 
 use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
 use crate::settings::{Problem, Settings};
@@ -112,79 +108,39 @@ impl RefusalAudit for StoreRefusalAudit {
     }
 }
 
-/// The UsernameToken passwords of the SOAP partners, in partner order,
-/// from `password_file` (first line) or `password_env`.
-fn soap_passwords(soap: &SoapServerConfig) -> Result<Vec<Option<String>>, (String, String)> {
-    soap.partners
-        .iter()
-        .enumerate()
-        .map(|(i, partner)| {
-            if partner.username.is_none() {
-                return Ok(None);
-            }
-            let secret = match (&partner.password_file, &partner.password_env) {
-                (Some(path), _) => std::fs::read_to_string(path)
-                    .map(|text| text.lines().next().unwrap_or("").trim().to_owned())
-                    .map_err(|e| {
-                        (
-                            format!("x12.soap_server.partners[{i}].password_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?,
-                (None, Some(var)) => std::env::var(var).map_err(|_| {
-                    (
-                        format!("x12.soap_server.partners[{i}].password_env"),
-                        format!("environment variable `{var}` is not set"),
-                    )
-                })?,
-                (None, None) => String::new(),
-            };
-            if secret.is_empty() {
-                return Err((
-                    format!("x12.soap_server.partners[{i}]"),
-                    "the UsernameToken password is empty".to_owned(),
-                ));
-            }
-            Ok(Some(secret))
-        })
-        .collect()
-}
-
-/// The response template the write-back uses.
-fn response_template_path(settings: &Settings, section: &X12Config) -> Option<PathBuf> {
-    let writeback = section.writeback.as_ref()?;
-    Some(writeback.template.clone().unwrap_or_else(|| {
-        settings
-            .mappings_dir
-            .join(&section.profile)
-            .join("outbound/response.toml")
-    }))
-}
-
-/// The request template of `[x12.requests]`.
-fn request_template_path(settings: &Settings, section: &X12Config) -> Option<PathBuf> {
-    let requests = section.requests.as_ref()?;
-    Some(requests.template.clone().unwrap_or_else(|| {
-        settings
-            .mappings_dir
-            .join(&section.profile)
-            .join("outbound/request.toml")
-    }))
-}
-
-/// What the demo keeps between configuring and sending traffic.
-struct DemoState {
+/// The demo's files, all under the demo's temporary directory: derived
+/// from it again when sending traffic, so nothing is kept between
+/// configuring and sending (no global).
+struct DemoPaths {
+    base: PathBuf,
     inbound: PathBuf,
-    archive: PathBuf,
-    error: PathBuf,
-    ca_file: PathBuf,
-    soap_path: String,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
-static DEMO: Mutex<Option<DemoState>> = Mutex::new(None);
+const DEMO_SOAP_PATH: &str = "/core/realtime";
 
-fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
-    DEMO.lock().unwrap_or_else(|p| p.into_inner())
+impl DemoPaths {
+    fn new(env: &DemoEnv) -> Self {
+        let base = env.temp_dir.join("x12");
+        DemoPaths {
+            inbound: base.join("inbound"),
+            cert: base.join("soap-cert.pem"),
+            key: base.join("soap-key.pem"),
+            base,
+        }
+    }
+
+    fn file_drop(&self) -> FileDropConfig {
+        FileDropConfig {
+            inbound: self.inbound.clone(),
+            archive: None,
+            error: None,
+            poll_interval_ms: 200,
+            settle_ms: 0,
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 impl Adapter for X12 {
@@ -193,32 +149,11 @@ impl Adapter for X12 {
     }
 
     fn secret_files(&self, settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
-        let mut files = Vec::new();
-        let Some(x12) = &settings.x12 else {
-            return files;
-        };
-        if let Some(soap) = &x12.soap_server {
-            super::add_secret(
-                &mut files,
-                "x12.soap_server.tls.key".to_owned(),
-                &Some(soap.tls.key.clone()),
-            );
-            for (i, partner) in soap.partners.iter().enumerate() {
-                super::add_secret(
-                    &mut files,
-                    format!("x12.soap_server.partners[{i}].password_file"),
-                    &partner.password_file,
-                );
-            }
-        }
-        for (i, partner) in x12.partners.iter().enumerate() {
-            super::add_secret(
-                &mut files,
-                format!("x12.partners[{i}].client_identity"),
-                &partner.client_identity,
-            );
-        }
-        files
+        settings
+            .x12
+            .as_ref()
+            .map(gateway_x12::start::secret_files)
+            .unwrap_or_default()
     }
 
     fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
@@ -237,113 +172,12 @@ impl Adapter for X12 {
         let Some(section) = &settings.x12 else {
             return;
         };
-        let origin = config_file.display().to_string();
-        let mut problem = |key: &str, message: String| {
+        for (key, message) in gateway_x12::start::problems(section, &settings.mappings_dir) {
             problems.push(Problem {
-                origin: origin.clone(),
-                key: Some(key.to_owned()),
+                origin: config_file.display().to_string(),
+                key: Some(key),
                 message,
             });
-        };
-        if section.identity.id.is_empty() || section.identity.id.len() > 15 {
-            problem(
-                "x12.identity.id",
-                "must be 1 to 15 characters (ISA06)".into(),
-            );
-        }
-        if !matches!(section.identity.usage, 'T' | 'P') {
-            problem("x12.identity.usage", "must be T or P (ISA15)".into());
-        }
-        if section.file_drop.is_none()
-            && section.soap_server.is_none()
-            && section.partners.is_empty()
-            && section.requests.is_none()
-        {
-            problem(
-                "x12",
-                "configure `file_drop`, `soap_server`, `partners` or `requests`".into(),
-            );
-        }
-        if let Some(requests) = &section.requests {
-            for (key, message) in requests.problems(&section.partners) {
-                problem(&key, message);
-            }
-            if let Some(path) = request_template_path(settings, section)
-                && let Err(e) = RequestTemplate::load(&path)
-            {
-                problem("x12.requests.template", e.to_string());
-            }
-        }
-        if let Some(soap) = &section.soap_server {
-            if soap.listen.parse::<std::net::SocketAddr>().is_err() {
-                problem(
-                    "x12.soap_server.listen",
-                    format!("`{}` is not HOST:PORT", soap.listen),
-                );
-            }
-            for (key, path) in [
-                ("x12.soap_server.tls.cert", &soap.tls.cert),
-                ("x12.soap_server.tls.key", &soap.tls.key),
-            ] {
-                if !path.is_file() {
-                    problem(key, format!("{} does not exist", path.display()));
-                }
-            }
-            if !soap.path.starts_with('/') {
-                problem("x12.soap_server.path", "must start with `/`".into());
-            }
-            if let Some(ca) = &soap.client_ca
-                && !ca.is_file()
-            {
-                problem(
-                    "x12.soap_server.client_ca",
-                    format!("{} does not exist", ca.display()),
-                );
-            }
-            for (key, message) in limit_problems(soap) {
-                problem(&key, message);
-            }
-            for e in auth::check(soap)
-                .into_iter()
-                .chain(auth::check_exposure(soap))
-            {
-                problem(&e.key, e.message);
-            }
-            if let Err((key, message)) = soap_passwords(soap) {
-                problem(&key, message);
-            }
-        }
-        if let Some(writeback) = &section.writeback {
-            if writeback.outbound.is_none() && writeback.partner.is_none() {
-                problem(
-                    "x12.writeback",
-                    "configure `outbound` (a folder) and/or `partner`".into(),
-                );
-            }
-            if let Some(name) = &writeback.partner
-                && !section.partners.iter().any(|p| &p.name == name)
-            {
-                problem(
-                    "x12.writeback.partner",
-                    format!("no [[x12.partners]] entry is named `{name}`"),
-                );
-            }
-            if let Some(path) = response_template_path(settings, section)
-                && let Err(e) = ResponseTemplate::load(&path)
-            {
-                problem("x12.writeback.template", e.to_string());
-            }
-        }
-        for (i, partner) in section.partners.iter().enumerate() {
-            if !partner.endpoint.starts_with("https://") {
-                problem(
-                    &format!("x12.partners[{i}].endpoint"),
-                    "must be an https:// URL".into(),
-                );
-            }
-            if let Err(e) = CoreClient::new(partner.clone()) {
-                problem(&format!("x12.partners[{i}]"), e.to_string());
-            }
         }
     }
 
@@ -353,165 +187,80 @@ impl Adapter for X12 {
         context: AdapterContext,
     ) -> BoxFuture<'a, anyhow::Result<Started>> {
         Box::pin(async move {
-            let Some(section) = settings.x12.clone() else {
+            let Some(section) = settings.x12.as_ref() else {
                 return Ok(Started::default());
             };
             let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(StoreControlNumbers::new(
                 context.store.clone(),
                 &section.identity.id,
             ));
-            let mut started = Started::default();
-            if let Some(writeback) = &section.writeback {
-                let path = response_template_path(settings, &section)
-                    .ok_or_else(|| anyhow::anyhow!("x12 write-back template"))?;
-                let template = ResponseTemplate::load(&path)?;
-                let partner = match &writeback.partner {
-                    Some(name) => {
-                        let config = section
-                            .partners
-                            .iter()
-                            .find(|p| &p.name == name)
-                            .ok_or_else(|| {
-                                anyhow::anyhow!("x12 partner `{name}` is not configured")
-                            })?;
-                        Some(CoreClient::new(config.clone())?)
-                    }
-                    None => None,
-                };
-                let writeback: Arc<dyn WriteBack> = Arc::new(X12WriteBack::new(
-                    writeback,
-                    template,
-                    section.identity.clone(),
-                    partner,
-                    Arc::clone(&numbers),
-                ));
+            let x12 = gateway_x12::start::start(
+                section,
+                gateway_x12::start::Context {
+                    pipeline: Arc::clone(&context.pipeline),
+                    shutdown: context.shutdown.clone(),
+                    numbers: Arc::clone(&numbers),
+                    audit: Some(Arc::new(StoreRefusalAudit {
+                        store: context.store.clone(),
+                    })),
+                    mappings_dir: settings.mappings_dir.clone(),
+                },
+            )
+            .await?;
+            let mut started = Started {
+                tasks: x12.tasks,
+                ..Started::default()
+            };
+            if let Some(writeback) = x12.writeback {
                 started.writebacks.push((writeback, None));
             }
-            if let Some(config) = &section.requests {
-                let path = request_template_path(settings, &section)
-                    .ok_or_else(|| anyhow::anyhow!("x12 request template"))?;
+            started.endpoints = x12
+                .endpoints
+                .into_iter()
+                .map(|e| Endpoint {
+                    transport: match e.kind {
+                        EndpointKind::FileDrop => gateway_registry::Transport::FileDrop,
+                        EndpointKind::Soap => gateway_registry::Transport::Soap,
+                    },
+                    description: e.description,
+                    addr: e.addr,
+                    profile: Some(e.profile),
+                })
+                .collect();
+            if let Some(path) = x12.requests {
                 let worker = requests::SubmissionWorker {
                     store: context.store.clone(),
-                    routes: Routes::from_config(&section)?,
-                    writer: RequestWriter::new(
-                        RequestTemplate::load(&path)?,
-                        section.identity.clone(),
-                    ),
-                    numbers: Arc::clone(&numbers),
+                    routes: path.routes,
+                    writer: path.writer,
+                    numbers,
                     pipeline: Arc::clone(&context.pipeline),
                     profile: section.profile.clone(),
                     ack_identity: section.identity.ack_identity(false),
                     backoff: gateway_store::backoff::BackoffPolicy {
-                        initial_ms: config.retry_initial_ms,
-                        max_ms: config.retry_max_ms,
+                        initial_ms: path.retry_initial_ms,
+                        max_ms: path.retry_max_ms,
                         multiplier: 2.0,
                     },
-                    poll: Duration::from_millis(config.poll_interval_ms),
+                    poll: path.poll,
                 };
                 started.tasks.push(tokio::spawn(
                     worker.run(context.shutdown.clone().cancelled_owned()),
                 ));
-            }
-            if let Some(drop_cfg) = section.file_drop.clone() {
-                let worker = FileDrop::new(
-                    drop_cfg.clone(),
-                    section.profile.clone(),
-                    Arc::clone(&context.pipeline),
-                    section.identity.ack_identity(true),
-                    Arc::clone(&numbers),
-                )?;
-                started.tasks.push(tokio::spawn(
-                    worker.run(context.shutdown.clone().cancelled_owned()),
-                ));
-                started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::FileDrop,
-                    description: format!(
-                        "X12 file drop {} (every {} ms)",
-                        drop_cfg.inbound.display(),
-                        drop_cfg.poll_interval_ms
-                    ),
-                    addr: None,
-                    profile: Some(section.profile.clone()),
-                });
-            }
-            if let Some(soap) = section.soap_server.clone() {
-                let cert = std::fs::read(&soap.tls.cert)?;
-                let key = std::fs::read(&soap.tls.key)?;
-                let client_ca = soap.client_ca.as_ref().map(std::fs::read).transpose()?;
-                let passwords = soap_passwords(&soap)
-                    .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
-                let authenticator = Authenticator::new(&soap, &passwords)?;
-                if !authenticator.enforced() {
-                    tracing::warn!(listen = %soap.listen, "x12 CORE SOAP server without partner authentication (loopback only): any local process may post");
-                }
-                let state = Arc::new(SoapServerState {
-                    pipeline: Arc::clone(&context.pipeline),
-                    profile: section.profile.clone(),
-                    identity: section.identity.ack_identity(false),
-                    numbers: Arc::clone(&numbers),
-                    core_rule_version: soap.core_rule_version.clone(),
-                    responder: None,
-                    auth: Arc::new(authenticator),
-                    audit: Some(Arc::new(StoreRefusalAudit {
-                        store: context.store.clone(),
-                    })),
-                });
-                let tls = ListenerTls {
-                    cert_pem: &cert,
-                    key_pem: &key,
-                    client_ca_pem: client_ca.as_deref(),
-                    limits: listener_limits(&soap),
-                };
-                let server = serve_with(
-                    &soap.listen,
-                    tls,
-                    &soap.path,
-                    soap.max_body_bytes,
-                    state,
-                    context.shutdown.clone().cancelled_owned(),
-                )
-                .await?;
-                started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::Soap,
-                    description: format!(
-                        "X12 CORE SOAP server https://{}{}",
-                        server.local_addr, soap.path
-                    ),
-                    addr: Some(server.local_addr),
-                    profile: Some(section.profile.clone()),
-                });
-                started.tasks.push(tokio::spawn(server.join()));
             }
             Ok(started)
         })
     }
 
     fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
-        let base = env.temp_dir.join("x12");
-        let inbound = base.join("inbound");
-        std::fs::create_dir_all(&inbound).map_err(|e| format!("x12 demo folder: {e}"))?;
+        let paths = DemoPaths::new(env);
+        std::fs::create_dir_all(&paths.inbound).map_err(|e| format!("x12 demo folder: {e}"))?;
         let (cert, key) = gateway_x12::soap::tls::self_signed(&["localhost", "127.0.0.1"])
             .map_err(|e| format!("x12 demo certificate: {e}"))?;
-        let cert_path = base.join("soap-cert.pem");
-        let key_path = base.join("soap-key.pem");
-        std::fs::write(&cert_path, cert).map_err(|e| format!("x12 demo certificate: {e}"))?;
-        std::fs::write(&key_path, key).map_err(|e| format!("x12 demo key: {e}"))?;
-        let file_drop = FileDropConfig {
-            inbound: inbound.clone(),
-            archive: None,
-            error: None,
-            poll_interval_ms: 200,
-            settle_ms: 0,
-            max_bytes: 16 * 1024 * 1024,
-        };
-        let soap_path = "/core/realtime".to_owned();
-        *demo_state() = Some(DemoState {
-            inbound: inbound.clone(),
-            archive: file_drop.archive_dir(),
-            error: file_drop.error_dir(),
-            ca_file: cert_path.clone(),
-            soap_path: soap_path.clone(),
-        });
+        std::fs::write(&paths.cert, cert).map_err(|e| format!("x12 demo certificate: {e}"))?;
+        std::fs::write(&paths.key, key).map_err(|e| format!("x12 demo key: {e}"))?;
+        let file_drop = paths.file_drop();
+        let soap_path = DEMO_SOAP_PATH.to_owned();
+        let (cert_path, key_path, base) = (paths.cert, paths.key, paths.base);
         settings.x12 = Some(X12Config {
             profile: "x12-278".into(),
             identity: Default::default(),
@@ -554,9 +303,9 @@ impl Adapter for X12 {
         env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let Some(state) = demo_state().take() else {
-                return Err("the x12 demo was not configured".to_owned());
-            };
+            let paths = DemoPaths::new(env);
+            let file_drop = paths.file_drop();
+            let (archive, error) = (file_drop.archive_dir(), file_drop.error_dir());
             let samples = env.repo_root.join("sample-messages/x12/x12-278");
             let mut dropped = 0;
             let mut names: Vec<PathBuf> = std::fs::read_dir(&samples)
@@ -580,9 +329,9 @@ impl Adapter for X12 {
                     continue;
                 };
                 // Write under a temporary name, then rename: the drop never sees half a file.
-                let tmp = state.inbound.join(format!(".{}", name.to_string_lossy()));
+                let tmp = paths.inbound.join(format!(".{}", name.to_string_lossy()));
                 std::fs::copy(path, &tmp).map_err(|e| format!("x12 demo copy: {e}"))?;
-                std::fs::rename(&tmp, state.inbound.join(name))
+                std::fs::rename(&tmp, paths.inbound.join(name))
                     .map_err(|e| format!("x12 demo copy: {e}"))?;
                 dropped += 1;
             }
@@ -596,22 +345,22 @@ impl Adapter for X12 {
                     })
                     .unwrap_or(0)
             };
-            while count(&state.archive) + count(&state.error) < dropped {
+            while count(&archive) + count(&error) < dropped {
                 if Instant::now() > until {
                     return Err(format!(
                         "x12 file drop processed only {} of {dropped} files",
-                        count(&state.archive) + count(&state.error)
+                        count(&archive) + count(&error)
                     ));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let (archived, rejected) = (count(&state.archive), count(&state.error));
+            let (archived, rejected) = (count(&archive), count(&error));
             let Some(addr) = started.endpoints.iter().find_map(|e| e.addr) else {
                 return Err("the x12 SOAP server did not start".into());
             };
             let client = CoreClient::new(PartnerConfig {
                 name: "demo-loopback".into(),
-                endpoint: format!("https://localhost:{}{}", addr.port(), state.soap_path),
+                endpoint: format!("https://localhost:{}{}", addr.port(), DEMO_SOAP_PATH),
                 sender_id: "CARDIONORTH".into(),
                 receiver_id: "EHRGATEWAY".into(),
                 isa_receiver_id: None,
@@ -619,7 +368,7 @@ impl Adapter for X12 {
                 core_rule_version: "2.2.0".into(),
                 processing_mode: Default::default(),
                 request_payload_type: gateway_x12::soap::PAYLOAD_278_REQUEST.into(),
-                ca_file: Some(state.ca_file.clone()),
+                ca_file: Some(paths.cert.clone()),
                 ca_only: true,
                 client_identity: None,
                 timeout_ms: 20_000,
