@@ -532,3 +532,64 @@ outbound = "{outbound}"
     }
     drop(daemon);
 }
+
+#[test]
+fn route_problems_name_the_file_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        r#"[x12]
+profile = "x12-278"
+[x12.requests]
+[[x12.requests.routes]]
+name = "both"
+payer_ids = ["60054"]
+partner = "nobody"
+outbound = "/tmp/x"
+[[x12.requests.routes]]
+name = "unknown-partner"
+payer_ids = ["60054"]
+partner = "nobody"
+[[x12.requests.routes]]
+name = "unknown-partner"
+payer_ids = []
+outbound = "/tmp/y"
+receiver_id = "FAR-TOO-LONG-FOR-ISA08"
+"#,
+    );
+    let out = std::process::Command::new(support::bin())
+        .current_dir(repo_root())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in [
+        "x12.requests.routes[0]",
+        "x12.requests.routes[1].partner",
+        "x12.requests.routes[2].name",
+        "x12.requests.routes[2].payer_ids",
+        "x12.requests.routes[2].receiver_id",
+    ] {
+        assert!(
+            stderr.contains(&format!("{}: key `{key}`", config.display())),
+            "{key} missing in {stderr}"
+        );
+    }
+    // An unknown key in a route is refused by serde, with its path.
+    let config = write_config(
+        dir.path(),
+        "[x12]\n[x12.requests]\n[[x12.requests.routes]]\nname = \"r\"\npayer_ids = [\"1\"]\noutbound = \"/tmp/z\"\npayer = \"typo\"\n",
+    );
+    let out = std::process::Command::new(support::bin())
+        .current_dir(repo_root())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `payer`"), "{stderr}");
+    assert!(stderr.contains("x12.requests.routes"), "{stderr}");
+}
