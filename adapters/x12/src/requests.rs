@@ -133,6 +133,11 @@ impl Routes {
         })
     }
 
+    /// Every route, in match order.
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
     /// The route named `name`.
     pub fn named(&self, name: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.config.name == name)

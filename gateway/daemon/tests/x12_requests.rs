@@ -513,13 +513,19 @@ outbound = "{outbound}"
     });
     assert!(files(&inbound.join("error"), &name).is_empty());
 
+    wait_for("the submission sent", Duration::from_secs(30), || {
+        submissions(&store_file, &case_id)
+            .into_iter()
+            .find(|(_, state, _, _)| state == "sent")
+    });
     let metrics = reqwest::get(daemon.url("/metrics"))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("text");
-    for outcome in ["refused", "sent"] {
+    // One refused (the HL7 case), one sent; the other outcomes exist at 0.
+    for (outcome, count) in [("refused", 1), ("sent", 1), ("failed", 0), ("retried", 0)] {
         let line = metrics
             .lines()
             .find(|l| {
@@ -528,7 +534,7 @@ outbound = "{outbound}"
                     && l.contains("route=\"payer-folder\"")
             })
             .unwrap_or_else(|| panic!("{outcome} counted:\n{metrics}"));
-        assert!(line.ends_with(" 1"), "{line}");
+        assert!(line.ends_with(&format!(" {count}")), "{line}");
     }
     drop(daemon);
 }

@@ -54,6 +54,9 @@ pub const REQUEST_REFUSED: &str = "x12.request.refused";
 /// The audit action of a request the partner refused for good.
 pub const REQUEST_FAILED: &str = "x12.request.failed";
 
+/// The `outcome` label values of [`REQUESTS_TOTAL`].
+const OUTCOMES: [&str; 5] = ["sent", "refused", "failed", "retried", "skipped"];
+
 /// The store cursor over committed messages.
 const CURSOR: &str = "x12-requests";
 /// Messages read per scan step.
@@ -106,6 +109,13 @@ impl SubmissionWorker {
             REQUESTS_TOTAL,
             "X12 278 requests the submission worker handled, by route and outcome (sent, refused, failed, retried, skipped)."
         );
+        // Every route's series exist (at 0) before the first request.
+        for route in self.routes.iter() {
+            for outcome in OUTCOMES {
+                metrics::counter!(REQUESTS_TOTAL, "route" => route.config.name.clone(), "outcome" => outcome)
+                    .increment(0);
+            }
+        }
         tokio::pin!(shutdown);
         loop {
             if let Err(e) = self.pass().await {
