@@ -513,28 +513,39 @@ outbound = "{outbound}"
     });
     assert!(files(&inbound.join("error"), &name).is_empty());
 
-    wait_for("the submission sent", Duration::from_secs(30), || {
-        submissions(&store_file, &case_id)
-            .into_iter()
-            .find(|(_, state, _, _)| state == "sent")
-    });
-    let metrics = reqwest::get(daemon.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
     // One refused (the HL7 case), one sent; the other outcomes exist at 0.
-    for (outcome, count) in [("refused", 1), ("sent", 1), ("failed", 0), ("retried", 0)] {
-        let line = metrics
+    // The counter moves just after the store does: scrape until it shows.
+    let expected = [("refused", 1), ("sent", 1), ("failed", 0), ("retried", 0)];
+    let value = |metrics: &str, outcome: &str| {
+        metrics
             .lines()
             .find(|l| {
                 l.starts_with("ehr_gateway_x12_requests_total")
                     && l.contains(&format!("outcome=\"{outcome}\""))
                     && l.contains("route=\"payer-folder\"")
             })
-            .unwrap_or_else(|| panic!("{outcome} counted:\n{metrics}"));
-        assert!(line.ends_with(&format!(" {count}")), "{line}");
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::get(daemon.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if expected
+            .iter()
+            .all(|(outcome, count)| value(&metrics, outcome) == Some(*count))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {expected:?} in:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(daemon);
 }
