@@ -106,7 +106,7 @@ pub struct X12Submission {
     pub attempts: u32,
     /// The `case_requests` row of the written request, once recorded.
     pub request_id: Option<i64>,
-    /// The written 278, once recorded.
+    /// The written 278, while recorded and not yet delivered.
     pub payload: Option<Vec<u8>>,
     /// Why it was refused, failed, skipped or last retried.
     pub reason: Option<String>,
@@ -302,7 +302,9 @@ impl Store {
     }
 
     /// Ends submission `id` in `state` (`sent`, `refused`, `failed`,
-    /// `skipped`) with `reason`, and `audit` when given.
+    /// `skipped`) with `reason`, and `audit` when given. The request's bytes
+    /// (patient data) are dropped: they were kept only to resend them; its
+    /// trace and control numbers stay in `case_requests`.
     pub async fn finish_x12_submission(
         &self,
         id: i64,
@@ -320,8 +322,8 @@ impl Store {
             .writer
             .write(move |conn| {
                 conn.prepare_cached(
-                    "UPDATE x12_submissions SET state = ?2, reason = ?3, updated_at_ms = ?4
-                     WHERE id = ?1",
+                    "UPDATE x12_submissions SET state = ?2, reason = ?3, updated_at_ms = ?4,
+                     payload = NULL WHERE id = ?1",
                 )
                 .and_then(|mut st| st.execute(params![id, state.as_str(), reason, now_ms()]))
                 .map_err(StoreError::sql("ending a 278 request"))?;
@@ -506,6 +508,7 @@ mod tests {
         let listed = store.x12_submissions(a).await.expect("listed");
         assert_eq!(listed[0].state, SubmissionState::Sent);
         assert_eq!(listed[0].attempts, 1);
+        assert_eq!(listed[0].payload, None, "no patient data kept once sent");
         store.close().await;
     }
 }
