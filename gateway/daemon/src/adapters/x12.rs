@@ -243,9 +243,9 @@ impl Adapter for X12 {
                     },
                     poll: path.poll,
                 };
-                started.tasks.push(tokio::spawn(
-                    worker.run(context.shutdown.clone().cancelled_owned()),
-                ));
+                started
+                    .tasks
+                    .push(tokio::spawn(worker.run(context.shutdown.clone())));
             }
             Ok(started)
         })

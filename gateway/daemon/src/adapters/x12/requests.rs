@@ -42,7 +42,7 @@ use gateway_x12::requests::{
     request_references,
 };
 use gateway_x12::write::Stamp;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::CancellationToken;
 
 /// Counter of the worker's outcomes, by route and outcome.
 pub const REQUESTS_TOTAL: &str = "ehr_gateway_x12_requests_total";
@@ -104,7 +104,7 @@ fn audit(action: &str, route: &str, case_id: &str, detail: String) -> AuditEntry
 impl SubmissionWorker {
     /// Runs until `shutdown`: each pass queues newly due cases, then works
     /// on what is due.
-    pub async fn run(self, shutdown: WaitForCancellationFutureOwned) {
+    pub async fn run(self, shutdown: CancellationToken) {
         metrics::describe_counter!(
             REQUESTS_TOTAL,
             "X12 278 requests the submission worker handled, by route and outcome (sent, refused, failed, retried, skipped)."
@@ -116,20 +116,19 @@ impl SubmissionWorker {
                     .increment(0);
             }
         }
-        tokio::pin!(shutdown);
         loop {
-            if let Err(e) = self.pass().await {
+            if let Err(e) = self.pass(&shutdown).await {
                 tracing::error!(error = %e, "x12 request pass failed; retrying on the next poll");
             }
             tokio::select! {
-                () = &mut shutdown => break,
+                () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(self.poll) => {}
             }
         }
     }
 
     /// One pass: queue, then work.
-    async fn pass(&self) -> Result<(), StoreError> {
+    async fn pass(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         loop {
             let (candidates, last) = self
                 .store
@@ -153,7 +152,24 @@ impl SubmissionWorker {
             }
         }
         for submission in self.store.due_x12_submissions(DUE_BATCH).await? {
-            self.work(submission).await?;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let (id, route) = (submission.id, submission.route.clone());
+            // One row's store error must not starve the rows behind it: it
+            // is logged and the row tried again after a backoff.
+            if let Err(e) = self.work(submission, shutdown).await {
+                tracing::error!(error = %e, submission = id, %route, "x12 278 request not processed");
+                let delay = self.backoff.delay(1);
+                let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                if let Err(e) = self
+                    .store
+                    .retry_x12_submission(id, delay_ms, format!("store error: {e}"))
+                    .await
+                {
+                    tracing::error!(error = %e, submission = id, "x12 278 request retry not scheduled");
+                }
+            }
         }
         Ok(())
     }
@@ -258,7 +274,7 @@ impl SubmissionWorker {
         Ok(Some((written.bytes, isa13)))
     }
 
-    async fn work(&self, s: X12Submission) -> Result<(), StoreError> {
+    async fn work(&self, s: X12Submission, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let Some(route) = self.routes.named(&s.route) else {
             let reason = format!("route `{}` is no longer configured", s.route);
             return self
@@ -272,12 +288,30 @@ impl SubmissionWorker {
                     .unwrap_or_default();
                 (payload.clone(), isa13)
             }
+            (SubmissionState::Recorded, None) => {
+                let reason = "recorded without its bytes: cannot be resent".to_owned();
+                return self
+                    .finish(
+                        &s,
+                        SubmissionState::Failed,
+                        "failed",
+                        reason,
+                        Some(REQUEST_FAILED),
+                    )
+                    .await;
+            }
             _ => match self.record(&s, route).await? {
                 Some(written) => written,
                 None => return Ok(()),
             },
         };
-        match route.deliver(&s.case_id, &isa13, &payload).await {
+        // A delivery cut short by shutdown leaves the row recorded: the next
+        // start sends the same bytes.
+        let delivered = tokio::select! {
+            delivered = route.deliver(&s.case_id, &isa13, &payload) => delivered,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        match delivered {
             Ok(Delivery::Written(name)) => {
                 tracing::info!(case_id = %s.case_id, route = %s.route, file = %name, "x12 278 request written to the outbound folder");
                 self.finish(
