@@ -13,7 +13,8 @@
 //! due is forgotten and no case is queued twice for a route.
 //!
 //! A row moves `due` → `recorded` → `sent`, or ends `refused` (the case
-//! cannot be written as a valid 278: never retried), `failed` (the partner
+//! cannot be written as a valid 278: due again only when a new message
+//! updates the case), `failed` (the partner
 //! refused it for good) or `skipped` (the case was no longer `requested`).
 //! `recorded` is written in the same transaction as the request's trace in
 //! `case_requests` (#12's rule: the trace is durable before the request
@@ -42,7 +43,7 @@ pub enum SubmissionState {
     /// Delivered (the folder has the file, or the partner answered).
     Sent,
     /// The case cannot be written as a valid 278 (the reason names the
-    /// missing facts); not retried.
+    /// missing facts); due again only when a new message updates the case.
     Refused,
     /// The partner refused the request for good; not retried.
     Failed,
@@ -187,9 +188,12 @@ impl Store {
         .await
     }
 
-    /// Queues `(case_id, route)` pairs (a pair already queued stays as it is)
-    /// and moves `cursor` to `scanned_to`, in one transaction; returns how
-    /// many rows were new.
+    /// Queues `(case_id, route)` pairs and moves `cursor` to `scanned_to`, in
+    /// one transaction; returns how many rows became due. A pair already
+    /// queued stays as it is — except one that ended `refused` or `skipped`:
+    /// the new message that made the case a candidate again (an update that
+    /// may complete it, a return to `requested`) makes it due again. A pair
+    /// that was recorded or sent is never queued again.
     pub async fn enqueue_x12_submissions(
         &self,
         cursor: &str,
@@ -205,9 +209,14 @@ impl Store {
                 for (case_id, route) in &entries {
                     added += conn
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO x12_submissions
+                            "INSERT INTO x12_submissions
                              (case_id, route, state, next_attempt_at_ms, created_at_ms, updated_at_ms)
-                             VALUES (?1, ?2, 'due', ?3, ?3, ?3)",
+                             VALUES (?1, ?2, 'due', ?3, ?3, ?3)
+                             ON CONFLICT (case_id, route) DO UPDATE SET
+                                 state = 'due', attempts = 0, reason = NULL,
+                                 next_attempt_at_ms = excluded.next_attempt_at_ms,
+                                 updated_at_ms = excluded.updated_at_ms
+                             WHERE state IN ('refused', 'skipped')",
                         )
                         .and_then(|mut st| st.execute(params![case_id, route, now]))
                         .map_err(StoreError::sql("queueing a 278 request"))?;
@@ -505,10 +514,48 @@ mod tests {
             .finish_x12_submission(due[0].id, SubmissionState::Sent, None, None)
             .await
             .expect("sent");
+        assert_eq!(
+            store
+                .enqueue_x12_submissions("x12", last, vec![(a.to_owned(), "acme".to_owned())])
+                .await
+                .expect("enqueue"),
+            0,
+            "a sent request is never queued again"
+        );
         let listed = store.x12_submissions(a).await.expect("listed");
         assert_eq!(listed[0].state, SubmissionState::Sent);
         assert_eq!(listed[0].attempts, 1);
         assert_eq!(listed[0].payload, None, "no patient data kept once sent");
+
+        // A refused case is due again when a new message names it (it may
+        // now be complete); until then it stays refused.
+        store
+            .enqueue_x12_submissions("x12", last, vec![(b.to_owned(), "acme".to_owned())])
+            .await
+            .expect("enqueue b");
+        let due = store.due_x12_submissions(10).await.expect("due");
+        store
+            .finish_x12_submission(
+                due[0].id,
+                SubmissionState::Refused,
+                Some("no NPI".into()),
+                None,
+            )
+            .await
+            .expect("refused");
+        assert!(store.due_x12_submissions(10).await.expect("due").is_empty());
+        assert_eq!(
+            store
+                .enqueue_x12_submissions("x12", last, vec![(b.to_owned(), "acme".to_owned())])
+                .await
+                .expect("requeue"),
+            1
+        );
+        let due = store.due_x12_submissions(10).await.expect("due");
+        assert_eq!(
+            (due[0].state, due[0].reason.clone()),
+            (SubmissionState::Due, None)
+        );
         store.close().await;
     }
 }

@@ -19,7 +19,8 @@
 //!   adopted. A folder route writes the file once (a name from case id and
 //!   ISA13).
 //! * A case that cannot give a valid 278 is refused by name (the facts it
-//!   lacks), audited and counted, never retried; a transport failure is
+//!   lacks), audited and counted, and not retried until a new message updates
+//!   the case (the queue makes it due again); a transport failure is
 //!   retried with backoff; a partner's rejection (999/TA1, envelope error)
 //!   ends the row as failed.
 //!
