@@ -65,6 +65,7 @@ mod envelope;
 pub mod filedrop;
 #[cfg(feature = "transports")]
 pub mod intake;
+#[cfg(feature = "transports")]
 mod log_safe;
 mod loops;
 pub mod outbound;
