@@ -23,6 +23,7 @@
 //!   display server aborts the run instead of blocking it forever).
 //! * [`dry_run`]: the redacted listing behind `desktop run --dry-run`.
 
+mod adapter;
 pub mod bounded;
 pub mod bridge;
 pub mod capture;
@@ -45,6 +46,7 @@ pub mod x11;
 #[cfg(unix)]
 pub mod xvfb;
 
+pub use adapter::{Desktop, ReadTrigger, SPEC};
 pub use bounded::{BoundedDriver, Bounds};
 pub use capture::{ADAPTER, DesktopPathSyntax};
 pub use driver::{Driver, DriverError, Screenshot, WindowId, WindowInfo};

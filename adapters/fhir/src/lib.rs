@@ -23,6 +23,7 @@
 //! only R4 model crate) is unmaintained, mis-parses decimals in typed structs
 //! and costs ~6 min / 3.5 GB RAM to build — it is not a dependency.
 
+mod adapter;
 pub mod assemble;
 pub mod auth;
 pub mod bundle;
@@ -36,6 +37,7 @@ pub mod service;
 pub mod subscription;
 pub mod writeback;
 
+pub use adapter::{Fhir, SPEC};
 pub use bundle::{build_document, parse_bundle};
 pub use error::FhirError;
 pub use path::FhirPathSyntax;

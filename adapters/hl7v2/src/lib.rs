@@ -5,8 +5,11 @@
 //! the transport side (`mllp`) frames, receives and sends them over MLLP.
 
 pub mod ack;
+mod adapter;
 pub mod fields;
 pub mod mllp;
 pub mod outbound;
 pub mod parse;
 pub mod path;
+
+pub use adapter::{Hl7v2, SPEC, Section, WriteBackSection};

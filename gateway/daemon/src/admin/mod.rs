@@ -61,7 +61,7 @@ pub struct AdminState {
     pub x12_request: Option<Arc<x12_request::X12RequestWriter>>,
     /// The desktop adapter's on-demand read (`POST
     /// /api/v1/adapters/desktop/read`); `None` without a read playbook.
-    pub desktop_read: Option<crate::adapters::desktop::ReadTrigger>,
+    pub desktop_read: Option<Arc<gateway_desktop::ReadTrigger>>,
 }
 
 /// One adapter endpoint as the admin API shows it.
