@@ -23,6 +23,8 @@
 //! They are read by [`SecretSource::read`] into a [`Secret`] whose `Debug`
 //! prints `[redacted]`.
 
+pub mod admin_tokens;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -75,7 +77,7 @@ pub struct Settings {
     pub fhir: Option<gateway_fhir::FhirConfig>,
     /// The X12 278 adapter: file drop, CORE SOAP server, partners (`[x12]`).
     #[serde(default)]
-    pub x12: Option<crate::adapters::x12::Section>,
+    pub x12: Option<gateway_x12::config::X12Config>,
 }
 
 fn default_mappings_dir() -> PathBuf {
@@ -158,7 +160,7 @@ pub struct AdminToken {
     pub token_env: Option<String>,
     /// Its roles: `viewer`, `operator` (replay, decisions; implies viewer),
     /// `phi:read` (raw messages and patient fields).
-    pub roles: Vec<crate::admin::access::Role>,
+    pub roles: Vec<admin_tokens::Role>,
 }
 
 impl AdminToken {
@@ -983,12 +985,12 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     }
     if let Err(message) = settings.admin.token_source().read() {
         problem(
-            &crate::admin::access::source_key("admin.", &settings.admin.token_source()),
+            &admin_tokens::source_key("admin.", &settings.admin.token_source()),
             message,
         );
     }
     check_admin_listener(&settings.admin, &mut problem);
-    for (key, message) in crate::admin::access::check_settings(&settings.admin) {
+    for (key, message) in admin_tokens::check_settings(&settings.admin) {
         problem(&key, message);
     }
     for (key, message) in crate::alerts::check_settings(&settings.alerts) {
