@@ -309,7 +309,7 @@ async fn start_stages(
     // the start before anything accepts traffic.
     let adapter_health = crate::telemetry::AdapterHealth::new();
     let alert_state = crate::alerts::AlertState::new();
-    let alert_sources = crate::alerts::evaluator::Sources {
+    let alert_sources = crate::alerts::Sources {
         store: store.clone(),
         adapters: adapter_health.clone(),
         sink: sink_name.clone(),
