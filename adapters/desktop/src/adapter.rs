@@ -303,8 +303,7 @@ fn x11_bridge(
     section: DesktopConfig,
     sink: Arc<dyn EvidenceSink>,
 ) -> Result<DesktopBridge, StartError> {
-    DesktopBridge::native(section, Some(sink))
-        .map_err(|e| StartError::new("starting the desktop bridge", e))
+    DesktopBridge::native(section, Some(sink)).map_err(StartError::other)
 }
 
 /// No desktop driver exists for this platform.
@@ -313,8 +312,7 @@ fn x11_bridge(
     _section: DesktopConfig,
     _sink: Arc<dyn EvidenceSink>,
 ) -> Result<DesktopBridge, StartError> {
-    Err(StartError::new(
-        "starting the desktop bridge",
+    Err(StartError::other(
         "the desktop adapter drives X11 (Unix) or Win32 (Windows) desktops only",
     ))
 }

@@ -137,7 +137,7 @@ impl Adapter for Fhir {
     ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
             let adapter = FhirAdapter::new(resolved(section, &context.paths.mappings_dir))
-                .map_err(|e| StartError::new("starting the FHIR adapter", e))?;
+                .map_err(StartError::other)?;
             let adapter = Arc::new(adapter);
             let store: Arc<dyn WatermarkStore> = Arc::new(FileWatermarkStore::new(
                 context.data_dir.join("fhir-watermarks"),

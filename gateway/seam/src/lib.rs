@@ -269,15 +269,23 @@ impl Started {
     }
 }
 
-/// Why an adapter did not start (no PHI).
+/// Why an adapter did not start (no PHI). Its `Display` is the context
+/// only; the cause is its [`std::error::Error::source`], so a chain printer
+/// (`anyhow`'s `{:#}`) shows each once.
 #[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct StartError {
-    /// What was being started (`starting the MLLP listener on 0.0.0.0:2575`).
-    pub context: String,
-    /// The cause.
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
+pub enum StartError {
+    /// `source` while doing `context`.
+    #[error("{context}")]
+    Context {
+        /// What was being started (`starting the MLLP listener on 0.0.0.0:2575`).
+        context: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An error that already says what was being started.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StartError {
@@ -286,10 +294,15 @@ impl StartError {
         context: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        StartError {
+        StartError::Context {
             context: context.into(),
             source: source.into(),
         }
+    }
+
+    /// An error that already carries its context.
+    pub fn other(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StartError::Other(source.into())
     }
 }
 
@@ -443,5 +456,21 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Transport::ALL.len());
+    }
+
+    #[test]
+    fn a_start_error_shows_its_cause_once_in_a_chain() {
+        let error = StartError::new(
+            "starting the MLLP listener on 127.0.0.1:2575",
+            std::io::Error::other("address in use"),
+        );
+        assert_eq!(
+            error.to_string(),
+            "starting the MLLP listener on 127.0.0.1:2575"
+        );
+        let cause = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("address in use"));
+        let other = StartError::other("x12 partner `p` is not configured");
+        assert_eq!(other.to_string(), "x12 partner `p` is not configured");
     }
 }

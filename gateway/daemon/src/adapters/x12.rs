@@ -311,7 +311,7 @@ impl Adapter for X12 {
         Box::pin(async move {
             start(section.clone(), context)
                 .await
-                .map_err(|e| StartError::new("starting the x12 adapter", e))
+                .map_err(StartError::other)
         })
     }
 
