@@ -352,6 +352,48 @@ mod tests {
     }
 
     #[test]
+    fn each_adapter_s_settings_field_is_its_registry_section() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for adapter in all() {
+            let section = adapter.spec().section;
+            let path = dir.path().join(format!("{section}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[{section}]\n"
+                ),
+            )
+            .expect("write");
+            let loaded = crate::settings::load_with_env(&path, Vec::<(String, String)>::new());
+            // Either the empty section is this adapter's (configured), or it is
+            // refused for a key *inside* it — never as an unknown field.
+            let configured = loaded
+                .settings
+                .as_ref()
+                .is_some_and(|s| adapter.configured(s));
+            let inside = loaded.problems.iter().any(|p| {
+                p.key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(&format!("{section}.")))
+            });
+            assert!(
+                configured || inside,
+                "[{section}] is not {}'s section: {:?}",
+                adapter.name(),
+                loaded.problems
+            );
+            assert!(
+                !loaded
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("unknown field")),
+                "{:?}",
+                loaded.problems
+            );
+        }
+    }
+
+    #[test]
     fn an_endpoint_with_an_undeclared_transport_is_refused() {
         let mut started = Started::default();
         started.endpoints.push(Endpoint {
