@@ -30,7 +30,13 @@
 //!   outbound folder and/or a CORE partner), through the daemon's write-back worker.
 //! * [`requests`]: the outbound 278 request path — payer routes, the request
 //!   writer (fresh trace per request) and delivery to a CORE partner or a folder.
-//! * [`start`]: the facade a host starts the adapter with.
+//! * [`X12`] (`adapter`, internal): **the facade** — this crate's
+//!   [`gateway_seam::Adapter`], with its registry entry [`SPEC`] and its
+//!   `[x12]` [`Section`]; it starts the adapter through [`start`] with
+//!   control numbers and audit rows from the seam's `Host`.
+//! * [`start`]: what the facade assembles (transports, write-back, request
+//!   routes) from a section and plain trait objects, so tests can start the
+//!   adapter without a host.
 //! * [`config`]: the daemon's `[x12]` section.
 //!
 //! Every problem is a [`codes::Finding`]: a diagnostic with a byte span plus the
@@ -38,12 +44,14 @@
 //!
 //! ## What is public, and why
 //!
-//! The host (the daemon) needs only [`start`] (the facade: transports,
+//! The host (the daemon) needs only [`X12`] (the seam facade: transports,
 //! write-back, outbound request routes from the `[x12]` section), [`config`]
-//! (the section it embeds), [`control`] (the allocator trait it implements
-//! over its store), [`requests`] (the request writer and routes its durable
-//! submission worker drives) and [`intake`] (how that worker takes a payer's
-//! 278 response in). The rest is public for this crate's CLI commands
+//! (the section it embeds), [`start::RequestPath`] (the handle its durable
+//! submission worker gets), [`requests`] (the request writer and routes that
+//! worker drives, and `request_references`/`fresh_trace`, which the admin
+//! API's 278 request uses too), [`intake`] (how that worker takes a payer's
+//! 278 response in) and [`HostControlNumbers`] with [`control`] (control
+//! numbers over the seam's host, for the admin API's 278 request). The rest is public for this crate's CLI commands
 //! (`x12 ack|request|response`, `inspect`, `map`: [`tree`], [`ack`],
 //! [`outbound`], [`write`]), the conformance runner ([`tree`], [`intake`]),
 //! the registry's path syntax ([`X12PathSyntax`]), and its own tests, benches
@@ -56,6 +64,8 @@
 //! finding's TA1/999 code (the tables name codes we do not emit yet).
 
 pub mod ack;
+#[cfg(feature = "transports")]
+mod adapter;
 pub mod codes;
 pub mod config;
 pub mod control;
@@ -83,5 +93,7 @@ pub mod write;
 #[cfg(feature = "transports")]
 mod writeback;
 
+#[cfg(feature = "transports")]
+pub use adapter::{HostControlNumbers, SOAP_REFUSED, SPEC, Section, X12};
 pub use path::X12PathSyntax;
 pub use tree::{Parsed, parse, parse_documents, parse_interchange};

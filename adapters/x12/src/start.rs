@@ -1,15 +1,20 @@
-//! The adapter's one entry point for a host: [`start`] turns the `[x12]`
-//! section and what the host provides ([`Context`]) into running transports
-//! and handles ([`Started`]); [`problems`] checks the section beyond serde.
+//! What the seam facade ([`crate::X12`]) assembles: [`start`] turns the
+//! `[x12]` section and plain trait objects ([`Context`]) into running
+//! transports and values ([`Started`]); [`problems`] checks the section
+//! beyond serde; [`secret_files`] names its secret files.
 //!
-//! Why a facade: the host (the daemon) should not assemble this crate's
-//! internals — the file drop, the CORE SOAP server with its authenticator and
-//! limits, the write-back with its CORE client, the outbound request routes —
-//! nor know their argument lists. What the host owns and this crate must not
-//! (the store: durable control numbers, audit rows, the submission queue of
-//! the outbound 278 request path) comes in through the traits in
-//! [`Context`], and goes out as values in [`Started`]. No globals: two
-//! [`start`] calls give two independent adapters.
+//! Why apart from the facade: the facade builds the [`Context`] from the
+//! seam's host (control numbers through `Host::allocate`, refusals as audit
+//! rows), while this layer takes the traits themselves, so the crate's own
+//! tests start the adapter with in-memory control numbers and no host. The
+//! host never assembles this crate's internals — the file drop, the CORE
+//! SOAP server with its authenticator and limits, the write-back with its
+//! CORE client, the outbound request routes — nor knows their argument
+//! lists. What the host owns and this crate must not (the store: durable
+//! control numbers, audit rows, the submission queue of the outbound 278
+//! request path) comes in through the traits in [`Context`], or goes out as
+//! a value in [`Started`] ([`RequestPath`], for the host's submission
+//! worker). No globals: two [`start`] calls give two independent adapters.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,9 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_core::adapter::{IntakePipeline, WriteBack};
+use gateway_seam::{Endpoint, Transport};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::AckIdentity;
 use crate::config::{SoapServerConfig, X12Config};
 use crate::control::ControlNumberAllocator;
 use crate::filedrop::FileDrop;
@@ -49,42 +56,40 @@ pub struct Context {
     pub mappings_dir: PathBuf,
 }
 
-/// How an endpoint talks to its peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointKind {
-    /// A polled inbound folder.
-    FileDrop,
-    /// The CAQH CORE real-time SOAP server.
-    Soap,
-}
-
-/// One thing the adapter listens on or polls.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// Its transport.
-    pub kind: EndpointKind,
-    /// For logs: `X12 file drop /in (every 1000 ms)`.
-    pub description: String,
-    /// The bound address of a listener.
-    pub addr: Option<SocketAddr>,
-    /// The profile it maps with.
-    pub profile: String,
-}
-
 /// The outbound 278 request path, ready for the host's durable submission
-/// worker (which owns the queue, the recording and the retries).
-#[derive(Debug, Clone)]
+/// worker (which owns the queue, the recording and the retries): everything
+/// the adapter knows that the worker needs, so the host adds only its store.
+#[derive(Clone)]
 pub struct RequestPath {
     /// The payer routes.
     pub routes: Routes,
     /// The request writer.
     pub writer: RequestWriter,
+    /// Durable control numbers for the requests (and for the acknowledgment
+    /// of a payer's answer).
+    pub numbers: Arc<dyn ControlNumberAllocator>,
+    /// Where a payer's synchronous 278 response goes.
+    pub pipeline: Arc<dyn IntakePipeline>,
+    /// The profile a received 278 is mapped with.
+    pub profile: String,
+    /// Our identity for the acknowledgment of a received 278.
+    pub ack_identity: AckIdentity,
     /// How often to look for due requests.
     pub poll: Duration,
     /// First retry delay of a failed delivery, in milliseconds.
     pub retry_initial_ms: u64,
     /// Longest retry delay, in milliseconds.
     pub retry_max_ms: u64,
+}
+
+impl std::fmt::Debug for RequestPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestPath")
+            .field("routes", &self.routes)
+            .field("profile", &self.profile)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a started adapter hands back.
@@ -95,7 +100,8 @@ pub struct Started {
     pub tasks: Vec<JoinHandle<()>>,
     /// The decision write-back (278 responses to the requester), when configured.
     pub writeback: Option<Arc<dyn WriteBack>>,
-    /// Listeners and pollers.
+    /// Listeners and pollers (the seam's [`Endpoint`], with a transport the
+    /// adapter's [`crate::SPEC`] declares).
     pub endpoints: Vec<Endpoint>,
     /// The outbound request path, when `[x12.requests]` is configured.
     pub requests: Option<RequestPath>,
@@ -365,6 +371,10 @@ pub async fn start(section: &X12Config, context: Context) -> Result<Started, Sta
         started.requests = Some(RequestPath {
             routes: Routes::from_config(section)?,
             writer: RequestWriter::new(RequestTemplate::load(&path)?, section.identity.clone()),
+            numbers: Arc::clone(&context.numbers),
+            pipeline: Arc::clone(&context.pipeline),
+            profile: section.profile.clone(),
+            ack_identity: section.identity.ack_identity(false),
             poll: Duration::from_millis(requests.poll_interval_ms),
             retry_initial_ms: requests.retry_initial_ms,
             retry_max_ms: requests.retry_max_ms,
@@ -382,14 +392,14 @@ pub async fn start(section: &X12Config, context: Context) -> Result<Started, Sta
             worker.run(context.shutdown.clone().cancelled_owned()),
         ));
         started.endpoints.push(Endpoint {
-            kind: EndpointKind::FileDrop,
+            transport: Transport::FileDrop,
             description: format!(
                 "X12 file drop {} (every {} ms)",
                 drop_cfg.inbound.display(),
                 drop_cfg.poll_interval_ms
             ),
             addr: None,
-            profile: section.profile.clone(),
+            profile: Some(section.profile.clone()),
         });
     }
     if let Some(soap) = &section.soap_server {
@@ -437,13 +447,13 @@ pub async fn start(section: &X12Config, context: Context) -> Result<Started, Sta
         )
         .await?;
         started.endpoints.push(Endpoint {
-            kind: EndpointKind::Soap,
+            transport: Transport::Soap,
             description: format!(
                 "X12 CORE SOAP server https://{}{}",
                 server.local_addr, soap.path
             ),
             addr: Some(server.local_addr),
-            profile: section.profile.clone(),
+            profile: Some(section.profile.clone()),
         });
         started.tasks.push(tokio::spawn(server.join()));
     }

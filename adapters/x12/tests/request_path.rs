@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use common::pipeline::MappingPipeline;
 use gateway_core::Case;
+use gateway_seam::Transport;
 use gateway_x12::config::X12Config;
 use gateway_x12::control::{ControlNumberAllocator, Need, reserve};
 use gateway_x12::outbound::RequestTemplate;
 use gateway_x12::parse_documents;
 use gateway_x12::requests::{Delivery, RequestError, RequestWriter, Routes, request_references};
-use gateway_x12::start::{Context, EndpointKind, start};
+use gateway_x12::start::{Context, start};
 use gateway_x12::write::{ControlKind, ControlNumbers, MemoryControlNumbers};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -312,7 +313,7 @@ async fn two_adapters_started_side_by_side_share_nothing() {
         .await
         .expect("started");
         assert_eq!(started.endpoints.len(), 1);
-        assert_eq!(started.endpoints[0].kind, EndpointKind::FileDrop);
+        assert_eq!(started.endpoints[0].transport, Transport::FileDrop);
         assert!(started.writeback.is_none() && started.requests.is_none());
         pipelines.push(pipeline);
         tasks.extend(started.tasks);

@@ -27,6 +27,7 @@ use gateway_store::{NewCaseRequest, StoreError};
 use gateway_x12::config::IdentityConfig;
 use gateway_x12::control::{ControlNumberAllocator, Need, reserve};
 use gateway_x12::outbound::RequestTemplate;
+use gateway_x12::requests::{REQUEST_KIND, fresh_trace, request_references};
 use gateway_x12::write::{EnvelopeParams, Stamp};
 use serde::Deserialize;
 use serde_json::json;
@@ -78,54 +79,6 @@ struct RequestBody {
     /// ISA07 (default `ZZ`).
     #[serde(default)]
     receiver_qualifier: Option<String>,
-}
-
-/// What was written, read back from the interchange itself.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Written {
-    isa13: String,
-    gs06: String,
-    st02: String,
-    bht03: String,
-    trace: String,
-    trace_originator: String,
-}
-
-/// Reads the envelope control numbers, BHT03 and the TRN*1 trace of an
-/// interchange we wrote (delimiters from its ISA).
-fn read_back(bytes: &[u8]) -> Option<Written> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let element = char::from(*bytes.get(3)?);
-    let terminator = char::from(*bytes.get(105)?);
-    let mut written = Written::default();
-    for segment in text.split(terminator) {
-        let fields: Vec<&str> = segment.trim().split(element).collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default()
-        };
-        match fields.first().copied() {
-            Some("ISA") => written.isa13 = field(13),
-            Some("GS") => written.gs06 = field(6),
-            Some("ST") => written.st02 = field(2),
-            Some("BHT") => written.bht03 = field(3),
-            Some("TRN") if field(1) == "1" => {
-                written.trace = field(2);
-                written.trace_originator = field(3);
-            }
-            _ => {}
-        }
-    }
-    (!written.isa13.is_empty() && !written.bht03.is_empty() && !written.trace.is_empty())
-        .then_some(written)
-}
-
-/// A fresh trace number: 128 random bits from the OS-seeded CSPRNG, as 32
-/// upper-case hex digits (TRN02 allows 50).
-fn fresh_trace() -> String {
-    hex::encode_upper(rand::random::<[u8; 16]>())
 }
 
 /// `POST /api/v1/cases/{case_id}/x12-request`.
@@ -236,7 +189,9 @@ async fn write_request(
                 format!("the outbound template cannot write this case: {e}"),
             )
         })?;
-    let Some(written) = read_back(&bytes) else {
+    // What the payer's answer will echo and the control numbers, read back
+    // from the interchange itself (the same reader as the submission worker's).
+    let Some((references, control)) = request_references(&bytes) else {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "x12-request-unwritable",
@@ -244,32 +199,32 @@ async fn write_request(
             "the written 278 lacks ISA13, BHT03 or a TRN*1 trace (check outbound/request.toml)",
         ));
     };
-    let references = BTreeMap::from([
-        ("x12_bht_reference".to_owned(), written.bht03.clone()),
-        ("x12_trace".to_owned(), written.trace.clone()),
-        (
-            "x12_trace_originator".to_owned(),
-            written.trace_originator.clone(),
-        ),
-    ]);
-    let control = BTreeMap::from([
-        ("isa13".to_owned(), written.isa13.clone()),
-        ("gs06".to_owned(), written.gs06.clone()),
-        ("st02".to_owned(), written.st02.clone()),
-    ]);
+    let value =
+        |map: &BTreeMap<String, String>, key: &str| map.get(key).cloned().unwrap_or_default();
+    let isa13 = value(&control, "isa13");
+    let mut answer = json!({
+        "case_id": case_id,
+        "bht_reference": value(&references, "x12_bht_reference"),
+        "trace": value(&references, "x12_trace"),
+        "trace_originator": value(&references, "x12_trace_originator"),
+        "interchange_control": isa13,
+        "group_control": value(&control, "gs06"),
+        "transaction_control": value(&control, "st02"),
+        "x12": String::from_utf8_lossy(&bytes),
+    });
     let entry = audit::entry(
         &principal,
         X12_REQUEST,
         Some(format!("case:{case_id}")),
         Some(case_id.to_owned()),
-        Some(format!("278 request ISA13 {}", written.isa13)),
+        Some(format!("278 request ISA13 {isa13}")),
     );
     let request_id = match state
         .store
         .record_case_request(
             NewCaseRequest {
                 case_id: case_id.to_owned(),
-                kind: "x12-278".to_owned(),
+                kind: REQUEST_KIND.to_owned(),
                 references,
                 control,
                 actor: principal.name.clone(),
@@ -289,45 +244,7 @@ async fn write_request(
             ));
         }
     };
-    tracing::info!(%case_id, request_id, principal = %principal.name, isa13 = %written.isa13, "278 request written and recorded.");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({
-            "case_id": case_id,
-            "request_id": request_id,
-            "bht_reference": written.bht03,
-            "trace": written.trace,
-            "trace_originator": written.trace_originator,
-            "interchange_control": written.isa13,
-            "group_control": written.gs06,
-            "transaction_control": written.st02,
-            "x12": String::from_utf8_lossy(&bytes),
-        })),
-    )
-        .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_back_finds_what_the_request_must_be_recorded_with() {
-        let x12 = b"ISA*00*          *00*          *ZZ*EHRGATEWAY     *ZZ*PAYER          *261124*1000*^*00501*000000042*0*T*:~GS*HI*EHRGATEWAY*PAYER*20261124*1000*42*X*005010X217~ST*278*0042*005010X217~BHT*0007*13*case-0123456789abcdef01234567*20261124*1000~TRN*1*ABC123*9EHRGATEWY~SE*4*0042~GE*1*42~IEA*1*000000042~";
-        let written = read_back(x12).expect("read back");
-        assert_eq!(written.isa13, "000000042");
-        assert_eq!(written.gs06, "42");
-        assert_eq!(written.st02, "0042");
-        assert_eq!(written.bht03, "case-0123456789abcdef01234567");
-        assert_eq!(written.trace, "ABC123");
-        assert_eq!(written.trace_originator, "9EHRGATEWY");
-        assert!(read_back(b"ISA*short~").is_none());
-    }
-
-    #[test]
-    fn traces_are_fresh() {
-        let (a, b) = (fresh_trace(), fresh_trace());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-    }
+    tracing::info!(%case_id, request_id, principal = %principal.name, %isa13, "278 request written and recorded.");
+    answer["request_id"] = json!(request_id);
+    Ok((StatusCode::CREATED, axum::Json(answer)).into_response())
 }

@@ -2,6 +2,17 @@
 //! cases routed to a payer leave the gateway as 278 requests, and the payer's
 //! synchronous 278 response comes back in as the decision on the case.
 //!
+//! *Why in the daemon and not in the x12 crate:* the worker's state is a
+//! queue in the store (`x12_submissions`, filled from a cursor over committed
+//! messages in the same transaction that moves the cursor; rows recorded
+//! together with the request's trace in `case_requests`), and adapters never
+//! see the store (the seam's invariant). The x12 adapter hands back
+//! everything else as a [`RequestPath`] handle in its `Started` (routes,
+//! request writer, control numbers over the seam's host, where the payer's
+//! answer goes); [`spawn`] adds the store. Widening the seam's `Host` by the
+//! seven queue operations only x12 uses would put one adapter's storage
+//! schema into the trait every adapter sees.
+//!
 //! Durability (why it survives kill -9 without sending twice or forgetting):
 //! * *What is due* is found from the messages committed since a cursor (a
 //!   primary-key range, never a rescan of every case) and queued in the
@@ -32,6 +43,7 @@ use std::time::Duration;
 
 use gateway_core::adapter::IntakePipeline;
 use gateway_core::case::CaseStatus;
+use gateway_registry::seam::Started;
 use gateway_store::backoff::BackoffPolicy;
 use gateway_store::{
     AuditEntry, NewCaseRequest, Store, StoreError, SubmissionState, X12Submission,
@@ -42,7 +54,9 @@ use gateway_x12::requests::{
     Delivery, DeliveryError, REQUEST_KIND, RequestError, RequestWriter, Route, Routes,
     request_references,
 };
+use gateway_x12::start::RequestPath;
 use gateway_x12::write::Stamp;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Counter of the worker's outcomes, by route and outcome.
@@ -87,6 +101,19 @@ pub struct SubmissionWorker {
     pub poll: Duration,
 }
 
+/// Starts the submission worker over `store` when the x12 adapter in
+/// `started` handed back a request path (`[x12.requests]` is configured);
+/// it stops with `shutdown` (the adapters' stop).
+pub fn spawn(
+    started: &Started,
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Option<JoinHandle<()>> {
+    let path = started.handle::<RequestPath>()?;
+    let worker = SubmissionWorker::new(&path, store.clone());
+    Some(tokio::spawn(worker.run(shutdown.clone())))
+}
+
 fn count(route: &str, outcome: &'static str) {
     metrics::counter!(REQUESTS_TOTAL, "route" => route.to_owned(), "outcome" => outcome)
         .increment(1);
@@ -103,6 +130,25 @@ fn audit(action: &str, route: &str, case_id: &str, detail: String) -> AuditEntry
 }
 
 impl SubmissionWorker {
+    /// The worker of the request path `path` over `store`.
+    pub fn new(path: &RequestPath, store: Store) -> Self {
+        SubmissionWorker {
+            store,
+            routes: path.routes.clone(),
+            writer: path.writer.clone(),
+            numbers: Arc::clone(&path.numbers),
+            pipeline: Arc::clone(&path.pipeline),
+            profile: path.profile.clone(),
+            ack_identity: path.ack_identity.clone(),
+            backoff: BackoffPolicy {
+                initial_ms: path.retry_initial_ms,
+                max_ms: path.retry_max_ms,
+                multiplier: 2.0,
+            },
+            poll: path.poll,
+        }
+    }
+
     /// Runs until `shutdown`: each pass queues newly due cases, then works
     /// on what is due.
     pub async fn run(self, shutdown: CancellationToken) {
