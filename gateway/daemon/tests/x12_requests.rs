@@ -5,184 +5,24 @@
 //! a case the writer cannot make a valid 278 of is refused by name and never
 //! sent.
 //!
-//! The payer is our real CORE SOAP server (HTTPS, CORE envelope, our 999
-//! check on what it receives) with a responder written for the test: it reads
-//! the request and answers a 278 response echoing its BHT03 and TRN trace and
-//! approving with `HCR*A1*<number>`.
+//! The payer is `support::core_payer`: our real CORE SOAP server (HTTPS,
+//! CORE envelope, our 999 check on what it receives) with a responder
+//! written for tests that answers a 278 response echoing the request's BHT03
+//! and TRN trace, here approving with `HCR*A1*<number>`.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway_core::GatewayError;
-use gateway_core::adapter::{
-    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
-};
 use gateway_store::Reader;
 use gateway_x12::ack::AckIdentity;
-use gateway_x12::control::ControlNumberAllocator;
-use gateway_x12::soap::server::{Responder, SoapServerState, serve};
-use gateway_x12::write::{
-    EnvelopeParams, GroupOut, MemoryControlNumbers, Seg, Stamp, write_interchange,
-};
+use gateway_x12::write::{MemoryControlNumbers, Stamp};
+use support::core_payer::{CorePayer, PayerAnswer, PayerTls, segments};
 use support::{Daemon, repo_root, write_config};
 
 /// The authorization number the test payer approves with.
 const AUTH: &str = "PAYERAUTH7781";
-
-/// What the payer received (through our SOAP server's intake).
-#[derive(Default)]
-struct Recorder {
-    received: Mutex<Vec<InboundMessage>>,
-}
-
-impl IntakePipeline for Recorder {
-    fn submit(
-        &self,
-        message: InboundMessage,
-    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
-        Box::pin(async move {
-            let mut received = self.received.lock().expect("lock");
-            received.push(message);
-            Ok(IntakeOutcome::Kept {
-                receipt: CommitReceipt {
-                    message_id: i64::try_from(received.len()).unwrap_or(0),
-                },
-                reason: "recorded".into(),
-                warnings: Vec::new(),
-            })
-        })
-    }
-}
-
-/// The payer's decision: a 278 response echoing the request's BHT03, its
-/// TRN*1 trace (as TRN*2), payer, requester and patient, approved with
-/// [`AUTH`].
-struct Approver;
-
-fn segments(text: &str) -> Vec<Vec<String>> {
-    text.split('~')
-        .map(|s| s.trim().split('*').map(str::to_owned).collect::<Vec<_>>())
-        .filter(|f| f.first().is_some_and(|id| !id.is_empty()))
-        .collect()
-}
-
-fn seg_from(fields: &[String]) -> Seg {
-    let mut seg = Seg::new(&fields[0]);
-    for f in &fields[1..] {
-        seg = if f.contains(':') {
-            seg.c(&f.split(':').collect::<Vec<_>>())
-        } else {
-            seg.e(f.clone())
-        };
-    }
-    seg
-}
-
-fn approve(request: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(request).ok()?;
-    let segs = segments(text);
-    let find = |id: &str, first: &str| {
-        segs.iter()
-            .find(|s| s[0] == id && s.get(1).is_some_and(|v| v == first))
-            .cloned()
-    };
-    let bht03 = find("BHT", "0007")?.get(3)?.clone();
-    let trn = find("TRN", "1")?;
-    let payer = find("NM1", "X3")?;
-    let requester = find("NM1", "1P")?;
-    let patient = find("NM1", "IL")?;
-    let now = Stamp::now();
-    let body = vec![
-        Seg::new("BHT")
-            .e("0007")
-            .e("11")
-            .e(bht03)
-            .e(now.ccyymmdd())
-            .e(now.hhmm())
-            .e("18"),
-        Seg::new("HL").e("1").e("").e("20").e("1"),
-        seg_from(&payer),
-        Seg::new("HL").e("2").e("1").e("21").e("1"),
-        seg_from(&requester),
-        Seg::new("HL").e("3").e("2").e("22").e("1"),
-        seg_from(&patient),
-        Seg::new("HL").e("4").e("3").e("EV").e("0"),
-        Seg::new("TRN")
-            .e("2")
-            .e(trn.get(2)?.clone())
-            .e(trn.get(3)?.clone()),
-        Seg::new("UM").e("HS").e("I").e("4").c(&["22", "B"]),
-        Seg::new("HCR").e("A1").e(AUTH),
-    ];
-    let envelope = EnvelopeParams {
-        sender_id: "DEMOPAYER".into(),
-        application_sender: "DEMOPAYER".into(),
-        receiver_id: "EHRGATEWAY".into(),
-        application_receiver: "EHRGATEWAY".into(),
-        newlines: false,
-        ..EnvelopeParams::default()
-    };
-    let groups = [GroupOut {
-        functional_id: "HI".into(),
-        version: "005010X217".into(),
-        set_id: "278".into(),
-        sets: vec![body],
-    }];
-    write_interchange(&envelope, &groups, &MemoryControlNumbers::new(), &now)
-        .ok()
-        .map(|(bytes, _)| bytes)
-}
-
-impl Responder for Approver {
-    fn respond<'a>(&'a self, request: &'a [u8]) -> BoxFuture<'a, Option<Vec<u8>>> {
-        Box::pin(async move { approve(request) })
-    }
-}
-
-/// The loopback payer: our CORE SOAP server (its intake runs our 999 check;
-/// only a request it accepts reaches the responder) on `port`.
-async fn payer(
-    port: u16,
-    cert: &str,
-    key: &str,
-) -> (
-    Arc<Recorder>,
-    tokio::sync::oneshot::Sender<()>,
-    gateway_x12::soap::server::BoundServer,
-) {
-    let recorder = Arc::new(Recorder::default());
-    let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(MemoryControlNumbers::new());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = serve(
-        &format!("127.0.0.1:{port}"),
-        cert.as_bytes(),
-        key.as_bytes(),
-        "/core/realtime",
-        4 * 1024 * 1024,
-        Arc::new(SoapServerState {
-            pipeline: recorder.clone(),
-            profile: "x12-278".into(),
-            identity: AckIdentity {
-                id: "DEMOPAYER".into(),
-                ..AckIdentity::default()
-            },
-            numbers,
-            core_rule_version: "2.2.0".into(),
-            responder: Some(Arc::new(Approver)),
-            auth: Default::default(),
-            audit: None,
-        }),
-        async move {
-            let _ = rx.await;
-        },
-    )
-    .await
-    .expect("payer server");
-    (recorder, tx, server)
-}
 
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -294,10 +134,7 @@ async fn a_routed_case_goes_to_the_core_payer_survives_kill_9_and_comes_back_app
     let dir = tempfile::tempdir().expect("tempdir");
     let inbound = dir.path().join("inbound");
     std::fs::create_dir_all(&inbound).expect("inbound");
-    let (cert, key) =
-        gateway_x12::soap::tls::self_signed(&["localhost", "127.0.0.1"]).expect("certificate");
-    let cert_path = dir.path().join("payer-cert.pem");
-    std::fs::write(&cert_path, &cert).expect("cert");
+    let tls = PayerTls::new(dir.path());
     let port = free_port();
     let config = write_config(
         dir.path(),
@@ -308,18 +145,9 @@ name = "demo-payer"
 payer_ids = ["60054"]
 adapters = ["x12"]
 partner = "demo-payer-core"
-[[x12.partners]]
-name = "demo-payer-core"
-endpoint = "https://localhost:{port}/core/realtime"
-sender_id = "EHRGATEWAY"
-receiver_id = "DEMOPAYER"
-isa_receiver_id = "DEMOPAYER"
-ca_file = "{cert}"
-ca_only = true
-timeout_ms = 5000
-"#,
+{partner}"#,
             head = config_head(dir.path(), &inbound),
-            cert = cert_path.display(),
+            partner = tls.partner_toml("demo-payer-core", port),
         ),
     );
     let store_file = dir.path().join("data/gateway.sqlite");
@@ -357,7 +185,7 @@ timeout_ms = 5000
     assert_eq!(requests[0].request.actor, "x12-route:demo-payer");
 
     // The payer comes up; the restarted daemon sends the recorded request.
-    let (recorder, stop, server) = payer(port, &cert, &key).await;
+    let payer = CorePayer::start(port, &tls, PayerAnswer::approved(AUTH)).await;
     let daemon = Daemon::start(&config);
     let decided = wait_for("the approved case", Duration::from_secs(60), || {
         reader
@@ -371,7 +199,7 @@ timeout_ms = 5000
 
     // Exactly one request reached the payer: valid by our own 999 (its
     // intake parsed it clean), with the recorded trace and our case id.
-    let received = recorder.received.lock().expect("lock").clone();
+    let received = payer.received();
     assert_eq!(received.len(), 1, "sent once");
     let raw = &received[0].raw;
     let parsed = gateway_x12::parse_interchange(raw).expect("parses");
@@ -401,8 +229,7 @@ timeout_ms = 5000
             .find(|(_, state, _, _)| state == "sent")
     });
 
-    let _ = stop.send(());
-    server.join().await;
+    payer.stop().await;
     drop(daemon);
 }
 

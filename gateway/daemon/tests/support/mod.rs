@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod core_payer;
 #[cfg(unix)]
 pub mod desktop;
 pub mod intake_load;
