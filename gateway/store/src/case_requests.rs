@@ -13,12 +13,13 @@
 use std::collections::BTreeMap;
 
 use gateway_core::Case;
+use gateway_core::case::Decision;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Result, StoreError};
 use crate::intake_commit::{MergeRefused, Merged};
-use crate::model::{AuditEntry, InboundOutcome, InboundReceipt, NewInbound};
+use crate::model::{AuditEntry, Disposition, InboundOutcome, InboundReceipt, NewInbound};
 use crate::ops;
 use crate::store::Store;
 use crate::time::{now_ms, ts};
@@ -83,6 +84,16 @@ impl Store {
     /// thread inside the commit's transaction with the stored case (if any)
     /// and the requests recorded for it, and either merges (`Ok`) or refuses;
     /// a refused document is committed as rejected, with no case event.
+    ///
+    /// An adopted document is the counterpart's answer to a request the
+    /// gateway sent (a payer's 278 response): when it brings a decision the
+    /// case did not have (a new one, or a different one), the write-back of
+    /// the case's owner (`source.adapter` after `check`: the adapter that
+    /// opened the case — HL7, FHIR, PAS, X12 — not the one the answer came
+    /// through) is queued in the same transaction, as a decision recorded
+    /// through the admin API would be. So the EHR that asked learns the
+    /// payer's decision (a PAS subscription notification, an HL7 decision
+    /// message, a 278 response to the requester) whichever side decided.
     pub async fn commit_inbound_adopted<M>(
         &self,
         message: NewInbound,
@@ -102,11 +113,20 @@ impl Store {
             .write_intake(move |conn| {
                 let mut message = message;
                 let mut merged = Merged::Status(None);
+                let mut decided = None;
                 if let InboundOutcome::Accepted { case, .. } = &mut message.outcome {
                     let existing = load_case(conn, &case.case_id)?;
+                    let before = existing.as_ref().and_then(|c| c.decision.clone());
                     let requests = list(conn, &case.case_id)?;
                     merged = match check(case, existing, requests) {
-                        Ok(()) => Merged::Status(Some(case.status)),
+                        Ok(()) => {
+                            decided = case
+                                .decision
+                                .clone()
+                                .filter(|d| before.as_ref() != Some(d))
+                                .map(|d| (case.case_id.clone(), case.source.adapter.clone(), d));
+                            Merged::Status(Some(case.status))
+                        }
                         Err(refused) => Merged::Refused(refused),
                     };
                 }
@@ -117,10 +137,36 @@ impl Store {
                     };
                 }
                 let receipt = ops::commit_inbound(conn, message)?;
+                if let (Some((case_id, owner, decision)), Disposition::Accepted { .. }) =
+                    (decided, &receipt.disposition)
+                {
+                    queue_writeback(conn, &case_id, &owner, &decision)?;
+                }
                 Ok((receipt, merged))
             })
             .await
     }
+}
+
+/// Queues the write-back of `decision` to `adapter` (the case's owner):
+/// a `pending` decision row, due now, which the write-back worker applies.
+fn queue_writeback(
+    conn: &Connection,
+    case_id: &str,
+    adapter: &str,
+    decision: &Decision,
+) -> Result<i64> {
+    let decision = serde_json::to_string(decision).map_err(StoreError::json("decision"))?;
+    conn.prepare_cached(
+        "INSERT INTO decisions (case_id, adapter, decision, received_at_ms, writeback_state,
+                                next_attempt_at_ms)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?4)",
+    )
+    .and_then(|mut st| st.execute(params![case_id, adapter, decision, now_ms()]))
+    .map_err(StoreError::sql(
+        "queueing the write-back of an adopted decision",
+    ))?;
+    Ok(conn.last_insert_rowid())
 }
 
 pub(crate) fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
@@ -291,6 +337,99 @@ mod tests {
             .expect("committed");
         assert!(matches!(merged, Merged::Status(Some(_))));
         assert!(matches!(receipt.disposition, Disposition::Accepted { .. }));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_adopted_reply_that_brings_a_decision_queues_the_owner_s_write_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let id = "case-0123456789abcdef01234567";
+        let mut opened = case(id);
+        opened.source.adapter = "davinci-pas".into();
+        store
+            .commit_inbound(inbound("A", opened))
+            .await
+            .expect("seed");
+        let reply = |control: &str, auth: Option<&str>| {
+            let mut reply = case(id);
+            reply.source.adapter = "x12".into();
+            reply.decision = auth.map(|auth| {
+                serde_json::from_value(serde_json::json!({
+                    "status": "approved", "authorization_number": auth
+                }))
+                .expect("decision")
+            });
+            inbound(control, reply)
+        };
+        // As the pipeline's check does: the case stays its opener's.
+        let keep_owner = |case: &mut Case, existing: Option<Case>, _: Vec<CaseRequestRecord>| {
+            if let Some(existing) = existing {
+                case.source = existing.source;
+                if case.decision.is_none() {
+                    case.decision = existing.decision;
+                }
+            }
+            Ok(())
+        };
+        let pending = |store: Store| async move {
+            store
+                .pending_writebacks(None, 10)
+                .await
+                .expect("write-backs")
+                .into_iter()
+                .map(|job| (job.adapter, job.decision.authorization_number))
+                .collect::<Vec<_>>()
+        };
+
+        // A reply without a decision queues nothing.
+        store
+            .commit_inbound_adopted(reply("B", None), keep_owner)
+            .await
+            .expect("committed");
+        assert!(pending(store.clone()).await.is_empty());
+
+        // A refused reply with a decision queues nothing.
+        store
+            .commit_inbound_adopted(reply("C", Some("AUTH-1")), |_, _, _| {
+                Err(MergeRefused {
+                    reason: "unknown request".into(),
+                    diagnostics: Vec::new(),
+                })
+            })
+            .await
+            .expect("committed");
+        assert!(pending(store.clone()).await.is_empty());
+
+        // The payer's approval: the owner's write-back, not the replying adapter's.
+        store
+            .commit_inbound_adopted(reply("D", Some("AUTH-1")), keep_owner)
+            .await
+            .expect("committed");
+        assert_eq!(
+            pending(store.clone()).await,
+            [("davinci-pas".to_owned(), Some("AUTH-1".to_owned()))]
+        );
+
+        // The same decision again queues no second write-back; a changed one does.
+        store
+            .commit_inbound_adopted(reply("E", Some("AUTH-1")), keep_owner)
+            .await
+            .expect("committed");
+        assert_eq!(pending(store.clone()).await.len(), 1);
+        store
+            .commit_inbound_adopted(reply("F", Some("AUTH-2")), keep_owner)
+            .await
+            .expect("committed");
+        assert_eq!(
+            pending(store.clone()).await,
+            [
+                ("davinci-pas".to_owned(), Some("AUTH-1".to_owned())),
+                ("davinci-pas".to_owned(), Some("AUTH-2".to_owned()))
+            ]
+        );
         store.close().await;
     }
 }
