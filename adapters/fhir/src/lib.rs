@@ -12,8 +12,10 @@
 //!   misses nor repeats orders across restarts;
 //! * [`assemble`]: one collection Bundle per ServiceRequest with everything a
 //!   case needs (follow-up reads for what searches do not include);
-//! * [`bundle`] + [`path`]: the Bundle as a gateway-core source tree, and the
-//!   FHIRPath-style path syntax the mapping profiles use;
+//! * [`bundle`]: the order Bundle as a gateway-core source tree (the tree,
+//!   reference resolution, the FHIRPath-style [`path`] syntax and
+//!   [`outcome`] live in gateway-fhir-model, shared with the Da Vinci PAS
+//!   adapter);
 //! * [`writeback`]: a decision as a Task, Communication or DocumentReference;
 //! * [`subscription`]: an optional rest-hook that triggers polls;
 //! * [`profile`]: the vendor differences as data (`adapter/fhir.toml`);
@@ -28,8 +30,6 @@ pub mod auth;
 pub mod bundle;
 pub mod client;
 pub mod error;
-pub mod outcome;
-pub mod path;
 pub mod poll;
 pub mod profile;
 pub mod service;
@@ -38,5 +38,7 @@ pub mod writeback;
 
 pub use bundle::{build_document, parse_bundle};
 pub use error::FhirError;
+/// The shared FHIR path syntax and OperationOutcome (moved to gateway-fhir-model).
+pub use gateway_fhir_model::{outcome, path};
 pub use path::FhirPathSyntax;
 pub use service::{FhirAdapter, FhirConfig};
