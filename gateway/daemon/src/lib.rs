@@ -106,7 +106,7 @@ const VERSION: &str = concat!(
     env!("EHR_GATEWAY_GIT_REV"),
     "; features: ",
     env!("EHR_GATEWAY_FEATURES"),
-    "; adapters: hl7v2, fhir, x12, desktop; profile: ",
+    "; adapters: hl7v2, fhir, x12, desktop, davinci-pas; profile: ",
     env!("EHR_GATEWAY_PROFILE"),
     "; panic: ",
     env!("EHR_GATEWAY_PANIC"),

@@ -75,6 +75,9 @@ pub struct Settings {
     /// The X12 278 adapter: file drop, CORE SOAP server, partners (`[x12]`).
     #[serde(default)]
     pub x12: Option<crate::adapters::x12::Section>,
+    /// The Da Vinci PAS server for the practice's EHR (`[davinci_pas]`).
+    #[serde(default)]
+    pub davinci_pas: Option<crate::adapters::davinci_pas::Section>,
 }
 
 fn default_mappings_dir() -> PathBuf {

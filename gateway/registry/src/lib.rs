@@ -41,11 +41,13 @@ pub enum Transport {
     WriteBack,
     /// Screens of a desktop application.
     Ui,
+    /// A FHIR API the gateway serves to an EHR (Da Vinci PAS `$submit`).
+    FhirApi,
 }
 
 impl Transport {
     /// Every transport.
-    pub const ALL: [Transport; 7] = [
+    pub const ALL: [Transport; 8] = [
         Transport::Mllp,
         Transport::Soap,
         Transport::RestHook,
@@ -53,6 +55,7 @@ impl Transport {
         Transport::FileDrop,
         Transport::WriteBack,
         Transport::Ui,
+        Transport::FhirApi,
     ];
 
     /// The name the admin API shows.
@@ -65,6 +68,7 @@ impl Transport {
             Transport::FileDrop => "file-drop",
             Transport::WriteBack => "write-back",
             Transport::Ui => "ui",
+            Transport::FhirApi => "fhir-api",
         }
     }
 }
@@ -134,8 +138,18 @@ pub const X12: AdapterSpec = AdapterSpec {
     acknowledges: true,
 };
 
+/// The Da Vinci PAS server (`Claim/$submit`, `$inquire`, subscriptions).
+pub const DAVINCI_PAS: AdapterSpec = AdapterSpec {
+    name: gateway_davinci_pas::ADAPTER,
+    section: "davinci_pas",
+    metrics_label: gateway_davinci_pas::ADAPTER,
+    formats: &[SourceFormat::DavinciPas],
+    transports: &[Transport::FhirApi, Transport::WriteBack],
+    acknowledges: false,
+};
+
 /// **The list of adapters** of this build, in start order.
-pub static ADAPTERS: &[AdapterSpec] = &[HL7V2, FHIR, DESKTOP, X12];
+pub static ADAPTERS: &[AdapterSpec] = &[HL7V2, FHIR, DESKTOP, X12, DAVINCI_PAS];
 
 /// The adapter named `name`.
 pub fn adapter(name: &str) -> Option<&'static AdapterSpec> {
@@ -214,9 +228,12 @@ mod tests {
         assert_eq!(check(FORMATS, ADAPTERS), Ok(()));
         assert_eq!(
             formats::format_names(),
-            ["hl7v2", "x12", "fhir", "desktop", "json"]
+            ["hl7v2", "x12", "davinci-pas", "fhir", "desktop", "json"]
         );
-        assert_eq!(adapter_names(), ["hl7v2", "fhir", "desktop", "x12"]);
+        assert_eq!(
+            adapter_names(),
+            ["hl7v2", "fhir", "desktop", "x12", "davinci-pas"]
+        );
     }
 
     #[test]
@@ -242,7 +259,7 @@ mod tests {
 
         let mut undeclared = X12;
         undeclared.formats = &[];
-        let adapters = [HL7V2, FHIR, DESKTOP, undeclared];
+        let adapters = [HL7V2, FHIR, DESKTOP, undeclared, DAVINCI_PAS];
         let problems = check(FORMATS, &adapters).expect_err("x12 undeclared");
         assert_eq!(
             problems,
@@ -251,7 +268,8 @@ mod tests {
 
         let mut silent = FHIR;
         silent.transports = &[];
-        let problems = check(FORMATS, &[HL7V2, silent, DESKTOP, X12, X12]).expect_err("bad");
+        let problems =
+            check(FORMATS, &[HL7V2, silent, DESKTOP, X12, X12, DAVINCI_PAS]).expect_err("bad");
         assert!(problems.contains(&"adapter fhir declares no transport".to_owned()));
         assert!(problems.contains(&"adapter x12 is registered twice".to_owned()));
     }

@@ -21,6 +21,7 @@
 //! ([`Adapter::demo_configure`], or say why it is skipped), starts the daemon,
 //! then calls [`Adapter::demo_traffic`] to send the sample traffic.
 
+pub mod davinci_pas;
 pub mod desktop;
 pub mod fhir;
 pub mod hl7v2;
@@ -149,7 +150,13 @@ pub trait Adapter: Sync {
 
 /// Every adapter wired into this build, in start order.
 pub fn all() -> Vec<&'static dyn Adapter> {
-    vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop, &x12::X12]
+    vec![
+        &hl7v2::Hl7v2,
+        &fhir::Fhir,
+        &desktop::Desktop,
+        &x12::X12,
+        &davinci_pas::DavinciPas,
+    ]
 }
 
 /// Checks that the adapters wired here are exactly the registry's, in its
@@ -232,7 +239,12 @@ mod tests {
     #[test]
     fn a_wiring_that_disagrees_with_the_registry_refuses_the_start() {
         // x12 registered but not wired.
-        let wired: Vec<&dyn Adapter> = vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop];
+        let wired: Vec<&dyn Adapter> = vec![
+            &hl7v2::Hl7v2,
+            &fhir::Fhir,
+            &desktop::Desktop,
+            &davinci_pas::DavinciPas,
+        ];
         let problems = check_wiring(&wired, gateway_registry::ADAPTERS).expect_err("x12 missing");
         assert!(problems[0].contains("the registry lists"), "{problems:?}");
         // x12 wired but not registered: its format names an unknown adapter.
@@ -240,6 +252,7 @@ mod tests {
             gateway_registry::HL7V2,
             gateway_registry::FHIR,
             gateway_registry::DESKTOP,
+            gateway_registry::DAVINCI_PAS,
         ];
         let problems = check_wiring(&all(), &registry).expect_err("x12 unregistered");
         assert!(
