@@ -101,6 +101,11 @@ pub fn patient_resource(case: &Case, id: &str) -> Value {
                 "postalCode",
                 address.postal_code.as_ref().map(|v| json!(v)),
             );
+            insert_some(
+                &mut a,
+                "country",
+                address.country.as_ref().map(|v| json!(v)),
+            );
             p.insert("address".into(), json!([a]));
         }
         insert_some(
@@ -281,7 +286,11 @@ pub fn request_bundle(case: &Case) -> Value {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let mut v = json!({"sequence": i + 1, "diagnosisCodeableConcept": {"coding": [{"system": system_url(d.code.system), "code": d.code.code}]}});
+            let mut coding = json!({"system": system_url(d.code.system), "code": d.code.code});
+            if let Some(display) = &d.code.display {
+                coding["display"] = json!(display);
+            }
+            let mut v = json!({"sequence": i + 1, "diagnosisCodeableConcept": {"coding": [coding]}});
             if d.primary {
                 v["type"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype", "code": "principal"}]}]);
             }
@@ -303,7 +312,11 @@ pub fn request_bundle(case: &Case) -> Value {
                 item.insert("modifier".into(), Value::Array(s.modifiers.iter().map(|m| json!({"coding": [{"system": system_url(s.code.system), "code": m}]})).collect()));
             }
             if let Some(q) = &s.quantity {
-                item.insert("quantity".into(), json!({"value": q}));
+                let mut quantity = json!({"value": q});
+                if let Some(unit) = &s.unit {
+                    quantity["unit"] = json!(unit);
+                }
+                item.insert("quantity".into(), quantity);
             }
             if let Some(date) = &s.service_date {
                 match (&date.start, &date.end) {

@@ -94,6 +94,8 @@ subcommands! {
     Nats => nats_cmd,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
+    /// Da Vinci PAS tools: `pas request CASE.json` prints the PAS Request Bundle for any case, `pas response CASE.json` the Response Bundle for its decision.
+    Pas => pas,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
     @cfg(feature = "conformance") Conformance => conformance,
 }
