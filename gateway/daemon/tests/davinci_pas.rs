@@ -235,6 +235,17 @@ fn inquiry_for(claim_id: &str) -> Vec<u8> {
     serde_json::to_vec(&inquiry).expect("json")
 }
 
+/// One malformed `$submit` and what it must get.
+struct Refused {
+    what: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    issue: &'static str,
+    expression: Option<&'static str>,
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_specific_outcomes_and_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -247,72 +258,81 @@ async fn malformed_requests_get_specific_outcomes_and_are_kept_with_the_reason()
             json!({"status": "generated", "div": "x".repeat(20 * 1024)});
         serde_json::to_vec(&bundle).expect("json")
     };
-    let cases: Vec<(&str, &str, Vec<u8>, u16, &str, &str, Option<&str>)> = vec![
-        (
-            "no Claim",
-            "application/fhir+json",
-            sample("malformed-no-claim"),
-            422,
-            "P010",
-            "required",
-            Some("Bundle.entry[0].resource"),
-        ),
-        (
-            "use = claim",
-            "application/fhir+json",
-            sample("malformed-use-claim"),
-            422,
-            "P011",
-            "value",
-            Some("Bundle.entry[0].resource.use"),
-        ),
-        (
-            "unresolvable reference",
-            "application/fhir+json",
-            sample("malformed-unresolvable-reference"),
-            422,
-            "P012",
-            "not-found",
-            Some("Bundle.entry[0].resource.insurance[0].coverage.reference"),
-        ),
-        (
-            "not a Bundle",
-            "application/fhir+json",
-            sample("malformed-not-a-bundle"),
-            400,
-            "P003",
-            "structure",
-            Some("Bundle"),
-        ),
-        (
-            "not JSON",
-            "application/fhir+json",
-            b"{\"resourceType\": \"Bundle\", ".to_vec(),
-            400,
-            "F001",
-            "structure",
-            None,
-        ),
-        (
-            "wrong content type",
-            "text/plain",
-            sample("referral"),
-            415,
-            "P001",
-            "not-supported",
-            None,
-        ),
-        (
-            "oversized body",
-            "application/fhir+json",
-            oversized,
-            413,
-            "P002",
-            "too-costly",
-            None,
-        ),
+    let cases = vec![
+        Refused {
+            what: "no Claim",
+            content_type: "application/fhir+json",
+            body: sample("malformed-no-claim"),
+            status: 422,
+            code: "P010",
+            issue: "required",
+            expression: Some("Bundle.entry[0].resource"),
+        },
+        Refused {
+            what: "use = claim",
+            content_type: "application/fhir+json",
+            body: sample("malformed-use-claim"),
+            status: 422,
+            code: "P011",
+            issue: "value",
+            expression: Some("Bundle.entry[0].resource.use"),
+        },
+        Refused {
+            what: "unresolvable reference",
+            content_type: "application/fhir+json",
+            body: sample("malformed-unresolvable-reference"),
+            status: 422,
+            code: "P012",
+            issue: "not-found",
+            expression: Some("Bundle.entry[0].resource.insurance[0].coverage.reference"),
+        },
+        Refused {
+            what: "not a Bundle",
+            content_type: "application/fhir+json",
+            body: sample("malformed-not-a-bundle"),
+            status: 400,
+            code: "P003",
+            issue: "structure",
+            expression: Some("Bundle"),
+        },
+        Refused {
+            what: "not JSON",
+            content_type: "application/fhir+json",
+            body: b"{\"resourceType\": \"Bundle\", ".to_vec(),
+            status: 400,
+            code: "F001",
+            issue: "structure",
+            expression: None,
+        },
+        Refused {
+            what: "wrong content type",
+            content_type: "text/plain",
+            body: sample("referral"),
+            status: 415,
+            code: "P001",
+            issue: "not-supported",
+            expression: None,
+        },
+        Refused {
+            what: "oversized body",
+            content_type: "application/fhir+json",
+            body: oversized,
+            status: 413,
+            code: "P002",
+            issue: "too-costly",
+            expression: None,
+        },
     ];
-    for (what, content_type, body, status, code, issue, expression) in &cases {
+    for Refused {
+        what,
+        content_type,
+        body,
+        status,
+        code,
+        issue,
+        expression,
+    } in &cases
+    {
         let answer = ehr
             .post("Claim/$submit", content_type, body.clone())
             .await
@@ -342,7 +362,10 @@ async fn malformed_requests_get_specific_outcomes_and_are_kept_with_the_reason()
         .filter(|m| m.adapter == "davinci-pas")
         .collect();
     assert_eq!(kept.len(), cases.len(), "one kept message per refusal");
-    for (what, _, body, _, code, _, _) in &cases {
+    for Refused {
+        what, body, code, ..
+    } in &cases
+    {
         let found = kept.iter().find_map(|m| {
             let stored = reader.get_message(m.id).expect("get")?;
             stored
