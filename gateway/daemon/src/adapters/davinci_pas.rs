@@ -20,7 +20,7 @@ use gateway_davinci_pas::writeback::PasWriteBack;
 use gateway_davinci_pas::{CaseDirectory, PasConfig};
 use gateway_store::Store;
 
-use super::{Adapter, AdapterContext, Endpoint, Started};
+use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
 use crate::settings::{Problem, Settings};
 
 /// The `[davinci_pas]` section: see [`PasConfig`].
@@ -243,6 +243,79 @@ impl Adapter for DavinciPas {
                 profile: Some(profile),
             });
             Ok(started)
+        })
+    }
+
+    fn demo_configure(&self, settings: &mut Settings, _env: &DemoEnv) -> Result<(), String> {
+        // Loopback only, plain HTTP: the demo's own client is the EHR. A real
+        // deployment uses mutual TLS (docs/davinci-pas.md).
+        settings.davinci_pas = Some(PasConfig {
+            profile: PathBuf::from("davinci-pas"),
+            listen: "127.0.0.1:0".to_owned(),
+            base_path: "/fhir".to_owned(),
+            public_base_url: None,
+            tls: None,
+            allow_plaintext: true,
+            plaintext_client: Some("demo-ehr".to_owned()),
+            max_body_kb: 1024,
+            limits: Default::default(),
+            clients: vec![gateway_davinci_pas::config::ClientConfig {
+                name: "demo-ehr".to_owned(),
+                san: Vec::new(),
+                fingerprints: Vec::new(),
+                jwks_file: None,
+                client_id: None,
+            }],
+            notification_timeout_secs: 5,
+            allow_plaintext_notifications: true,
+        });
+        Ok(())
+    }
+
+    fn demo_traffic<'a>(
+        &'a self,
+        started: &'a Started,
+        env: &'a DemoEnv,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let Some(addr) = started.endpoints.iter().find_map(|e| e.addr) else {
+                return Err("the PAS server did not start".to_owned());
+            };
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let samples = env.repo_root.join("sample-messages/fhir/davinci-pas");
+            let (mut sent, mut pended) = (0, 0);
+            for name in ["referral", "medical-services", "home-care", "surgical"] {
+                let body = std::fs::read(samples.join(format!("{name}.json")))
+                    .map_err(|e| format!("PAS sample {name}: {e}"))?;
+                sent += 1;
+                let answer = http
+                    .post(format!("http://{addr}/fhir/Claim/$submit"))
+                    .header("Content-Type", "application/fhir+json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("PAS $submit: {e}"))?;
+                if !answer.status().is_success() {
+                    return Err(format!(
+                        "PAS $submit of {name} answered {}",
+                        answer.status()
+                    ));
+                }
+                let bundle: serde_json::Value = answer.json().await.map_err(|e| e.to_string())?;
+                let claim_response = &bundle["entry"][0]["resource"];
+                if gateway_davinci_pas::response::item_actions(claim_response)
+                    .iter()
+                    .all(|(_, code, _)| code == "A4")
+                {
+                    pended += 1;
+                }
+            }
+            Ok(format!(
+                "davinci-pas: {sent} PAS requests posted to Claim/$submit at http://{addr}/fhir (loopback demo, plain HTTP), {pended} answered pended (A4)"
+            ))
         })
     }
 }
