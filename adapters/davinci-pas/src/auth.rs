@@ -224,3 +224,96 @@ mod tests {
         assert!(parse_fingerprint("abc").is_none());
     }
 }
+
+#[cfg(test)]
+mod assertion_tests {
+    use super::*;
+    use crate::config::PasConfig;
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    fn key() -> (EncodingKey, JwkSet) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("key");
+        let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem");
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES384).expect("jwk");
+        jwk.common.key_id = Some("k1".to_owned());
+        (key, JwkSet { keys: vec![jwk] })
+    }
+
+    fn config() -> PasConfig {
+        serde_json::from_value::<PasConfig>(json!({
+            "listen": "127.0.0.1:9443", "allow_plaintext": true, "plaintext_client": "ehr-one",
+            "clients": [{"name": "ehr-one", "jwks_file": "/unused/jwks.json", "client_id": "ehr-one-id"}]
+        }))
+        .expect("config")
+    }
+
+    fn token(key: &EncodingKey, aud: &str, sub: &str, exp_offset: i64) -> String {
+        let mut header = Header::new(Algorithm::ES384);
+        header.kid = Some("k1".to_owned());
+        let now = jiff::Timestamp::now().as_second();
+        let claims = json!({"iss": "ehr-one-id", "sub": sub, "aud": aud,
+                            "exp": now + exp_offset, "jti": "synthetic-1"});
+        jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    }
+
+    #[test]
+    fn client_assertions_are_checked_against_the_registered_jwks() {
+        let (key, jwks) = key();
+        let config = config();
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        let jwks_bytes = serde_json::to_vec(&jwks).expect("jwks");
+        let auth =
+            Authenticator::new(&config, &[("ehr-one".to_owned(), jwks_bytes)]).expect("auth");
+        let audience = config.base_url();
+        assert_eq!(audience, "http://127.0.0.1:9443/fhir");
+
+        let good = token(&key, &audience, "ehr-one-id", 300);
+        assert_eq!(
+            auth.authenticate(None, false, Some(&good))
+                .expect("accepted")
+                .name,
+            "ehr-one"
+        );
+        let missing = auth.authenticate(None, false, None).expect_err("missing");
+        assert_eq!(missing.status(), 401);
+        for bad in [
+            token(&key, "https://elsewhere.test/fhir", "ehr-one-id", 300),
+            token(&key, &audience, "someone-else", 300),
+            token(&key, &audience, "ehr-one-id", -600),
+            token(&self::key().0, &audience, "ehr-one-id", 300),
+            "not.a.jwt".to_owned(),
+        ] {
+            let refused = auth
+                .authenticate(None, false, Some(&bad))
+                .expect_err("refused");
+            assert_eq!(refused.status(), 401, "{refused}");
+        }
+        // Over TLS a client certificate is required before anything else.
+        let no_cert = auth
+            .authenticate(None, true, Some(&good))
+            .expect_err("no cert");
+        assert_eq!(no_cert.status(), 403);
+    }
+
+    #[test]
+    fn the_section_refuses_what_cannot_be_safe() {
+        let mut c = config();
+        c.listen = "0.0.0.0:9443".to_owned();
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["allow_plaintext"]);
+        c.allow_plaintext = false;
+        c.tls = Some(gateway_http_listener::tls::TlsFiles {
+            cert: "/x/cert.pem".into(),
+            key: "/x/key.pem".into(),
+            client_ca: None,
+        });
+        c.clients[0].fingerprints = vec!["zz".to_owned()];
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["tls.client_ca", "clients[0].fingerprints"]);
+        c.clients[0].fingerprints.clear();
+        let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["tls.client_ca", "clients[0]"]);
+    }
+}

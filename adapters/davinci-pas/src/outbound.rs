@@ -392,3 +392,36 @@ pub fn request_bundle(case: &Case) -> Value {
         "entry": entry,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Operation, validate};
+    use serde_json::json;
+
+    #[test]
+    fn what_we_write_passes_our_own_submit_validation() {
+        let case: Case = serde_json::from_value(json!({
+            "schema": "ehr-gateway/case/v1", "case_id": "case-0000000000000000000000aa", "tenant": "t",
+            "source": {"adapter": "hl7v2", "profile": "epic", "received_at": "2026-12-01T10:00:00Z"},
+            "status": "requested", "urgency": "urgent",
+            "patient": {"identifiers": [{"type": "MR", "value": "SYN1"}], "name": {"family": "Synthetic", "given": ["Pat"]}, "sex": "other"},
+            "coverages": [{"sequence": 1, "payer": {"id": "P1", "name": "Synthetic Plan"}, "member_id": "M1"}],
+            "providers": [{"role": "ordering", "npi": "1234567893"}, {"role": "rendering", "npi": "1234567890"}],
+            "services": [{"line": 1, "code": {"system": "CPT", "code": "78452"}, "modifiers": [], "quantity": 1,
+                          "service_date": {"start": "2026-12-01", "end": "2026-12-02"}}],
+            "diagnoses": [{"code": {"system": "ICD-10-CM", "code": "I25.10"}, "primary": true}]
+        }))
+        .expect("case");
+        let bundle = request_bundle(&case);
+        let raw = serde_json::to_vec(&bundle).expect("json");
+        let request = validate(&raw, Operation::Submit).expect("valid PAS request");
+        assert_eq!(request.item_sequences, [1]);
+        assert_eq!(request.claim_id, case.case_id);
+        let claim = &bundle["entry"][0]["resource"];
+        assert_eq!(claim["priority"]["coding"][0]["code"], "stat");
+        // The invalid NPI (Luhn) of the rendering provider is not written.
+        let text = bundle.to_string();
+        assert!(text.contains("1234567893") && !text.contains("1234567890"));
+    }
+}
