@@ -398,3 +398,36 @@ async fn malformed_requests_get_specific_outcomes_and_are_kept_with_the_reason()
     }
     drop(daemon);
 }
+
+#[test]
+fn check_config_names_every_unsafe_pas_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        r#"[davinci_pas]
+listen = "0.0.0.0:9443"
+allow_plaintext = true
+[[davinci_pas.clients]]
+name = "ehr-one"
+fingerprints = ["not-hex"]
+"#,
+    );
+    let out = std::process::Command::new(support::bin())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    for key in [
+        "davinci_pas.allow_plaintext",
+        "davinci_pas.clients[0].fingerprints",
+        "davinci_pas.plaintext_client",
+    ] {
+        assert!(text.contains(key), "{key} missing in {text}");
+    }
+}
