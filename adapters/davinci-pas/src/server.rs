@@ -1,6 +1,7 @@
 //! The PAS HTTPS server: `POST [base]/Claim/$submit`, `POST
-//! [base]/Claim/$inquire`, `POST [base]/Subscription` and `GET
-//! [base]/Subscription/{id}`.
+//! [base]/Claim/$inquire`, `POST [base]/Subscription`, `GET
+//! [base]/Subscription/{id}` and `GET [base]/ClaimResponse/{id}` (what an
+//! `id-only` notification points at; only the submitting client's).
 //!
 //! Served through gateway-http-listener (connection cap, TLS handshake,
 //! header, body and idle timeouts), with mutual TLS (see [`crate::auth`]).
@@ -78,6 +79,10 @@ pub fn router(server: Arc<PasServer>, base_path: &str) -> Router {
         .route(
             &format!("{base}/Subscription/{{id}}"),
             get(read_subscription),
+        )
+        .route(
+            &format!("{base}/ClaimResponse/{{id}}"),
+            get(read_claim_response),
         )
         .with_state(server)
 }
@@ -499,6 +504,42 @@ async fn read_subscription(
                 None,
             )),
         ),
+    }
+}
+
+async fn read_claim_response(
+    State(server): State<Arc<PasServer>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    chain: Option<Extension<PeerCertificates>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let caller = match server.authenticate(&headers, chain.as_deref(), peer) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let not_found = || {
+        outcome(
+            404,
+            &OperationOutcome::single(OutcomeIssue::error(
+                "not-found",
+                "no such ClaimResponse",
+                None,
+            )),
+        )
+    };
+    if !gateway_core::ids::is_case_id(&id) {
+        return not_found();
+    }
+    match server.directory.case_by_id(&id).await {
+        Ok(Some(case))
+            if case.source.adapter == crate::ADAPTER
+                && case.source.sender.as_deref() == Some(caller.client.as_str()) =>
+        {
+            fhir(StatusCode::OK, &crate::response::claim_response(&case, &[]))
+        }
+        Ok(_) => not_found(),
+        Err(e) => unavailable(&e.to_string()),
     }
 }
 

@@ -190,6 +190,14 @@ async fn submit_pends_a_decision_notifies_and_inquire_answers_a1() {
             .is_some_and(|u| u.ends_with(&format!("/ClaimResponse/{case_id}")))
     );
 
+    // The id-only notification's focus is readable by the submitting client.
+    let focus_url = id_note.body["entry"][1]["fullUrl"].as_str().expect("focus");
+    let read = ehr
+        .get(focus_url.trim_start_matches(&format!("{}/", ehr.base)))
+        .await;
+    assert_eq!(read.status, 200, "{focus_url}: {:?}", read.body);
+    assert_eq!(read.body["preAuthRef"], "SYNAUTH-E2E-1");
+
     // $inquire answers from the stored case: A1 with the authorization number.
     let inquiry = ehr.inquire(&inquiry_for("PA-HOME-0001")).await;
     assert_eq!(inquiry.status, 200, "{:?}", inquiry.body);

@@ -163,6 +163,23 @@ impl PasClient {
         })
     }
 
+    /// `GET [base]/{path}`.
+    pub async fn get(&self, path: &str) -> Answer {
+        let response = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        Answer {
+            status,
+            content_type: String::new(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
     /// `Claim/$submit` with a PAS Request Bundle.
     pub async fn submit(&self, bundle: &[u8]) -> Answer {
         self.post("Claim/$submit", "application/fhir+json", bundle.to_vec())
