@@ -28,10 +28,14 @@
 //!   here sends the subscription notifications; the daemon's write-back
 //!   worker retries it durably.
 //!
-//! Like every adapter it depends on gateway-core only (plus the shared FHIR
-//! model and the HTTP listener). Stored cases are read through
-//! [`CaseDirectory`], which the daemon implements over its store.
+//! **The facade** is [`DavinciPas`], this crate's [`gateway_seam::Adapter`]
+//! ([`SPEC`] its registry entry, [`PasConfig`] its `[davinci_pas]` section).
+//! Like every adapter it depends on gateway-core and the seam only (plus the
+//! shared FHIR model and the HTTP listener). Stored cases are read through
+//! [`CaseDirectory`] ([`HostDirectory`]: the seam's `Host`, which the daemon
+//! implements over its store).
 
+mod adapter;
 pub mod auth;
 pub mod config;
 pub mod outbound;
@@ -44,6 +48,7 @@ pub mod writeback;
 use gateway_core::adapter::BoxFuture;
 use gateway_core::{Case, GatewayError};
 
+pub use adapter::{DavinciPas, HostDirectory, SPEC, Section};
 pub use config::PasConfig;
 pub use request::parse_request;
 

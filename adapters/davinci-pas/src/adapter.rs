@@ -1,27 +1,37 @@
-//! Da Vinci PAS wiring: the `[davinci_pas]` config section, starting the PAS
-//! HTTPS server (`Claim/$submit`, `Claim/$inquire`, `Subscription`) and its
-//! write-back (subscription notifications), and the store-backed
-//! [`CaseDirectory`] the server answers from.
+//! The Da Vinci PAS adapter's facade on the seam ([`DavinciPas`], a
+//! [`gateway_seam::Adapter`]): the `[davinci_pas]` section ([`PasConfig`]),
+//! starting the PAS HTTPS server and its write-back (subscription
+//! notifications), and the loopback demo.
 //!
-//! The daemon reads the files (TLS material, each client's JWKS) and hands
-//! values to the adapter; the adapter never sees the store — only
-//! [`StoreDirectory`], which reads cases the PAS adapter owns.
+//! Stored cases are read through the host ([`HostDirectory`], the seam's
+//! [`Host`] over the daemon's store); the adapter never sees the store.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use gateway_core::adapter::{BoxFuture, WriteBack};
-use gateway_core::{Case, GatewayError};
-use gateway_davinci_pas::auth::Authenticator;
-use gateway_davinci_pas::server::{PasServer, router};
-use gateway_davinci_pas::subscription::{Notifier, SubscriptionStore};
-use gateway_davinci_pas::writeback::PasWriteBack;
-use gateway_davinci_pas::{CaseDirectory, PasConfig};
-use gateway_store::Store;
+use gateway_core::{Case, GatewayError, SourceFormat};
+use gateway_seam::{
+    Adapter, AdapterContext, AdapterSpec, Demo, DemoEnv, DemoState, Endpoint, Host, Paths, Problem,
+    StartError, Started, Transport, add_secret,
+};
 
-use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
-use crate::settings::{Problem, Settings};
+use crate::auth::Authenticator;
+use crate::config::{ClientConfig, PasConfig};
+use crate::server::{PasServer, router};
+use crate::subscription::{Notifier, SubscriptionStore};
+use crate::writeback::PasWriteBack;
+use crate::{ADAPTER, CaseDirectory};
+
+/// This adapter's registry entry.
+pub const SPEC: AdapterSpec = AdapterSpec {
+    name: ADAPTER,
+    section: "davinci_pas",
+    metrics_label: ADAPTER,
+    formats: &[SourceFormat::DavinciPas],
+    transports: &[Transport::FhirApi, Transport::WriteBack],
+    acknowledges: false,
+};
 
 /// The `[davinci_pas]` section: see [`PasConfig`].
 pub type Section = PasConfig;
@@ -29,24 +39,24 @@ pub type Section = PasConfig;
 /// The Da Vinci PAS adapter.
 pub struct DavinciPas;
 
-/// Cases of the PAS adapter, read from the store.
-pub struct StoreDirectory {
-    store: Store,
+/// Cases of the PAS adapter, read through the host.
+pub struct HostDirectory {
+    host: Arc<dyn Host>,
 }
 
-impl StoreDirectory {
-    /// A directory over `store`.
-    pub fn new(store: Store) -> Self {
-        StoreDirectory { store }
+impl HostDirectory {
+    /// A directory over `host`.
+    pub fn new(host: Arc<dyn Host>) -> Self {
+        HostDirectory { host }
     }
 }
 
-impl CaseDirectory for StoreDirectory {
+impl CaseDirectory for HostDirectory {
     fn case_by_id<'a>(
         &'a self,
         case_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Case>, GatewayError>> {
-        Box::pin(async move { Ok(self.store.get_case(case_id).await?.map(|r| r.case)) })
+        self.host.case(case_id)
     }
 
     fn case_by_reference<'a>(
@@ -54,47 +64,38 @@ impl CaseDirectory for StoreDirectory {
         name: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Option<Case>, GatewayError>> {
-        Box::pin(async move {
-            Ok(self
-                .store
-                .case_by_reference(gateway_davinci_pas::ADAPTER, name, value)
-                .await?
-                .map(|r| r.case))
-        })
+        self.host.case_by_reference(ADAPTER, name, value)
     }
 
     fn case_of_message(
         &self,
         message_id: i64,
     ) -> BoxFuture<'_, Result<Option<Case>, GatewayError>> {
-        Box::pin(async move {
-            Ok(self
-                .store
-                .case_of_message(message_id)
-                .await?
-                .map(|r| r.case))
-        })
+        self.host.case_of_message(message_id)
     }
 }
 
 /// The profile's name: the folder name of a path, or the name itself.
-fn profile_name(profile: &Path) -> String {
+fn profile_name(profile: &std::path::Path) -> String {
     profile
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| gateway_davinci_pas::ADAPTER.to_owned())
+        .unwrap_or_else(|| ADAPTER.to_owned())
 }
 
 /// Reads each client's JWKS file.
-fn read_jwks(section: &PasConfig) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+fn read_jwks(section: &PasConfig) -> Result<Vec<(String, Vec<u8>)>, StartError> {
     let mut out = Vec::new();
     for client in &section.clients {
         if let Some(path) = &client.jwks_file {
-            let bytes = std::fs::read(path).with_context(|| {
-                format!(
-                    "davinci_pas.clients `{}`: jwks_file {}",
-                    client.name,
-                    path.display()
+            let bytes = std::fs::read(path).map_err(|e| {
+                StartError::new(
+                    format!(
+                        "davinci_pas.clients `{}`: jwks_file {}",
+                        client.name,
+                        path.display()
+                    ),
+                    e,
                 )
             })?;
             out.push((client.name.clone(), bytes));
@@ -103,86 +104,72 @@ fn read_jwks(section: &PasConfig) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
+fn message(text: String) -> StartError {
+    StartError::other(std::io::Error::other(text))
+}
+
 impl Adapter for DavinciPas {
-    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
-        &gateway_registry::DAVINCI_PAS
+    type Section = Section;
+
+    fn spec(&self) -> &'static AdapterSpec {
+        &SPEC
     }
 
-    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)> {
+    fn secret_files(&self, section: &Section) -> Vec<(String, PathBuf)> {
         let mut files = Vec::new();
-        if let Some(section) = &settings.davinci_pas {
-            super::add_secret(
-                &mut files,
-                "davinci_pas.tls.key".to_owned(),
-                &section.tls.as_ref().map(|t| t.key.clone()),
-            );
-        }
+        add_secret(
+            &mut files,
+            "davinci_pas.tls.key".to_owned(),
+            section.tls.as_ref().map(|t| t.key.as_path()),
+        );
         files
     }
 
-    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+    fn inline_secrets(&self, _section: &Section) -> Vec<&'static str> {
         Vec::new()
     }
 
-    fn configured(&self, settings: &Settings) -> bool {
-        settings.davinci_pas.is_some()
+    fn profiles(&self, section: &Section) -> Vec<String> {
+        vec![profile_name(&section.profile)]
     }
 
-    fn profiles(&self, settings: &Settings) -> Vec<String> {
-        settings
-            .davinci_pas
-            .iter()
-            .map(|s| profile_name(&s.profile))
-            .collect()
-    }
-
-    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
-        let Some(section) = &settings.davinci_pas else {
-            return;
-        };
-        for (key, message) in section.problems() {
-            problems.push(Problem {
-                origin: config_file.display().to_string(),
-                key: Some(format!("davinci_pas.{key}")),
-                message,
-            });
+    fn check(&self, section: &Section, paths: &Paths, problems: &mut Vec<Problem>) {
+        for (key, text) in section.problems() {
+            problems.push(paths.problem(format!("davinci_pas.{key}"), text));
         }
         for (i, client) in section.clients.iter().enumerate() {
             if let Some(path) = &client.jwks_file
                 && !path.is_file()
             {
-                problems.push(Problem {
-                    origin: config_file.display().to_string(),
-                    key: Some(format!("davinci_pas.clients[{i}].jwks_file")),
-                    message: format!("{} is not a readable file", path.display()),
-                });
+                problems.push(paths.problem(
+                    format!("davinci_pas.clients[{i}].jwks_file"),
+                    format!("{} is not a readable file", path.display()),
+                ));
             }
         }
     }
 
     fn start<'a>(
         &'a self,
-        settings: &'a Settings,
+        section: &'a Section,
         context: AdapterContext,
-    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+    ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
-            let Some(section) = &settings.davinci_pas else {
-                return Ok(Started::default());
-            };
-            if let Some((key, message)) = section.problems().into_iter().next() {
-                anyhow::bail!("davinci_pas.{key}: {message}");
+            if let Some((key, text)) = section.problems().into_iter().next() {
+                return Err(message(format!("davinci_pas.{key}: {text}")));
             }
             let tls = match &section.tls {
                 Some(files) => Some(
-                    gateway_http_listener::tls::server_config(files).context("davinci_pas.tls")?,
+                    gateway_http_listener::tls::server_config(files)
+                        .map_err(|e| StartError::new("davinci_pas.tls", e))?,
                 ),
                 None => None,
             };
             let auth = Authenticator::new(section, &read_jwks(section)?)
-                .map_err(|e| anyhow::anyhow!("davinci_pas: {e}"))?;
+                .map_err(|e| message(format!("davinci_pas: {e}")))?;
             let subscriptions = Arc::new(
                 SubscriptionStore::open(context.data_dir.join("davinci-pas/subscriptions.json"))
-                    .context("davinci_pas subscriptions")?,
+                    .map_err(|e| StartError::new("davinci_pas subscriptions", e))?,
             );
             let notifier = Arc::new(
                 Notifier::new(
@@ -190,13 +177,13 @@ impl Adapter for DavinciPas {
                     section.base_url(),
                     section.notification_timeout_secs,
                 )
-                .map_err(|e| anyhow::anyhow!("davinci_pas: {e}"))?,
+                .map_err(|e| message(format!("davinci_pas: {e}")))?,
             );
             let profile = profile_name(&section.profile);
             let server = Arc::new(PasServer {
                 auth,
                 pipeline: Arc::clone(&context.pipeline),
-                directory: Arc::new(StoreDirectory::new(context.store.clone())),
+                directory: Arc::new(HostDirectory::new(Arc::clone(&context.host))),
                 subscriptions,
                 profile: profile.clone(),
                 tls: tls.is_some(),
@@ -205,8 +192,12 @@ impl Adapter for DavinciPas {
             });
             let listener = tokio::net::TcpListener::bind(&section.listen)
                 .await
-                .with_context(|| format!("davinci_pas.listen {}", section.listen))?;
-            let addr = listener.local_addr()?;
+                .map_err(|e| {
+                    StartError::new(format!("davinci_pas.listen {}", section.listen), e)
+                })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| StartError::new("davinci_pas.listen", e))?;
             let options = gateway_http_listener::Options {
                 name: "davinci-pas",
                 tls: tls.clone(),
@@ -228,7 +219,7 @@ impl Adapter for DavinciPas {
                 Some(profile.clone()),
             ));
             started.endpoints.push(Endpoint {
-                transport: gateway_registry::Transport::FhirApi,
+                transport: Transport::FhirApi,
                 description: format!(
                     "Da Vinci PAS server {}{} ({})",
                     addr,
@@ -246,35 +237,39 @@ impl Adapter for DavinciPas {
         })
     }
 
-    fn demo_configure(&self, settings: &mut Settings, _env: &DemoEnv) -> Result<(), String> {
+    fn demo_configure(&self, _env: &DemoEnv) -> Result<Demo<Section>, String> {
         // Loopback only, plain HTTP: the demo's own client is the EHR. A real
         // deployment uses mutual TLS (docs/davinci-pas.md).
-        settings.davinci_pas = Some(PasConfig {
-            profile: PathBuf::from("davinci-pas"),
-            listen: "127.0.0.1:0".to_owned(),
-            base_path: "/fhir".to_owned(),
-            public_base_url: None,
-            tls: None,
-            allow_plaintext: true,
-            plaintext_client: Some("demo-ehr".to_owned()),
-            max_body_kb: 1024,
-            limits: Default::default(),
-            clients: vec![gateway_davinci_pas::config::ClientConfig {
-                name: "demo-ehr".to_owned(),
-                san: Vec::new(),
-                fingerprints: Vec::new(),
-                jwks_file: None,
-                client_id: None,
-            }],
-            notification_timeout_secs: 5,
-            allow_plaintext_notifications: true,
-        });
-        Ok(())
+        Ok(Demo {
+            section: PasConfig {
+                profile: PathBuf::from("davinci-pas"),
+                listen: "127.0.0.1:0".to_owned(),
+                base_path: "/fhir".to_owned(),
+                public_base_url: None,
+                tls: None,
+                allow_plaintext: true,
+                plaintext_client: Some("demo-ehr".to_owned()),
+                max_body_kb: 1024,
+                limits: Default::default(),
+                clients: vec![ClientConfig {
+                    name: "demo-ehr".to_owned(),
+                    san: Vec::new(),
+                    fingerprints: Vec::new(),
+                    jwks_file: None,
+                    client_id: None,
+                }],
+                notification_timeout_secs: 5,
+                allow_plaintext_notifications: true,
+            },
+            state: Box::new(()),
+        })
     }
 
     fn demo_traffic<'a>(
         &'a self,
         started: &'a Started,
+        _state: &'a mut DemoState,
+        _host: Arc<dyn Host>,
         env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
@@ -306,7 +301,7 @@ impl Adapter for DavinciPas {
                 }
                 let bundle: serde_json::Value = answer.json().await.map_err(|e| e.to_string())?;
                 let claim_response = &bundle["entry"][0]["resource"];
-                if gateway_davinci_pas::response::item_actions(claim_response)
+                if crate::response::item_actions(claim_response)
                     .iter()
                     .all(|(_, code, _)| code == "A4")
                 {
