@@ -163,7 +163,15 @@ impl PasServer {
         }
     }
 
-    async fn own_case(&self, caller: &Caller, claim_id: &str) -> Result<Option<Case>, Response> {
+    /// The case of `claim_id` when it is `caller`'s. Another client's case
+    /// is an error for `$submit` (409: it may not be touched) and simply not
+    /// found for reads (404: its existence is not disclosed).
+    async fn own_case(
+        &self,
+        caller: &Caller,
+        claim_id: &str,
+        reading: bool,
+    ) -> Result<Option<Case>, Response> {
         for name in [SUBMISSION_REFERENCE, CLAIM_REFERENCE] {
             let found = self
                 .directory
@@ -174,12 +182,15 @@ impl PasServer {
                 if case.source.sender.as_deref() == Some(caller.client.as_str()) {
                     return Ok(Some(case));
                 }
+                if reading {
+                    return Ok(None);
+                }
                 // Another client's case: never answered, never touched.
                 return Err(outcome(
                     409,
                     &OperationOutcome::single(OutcomeIssue::error(
                         "conflict",
-                        "this Claim identifier belongs to a request of another client",
+                        "this Claim identifier cannot be used by this client",
                         Some("Claim.identifier".to_owned()),
                     )),
                 ));
@@ -328,7 +339,7 @@ async fn submit(
         }
     };
     // Idempotency on the Claim identifier, and ownership of updates.
-    let existing = match server.own_case(&caller, &request.claim_id).await {
+    let existing = match server.own_case(&caller, &request.claim_id, false).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -344,7 +355,7 @@ async fn submit(
         }
     }
     if let Some(prior) = &request.prior_claim_id
-        && let Err(r) = server.own_case(&caller, prior).await
+        && let Err(r) = server.own_case(&caller, prior, false).await
     {
         return r;
     }
@@ -423,14 +434,14 @@ async fn inquire(
         Ok(r) => r,
         Err(refusal) => return refused(&refusal),
     };
-    let mut found = match server.own_case(&caller, &request.claim_id).await {
+    let mut found = match server.own_case(&caller, &request.claim_id, true).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     if found.is_none()
         && let Some(prior) = &request.prior_claim_id
     {
-        found = match server.own_case(&caller, prior).await {
+        found = match server.own_case(&caller, prior, true).await {
             Ok(c) => c,
             Err(r) => return r,
         };

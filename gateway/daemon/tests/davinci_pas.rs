@@ -212,6 +212,20 @@ async fn submit_pends_a_decision_notifies_and_inquire_answers_a1() {
         ]
     );
 
+    // Another registered client can neither read nor reuse this request.
+    let other = PasClient::new(&ehr.base, &pki.ca, Some((&pki.other_cert, &pki.other_key)));
+    assert_eq!(
+        other.inquire(&inquiry_for("PA-HOME-0001")).await.status,
+        404
+    );
+    assert_eq!(
+        other.get(&format!("ClaimResponse/{case_id}")).await.status,
+        404
+    );
+    let reuse = other.submit(&sample("home-care")).await;
+    assert_eq!(reuse.status, 409, "{:?}", reuse.body);
+    assert_eq!(reuse.body["issue"][0]["code"], "conflict");
+
     // A certificate from the same CA that is not on the allowlist: 403.
     let stranger = PasClient::new(
         &ehr.base,

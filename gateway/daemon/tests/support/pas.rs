@@ -29,6 +29,11 @@ pub struct PasPki {
     pub stranger_cert: String,
     /// Its key.
     pub stranger_key: String,
+    /// A second registered EHR client's certificate, SAN `ehr-two.example.test`
+    /// (see [`pas_section`]).
+    pub other_cert: String,
+    /// Its key.
+    pub other_key: String,
 }
 
 /// Files written by [`PasPki::write_to`].
@@ -66,6 +71,7 @@ impl PasPki {
         let (server_cert, server_key) = leaf(&issuer, &["localhost", "127.0.0.1"], "pas-server");
         let (client_cert, client_key) = leaf(&issuer, &[client_san], "ehr-client");
         let (stranger_cert, stranger_key) = leaf(&issuer, &["stranger.example.test"], "stranger");
+        let (other_cert, other_key) = leaf(&issuer, &["ehr-two.example.test"], "ehr-two");
         PasPki {
             ca: ca.pem(),
             server_cert,
@@ -74,6 +80,8 @@ impl PasPki {
             client_key,
             stranger_cert,
             stranger_key,
+            other_cert,
+            other_key,
         }
     }
 
@@ -347,7 +355,8 @@ pub fn free_port() -> u16 {
 }
 
 /// The `[davinci_pas]` section for a daemon test config: mutual TLS with
-/// `files`, one client `ehr-one` allowed by SAN `client_san`, `http://`
+/// `files`, client `ehr-one` allowed by SAN `client_san` and client `ehr-two`
+/// by `ehr-two.example.test` ([`PasPki::other_cert`]), `http://`
 /// notification endpoints on loopback allowed, bodies up to `max_body_kb`.
 pub fn pas_section(port: u16, files: &PasPkiFiles, client_san: &str, max_body_kb: usize) -> String {
     format!(
@@ -363,6 +372,9 @@ client_ca = "{ca}"
 [[davinci_pas.clients]]
 name = "ehr-one"
 san = ["{client_san}"]
+[[davinci_pas.clients]]
+name = "ehr-two"
+san = ["ehr-two.example.test"]
 "#,
         cert = files.cert.display(),
         key = files.key.display(),
