@@ -305,7 +305,7 @@ fn writeback_extension(harness: &dyn Harness) -> &'static str {
     match harness.adapter() {
         "hl7v2" => "hl7",
         "x12" => "x12",
-        "fhir" => "json",
+        "fhir" | "davinci-pas" => "json",
         _ => "txt",
     }
 }

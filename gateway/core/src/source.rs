@@ -225,16 +225,21 @@ pub enum SourceFormat {
     Desktop,
     /// Any other JSON document (tests, docs).
     Json,
+    /// Da Vinci PAS Request Bundles (FHIR R4 Claim `use = preauthorization`)
+    /// an EHR posts to the gateway's `Claim/$submit`.
+    #[serde(rename = "davinci-pas")]
+    DavinciPas,
 }
 
 impl SourceFormat {
     /// Every format, in detection and listing order.
-    pub const ALL: [SourceFormat; 5] = [
+    pub const ALL: [SourceFormat; 6] = [
         SourceFormat::Hl7v2,
         SourceFormat::X12,
         SourceFormat::Fhir,
         SourceFormat::Desktop,
         SourceFormat::Json,
+        SourceFormat::DavinciPas,
     ];
 
     /// The format named `name` (as [`SourceFormat::as_str`] writes it).
@@ -250,6 +255,7 @@ impl SourceFormat {
             SourceFormat::Fhir => "fhir",
             SourceFormat::Desktop => "desktop",
             SourceFormat::Json => "json",
+            SourceFormat::DavinciPas => "davinci-pas",
         }
     }
 }

@@ -48,8 +48,9 @@ impl std::fmt::Debug for FormatSpec {
     }
 }
 
-/// Every format of this build, in detection order (FHIR before generic
-/// JSON: both start with `{`).
+/// Every format of this build, in detection order (a PAS request — a Bundle
+/// with a Claim first — before other FHIR, FHIR before generic JSON: all
+/// start with `{`).
 pub static FORMATS: &[FormatSpec] = &[
     FormatSpec {
         format: SourceFormat::Hl7v2,
@@ -75,6 +76,24 @@ pub static FORMATS: &[FormatSpec] = &[
         render: |doc| generic_tree(&doc.tree),
     },
     FormatSpec {
+        format: SourceFormat::DavinciPas,
+        adapter: Some("davinci-pas"),
+        // A Bundle whose first entry is a Claim: a PAS request (before `fhir`).
+        detect: |body| {
+            body.starts_with(b"{")
+                && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
+                    v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle")
+                        && v.pointer("/entry/0/resource/resourceType")
+                            .and_then(|t| t.as_str())
+                            == Some("Claim")
+                })
+        },
+        parse: gateway_davinci_pas::parse_request,
+        parse_for_intake: gateway_davinci_pas::parse_request,
+        syntax: || &gateway_fhir_model::FhirPathSyntax,
+        render: |doc| generic_tree(&doc.tree),
+    },
+    FormatSpec {
         format: SourceFormat::Fhir,
         adapter: Some("fhir"),
         detect: |body| {
@@ -84,7 +103,7 @@ pub static FORMATS: &[FormatSpec] = &[
         },
         parse: gateway_fhir::parse_bundle,
         parse_for_intake: gateway_fhir::parse_bundle,
-        syntax: || &gateway_fhir::FhirPathSyntax,
+        syntax: || &gateway_fhir_model::FhirPathSyntax,
         render: |doc| generic_tree(&doc.tree),
     },
     FormatSpec {
@@ -260,6 +279,10 @@ mod tests {
             Some(SourceFormat::Fhir)
         );
         assert_eq!(detect(br#" {"order": {}}"#), Some(SourceFormat::Json));
+        assert_eq!(
+            detect(br#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Claim"}}]}"#),
+            Some(SourceFormat::DavinciPas)
+        );
         assert_eq!(detect(b"{not json"), None);
         assert_eq!(detect(b"MSHX"), None);
         assert_eq!(detect(b""), None);

@@ -45,6 +45,7 @@
 pub mod admin_queries;
 pub mod backoff;
 pub mod backup;
+mod case_lookup;
 mod case_requests;
 mod control_numbers;
 mod decision_keys;

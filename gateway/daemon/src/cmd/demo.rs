@@ -515,6 +515,7 @@ fn part(adapter: &str) -> String {
         "fhir" => "FHIR polling",
         "desktop" => "desktop bridge",
         "x12" => "X12 file drop and CORE SOAP",
+        "davinci-pas" => "Da Vinci PAS server",
         other => other,
     }
     .to_owned()

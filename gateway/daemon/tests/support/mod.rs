@@ -15,6 +15,7 @@ pub mod core_payer;
 #[cfg(unix)]
 pub mod desktop;
 pub mod intake_load;
+pub mod pas;
 
 use gateway_core::case::Case;
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
