@@ -3,9 +3,9 @@
 //! Every adapter implements [`gateway_seam::Adapter`] in its own crate
 //! (`gateway_hl7v2::Hl7v2`, `gateway_fhir::Fhir`, `gateway_desktop::Desktop`,
 //! `gateway_x12::X12`, `gateway_davinci_pas::DavinciPas`). This module only
-//! connects each one to its field on [`Settings`] ([`Wiring`]), so the rest of the daemon can treat
-//! them alike through [`Hosted`] (`run`, `check-config`, the secrets check,
-//! `demo`), implements the seam's [`Host`] over the store ([`StoreHost`]),
+//! connects each one to its field on [`Settings`] ([`Wiring`]), so the rest
+//! of the daemon can treat them alike through [`Hosted`] (`run`,
+//! `check-config`, the secrets check, `demo`), implements the seam's [`Host`] over the store ([`StoreHost`]),
 //! and runs what an adapter hands back that needs the store itself
 //! ([`store_tasks`]: the x12 outbound request path's submission worker,
 //! [`x12_requests`]).
