@@ -5,10 +5,10 @@
 //! `gateway_x12::X12`, `gateway_davinci_pas::DavinciPas`). This module only
 //! connects each one to its field on [`Settings`] ([`Wiring`]), so the rest
 //! of the daemon can treat them alike through [`Hosted`] (`run`,
-//! `check-config`, the secrets check, `demo`), implements the seam's [`Host`] over the store ([`StoreHost`]),
-//! and runs what an adapter hands back that needs the store itself
-//! ([`store_tasks`]: the x12 outbound request path's submission worker,
-//! [`x12_requests`]).
+//! `check-config`, the secrets check, `demo`), implements the seam's
+//! [`Host`] over the store ([`StoreHost`]), and runs what an adapter hands
+//! back that needs the store itself ([`store_tasks`]: the x12 outbound
+//! request path's submission worker, [`x12_requests`]).
 //!
 //! What the rest of the system knows about an adapter — formats, transports,
 //! config section, metrics label — is its entry in `gateway_registry`; its
