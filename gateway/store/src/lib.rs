@@ -42,6 +42,7 @@
 //! 1, 16 and 64 concurrent writers, printing ratios against the sequential
 //! baseline measured in the same run (`--help` for options).
 
+pub mod activity;
 pub mod admin_queries;
 pub mod backoff;
 pub mod backup;
@@ -61,7 +62,6 @@ mod retention;
 mod schema;
 mod signals;
 mod size_budget;
-pub mod stats;
 mod store;
 mod time;
 mod writer;
