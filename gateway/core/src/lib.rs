@@ -29,6 +29,7 @@ pub mod path;
 pub mod phi;
 pub mod schema;
 pub mod source;
+pub mod vocabulary;
 
 pub use case::Case;
 pub use diagnostic::{Diagnostic, Severity};

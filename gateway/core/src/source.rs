@@ -227,30 +227,18 @@ pub enum SourceFormat {
     Json,
 }
 
-impl SourceFormat {
-    /// Every format, in detection and listing order.
-    pub const ALL: [SourceFormat; 5] = [
-        SourceFormat::Hl7v2,
-        SourceFormat::X12,
-        SourceFormat::Fhir,
-        SourceFormat::Desktop,
-        SourceFormat::Json,
-    ];
+crate::vocabulary::vocabulary!(SourceFormat, "source format" {
+    Hl7v2 => "hl7v2",
+    X12 => "x12",
+    Fhir => "fhir",
+    Desktop => "desktop",
+    Json => "json",
+});
 
+impl SourceFormat {
     /// The format named `name` (as [`SourceFormat::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<SourceFormat> {
-        SourceFormat::ALL.into_iter().find(|f| f.as_str() == name)
-    }
-
-    /// The lowercase name used in profiles and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceFormat::Hl7v2 => "hl7v2",
-            SourceFormat::X12 => "x12",
-            SourceFormat::Fhir => "fhir",
-            SourceFormat::Desktop => "desktop",
-            SourceFormat::Json => "json",
-        }
+        name.parse().ok()
     }
 }
 

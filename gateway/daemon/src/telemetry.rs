@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use gateway_core::case::CaseStatus;
 use gateway_store::{OutboxStats, Store};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -64,18 +65,7 @@ pub const INTERVENTION_REASONS: [&str; 5] = [
     "skip",
 ];
 /// Case statuses (Case v1 vocabulary), the `status` values of [`CASES_TOTAL`].
-pub const CASE_STATUSES: [&str; 10] = [
-    "draft",
-    "requested",
-    "submitted",
-    "pended",
-    "approved",
-    "partially_approved",
-    "modified",
-    "denied",
-    "cancelled",
-    "error",
-];
+pub const CASE_STATUSES: [&str; CaseStatus::NAMES.len()] = CaseStatus::NAMES;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
