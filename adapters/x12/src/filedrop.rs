@@ -203,7 +203,7 @@ impl FileDrop {
 
     /// A file the pipeline never sees is counted here (once).
     fn count_rejected(&self) {
-        metrics::counter!("ehr_gateway_messages_total", "adapter" => "x12",
+        metrics::counter!(gateway_core::metrics::MESSAGES_TOTAL, "adapter" => "x12",
             "profile" => self.profile.clone(), "outcome" => "rejected")
         .increment(1);
     }
@@ -279,7 +279,7 @@ impl FileDrop {
                     )
                 };
                 // From read to the 999/TA1 file written next to the moved file.
-                metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
+                metrics::histogram!(gateway_core::metrics::ACK_LATENCY_SECONDS, "adapter" => "x12")
                     .record(started.elapsed().as_secs_f64());
                 moved
             }

@@ -25,6 +25,7 @@ pub mod event;
 pub mod facts;
 pub mod ids;
 pub mod json_tree;
+pub mod metrics;
 pub mod path;
 pub mod phi;
 pub mod schema;

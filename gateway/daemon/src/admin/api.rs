@@ -504,7 +504,7 @@ fn parsed_json(raw: &[u8]) -> serde_json::Value {
 
 /// Counts a manual replay (`ehr_gateway_manual_interventions_total{reason="replay"}`).
 pub(super) fn count_replay() {
-    ::metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "replay")
+    ::metrics::counter!(gateway_core::metrics::MANUAL_INTERVENTIONS_TOTAL, "reason" => "replay")
         .increment(1);
 }
 
