@@ -486,7 +486,7 @@ impl DesktopBridge {
             &pb.name,
             pb.record_key.as_deref(),
             &report.captures,
-            jiff::Timestamp::now().to_string(),
+            jiff::Timestamp::now(),
             config
                 .display
                 .clone()

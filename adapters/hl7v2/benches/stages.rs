@@ -291,11 +291,11 @@ fn main() {
         let items: Vec<InboundMessage> = batch("Q")
             .into_iter()
             .map(|raw| InboundMessage {
-                adapter: "hl7v2".into(),
+                adapter: gateway_core::adapter::AdapterName::HL7V2,
                 profile: profile.name().to_owned(),
                 parsed: gateway_hl7v2::parse::parse_message(&raw),
                 raw,
-                received_at: "2026-11-22T10:00:00Z".into(),
+                received_at: "2026-11-22T10:00:00Z".parse().expect("time"),
                 peer: Some("127.0.0.1:40000".into()),
             })
             .collect();

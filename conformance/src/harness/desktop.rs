@@ -17,7 +17,7 @@ pub struct DesktopHarness;
 
 impl Harness for DesktopHarness {
     fn adapter(&self) -> &'static str {
-        "desktop"
+        gateway_core::adapter::name::DESKTOP
     }
 
     fn format(&self) -> SourceFormat {

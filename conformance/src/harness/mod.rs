@@ -75,10 +75,10 @@ pub(crate) async fn submit_parsed(
     parsed: Result<gateway_core::SourceDocument, Vec<gateway_core::Diagnostic>>,
 ) -> Result<InboundResult, String> {
     let message = InboundMessage {
-        adapter: adapter.to_owned(),
+        adapter: gateway_core::adapter::AdapterName::new(adapter),
         profile: profile.to_owned(),
         raw: raw.to_vec(),
-        received_at: jiff::Timestamp::now().to_string(),
+        received_at: jiff::Timestamp::now(),
         peer: Some("conformance".to_owned()),
         parsed,
     };

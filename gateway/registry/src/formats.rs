@@ -10,6 +10,7 @@
 //! compile, and [`crate::check`] (run at daemon start and in this crate's
 //! tests) refuses a [`SourceFormat`] without exactly one entry.
 
+use gateway_core::adapter::name;
 use gateway_core::json_tree::JsonPathSyntax;
 use gateway_core::path::PathSyntax;
 use gateway_core::{Diagnostic, NodeId, SourceDocument, SourceFormat, SourceTree};
@@ -53,7 +54,7 @@ impl std::fmt::Debug for FormatSpec {
 pub static FORMATS: &[FormatSpec] = &[
     FormatSpec {
         format: SourceFormat::Hl7v2,
-        adapter: Some("hl7v2"),
+        adapter: Some(name::HL7V2),
         detect: |body| {
             let header = |tag: &[u8]| {
                 body.starts_with(tag) && body.get(3).is_some_and(|b| b.is_ascii_punctuation())
@@ -67,7 +68,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::X12,
-        adapter: Some("x12"),
+        adapter: Some(name::X12),
         detect: |body| body.starts_with(b"ISA"),
         parse: gateway_x12::parse,
         parse_for_intake: gateway_x12::parse,
@@ -76,7 +77,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::Fhir,
-        adapter: Some("fhir"),
+        adapter: Some(name::FHIR),
         detect: |body| {
             body.starts_with(b"{")
                 && serde_json::from_slice::<serde_json::Value>(body)
@@ -89,7 +90,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::Desktop,
-        adapter: Some("desktop"),
+        adapter: Some(name::DESKTOP),
         // Desktop captures cannot be recognized from content (`--format desktop`).
         detect: |_| false,
         parse: gateway_desktop::capture::parse_raw,

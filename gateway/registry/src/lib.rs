@@ -20,6 +20,7 @@ pub mod formats;
 use std::fmt;
 
 use gateway_core::SourceFormat;
+use gateway_core::adapter::name;
 
 pub use formats::{FORMATS, FormatSpec, Syntaxes};
 
@@ -126,9 +127,9 @@ pub const DESKTOP: AdapterSpec = AdapterSpec {
 
 /// The X12 278 adapter (file drop, CORE SOAP).
 pub const X12: AdapterSpec = AdapterSpec {
-    name: "x12",
+    name: name::X12,
     section: "x12",
-    metrics_label: "x12",
+    metrics_label: name::X12,
     formats: &[SourceFormat::X12],
     transports: &[Transport::FileDrop, Transport::Soap, Transport::WriteBack],
     acknowledges: true,

@@ -8,7 +8,7 @@
 //! listeners cannot disagree about it. Labels carry adapter, profile and outcome names only — never payload.
 
 /// Adapter label value.
-pub const ADAPTER: &str = "hl7v2";
+pub const ADAPTER: &str = gateway_core::adapter::name::HL7V2;
 
 // Names from `gateway_core::metrics` (the one list); the short aliases are
 // this module's API. ACK latency: a frame's last byte to its ACK's last byte.
