@@ -225,6 +225,7 @@ pub(super) fn unknown_transform(ctx: &mut Ctx<'_>, name: &str, span: Range<usize
     );
 }
 
+/// One `transforms` entry: a bare name or a one-transform table.
 pub(super) fn parse_transform(
     ctx: &mut Ctx<'_>,
     item: &Value<'_>,
@@ -232,220 +233,285 @@ pub(super) fn parse_transform(
     tables: &BTreeMap<String, CodeTable>,
 ) -> Option<Transform> {
     match item.get_ref() {
-        DeValue::String(s) => match s.as_ref() {
-            "trim" => Some(Transform::Trim),
-            "upper" => Some(Transform::Upper),
-            "lower" => Some(Transform::Lower),
-            "icd10" => Some(Transform::Icd10),
-            "unique" => Some(Transform::Unique),
-            name if TRANSFORMS.contains(&name) => {
-                ctx.error_rule(
-                    Code::BadTransformArgument,
-                    format!("transform `{name}` needs an argument"),
-                    item.span(),
-                    rule,
-                    Some(format!(
-                        "write it as a table: `{{ {name} = … }}` (see mappings/README.md)"
-                    )),
-                );
-                None
-            }
-            name => {
-                unknown_transform(ctx, name, item.span(), rule);
-                None
-            }
-        },
-        DeValue::Table(t) => {
-            let entries = sorted(t);
-            let Some((key, arg)) = entries.first() else {
-                ctx.wrong_type(
-                    "transform",
-                    "a name or a one-transform table",
-                    item,
-                    Some(rule),
-                );
-                return None;
-            };
-            let name: &str = key.get_ref();
-            let options: &[&str] = match name {
-                "table" => &["table", "miss", "otherwise"],
-                "replace" => &["replace", "with"],
-                _ => &[],
-            };
-            if !TRANSFORMS.contains(&name) {
-                unknown_transform(ctx, name, key.span(), rule);
-                return None;
-            }
-            let mut allowed = vec![name];
-            allowed.extend_from_slice(options);
-            ctx.check_keys(t, &allowed, &format!("transform `{name}`"), Some(rule));
-            let text = |ctx: &mut Ctx<'_>| -> Option<String> {
-                match arg.get_ref() {
-                    DeValue::String(s) => Some(s.to_string()),
-                    _ => {
-                        ctx.wrong_type(name, "a string", arg, Some(rule));
-                        None
-                    }
-                }
-            };
-            match name {
-                "trim" | "upper" | "lower" | "icd10" | "unique" => Some(match name {
-                    "trim" => Transform::Trim,
-                    "unique" => Transform::Unique,
-                    "upper" => Transform::Upper,
-                    "lower" => Transform::Lower,
-                    _ => Transform::Icd10,
-                }),
-                "table" => {
-                    let tname = text(ctx)?;
-                    if !tables.contains_key(&tname) {
-                        let help = suggest(&tname, tables.keys().map(String::as_str))
-                            .map(|s| format!("did you mean `{s}`?"))
-                            .unwrap_or_else(|| {
-                                "define it in profile.toml under `[tables.<name>]`".into()
-                            });
-                        ctx.error_rule(
-                            Code::UnknownTable,
-                            format!("unknown table `{tname}`"),
-                            arg.span(),
-                            rule,
-                            Some(help),
-                        );
-                        return None;
-                    }
-                    let miss = match ctx.string(t, "miss", Some(rule)) {
-                        None => Miss::Warn,
-                        Some((m, span)) => match m.as_str() {
-                            "warn" => Miss::Warn,
-                            "drop" => Miss::Drop,
-                            "keep" => Miss::Keep,
-                            "error" => Miss::Error,
-                            other => {
-                                ctx.error_rule(Code::BadTransformArgument, format!("unknown `miss` behaviour `{other}`"), span, rule, Some("`warn` (default: drop with a warning), `drop` (silently), `keep` or `error`".into()));
-                                return None;
-                            }
-                        },
-                    };
-                    let otherwise = ctx.string(t, "otherwise", Some(rule)).map(|(v, _)| v);
-                    Some(Transform::Table {
-                        name: tname,
-                        miss,
-                        otherwise,
-                    })
-                }
-                "date" | "datetime" => {
-                    let formats: Vec<(String, Range<usize>)> = match arg.get_ref() {
-                        DeValue::String(s) => vec![(s.to_string(), arg.span())],
-                        DeValue::Array(items) => items
-                            .iter()
-                            .filter_map(|i| match i.get_ref() {
-                                DeValue::String(s) => Some((s.to_string(), i.span())),
-                                _ => {
-                                    ctx.wrong_type(
-                                        name,
-                                        "a format string or an array of them",
-                                        i,
-                                        Some(rule),
-                                    );
-                                    None
-                                }
-                            })
-                            .collect(),
-                        _ => {
-                            ctx.wrong_type(
-                                name,
-                                "a format string or an array of them",
-                                arg,
-                                Some(rule),
-                            );
-                            return None;
-                        }
-                    };
-                    let mut parsed = Vec::new();
-                    for (f, span) in formats {
-                        match crate::transform::parse_date_format(&f) {
-                            Ok(df) => parsed.push(df),
-                            Err(msg) => ctx.error_rule(Code::BadTransformArgument, msg, span, rule, Some("use `hl7`, `iso` or a pattern such as `%Y%m%d` or `%m/%d/%Y %H:%M`".into())),
-                        }
-                    }
-                    if parsed.is_empty() {
-                        return None;
-                    }
-                    Some(if name == "date" {
-                        Transform::Date(parsed)
-                    } else {
-                        Transform::DateTime(parsed)
-                    })
-                }
-                "concat" => Some(Transform::Concat(text(ctx)?)),
-                "split" => {
-                    let sep = text(ctx)?;
-                    if sep.is_empty() {
-                        ctx.error_rule(
-                            Code::BadTransformArgument,
-                            "`split` needs a non-empty separator",
-                            arg.span(),
-                            rule,
-                            None,
-                        );
-                        return None;
-                    }
-                    Some(Transform::Split(sep))
-                }
-                "replace" => {
-                    let from = text(ctx)?;
-                    if from.is_empty() {
-                        ctx.error_rule(
-                            Code::BadTransformArgument,
-                            "`replace` needs non-empty text to replace",
-                            arg.span(),
-                            rule,
-                            None,
-                        );
-                        return None;
-                    }
-                    let Some((to, _)) = ctx.string(t, "with", Some(rule)) else {
-                        if get(t, "with").is_none() {
-                            ctx.error_rule(
-                                Code::MissingKey,
-                                "`replace` needs `with` (the replacement text, may be empty)",
-                                key.span(),
-                                rule,
-                                None,
-                            );
-                        }
-                        return None;
-                    };
-                    Some(Transform::Replace { from, to })
-                }
-                "index" => match arg.get_ref() {
-                    DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                        .ok()
-                        .map(Transform::Index),
-                    _ => {
-                        ctx.wrong_type(
-                            "index",
-                            "an integer (0 = first, -1 = last)",
-                            arg,
-                            Some(rule),
-                        );
-                        None
-                    }
-                },
-                "prefix" => Some(Transform::Prefix(text(ctx)?)),
-                "suffix" => Some(Transform::Suffix(text(ctx)?)),
-                _ => {
-                    unknown_transform(ctx, name, key.span(), rule);
-                    None
-                }
-            }
-        }
+        DeValue::String(s) => named_transform(ctx, s, item, rule),
+        DeValue::Table(t) => table_transform(ctx, t, item, rule, tables),
         _ => {
             ctx.wrong_type(
                 "transform",
                 "a name or a one-transform table",
                 item,
                 Some(rule),
+            );
+            None
+        }
+    }
+}
+
+/// A transform without an argument (`"trim"`); one that needs an argument
+/// or an unknown name is reported.
+fn named_transform(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    item: &Value<'_>,
+    rule: &str,
+) -> Option<Transform> {
+    if let Some(t) = bare_transform(name) {
+        return Some(t);
+    }
+    if TRANSFORMS.contains(&name) {
+        ctx.error_rule(
+            Code::BadTransformArgument,
+            format!("transform `{name}` needs an argument"),
+            item.span(),
+            rule,
+            Some(format!(
+                "write it as a table: `{{ {name} = … }}` (see mappings/README.md)"
+            )),
+        );
+    } else {
+        unknown_transform(ctx, name, item.span(), rule);
+    }
+    None
+}
+
+/// The transforms that take no argument.
+fn bare_transform(name: &str) -> Option<Transform> {
+    match name {
+        "trim" => Some(Transform::Trim),
+        "upper" => Some(Transform::Upper),
+        "lower" => Some(Transform::Lower),
+        "icd10" => Some(Transform::Icd10),
+        "unique" => Some(Transform::Unique),
+        _ => None,
+    }
+}
+
+/// A transform's argument and where it sits, for the per-transform parsers.
+struct TransformArg<'a, 'i> {
+    name: &'a str,
+    key_span: Range<usize>,
+    arg: &'a Value<'i>,
+    table: &'a Table<'i>,
+    rule: &'a str,
+}
+
+impl TransformArg<'_, '_> {
+    /// The argument as a string (reported otherwise).
+    fn text(&self, ctx: &mut Ctx<'_>) -> Option<String> {
+        match self.arg.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => {
+                ctx.wrong_type(self.name, "a string", self.arg, Some(self.rule));
+                None
+            }
+        }
+    }
+
+    /// The argument as a non-empty string (`what` says what it is for).
+    fn non_empty(&self, ctx: &mut Ctx<'_>, what: &str) -> Option<String> {
+        let text = self.text(ctx)?;
+        if text.is_empty() {
+            ctx.error_rule(
+                Code::BadTransformArgument,
+                what.to_owned(),
+                self.arg.span(),
+                self.rule,
+                None,
+            );
+            return None;
+        }
+        Some(text)
+    }
+}
+
+/// `{ name = argument, options… }`.
+fn table_transform(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    item: &Value<'_>,
+    rule: &str,
+    tables: &BTreeMap<String, CodeTable>,
+) -> Option<Transform> {
+    let entries = sorted(t);
+    let Some((key, arg)) = entries.first() else {
+        ctx.wrong_type(
+            "transform",
+            "a name or a one-transform table",
+            item,
+            Some(rule),
+        );
+        return None;
+    };
+    let name: &str = key.get_ref();
+    let options: &[&str] = match name {
+        "table" => &["table", "miss", "otherwise"],
+        "replace" => &["replace", "with"],
+        _ => &[],
+    };
+    if !TRANSFORMS.contains(&name) {
+        unknown_transform(ctx, name, key.span(), rule);
+        return None;
+    }
+    let mut allowed = vec![name];
+    allowed.extend_from_slice(options);
+    ctx.check_keys(t, &allowed, &format!("transform `{name}`"), Some(rule));
+    let a = TransformArg {
+        name,
+        key_span: key.span(),
+        arg,
+        table: t,
+        rule,
+    };
+    match name {
+        "trim" | "upper" | "lower" | "icd10" | "unique" => bare_transform(name),
+        "table" => table_lookup(ctx, &a, tables),
+        "date" | "datetime" => date_transform(ctx, &a),
+        "concat" => Some(Transform::Concat(a.text(ctx)?)),
+        "split" => Some(Transform::Split(
+            a.non_empty(ctx, "`split` needs a non-empty separator")?,
+        )),
+        "replace" => replace_transform(ctx, &a),
+        "index" => index_transform(ctx, &a),
+        "prefix" => Some(Transform::Prefix(a.text(ctx)?)),
+        "suffix" => Some(Transform::Suffix(a.text(ctx)?)),
+        _ => {
+            unknown_transform(ctx, name, key.span(), rule);
+            None
+        }
+    }
+}
+
+/// `{ table = "name", miss = …, otherwise = … }`: the table must be defined.
+fn table_lookup(
+    ctx: &mut Ctx<'_>,
+    a: &TransformArg<'_, '_>,
+    tables: &BTreeMap<String, CodeTable>,
+) -> Option<Transform> {
+    let tname = a.text(ctx)?;
+    if !tables.contains_key(&tname) {
+        let help = suggest(&tname, tables.keys().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| "define it in profile.toml under `[tables.<name>]`".into());
+        ctx.error_rule(
+            Code::UnknownTable,
+            format!("unknown table `{tname}`"),
+            a.arg.span(),
+            a.rule,
+            Some(help),
+        );
+        return None;
+    }
+    let miss = parse_miss(ctx, a)?;
+    let otherwise = ctx
+        .string(a.table, "otherwise", Some(a.rule))
+        .map(|(v, _)| v);
+    Some(Transform::Table {
+        name: tname,
+        miss,
+        otherwise,
+    })
+}
+
+/// `miss = "warn" | "drop" | "keep" | "error"` (default `warn`); `None`
+/// (reported) for another value.
+fn parse_miss(ctx: &mut Ctx<'_>, a: &TransformArg<'_, '_>) -> Option<Miss> {
+    let Some((m, span)) = ctx.string(a.table, "miss", Some(a.rule)) else {
+        return Some(Miss::Warn);
+    };
+    match m.as_str() {
+        "warn" => Some(Miss::Warn),
+        "drop" => Some(Miss::Drop),
+        "keep" => Some(Miss::Keep),
+        "error" => Some(Miss::Error),
+        other => {
+            ctx.error_rule(
+                Code::BadTransformArgument,
+                format!("unknown `miss` behaviour `{other}`"),
+                span,
+                a.rule,
+                Some(
+                    "`warn` (default: drop with a warning), `drop` (silently), `keep` or `error`"
+                        .into(),
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `{ date = "fmt" }` / `{ datetime = ["fmt", …] }`: every format must parse.
+fn date_transform(ctx: &mut Ctx<'_>, a: &TransformArg<'_, '_>) -> Option<Transform> {
+    let (name, arg, rule) = (a.name, a.arg, a.rule);
+    let formats: Vec<(String, Range<usize>)> = match arg.get_ref() {
+        DeValue::String(s) => vec![(s.to_string(), arg.span())],
+        DeValue::Array(items) => items
+            .iter()
+            .filter_map(|i| match i.get_ref() {
+                DeValue::String(s) => Some((s.to_string(), i.span())),
+                _ => {
+                    ctx.wrong_type(name, "a format string or an array of them", i, Some(rule));
+                    None
+                }
+            })
+            .collect(),
+        _ => {
+            ctx.wrong_type(name, "a format string or an array of them", arg, Some(rule));
+            return None;
+        }
+    };
+    let mut parsed = Vec::new();
+    for (f, span) in formats {
+        match crate::transform::parse_date_format(&f) {
+            Ok(df) => parsed.push(df),
+            Err(msg) => ctx.error_rule(
+                Code::BadTransformArgument,
+                msg,
+                span,
+                rule,
+                Some("use `hl7`, `iso` or a pattern such as `%Y%m%d` or `%m/%d/%Y %H:%M`".into()),
+            ),
+        }
+    }
+    if parsed.is_empty() {
+        return None;
+    }
+    Some(if name == "date" {
+        Transform::Date(parsed)
+    } else {
+        Transform::DateTime(parsed)
+    })
+}
+
+/// `{ replace = "from", with = "to" }`: `from` non-empty, `with` required.
+fn replace_transform(ctx: &mut Ctx<'_>, a: &TransformArg<'_, '_>) -> Option<Transform> {
+    let from = a.non_empty(ctx, "`replace` needs non-empty text to replace")?;
+    let Some((to, _)) = ctx.string(a.table, "with", Some(a.rule)) else {
+        if get(a.table, "with").is_none() {
+            ctx.error_rule(
+                Code::MissingKey,
+                "`replace` needs `with` (the replacement text, may be empty)",
+                a.key_span.clone(),
+                a.rule,
+                None,
+            );
+        }
+        return None;
+    };
+    Some(Transform::Replace { from, to })
+}
+
+/// `{ index = n }` (0 = first, -1 = last).
+fn index_transform(ctx: &mut Ctx<'_>, a: &TransformArg<'_, '_>) -> Option<Transform> {
+    match a.arg.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(Transform::Index),
+        _ => {
+            ctx.wrong_type(
+                "index",
+                "an integer (0 = first, -1 = last)",
+                a.arg,
+                Some(a.rule),
             );
             None
         }
