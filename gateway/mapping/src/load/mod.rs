@@ -678,9 +678,43 @@ impl<'s> Loader<'s> {
     ) -> Option<MappingFile> {
         let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let action = raw.action.as_ref().map_or(MapAction::Case, |(a, _)| *a);
-        // foreach groups
+        let groups = self.resolve_groups(&raw.groups);
+        let group_refs: Vec<(String, Vec<Seg>)> = groups
+            .iter()
+            .map(|g| (g.name.clone(), g.into.clone()))
+            .collect();
+        let rules: Vec<FieldRule> = raw
+            .fields
+            .into_iter()
+            .filter_map(|field| self.resolve_field(field, &group_refs, tables))
+            .collect();
+        let has_status = rules.iter().any(|r| r.key == "status");
+        self.check_complete(
+            &raw.name,
+            &raw.file_loc,
+            action,
+            raw.case_id.is_some(),
+            has_status,
+        );
+        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
+        if errors_after > errors_before {
+            return None;
+        }
+        Some(MappingFile {
+            name: raw.name,
+            action,
+            priority: raw.priority.unwrap_or(0),
+            matcher: raw.matcher.unwrap_or_default(),
+            case_id: raw.case_id,
+            groups,
+            rules,
+        })
+    }
+
+    /// The foreach groups whose `into` is a list of objects (others reported).
+    fn resolve_groups(&mut self, raw: &[RawGroup]) -> Vec<Group> {
         let mut groups = Vec::new();
-        for g in &raw.groups {
+        for g in raw {
             let mut ctx = make_ctx(&self.sources, &mut self.diags, g.into_loc.file);
             match resolve_target(&g.into, &[]) {
                 Ok(t) if matches!(t.kind, Kind::ObjectList(_)) && t.list_end => groups.push(Group {
@@ -699,112 +733,108 @@ impl<'s> Loader<'s> {
                 Err(e) => ctx.error_rule(e.code, e.message, g.into_loc.span.clone(), &format!("foreach.{}", g.name), e.help),
             }
         }
-        let group_refs: Vec<(String, Vec<Seg>)> = groups
-            .iter()
-            .map(|g| (g.name.clone(), g.into.clone()))
-            .collect();
-        let mut rules = Vec::new();
-        let mut has_status = false;
-        for field in raw.fields {
-            let Some(rule) = field.rule else { continue };
-            let mut ctx = make_ctx(&self.sources, &mut self.diags, field.loc.file);
-            let target = match resolve_target(&field.key, &group_refs) {
-                Ok(t) if t.list_end => {
-                    let msg = format!(
-                        "`{}` is a list of objects: map its fields, e.g. `{}[].<field>`",
-                        field.key,
-                        field.key.trim_end_matches("[]")
-                    );
-                    ctx.error_rule(
-                        Code::UnknownField,
-                        msg,
-                        field.loc.span.clone(),
-                        &field.key,
-                        None,
-                    );
-                    continue;
-                }
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.error_rule(
-                        e.code,
-                        e.message,
-                        field.loc.span.clone(),
-                        &field.key,
-                        e.help,
-                    );
-                    continue;
-                }
-            };
-            if field.key == "status" {
-                has_status = true;
-            }
-            if matches!(rule.source, ValueSource::Position) && target.group.is_none() {
+        groups
+    }
+
+    /// One field rule against Case v1 and the groups; `None` for a disabled
+    /// field or an unknown target (reported). `position` outside a group and
+    /// constants outside their vocabulary are reported but keep the rule.
+    fn resolve_field(
+        &mut self,
+        field: RawField,
+        group_refs: &[(String, Vec<Seg>)],
+        tables: &BTreeMap<String, CodeTable>,
+    ) -> Option<FieldRule> {
+        let rule = field.rule?;
+        let mut ctx = make_ctx(&self.sources, &mut self.diags, field.loc.file);
+        let target = match resolve_target(&field.key, group_refs) {
+            Ok(t) if t.list_end => {
+                let msg = format!(
+                    "`{}` is a list of objects: map its fields, e.g. `{}[].<field>`",
+                    field.key,
+                    field.key.trim_end_matches("[]")
+                );
                 ctx.error_rule(
-                    Code::BadForeach,
-                    "`position` only has a value inside a `foreach` item",
+                    Code::UnknownField,
+                    msg,
                     field.loc.span.clone(),
                     &field.key,
                     None,
                 );
+                return None;
             }
-            let spans = (field.const_span.as_ref(), field.default_span.as_ref());
-            check_constants(
-                &mut ctx,
+            Ok(t) => t,
+            Err(e) => {
+                ctx.error_rule(
+                    e.code,
+                    e.message,
+                    field.loc.span.clone(),
+                    &field.key,
+                    e.help,
+                );
+                return None;
+            }
+        };
+        if matches!(rule.source, ValueSource::Position) && target.group.is_none() {
+            ctx.error_rule(
+                Code::BadForeach,
+                "`position` only has a value inside a `foreach` item",
+                field.loc.span.clone(),
                 &field.key,
-                target.kind,
-                &rule,
-                spans,
-                tables,
-                &self.sources,
+                None,
             );
-            rules.push(FieldRule {
-                key_loc: field.loc.clone(),
-                key: field.key,
-                segs: target.segs,
-                kind: target.kind,
-                group: target.group,
-                rule,
-            });
         }
-        let mut ctx = make_ctx(&self.sources, &mut self.diags, raw.file_loc.file);
-        if action != MapAction::Ignore && raw.case_id.is_none() {
+        let spans = (field.const_span.as_ref(), field.default_span.as_ref());
+        check_constants(
+            &mut ctx,
+            &field.key,
+            target.kind,
+            &rule,
+            spans,
+            tables,
+            &self.sources,
+        );
+        Some(FieldRule {
+            key_loc: field.loc.clone(),
+            key: field.key,
+            segs: target.segs,
+            kind: target.kind,
+            group: target.group,
+            rule,
+        })
+    }
+
+    /// A file that produces something needs a `[case_id]`; one that produces
+    /// a case needs a `status` rule.
+    fn check_complete(
+        &mut self,
+        name: &str,
+        file_loc: &Loc,
+        action: MapAction,
+        has_case_id: bool,
+        has_status: bool,
+    ) {
+        let mut ctx = make_ctx(&self.sources, &mut self.diags, file_loc.file);
+        if action != MapAction::Ignore && !has_case_id {
             ctx.error(
                 Code::IncompleteMapping,
                 format!(
-                    "`{}` produces a {} but has no `[case_id]` key",
-                    raw.name,
+                    "`{name}` produces a {} but has no `[case_id]` key",
                     action.as_str()
                 ),
-                raw.file_loc.span.clone(),
+                file_loc.span.clone(),
             );
         }
         if action == MapAction::Case && !has_status {
             let mut d = ctx.diag(
                 Severity::Error,
                 Code::IncompleteMapping,
-                format!(
-                    "`{}` produces a case but has no rule for `status`",
-                    raw.name
-                ),
-                raw.file_loc.span.clone(),
+                format!("`{name}` produces a case but has no rule for `status`"),
+                file_loc.span.clone(),
             );
             d.help = Some("add e.g. `status = { const = \"requested\" }` under `[fields]`".into());
             ctx.diags.push(d);
         }
-        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
-        if errors_after > errors_before {
-            return None;
-        }
-        Some(MappingFile {
-            name: raw.name,
-            action,
-            priority: raw.priority.unwrap_or(0),
-            matcher: raw.matcher.unwrap_or_default(),
-            case_id: raw.case_id,
-            groups,
-            rules,
-        })
     }
 }
 

@@ -28,20 +28,7 @@ pub(super) fn parse_rule(
     let table = match value.get_ref() {
         DeValue::String(s) => {
             let path = ctx.path(syntax, s, value.span(), rule)?;
-            return Some((
-                ValueRule {
-                    source: ValueSource::Path(path),
-                    root: false,
-                    transforms: Vec::new(),
-                    default: None,
-                    when: Vec::new(),
-                    required: false,
-                    loc,
-                    transform_names: Vec::new(),
-                },
-                None,
-                None,
-            ));
+            return Some((path_rule(path, loc), None, None));
         }
         DeValue::Table(t) => t,
         _ => {
@@ -56,106 +43,16 @@ pub(super) fn parse_rule(
     };
     let errors_before = ctx.diags.iter().filter(|d| d.is_error()).count();
     ctx.check_keys(table, KEYS, "a rule", Some(rule));
-    let mut sources = Vec::new();
-    let mut const_span = None;
-    if let Some((p, span)) = ctx.string(table, "path", Some(rule)) {
-        if let Some(path) = ctx.path(syntax, &p, span, rule) {
-            sources.push(ValueSource::Path(path));
-        } else {
-            sources.push(ValueSource::Nothing);
-        }
-    }
-    if let Some(v) = get(table, "paths") {
-        let mut paths = Vec::new();
-        match v.get_ref() {
-            DeValue::Array(items) => {
-                for item in items.iter() {
-                    match item.get_ref() {
-                        DeValue::String(s) => {
-                            if let Some(p) = ctx.path(syntax, s, item.span(), rule) {
-                                paths.push(p);
-                            }
-                        }
-                        _ => ctx.wrong_type("paths", "an array of path strings", item, Some(rule)),
-                    }
-                }
-            }
-            _ => ctx.wrong_type("paths", "an array of path strings", v, Some(rule)),
-        }
-        sources.push(ValueSource::Paths(paths));
-    }
-    if let Some(v) = get(table, "const") {
-        let text = match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            DeValue::Integer(i) => Some(i.as_str().to_owned()),
-            DeValue::Boolean(b) => Some(b.to_string()),
-            DeValue::Float(f) => Some(f.as_str().to_owned()),
-            _ => {
-                ctx.wrong_type("const", "a string, number or boolean", v, Some(rule));
-                None
-            }
-        };
-        const_span = Some(ctx.loc(v.span()));
-        sources.push(ValueSource::Const(text.unwrap_or_default()));
-    }
-    if ctx.boolean(table, "position", Some(rule)) == Some(true) {
-        sources.push(ValueSource::Position);
-    }
+    let (sources, const_span) = rule_sources(ctx, table, rule, syntax);
     let (default, default_span) = match get(table, "default") {
-        Some(v) => {
-            let text = match v.get_ref() {
-                DeValue::String(s) => Some(s.to_string()),
-                DeValue::Integer(i) => Some(i.as_str().to_owned()),
-                DeValue::Boolean(b) => Some(b.to_string()),
-                DeValue::Float(f) => Some(f.as_str().to_owned()),
-                _ => {
-                    ctx.wrong_type("default", "a string, number or boolean", v, Some(rule));
-                    None
-                }
-            };
-            (text, Some(ctx.loc(v.span())))
-        }
+        Some(v) => (
+            scalar_text(ctx, "default", v, rule),
+            Some(ctx.loc(v.span())),
+        ),
         None => (None, None),
     };
-    let source = match sources.len() {
-        0 if default.is_some() => ValueSource::Nothing,
-        0 => {
-            ctx.error_rule(
-                Code::MissingKey,
-                "a rule needs a source: `path`, `paths`, `const`, `position` or `default`",
-                loc.span.clone(),
-                rule,
-                None,
-            );
-            return None;
-        }
-        1 => sources.pop().unwrap_or(ValueSource::Nothing),
-        _ => {
-            ctx.error_rule(
-                Code::WrongType,
-                "a rule takes exactly one of `path`, `paths`, `const`, `position`",
-                loc.span.clone(),
-                rule,
-                None,
-            );
-            return None;
-        }
-    };
-    let root = match ctx.string(table, "scope", Some(rule)) {
-        Some((s, _)) if s == "root" => true,
-        Some((s, _)) if s == "item" => false,
-        Some((s, span)) => {
-            ctx.error_rule(
-                Code::WrongType,
-                format!("unknown scope `{s}`"),
-                span,
-                rule,
-                Some("scope is `item` (the default inside foreach) or `root`".into()),
-            );
-            false
-        }
-        None => false,
-    };
+    let source = one_source(ctx, sources, default.is_some(), &loc, rule)?;
+    let root = parse_scope(ctx, table, rule);
     let transforms = match get(table, "transforms") {
         Some(v) => parse_transforms(ctx, v, rule, tables),
         None => Vec::new(),
@@ -183,6 +80,139 @@ pub(super) fn parse_rule(
         const_span,
         default_span,
     ))
+}
+
+/// The rule a bare path string stands for.
+fn path_rule(path: Path, loc: Loc) -> ValueRule {
+    ValueRule {
+        source: ValueSource::Path(path),
+        root: false,
+        transforms: Vec::new(),
+        default: None,
+        when: Vec::new(),
+        required: false,
+        loc,
+        transform_names: Vec::new(),
+    }
+}
+
+/// The sources a rule table names (`path`, `paths`, `const`, `position`, in
+/// that order), and where its `const` sits.
+fn rule_sources(
+    ctx: &mut Ctx<'_>,
+    table: &Table<'_>,
+    rule: &str,
+    syntax: &dyn PathSyntax,
+) -> (Vec<ValueSource>, Option<Loc>) {
+    let mut sources = Vec::new();
+    let mut const_span = None;
+    if let Some((p, span)) = ctx.string(table, "path", Some(rule)) {
+        if let Some(path) = ctx.path(syntax, &p, span, rule) {
+            sources.push(ValueSource::Path(path));
+        } else {
+            sources.push(ValueSource::Nothing);
+        }
+    }
+    if let Some(v) = get(table, "paths") {
+        sources.push(ValueSource::Paths(parse_paths(ctx, v, rule, syntax)));
+    }
+    if let Some(v) = get(table, "const") {
+        let text = scalar_text(ctx, "const", v, rule);
+        const_span = Some(ctx.loc(v.span()));
+        sources.push(ValueSource::Const(text.unwrap_or_default()));
+    }
+    if ctx.boolean(table, "position", Some(rule)) == Some(true) {
+        sources.push(ValueSource::Position);
+    }
+    (sources, const_span)
+}
+
+/// `paths = ["…", …]`: the paths that compile (the others are reported).
+fn parse_paths(ctx: &mut Ctx<'_>, v: &Value<'_>, rule: &str, syntax: &dyn PathSyntax) -> Vec<Path> {
+    let mut paths = Vec::new();
+    match v.get_ref() {
+        DeValue::Array(items) => {
+            for item in items.iter() {
+                match item.get_ref() {
+                    DeValue::String(s) => {
+                        if let Some(p) = ctx.path(syntax, s, item.span(), rule) {
+                            paths.push(p);
+                        }
+                    }
+                    _ => ctx.wrong_type("paths", "an array of path strings", item, Some(rule)),
+                }
+            }
+        }
+        _ => ctx.wrong_type("paths", "an array of path strings", v, Some(rule)),
+    }
+    paths
+}
+
+/// A `const` or `default` value as text: a string, number or boolean.
+fn scalar_text(ctx: &mut Ctx<'_>, key: &str, v: &Value<'_>, rule: &str) -> Option<String> {
+    match v.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        DeValue::Integer(i) => Some(i.as_str().to_owned()),
+        DeValue::Boolean(b) => Some(b.to_string()),
+        DeValue::Float(f) => Some(f.as_str().to_owned()),
+        _ => {
+            ctx.wrong_type(key, "a string, number or boolean", v, Some(rule));
+            None
+        }
+    }
+}
+
+/// Exactly one source (or none with a `default`); `None` (reported) otherwise.
+fn one_source(
+    ctx: &mut Ctx<'_>,
+    mut sources: Vec<ValueSource>,
+    has_default: bool,
+    loc: &Loc,
+    rule: &str,
+) -> Option<ValueSource> {
+    match sources.len() {
+        0 if has_default => Some(ValueSource::Nothing),
+        0 => {
+            ctx.error_rule(
+                Code::MissingKey,
+                "a rule needs a source: `path`, `paths`, `const`, `position` or `default`",
+                loc.span.clone(),
+                rule,
+                None,
+            );
+            None
+        }
+        1 => Some(sources.pop().unwrap_or(ValueSource::Nothing)),
+        _ => {
+            ctx.error_rule(
+                Code::WrongType,
+                "a rule takes exactly one of `path`, `paths`, `const`, `position`",
+                loc.span.clone(),
+                rule,
+                None,
+            );
+            None
+        }
+    }
+}
+
+/// `scope = "item" | "root"` (default item); another value is reported.
+fn parse_scope(ctx: &mut Ctx<'_>, table: &Table<'_>, rule: &str) -> bool {
+    match ctx.string(table, "scope", Some(rule)) {
+        Some((s, _)) if s == "root" => true,
+        Some((s, _)) if s == "item" => false,
+        Some((s, span)) => {
+            ctx.error_rule(
+                Code::WrongType,
+                format!("unknown scope `{s}`"),
+                span,
+                rule,
+                Some("scope is `item` (the default inside foreach) or `root`".into()),
+            );
+            false
+        }
+        None => false,
+    }
 }
 
 pub(super) fn parse_transforms(
