@@ -548,6 +548,8 @@ fn index_transform(ctx: &mut Ctx<'_>, a: &TransformArg<'_, '_>) -> Option<Transf
     }
 }
 
+/// `when`: a condition table or an array of them; malformed conditions are
+/// reported and left out.
 pub(super) fn parse_when(
     ctx: &mut Ctx<'_>,
     value: &Value<'_>,
@@ -567,86 +569,102 @@ pub(super) fn parse_when(
             return Vec::new();
         }
     };
-    let mut out = Vec::new();
-    for item in items {
-        let DeValue::Table(t) = item.get_ref() else {
-            ctx.wrong_type(
-                "when",
-                "a condition table such as `{ path = \"ORC-1\", equals = \"NW\" }`",
-                item,
-                Some(rule),
-            );
-            continue;
-        };
-        ctx.check_keys(
-            t,
-            &["path", "meta", "equals", "not_equals", "exists", "scope"],
-            "a condition",
+    items
+        .into_iter()
+        .filter_map(|item| parse_condition(ctx, item, syntax, rule))
+        .collect()
+}
+
+/// One condition: a subject (`path` or `meta`), one test and a `scope`.
+fn parse_condition(
+    ctx: &mut Ctx<'_>,
+    item: &Value<'_>,
+    syntax: &dyn PathSyntax,
+    rule: &str,
+) -> Option<Cond> {
+    let DeValue::Table(t) = item.get_ref() else {
+        ctx.wrong_type(
+            "when",
+            "a condition table such as `{ path = \"ORC-1\", equals = \"NW\" }`",
+            item,
             Some(rule),
         );
-        let subject = match (
-            ctx.string(t, "path", Some(rule)),
-            ctx.string(t, "meta", Some(rule)),
-        ) {
-            (Some((p, span)), None) => match ctx.path(syntax, &p, span, rule) {
-                Some(path) => CondSubject::Path(path),
-                None => continue,
-            },
-            (None, Some((m, span))) => match MetaField::parse(&m) {
-                Some(f) => CondSubject::Meta(f),
-                None => {
-                    let help = suggest(&m, MetaField::NAMES)
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .unwrap_or_else(|| format!("meta fields: {}", MetaField::NAMES.join(", ")));
-                    ctx.error_rule(
-                        Code::UnknownKey,
-                        format!("unknown meta field `{m}`"),
-                        span,
-                        rule,
-                        Some(help),
-                    );
-                    continue;
-                }
-            },
-            _ => {
-                ctx.error_rule(
-                    Code::MissingKey,
-                    "a condition needs exactly one of `path` or `meta`",
-                    item.span(),
-                    rule,
-                    None,
-                );
-                continue;
+        return None;
+    };
+    ctx.check_keys(
+        t,
+        &["path", "meta", "equals", "not_equals", "exists", "scope"],
+        "a condition",
+        Some(rule),
+    );
+    let subject = condition_subject(ctx, t, item, syntax, rule)?;
+    let mut tests = Vec::new();
+    if let Some((v, _)) = ctx.strings(t, "equals", Some(rule)) {
+        tests.push(CondTest::Equals(v));
+    }
+    if let Some((v, _)) = ctx.strings(t, "not_equals", Some(rule)) {
+        tests.push(CondTest::NotEquals(v));
+    }
+    if let Some(b) = ctx.boolean(t, "exists", Some(rule)) {
+        tests.push(CondTest::Exists(b));
+    }
+    if tests.len() != 1 {
+        ctx.error_rule(
+            Code::MissingKey,
+            "a condition needs exactly one test: `equals`, `not_equals` or `exists`",
+            item.span(),
+            rule,
+            None,
+        );
+        return None;
+    }
+    let root = matches!(ctx.string(t, "scope", Some(rule)), Some((s, _)) if s == "root");
+    tests.pop().map(|test| Cond {
+        subject,
+        test,
+        root,
+    })
+}
+
+/// What a condition tests: exactly one of `path` (compiled) or `meta` (a
+/// known header fact).
+fn condition_subject(
+    ctx: &mut Ctx<'_>,
+    t: &Table<'_>,
+    item: &Value<'_>,
+    syntax: &dyn PathSyntax,
+    rule: &str,
+) -> Option<CondSubject> {
+    match (
+        ctx.string(t, "path", Some(rule)),
+        ctx.string(t, "meta", Some(rule)),
+    ) {
+        (Some((p, span)), None) => ctx.path(syntax, &p, span, rule).map(CondSubject::Path),
+        (None, Some((m, span))) => {
+            if let Some(f) = MetaField::parse(&m) {
+                return Some(CondSubject::Meta(f));
             }
-        };
-        let mut tests = Vec::new();
-        if let Some((v, _)) = ctx.strings(t, "equals", Some(rule)) {
-            tests.push(CondTest::Equals(v));
+            let help = suggest(&m, MetaField::NAMES)
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("meta fields: {}", MetaField::NAMES.join(", ")));
+            ctx.error_rule(
+                Code::UnknownKey,
+                format!("unknown meta field `{m}`"),
+                span,
+                rule,
+                Some(help),
+            );
+            None
         }
-        if let Some((v, _)) = ctx.strings(t, "not_equals", Some(rule)) {
-            tests.push(CondTest::NotEquals(v));
-        }
-        if let Some(b) = ctx.boolean(t, "exists", Some(rule)) {
-            tests.push(CondTest::Exists(b));
-        }
-        if tests.len() != 1 {
+        _ => {
             ctx.error_rule(
                 Code::MissingKey,
-                "a condition needs exactly one test: `equals`, `not_equals` or `exists`",
+                "a condition needs exactly one of `path` or `meta`",
                 item.span(),
                 rule,
                 None,
             );
-            continue;
-        }
-        let root = matches!(ctx.string(t, "scope", Some(rule)), Some((s, _)) if s == "root");
-        if let Some(test) = tests.pop() {
-            out.push(Cond {
-                subject,
-                test,
-                root,
-            });
+            None
         }
     }
-    out
 }
