@@ -511,10 +511,33 @@ impl Validator<'_> {
         if settle > Duration::from_secs(5) {
             self.top("`settle_ms` must be at most 5000");
         }
+        let ids = self.step_ids(&raw.step);
+        let steps = self.steps(raw.step, &ids, step_timeout, timeout);
+        if steps.is_empty() && self.problems.is_empty() {
+            self.top("the playbook has no `[[step]]`");
+        }
+        self.cross_step_checks(&steps, kind, &raw.tables, raw.record_key.as_deref());
+        Playbook {
+            name: raw.name,
+            kind,
+            description: raw.description,
+            file: file.to_owned(),
+            timeout,
+            step_timeout,
+            select_all,
+            copy,
+            record_key: raw.record_key,
+            settle,
+            tables: raw.tables,
+            steps,
+        }
+    }
 
-        // First pass: ids, so `goto` can point forward.
+    /// First pass: every step's id and index, so `goto` can point forward
+    /// (duplicates and the reserved `end` are reported).
+    fn step_ids(&mut self, raw: &[toml::Spanned<RawStep>]) -> BTreeMap<String, usize> {
         let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-        for (index, spanned) in raw.step.iter().enumerate() {
+        for (index, spanned) in raw.iter().enumerate() {
             let id = step_id(index, spanned.get_ref());
             if ids.insert(id.clone(), index).is_some() {
                 let line = line_of(self.text, spanned.span().start);
@@ -532,10 +555,21 @@ impl Validator<'_> {
                 });
             }
         }
+        ids
+    }
 
+    /// Second pass: each step checked on its own, in order (the window
+    /// guard carries from step to step).
+    fn steps(
+        &mut self,
+        raw: Vec<toml::Spanned<RawStep>>,
+        ids: &BTreeMap<String, usize>,
+        step_timeout: Duration,
+        timeout: Duration,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut guard: Option<TitlePattern> = None;
-        for (index, spanned) in raw.step.into_iter().enumerate() {
+        for (index, spanned) in raw.into_iter().enumerate() {
             let line = line_of(self.text, spanned.span().start);
             let raw_step = spanned.into_inner();
             let id = step_id(index, &raw_step);
@@ -544,16 +578,23 @@ impl Validator<'_> {
                 line,
                 label: label(index, &id),
             };
-            if let Some(step) = s.step(index, id, raw_step, &ids, &mut guard, step_timeout, timeout)
+            if let Some(step) = s.step(index, id, raw_step, ids, &mut guard, step_timeout, timeout)
             {
                 steps.push(step);
             }
         }
-        if steps.is_empty() && self.problems.is_empty() {
-            self.top("the playbook has no `[[step]]`");
-        }
+        steps
+    }
 
-        // Cross-step checks: captures, tables, the record key, verification.
+    /// Cross-step checks: captures, tables, the record key, verification and
+    /// commits.
+    fn cross_step_checks(
+        &mut self,
+        steps: &[Step],
+        kind: PlaybookKind,
+        tables: &BTreeMap<String, BTreeMap<String, String>>,
+        record_key: Option<&str>,
+    ) {
         let captured: BTreeSet<&str> = steps
             .iter()
             .filter_map(|s| match &s.action {
@@ -561,32 +602,9 @@ impl Validator<'_> {
                 _ => None,
             })
             .collect();
-        let mut late = Vec::new();
-        for step in &steps {
-            for template in step.action.templates() {
-                for hole in template.holes() {
-                    if let Some(name) = hole.captured_name()
-                        && !captured.contains(name.as_str())
-                    {
-                        late.push((step, format!("`captured.{name}` is never captured")));
-                    }
-                    for table in hole.tables() {
-                        if !raw.tables.contains_key(table) {
-                            late.push((step, format!("no table named `{table}`")));
-                        }
-                    }
-                }
-            }
-        }
-        for (step, message) in late {
-            self.problems.push(Problem {
-                line: Some(step.line),
-                step: Some(label(step.index, &step.id)),
-                message,
-            });
-        }
-        if let Some(key) = &raw.record_key
-            && !captured.contains(key.as_str())
+        self.template_references(steps, &captured, tables);
+        if let Some(key) = record_key
+            && !captured.contains(key)
         {
             self.top(format!(
                 "`record_key` names `{key}`, which no step captures"
@@ -607,7 +625,7 @@ impl Validator<'_> {
             _ => {}
         }
         match kind {
-            PlaybookKind::Write if !steps.is_empty() => self.write_rule(&steps),
+            PlaybookKind::Write if !steps.is_empty() => self.write_rule(steps),
             PlaybookKind::Read => {
                 for s in steps.iter().filter(|s| s.commit) {
                     self.problems.push(Problem {
@@ -620,20 +638,39 @@ impl Validator<'_> {
             }
             _ => {}
         }
+    }
 
-        Playbook {
-            name: raw.name,
-            kind,
-            description: raw.description,
-            file: file.to_owned(),
-            timeout,
-            step_timeout,
-            select_all,
-            copy,
-            record_key: raw.record_key,
-            settle,
-            tables: raw.tables,
-            steps,
+    /// Every `captured.<name>` a template reads is captured by some step and
+    /// every table it looks up is defined.
+    fn template_references(
+        &mut self,
+        steps: &[Step],
+        captured: &BTreeSet<&str>,
+        tables: &BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        let mut late = Vec::new();
+        for step in steps {
+            for template in step.action.templates() {
+                for hole in template.holes() {
+                    if let Some(name) = hole.captured_name()
+                        && !captured.contains(name.as_str())
+                    {
+                        late.push((step, format!("`captured.{name}` is never captured")));
+                    }
+                    for table in hole.tables() {
+                        if !tables.contains_key(table) {
+                            late.push((step, format!("no table named `{table}`")));
+                        }
+                    }
+                }
+            }
+        }
+        for (step, message) in late {
+            self.problems.push(Problem {
+                line: Some(step.line),
+                step: Some(label(step.index, &step.id)),
+                message,
+            });
         }
     }
 
