@@ -171,6 +171,27 @@ pub fn inbound_message(
     }
 }
 
+/// An [`InboundMessage`] of a read's stored raw bytes (the `_meta` JSON
+/// [`document`] writes), parsed as a replay parses it ([`parse_raw`]). The
+/// conformance runner submits its desktop inputs through this, so the
+/// adapter, not the runner, stamps the message.
+pub fn inbound_raw(
+    profile: &str,
+    raw: Vec<u8>,
+    received_at: jiff::Timestamp,
+    peer: Option<String>,
+) -> InboundMessage {
+    let parsed = parse_raw(&raw);
+    InboundMessage {
+        adapter: gateway_core::adapter::AdapterName::DESKTOP,
+        profile: profile.to_owned(),
+        raw,
+        received_at,
+        peer,
+        parsed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

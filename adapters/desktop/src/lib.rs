@@ -22,7 +22,21 @@
 //! * [`bounded`]: hard time bounds on every desktop call (a hung or vanished
 //!   display server aborts the run instead of blocking it forever).
 //! * [`dry_run`]: the redacted listing behind `desktop run --dry-run`.
+//!
+//! **The facade** is [`Desktop`], this crate's [`gateway_seam::Adapter`]: the
+//! daemon starts the bridge through it and nothing else ([`SPEC`] is its
+//! registry entry, `bridge::DesktopConfig` its `[desktop]` section, and
+//! [`ReadTrigger`] the "read now" handle it leaves in `Started::handles`).
+//!
+//! Why the modules are public: the daemon's `desktop run`/`--dry-run`
+//! command drives a playbook directly ([`playbook`], [`engine`], [`bounded`],
+//! [`dry_run`], [`capture`], `x11`/`windows`); the registry's desktop format
+//! entry uses [`capture`]; the engine, driver and bridge tests script a fake
+//! [`driver::Driver`] with [`keys`], [`png`], [`context`] and [`template`];
+//! the daemon's and this crate's X11 tests start `xvfb` and the
+//! [`legacy_app`]. Window-title patterns are private.
 
+mod adapter;
 pub mod bounded;
 pub mod bridge;
 pub mod capture;
@@ -34,7 +48,7 @@ pub mod engine;
 mod input;
 pub mod keys;
 pub mod legacy_app;
-pub mod pattern;
+mod pattern;
 pub mod playbook;
 pub mod png;
 pub mod template;
@@ -45,6 +59,7 @@ pub mod x11;
 #[cfg(unix)]
 pub mod xvfb;
 
+pub use adapter::{Desktop, ReadTrigger, SPEC};
 pub use bounded::{BoundedDriver, Bounds};
 pub use capture::{ADAPTER, DesktopPathSyntax};
 pub use driver::{Driver, DriverError, Screenshot, WindowId, WindowInfo};

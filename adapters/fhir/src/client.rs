@@ -8,8 +8,9 @@
 //!   exponentially. Only idempotent requests are retried after the server may
 //!   have acted (GET, PUT, conditional create); a 429 is always safe to retry.
 //! * **401** drops the cached token and retries once with a fresh one.
-//! * **Errors** carry the OperationOutcome ([`crate::outcome`]); logs carry only
-//!   method, resource type, status and issue codes — never bodies or queries.
+//! * **Errors** carry the OperationOutcome (summarized by the private
+//!   `outcome` module); logs carry only method, resource type, status and
+//!   issue codes — never bodies or queries.
 //! * **Paging** follows `Bundle.link[relation=next]`, but only to URLs under the
 //!   configured base: a bearer token is never sent to another origin.
 

@@ -1,5 +1,6 @@
 //! Desktop: an input is a screen read (captured name → value, as JSON with
-//! `_meta`), parsed by the bridge's own `parse_raw` (the replay path) and
+//! `_meta`), made into an inbound message by the adapter's own
+//! `capture::inbound_raw` (parsed as the replay path parses it) and
 //! submitted. Typing into a real window is proven by the adapter's Xvfb tests.
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, IntakePipeline};
 use gateway_core::case::Case;
 
-use super::{Harness, InboundResult, submit_parsed};
+use super::{Harness, InboundResult, submit_message};
 
 /// The desktop harness.
 #[derive(Debug, Clone, Copy)]
@@ -31,14 +32,13 @@ impl Harness for DesktopHarness {
         raw: &'a [u8],
     ) -> BoxFuture<'a, Result<InboundResult, String>> {
         Box::pin(async move {
-            submit_parsed(
-                pipeline.as_ref(),
-                self.adapter(),
+            let message = gateway_desktop::capture::inbound_raw(
                 profile,
-                raw,
-                gateway_desktop::capture::parse_raw(raw),
-            )
-            .await
+                raw.to_vec(),
+                jiff::Timestamp::now(),
+                Some("conformance".to_owned()),
+            );
+            submit_message(pipeline.as_ref(), message).await
         })
     }
 

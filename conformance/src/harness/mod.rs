@@ -65,26 +65,6 @@ pub trait Harness: Send + Sync {
     ) -> BoxFuture<'a, Result<String, String>>;
 }
 
-/// Submits one parsed input the way the polling adapters (FHIR, desktop) do:
-/// no transport acknowledgement, one outcome.
-pub(crate) async fn submit_parsed(
-    pipeline: &dyn IntakePipeline,
-    adapter: &str,
-    profile: &str,
-    raw: &[u8],
-    parsed: Result<gateway_core::SourceDocument, Vec<gateway_core::Diagnostic>>,
-) -> Result<InboundResult, String> {
-    let message = InboundMessage {
-        adapter: gateway_core::adapter::AdapterName::new(adapter),
-        profile: profile.to_owned(),
-        raw: raw.to_vec(),
-        received_at: jiff::Timestamp::now(),
-        peer: Some("conformance".to_owned()),
-        parsed,
-    };
-    submit_message(pipeline, message).await
-}
-
 /// Submits a message an adapter built itself and reports its one outcome.
 pub(crate) async fn submit_message(
     pipeline: &dyn IntakePipeline,

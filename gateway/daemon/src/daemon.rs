@@ -309,7 +309,7 @@ async fn start_stages(
     // the start before anything accepts traffic.
     let adapter_health = crate::telemetry::AdapterHealth::new();
     let alert_state = crate::alerts::AlertState::new();
-    let alert_sources = crate::alerts::evaluator::Sources {
+    let alert_sources = crate::alerts::Sources {
         store: store.clone(),
         adapters: adapter_health.clone(),
         sink: sink_name.clone(),
@@ -385,8 +385,8 @@ async fn start_stages(
             &settings.mappings_dir,
             &section.profile,
             section.identity.clone(),
-            Arc::new(crate::adapters::x12::StoreControlNumbers::new(
-                store.clone(),
+            Arc::new(crate::adapters::x12::HostControlNumbers::new(
+                Arc::new(crate::adapters::StoreHost::new(store.clone())),
                 &section.identity.id,
             )),
         )
@@ -418,7 +418,7 @@ async fn start_stages(
         desktop_read: teardown
             .adapters
             .iter()
-            .find_map(|(_, started)| started.read_trigger.clone()),
+            .find_map(|(_, started)| started.handle::<gateway_desktop::ReadTrigger>()),
     };
     Ok(Stages {
         listener,
@@ -517,8 +517,12 @@ async fn start_adapters(
         let context = AdapterContext {
             pipeline: intake.clone(),
             shutdown: teardown.stop_intake.clone(),
+            paths: adapters::Paths {
+                config_file: PathBuf::new(),
+                mappings_dir: settings.mappings_dir.clone(),
+            },
             data_dir: data_dir.to_owned(),
-            store: teardown.store.clone(),
+            host: Arc::new(adapters::StoreHost::new(teardown.store.clone())),
         };
         let mut started = adapter
             .start(settings, context)

@@ -17,9 +17,10 @@
 //! module,`: module, variant and arm are then compiled only with the feature
 //! (`conformance`, on by default, is the one today).
 //!
-//! Adapter wiring for `run` and `demo` lives in `src/adapters/<adapter>.rs`
-//! (see `adapters/mod.rs`). `anyhow` is used only in this crate; libraries
-//! return typed errors.
+//! Adapters are hosted through the seam (`gateway_registry::seam::Adapter`,
+//! implemented in each adapter crate); `src/adapters/mod.rs` ties each one to
+//! its `Settings` field and implements the seam's `Host` over the store.
+//! `anyhow` is used only in this crate; libraries return typed errors.
 
 use std::process::ExitCode;
 

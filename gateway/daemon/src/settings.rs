@@ -15,12 +15,15 @@
 //!    the typed value.
 //!
 //! Every struct is `deny_unknown_fields`. **Adding an adapter section is one
-//! field** on [`Settings`] (`pub hl7v2: Option<crate::adapters::hl7v2::Section>`),
-//! with the section type defined in the adapter's wiring file.
+//! field** on [`Settings`] (`pub hl7v2: Option<gateway_hl7v2::Section>`), with
+//! the section type defined in the adapter's crate (its `gateway_seam::Adapter`
+//! impl's `Section`).
 //!
 //! Secrets are never stored here: only the file or variable that holds them.
 //! They are read by [`SecretSource::read`] into a [`Secret`] whose `Debug`
 //! prints `[redacted]`.
+
+pub mod admin_tokens;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,19 +65,19 @@ pub struct Settings {
     /// Directory holding one folder per mapping profile (`mappings/epic/profile.toml`).
     #[serde(default = "default_mappings_dir")]
     pub mappings_dir: PathBuf,
-    // Adapter sections: one field each, the type defined in `src/adapters/<name>.rs`.
+    // Adapter sections: one field each, the type its crate's `Adapter::Section`.
     /// HL7 v2 over MLLP: listeners and decision write-back (`[hl7v2]`).
     #[serde(default)]
-    pub hl7v2: Option<crate::adapters::hl7v2::Section>,
+    pub hl7v2: Option<gateway_hl7v2::Section>,
     /// The desktop bridge for a legacy EHR (`[desktop]`).
     #[serde(default)]
-    pub desktop: Option<crate::adapters::desktop::Section>,
+    pub desktop: Option<gateway_desktop::bridge::DesktopConfig>,
     /// One cloud EHR over FHIR R4 (`[fhir]`).
     #[serde(default)]
-    pub fhir: Option<crate::adapters::fhir::Section>,
+    pub fhir: Option<gateway_fhir::FhirConfig>,
     /// The X12 278 adapter: file drop, CORE SOAP server, partners (`[x12]`).
     #[serde(default)]
-    pub x12: Option<crate::adapters::x12::Section>,
+    pub x12: Option<gateway_x12::config::X12Config>,
 }
 
 fn default_mappings_dir() -> PathBuf {
@@ -157,7 +160,7 @@ pub struct AdminToken {
     pub token_env: Option<String>,
     /// Its roles: `viewer`, `operator` (replay, decisions; implies viewer),
     /// `phi:read` (raw messages and patient fields).
-    pub roles: Vec<crate::admin::access::Role>,
+    pub roles: Vec<admin_tokens::Role>,
 }
 
 impl AdminToken {
@@ -561,25 +564,9 @@ impl ShutdownSettings {
     }
 }
 
-/// One configuration problem: where it came from, which key, what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file path, or `environment variable GATEWAY__…`.
-    pub origin: String,
-    /// Dotted key path (`admin.listen`, `hl7v2.listeners[0].port`), when known.
-    pub key: Option<String>,
-    /// What is wrong (never a secret value).
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "{}: key `{key}`: {}", self.origin, self.message),
-            None => write!(f, "{}: {}", self.origin, self.message),
-        }
-    }
-}
+/// One configuration problem: where it came from, which key, what is wrong
+/// (the seam's type: adapters report their sections' problems with it).
+pub use gateway_registry::seam::Problem;
 
 /// The configuration could not be used; carries every problem found.
 #[derive(Debug)]
@@ -998,12 +985,12 @@ fn check(settings: &Settings, origin: &str, problems: &mut Vec<Problem>) {
     }
     if let Err(message) = settings.admin.token_source().read() {
         problem(
-            &crate::admin::access::source_key("admin.", &settings.admin.token_source()),
+            &admin_tokens::source_key("admin.", &settings.admin.token_source()),
             message,
         );
     }
     check_admin_listener(&settings.admin, &mut problem);
-    for (key, message) in crate::admin::access::check_settings(&settings.admin) {
+    for (key, message) in admin_tokens::check_settings(&settings.admin) {
         problem(&key, message);
     }
     for (key, message) in crate::alerts::check_settings(&settings.alerts) {

@@ -1,7 +1,8 @@
 //! The CLI's formats and the admin API's adapter list come from the
 //! registry (`gateway-registry`): `inspect --format` offers exactly the
-//! registry's formats, and every endpoint `GET /api/v1/adapters` lists
-//! belongs to a registered adapter and uses a transport it declares.
+//! registry's formats, `map` parses with the registry's parser of the
+//! profile's format, and every endpoint `GET /api/v1/adapters` lists belongs
+//! to a registered adapter and uses a transport it declares.
 
 use std::path::Path;
 use std::process::Command;
@@ -42,6 +43,57 @@ fn inspect_offers_the_registry_s_formats() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("unknown format"), "{name}: {stderr}");
     }
+}
+
+#[test]
+fn map_parses_with_the_registry_s_parser_of_the_profile_s_format() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("input.txt");
+    std::fs::write(&file, "synthetic, in no format").expect("write");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings") {
+        let profile = entry.expect("entry").path();
+        let Ok(text) = std::fs::read_to_string(profile.join("profile.toml")) else {
+            continue;
+        };
+        let Some(format) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("format = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let spec = gateway_registry::formats::FORMATS
+            .iter()
+            .find(|s| s.format.as_str() == format)
+            .expect("a profile's format is a registered one");
+        // The registry's own parser refuses the input, with these diagnostics…
+        let diagnostics = (spec.parse)(b"synthetic, in no format").expect_err("not parseable");
+        let out = Command::new(env!("CARGO_BIN_EXE_ehr-gateway"))
+            .arg("map")
+            .arg("--profile")
+            .arg(&profile)
+            .arg(&file)
+            .output()
+            .expect("run map");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // …and `map` reports exactly those, naming the registry's format.
+        for d in &diagnostics {
+            assert!(stderr.contains(&d.to_string()), "{format}: {d} in {stderr}");
+        }
+        assert!(
+            stderr.contains(&format!("not a valid `{format}` document")),
+            "{stderr}"
+        );
+        seen.push(format.to_owned());
+    }
+    seen.sort();
+    seen.dedup();
+    assert!(
+        seen.len() >= 4,
+        "profiles of every adapter format: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,12 @@
 //!
 //! *Why a crate*: the daemon (intake, `inspect`, `map`, `lint`, the admin
 //! API, metrics) and the conformance runner (profile loading) read the same
-//! table, so a format or adapter is declared once. The daemon's wiring of an
-//! adapter (its config section type, start-up, secret files) implements
-//! `ehr_gateway`'s `Adapter` trait, whose `spec` names the entry here.
+//! table, so a format or adapter is declared once. Each adapter crate
+//! implements [`seam::Adapter`] (config section type, start-up, secret
+//! files) and declares its own [`AdapterSpec`] (`gateway_hl7v2::SPEC`); this
+//! crate lists them. The seam lives in its own crate below the adapters
+//! (`gateway-seam`, re-exported here as [`seam`]) because this crate
+//! depends on every adapter crate.
 //!
 //! A missing declaration is caught twice: the entries are plain struct
 //! literals without defaults (a missing field does not compile), and
@@ -17,113 +20,23 @@
 
 pub mod formats;
 
-use std::fmt;
-
 use gateway_core::SourceFormat;
 use gateway_core::adapter::name;
 
 pub use formats::{FORMATS, FormatSpec, Syntaxes};
+/// The seam every adapter implements (re-exported so the daemon and the
+/// conformance runner name one crate): see [`gateway_seam`].
+pub use gateway_seam as seam;
+pub use gateway_seam::{AdapterSpec, Transport};
 
-/// How an adapter endpoint talks to its peer (`GET /api/v1/adapters`'s
-/// `transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// An MLLP listener (HL7 v2).
-    Mllp,
-    /// A CORE SOAP server (X12).
-    Soap,
-    /// A FHIR subscription rest-hook receiver.
-    RestHook,
-    /// A poller of a remote API.
-    Poll,
-    /// A watched directory.
-    FileDrop,
-    /// Decisions written back into the EHR.
-    WriteBack,
-    /// Screens of a desktop application.
-    Ui,
-}
+/// The HL7 v2 adapter (MLLP): declared by its crate.
+pub const HL7V2: AdapterSpec = gateway_hl7v2::SPEC;
 
-impl Transport {
-    /// Every transport.
-    pub const ALL: [Transport; 7] = [
-        Transport::Mllp,
-        Transport::Soap,
-        Transport::RestHook,
-        Transport::Poll,
-        Transport::FileDrop,
-        Transport::WriteBack,
-        Transport::Ui,
-    ];
+/// The FHIR R4 adapter (polling, rest-hook subscriptions): declared by its crate.
+pub const FHIR: AdapterSpec = gateway_fhir::SPEC;
 
-    /// The name the admin API shows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Mllp => "mllp",
-            Transport::Soap => "soap",
-            Transport::RestHook => "rest-hook",
-            Transport::Poll => "poll",
-            Transport::FileDrop => "file-drop",
-            Transport::WriteBack => "write-back",
-            Transport::Ui => "ui",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the rest of the system needs to know about one adapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdapterSpec {
-    /// The adapter name (`hl7v2`, …): case sources, logs, `--version`.
-    pub name: &'static str,
-    /// Its top-level config section (`[hl7v2]`).
-    pub section: &'static str,
-    /// The `adapter` label of its metrics.
-    pub metrics_label: &'static str,
-    /// The formats it brings (each has a [`formats::FormatSpec`]).
-    pub formats: &'static [SourceFormat],
-    /// The transports its endpoints may use; an endpoint with another one is
-    /// refused at start.
-    pub transports: &'static [Transport],
-    /// Whether it acknowledges what it receives (MLLP ACK; X12 999/TA1): it
-    /// then has an `ehr_gateway_ack_latency_seconds` series.
-    pub acknowledges: bool,
-}
-
-/// The HL7 v2 adapter (MLLP).
-pub const HL7V2: AdapterSpec = AdapterSpec {
-    name: gateway_hl7v2::mllp::metrics::ADAPTER,
-    section: "hl7v2",
-    metrics_label: gateway_hl7v2::mllp::metrics::ADAPTER,
-    formats: &[SourceFormat::Hl7v2],
-    transports: &[Transport::Mllp, Transport::WriteBack],
-    acknowledges: true,
-};
-
-/// The FHIR R4 adapter (polling, rest-hook subscriptions).
-pub const FHIR: AdapterSpec = AdapterSpec {
-    name: gateway_fhir::poll::ADAPTER,
-    section: "fhir",
-    metrics_label: gateway_fhir::poll::ADAPTER,
-    formats: &[SourceFormat::Fhir],
-    transports: &[Transport::Poll, Transport::RestHook, Transport::WriteBack],
-    acknowledges: false,
-};
-
-/// The desktop UI-automation adapter.
-pub const DESKTOP: AdapterSpec = AdapterSpec {
-    name: gateway_desktop::ADAPTER,
-    section: "desktop",
-    metrics_label: gateway_desktop::ADAPTER,
-    formats: &[SourceFormat::Desktop],
-    transports: &[Transport::Ui, Transport::WriteBack],
-    acknowledges: false,
-};
+/// The desktop UI-automation adapter: declared by its crate.
+pub const DESKTOP: AdapterSpec = gateway_desktop::SPEC;
 
 /// The X12 278 adapter (file drop, CORE SOAP).
 pub const X12: AdapterSpec = AdapterSpec {
@@ -255,13 +168,5 @@ mod tests {
         let problems = check(FORMATS, &[HL7V2, silent, DESKTOP, X12, X12]).expect_err("bad");
         assert!(problems.contains(&"adapter fhir declares no transport".to_owned()));
         assert!(problems.contains(&"adapter x12 is registered twice".to_owned()));
-    }
-
-    #[test]
-    fn transports_have_distinct_names() {
-        let mut names: Vec<&str> = Transport::ALL.iter().map(|t| t.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), Transport::ALL.len());
     }
 }

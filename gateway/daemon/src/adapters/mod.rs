@@ -1,102 +1,60 @@
-//! Adapter wiring: how `run` and `demo` start each adapter the daemon hosts.
+//! Adapter hosting: the daemon's side of the seam (`gateway_registry::seam`).
 //!
-//! Each adapter has one file here (`hl7v2.rs`, `fhir.rs`, `x12.rs`,
-//! `desktop.rs`, written by that adapter's owner) holding its config section
-//! type and a unit struct implementing [`Adapter`]. What the rest of the
-//! system knows about an adapter — its formats, transports, config section
-//! and metrics label — is its entry in `gateway_registry` ([`Adapter::spec`]);
-//! its secret files are [`Adapter::secret_files`]. Those methods have no
-//! default, so an adapter that does not declare them does not compile, and
-//! [`check_registry`] (run first thing at start) refuses a build whose wired
-//! adapters and registry entries disagree, or an endpoint whose transport its
-//! adapter did not declare. **Registering an adapter**:
-//! 1. its [`gateway_registry::AdapterSpec`] in `gateway_registry::ADAPTERS`
-//!    and its formats in `gateway_registry::FORMATS`;
-//! 2. `pub mod <name>;` below and `&<name>::<Struct>` in [`all`];
-//! 3. one field on `crate::settings::Settings`:
-//!    `#[serde(default)] pub <name>: Option<crate::adapters::<name>::Section>,`.
+//! Every adapter implements [`gateway_seam::Adapter`] in its own crate
+//! (`gateway_hl7v2::Hl7v2`, `gateway_fhir::Fhir`, `gateway_desktop::Desktop`;
+//! x12 still in [`x12`] here). This module only connects each one to its
+//! field on [`Settings`] ([`Wiring`]), so the rest of the daemon can treat
+//! them alike through [`Hosted`] (`run`, `check-config`, the secrets check,
+//! `demo`), and implements the seam's [`Host`] over the store ([`StoreHost`]).
 //!
-//! `run` calls [`Adapter::start`] for every adapter whose section is present;
-//! `demo` first lets each adapter fill its section for loopback
-//! ([`Adapter::demo_configure`], or say why it is skipped), starts the daemon,
-//! then calls [`Adapter::demo_traffic`] to send the sample traffic.
+//! What the rest of the system knows about an adapter — formats, transports,
+//! config section, metrics label — is its entry in `gateway_registry`; its
+//! secret files are [`gateway_seam::Adapter::secret_files`]. Those methods
+//! have no default, so an adapter that does not declare them does not
+//! compile, and [`check_registry`] (run first thing at start) refuses a
+//! build whose wired adapters and registry entries disagree, or an endpoint
+//! whose transport its adapter did not declare. **Registering an adapter**:
+//! 1. its `SPEC` in `gateway_registry::ADAPTERS` and its formats in
+//!    `gateway_registry::FORMATS`;
+//! 2. one field on `crate::settings::Settings`:
+//!    `#[serde(default)] pub <name>: Option<gateway_<name>::Section>,`;
+//! 3. one [`Wiring`] line in [`all`].
+//!
+//! `run` calls [`Hosted::start`] for every adapter whose section is present;
+//! `demo` first lets each adapter produce a loopback section
+//! ([`Hosted::demo_configure`], or say why it is skipped), starts the daemon,
+//! then calls [`Hosted::demo_traffic`] with the state its configure returned.
 
-pub mod desktop;
-pub mod fhir;
-pub mod hl7v2;
 pub mod x12;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gateway_core::adapter::{BoxFuture, IntakePipeline, WriteBack};
-use gateway_registry::{AdapterSpec, Transport};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use gateway_core::GatewayError;
+use gateway_core::adapter::BoxFuture;
+use gateway_core::case::Case;
+use gateway_registry::AdapterSpec;
+pub use gateway_registry::seam::{
+    Adapter, AdapterContext, AuditRecord, DemoEnv, DemoState, Endpoint, EvidenceRecord, Host,
+    Paths, Started,
+};
 
 use crate::settings::{Problem, Settings};
 
-/// What a starting adapter gets from the daemon.
-#[derive(Clone)]
-pub struct AdapterContext {
-    /// Where inbound messages go; acknowledge only from its outcome.
-    pub pipeline: Arc<dyn IntakePipeline>,
-    /// Cancelled when the daemon stops accepting work (SIGTERM drain or
-    /// SIGINT): stop listening/polling, finish what is in flight, then let
-    /// the tasks in [`Started::tasks`] end.
-    pub shutdown: CancellationToken,
-    /// The daemon's data directory (for adapter state such as poll cursors).
-    pub data_dir: PathBuf,
-    /// The store, for adapter state that must be durable and atomic (X12
-    /// control numbers). Adapters' own crates never see it: the wiring here
-    /// implements their traits over it.
-    pub store: gateway_store::Store,
+/// An adapter of the seam tied to its field on [`Settings`].
+pub struct Wiring<A: Adapter> {
+    /// The adapter.
+    pub adapter: A,
+    /// Its section, when configured.
+    pub section: fn(&Settings) -> Option<&A::Section>,
+    /// Where the demo puts the section it configures.
+    pub section_mut: fn(&mut Settings) -> &mut Option<A::Section>,
 }
 
-/// One thing an adapter listens on or polls, for logs and the demo.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// What it is: `MLLP listener (profile epic)`.
-    pub description: String,
-    /// How it talks to its peer; one of its adapter's declared transports.
-    pub transport: Transport,
-    /// The bound address, when it is a listener.
-    pub addr: Option<SocketAddr>,
-    /// The profile this instance maps with.
-    pub profile: Option<String>,
-}
-
-/// What a started adapter hands back.
-#[derive(Default)]
-pub struct Started {
-    /// Tasks that end after [`AdapterContext::shutdown`] is cancelled and
-    /// their in-flight work is done. The daemon waits for them (bounded by
-    /// the grace period) before stopping the store.
-    pub tasks: Vec<JoinHandle<()>>,
-    /// Write-backs for cases this adapter owns, optionally per profile.
-    pub writebacks: Vec<(Arc<dyn WriteBack>, Option<String>)>,
-    /// Listeners and pollers, for logs and the demo.
-    pub endpoints: Vec<Endpoint>,
-    /// Reads on an operator's request (`POST /api/v1/adapters/desktop/read`),
-    /// when the adapter runs a read playbook. Handed to the admin server as a
-    /// value: no process-global registry.
-    pub read_trigger: Option<desktop::ReadTrigger>,
-}
-
-/// What the demo knows when configuring adapters and sending traffic.
-#[derive(Debug, Clone)]
-pub struct DemoEnv {
-    /// The repository root (holds `sample-messages/` and `mappings/`).
-    pub repo_root: PathBuf,
-    /// A temporary directory the demo owns (deleted at exit).
-    pub temp_dir: PathBuf,
-}
-
-/// An adapter the daemon can host.
-pub trait Adapter: Sync {
-    /// This adapter's registry entry (formats, transports, config section,
-    /// metrics label).
+/// An adapter as the daemon hosts it (a [`Wiring`] with the section type
+/// erased).
+pub trait Hosted: Sync {
+    /// This adapter's registry entry.
     fn spec(&self) -> &'static AdapterSpec;
 
     /// The adapter name (`hl7v2`, …), as used in metrics and case sources.
@@ -104,52 +62,138 @@ pub trait Adapter: Sync {
         self.spec().name
     }
 
-    /// The secret files `settings` configures for this adapter, each with
-    /// the config key that names it (checked for loose permissions at start).
-    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)>;
-
-    /// Keys of secrets written inline in this adapter's section.
-    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str>;
-
     /// True when `settings` has this adapter's section.
     fn configured(&self, settings: &Settings) -> bool;
 
-    /// Names of the mapping profiles the section refers to (must load).
-    fn profiles(&self, _settings: &Settings) -> Vec<String> {
-        Vec::new()
-    }
+    /// The secret files the section configures, each with its config key.
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)>;
 
-    /// Semantic checks of the section beyond serde (ports, files), pushing one
-    /// [`Problem`] per finding.
-    fn check(&self, _settings: &Settings, _config_file: &Path, _problems: &mut Vec<Problem>) {}
+    /// Keys of secrets written inline in the section.
+    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str>;
 
-    /// Starts every configured instance.
+    /// Names of the mapping profiles the section refers to.
+    fn profiles(&self, settings: &Settings) -> Vec<String>;
+
+    /// Semantic checks of the section, one [`Problem`] per finding.
+    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>);
+
+    /// Starts every configured instance (nothing when not configured).
     fn start<'a>(
         &'a self,
         settings: &'a Settings,
         context: AdapterContext,
     ) -> BoxFuture<'a, anyhow::Result<Started>>;
 
-    /// Fills this adapter's section for a loopback demo, or returns why the
-    /// demo skips it (e.g. "no X display").
-    fn demo_configure(&self, _settings: &mut Settings, _env: &DemoEnv) -> Result<(), String> {
-        Err("no demo wired for this adapter".to_owned())
-    }
+    /// Fills the section for a loopback demo; returns the demo's state, or
+    /// why the demo skips this adapter.
+    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<DemoState, String>;
 
-    /// Sends the demo's sample traffic to the started adapter; returns a
-    /// one-line summary, or why it failed.
+    /// Sends the demo's traffic to the started adapter.
     fn demo_traffic<'a>(
         &'a self,
-        _started: &'a Started,
-        _env: &'a DemoEnv,
-    ) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async { Err("no demo traffic wired for this adapter".to_owned()) })
+        started: &'a Started,
+        state: &'a mut DemoState,
+        host: Arc<dyn Host>,
+        env: &'a DemoEnv,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+/// The [`Paths`] of `settings` read from `config_file`.
+pub fn paths(settings: &Settings, config_file: &Path) -> Paths {
+    Paths {
+        config_file: config_file.to_owned(),
+        mappings_dir: settings.mappings_dir.clone(),
     }
 }
 
+impl<A: Adapter> Hosted for Wiring<A> {
+    fn spec(&self) -> &'static AdapterSpec {
+        self.adapter.spec()
+    }
+
+    fn configured(&self, settings: &Settings) -> bool {
+        (self.section)(settings).is_some()
+    }
+
+    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)> {
+        (self.section)(settings)
+            .map(|s| self.adapter.secret_files(s))
+            .unwrap_or_default()
+    }
+
+    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str> {
+        (self.section)(settings)
+            .map(|s| self.adapter.inline_secrets(s))
+            .unwrap_or_default()
+    }
+
+    fn profiles(&self, settings: &Settings) -> Vec<String> {
+        (self.section)(settings)
+            .map(|s| self.adapter.profiles(s))
+            .unwrap_or_default()
+    }
+
+    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
+        if let Some(section) = (self.section)(settings) {
+            let paths = paths(settings, config_file);
+            self.adapter.check(section, &paths, problems);
+        }
+    }
+
+    fn start<'a>(
+        &'a self,
+        settings: &'a Settings,
+        context: AdapterContext,
+    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+        Box::pin(async move {
+            match (self.section)(settings) {
+                Some(section) => Ok(self.adapter.start(section, context).await?),
+                None => Ok(Started::default()),
+            }
+        })
+    }
+
+    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<DemoState, String> {
+        let demo = self.adapter.demo_configure(env)?;
+        *(self.section_mut)(settings) = Some(demo.section);
+        Ok(demo.state)
+    }
+
+    fn demo_traffic<'a>(
+        &'a self,
+        started: &'a Started,
+        state: &'a mut DemoState,
+        host: Arc<dyn Host>,
+        env: &'a DemoEnv,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        self.adapter.demo_traffic(started, state, host, env)
+    }
+}
+
+static HL7V2: Wiring<gateway_hl7v2::Hl7v2> = Wiring {
+    adapter: gateway_hl7v2::Hl7v2,
+    section: |s| s.hl7v2.as_ref(),
+    section_mut: |s| &mut s.hl7v2,
+};
+static FHIR: Wiring<gateway_fhir::Fhir> = Wiring {
+    adapter: gateway_fhir::Fhir,
+    section: |s| s.fhir.as_ref(),
+    section_mut: |s| &mut s.fhir,
+};
+static DESKTOP: Wiring<gateway_desktop::Desktop> = Wiring {
+    adapter: gateway_desktop::Desktop,
+    section: |s| s.desktop.as_ref(),
+    section_mut: |s| &mut s.desktop,
+};
+static X12: Wiring<x12::X12> = Wiring {
+    adapter: x12::X12,
+    section: |s| s.x12.as_ref(),
+    section_mut: |s| &mut s.x12,
+};
+
 /// Every adapter wired into this build, in start order.
-pub fn all() -> Vec<&'static dyn Adapter> {
-    vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop, &x12::X12]
+pub fn all() -> Vec<&'static dyn Hosted> {
+    vec![&HL7V2, &FHIR, &DESKTOP, &X12]
 }
 
 /// Checks that the adapters wired here are exactly the registry's, in its
@@ -160,7 +204,7 @@ pub fn check_registry() -> Result<(), Vec<String>> {
 }
 
 /// [`check_registry`] for a given wiring and registry.
-pub fn check_wiring(wired: &[&dyn Adapter], registry: &[AdapterSpec]) -> Result<(), Vec<String>> {
+pub fn check_wiring(wired: &[&dyn Hosted], registry: &[AdapterSpec]) -> Result<(), Vec<String>> {
     let mut problems = match gateway_registry::check(gateway_registry::FORMATS, registry) {
         Ok(()) => Vec::new(),
         Err(problems) => problems,
@@ -188,35 +232,92 @@ pub fn check_wiring(wired: &[&dyn Adapter], registry: &[AdapterSpec]) -> Result<
 }
 
 /// Refuses an endpoint whose transport `adapter` did not declare.
-pub fn check_endpoints(adapter: &dyn Adapter, started: &Started) -> Result<(), String> {
-    match started
-        .endpoints
-        .iter()
-        .find(|e| !adapter.spec().transports.contains(&e.transport))
-    {
-        Some(endpoint) => Err(format!(
-            "adapter {} started an endpoint with transport {} that it does not declare ({})",
-            adapter.name(),
-            endpoint.transport,
-            endpoint.description
-        )),
-        None => Ok(()),
-    }
+pub fn check_endpoints(adapter: &dyn Hosted, started: &Started) -> Result<(), String> {
+    gateway_registry::seam::check_endpoints(adapter.spec(), started)
 }
 
-/// Pushes `(key, path)` when `path` is set.
-fn add_secret(files: &mut Vec<(String, PathBuf)>, key: String, path: &Option<PathBuf>) {
-    if let Some(path) = path {
-        files.push((key, path.clone()));
-    }
-}
-
-/// Runs every configured adapter's [`Adapter::check`].
+/// Runs every configured adapter's [`Hosted::check`].
 pub fn check_all(settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
     for adapter in all() {
         if adapter.configured(settings) {
             adapter.check(settings, config_file, problems);
         }
+    }
+}
+
+/// The seam's [`Host`] over the daemon's store: durable counters (X12
+/// control numbers), audit rows and evidence. Adapters never see the store.
+#[derive(Clone)]
+pub struct StoreHost {
+    store: gateway_store::Store,
+}
+
+impl StoreHost {
+    /// A host over `store`.
+    pub fn new(store: gateway_store::Store) -> Self {
+        StoreHost { store }
+    }
+}
+
+impl Host for StoreHost {
+    fn allocate(
+        &self,
+        scope: &str,
+        count: u32,
+        max: u64,
+    ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>> {
+        let scope = scope.to_owned();
+        Box::pin(async move {
+            self.store
+                .allocate_control_numbers(&scope, count, max)
+                .await
+                .map_err(GatewayError::from)
+        })
+    }
+
+    fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let entry = gateway_store::AuditEntry {
+                actor: record.actor,
+                action: record.action,
+                target: record.target,
+                detail: record.detail,
+                case_id: record.case_id,
+            };
+            self.store
+                .audit(entry)
+                .await
+                .map(|_| ())
+                .map_err(GatewayError::from)
+        })
+    }
+
+    fn keep_evidence(&self, evidence: EvidenceRecord) -> BoxFuture<'_, Result<i64, GatewayError>> {
+        Box::pin(async move {
+            let new = gateway_store::NewEvidence {
+                adapter: evidence.adapter,
+                kind: evidence.kind,
+                case_id: evidence.case_id,
+                content_type: evidence.content_type,
+                body: evidence.body,
+                detail: evidence.detail,
+            };
+            self.store
+                .put_evidence(new)
+                .await
+                .map_err(GatewayError::from)
+        })
+    }
+
+    fn case(&self, case_id: &str) -> BoxFuture<'_, Result<Option<Case>, GatewayError>> {
+        let case_id = case_id.to_owned();
+        Box::pin(async move {
+            self.store
+                .get_case(&case_id)
+                .await
+                .map(|record| record.map(|r| r.case))
+                .map_err(GatewayError::from)
+        })
     }
 }
 
@@ -232,7 +333,7 @@ mod tests {
     #[test]
     fn a_wiring_that_disagrees_with_the_registry_refuses_the_start() {
         // x12 registered but not wired.
-        let wired: Vec<&dyn Adapter> = vec![&hl7v2::Hl7v2, &fhir::Fhir, &desktop::Desktop];
+        let wired: Vec<&dyn Hosted> = vec![&HL7V2, &FHIR, &DESKTOP];
         let problems = check_wiring(&wired, gateway_registry::ADAPTERS).expect_err("x12 missing");
         assert!(problems[0].contains("the registry lists"), "{problems:?}");
         // x12 wired but not registered: its format names an unknown adapter.
@@ -251,16 +352,58 @@ mod tests {
     }
 
     #[test]
+    fn each_adapter_s_settings_field_is_its_registry_section() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for adapter in all() {
+            let section = adapter.spec().section;
+            let path = dir.path().join(format!("{section}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "[gateway]\ntenant = \"t\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[{section}]\n"
+                ),
+            )
+            .expect("write");
+            let loaded = crate::settings::load_with_env(&path, Vec::<(String, String)>::new());
+            // Either the empty section is this adapter's (configured), or it is
+            // refused for a key *inside* it — never as an unknown field.
+            let configured = loaded
+                .settings
+                .as_ref()
+                .is_some_and(|s| adapter.configured(s));
+            let inside = loaded.problems.iter().any(|p| {
+                p.key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(&format!("{section}.")))
+            });
+            assert!(
+                configured || inside,
+                "[{section}] is not {}'s section: {:?}",
+                adapter.name(),
+                loaded.problems
+            );
+            assert!(
+                !loaded
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("unknown field")),
+                "{:?}",
+                loaded.problems
+            );
+        }
+    }
+
+    #[test]
     fn an_endpoint_with_an_undeclared_transport_is_refused() {
         let mut started = Started::default();
         started.endpoints.push(Endpoint {
             description: "MLLP listener (profile epic)".to_owned(),
-            transport: Transport::Mllp,
+            transport: gateway_registry::Transport::Mllp,
             addr: None,
             profile: Some("epic".to_owned()),
         });
-        assert_eq!(check_endpoints(&hl7v2::Hl7v2, &started), Ok(()));
-        let error = check_endpoints(&x12::X12, &started).expect_err("x12 has no MLLP");
+        assert_eq!(check_endpoints(&HL7V2, &started), Ok(()));
+        let error = check_endpoints(&X12, &started).expect_err("x12 has no MLLP");
         assert!(error.contains("transport mllp"), "{error}");
     }
 }

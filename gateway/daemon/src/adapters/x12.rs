@@ -5,17 +5,24 @@
 //! own server).
 //!
 //! Control numbers of everything the adapter writes (999, TA1, 278 responses)
-//! are allocated from the store ([`StoreControlNumbers`]): each allocation is
-//! committed before the number is used, so none is reused after a crash or
-//! restart. Scopes are per ISA sender id (`x12/<ISA06>/interchange|group|transaction`).
+//! are allocated from the host's durable counters ([`HostControlNumbers`],
+//! the store in the daemon): each allocation is committed before the number
+//! is used, so none is reused after a crash or restart. Scopes are per ISA
+//! sender id (`x12/<ISA06>/interchange|group|transaction`).
+//!
+//! This file implements [`gateway_seam::Adapter`] daemon-side until the x12
+//! crate carries its own facade.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway_core::GatewayError;
 use gateway_core::adapter::{BoxFuture, WriteBack};
-use gateway_store::Store;
+use gateway_registry::seam::{
+    Adapter, AdapterContext, AuditRecord, Demo, DemoEnv, DemoState, Endpoint, Host, Paths, Problem,
+    StartError, Started, add_secret,
+};
 use gateway_x12::config::{
     FileDropConfig, PartnerConfig, ServerTlsConfig, SoapServerConfig, WriteBackConfig, X12Config,
 };
@@ -31,26 +38,23 @@ use gateway_x12::soap::server::{
 use gateway_x12::write::ControlKind;
 use gateway_x12::writeback::X12WriteBack;
 
-use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
-use crate::settings::{Problem, Settings};
-
 /// The `[x12]` section: see [`X12Config`].
 pub type Section = X12Config;
 
 /// The X12 adapter.
 pub struct X12;
 
-/// X12 control numbers allocated durably from the store.
-pub struct StoreControlNumbers {
-    store: Store,
+/// X12 control numbers allocated durably from the host's counters.
+pub struct HostControlNumbers {
+    host: Arc<dyn Host>,
     sender_id: String,
 }
 
-impl StoreControlNumbers {
+impl HostControlNumbers {
     /// Allocator for interchanges we send as `sender_id` (ISA06).
-    pub fn new(store: Store, sender_id: &str) -> Self {
-        StoreControlNumbers {
-            store,
+    pub fn new(host: Arc<dyn Host>, sender_id: &str) -> Self {
+        HostControlNumbers {
+            host,
             sender_id: sender_id.to_owned(),
         }
     }
@@ -60,17 +64,16 @@ impl StoreControlNumbers {
     }
 }
 
-impl ControlNumberAllocator for StoreControlNumbers {
+impl ControlNumberAllocator for HostControlNumbers {
     fn allocate(
         &self,
         kind: ControlKind,
         count: u32,
     ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>> {
         Box::pin(async move {
-            self.store
-                .allocate_control_numbers(&self.scope(kind), count, MAX_CONTROL_NUMBER)
+            self.host
+                .allocate(&self.scope(kind), count, MAX_CONTROL_NUMBER)
                 .await
-                .map_err(GatewayError::from)
         })
     }
 }
@@ -78,21 +81,21 @@ impl ControlNumberAllocator for StoreControlNumbers {
 /// SOAP refusals as audit rows (`x12.soap.refused`): actor the peer (and the
 /// partner its credentials matched, if any), detail the CORE code, HTTP
 /// status, reason and the hash of the claimed SenderID — no PHI.
-struct StoreRefusalAudit {
-    store: Store,
+struct HostRefusalAudit {
+    host: Arc<dyn Host>,
 }
 
 /// The audit action of a refused CORE SOAP request.
 pub const SOAP_REFUSED: &str = "x12.soap.refused";
 
-impl RefusalAudit for StoreRefusalAudit {
+impl RefusalAudit for HostRefusalAudit {
     fn refused(&self, refusal: Refusal) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let actor = match &refusal.partner {
                 Some(partner) => format!("x12-soap:{partner}@{}", refusal.peer),
                 None => format!("x12-soap:{}", refusal.peer),
             };
-            let entry = gateway_store::AuditEntry {
+            let entry = AuditRecord {
                 actor,
                 action: SOAP_REFUSED.to_owned(),
                 target: None,
@@ -102,7 +105,7 @@ impl RefusalAudit for StoreRefusalAudit {
                 )),
                 case_id: None,
             };
-            if let Err(e) = self.store.audit(entry).await {
+            if let Err(e) = self.host.audit(entry).await {
                 tracing::error!(error = %e, "x12 soap refusal not audited");
             }
         })
@@ -148,18 +151,17 @@ fn soap_passwords(soap: &SoapServerConfig) -> Result<Vec<Option<String>>, (Strin
 }
 
 /// The response template the write-back uses.
-fn response_template_path(settings: &Settings, section: &X12Config) -> Option<PathBuf> {
+fn response_template_path(mappings_dir: &Path, section: &X12Config) -> Option<PathBuf> {
     let writeback = section.writeback.as_ref()?;
     Some(writeback.template.clone().unwrap_or_else(|| {
-        settings
-            .mappings_dir
+        mappings_dir
             .join(&section.profile)
             .join("outbound/response.toml")
     }))
 }
 
 /// What the demo keeps between configuring and sending traffic.
-struct DemoState {
+struct X12Demo {
     inbound: PathBuf,
     archive: PathBuf,
     error: PathBuf,
@@ -167,70 +169,49 @@ struct DemoState {
     soap_path: String,
 }
 
-static DEMO: Mutex<Option<DemoState>> = Mutex::new(None);
-
-fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
-    DEMO.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Adapter for X12 {
+    type Section = Section;
+
     fn spec(&self) -> &'static gateway_registry::AdapterSpec {
         &gateway_registry::X12
     }
 
-    fn secret_files(&self, settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
+    fn secret_files(&self, x12: &Section) -> Vec<(String, std::path::PathBuf)> {
         let mut files = Vec::new();
-        let Some(x12) = &settings.x12 else {
-            return files;
-        };
         if let Some(soap) = &x12.soap_server {
-            super::add_secret(
+            add_secret(
                 &mut files,
                 "x12.soap_server.tls.key".to_owned(),
-                &Some(soap.tls.key.clone()),
+                Some(&soap.tls.key),
             );
             for (i, partner) in soap.partners.iter().enumerate() {
-                super::add_secret(
+                add_secret(
                     &mut files,
                     format!("x12.soap_server.partners[{i}].password_file"),
-                    &partner.password_file,
+                    partner.password_file.as_deref(),
                 );
             }
         }
         for (i, partner) in x12.partners.iter().enumerate() {
-            super::add_secret(
+            add_secret(
                 &mut files,
                 format!("x12.partners[{i}].client_identity"),
-                &partner.client_identity,
+                partner.client_identity.as_deref(),
             );
         }
         files
     }
 
-    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+    fn inline_secrets(&self, _section: &Section) -> Vec<&'static str> {
         Vec::new()
     }
 
-    fn configured(&self, settings: &Settings) -> bool {
-        settings.x12.is_some()
+    fn profiles(&self, section: &Section) -> Vec<String> {
+        vec![section.profile.clone()]
     }
 
-    fn profiles(&self, settings: &Settings) -> Vec<String> {
-        settings.x12.iter().map(|s| s.profile.clone()).collect()
-    }
-
-    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
-        let Some(section) = &settings.x12 else {
-            return;
-        };
-        let origin = config_file.display().to_string();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                origin: origin.clone(),
-                key: Some(key.to_owned()),
-                message,
-            });
-        };
+    fn check(&self, section: &Section, paths: &Paths, problems: &mut Vec<Problem>) {
+        let mut problem = |key: &str, message: String| problems.push(paths.problem(key, message));
         if section.identity.id.is_empty() || section.identity.id.len() > 15 {
             problem(
                 "x12.identity.id",
@@ -303,7 +284,7 @@ impl Adapter for X12 {
                     format!("no [[x12.partners]] entry is named `{name}`"),
                 );
             }
-            if let Some(path) = response_template_path(settings, section)
+            if let Some(path) = response_template_path(&paths.mappings_dir, section)
                 && let Err(e) = ResponseTemplate::load(&path)
             {
                 problem("x12.writeback.template", e.to_string());
@@ -324,119 +305,17 @@ impl Adapter for X12 {
 
     fn start<'a>(
         &'a self,
-        settings: &'a Settings,
+        section: &'a Section,
         context: AdapterContext,
-    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+    ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
-            let Some(section) = settings.x12.clone() else {
-                return Ok(Started::default());
-            };
-            let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(StoreControlNumbers::new(
-                context.store.clone(),
-                &section.identity.id,
-            ));
-            let mut started = Started::default();
-            if let Some(writeback) = &section.writeback {
-                let path = response_template_path(settings, &section)
-                    .ok_or_else(|| anyhow::anyhow!("x12 write-back template"))?;
-                let template = ResponseTemplate::load(&path)?;
-                let partner = match &writeback.partner {
-                    Some(name) => {
-                        let config = section
-                            .partners
-                            .iter()
-                            .find(|p| &p.name == name)
-                            .ok_or_else(|| {
-                                anyhow::anyhow!("x12 partner `{name}` is not configured")
-                            })?;
-                        Some(CoreClient::new(config.clone())?)
-                    }
-                    None => None,
-                };
-                let writeback: Arc<dyn WriteBack> = Arc::new(X12WriteBack::new(
-                    writeback,
-                    template,
-                    section.identity.clone(),
-                    partner,
-                    Arc::clone(&numbers),
-                ));
-                started.writebacks.push((writeback, None));
-            }
-            if let Some(drop_cfg) = section.file_drop.clone() {
-                let worker = FileDrop::new(
-                    drop_cfg.clone(),
-                    section.profile.clone(),
-                    Arc::clone(&context.pipeline),
-                    section.identity.ack_identity(true),
-                    Arc::clone(&numbers),
-                )?;
-                started.tasks.push(tokio::spawn(
-                    worker.run(context.shutdown.clone().cancelled_owned()),
-                ));
-                started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::FileDrop,
-                    description: format!(
-                        "X12 file drop {} (every {} ms)",
-                        drop_cfg.inbound.display(),
-                        drop_cfg.poll_interval_ms
-                    ),
-                    addr: None,
-                    profile: Some(section.profile.clone()),
-                });
-            }
-            if let Some(soap) = section.soap_server.clone() {
-                let cert = std::fs::read(&soap.tls.cert)?;
-                let key = std::fs::read(&soap.tls.key)?;
-                let client_ca = soap.client_ca.as_ref().map(std::fs::read).transpose()?;
-                let passwords = soap_passwords(&soap)
-                    .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
-                let authenticator = Authenticator::new(&soap, &passwords)?;
-                if !authenticator.enforced() {
-                    tracing::warn!(listen = %soap.listen, "x12 CORE SOAP server without partner authentication (loopback only): any local process may post");
-                }
-                let state = Arc::new(SoapServerState {
-                    pipeline: Arc::clone(&context.pipeline),
-                    profile: section.profile.clone(),
-                    identity: section.identity.ack_identity(false),
-                    numbers: Arc::clone(&numbers),
-                    core_rule_version: soap.core_rule_version.clone(),
-                    responder: None,
-                    auth: Arc::new(authenticator),
-                    audit: Some(Arc::new(StoreRefusalAudit {
-                        store: context.store.clone(),
-                    })),
-                });
-                let tls = ListenerTls {
-                    cert_pem: &cert,
-                    key_pem: &key,
-                    client_ca_pem: client_ca.as_deref(),
-                    limits: listener_limits(&soap),
-                };
-                let server = serve_with(
-                    &soap.listen,
-                    tls,
-                    &soap.path,
-                    soap.max_body_bytes,
-                    state,
-                    context.shutdown.clone().cancelled_owned(),
-                )
-                .await?;
-                started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::Soap,
-                    description: format!(
-                        "X12 CORE SOAP server https://{}{}",
-                        server.local_addr, soap.path
-                    ),
-                    addr: Some(server.local_addr),
-                    profile: Some(section.profile.clone()),
-                });
-                started.tasks.push(tokio::spawn(server.join()));
-            }
-            Ok(started)
+            start(section.clone(), context)
+                .await
+                .map_err(StartError::other)
         })
     }
 
-    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
+    fn demo_configure(&self, env: &DemoEnv) -> Result<Demo<Section>, String> {
         let base = env.temp_dir.join("x12");
         let inbound = base.join("inbound");
         std::fs::create_dir_all(&inbound).map_err(|e| format!("x12 demo folder: {e}"))?;
@@ -455,14 +334,14 @@ impl Adapter for X12 {
             max_bytes: 16 * 1024 * 1024,
         };
         let soap_path = "/core/realtime".to_owned();
-        *demo_state() = Some(DemoState {
+        let state = X12Demo {
             inbound: inbound.clone(),
             archive: file_drop.archive_dir(),
             error: file_drop.error_dir(),
             ca_file: cert_path.clone(),
             soap_path: soap_path.clone(),
-        });
-        settings.x12 = Some(X12Config {
+        };
+        let section = X12Config {
             profile: "x12-278".into(),
             identity: Default::default(),
             file_drop: Some(file_drop),
@@ -493,17 +372,22 @@ impl Adapter for X12 {
                 template: None,
                 receiver_qualifier: "ZZ".into(),
             }),
-        });
-        Ok(())
+        };
+        Ok(Demo {
+            section,
+            state: Box::new(state),
+        })
     }
 
     fn demo_traffic<'a>(
         &'a self,
         started: &'a Started,
+        state: &'a mut DemoState,
+        _host: Arc<dyn Host>,
         env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let Some(state) = demo_state().take() else {
+            let Some(state) = state.downcast_ref::<X12Demo>() else {
                 return Err("the x12 demo was not configured".to_owned());
             };
             let samples = env.repo_root.join("sample-messages/x12/x12-278");
@@ -595,4 +479,108 @@ impl Adapter for X12 {
             ))
         })
     }
+}
+
+/// Starts the file drop, the SOAP server and the write-back of `section`.
+async fn start(section: X12Config, context: AdapterContext) -> anyhow::Result<Started> {
+    let numbers: Arc<dyn ControlNumberAllocator> = Arc::new(HostControlNumbers::new(
+        Arc::clone(&context.host),
+        &section.identity.id,
+    ));
+    let mut started = Started::default();
+    if let Some(writeback) = &section.writeback {
+        let path = response_template_path(&context.paths.mappings_dir, &section)
+            .ok_or_else(|| anyhow::anyhow!("x12 write-back template"))?;
+        let template = ResponseTemplate::load(&path)?;
+        let partner = match &writeback.partner {
+            Some(name) => {
+                let config = section
+                    .partners
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .ok_or_else(|| anyhow::anyhow!("x12 partner `{name}` is not configured"))?;
+                Some(CoreClient::new(config.clone())?)
+            }
+            None => None,
+        };
+        let writeback: Arc<dyn WriteBack> = Arc::new(X12WriteBack::new(
+            writeback,
+            template,
+            section.identity.clone(),
+            partner,
+            Arc::clone(&numbers),
+        ));
+        started.writebacks.push((writeback, None));
+    }
+    if let Some(drop_cfg) = section.file_drop.clone() {
+        let worker = FileDrop::new(
+            drop_cfg.clone(),
+            section.profile.clone(),
+            Arc::clone(&context.pipeline),
+            section.identity.ack_identity(true),
+            Arc::clone(&numbers),
+        )?;
+        started.tasks.push(tokio::spawn(
+            worker.run(context.shutdown.clone().cancelled_owned()),
+        ));
+        started.endpoints.push(Endpoint {
+            transport: gateway_registry::Transport::FileDrop,
+            description: format!(
+                "X12 file drop {} (every {} ms)",
+                drop_cfg.inbound.display(),
+                drop_cfg.poll_interval_ms
+            ),
+            addr: None,
+            profile: Some(section.profile.clone()),
+        });
+    }
+    if let Some(soap) = section.soap_server.clone() {
+        let cert = std::fs::read(&soap.tls.cert)?;
+        let key = std::fs::read(&soap.tls.key)?;
+        let client_ca = soap.client_ca.as_ref().map(std::fs::read).transpose()?;
+        let passwords =
+            soap_passwords(&soap).map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?;
+        let authenticator = Authenticator::new(&soap, &passwords)?;
+        if !authenticator.enforced() {
+            tracing::warn!(listen = %soap.listen, "x12 CORE SOAP server without partner authentication (loopback only): any local process may post");
+        }
+        let state = Arc::new(SoapServerState {
+            pipeline: Arc::clone(&context.pipeline),
+            profile: section.profile.clone(),
+            identity: section.identity.ack_identity(false),
+            numbers: Arc::clone(&numbers),
+            core_rule_version: soap.core_rule_version.clone(),
+            responder: None,
+            auth: Arc::new(authenticator),
+            audit: Some(Arc::new(HostRefusalAudit {
+                host: Arc::clone(&context.host),
+            })),
+        });
+        let tls = ListenerTls {
+            cert_pem: &cert,
+            key_pem: &key,
+            client_ca_pem: client_ca.as_deref(),
+            limits: listener_limits(&soap),
+        };
+        let server = serve_with(
+            &soap.listen,
+            tls,
+            &soap.path,
+            soap.max_body_bytes,
+            state,
+            context.shutdown.clone().cancelled_owned(),
+        )
+        .await?;
+        started.endpoints.push(Endpoint {
+            transport: gateway_registry::Transport::Soap,
+            description: format!(
+                "X12 CORE SOAP server https://{}{}",
+                server.local_addr, soap.path
+            ),
+            addr: Some(server.local_addr),
+            profile: Some(section.profile.clone()),
+        });
+        started.tasks.push(tokio::spawn(server.join()));
+    }
+    Ok(started)
 }

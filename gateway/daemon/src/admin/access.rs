@@ -15,7 +15,7 @@
 //! token is compared with **every** configured digest without an early exit
 //! (`subtle`'s constant-time equality), so the answer time depends neither on
 //! which token matched nor on how many leading bytes were right. Tokens are at
-//! least [`MIN_TOKEN_CHARS`] characters (`check-config` and start refuse
+//! least [`MIN_TOKEN_CHARS`](crate::settings::admin_tokens::MIN_TOKEN_CHARS) characters (`check-config` and start refuse
 //! shorter ones, naming the key). Failed bearer attempts are limited per
 //! client address like failed logins ([`bearer_limit`]): past it every
 //! bearer request from that address is 429 until the minute has passed, so a
@@ -37,71 +37,18 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::AdminState;
 use super::problem::Problem;
 use super::session::{self, LoginLimiter, Sessions};
-use crate::settings::{self, AdminSettings, Secret, SecretSource};
+pub use crate::settings::admin_tokens::{LEGACY_TOKEN_NAME, Role, source_key};
+use crate::settings::admin_tokens::{digest, metrics_source};
+use crate::settings::{self, AdminSettings, Secret};
 
 /// The header a cookie-authenticated changing request must carry.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// The name the legacy single `admin.token_file`/`token_env` token gets.
-pub const LEGACY_TOKEN_NAME: &str = "admin";
-
-/// The shortest token accepted (32 characters, e.g. 16 random bytes in hex).
-pub const MIN_TOKEN_CHARS: usize = 32;
-
-/// The key naming where a secret comes from: `{prefix}token_env` when it is
-/// an environment variable, `{prefix}token_file` otherwise.
-pub fn source_key(prefix: &str, source: &SecretSource) -> String {
-    if source.env.is_some() && source.file.is_none() {
-        format!("{prefix}token_env")
-    } else {
-        format!("{prefix}token_file")
-    }
-}
-
-/// A problem when `secret` is shorter than [`MIN_TOKEN_CHARS`] (no value shown).
-fn too_short(secret: &Secret) -> Option<String> {
-    (secret.expose().chars().count() < MIN_TOKEN_CHARS).then(|| {
-        format!(
-            "the token is shorter than {MIN_TOKEN_CHARS} characters; use a random one \
-             (e.g. `openssl rand -hex 32`)"
-        )
-    })
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Role {
-    /// Read operational data: messages (metadata), cases without patient
-    /// fields, dead letters, adapters, stats, alerts.
-    #[serde(rename = "viewer")]
-    Viewer,
-    /// Act: replay messages and dead letters, post decisions, read the audit
-    /// log. Implies viewer.
-    #[serde(rename = "operator")]
-    Operator,
-    /// Read PHI: raw message bytes, the parsed message, a case's patient
-    /// fields. Every such read is audited. Implies viewer.
-    #[serde(rename = "phi:read")]
-    PhiRead,
-}
-
-impl Role {
-    /// The role's name in config and problem bodies.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::PhiRead => "phi:read",
-        }
-    }
-}
 
 /// Who made a request, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,118 +241,6 @@ impl Access {
             .as_ref()
             .is_some_and(|m| bool::from(digest(presented).ct_eq(m)))
     }
-}
-
-fn metrics_source(admin: &AdminSettings) -> SecretSource {
-    SecretSource {
-        file: admin.metrics_token_file.clone(),
-        env: admin.metrics_token_env.clone(),
-    }
-}
-
-/// Semantic checks of the `[admin]` access keys for `check-config`: each
-/// named token's name, roles and source; no two tokens alike; the metrics
-/// token readable; sane session and login limits. Returns `(key, message)`.
-pub fn check_settings(admin: &AdminSettings) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    let mut seen_names: Vec<&str> = Vec::new();
-    let mut seen_digests: Vec<(String, [u8; 32])> = Vec::new();
-    if let Ok(Some(secret)) = admin.token_source().read() {
-        let key = source_key("admin.", &admin.token_source());
-        if let Some(message) = too_short(&secret) {
-            problems.push((key.clone(), message));
-        }
-        seen_names.push(LEGACY_TOKEN_NAME);
-        seen_digests.push((key, digest(secret.expose())));
-    }
-    for (i, token) in admin.tokens.iter().enumerate() {
-        let key = format!("admin.tokens[{i}]");
-        let name_ok = !token.name.is_empty()
-            && token.name.len() <= 64
-            && token
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !name_ok {
-            problems.push((
-                format!("{key}.name"),
-                "must be 1 to 64 of A-Z a-z 0-9 . _ -".to_owned(),
-            ));
-        } else if seen_names.contains(&token.name.as_str()) {
-            problems.push((
-                format!("{key}.name"),
-                format!(
-                    "`{}` is already used{}",
-                    token.name,
-                    if token.name == LEGACY_TOKEN_NAME {
-                        " by admin.token_file/token_env"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        } else {
-            seen_names.push(&token.name);
-        }
-        if token.roles.is_empty() {
-            problems.push((
-                format!("{key}.roles"),
-                "list at least one of viewer, operator, phi:read".to_owned(),
-            ));
-        }
-        let source_key = source_key(&format!("{key}."), &token.token_source());
-        match token.token_source().read() {
-            Ok(Some(secret)) => {
-                if let Some(message) = too_short(&secret) {
-                    problems.push((source_key.clone(), message));
-                }
-                let d = digest(secret.expose());
-                if let Some((other, _)) = seen_digests.iter().find(|(_, o)| *o == d) {
-                    problems.push((
-                        source_key,
-                        format!("the same token as {other}: every token must be distinct"),
-                    ));
-                } else {
-                    seen_digests.push((source_key, d));
-                }
-            }
-            Ok(None) => problems.push((
-                format!("{key}.token_file"),
-                "set token_file or token_env".to_owned(),
-            )),
-            Err(message) => problems.push((source_key, message)),
-        }
-    }
-    match metrics_source(admin).read() {
-        Ok(Some(secret)) => {
-            if let Some(message) = too_short(&secret) {
-                problems.push((
-                    source_key("admin.metrics_", &metrics_source(admin)),
-                    message,
-                ));
-            }
-        }
-        Ok(None) => {}
-        Err(message) => {
-            problems.push((
-                source_key("admin.metrics_", &metrics_source(admin)),
-                message,
-            ));
-        }
-    }
-    if admin.session_ttl_secs < 60 {
-        problems.push((
-            "admin.session_ttl_secs".to_owned(),
-            "must be at least 60".to_owned(),
-        ));
-    }
-    if admin.login_failures_per_minute == 0 {
-        problems.push((
-            "admin.login_failures_per_minute".to_owned(),
-            "must be at least 1".to_owned(),
-        ));
-    }
-    problems
 }
 
 /// Authenticates the request (bearer token first, else the session cookie)
@@ -615,11 +450,6 @@ pub(crate) async fn metrics_guard(
         Some(_) => Problem::unauthorized("invalid metrics token").into_response(),
         None => Problem::unauthorized("/metrics needs the metrics bearer token").into_response(),
     }
-}
-
-/// SHA-256 of a token.
-fn digest(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
 }
 
 #[cfg(test)]

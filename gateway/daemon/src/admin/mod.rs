@@ -14,6 +14,14 @@
 //! slow peers cannot exhaust the process's file descriptors. A non-loopback
 //! address without TLS is refused by the configuration check unless
 //! `admin.allow_plaintext = true`.
+//!
+//! **One entry**: [`router`] over an [`AdminState`] (the daemon serves it
+//! with [`serve`]); tests drive the router in-process (`src/admin/tests.rs`).
+//! Invariants: every `/api/v1` handler asks [`access::require`] first; every
+//! error is a problem body ([`problem`]); reads of PHI are audited
+//! ([`audit`]); the handlers see the rest of the daemon only through
+//! [`AdminState`] (store, decision intake, readiness, alerts, the started
+//! adapters' endpoints and handles).
 
 pub mod access;
 mod alerts;
@@ -27,6 +35,9 @@ pub mod problem;
 pub mod queries;
 pub mod session;
 pub mod x12_request;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -62,7 +73,7 @@ pub struct AdminState {
     pub x12_request: Option<Arc<x12_request::X12RequestWriter>>,
     /// The desktop adapter's on-demand read (`POST
     /// /api/v1/adapters/desktop/read`); `None` without a read playbook.
-    pub desktop_read: Option<crate::adapters::desktop::ReadTrigger>,
+    pub desktop_read: Option<Arc<gateway_desktop::ReadTrigger>>,
 }
 
 /// One adapter endpoint as the admin API shows it.

@@ -1,13 +1,12 @@
-//! The evaluation loop: every `interval`, read a [`Snapshot`], evaluate the
-//! rules, debounce, publish to [`AlertState`] and queue transitions for the
-//! webhook.
+//! The alerting engine ([`Engine`]): every `interval`, read a [`Snapshot`],
+//! evaluate the rules, debounce, publish to [`AlertState`] and queue
+//! transitions for the webhook.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gateway_store::Store;
 use jiff::Timestamp;
-use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +15,6 @@ use super::debounce::Debouncer;
 use super::rules::{Snapshot, StoreSizeSignal, evaluate};
 use super::webhook::{GatewayIdentity, Webhook};
 use super::{AlertState, AlertStatus};
-use crate::settings::Secret;
 use crate::telemetry::AdapterHealth;
 
 /// What the evaluator reads from.
@@ -36,50 +34,13 @@ pub struct Sources {
     pub store_warn_fraction: f64,
 }
 
-/// Starts the evaluator (and the webhook sender when configured); returns
-/// their tasks, which end when `stop` is cancelled. Nothing is started when no
-/// rule is configured.
-pub fn spawn(
-    settings: &AlertSettings,
-    sources: Sources,
-    state: AlertState,
-    stop: CancellationToken,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = Vec::new();
-    if !settings.any_rule() {
-        return Ok(tasks);
-    }
-    let webhook = match &settings.webhook {
-        Some(hook) => {
-            // Checked with the configuration; read again here, where it is used.
-            let token: Option<Secret> = hook.token_source().read().map_err(|message| {
-                anyhow::anyhow!("alerts.webhook.bearer_token_file: {message}")
-            })?;
-            let (webhook, task) =
-                Webhook::spawn(hook.clone(), token, sources.identity.clone(), stop.clone())?;
-            tasks.push(task);
-            Some(webhook)
-        }
-        None => None,
-    };
-    tracing::info!(
-        interval_ms = settings.interval.as_millis() as u64,
-        webhook = webhook.is_some(),
-        "Alert rules evaluated continuously."
-    );
-    let evaluator = Evaluator {
-        settings: settings.clone(),
-        sources,
-        state,
-        webhook,
-        debouncer: Debouncer::new(),
-        refused_seen: AtomicU64::new(0),
-    };
-    tasks.push(tokio::spawn(evaluator.run(stop)));
-    Ok(tasks)
-}
-
-struct Evaluator {
+/// The alerting engine: the rules of `[alerts]` over [`Sources`], debounced,
+/// published to an [`AlertState`] (and a webhook when one is set).
+///
+/// Invariants: a transition is published only by [`Engine::pass`], firing
+/// once after its rule's `for` duration and resolving once when it clears;
+/// [`AlertState::active`] is replaced as a whole after every pass.
+pub struct Engine {
     settings: AlertSettings,
     sources: Sources,
     state: AlertState,
@@ -89,8 +50,27 @@ struct Evaluator {
     refused_seen: AtomicU64,
 }
 
-impl Evaluator {
-    async fn run(mut self, stop: CancellationToken) {
+impl Engine {
+    /// An engine publishing to `state`, without a webhook.
+    pub fn new(settings: AlertSettings, sources: Sources, state: AlertState) -> Self {
+        Engine {
+            settings,
+            sources,
+            state,
+            webhook: None,
+            debouncer: Debouncer::new(),
+            refused_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Also posts each transition to `webhook`.
+    pub(super) fn with_webhook(mut self, webhook: Option<Webhook>) -> Self {
+        self.webhook = webhook;
+        self
+    }
+
+    /// Evaluates every `interval` until `stop` is cancelled.
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut ticks = tokio::time::interval(self.settings.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -103,8 +83,8 @@ impl Evaluator {
         }
     }
 
-    /// One evaluation at `now`.
-    fn pass(&mut self, snapshot: &Snapshot, now: Timestamp) {
+    /// One evaluation of `snapshot` at `now`.
+    pub fn pass(&mut self, snapshot: &Snapshot, now: Timestamp) {
         let observations = evaluate(&self.settings, snapshot);
         for event in self.debouncer.step(observations, now) {
             match event.status {
@@ -123,7 +103,8 @@ impl Evaluator {
         self.state.set_active(self.debouncer.active());
     }
 
-    async fn snapshot(&self) -> Snapshot {
+    /// What the sources say now.
+    pub async fn snapshot(&self) -> Snapshot {
         let store = &self.sources.store;
         let mut snapshot = Snapshot {
             adapters: self.sources.adapters.snapshot(),
@@ -209,9 +190,9 @@ mod tests {
             ..AlertSettings::default()
         };
         let state = AlertState::new();
-        let mut evaluator = Evaluator {
+        let mut evaluator = Engine::new(
             settings,
-            sources: Sources {
+            Sources {
                 store: store.clone(),
                 adapters: AdapterHealth::new(),
                 sink: "http".to_owned(),
@@ -219,11 +200,8 @@ mod tests {
                 certificates: Vec::new(),
                 store_warn_fraction: 0.8,
             },
-            state: state.clone(),
-            webhook: None,
-            debouncer: Debouncer::new(),
-            refused_seen: AtomicU64::new(0),
-        };
+            state.clone(),
+        );
         let t0 = Timestamp::from_second(1_790_000_000).expect("t0");
         let down = Snapshot {
             sink: Some(("http".to_owned(), 2)),

@@ -13,6 +13,13 @@
 //! fires (held for `for`) and what resolves (cleared once), and
 //! [`webhook::Webhook`] posts each transition with retries. [`AlertState`] is
 //! the shared read view.
+//!
+//! **One entry**: [`Engine`] (started by [`spawn`] with the webhook when one
+//! is configured). The rest of the daemon reads [`AlertState`] and nothing
+//! else; this module reads the store and [`crate::telemetry::AdapterHealth`]
+//! only through [`Sources`]. Invariants: no PHI in labels or summaries
+//! (adapter, sink and listener names only); a rule fires once after holding
+//! for its `for` duration and resolves once.
 
 pub mod config;
 pub mod debounce;
@@ -24,9 +31,50 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::Secret;
+use webhook::Webhook;
 
 pub use config::{AlertSettings, check_settings};
-pub use evaluator::spawn;
+pub use evaluator::{Engine, Sources};
+
+/// Starts the evaluator (and the webhook sender when configured); returns
+/// their tasks, which end when `stop` is cancelled. Nothing is started when no
+/// rule is configured.
+pub fn spawn(
+    settings: &AlertSettings,
+    sources: Sources,
+    state: AlertState,
+    stop: CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if !settings.any_rule() {
+        return Ok(tasks);
+    }
+    let webhook = match &settings.webhook {
+        Some(hook) => {
+            // Checked with the configuration; read again here, where it is used.
+            let token: Option<Secret> = hook.token_source().read().map_err(|message| {
+                anyhow::anyhow!("alerts.webhook.bearer_token_file: {message}")
+            })?;
+            let (webhook, task) =
+                Webhook::spawn(hook.clone(), token, sources.identity.clone(), stop.clone())?;
+            tasks.push(task);
+            Some(webhook)
+        }
+        None => None,
+    };
+    tracing::info!(
+        interval_ms = settings.interval.as_millis() as u64,
+        webhook = webhook.is_some(),
+        "Alert rules evaluated continuously."
+    );
+    let engine = Engine::new(settings.clone(), sources, state).with_webhook(webhook);
+    tasks.push(tokio::spawn(engine.run(stop)));
+    Ok(tasks)
+}
 
 /// How many transitions [`AlertState::recent`] keeps.
 const RECENT: usize = 100;

@@ -24,13 +24,14 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use gateway_core::adapter::name as adapter_name;
 use gateway_store::Reader;
 
-use crate::adapters::{self, DemoEnv};
+use crate::adapters::{self, DemoEnv, DemoState};
 use crate::daemon::{self, Options, Running, Stop};
 use crate::settings::{self, Settings};
 use summary::Snapshot;
@@ -92,9 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .data_dir
         .clone()
         .unwrap_or_else(|| temp.path().join("data"));
-    let env = DemoEnv {
+    let mut env = DemoEnv {
         repo_root: repo_root.clone(),
         temp_dir: temp.path().to_path_buf(),
+        mappings_dir: PathBuf::new(),
     };
     let token_file = temp.path().join("admin.token");
     write_private(&token_file, &random_token()).context("writing the demo admin token")?;
@@ -106,9 +108,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )
     .context("writing the demo config")?;
     let mut settings = settings::load(&config).into_result()?;
+    env.mappings_dir = settings.mappings_dir.clone();
 
-    // Stops what the adapters' demo hooks started, however this function ends.
-    let _children = DemoChildren;
+    // What the adapters' demo hooks started (the loopback FHIR server, the
+    // desktop test application), stopped when dropped however this function
+    // ends.
+    let mut states: Vec<(&'static str, DemoState)> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
     for adapter in adapters::all() {
         if adapter.name() == gateway_desktop::ADAPTER
@@ -117,8 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             skipped.push((part(adapter.name()), reason.clone()));
             continue;
         }
-        if let Err(reason) = adapter.demo_configure(&mut settings, &env) {
-            skipped.push((part(adapter.name()), plain_reason(&reason)));
+        match adapter.demo_configure(&mut settings, &env) {
+            Ok(state) => states.push((adapter.name(), state)),
+            Err(reason) => skipped.push((part(adapter.name()), plain_reason(&reason))),
         }
     }
 
@@ -135,24 +141,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         token_file,
         display,
     };
-    let code = runtime.block_on(demo.run(skipped));
+    let code = runtime.block_on(demo.run(skipped, &mut states));
     runtime.shutdown_timeout(Duration::from_secs(2));
     if args.keep {
         let kept = temp.keep();
         println!("Kept the demo directory: {}", kept.display());
     }
     code
-}
-
-/// Stops the children the adapters' demo hooks started (the loopback FHIR
-/// server; the desktop test application watches this process and the demo's
-/// Xvfb is stopped by its supervisor).
-struct DemoChildren;
-
-impl Drop for DemoChildren {
-    fn drop(&mut self) {
-        adapters::fhir::stop_demo_server();
-    }
 }
 
 /// Everything the running demo needs.
@@ -175,7 +170,11 @@ struct Traffic {
 }
 
 impl Demo<'_> {
-    async fn run(self, mut skipped: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
+    async fn run(
+        self,
+        mut skipped: Vec<(String, String)>,
+        states: &mut [(&'static str, DemoState)],
+    ) -> anyhow::Result<ExitCode> {
         let mut signals = daemon::Signals::install()?;
         #[cfg(unix)]
         let mut parent = xvfb::parent_gone();
@@ -198,7 +197,7 @@ impl Demo<'_> {
             .trim()
             .to_owned();
         let traffic = tokio::select! {
-            traffic = self.traffic(&running, &token) => traffic,
+            traffic = self.traffic(&running, &token, states) => traffic,
             stop = stop_requested(&mut signals, &mut parent, self.settings.shutdown.grace_period()) => {
                 writeln!(out, "\nInterrupted during the sample traffic; stopping.")?;
                 running.shutdown(gentle(stop)).await;
@@ -239,13 +238,30 @@ impl Demo<'_> {
 
     /// Sends every adapter's sample traffic, shows the X12 folders, posts a
     /// decision and waits for the forwarder.
-    async fn traffic(&self, running: &Running, token: &str) -> Traffic {
+    async fn traffic(
+        &self,
+        running: &Running,
+        token: &str,
+        states: &mut [(&'static str, DemoState)],
+    ) -> Traffic {
         let mut t = Traffic::default();
+        let host: Arc<dyn adapters::Host> =
+            Arc::new(adapters::StoreHost::new(running.store.clone()));
         for (name, started) in &running.adapters {
             let Some(adapter) = adapters::all().into_iter().find(|a| a.name() == *name) else {
                 continue;
             };
-            match adapter.demo_traffic(started, self.env).await {
+            // An adapter started without a demo hook's state gets an empty one
+            // (its traffic then says it was not configured).
+            let mut none: DemoState = Box::new(());
+            let state = match states.iter_mut().find(|(n, _)| n == name) {
+                Some((_, state)) => state,
+                None => &mut none,
+            };
+            match adapter
+                .demo_traffic(started, state, Arc::clone(&host), self.env)
+                .await
+            {
                 Ok(line) => t.ran.push((part(name), without_prefix(&line, name))),
                 Err(reason) => t.failed.push((part(name), plain_reason(&reason))),
             }

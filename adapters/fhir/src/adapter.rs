@@ -1,24 +1,39 @@
-//! FHIR adapter wiring: the `[fhir]` config section (one cloud EHR), starting
-//! the poller (plus the optional rest-hook) and the write-back, and the demo
-//! against the loopback Medplum FHIR server when node and its npm packages
-//! are installed (`.ci/install.d/40-fhir.sh`).
+//! The FHIR adapter's facade on the seam ([`Fhir`], a
+//! [`gateway_seam::Adapter`]): the `[fhir]` config section (one cloud EHR),
+//! starting the poller (plus the optional rest-hook) and the write-back, and
+//! the demo against the loopback Medplum FHIR server when node and its npm
+//! packages are installed (`.ci/install.d/40-fhir.sh`).
 //!
 //! The demo never pretends: without node or the packages it says it skipped
-//! the FHIR adapter and why.
+//! the FHIR adapter and why. The server it starts is owned by the demo's
+//! [`DemoState`] and stopped when that is dropped (no global).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, WriteBack};
-use gateway_fhir::auth::{AuthConfig, SigningAlgorithm, public_jwks};
-use gateway_fhir::poll::{FileWatermarkStore, WatermarkStore};
-use gateway_fhir::service::profile_name;
-use gateway_fhir::{FhirAdapter, FhirConfig};
+use gateway_seam::{
+    Adapter, AdapterContext, AdapterSpec, Demo, DemoEnv, DemoState, Endpoint, Host, Paths, Problem,
+    StartError, Started, Transport, add_secret,
+};
 
-use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
-use crate::settings::{Problem, Settings};
+use crate::auth::{AuthConfig, SigningAlgorithm, public_jwks};
+use crate::poll::{FileWatermarkStore, WatermarkStore};
+use crate::service::profile_name;
+use crate::{FhirAdapter, FhirConfig};
+
+/// This adapter's registry entry.
+pub const SPEC: AdapterSpec = AdapterSpec {
+    name: crate::poll::ADAPTER,
+    section: "fhir",
+    metrics_label: crate::poll::ADAPTER,
+    formats: &[SourceFormat::Fhir],
+    transports: &[Transport::Poll, Transport::RestHook, Transport::WriteBack],
+    acknowledges: false,
+};
 
 /// The `[fhir]` section: see [`FhirConfig`]. `profile` is a profile name
 /// under `mappings_dir` or a profile folder path.
@@ -34,69 +49,59 @@ struct DemoServer {
     orders: usize,
 }
 
-static DEMO: Mutex<Option<DemoServer>> = Mutex::new(None);
-
-fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoServer>> {
-    DEMO.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The section with `profile` resolved against `mappings_dir` when it names a
 /// profile rather than a folder.
-fn resolved(section: &FhirConfig, settings: &Settings) -> FhirConfig {
+fn resolved(section: &FhirConfig, mappings_dir: &Path) -> FhirConfig {
     let mut section = section.clone();
     if !section.profile.join("profile.toml").is_file() {
-        section.profile = settings.mappings_dir.join(&section.profile);
+        section.profile = mappings_dir.join(&section.profile);
     }
     section
 }
 
 impl Adapter for Fhir {
-    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
-        &gateway_registry::FHIR
+    type Section = Section;
+
+    fn spec(&self) -> &'static AdapterSpec {
+        &SPEC
     }
 
-    fn secret_files(&self, settings: &Settings) -> Vec<(String, std::path::PathBuf)> {
+    fn secret_files(&self, fhir: &Section) -> Vec<(String, PathBuf)> {
         let mut files = Vec::new();
-        let Some(fhir) = &settings.fhir else {
-            return files;
-        };
         match &fhir.auth {
             AuthConfig::SmartBackend {
                 private_key_file, ..
-            } => super::add_secret(
+            } => add_secret(
                 &mut files,
                 "fhir.auth.private_key_file".to_owned(),
-                &Some(private_key_file.clone()),
+                Some(private_key_file),
             ),
             AuthConfig::ClientSecret {
                 client_secret_file, ..
-            } => super::add_secret(
+            } => add_secret(
                 &mut files,
                 "fhir.auth.client_secret_file".to_owned(),
-                client_secret_file,
+                client_secret_file.as_deref(),
             ),
             AuthConfig::None => {}
         }
         if let Some(sub) = &fhir.subscription {
-            super::add_secret(
+            add_secret(
                 &mut files,
                 "fhir.subscription.token_file".to_owned(),
-                &sub.token_file,
+                sub.token_file.as_deref(),
             );
-            super::add_secret(
+            add_secret(
                 &mut files,
                 "fhir.subscription.tls.key".to_owned(),
-                &sub.tls.as_ref().map(|tls| tls.key.clone()),
+                sub.tls.as_ref().map(|tls| tls.key.as_path()),
             );
         }
         files
     }
 
-    fn inline_secrets(&self, settings: &Settings) -> Vec<&'static str> {
+    fn inline_secrets(&self, fhir: &Section) -> Vec<&'static str> {
         let mut keys = Vec::new();
-        let Some(fhir) = &settings.fhir else {
-            return keys;
-        };
         if let AuthConfig::ClientSecret {
             client_secret: Some(_),
             ..
@@ -114,42 +119,26 @@ impl Adapter for Fhir {
         keys
     }
 
-    fn configured(&self, settings: &Settings) -> bool {
-        settings.fhir.is_some()
+    fn profiles(&self, section: &Section) -> Vec<String> {
+        vec![profile_name(&section.profile)]
     }
 
-    fn profiles(&self, settings: &Settings) -> Vec<String> {
-        settings
-            .fhir
-            .iter()
-            .map(|s| profile_name(&s.profile))
-            .collect()
-    }
-
-    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
-        let Some(section) = &settings.fhir else {
-            return;
-        };
+    fn check(&self, section: &Section, paths: &Paths, problems: &mut Vec<Problem>) {
         // Building the adapter loads the vendor file and the credentials.
-        if let Err(e) = FhirAdapter::new(resolved(section, settings)) {
-            problems.push(Problem {
-                origin: config_file.display().to_string(),
-                key: Some("fhir".to_owned()),
-                message: e.to_string(),
-            });
+        if let Err(e) = FhirAdapter::new(resolved(section, &paths.mappings_dir)) {
+            problems.push(paths.problem("fhir", e.to_string()));
         }
     }
 
     fn start<'a>(
         &'a self,
-        settings: &'a Settings,
+        section: &'a Section,
         context: AdapterContext,
-    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+    ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
-            let Some(section) = &settings.fhir else {
-                return Ok(Started::default());
-            };
-            let adapter = Arc::new(FhirAdapter::new(resolved(section, settings))?);
+            let adapter = FhirAdapter::new(resolved(section, &context.paths.mappings_dir))
+                .map_err(StartError::other)?;
+            let adapter = Arc::new(adapter);
             let store: Arc<dyn WatermarkStore> = Arc::new(FileWatermarkStore::new(
                 context.data_dir.join("fhir-watermarks"),
             ));
@@ -174,7 +163,7 @@ impl Adapter for Fhir {
             }));
             let hook = addr_rx.await.ok().flatten();
             started.endpoints.push(Endpoint {
-                transport: gateway_registry::Transport::Poll,
+                transport: Transport::Poll,
                 description: format!(
                     "FHIR poller {} every {} s",
                     section.base_url, section.poll_interval_secs
@@ -184,7 +173,7 @@ impl Adapter for Fhir {
             });
             if let Some(addr) = hook {
                 started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::RestHook,
+                    transport: Transport::RestHook,
                     description: "FHIR subscription rest-hook".to_owned(),
                     addr: Some(addr),
                     profile: Some(adapter.profile_name().to_owned()),
@@ -194,7 +183,7 @@ impl Adapter for Fhir {
         })
     }
 
-    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
+    fn demo_configure(&self, env: &DemoEnv) -> Result<Demo<Section>, String> {
         let skipped = "skipped the FHIR adapter";
         let server_dir = env.repo_root.join("adapters/fhir/tests/fhir-server");
         let node = Command::new("node")
@@ -286,7 +275,7 @@ impl Adapter for Fhir {
             let _ = child.wait();
             return Err(format!("{skipped}: could not load the synthetic orders"));
         }
-        settings.fhir = Some(FhirConfig {
+        let section = FhirConfig {
             profile: env.repo_root.join("mappings/athenahealth"),
             base_url: base_url.clone(),
             auth: AuthConfig::SmartBackend {
@@ -304,27 +293,30 @@ impl Adapter for Fhir {
             request_timeout_secs: 10,
             max_response_mb: 32,
             subscription: None,
-        });
-        *demo_state() = Some(DemoServer {
-            child,
-            base_url,
-            orders,
-        });
-        Ok(())
+        };
+        Ok(Demo {
+            section,
+            state: Box::new(DemoServer {
+                child,
+                base_url,
+                orders,
+            }),
+        })
     }
 
     fn demo_traffic<'a>(
         &'a self,
         _started: &'a Started,
+        state: &'a mut DemoState,
+        _host: Arc<dyn Host>,
         _env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let state = demo_state()
-                .as_ref()
-                .map(|s| (s.base_url.clone(), s.orders));
-            let Some((base_url, orders)) = state else {
+            // Stopped when the demo drops its state, at exit.
+            let Some(server) = state.downcast_ref::<DemoServer>() else {
                 return Err("the FHIR demo was not configured".to_owned());
             };
+            let (base_url, orders) = (server.base_url.clone(), server.orders);
             // The poller's first pass runs at start; give it a moment.
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             Ok(format!(
@@ -332,13 +324,6 @@ impl Adapter for Fhir {
             ))
         })
     }
-}
-
-/// Stops the loopback FHIR server the demo started, if any, and waits for it.
-/// The demo calls this on every exit path (the server would also exit once
-/// its stdin closes, but only after this process is gone).
-pub fn stop_demo_server() {
-    drop(demo_state().take());
 }
 
 impl Drop for DemoServer {

@@ -1,7 +1,7 @@
-//! HL7 v2 adapter wiring: the `[hl7v2]` config section (MLLP listeners and
-//! decision write-back senders), starting them for `run`, and the demo that
-//! sends `sample-messages/hl7v2/<profile>/**` to a loopback listener per
-//! profile.
+//! The HL7 v2 adapter's facade on the seam ([`Hl7v2`], a
+//! [`gateway_seam::Adapter`]): the `[hl7v2]` config section (MLLP listeners
+//! and decision write-back senders), starting them, and the demo that sends
+//! `sample-messages/hl7v2/<profile>/**` to a loopback listener per profile.
 //!
 //! ```toml
 //! [[hl7v2.listeners]]
@@ -21,18 +21,30 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
+use gateway_core::SourceFormat;
 use gateway_core::adapter::{BoxFuture, WriteBack};
-use gateway_hl7v2::mllp::files::split_messages;
-use gateway_hl7v2::mllp::tls::{PeerAllowlist, client_config, server_config};
-use gateway_hl7v2::mllp::{
-    ListenerConfig, MllpListener, MllpSender, MllpWriteBack, SendError, SenderConfig,
+use gateway_seam::{
+    Adapter, AdapterContext, AdapterSpec, Demo, DemoEnv, DemoState, Endpoint, Host, Paths, Problem,
+    StartError, Started, Transport, add_secret,
 };
-use gateway_hl7v2::outbound::OutboundTemplate;
 use serde::Deserialize;
 
-use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
-use crate::settings::{Problem, Settings};
+use crate::mllp::files::split_messages;
+use crate::mllp::tls::{PeerAllowlist, client_config, server_config};
+use crate::mllp::{
+    ListenerConfig, MllpListener, MllpSender, MllpWriteBack, SendError, SenderConfig,
+};
+use crate::outbound::OutboundTemplate;
+
+/// This adapter's registry entry.
+pub const SPEC: AdapterSpec = AdapterSpec {
+    name: crate::mllp::metrics::ADAPTER,
+    section: "hl7v2",
+    metrics_label: crate::mllp::metrics::ADAPTER,
+    formats: &[SourceFormat::Hl7v2],
+    transports: &[Transport::Mllp, Transport::WriteBack],
+    acknowledges: true,
+};
 
 /// The `[hl7v2]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,56 +76,51 @@ pub struct WriteBackSection {
 /// The HL7 v2 adapter.
 pub struct Hl7v2;
 
-fn template_path(section: &WriteBackSection, settings: &Settings) -> PathBuf {
+fn template_path(section: &WriteBackSection, mappings_dir: &Path) -> PathBuf {
     section.template.clone().unwrap_or_else(|| {
-        settings
-            .mappings_dir
+        mappings_dir
             .join(&section.profile)
             .join("outbound/decision.toml")
     })
 }
 
 impl Adapter for Hl7v2 {
-    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
-        &gateway_registry::HL7V2
+    type Section = Section;
+
+    fn spec(&self) -> &'static AdapterSpec {
+        &SPEC
     }
 
-    fn secret_files(&self, settings: &Settings) -> Vec<(String, PathBuf)> {
+    fn secret_files(&self, hl7v2: &Section) -> Vec<(String, PathBuf)> {
         let mut files = Vec::new();
-        let Some(hl7v2) = &settings.hl7v2 else {
-            return files;
-        };
         for (i, listener) in hl7v2.listeners.iter().enumerate() {
             let key = listener.tls.as_ref().map(|tls| tls.key.clone());
-            super::add_secret(&mut files, format!("hl7v2.listeners[{i}].tls.key"), &key);
+            add_secret(
+                &mut files,
+                format!("hl7v2.listeners[{i}].tls.key"),
+                key.as_deref(),
+            );
         }
         for (i, writeback) in hl7v2.writeback.iter().enumerate() {
             let key = writeback
                 .sender
                 .tls
                 .as_ref()
-                .and_then(|tls| tls.key.clone());
-            super::add_secret(
+                .and_then(|tls| tls.key.as_deref());
+            add_secret(
                 &mut files,
                 format!("hl7v2.writeback[{i}].sender.tls.key"),
-                &key,
+                key,
             );
         }
         files
     }
 
-    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+    fn inline_secrets(&self, _section: &Section) -> Vec<&'static str> {
         Vec::new()
     }
 
-    fn configured(&self, settings: &Settings) -> bool {
-        settings.hl7v2.is_some()
-    }
-
-    fn profiles(&self, settings: &Settings) -> Vec<String> {
-        let Some(section) = &settings.hl7v2 else {
-            return Vec::new();
-        };
+    fn profiles(&self, section: &Section) -> Vec<String> {
         let names: BTreeSet<String> = section
             .listeners
             .iter()
@@ -123,18 +130,8 @@ impl Adapter for Hl7v2 {
         names.into_iter().collect()
     }
 
-    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
-        let Some(section) = &settings.hl7v2 else {
-            return;
-        };
-        let origin = config_file.display().to_string();
-        let mut push = |key: String, message: String| {
-            problems.push(Problem {
-                origin: origin.clone(),
-                key: Some(key),
-                message,
-            })
-        };
+    fn check(&self, section: &Section, paths: &Paths, problems: &mut Vec<Problem>) {
+        let mut push = |key: String, message: String| problems.push(paths.problem(key, message));
         let mut seen = BTreeSet::new();
         for (i, l) in section.listeners.iter().enumerate() {
             let key = |k: &str| format!("hl7v2.listeners[{i}].{k}");
@@ -177,7 +174,7 @@ impl Adapter for Hl7v2 {
         }
         for (i, w) in section.writeback.iter().enumerate() {
             let key = |k: &str| format!("hl7v2.writeback[{i}].{k}");
-            let path = template_path(w, settings);
+            let path = template_path(w, &paths.mappings_dir);
             if let Err(e) = OutboundTemplate::load(&path) {
                 push(key("template"), e.to_string());
             }
@@ -194,18 +191,17 @@ impl Adapter for Hl7v2 {
 
     fn start<'a>(
         &'a self,
-        settings: &'a Settings,
+        section: &'a Section,
         context: AdapterContext,
-    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+    ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
             let mut started = Started::default();
-            let Some(section) = &settings.hl7v2 else {
-                return Ok(started);
-            };
             for l in &section.listeners {
                 let listener = MllpListener::bind(l.clone(), Arc::clone(&context.pipeline))
                     .await
-                    .with_context(|| format!("starting the MLLP listener on {}", l.listen))?;
+                    .map_err(|e| {
+                        StartError::new(format!("starting the MLLP listener on {}", l.listen), e)
+                    })?;
                 let addr = listener.local_addr();
                 if l.tls.is_none() && !addr.ip().is_loopback() {
                     // Allowed on purpose (interface engines on a practice LAN
@@ -223,7 +219,7 @@ impl Adapter for Hl7v2 {
                     .tasks
                     .push(tokio::spawn(listener.serve(shutdown.cancelled_owned())));
                 started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::Mllp,
+                    transport: Transport::Mllp,
                     description: format!(
                         "MLLP listener{} (profile {})",
                         if l.tls.is_some() { " with TLS" } else { "" },
@@ -234,17 +230,17 @@ impl Adapter for Hl7v2 {
                 });
             }
             for w in &section.writeback {
-                let path = template_path(w, settings);
+                let path = template_path(w, &context.paths.mappings_dir);
                 let template = OutboundTemplate::load(&path)
-                    .with_context(|| format!("loading {}", path.display()))?;
+                    .map_err(|e| StartError::new(format!("loading {}", path.display()), e))?;
                 let writeback = MllpWriteBack::new(template, w.sender.clone())
-                    .context("setting up the HL7 write-back sender")?;
+                    .map_err(|e| StartError::new("setting up the HL7 write-back sender", e))?;
                 started.writebacks.push((
                     Arc::new(writeback) as Arc<dyn WriteBack>,
                     Some(w.profile.clone()),
                 ));
                 started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::WriteBack,
+                    transport: Transport::WriteBack,
                     description: format!("HL7 decision write-back to {}", w.sender.address),
                     addr: None,
                     profile: Some(w.profile.clone()),
@@ -254,10 +250,10 @@ impl Adapter for Hl7v2 {
         })
     }
 
-    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
+    fn demo_configure(&self, env: &DemoEnv) -> Result<Demo<Section>, String> {
         let samples = env.repo_root.join("sample-messages/hl7v2");
         let mut listeners = Vec::new();
-        for profile in demo_profiles(&samples, &settings.mappings_dir) {
+        for profile in demo_profiles(&samples, &env.mappings_dir) {
             listeners.push(ListenerConfig::new(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 profile,
@@ -269,16 +265,20 @@ impl Adapter for Hl7v2 {
                     .to_owned(),
             );
         }
-        settings.hl7v2 = Some(Section {
-            listeners,
-            writeback: Vec::new(),
-        });
-        Ok(())
+        Ok(Demo {
+            section: Section {
+                listeners,
+                writeback: Vec::new(),
+            },
+            state: Box::new(()),
+        })
     }
 
     fn demo_traffic<'a>(
         &'a self,
         started: &'a Started,
+        _state: &'a mut DemoState,
+        _host: Arc<dyn Host>,
         env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {

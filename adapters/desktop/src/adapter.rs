@@ -1,31 +1,45 @@
-//! Desktop bridge wiring: the `[desktop]` config section, starting the bridge
-//! (scheduled reads into the pipeline, write-back of decisions for cases whose
-//! source adapter is `desktop`), the store-backed evidence sink, the operator's
-//! "read now" trigger, and the demo against the legacy-EHR test application
-//! when an X display is available.
+//! The desktop adapter's facade on the seam ([`Desktop`], a
+//! [`gateway_seam::Adapter`]): the `[desktop]` config section, starting the
+//! bridge (scheduled reads into the pipeline, write-back of decisions for
+//! cases whose source adapter is `desktop`), the host-backed evidence sink,
+//! the operator's "read now" trigger, and the demo against the legacy-EHR
+//! test application when an X display is available.
 //!
 //! *Evidence:* an aborted playbook's screenshot can show a chart, so it goes
-//! into the store's `evidence` table ([`StoreSink`]), read back one at a time
-//! through the audited `GET /api/v1/evidence/{id}` — not into loose files.
-//! `desktop.evidence_dir` is ignored by the daemon (a warning says so).
+//! to the host ([`gateway_seam::Host::keep_evidence`]: the daemon's store
+//! `evidence` table), read back one at a time through the audited
+//! `GET /api/v1/evidence/{id}` — not into loose files. `desktop.evidence_dir`
+//! is ignored by the daemon (a warning says so).
 //!
-//! *Read now:* the admin server finds the running bridge by the daemon's store
-//! file ([`read_trigger`]); one daemon per data directory is enforced by the
-//! instance lock, so the store path names exactly one daemon in a process.
+//! *Read now:* [`ReadTrigger`] is a handle in [`Started::handles`]; the admin
+//! server gets it from the started adapter as a value (no global).
 //!
 //! The demo never pretends: without `DISPLAY`, or without python3-tk for the
 //! test application, it says plainly that it skipped the desktop bridge.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gateway_core::adapter::{BoxFuture, IntakeOutcome, WriteBack};
-use gateway_desktop::bridge::{AbortEvidence, DesktopBridge, DesktopConfig, EvidenceSink, ReadNow};
+use gateway_core::SourceFormat;
+use gateway_core::adapter::{BoxFuture, IntakeOutcome, IntakePipeline, WriteBack};
+use gateway_seam::{
+    Adapter, AdapterContext, AdapterSpec, Demo, DemoEnv, DemoState, Endpoint, EvidenceRecord, Host,
+    Paths, Problem, StartError, Started, Transport,
+};
 
-use super::{Adapter, AdapterContext, DemoEnv, Endpoint, Started};
-use crate::settings::{Problem, Settings};
+use crate::bridge::{AbortEvidence, DesktopBridge, DesktopConfig, EvidenceSink, ReadNow};
+
+/// This adapter's registry entry.
+pub const SPEC: AdapterSpec = AdapterSpec {
+    name: crate::ADAPTER,
+    section: "desktop",
+    metrics_label: crate::ADAPTER,
+    formats: &[SourceFormat::Desktop],
+    transports: &[Transport::Ui, Transport::WriteBack],
+    acknowledges: false,
+};
 
 /// The `[desktop]` section: see [`DesktopConfig`].
 pub type Section = DesktopConfig;
@@ -33,86 +47,72 @@ pub type Section = DesktopConfig;
 /// The desktop adapter.
 pub struct Desktop;
 
-/// What the demo keeps between configuring, starting and sending traffic.
-struct DemoState {
+/// What the demo keeps between configuring and sending traffic: the test
+/// application (stopped when this is dropped) and the file it saves to.
+struct DesktopDemo {
     app: Child,
     saved: PathBuf,
-    bridge: Option<DesktopBridge>,
-    pipeline: Option<Arc<dyn gateway_core::adapter::IntakePipeline>>,
-    store: Option<gateway_store::Store>,
 }
 
-static DEMO: Mutex<Option<DemoState>> = Mutex::new(None);
-
-fn demo_state() -> std::sync::MutexGuard<'static, Option<DemoState>> {
-    DEMO.lock().unwrap_or_else(|p| p.into_inner())
+impl Drop for DesktopDemo {
+    fn drop(&mut self) {
+        let _ = self.app.kill();
+        let _ = self.app.wait();
+    }
 }
 
 impl Adapter for Desktop {
-    fn spec(&self) -> &'static gateway_registry::AdapterSpec {
-        &gateway_registry::DESKTOP
+    type Section = Section;
+
+    fn spec(&self) -> &'static AdapterSpec {
+        &SPEC
     }
 
     /// The desktop adapter reads no secret file: it drives the screen.
-    fn secret_files(&self, _settings: &Settings) -> Vec<(String, PathBuf)> {
+    fn secret_files(&self, _section: &Section) -> Vec<(String, PathBuf)> {
         Vec::new()
     }
 
-    fn inline_secrets(&self, _settings: &Settings) -> Vec<&'static str> {
+    fn inline_secrets(&self, _section: &Section) -> Vec<&'static str> {
         Vec::new()
     }
 
-    fn configured(&self, settings: &Settings) -> bool {
-        settings.desktop.is_some()
+    fn profiles(&self, section: &Section) -> Vec<String> {
+        vec![section.profile.clone()]
     }
 
-    fn profiles(&self, settings: &Settings) -> Vec<String> {
-        settings.desktop.iter().map(|s| s.profile.clone()).collect()
-    }
-
-    fn check(&self, settings: &Settings, config_file: &Path, problems: &mut Vec<Problem>) {
-        let Some(section) = &settings.desktop else {
-            return;
-        };
-        let origin = config_file.display().to_string();
+    fn check(&self, section: &Section, paths: &Paths, problems: &mut Vec<Problem>) {
         for (key, path) in [
             ("desktop.read_playbook", &section.read_playbook),
             ("desktop.write_playbook", &section.write_playbook),
         ] {
             let Some(path) = path else { continue };
-            if let Err(e) = gateway_desktop::Playbook::load(path) {
-                problems.push(Problem {
-                    origin: origin.clone(),
-                    key: Some(key.to_owned()),
-                    message: e.to_string(),
-                });
+            if let Err(e) = crate::Playbook::load(path) {
+                problems.push(paths.problem(key, e.to_string()));
             }
         }
         if section.read_playbook.is_none() && section.write_playbook.is_none() {
-            problems.push(Problem {
-                origin,
-                key: Some("desktop".to_owned()),
-                message: "configure `read_playbook`, `write_playbook` or both".to_owned(),
-            });
+            problems.push(paths.problem(
+                "desktop",
+                "configure `read_playbook`, `write_playbook` or both",
+            ));
         }
     }
 
     fn start<'a>(
         &'a self,
-        settings: &'a Settings,
+        section: &'a Section,
         context: AdapterContext,
-    ) -> BoxFuture<'a, anyhow::Result<Started>> {
+    ) -> BoxFuture<'a, Result<Started, StartError>> {
         Box::pin(async move {
-            let Some(section) = settings.desktop.clone() else {
-                return Ok(Started::default());
-            };
+            let section = section.clone();
             if section.evidence_dir.is_some() {
                 tracing::warn!(
                     "desktop.evidence_dir is ignored: abort screenshots are kept in the store (GET /api/v1/evidence/{{id}})"
                 );
             }
-            let sink: Arc<dyn EvidenceSink> = Arc::new(StoreSink {
-                store: context.store.clone(),
+            let sink: Arc<dyn EvidenceSink> = Arc::new(HostSink {
+                host: Arc::clone(&context.host),
                 runtime: tokio::runtime::Handle::current(),
             });
             let bridge = x11_bridge(section.clone(), sink)?;
@@ -124,13 +124,13 @@ impl Adapter for Desktop {
                     trigger,
                     context.shutdown.clone().cancelled_owned(),
                 );
-                started.read_trigger = Some(ReadTrigger {
+                started.handles.push(Arc::new(ReadTrigger {
                     bridge: bridge.clone(),
                     pipeline: Arc::clone(&context.pipeline),
-                });
+                }));
                 started.tasks.push(tokio::spawn(reads));
                 started.endpoints.push(Endpoint {
-                    transport: gateway_registry::Transport::Ui,
+                    transport: Transport::Ui,
                     description: format!(
                         "desktop read playbook {} ({})",
                         section
@@ -154,16 +154,11 @@ impl Adapter for Desktop {
                     Some(section.profile.clone()),
                 ));
             }
-            if let Some(state) = demo_state().as_mut() {
-                state.bridge = Some(bridge);
-                state.pipeline = Some(Arc::clone(&context.pipeline));
-                state.store = Some(context.store.clone());
-            }
             Ok(started)
         })
     }
 
-    fn demo_configure(&self, settings: &mut Settings, env: &DemoEnv) -> Result<(), String> {
+    fn demo_configure(&self, env: &DemoEnv) -> Result<Demo<Section>, String> {
         let skipped = "skipped the desktop bridge";
         let display = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty());
         let Some(display) = display else {
@@ -171,7 +166,7 @@ impl Adapter for Desktop {
                 "{skipped}: DISPLAY is not set (no X display; run the demo under `xvfb-run -a` with xvfb and python3-tk installed to include it)"
             ));
         };
-        let tk = gateway_desktop::legacy_app::python_tk_available();
+        let tk = crate::legacy_app::python_tk_available();
         if !tk {
             return Err(format!(
                 "{skipped}: python3 with tkinter (python3-tk) is missing for the legacy-EHR test application"
@@ -201,18 +196,11 @@ impl Adapter for Desktop {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("{skipped}: cannot start the legacy-EHR test application: {e}"))?;
-        let mut state = DemoState {
-            app,
-            saved,
-            bridge: None,
-            pipeline: None,
-            store: None,
-        };
+        let mut state = DesktopDemo { app, saved };
         let until = Instant::now() + Duration::from_secs(15);
         while !ready.exists() {
             if Instant::now() > until || state.app.try_wait().ok().flatten().is_some() {
-                let _ = state.app.kill();
-                let _ = state.app.wait();
+                // Dropping the state stops the application.
                 return Err(format!(
                     "{skipped}: the legacy-EHR test application did not start on DISPLAY={display}"
                 ));
@@ -225,22 +213,24 @@ impl Adapter for Desktop {
             Some(playbooks.join("write-decision.toml")),
         );
         section.display = Some(display);
-        settings.desktop = Some(section);
-        *demo_state() = Some(state);
-        Ok(())
+        Ok(Demo {
+            section,
+            state: Box::new(state),
+        })
     }
 
     fn demo_traffic<'a>(
         &'a self,
-        _started: &'a Started,
+        started: &'a Started,
+        state: &'a mut DemoState,
+        host: Arc<dyn Host>,
         _env: &'a DemoEnv,
     ) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
-            let taken = demo_state().take();
-            let Some(mut state) = taken else {
+            let Some(state) = state.downcast_mut::<DesktopDemo>() else {
                 return Err("the desktop demo was not configured".to_owned());
             };
-            let result = demo_run(&state).await;
+            let result = demo_run(state, started, host.as_ref()).await;
             let _ = state.app.kill();
             let _ = state.app.wait();
             result
@@ -252,12 +242,15 @@ impl Adapter for Desktop {
 /// stored case (its patient is what the write playbook's context checks
 /// compare with the screen's banner) back into the authorization screen and
 /// checks what the application saved.
-async fn demo_run(state: &DemoState) -> Result<String, String> {
-    let (Some(bridge), Some(pipeline), Some(store)) =
-        (&state.bridge, &state.pipeline, &state.store)
-    else {
+async fn demo_run(
+    state: &DesktopDemo,
+    started: &Started,
+    host: &dyn Host,
+) -> Result<String, String> {
+    let Some(trigger) = started.handle::<ReadTrigger>() else {
         return Err("the desktop bridge did not start".to_owned());
     };
+    let (bridge, pipeline) = (&trigger.bridge, &trigger.pipeline);
     let outcome = bridge
         .read_once(pipeline.as_ref())
         .await
@@ -270,12 +263,11 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
             return Err(format!("desktop read rejected: {error}"));
         }
     };
-    let mut case = store
-        .get_case(&case_id)
+    let mut case = host
+        .case(&case_id)
         .await
         .map_err(|e| format!("demo case: {e}"))?
-        .ok_or_else(|| format!("demo case {case_id} is not in the store"))?
-        .case;
+        .ok_or_else(|| format!("demo case {case_id} is not in the store"))?;
     case.status = gateway_core::case::CaseStatus::Approved;
     case.decision = Some(
         serde_json::from_value(serde_json::json!({
@@ -310,8 +302,8 @@ async fn demo_run(state: &DemoState) -> Result<String, String> {
 fn x11_bridge(
     section: DesktopConfig,
     sink: Arc<dyn EvidenceSink>,
-) -> anyhow::Result<DesktopBridge> {
-    Ok(DesktopBridge::native(section, Some(sink))?)
+) -> Result<DesktopBridge, StartError> {
+    DesktopBridge::native(section, Some(sink)).map_err(StartError::other)
 }
 
 /// No desktop driver exists for this platform.
@@ -319,19 +311,21 @@ fn x11_bridge(
 fn x11_bridge(
     _section: DesktopConfig,
     _sink: Arc<dyn EvidenceSink>,
-) -> anyhow::Result<DesktopBridge> {
-    anyhow::bail!("the desktop adapter drives X11 (Unix) or Win32 (Windows) desktops only")
+) -> Result<DesktopBridge, StartError> {
+    Err(StartError::other(
+        "the desktop adapter drives X11 (Unix) or Win32 (Windows) desktops only",
+    ))
 }
 
-/// Keeps abort evidence in the daemon's store (`evidence` table): the
-/// screenshot when one was taken, else the PHI-free abort note as JSON.
-struct StoreSink {
-    store: gateway_store::Store,
+/// Keeps abort evidence with the host (the daemon's store `evidence` table):
+/// the screenshot when one was taken, else the PHI-free abort note as JSON.
+struct HostSink {
+    host: Arc<dyn Host>,
     /// The daemon's runtime: [`EvidenceSink::keep`] runs on the blocking pool.
     runtime: tokio::runtime::Handle,
 }
 
-impl EvidenceSink for StoreSink {
+impl EvidenceSink for HostSink {
     fn keep(&self, evidence: &AbortEvidence) -> Result<String, String> {
         let detail = serde_json::json!({
             "playbook": evidence.playbook,
@@ -348,17 +342,17 @@ impl EvidenceSink for StoreSink {
                 detail.clone().into_bytes(),
             ),
         };
-        let new = gateway_store::NewEvidence {
-            adapter: gateway_desktop::ADAPTER.to_owned(),
+        let new = EvidenceRecord {
+            adapter: crate::ADAPTER.to_owned(),
             kind: kind.to_owned(),
             case_id: evidence.case_id.clone(),
             content_type: content_type.to_owned(),
             body,
             detail: Some(detail),
         };
-        let store = self.store.clone();
+        let host = Arc::clone(&self.host);
         self.runtime
-            .block_on(async move { store.put_evidence(new).await })
+            .block_on(async move { host.keep_evidence(new).await })
             .map(|id| format!("evidence:{id}"))
             .map_err(|e| e.to_string())
     }
@@ -368,7 +362,7 @@ impl EvidenceSink for StoreSink {
 #[derive(Clone)]
 pub struct ReadTrigger {
     bridge: DesktopBridge,
-    pipeline: Arc<dyn gateway_core::adapter::IntakePipeline>,
+    pipeline: Arc<dyn IntakePipeline>,
 }
 
 impl ReadTrigger {
