@@ -45,6 +45,8 @@ pub mod name {
 
 /// An adapter's name (`hl7v2`, …): the `adapter` of an [`InboundMessage`],
 /// of a case source and of a stored message. Serialized as the plain name.
+/// An adapter crate added later can declare its own with
+/// [`AdapterName::from_static`] (core need not know it).
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
