@@ -306,7 +306,7 @@ fn writeback_extension(harness: &dyn Harness) -> &'static str {
     match harness.adapter() {
         name::HL7V2 => "hl7",
         name::X12 => "x12",
-        name::FHIR => "json",
+        name::FHIR | name::DAVINCI_PAS => "json",
         _ => "txt",
     }
 }

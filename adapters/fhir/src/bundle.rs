@@ -4,7 +4,7 @@
 //! `Bundle` and holds one node per entry's resource, named by its
 //! `resourceType` (so `ServiceRequest.code`, `Coverage[*]` and
 //! `Patient.birthDate` are plain child paths), built with gateway-core's
-//! [`json_tree`] conventions (arrays become repeated siblings). The focus
+//! `json_tree` conventions (arrays become repeated siblings). The focus
 //! ServiceRequest comes first. Every resource is registered under `Type/id`,
 //! `Type/id/_history/versionId` and its entry's `fullUrl`, so that
 //! `subject.resolve()` follows a reference within the bundle.
@@ -20,26 +20,19 @@
 //! as rejected with the reason; [`build_document`] keeps the partial tree for
 //! `inspect`.
 
-use std::collections::HashSet;
-
-use gateway_core::json_tree::push_member;
 use gateway_core::source::MessageMeta;
 use gateway_core::{Diagnostic, SourceDocument, SourceFormat, SourceTree, Span};
+use gateway_fhir_model::tree::{
+    BundleTree, TreeEntry, attach_diagnostic_spans, build_tree, reference_label, resolve,
+    resource_type,
+};
 use serde_json::Value;
 
-/// The FHIR version the adapter speaks.
-pub const FHIR_VERSION: &str = "4.0.1";
+pub use gateway_fhir_model::tree::{FHIR_VERSION, entry_spans};
 
-/// Diagnostic codes of this module.
+/// Diagnostic codes of this module (`F001`–`F004` are the shared tree's).
 pub mod codes {
-    /// Not JSON.
-    pub const NOT_JSON: &str = "F001";
-    /// JSON, but not a FHIR resource.
-    pub const NOT_A_RESOURCE: &str = "F002";
-    /// A Bundle entry without a usable resource.
-    pub const BAD_ENTRY: &str = "F003";
-    /// Two entries with the same `Type/id`.
-    pub const DUPLICATE_RESOURCE: &str = "F004";
+    pub use gateway_fhir_model::tree::codes::*;
     /// More than one ServiceRequest; the first is the case.
     pub const SEVERAL_SERVICE_REQUESTS: &str = "F005";
     /// No ServiceRequest in the bundle.
@@ -66,86 +59,9 @@ pub fn parse_bundle(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
 /// Builds the tree and every diagnostic; `Err` only when there is no resource
 /// at all (not JSON, no `resourceType`).
 pub fn build_document(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
-    let value: Value = serde_json::from_slice(raw).map_err(|e| vec![json_error(raw, &e)])?;
+    let value = gateway_fhir_model::parse_json(raw).map_err(|d| vec![d])?;
     let spans = entry_spans(raw);
     build_with_spans(&value, &spans)
-}
-
-/// Gives each diagnostic located at an entry the byte span of that
-/// `Bundle.entry[i]` in the raw input.
-fn attach_diagnostic_spans(spans: &[Span], diagnostics: &mut [Diagnostic]) {
-    for diagnostic in diagnostics {
-        let index = diagnostic
-            .location
-            .as_deref()
-            .and_then(|l| l.strip_prefix("Bundle.entry["))
-            .and_then(|l| l.split(']').next())
-            .and_then(|i| i.parse::<usize>().ok());
-        if let Some(span) = index.and_then(|i| spans.get(i))
-            && diagnostic.span.is_none()
-        {
-            diagnostic.span = Some(*span);
-        }
-    }
-}
-
-/// Byte spans of the elements of the top-level `"entry"` array of valid JSON.
-/// A small scanner (strings, escapes, nesting) — serde_json keeps no positions.
-pub fn entry_spans(raw: &[u8]) -> Vec<Span> {
-    let mut spans = Vec::new();
-    let mut depth = 0usize;
-    let mut i = 0;
-    let mut in_entry = false;
-    let mut element_start: Option<usize> = None;
-    let mut last_key: Option<(usize, usize)> = None;
-    while i < raw.len() {
-        let b = raw[i];
-        match b {
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < raw.len() && raw[i] != b'"' {
-                    if raw[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                if in_entry && depth == 2 && element_start.is_none() {
-                    element_start = Some(start);
-                }
-                if depth == 1 {
-                    last_key = Some((start + 1, i));
-                }
-            }
-            b'{' | b'[' => {
-                if in_entry && depth == 2 && element_start.is_none() {
-                    element_start = Some(i);
-                }
-                if depth == 1 && b == b'[' {
-                    in_entry = last_key.is_some_and(|(s, e)| raw.get(s..e) == Some(&b"entry"[..]));
-                }
-                depth += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                if in_entry && depth == 2 {
-                    if let Some(start) = element_start.take() {
-                        spans.push(Span::new(start, i + 1));
-                    }
-                } else if in_entry && depth == 1 {
-                    in_entry = false;
-                }
-            }
-            b',' if in_entry && depth == 2 => {
-                if let Some(start) = element_start.take() {
-                    spans.push(Span::new(start, i));
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    spans
 }
 
 /// As [`build_document`], from already-parsed JSON (no byte spans).
@@ -155,92 +71,23 @@ pub fn build_from_value(value: &Value) -> Result<SourceDocument, Vec<Diagnostic>
 
 /// Builds the document; `spans[i]` is the byte span of `Bundle.entry[i]`.
 fn build_with_spans(value: &Value, spans: &[Span]) -> Result<SourceDocument, Vec<Diagnostic>> {
-    let mut diagnostics = Vec::new();
-    let Some(root_type) = value.get("resourceType").and_then(Value::as_str) else {
-        return Err(vec![
-            Diagnostic::error(
-                codes::NOT_A_RESOURCE,
-                "the document is not a FHIR resource (no resourceType)",
-            )
-            .at("$"),
-        ]);
-    };
-
-    // (location, fullUrl, resource) in tree order, focus ServiceRequest first.
-    let mut resources: Vec<(String, Option<&str>, &Value)> = Vec::new();
-    if root_type == "Bundle" {
-        let entries = value
-            .get("entry")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        for (i, entry) in entries.iter().enumerate() {
-            let location = format!("Bundle.entry[{i}]");
-            match entry.get("resource") {
-                Some(r) if r.get("resourceType").and_then(Value::as_str).is_some() => {
-                    resources.push((location, entry.get("fullUrl").and_then(Value::as_str), r));
-                }
-                _ => diagnostics.push(
-                    Diagnostic::warning(
-                        codes::BAD_ENTRY,
-                        "entry has no resource with a resourceType; skipped",
-                    )
-                    .at(location),
-                ),
-            }
-        }
-    } else {
-        resources.push(("$".to_owned(), None, value));
-    }
-    // Stable partition: ServiceRequests first, in their original order.
-    resources.sort_by_key(|(_, _, r)| resource_type(r) != "ServiceRequest");
-
-    let mut tree = SourceTree::new("Bundle");
-    let root = tree.root();
-    if root_type == "Bundle" {
-        for key in ["id", "type", "timestamp"] {
-            if let Some(v) = value.get(key) {
-                push_member(&mut tree, root, key, v);
-            }
-        }
-    }
-    let mut seen = HashSet::new();
-    for (location, full_url, resource) in &resources {
-        let rtype = resource_type(resource);
-        let span = location
-            .strip_prefix("Bundle.entry[")
-            .and_then(|l| l.strip_suffix(']'))
-            .and_then(|i| i.parse::<usize>().ok())
-            .and_then(|i| spans.get(i).copied());
-        let node = tree.push(root, rtype, None, span);
-        if let Some(members) = resource.as_object() {
-            for (k, v) in members {
-                push_member(&mut tree, node, k, v);
-            }
-        }
-        if let Some(id) = resource.get("id").and_then(Value::as_str) {
-            let key = format!("{rtype}/{id}");
-            if !seen.insert(key.clone()) {
-                diagnostics.push(
-                    Diagnostic::warning(
-                        codes::DUPLICATE_RESOURCE,
-                        format!("{key} appears more than once; the first is used"),
-                    )
-                    .at(location.clone()),
-                );
-                continue;
-            }
-            if let Some(vid) = resource.pointer("/meta/versionId").and_then(Value::as_str) {
-                tree.register_key(format!("{key}/_history/{vid}"), node);
-            }
-            tree.register_key(key, node);
-        }
-        if let Some(full_url) = full_url
-            && tree.lookup(full_url).is_none()
-        {
-            tree.register_key(*full_url, node);
-        }
-    }
+    let BundleTree {
+        root_type,
+        tree,
+        entries,
+        mut diagnostics,
+    } = build_tree(value, spans, "ServiceRequest").map_err(|d| vec![d])?;
+    let resources: Vec<(String, Option<&str>, &Value)> = entries
+        .iter()
+        .map(
+            |TreeEntry {
+                 location,
+                 full_url,
+                 resource,
+                 ..
+             }| (location.clone(), *full_url, *resource),
+        )
+        .collect();
 
     let mut meta = MessageMeta {
         message_type: Some("ServiceRequest".to_owned()),
@@ -287,13 +134,6 @@ fn build_with_spans(value: &Value, spans: &[Span]) -> Result<SourceDocument, Vec
         tree,
         diagnostics,
     })
-}
-
-fn resource_type(resource: &Value) -> &str {
-    resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or("Resource")
 }
 
 /// The references a case is built from, per resource type:
@@ -389,62 +229,6 @@ fn check_references(
             }
         }
     }
-}
-
-/// Resolves a reference like the path engine will: registered keys, plus
-/// references to contained resources (`#id`).
-fn resolve(tree: &SourceTree, from: &Value, reference: &str) -> Option<gateway_core::NodeId> {
-    if let Some(local) = reference.strip_prefix('#') {
-        let contained = from.get("contained")?.as_array()?;
-        return contained
-            .iter()
-            .any(|c| c.get("id").and_then(Value::as_str) == Some(local))
-            .then_some(tree.root());
-    }
-    tree.lookup(reference)
-}
-
-/// `Type/id` of a reference for messages: ids and types are not PHI.
-fn reference_label(reference: &str) -> String {
-    let parts: Vec<&str> = reference
-        .trim_end_matches('/')
-        .rsplit('/')
-        .take(2)
-        .collect();
-    match parts.as_slice() {
-        [id, rtype] => format!("{rtype}/{id}"),
-        _ => "an unresolvable reference".to_owned(),
-    }
-}
-
-fn json_error(raw: &[u8], e: &serde_json::Error) -> Diagnostic {
-    let offset = byte_offset(raw, e.line(), e.column());
-    Diagnostic::error(
-        codes::NOT_JSON,
-        format!(
-            "not JSON: {:?} error at line {}, column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        ),
-    )
-    .with_span(Span::new(offset, (offset + 1).min(raw.len().max(offset))))
-}
-
-/// Byte offset of 1-based `line` and `column` (serde_json counts columns in bytes).
-fn byte_offset(raw: &[u8], line: usize, column: usize) -> usize {
-    let mut current = 1;
-    let mut start = 0;
-    for (i, b) in raw.iter().enumerate() {
-        if current == line {
-            break;
-        }
-        if *b == b'\n' {
-            current += 1;
-            start = i + 1;
-        }
-    }
-    (start + column.saturating_sub(1)).min(raw.len())
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@
 //!   — the Medplum tests write back directly.
 //!
 //! Private: order assembly (one collection Bundle per ServiceRequest),
-//! OperationOutcome summaries, the FHIRPath-style path syntax (re-exported
-//! as [`FhirPathSyntax`]), the rest-hook receiver, the service loop
+//! OperationOutcome summaries and the FHIRPath-style path syntax (both from
+//! gateway-fhir-model, shared with the Da Vinci PAS adapter; the syntax
+//! re-exported as [`FhirPathSyntax`]), the rest-hook receiver, the service loop
 //! ([`FhirAdapter`], [`FhirConfig`], [`SubscriptionConfig`] re-exported) and
 //! the error type ([`FhirError`]).
 //!
@@ -40,8 +41,6 @@ pub mod auth;
 pub mod bundle;
 pub mod client;
 mod error;
-mod outcome;
-mod path;
 pub mod poll;
 pub mod profile;
 mod service;
@@ -51,5 +50,6 @@ pub mod writeback;
 pub use adapter::{Fhir, SPEC};
 pub use bundle::{build_document, parse_bundle};
 pub use error::FhirError;
+use gateway_fhir_model::{outcome, path};
 pub use path::FhirPathSyntax;
 pub use service::{FhirAdapter, FhirConfig, MIN_HOOK_TOKEN_LEN, SubscriptionConfig};

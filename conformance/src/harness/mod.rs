@@ -13,6 +13,7 @@ use gateway_core::adapter::{BoxFuture, InboundMessage, IntakeOutcome, IntakePipe
 use gateway_core::case::Case;
 use gateway_core::{GatewayError, SourceFormat};
 
+pub mod davinci_pas;
 pub mod desktop;
 pub mod fhir;
 pub mod hl7v2;
@@ -86,6 +87,7 @@ pub fn all() -> Vec<Box<dyn Harness>> {
         Box::new(x12::X12Harness),
         Box::new(fhir::FhirHarness),
         Box::new(desktop::DesktopHarness),
+        Box::new(davinci_pas::PasHarness),
     ]
 }
 

@@ -41,6 +41,8 @@ pub mod name {
     pub const FHIR: &str = "fhir";
     /// The desktop UI-automation adapter.
     pub const DESKTOP: &str = "desktop";
+    /// The Da Vinci PAS adapter (FHIR `Claim/$submit` server).
+    pub const DAVINCI_PAS: &str = "davinci-pas";
 }
 
 /// An adapter's name (`hl7v2`, …): the `adapter` of an [`InboundMessage`],
@@ -62,6 +64,8 @@ impl AdapterName {
     pub const FHIR: AdapterName = AdapterName::from_static(name::FHIR);
     /// [`name::DESKTOP`].
     pub const DESKTOP: AdapterName = AdapterName::from_static(name::DESKTOP);
+    /// [`name::DAVINCI_PAS`].
+    pub const DAVINCI_PAS: AdapterName = AdapterName::from_static(name::DAVINCI_PAS);
 
     /// A name known at compile time (an adapter crate's own).
     pub const fn from_static(name: &'static str) -> AdapterName {

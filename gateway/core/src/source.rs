@@ -225,6 +225,10 @@ pub enum SourceFormat {
     Desktop,
     /// Any other JSON document (tests, docs).
     Json,
+    /// Da Vinci PAS Request Bundles (FHIR R4 Claim `use = preauthorization`)
+    /// an EHR posts to the gateway's `Claim/$submit`.
+    #[serde(rename = "davinci-pas")]
+    DavinciPas,
 }
 
 crate::vocabulary::vocabulary!(SourceFormat, "source format" {
@@ -233,6 +237,7 @@ crate::vocabulary::vocabulary!(SourceFormat, "source format" {
     Fhir => "fhir",
     Desktop => "desktop",
     Json => "json",
+    DavinciPas => "davinci-pas",
 });
 
 impl SourceFormat {

@@ -95,6 +95,8 @@ subcommands! {
     Nats => nats_cmd,
     /// X12 tools: `x12 ack FILE` prints our 999/TA1 for it, `x12 request CASE.json` a 278 request.
     X12 => x12,
+    /// Da Vinci PAS tools: `pas request CASE.json` prints the PAS Request Bundle for any case, `pas response CASE.json` the Response Bundle for its decision.
+    Pas => pas,
     /// Run the per-EHR conformance suites; exit 1 on any failure (`--junit`, `--html`, `--json`, `--live ADDR`).
     @cfg(feature = "conformance") Conformance => conformance,
 }
@@ -107,7 +109,7 @@ const VERSION: &str = concat!(
     env!("EHR_GATEWAY_GIT_REV"),
     "; features: ",
     env!("EHR_GATEWAY_FEATURES"),
-    "; adapters: hl7v2, fhir, x12, desktop; profile: ",
+    "; adapters: hl7v2, fhir, x12, desktop, davinci-pas; profile: ",
     env!("EHR_GATEWAY_PROFILE"),
     "; panic: ",
     env!("EHR_GATEWAY_PANIC"),

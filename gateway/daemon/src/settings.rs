@@ -78,6 +78,9 @@ pub struct Settings {
     /// The X12 278 adapter: file drop, CORE SOAP server, partners (`[x12]`).
     #[serde(default)]
     pub x12: Option<gateway_x12::config::X12Config>,
+    /// The Da Vinci PAS server for the practice's EHR (`[davinci_pas]`).
+    #[serde(default)]
+    pub davinci_pas: Option<gateway_davinci_pas::Section>,
 }
 
 fn default_mappings_dir() -> PathBuf {

@@ -26,7 +26,7 @@ fn version_names_revision_features_and_adapters() {
     };
     for part in [
         "; features: ",
-        "adapters: hl7v2, fhir, x12, desktop",
+        "adapters: hl7v2, fhir, x12, desktop, davinci-pas",
         profile,
         "; panic: unwind)",
     ] {

@@ -49,8 +49,9 @@ impl std::fmt::Debug for FormatSpec {
     }
 }
 
-/// Every format of this build, in detection order (FHIR before generic
-/// JSON: both start with `{`).
+/// Every format of this build, in detection order (a PAS request — a Bundle
+/// with a Claim first — before other FHIR, FHIR before generic JSON: all
+/// start with `{`).
 pub static FORMATS: &[FormatSpec] = &[
     FormatSpec {
         format: SourceFormat::Hl7v2,
@@ -76,6 +77,24 @@ pub static FORMATS: &[FormatSpec] = &[
         render: |doc| generic_tree(&doc.tree),
     },
     FormatSpec {
+        format: SourceFormat::DavinciPas,
+        adapter: Some(name::DAVINCI_PAS),
+        // A Bundle whose first entry is a Claim: a PAS request (before `fhir`).
+        detect: |body| {
+            body.starts_with(b"{")
+                && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
+                    v.get("resourceType").and_then(|t| t.as_str()) == Some("Bundle")
+                        && v.pointer("/entry/0/resource/resourceType")
+                            .and_then(|t| t.as_str())
+                            == Some("Claim")
+                })
+        },
+        parse: gateway_davinci_pas::parse_request,
+        parse_for_intake: gateway_davinci_pas::parse_request,
+        syntax: || &gateway_fhir_model::FhirPathSyntax,
+        render: |doc| generic_tree(&doc.tree),
+    },
+    FormatSpec {
         format: SourceFormat::Fhir,
         adapter: Some(name::FHIR),
         detect: |body| {
@@ -85,7 +104,7 @@ pub static FORMATS: &[FormatSpec] = &[
         },
         parse: gateway_fhir::parse_bundle,
         parse_for_intake: gateway_fhir::parse_bundle,
-        syntax: || &gateway_fhir::FhirPathSyntax,
+        syntax: || &gateway_fhir_model::FhirPathSyntax,
         render: |doc| generic_tree(&doc.tree),
     },
     FormatSpec {
@@ -261,6 +280,10 @@ mod tests {
             Some(SourceFormat::Fhir)
         );
         assert_eq!(detect(br#" {"order": {}}"#), Some(SourceFormat::Json));
+        assert_eq!(
+            detect(br#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Claim"}}]}"#),
+            Some(SourceFormat::DavinciPas)
+        );
         assert_eq!(detect(b"{not json"), None);
         assert_eq!(detect(b"MSHX"), None);
         assert_eq!(detect(b""), None);

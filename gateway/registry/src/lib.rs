@@ -48,8 +48,12 @@ pub const X12: AdapterSpec = AdapterSpec {
     acknowledges: true,
 };
 
+/// The Da Vinci PAS server (`Claim/$submit`, `$inquire`, subscriptions):
+/// declared by its crate.
+pub const DAVINCI_PAS: AdapterSpec = gateway_davinci_pas::SPEC;
+
 /// **The list of adapters** of this build, in start order.
-pub static ADAPTERS: &[AdapterSpec] = &[HL7V2, FHIR, DESKTOP, X12];
+pub static ADAPTERS: &[AdapterSpec] = &[HL7V2, FHIR, DESKTOP, X12, DAVINCI_PAS];
 
 /// The adapter named `name`.
 pub fn adapter(name: &str) -> Option<&'static AdapterSpec> {
@@ -128,9 +132,12 @@ mod tests {
         assert_eq!(check(FORMATS, ADAPTERS), Ok(()));
         assert_eq!(
             formats::format_names(),
-            ["hl7v2", "x12", "fhir", "desktop", "json"]
+            ["hl7v2", "x12", "davinci-pas", "fhir", "desktop", "json"]
         );
-        assert_eq!(adapter_names(), ["hl7v2", "fhir", "desktop", "x12"]);
+        assert_eq!(
+            adapter_names(),
+            ["hl7v2", "fhir", "desktop", "x12", "davinci-pas"]
+        );
     }
 
     #[test]
@@ -156,7 +163,7 @@ mod tests {
 
         let mut undeclared = X12;
         undeclared.formats = &[];
-        let adapters = [HL7V2, FHIR, DESKTOP, undeclared];
+        let adapters = [HL7V2, FHIR, DESKTOP, undeclared, DAVINCI_PAS];
         let problems = check(FORMATS, &adapters).expect_err("x12 undeclared");
         assert_eq!(
             problems,
@@ -165,7 +172,8 @@ mod tests {
 
         let mut silent = FHIR;
         silent.transports = &[];
-        let problems = check(FORMATS, &[HL7V2, silent, DESKTOP, X12, X12]).expect_err("bad");
+        let problems =
+            check(FORMATS, &[HL7V2, silent, DESKTOP, X12, X12, DAVINCI_PAS]).expect_err("bad");
         assert!(problems.contains(&"adapter fhir declares no transport".to_owned()));
         assert!(problems.contains(&"adapter x12 is registered twice".to_owned()));
     }

@@ -56,11 +56,13 @@ pub enum Transport {
     WriteBack,
     /// Screens of a desktop application.
     Ui,
+    /// A FHIR API the gateway serves to an EHR (Da Vinci PAS `$submit`).
+    FhirApi,
 }
 
 impl Transport {
     /// Every transport.
-    pub const ALL: [Transport; 7] = [
+    pub const ALL: [Transport; 8] = [
         Transport::Mllp,
         Transport::Soap,
         Transport::RestHook,
@@ -68,6 +70,7 @@ impl Transport {
         Transport::FileDrop,
         Transport::WriteBack,
         Transport::Ui,
+        Transport::FhirApi,
     ];
 
     /// The name the admin API shows.
@@ -80,6 +83,7 @@ impl Transport {
             Transport::FileDrop => "file-drop",
             Transport::WriteBack => "write-back",
             Transport::Ui => "ui",
+            Transport::FhirApi => "fhir-api",
         }
     }
 }
@@ -204,8 +208,24 @@ pub trait Host: Send + Sync {
     /// Keeps evidence; returns its id.
     fn keep_evidence(&self, evidence: EvidenceRecord) -> BoxFuture<'_, Result<i64, GatewayError>>;
 
-    /// The stored case `case_id` (the demo writes a decision back for it).
+    /// The stored case `case_id` (the demo writes a decision back for it;
+    /// the PAS server answers from it).
     fn case(&self, case_id: &str) -> BoxFuture<'_, Result<Option<Case>, GatewayError>>;
+
+    /// The most recently updated case owned by `adapter` whose
+    /// `references[name]` is `value` (the PAS server finds a request's case
+    /// by its Claim identifier). `name` is `[a-z0-9_]`.
+    fn case_by_reference<'a>(
+        &'a self,
+        adapter: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Case>, GatewayError>>;
+
+    /// The case the stored message `message_id` produced an event for (a
+    /// duplicate's outcome names the original message).
+    fn case_of_message(&self, message_id: i64)
+    -> BoxFuture<'_, Result<Option<Case>, GatewayError>>;
 }
 
 /// What a starting adapter gets from its host.

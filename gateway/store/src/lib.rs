@@ -51,6 +51,7 @@
 pub mod activity;
 pub mod backoff;
 pub mod backup;
+mod case_lookup;
 mod case_requests;
 mod control_numbers;
 mod counts;

@@ -190,10 +190,15 @@ static X12: Wiring<x12::X12> = Wiring {
     section: |s| s.x12.as_ref(),
     section_mut: |s| &mut s.x12,
 };
+static DAVINCI_PAS: Wiring<gateway_davinci_pas::DavinciPas> = Wiring {
+    adapter: gateway_davinci_pas::DavinciPas,
+    section: |s| s.davinci_pas.as_ref(),
+    section_mut: |s| &mut s.davinci_pas,
+};
 
 /// Every adapter wired into this build, in start order.
 pub fn all() -> Vec<&'static dyn Hosted> {
-    vec![&HL7V2, &FHIR, &DESKTOP, &X12]
+    vec![&HL7V2, &FHIR, &DESKTOP, &X12, &DAVINCI_PAS]
 }
 
 /// Checks that the adapters wired here are exactly the registry's, in its
@@ -319,6 +324,33 @@ impl Host for StoreHost {
                 .map_err(GatewayError::from)
         })
     }
+    fn case_by_reference<'a>(
+        &'a self,
+        adapter: &'a str,
+        name: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Case>, GatewayError>> {
+        Box::pin(async move {
+            self.store
+                .case_by_reference(adapter, name, value)
+                .await
+                .map(|record| record.map(|r| r.case))
+                .map_err(GatewayError::from)
+        })
+    }
+
+    fn case_of_message(
+        &self,
+        message_id: i64,
+    ) -> BoxFuture<'_, Result<Option<Case>, GatewayError>> {
+        Box::pin(async move {
+            self.store
+                .case_of_message(message_id)
+                .await
+                .map(|record| record.map(|r| r.case))
+                .map_err(GatewayError::from)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -333,7 +365,7 @@ mod tests {
     #[test]
     fn a_wiring_that_disagrees_with_the_registry_refuses_the_start() {
         // x12 registered but not wired.
-        let wired: Vec<&dyn Hosted> = vec![&HL7V2, &FHIR, &DESKTOP];
+        let wired: Vec<&dyn Hosted> = vec![&HL7V2, &FHIR, &DESKTOP, &DAVINCI_PAS];
         let problems = check_wiring(&wired, gateway_registry::ADAPTERS).expect_err("x12 missing");
         assert!(problems[0].contains("the registry lists"), "{problems:?}");
         // x12 wired but not registered: its format names an unknown adapter.
@@ -341,6 +373,7 @@ mod tests {
             gateway_registry::HL7V2,
             gateway_registry::FHIR,
             gateway_registry::DESKTOP,
+            gateway_registry::DAVINCI_PAS,
         ];
         let problems = check_wiring(&all(), &registry).expect_err("x12 unregistered");
         assert!(

@@ -516,6 +516,7 @@ fn part(adapter: &str) -> String {
         adapter_name::FHIR => "FHIR polling",
         adapter_name::DESKTOP => "desktop bridge",
         adapter_name::X12 => "X12 file drop and CORE SOAP",
+        adapter_name::DAVINCI_PAS => "Da Vinci PAS server",
         other => other,
     }
     .to_owned()

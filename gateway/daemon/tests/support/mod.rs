@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 #[cfg(unix)]
 pub mod desktop;
 pub mod intake_load;
+pub mod pas;
 
 use gateway_core::case::Case;
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};

@@ -1,10 +1,15 @@
-//! OperationOutcome as a readable error.
+//! OperationOutcome: reading one as a readable error, and writing one.
 //!
 //! FHIR servers explain failures in an `OperationOutcome`; an operator needs its
 //! issue severity, code and diagnostics to act ("not-found", "throttled",
 //! "invalid: ServiceRequest.subject"). The summary keeps those. Diagnostics text
 //! comes from the EHR and may quote data, so it is part of the error value shown
 //! to the operator, but logs only carry [`OutcomeSummary::codes`].
+//!
+//! A FHIR *server* of ours (the Da Vinci PAS endpoint) answers refused input
+//! with an [`OperationOutcome`] built from [`OutcomeIssue`]s: one issue per
+//! problem, with its FHIR issue-type code and the FHIRPath `expression` of the
+//! offending element, so an EHR can show the user what to fix.
 
 use std::fmt;
 
@@ -108,6 +113,83 @@ impl fmt::Display for OutcomeSummary {
     }
 }
 
+/// An `OperationOutcome` we write: issues in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OperationOutcome {
+    /// The issues.
+    pub issues: Vec<OutcomeIssue>,
+}
+
+impl OutcomeIssue {
+    /// An `error` issue with its type code, text and FHIRPath expression.
+    pub fn error(code: &str, diagnostics: impl Into<String>, expression: Option<String>) -> Self {
+        OutcomeIssue {
+            severity: "error".to_owned(),
+            code: code.to_owned(),
+            diagnostics: Some(diagnostics.into()),
+            expression: expression.into_iter().collect(),
+        }
+    }
+
+    /// An `information` issue (e.g. "accepted, pended").
+    pub fn information(code: &str, diagnostics: impl Into<String>) -> Self {
+        OutcomeIssue {
+            severity: "information".to_owned(),
+            code: code.to_owned(),
+            diagnostics: Some(diagnostics.into()),
+            expression: Vec::new(),
+        }
+    }
+}
+
+impl OperationOutcome {
+    /// An outcome with one issue.
+    pub fn single(issue: OutcomeIssue) -> Self {
+        OperationOutcome {
+            issues: vec![issue],
+        }
+    }
+
+    /// Whether any issue is `error` or `fatal`.
+    pub fn has_errors(&self) -> bool {
+        self.issues
+            .iter()
+            .any(|i| i.severity == "error" || i.severity == "fatal")
+    }
+
+    /// The resource JSON. An outcome without issues gets one `information`
+    /// issue (`issue` is required, 1..*).
+    pub fn to_value(&self) -> Value {
+        let issues: Vec<Value> = if self.issues.is_empty() {
+            vec![serde_json::json!({"severity": "information", "code": "informational"})]
+        } else {
+            self.issues
+                .iter()
+                .map(|i| {
+                    let mut issue = serde_json::Map::new();
+                    issue.insert("severity".into(), Value::from(i.severity.as_str()));
+                    issue.insert("code".into(), Value::from(i.code.as_str()));
+                    if let Some(d) = &i.diagnostics {
+                        issue.insert("diagnostics".into(), Value::from(d.as_str()));
+                    }
+                    if !i.expression.is_empty() {
+                        issue.insert("expression".into(), Value::from(i.expression.clone()));
+                    }
+                    Value::Object(issue)
+                })
+                .collect()
+        };
+        serde_json::json!({"resourceType": "OperationOutcome", "issue": issues})
+    }
+
+    /// The summary a client would read back (round trip).
+    pub fn summary(&self) -> OutcomeSummary {
+        OutcomeSummary {
+            issues: self.issues.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +210,21 @@ mod tests {
         );
         assert!(OutcomeSummary::from_value(&json!({"resourceType": "Patient"})).is_none());
         assert!(OutcomeSummary::from_body(b"not json").is_none());
+    }
+
+    #[test]
+    fn written_outcomes_read_back() {
+        let written = OperationOutcome {
+            issues: vec![
+                OutcomeIssue::error("required", "no Claim", Some("Bundle.entry".into())),
+                OutcomeIssue::information("informational", "pended"),
+            ],
+        };
+        assert!(written.has_errors());
+        let read = OutcomeSummary::from_value(&written.to_value()).expect("outcome");
+        assert_eq!(read, written.summary());
+        assert_eq!(read.codes(), "error/required,information/informational");
+        let empty = OperationOutcome::default().to_value();
+        assert_eq!(empty["issue"][0]["code"], "informational");
     }
 }

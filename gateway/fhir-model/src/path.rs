@@ -1,5 +1,5 @@
 //! The FHIR path syntax for mapping profiles: a FHIRPath subset that compiles to
-//! gateway-core [`Step`]s over the bundle tree of [`crate::bundle`].
+//! gateway-core [`Step`]s over the bundle tree of [`crate::tree`].
 //!
 //! Integration engineers know FHIRPath, so profiles say
 //! `ServiceRequest.subject.resolve().identifier.where(type.coding.code='MR').value`
@@ -403,7 +403,7 @@ fn any_equals(text: String, mut sub: Vec<Step>, values: Vec<String>) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::parse_bundle;
+    use crate::tree::build_tree;
     use serde_json::json;
 
     fn doc() -> gateway_core::SourceDocument {
@@ -421,7 +421,14 @@ mod tests {
             {"resource": {"resourceType": "Condition", "id": "c1", "code": {"coding": [{"code": "I25.10"}]}}},
             {"resource": {"resourceType": "Condition", "id": "c2", "code": {"coding": [{"code": "R07.9"}]}}}
         ]});
-        parse_bundle(&serde_json::to_vec(&b).expect("json")).expect("clean")
+        let built = build_tree(&b, &[], "ServiceRequest").expect("resource");
+        assert!(built.diagnostics.is_empty());
+        gateway_core::SourceDocument {
+            format: gateway_core::SourceFormat::Fhir,
+            meta: Default::default(),
+            tree: built.tree,
+            diagnostics: Vec::new(),
+        }
     }
 
     fn values(path: &str) -> Vec<String> {
