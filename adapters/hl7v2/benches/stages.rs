@@ -43,6 +43,12 @@ use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
 
 use common::{cpu_ns, load_profile, message, thread_cpu_ns};
 
+/// The daemon's allocator (`gateway/daemon/src/main.rs`), as in the `mllp`
+/// bench: the stages allocate per node and per value, so the system
+/// allocator would show costs the daemon does not have.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Row {
     name: String,
     cpu_us: f64,
