@@ -650,8 +650,11 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     // probe of every intake commit was re-prepared each time (~4% of the
     // writer's CPU). The store runs no ANALYZE, so the plans never depend on
     // the values: keep them.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .map_err(StoreError::sql("configuring the query planner"))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(StoreError::sql("configuring the query planner"))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
