@@ -15,7 +15,7 @@
 //! | bare hl7-parser | `hl7_parser::parse_message` — the baseline every ratio is against |
 //! | guarded parse | `gateway_hl7v2::parse::parse_message` (our wrapper: tree, spans, checks) |
 //! | map | `Profile::map` with `mappings/epic` |
-//! | case JSON | `serde_json::to_string` of the mapped case (the store writes it twice) |
+//! | case JSON | `serde_json::to_string` of the mapped case (the store serialises it once per event) |
 //! | ACK | `build_ack` of an AA |
 //! | store commit ×1 / ×16 | `Store::commit_inbound` of a mapped message, 1 or 16 callers at a time |
 //! | full path ×1 / ×16 | MLLP `Responder::respond`: parse, pipeline (map, commit), ACK — no sockets |
