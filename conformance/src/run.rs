@@ -302,10 +302,11 @@ async fn run_writeback(
 }
 
 fn writeback_extension(harness: &dyn Harness) -> &'static str {
+    use gateway_core::adapter::name;
     match harness.adapter() {
-        "hl7v2" => "hl7",
-        "x12" => "x12",
-        "fhir" | "davinci-pas" => "json",
+        name::HL7V2 => "hl7",
+        name::X12 => "x12",
+        name::FHIR | name::DAVINCI_PAS => "json",
         _ => "txt",
     }
 }

@@ -53,7 +53,7 @@ pub use config::PasConfig;
 pub use request::parse_request;
 
 /// The adapter name (case sources, metrics, logs).
-pub const ADAPTER: &str = "davinci-pas";
+pub const ADAPTER: &str = gateway_core::adapter::name::DAVINCI_PAS;
 
 /// The `references` entry holding the identifier value of the Claim that
 /// opened the case (the key an update's `Claim.related` points at).

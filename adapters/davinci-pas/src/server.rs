@@ -150,10 +150,10 @@ impl PasServer {
         diagnostics: Vec<Diagnostic>,
     ) -> Result<(), Response> {
         let message = InboundMessage {
-            adapter: crate::ADAPTER.to_owned(),
+            adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
             profile: self.profile.clone(),
             raw,
-            received_at: now(),
+            received_at: jiff::Timestamp::now(),
             peer: Some(caller.peer.to_string()),
             parsed: Err(diagnostics),
         };
@@ -198,10 +198,6 @@ impl PasServer {
         }
         Ok(None)
     }
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }
 
 fn unavailable(reason: &str) -> Response {
@@ -361,10 +357,10 @@ async fn submit(
     }
     request.document.meta.sender = Some(caller.client.clone());
     let message = InboundMessage {
-        adapter: crate::ADAPTER.to_owned(),
+        adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
         profile: server.profile.clone(),
         raw,
-        received_at: now(),
+        received_at: jiff::Timestamp::now(),
         peer: Some(caller.peer.to_string()),
         parsed: Ok(request.document),
     };

@@ -402,7 +402,7 @@ impl DesktopBridge {
         let mut kept = None;
         if let Err(abort) = &result {
             // Every aborted run leaves a screen for a person to look at.
-            metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "desktop_abort")
+            metrics::counter!(gateway_core::metrics::MANUAL_INTERVENTIONS_TOTAL, "reason" => "desktop_abort")
                 .increment(1);
             if matches!(abort.reason, AbortReason::Driver(_)) {
                 *slot = None;
@@ -486,7 +486,7 @@ impl DesktopBridge {
             &pb.name,
             pb.record_key.as_deref(),
             &report.captures,
-            jiff::Timestamp::now().to_string(),
+            jiff::Timestamp::now(),
             config
                 .display
                 .clone()

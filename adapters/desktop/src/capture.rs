@@ -16,7 +16,7 @@ use gateway_core::{Diagnostic, SourceDocument, SourceFormat};
 use serde_json::{Map, Value};
 
 /// The adapter name used in cases, metrics and the store.
-pub const ADAPTER: &str = "desktop";
+pub const ADAPTER: &str = gateway_core::adapter::name::DESKTOP;
 
 /// The path syntax of desktop documents: the JSON syntax, under the `desktop` name.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +24,7 @@ pub struct DesktopPathSyntax;
 
 impl PathSyntax for DesktopPathSyntax {
     fn name(&self) -> &'static str {
-        "desktop"
+        SourceFormat::Desktop.as_str()
     }
 
     fn compile(&self, text: &str) -> Result<Path, PathError> {
@@ -157,12 +157,12 @@ pub fn inbound_message(
     playbook: &str,
     record_key: Option<&str>,
     captures: &BTreeMap<String, String>,
-    received_at: String,
+    received_at: jiff::Timestamp,
     display: Option<String>,
 ) -> InboundMessage {
     let (raw, doc) = document(playbook, record_key, captures);
     InboundMessage {
-        adapter: ADAPTER.to_owned(),
+        adapter: gateway_core::adapter::AdapterName::DESKTOP,
         profile: profile.to_owned(),
         raw,
         received_at,
@@ -178,12 +178,12 @@ pub fn inbound_message(
 pub fn inbound_raw(
     profile: &str,
     raw: Vec<u8>,
-    received_at: String,
+    received_at: jiff::Timestamp,
     peer: Option<String>,
 ) -> InboundMessage {
     let parsed = parse_raw(&raw);
     InboundMessage {
-        adapter: ADAPTER.to_owned(),
+        adapter: gateway_core::adapter::AdapterName::DESKTOP,
         profile: profile.to_owned(),
         raw,
         received_at,

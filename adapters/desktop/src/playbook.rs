@@ -511,10 +511,33 @@ impl Validator<'_> {
         if settle > Duration::from_secs(5) {
             self.top("`settle_ms` must be at most 5000");
         }
+        let ids = self.step_ids(&raw.step);
+        let steps = self.steps(raw.step, &ids, step_timeout, timeout);
+        if steps.is_empty() && self.problems.is_empty() {
+            self.top("the playbook has no `[[step]]`");
+        }
+        self.cross_step_checks(&steps, kind, &raw.tables, raw.record_key.as_deref());
+        Playbook {
+            name: raw.name,
+            kind,
+            description: raw.description,
+            file: file.to_owned(),
+            timeout,
+            step_timeout,
+            select_all,
+            copy,
+            record_key: raw.record_key,
+            settle,
+            tables: raw.tables,
+            steps,
+        }
+    }
 
-        // First pass: ids, so `goto` can point forward.
+    /// First pass: every step's id and index, so `goto` can point forward
+    /// (duplicates and the reserved `end` are reported).
+    fn step_ids(&mut self, raw: &[toml::Spanned<RawStep>]) -> BTreeMap<String, usize> {
         let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-        for (index, spanned) in raw.step.iter().enumerate() {
+        for (index, spanned) in raw.iter().enumerate() {
             let id = step_id(index, spanned.get_ref());
             if ids.insert(id.clone(), index).is_some() {
                 let line = line_of(self.text, spanned.span().start);
@@ -532,10 +555,21 @@ impl Validator<'_> {
                 });
             }
         }
+        ids
+    }
 
+    /// Second pass: each step checked on its own, in order (the window
+    /// guard carries from step to step).
+    fn steps(
+        &mut self,
+        raw: Vec<toml::Spanned<RawStep>>,
+        ids: &BTreeMap<String, usize>,
+        step_timeout: Duration,
+        timeout: Duration,
+    ) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut guard: Option<TitlePattern> = None;
-        for (index, spanned) in raw.step.into_iter().enumerate() {
+        for (index, spanned) in raw.into_iter().enumerate() {
             let line = line_of(self.text, spanned.span().start);
             let raw_step = spanned.into_inner();
             let id = step_id(index, &raw_step);
@@ -544,16 +578,23 @@ impl Validator<'_> {
                 line,
                 label: label(index, &id),
             };
-            if let Some(step) = s.step(index, id, raw_step, &ids, &mut guard, step_timeout, timeout)
+            if let Some(step) = s.step(index, id, raw_step, ids, &mut guard, step_timeout, timeout)
             {
                 steps.push(step);
             }
         }
-        if steps.is_empty() && self.problems.is_empty() {
-            self.top("the playbook has no `[[step]]`");
-        }
+        steps
+    }
 
-        // Cross-step checks: captures, tables, the record key, verification.
+    /// Cross-step checks: captures, tables, the record key, verification and
+    /// commits.
+    fn cross_step_checks(
+        &mut self,
+        steps: &[Step],
+        kind: PlaybookKind,
+        tables: &BTreeMap<String, BTreeMap<String, String>>,
+        record_key: Option<&str>,
+    ) {
         let captured: BTreeSet<&str> = steps
             .iter()
             .filter_map(|s| match &s.action {
@@ -561,32 +602,9 @@ impl Validator<'_> {
                 _ => None,
             })
             .collect();
-        let mut late = Vec::new();
-        for step in &steps {
-            for template in step.action.templates() {
-                for hole in template.holes() {
-                    if let Some(name) = hole.captured_name()
-                        && !captured.contains(name.as_str())
-                    {
-                        late.push((step, format!("`captured.{name}` is never captured")));
-                    }
-                    for table in hole.tables() {
-                        if !raw.tables.contains_key(table) {
-                            late.push((step, format!("no table named `{table}`")));
-                        }
-                    }
-                }
-            }
-        }
-        for (step, message) in late {
-            self.problems.push(Problem {
-                line: Some(step.line),
-                step: Some(label(step.index, &step.id)),
-                message,
-            });
-        }
-        if let Some(key) = &raw.record_key
-            && !captured.contains(key.as_str())
+        self.template_references(steps, &captured, tables);
+        if let Some(key) = record_key
+            && !captured.contains(key)
         {
             self.top(format!(
                 "`record_key` names `{key}`, which no step captures"
@@ -607,7 +625,7 @@ impl Validator<'_> {
             _ => {}
         }
         match kind {
-            PlaybookKind::Write if !steps.is_empty() => self.write_rule(&steps),
+            PlaybookKind::Write if !steps.is_empty() => self.write_rule(steps),
             PlaybookKind::Read => {
                 for s in steps.iter().filter(|s| s.commit) {
                     self.problems.push(Problem {
@@ -620,20 +638,39 @@ impl Validator<'_> {
             }
             _ => {}
         }
+    }
 
-        Playbook {
-            name: raw.name,
-            kind,
-            description: raw.description,
-            file: file.to_owned(),
-            timeout,
-            step_timeout,
-            select_all,
-            copy,
-            record_key: raw.record_key,
-            settle,
-            tables: raw.tables,
-            steps,
+    /// Every `captured.<name>` a template reads is captured by some step and
+    /// every table it looks up is defined.
+    fn template_references(
+        &mut self,
+        steps: &[Step],
+        captured: &BTreeSet<&str>,
+        tables: &BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        let mut late = Vec::new();
+        for step in steps {
+            for template in step.action.templates() {
+                for hole in template.holes() {
+                    if let Some(name) = hole.captured_name()
+                        && !captured.contains(name.as_str())
+                    {
+                        late.push((step, format!("`captured.{name}` is never captured")));
+                    }
+                    for table in hole.tables() {
+                        if !tables.contains_key(table) {
+                            late.push((step, format!("no table named `{table}`")));
+                        }
+                    }
+                }
+            }
+        }
+        for (step, message) in late {
+            self.problems.push(Problem {
+                line: Some(step.line),
+                step: Some(label(step.index, &step.id)),
+                message,
+            });
         }
     }
 
@@ -806,8 +843,30 @@ impl StepCheck<'_, '_> {
         default_timeout: Duration,
         run_timeout: Duration,
     ) -> Option<Step> {
-        // Keys each action accepts besides id, action, title, timeout_ms, retry.
-        let allowed: &[&str] = match raw.action.as_str() {
+        let allowed = self.allowed_keys(&raw.action)?;
+        self.check_keys(&raw, allowed);
+        let title = self.common_keys(&id, &raw);
+        let timeout = self.timeout(&raw, default_timeout, run_timeout);
+        let retry = self.retry(&raw);
+        let at = self.point(&raw);
+        let action = self.action(index, &raw, &title, at, ids, run_timeout)?;
+        let step_guard = self.guard(&action, title, guard);
+        Some(Step {
+            index,
+            id,
+            line: self.line,
+            action,
+            guard: step_guard,
+            timeout,
+            retry,
+            commit: raw.commit.unwrap_or(false),
+        })
+    }
+
+    /// Keys `action` accepts besides id, action, title, timeout_ms, retry;
+    /// `None` (reported) for an unknown action.
+    fn allowed_keys(&mut self, action: &str) -> Option<&'static [&'static str]> {
+        Some(match action {
             "wait_window" | "focus" => &[],
             "key" => &["keys"],
             "type" => &["text"],
@@ -824,7 +883,11 @@ impl StepCheck<'_, '_> {
                 ));
                 return None;
             }
-        };
+        })
+    }
+
+    /// Reports keys set on `raw` that its action does not use.
+    fn check_keys(&mut self, raw: &RawStep, allowed: &[&str]) {
         let present = [
             ("keys", raw.keys.is_some()),
             ("text", raw.text.is_some()),
@@ -849,6 +912,11 @@ impl StepCheck<'_, '_> {
                 self.problem(format!("`{key}` is not used by action `{}`", raw.action));
             }
         }
+    }
+
+    /// The id's characters, the `title` pattern (returned), and `commit` /
+    /// `title` only where they mean something.
+    fn common_keys(&mut self, id: &str, raw: &RawStep) -> Option<TitlePattern> {
         if !id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -880,35 +948,60 @@ impl StepCheck<'_, '_> {
         {
             self.problem(format!("`title` is not used by action `{}`", raw.action));
         }
-        let timeout =
-            Duration::from_millis(raw.timeout_ms.unwrap_or(default_timeout.as_millis() as u64));
+        title
+    }
+
+    /// `timeout_ms` (default: the playbook's step default), positive and
+    /// within the whole run's.
+    fn timeout(&mut self, raw: &RawStep, default: Duration, run_timeout: Duration) -> Duration {
+        let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(default.as_millis() as u64));
         if timeout.is_zero() || timeout > run_timeout {
             self.problem("`timeout_ms` must be positive and within the playbook's `timeout_ms`");
         }
-        let retry = match &raw.retry {
-            None => Retry {
+        timeout
+    }
+
+    /// `retry` (default one attempt); attempts clamped to 1..=10.
+    fn retry(&mut self, raw: &RawStep) -> Retry {
+        let Some(r) = &raw.retry else {
+            return Retry {
                 attempts: 1,
                 delay: Duration::ZERO,
-            },
-            Some(r) => {
-                if !(1..=10).contains(&r.attempts) {
-                    self.problem("`retry.attempts` must be between 1 and 10");
-                }
-                Retry {
-                    attempts: r.attempts.clamp(1, 10),
-                    delay: Duration::from_millis(r.delay_ms),
-                }
-            }
+            };
         };
-        let at = match (raw.x, raw.y) {
+        if !(1..=10).contains(&r.attempts) {
+            self.problem("`retry.attempts` must be between 1 and 10");
+        }
+        Retry {
+            attempts: r.attempts.clamp(1, 10),
+            delay: Duration::from_millis(r.delay_ms),
+        }
+    }
+
+    /// `x` and `y`, both or neither.
+    fn point(&mut self, raw: &RawStep) -> Option<(i32, i32)> {
+        match (raw.x, raw.y) {
             (Some(x), Some(y)) => Some((x, y)),
             (None, None) => None,
             _ => {
                 self.problem("`x` and `y` go together");
                 None
             }
-        };
-        let action = match raw.action.as_str() {
+        }
+    }
+
+    /// The step's action from its keys; `None` when a required key is missing
+    /// or unusable (reported).
+    fn action(
+        &mut self,
+        index: usize,
+        raw: &RawStep,
+        title: &Option<TitlePattern>,
+        at: Option<(i32, i32)>,
+        ids: &BTreeMap<String, usize>,
+        run_timeout: Duration,
+    ) -> Option<Action> {
+        Some(match raw.action.as_str() {
             "wait_window" => Action::WaitWindow {
                 title: match (
                     self.required(&raw.title, "title", "wait_window"),
@@ -921,23 +1014,7 @@ impl StepCheck<'_, '_> {
             "focus" => Action::Focus {
                 title: title.clone(),
             },
-            "key" => {
-                let keys = match self.required(&raw.keys, "keys", "key")? {
-                    OneOrMany::One(k) => vec![k],
-                    OneOrMany::Many(ks) => ks,
-                };
-                if keys.is_empty() {
-                    self.problem("`keys` is empty");
-                }
-                let mut chords = Vec::new();
-                for k in keys {
-                    match Chord::parse(&k) {
-                        Ok(c) => chords.push(c),
-                        Err(e) => self.problem(e.to_string()),
-                    }
-                }
-                Action::Key { chords }
-            }
+            "key" => self.key_action(raw)?,
             "type" => {
                 let text = self.required(&raw.text, "text", "type")?;
                 if text.is_empty() {
@@ -947,53 +1024,8 @@ impl StepCheck<'_, '_> {
                     text: self.template("text", &text)?,
                 }
             }
-            "click" => {
-                if at.is_none() && raw.x.is_none() {
-                    self.problem("`click` needs `x` and `y`");
-                }
-                let (x, y) = at?;
-                let button = match raw.button.as_deref().unwrap_or("left") {
-                    "left" => MouseButton::Left,
-                    "middle" => MouseButton::Middle,
-                    "right" => MouseButton::Right,
-                    other => {
-                        self.problem(format!(
-                            "`button` is `{other}`; expected left, middle or right"
-                        ));
-                        MouseButton::Left
-                    }
-                };
-                let clicks = raw.clicks.unwrap_or(1);
-                if !(1..=3).contains(&clicks) {
-                    self.problem("`clicks` must be 1, 2 or 3");
-                }
-                Action::Click {
-                    x,
-                    y,
-                    button,
-                    clicks,
-                }
-            }
-            "copy" => {
-                let capture = self.required(&raw.capture, "capture", "copy")?;
-                let valid = !capture.is_empty()
-                    && capture.split('.').all(|part| {
-                        !part.is_empty()
-                            && part
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    });
-                if !valid {
-                    self.problem(format!(
-                        "`capture` `{capture}`: names are letters, digits, `_`, `-`, dot-separated"
-                    ));
-                }
-                Action::Copy {
-                    at,
-                    capture,
-                    optional: raw.optional.unwrap_or(false),
-                }
-            }
+            "click" => self.click_action(raw, at)?,
+            "copy" => self.copy_action(raw, at)?,
             "verify" => {
                 let expect = self.required(&raw.expect, "expect", "verify")?;
                 Action::Verify {
@@ -1009,100 +1041,194 @@ impl StepCheck<'_, '_> {
                 }
                 Action::Wait { duration }
             }
-            "branch" => {
-                let value = self.required(&raw.value, "value", "branch")?;
-                let goto = self.required(&raw.goto, "goto", "branch")?;
-                let tests: Vec<Test> = [
-                    raw.equals.clone().map(Test::Equals),
-                    raw.not_equals.clone().map(Test::NotEquals),
-                    raw.matches
-                        .as_deref()
-                        .map(|m| Test::Matches(TitlePattern::new(m))),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                if tests.len() != 1 {
-                    self.problem("`branch` needs exactly one of `equals`, `not_equals`, `matches`");
-                }
-                let target = if goto == "end" {
-                    Target::End
-                } else if let Some(i) = ids.get(&goto) {
-                    if *i == index {
-                        self.problem("`goto` points at its own step");
-                    }
-                    Target::Step(*i)
-                } else {
-                    self.problem(format!("`goto` names unknown step `{goto}`"));
-                    Target::End
-                };
-                Action::Branch {
-                    value: self.template("value", &value)?,
-                    test: tests.into_iter().next()?,
-                    goto: target,
-                }
-            }
+            "branch" => self.branch_action(index, raw, ids)?,
             "fail" => Action::Fail {
                 message: self.required(&raw.message, "message", "fail")?,
             },
-            "check_context" => {
-                let raw_fields = self.required(&raw.fields, "fields", "check_context")?;
-                if raw_fields.is_empty() {
-                    self.problem("`fields` is empty: name the identifying fields to compare");
-                }
-                let mut names = BTreeSet::new();
-                let mut fields = Vec::new();
-                for f in raw_fields {
-                    let valid = !f.name.is_empty()
-                        && f.name
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                    if !valid {
-                        self.problem(format!(
-                            "field name `{}`: letters, digits, `_` and `-`",
-                            f.name
-                        ));
-                    }
-                    if !names.insert(f.name.clone()) {
-                        self.problem(format!("field `{}` is listed twice", f.name));
-                    }
-                    let compare = match Compare::parse(f.compare.as_deref().unwrap_or("text")) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            self.problem(format!("field `{}`: {e}", f.name));
-                            Compare::Text
-                        }
-                    };
-                    let Some(expect) =
-                        self.template(&format!("fields.{}.expect", f.name), &f.expect)
-                    else {
-                        continue;
-                    };
-                    if expect.is_literal() || expect.holes().any(|h| h.captured_name().is_some()) {
-                        self.problem(format!(
-                            "field `{}`: `expect` must come from the case (`{{{{patient.…}}}}`), not a constant or a captured value",
-                            f.name
-                        ));
-                    }
-                    if expect.holes().any(|h| h.has_default()) {
-                        self.problem(format!(
-                            "field `{}`: `expect` may not use `default:` (a check against a default proves nothing)",
-                            f.name
-                        ));
-                    }
-                    fields.push(ContextField {
-                        name: f.name,
-                        at: (f.x, f.y),
-                        expect,
-                        compare,
-                    });
-                }
-                Action::CheckContext { fields }
-            }
+            "check_context" => self.check_context_action(raw)?,
             _ => return None,
+        })
+    }
+
+    /// `key`: one chord or a list.
+    fn key_action(&mut self, raw: &RawStep) -> Option<Action> {
+        let keys = match self.required(&raw.keys, "keys", "key")? {
+            OneOrMany::One(k) => vec![k],
+            OneOrMany::Many(ks) => ks,
         };
-        // Resolve the guard: which title the focused window must have.
-        let step_guard = match &action {
+        if keys.is_empty() {
+            self.problem("`keys` is empty");
+        }
+        let mut chords = Vec::new();
+        for k in keys {
+            match Chord::parse(&k) {
+                Ok(c) => chords.push(c),
+                Err(e) => self.problem(e.to_string()),
+            }
+        }
+        Some(Action::Key { chords })
+    }
+
+    /// `click`: a point, a button (default left) and 1–3 clicks.
+    fn click_action(&mut self, raw: &RawStep, at: Option<(i32, i32)>) -> Option<Action> {
+        if at.is_none() && raw.x.is_none() {
+            self.problem("`click` needs `x` and `y`");
+        }
+        let (x, y) = at?;
+        let button = match raw.button.as_deref().unwrap_or("left") {
+            "left" => MouseButton::Left,
+            "middle" => MouseButton::Middle,
+            "right" => MouseButton::Right,
+            other => {
+                self.problem(format!(
+                    "`button` is `{other}`; expected left, middle or right"
+                ));
+                MouseButton::Left
+            }
+        };
+        let clicks = raw.clicks.unwrap_or(1);
+        if !(1..=3).contains(&clicks) {
+            self.problem("`clicks` must be 1, 2 or 3");
+        }
+        Some(Action::Click {
+            x,
+            y,
+            button,
+            clicks,
+        })
+    }
+
+    /// `copy`: into a dot-separated capture name.
+    fn copy_action(&mut self, raw: &RawStep, at: Option<(i32, i32)>) -> Option<Action> {
+        let capture = self.required(&raw.capture, "capture", "copy")?;
+        let valid = !capture.is_empty()
+            && capture.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+        if !valid {
+            self.problem(format!(
+                "`capture` `{capture}`: names are letters, digits, `_`, `-`, dot-separated"
+            ));
+        }
+        Some(Action::Copy {
+            at,
+            capture,
+            optional: raw.optional.unwrap_or(false),
+        })
+    }
+
+    /// `branch`: exactly one test on a value, and a `goto` to another step
+    /// or `end`.
+    fn branch_action(
+        &mut self,
+        index: usize,
+        raw: &RawStep,
+        ids: &BTreeMap<String, usize>,
+    ) -> Option<Action> {
+        let value = self.required(&raw.value, "value", "branch")?;
+        let goto = self.required(&raw.goto, "goto", "branch")?;
+        let tests: Vec<Test> = [
+            raw.equals.clone().map(Test::Equals),
+            raw.not_equals.clone().map(Test::NotEquals),
+            raw.matches
+                .as_deref()
+                .map(|m| Test::Matches(TitlePattern::new(m))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if tests.len() != 1 {
+            self.problem("`branch` needs exactly one of `equals`, `not_equals`, `matches`");
+        }
+        let target = if goto == "end" {
+            Target::End
+        } else if let Some(i) = ids.get(&goto) {
+            if *i == index {
+                self.problem("`goto` points at its own step");
+            }
+            Target::Step(*i)
+        } else {
+            self.problem(format!("`goto` names unknown step `{goto}`"));
+            Target::End
+        };
+        Some(Action::Branch {
+            value: self.template("value", &value)?,
+            test: tests.into_iter().next()?,
+            goto: target,
+        })
+    }
+
+    /// `check_context`: identifying fields compared with the case.
+    fn check_context_action(&mut self, raw: &RawStep) -> Option<Action> {
+        let raw_fields = self.required(&raw.fields, "fields", "check_context")?;
+        if raw_fields.is_empty() {
+            self.problem("`fields` is empty: name the identifying fields to compare");
+        }
+        let mut names = BTreeSet::new();
+        let mut fields = Vec::new();
+        for f in raw_fields {
+            let listed_twice = !names.insert(f.name.clone());
+            fields.extend(self.context_field(f, listed_twice));
+        }
+        Some(Action::CheckContext { fields })
+    }
+
+    /// One `check_context` field (`listed_twice`: its name came earlier): its
+    /// name, comparison and an `expect` that comes from the case.
+    fn context_field(&mut self, f: RawField, listed_twice: bool) -> Option<ContextField> {
+        let valid = !f.name.is_empty()
+            && f.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            self.problem(format!(
+                "field name `{}`: letters, digits, `_` and `-`",
+                f.name
+            ));
+        }
+        if listed_twice {
+            self.problem(format!("field `{}` is listed twice", f.name));
+        }
+        let compare = match Compare::parse(f.compare.as_deref().unwrap_or("text")) {
+            Ok(c) => c,
+            Err(e) => {
+                self.problem(format!("field `{}`: {e}", f.name));
+                Compare::Text
+            }
+        };
+        let expect = self.template(&format!("fields.{}.expect", f.name), &f.expect)?;
+        if expect.is_literal() || expect.holes().any(|h| h.captured_name().is_some()) {
+            self.problem(format!(
+                "field `{}`: `expect` must come from the case (`{{{{patient.…}}}}`), not a constant or a captured value",
+                f.name
+            ));
+        }
+        if expect.holes().any(|h| h.has_default()) {
+            self.problem(format!(
+                "field `{}`: `expect` may not use `default:` (a check against a default proves nothing)",
+                f.name
+            ));
+        }
+        Some(ContextField {
+            name: f.name,
+            at: (f.x, f.y),
+            expect,
+            compare,
+        })
+    }
+
+    /// The window title the focused window must have for this step, updating
+    /// the playbook's current `guard` (set by `wait_window` and `focus`).
+    fn guard(
+        &mut self,
+        action: &Action,
+        title: Option<TitlePattern>,
+        guard: &mut Option<TitlePattern>,
+    ) -> Option<TitlePattern> {
+        match action {
             Action::WaitWindow { title } => {
                 *guard = Some(title.clone());
                 None
@@ -1116,7 +1242,7 @@ impl StepCheck<'_, '_> {
                 guard.clone()
             }
             a if a.is_input() => {
-                let g = title.clone().or_else(|| guard.clone());
+                let g = title.or_else(|| guard.clone());
                 if g.is_none() {
                     self.problem(format!(
                         "`{}` sends input but no window is known: add a `wait_window` before it or a `title`",
@@ -1126,17 +1252,7 @@ impl StepCheck<'_, '_> {
                 g
             }
             _ => None,
-        };
-        Some(Step {
-            index,
-            id,
-            line: self.line,
-            action,
-            guard: step_guard,
-            timeout,
-            retry,
-            commit: raw.commit.unwrap_or(false),
-        })
+        }
     }
 }
 

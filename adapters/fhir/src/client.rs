@@ -263,7 +263,7 @@ impl FhirClient {
             let result = self.attempt(&method, &url, body.as_deref(), headers).await;
             let error = match result {
                 Ok(value) => {
-                    metrics::counter!("ehr_gateway_fhir_requests_total", "outcome" => "ok")
+                    metrics::counter!(gateway_core::metrics::FHIR_REQUESTS_TOTAL, "outcome" => "ok")
                         .increment(1);
                     return Ok(value);
                 }
@@ -286,7 +286,7 @@ impl FhirClient {
             let may_retry = error.retryable()
                 && attempt < self.settings.max_retries
                 && (idempotent || status == Some(429));
-            metrics::counter!("ehr_gateway_fhir_requests_total", "outcome" => if may_retry { "retry" } else { "error" })
+            metrics::counter!(gateway_core::metrics::FHIR_REQUESTS_TOTAL, "outcome" => if may_retry { "retry" } else { "error" })
                 .increment(1);
             if !may_retry {
                 tracing::warn!(

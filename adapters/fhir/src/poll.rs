@@ -48,7 +48,7 @@ use crate::client::FhirClient;
 use crate::profile::VendorProfile;
 
 /// The adapter name used in messages, metrics and cases.
-pub const ADAPTER: &str = "fhir";
+pub const ADAPTER: &str = gateway_core::adapter::name::FHIR;
 
 /// Progress of polling one EHR, stored durably between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,10 +393,10 @@ pub fn inbound_message(profile: &str, raw: Vec<u8>, sender: &str) -> InboundMess
         doc
     });
     InboundMessage {
-        adapter: ADAPTER.to_owned(),
+        adapter: gateway_core::adapter::AdapterName::FHIR,
         profile: profile.to_owned(),
         raw,
-        received_at: Timestamp::now().to_string(),
+        received_at: Timestamp::now(),
         peer: Some(sender.to_owned()),
         parsed,
     }

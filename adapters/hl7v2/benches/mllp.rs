@@ -1,8 +1,15 @@
 //! MLLP throughput and ACK latency: our listener on the full path (guarded
 //! parse, mapping with a real profile, durable SQLite commit through the real
-//! pipeline and store, ACK after the commit) against stock `node-hl7-server`
-//! and the python `hl7` asyncio MLLP server (which both store nothing),
-//! measured in the same run by the same load generator.
+//! pipeline and store, ACK after the commit; the forwarder delivering the
+//! outbox to the file sink, as the example config runs it) against a
+//! **durable ceiling** (a tokio server in this process that frames MLLP,
+//! appends each raw message to a journal file, group-commits it with `fsync`
+//! and only then ACKs: the least any server that stores what it acknowledges
+//! must do), stock `node-hl7-server` and the python `hl7` asyncio MLLP server
+//! (which both store nothing), measured in the same run by the same load
+//! generator. The gateway/ceiling ratio is the figure to compare across
+//! machines; the run also reports the gateway's outbox depth at the end, the
+//! bytes its store holds per accepted message and the largest WAL seen.
 //!
 //! ```text
 //! cargo bench -p gateway-hl7v2 --bench mllp                 # default 4000 messages per run
@@ -24,8 +31,9 @@
 //! row also gives the **CPU time per message** of the server (the gateway's
 //! runtime threads `gateway…` plus its `store-writer` thread; every thread of a
 //! peer process) and of the load generator (its own runtime, threads
-//! `loadgen…`), read from `/proc/*/task/*/schedstat`. `--only gateway` skips
-//! the peers (for profiling: `perf record -g -- <bench binary> --only gateway`).
+//! `loadgen…`; the ceiling's threads `ceiling…`), read from
+//! `/proc/*/task/*/schedstat`. `--only gateway` skips the ceiling and the
+//! peers (for profiling: `perf record -g -- <bench binary> --only gateway`).
 //! Per-stage costs: the `stages` bench.
 
 use std::path::{Path, PathBuf};
@@ -34,12 +42,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use gateway_forward::{FileSink, FileSinkConfig, Forwarder, ForwarderOptions};
+use gateway_hl7v2::ack::{AckRequest, build_ack};
 use gateway_hl7v2::mllp::codec::{MllpCodec, MllpFrame, frame_into};
 use gateway_hl7v2::mllp::{ListenerConfig, MllpListener};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Decoder;
 
 #[path = "common/mod.rs"]
@@ -51,6 +61,9 @@ mod common;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use common::{cpu_ns, load_profile, message};
+
+/// The durable ceiling's row.
+const CEILING: &str = "durable ceiling (frame, journal, group fsync, ACK), persistent";
 
 struct Args {
     messages: usize,
@@ -107,6 +120,7 @@ struct Result1 {
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    answered: usize,
 }
 
 async fn one_exchange(
@@ -153,6 +167,8 @@ enum ServerCpu {
     Gateway,
     /// Every thread of a peer process.
     Peer(String),
+    /// This process's ceiling runtime and journal threads.
+    Ceiling,
 }
 
 impl ServerCpu {
@@ -162,6 +178,7 @@ impl ServerCpu {
                 n.starts_with("gateway") || n.starts_with("store-writer")
             }),
             ServerCpu::Peer(pid) => cpu_ns(pid, |_| true),
+            ServerCpu::Ceiling => cpu_ns("self", |n| n.starts_with("ceiling")),
         }
     }
 }
@@ -252,6 +269,7 @@ async fn run_load(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
+        answered: lat.len(),
     }
 }
 
@@ -295,10 +313,13 @@ async fn start_peer(program: &str, script: &str) -> Option<Peer> {
 }
 
 /// The gateway under test, on its own runtime (threads named `gateway…`,
-/// as the daemon would run it), apart from the load generator's runtime.
+/// as the daemon would run it), apart from the load generator's runtime, with
+/// the forwarder delivering its outbox to the file sink as the example
+/// config does.
 struct Gateway {
     addr: String,
     store: Store,
+    forwarder: Forwarder,
     stop: tokio::sync::oneshot::Sender<()>,
     serving: tokio::task::JoinHandle<()>,
     label: String,
@@ -316,6 +337,12 @@ fn start_gateway(rt: &tokio::runtime::Runtime, args: &Args, scratch: &Path) -> G
         let store = Store::open(scratch.join("store.sqlite"), options)
             .await
             .expect("store");
+        let sink = FileSink::new(FileSinkConfig {
+            dir: scratch.join("sink"),
+        })
+        .expect("file sink");
+        let forwarder =
+            Forwarder::spawn(store.clone(), Arc::new(sink), ForwarderOptions::default());
         let pipeline = Pipeline::new(
             store.clone(),
             ProfileSet::new([profile]),
@@ -338,10 +365,116 @@ fn start_gateway(rt: &tokio::runtime::Runtime, args: &Args, scratch: &Path) -> G
         Gateway {
             addr,
             store,
+            forwarder,
             stop,
             serving,
-            label: format!("{label}, group-commit wait {wait_us} µs"),
+            label: format!("{label}, group-commit wait {wait_us} µs, forwarder → file sink"),
         }
+    })
+}
+
+/// A message for the ceiling's journal thread and the signal that it is on disk.
+type JournalJob = (bytes::Bytes, tokio::sync::oneshot::Sender<()>);
+
+/// The durable ceiling: frames MLLP, hands each raw message to one journal
+/// thread, which appends every message that arrived while its previous
+/// `fsync` ran in one write and syncs again (group commit), and ACKs a
+/// message only after the sync that covers it. Threads `ceiling…`.
+fn start_ceiling(rt: &tokio::runtime::Runtime, scratch: &Path) -> String {
+    let (tx, rx) = std::sync::mpsc::channel::<JournalJob>();
+    let path = scratch.join("ceiling.journal");
+    std::thread::Builder::new()
+        .name("ceiling-journal".into())
+        .spawn(move || journal(&path, rx))
+        .expect("journal thread");
+    rt.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("ceiling bind");
+        let addr = listener.local_addr().expect("ceiling addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(ceiling_connection(stream, tx.clone()));
+            }
+        });
+        addr
+    })
+}
+
+fn journal(path: &Path, rx: std::sync::mpsc::Receiver<JournalJob>) {
+    use std::io::Write;
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return; // every waiting connection sees its sender dropped
+    };
+    let mut buf = Vec::with_capacity(1 << 16);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        buf.clear();
+        for (raw, _) in &batch {
+            buf.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+            buf.extend_from_slice(raw);
+        }
+        if file
+            .write_all(&buf)
+            .and_then(|()| file.sync_data())
+            .is_err()
+        {
+            return;
+        }
+        for (_, done) in batch {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn ceiling_connection(mut stream: TcpStream, journal: std::sync::mpsc::Sender<JournalJob>) {
+    let _ = stream.set_nodelay(true);
+    let mut codec = MllpCodec::default();
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut out = BytesMut::with_capacity(1024);
+    loop {
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            let MllpFrame::Message(raw) = frame else {
+                return;
+            };
+            let (done, synced) = tokio::sync::oneshot::channel();
+            if journal.send((raw.clone(), done)).is_err() || synced.await.is_err() {
+                return;
+            }
+            out.clear();
+            frame_into(&build_ack(&AckRequest::accept(&raw)), &mut out);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+/// Samples the size of the store's WAL file until `stop`; the largest seen.
+fn wal_sampler(
+    wal: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut max = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(m) = std::fs::metadata(&wal) {
+                max = max.max(m.len());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        max
     })
 }
 
@@ -355,6 +488,13 @@ fn main() {
         .build()
         .expect("gateway runtime");
     let gw = start_gateway(&gateway_rt, &args, tmp.path());
+    let ceiling_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("ceiling")
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("ceiling runtime");
+    let ceiling = (!args.gateway_only).then(|| start_ceiling(&ceiling_rt, tmp.path()));
     let loadgen_rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("loadgen")
         .thread_keep_alive(Duration::from_secs(3600))
@@ -364,19 +504,56 @@ fn main() {
     let Gateway {
         addr,
         store,
+        forwarder,
         stop,
         serving,
         label,
     } = gw;
-    loadgen_rt.block_on(bench(args, addr, label, &store));
+    let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = wal_sampler(tmp.path().join("store.sqlite-wal"), stop_sampling.clone());
+    let acked = loadgen_rt.block_on(bench(args, addr, ceiling, label, &store));
+    stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
+    let wal_max = sampler.join().unwrap_or(0);
     let _ = stop.send(());
     gateway_rt.block_on(async move {
         let _ = serving.await;
+        // Storage per acknowledged message: the store after every event was
+        // delivered and the WAL checkpointed into the main file.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match store.outbox_stats().await {
+                Ok(s) if s.pending > 0 => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => break,
+            }
+        }
+        println!("outbox after the drain: {}", store_count(&store).await);
+        forwarder.shutdown(Duration::from_secs(5)).await;
+        let _ = store.checkpoint().await;
+        let db = std::fs::metadata(store.path())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "store: {:.0} KB for {acked} acknowledged messages = {:.0} bytes/message \
+             (raw message {} B, {:.1}× raw; events, delivery attempts and cases included); \
+             largest WAL seen {:.1} MB",
+            db as f64 / 1024.0,
+            db as f64 / acked.max(1) as f64,
+            message("X").len(),
+            db as f64 / acked.max(1) as f64 / message("X").len() as f64,
+            wal_max as f64 / 1_048_576.0
+        );
         store.close().await;
     });
 }
 
-async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
+/// Runs every target; the number of messages the gateway acknowledged.
+async fn bench(
+    args: Args,
+    gw: String,
+    ceiling: Option<String>,
+    profile_label: String,
+    store: &Store,
+) -> usize {
     let (node, python) = if args.gateway_only {
         (None, None)
     } else {
@@ -398,7 +575,11 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
         args.messages,
         message("X").len(),
     );
-    let mut targets: Vec<(&str, String, ConnMode, ServerCpu)> = vec![
+    let mut targets: Vec<(&str, String, ConnMode, ServerCpu)> = Vec::new();
+    if let Some(c) = &ceiling {
+        targets.push((CEILING, c.clone(), ConnMode::Persistent, ServerCpu::Ceiling));
+    }
+    targets.extend([
         (
             "ehr-gateway (full path), persistent",
             gw.clone(),
@@ -411,7 +592,7 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
             ConnMode::PerMessage,
             ServerCpu::Gateway,
         ),
-    ];
+    ]);
     if let Some(n) = &node {
         targets.push((
             "node-hl7-server 2.5 (no store), conn/message",
@@ -436,9 +617,15 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
     }
 
     let mut results = Vec::new();
+    let mut acked = 0;
+    let mut outbox_after_load = String::new();
     for (ti, (name, addr, mode, server)) in targets.iter().enumerate() {
         // Warm-up (connections, JIT, page cache).
-        let _ = run_load(addr.clone(), 4, 200, *mode, &format!("W{ti}-"), server).await;
+        let w = run_load(addr.clone(), 4, 200, *mode, &format!("W{ti}-"), server).await;
+        let is_gateway = matches!(server, ServerCpu::Gateway);
+        if is_gateway {
+            acked += w.answered;
+        }
         for conns in [1usize, 16] {
             let r = run_load(
                 addr.clone(),
@@ -449,7 +636,13 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
                 server,
             )
             .await;
+            if is_gateway {
+                acked += r.answered;
+            }
             results.push((name.to_string(), conns, *mode, r));
+        }
+        if is_gateway {
+            outbox_after_load = store_count(store).await;
         }
     }
 
@@ -472,6 +665,20 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
     };
     let find = |prefix: &str, conns: usize| find_r(prefix, conns).map(|r| r.msgs_per_s);
     println!();
+    for conns in [1usize, 16] {
+        if let (Some(c), Some(g)) = (
+            find_r(CEILING, conns),
+            find_r("ehr-gateway (full path), persistent", conns),
+        ) {
+            println!(
+                "gateway/ceiling at {conns} conn(s): {:.2}× the msg/s, p99 {:.2}× the ceiling's, \
+                 server CPU {:.1}× the ceiling's per message",
+                g.msgs_per_s / c.msgs_per_s,
+                g.p99_ms / c.p99_ms,
+                g.server_cpu_us / c.server_cpu_us.max(f64::MIN_POSITIVE)
+            );
+        }
+    }
     for conns in [1usize, 16] {
         let gw_p = find("ehr-gateway (full path), persistent", conns);
         let gw_c = find("ehr-gateway (full path), conn/message", conns);
@@ -503,8 +710,9 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
             );
         }
     }
-    let stored = store_count(store).await;
-    println!("messages committed by the gateway's store during the run: {stored}");
+    println!(
+        "gateway outbox right after its last run (forwarder → file sink): {outbox_after_load}"
+    );
 
     let stats = store.commit_stats();
     if stats.transactions > 0 {
@@ -521,12 +729,13 @@ async fn bench(args: Args, gw: String, profile_label: String, store: &Store) {
         let _ = c.start_kill();
         let _ = c.wait().await;
     }
+    acked
 }
 
-/// Case events committed (the forwarder is not running, so all are pending).
+/// The outbox depth: case events not yet delivered to the sink.
 async fn store_count(store: &Store) -> String {
     match store.outbox_stats().await {
-        Ok(s) => format!("{} case events", s.pending),
+        Ok(s) => format!("{} events pending, {} dead", s.pending, s.dead),
         Err(e) => format!("unknown ({e})"),
     }
 }

@@ -175,16 +175,7 @@ impl OutboundTemplate {
             return Err(OutboundError::Template(format!("unknown charset {c}")));
         }
         for key in self.status_text.keys() {
-            let known = [
-                "pended",
-                "approved",
-                "partially_approved",
-                "modified",
-                "denied",
-                "cancelled",
-                "error",
-            ];
-            if !known.contains(&key.as_str()) {
+            if key.parse::<DecisionStatus>().is_err() {
                 return Err(OutboundError::Template(format!(
                     "unknown decision status {key} in status_text"
                 )));
@@ -199,15 +190,7 @@ impl OutboundTemplate {
     }
 
     fn status(&self, s: DecisionStatus) -> String {
-        let key = match s {
-            DecisionStatus::Pended => "pended",
-            DecisionStatus::Approved => "approved",
-            DecisionStatus::PartiallyApproved => "partially_approved",
-            DecisionStatus::Modified => "modified",
-            DecisionStatus::Denied => "denied",
-            DecisionStatus::Cancelled => "cancelled",
-            DecisionStatus::Error => "error",
-        };
+        let key = s.as_str();
         self.status_text
             .get(key)
             .cloned()

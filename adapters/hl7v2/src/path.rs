@@ -44,7 +44,7 @@ pub struct Hl7PathSyntax;
 
 impl PathSyntax for Hl7PathSyntax {
     fn name(&self) -> &'static str {
-        "hl7v2"
+        gateway_core::SourceFormat::Hl7v2.as_str()
     }
 
     fn compile(&self, text: &str) -> Result<Path, PathError> {

@@ -40,9 +40,9 @@ use crate::write::ControlKind;
 
 /// This adapter's registry entry.
 pub const SPEC: AdapterSpec = AdapterSpec {
-    name: "x12",
+    name: gateway_core::adapter::name::X12,
     section: "x12",
-    metrics_label: "x12",
+    metrics_label: gateway_core::adapter::name::X12,
     formats: &[SourceFormat::X12],
     transports: &[Transport::FileDrop, Transport::Soap, Transport::WriteBack],
     acknowledges: true,

@@ -203,7 +203,7 @@ impl FileDrop {
 
     /// A file the pipeline never sees is counted here (once).
     fn count_rejected(&self) {
-        metrics::counter!("ehr_gateway_messages_total", "adapter" => "x12",
+        metrics::counter!(gateway_core::metrics::MESSAGES_TOTAL, "adapter" => gateway_core::adapter::name::X12,
             "profile" => self.profile.clone(), "outcome" => "rejected")
         .increment(1);
     }
@@ -243,13 +243,13 @@ impl FileDrop {
                 }
             }
         };
-        let received_at = jiff::Timestamp::now().to_string();
+        let received_at = jiff::Timestamp::now();
         let started = std::time::Instant::now();
         let result = receive(
             self.pipeline.as_ref(),
             &self.profile,
             &raw,
-            &received_at,
+            received_at,
             Some(format!("file:{name}")),
             &self.identity,
             self.numbers.as_ref(),
@@ -279,7 +279,7 @@ impl FileDrop {
                     )
                 };
                 // From read to the 999/TA1 file written next to the moved file.
-                metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
+                metrics::histogram!(gateway_core::metrics::ACK_LATENCY_SECONDS, "adapter" => gateway_core::adapter::name::X12)
                     .record(started.elapsed().as_secs_f64());
                 moved
             }

@@ -47,17 +47,17 @@ pub async fn receive(
     pipeline: &dyn IntakePipeline,
     profile: &str,
     raw: &[u8],
-    received_at: &str,
+    received_at: jiff::Timestamp,
     peer: Option<String>,
     me: &AckIdentity,
     numbers: &dyn ControlNumberAllocator,
     stamp: &Stamp,
 ) -> Result<IntakeResult, GatewayError> {
     let message = |parsed: Result<gateway_core::SourceDocument, Vec<Diagnostic>>| InboundMessage {
-        adapter: "x12".into(),
+        adapter: gateway_core::adapter::AdapterName::X12,
         profile: profile.to_owned(),
         raw: raw.to_vec(),
-        received_at: received_at.to_owned(),
+        received_at,
         peer: peer.clone(),
         parsed,
     };

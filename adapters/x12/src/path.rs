@@ -46,7 +46,7 @@ pub struct X12PathSyntax;
 
 impl PathSyntax for X12PathSyntax {
     fn name(&self) -> &'static str {
-        "x12"
+        gateway_core::SourceFormat::X12.as_str()
     }
 
     fn compile(&self, text: &str) -> Result<Path, PathError> {

@@ -207,7 +207,7 @@ pub(crate) fn write_once(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Resul
 
 impl WriteBack for X12WriteBack {
     fn adapter(&self) -> &str {
-        "x12"
+        gateway_core::adapter::name::X12
     }
 
     fn apply<'a>(

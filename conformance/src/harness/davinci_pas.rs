@@ -66,10 +66,10 @@ impl Harness for PasHarness {
                 }
             };
             let message = InboundMessage {
-                adapter: gateway_davinci_pas::ADAPTER.to_owned(),
+                adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
                 profile: profile.to_owned(),
                 raw: raw.to_vec(),
-                received_at: jiff::Timestamp::now().to_string(),
+                received_at: jiff::Timestamp::now(),
                 peer: Some("conformance".to_owned()),
                 parsed,
             };

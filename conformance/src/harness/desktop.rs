@@ -18,7 +18,7 @@ pub struct DesktopHarness;
 
 impl Harness for DesktopHarness {
     fn adapter(&self) -> &'static str {
-        "desktop"
+        gateway_core::adapter::name::DESKTOP
     }
 
     fn format(&self) -> SourceFormat {
@@ -35,7 +35,7 @@ impl Harness for DesktopHarness {
             let message = gateway_desktop::capture::inbound_raw(
                 profile,
                 raw.to_vec(),
-                jiff::Timestamp::now().to_string(),
+                jiff::Timestamp::now(),
                 Some("conformance".to_owned()),
             );
             submit_message(pipeline.as_ref(), message).await

@@ -25,7 +25,7 @@ pub struct FhirHarness;
 
 impl Harness for FhirHarness {
     fn adapter(&self) -> &'static str {
-        "fhir"
+        gateway_core::adapter::name::FHIR
     }
 
     fn format(&self) -> SourceFormat {

@@ -25,7 +25,7 @@ const FIXED_NOW: &str = "2026-01-01T00:00:00Z";
 
 impl Harness for Hl7Harness {
     fn adapter(&self) -> &'static str {
-        "hl7v2"
+        gateway_core::adapter::name::HL7V2
     }
 
     fn format(&self) -> SourceFormat {

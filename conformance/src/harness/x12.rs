@@ -29,7 +29,7 @@ fn fixed_stamp() -> Stamp {
 
 impl Harness for X12Harness {
     fn adapter(&self) -> &'static str {
-        "x12"
+        gateway_core::adapter::name::X12
     }
 
     fn format(&self) -> SourceFormat {
@@ -44,12 +44,12 @@ impl Harness for X12Harness {
     ) -> BoxFuture<'a, Result<InboundResult, String>> {
         Box::pin(async move {
             let numbers = MemoryControlNumbers::default();
-            let received_at = jiff::Timestamp::now().to_string();
+            let received_at = jiff::Timestamp::now();
             let result = receive(
                 pipeline.as_ref(),
                 profile,
                 raw,
-                &received_at,
+                received_at,
                 Some("conformance".to_owned()),
                 &AckIdentity::default(),
                 &numbers,

@@ -15,6 +15,8 @@
 //! Futures are boxed ([`BoxFuture`]) so the traits stay object-safe and this
 //! crate needs no async runtime.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,17 +30,89 @@ use crate::source::SourceDocument;
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The adapter names this build knows, as case sources, stored messages and
+/// metrics labels spell them (the registry maps each to its adapter crate).
+pub mod name {
+    /// The HL7 v2 adapter (MLLP).
+    pub const HL7V2: &str = "hl7v2";
+    /// The X12 adapter (CORE SOAP, file drop).
+    pub const X12: &str = "x12";
+    /// The FHIR R4 adapter (polling, rest-hook).
+    pub const FHIR: &str = "fhir";
+    /// The desktop UI-automation adapter.
+    pub const DESKTOP: &str = "desktop";
+    /// The Da Vinci PAS adapter (FHIR `Claim/$submit` server).
+    pub const DAVINCI_PAS: &str = "davinci-pas";
+}
+
+/// An adapter's name (`hl7v2`, …): the `adapter` of an [`InboundMessage`],
+/// of a case source and of a stored message. Serialized as the plain name.
+/// An adapter crate added later can declare its own with
+/// [`AdapterName::from_static`] (core need not know it).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct AdapterName(Cow<'static, str>);
+
+impl AdapterName {
+    /// [`name::HL7V2`].
+    pub const HL7V2: AdapterName = AdapterName::from_static(name::HL7V2);
+    /// [`name::X12`].
+    pub const X12: AdapterName = AdapterName::from_static(name::X12);
+    /// [`name::FHIR`].
+    pub const FHIR: AdapterName = AdapterName::from_static(name::FHIR);
+    /// [`name::DESKTOP`].
+    pub const DESKTOP: AdapterName = AdapterName::from_static(name::DESKTOP);
+    /// [`name::DAVINCI_PAS`].
+    pub const DAVINCI_PAS: AdapterName = AdapterName::from_static(name::DAVINCI_PAS);
+
+    /// A name known at compile time (an adapter crate's own).
+    pub const fn from_static(name: &'static str) -> AdapterName {
+        AdapterName(Cow::Borrowed(name))
+    }
+
+    /// A name read back from storage (replays).
+    pub fn new(name: impl Into<String>) -> AdapterName {
+        AdapterName(Cow::Owned(name.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AdapterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for AdapterName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for AdapterName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// One message as an adapter received it.
 #[derive(Debug, Clone)]
 pub struct InboundMessage {
-    /// Adapter name: `hl7v2`, `x12`, `fhir`, `desktop`.
-    pub adapter: String,
+    /// Which adapter received it.
+    pub adapter: AdapterName,
     /// The mapping profile this adapter instance is configured with.
     pub profile: String,
     /// The exact bytes received (after transport framing is removed).
     pub raw: Vec<u8>,
-    /// When it was received, RFC 3339 with offset (the adapter reads the clock).
-    pub received_at: String,
+    /// When it was received (the adapter reads the clock). Stored and mapped
+    /// as its RFC 3339 text (`Timestamp`'s `Display`, UTC).
+    pub received_at: jiff::Timestamp,
     /// The transport peer (`127.0.0.1:40522`, a file name), for audit.
     pub peer: Option<String>,
     /// The parsed document, or the diagnostics that made parsing impossible.
@@ -159,4 +233,19 @@ pub trait WriteBack: Send + Sync {
     /// are retried by the caller with backoff.
     fn apply<'a>(&'a self, case: &'a Case)
     -> BoxFuture<'a, Result<WriteBackReceipt, GatewayError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdapterName;
+
+    #[test]
+    fn adapter_names_serialize_as_the_plain_name() {
+        let json = serde_json::to_string(&AdapterName::X12).expect("serialize");
+        assert_eq!(json, r#""x12""#);
+        let back: AdapterName = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, AdapterName::X12);
+        assert_eq!(AdapterName::new("x12"), AdapterName::X12);
+        assert_eq!(AdapterName::HL7V2.to_string(), "hl7v2");
+    }
 }

@@ -153,23 +153,18 @@ pub enum CaseStatus {
     Error,
 }
 
-impl CaseStatus {
-    /// The `snake_case` name used in JSON and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseStatus::Draft => "draft",
-            CaseStatus::Requested => "requested",
-            CaseStatus::Submitted => "submitted",
-            CaseStatus::Pended => "pended",
-            CaseStatus::Approved => "approved",
-            CaseStatus::PartiallyApproved => "partially_approved",
-            CaseStatus::Modified => "modified",
-            CaseStatus::Denied => "denied",
-            CaseStatus::Cancelled => "cancelled",
-            CaseStatus::Error => "error",
-        }
-    }
-}
+crate::vocabulary::vocabulary!(CaseStatus, "case status" {
+    Draft => "draft",
+    Requested => "requested",
+    Submitted => "submitted",
+    Pended => "pended",
+    Approved => "approved",
+    PartiallyApproved => "partially_approved",
+    Modified => "modified",
+    Denied => "denied",
+    Cancelled => "cancelled",
+    Error => "error",
+});
 
 /// How fast the payer must answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -182,6 +177,12 @@ pub enum Urgency {
     /// Emergency; often retrospective.
     Emergency,
 }
+
+crate::vocabulary::vocabulary!(Urgency, "urgency" {
+    Routine => "routine",
+    Urgent => "urgent",
+    Emergency => "emergency",
+});
 
 /// Administrative sex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -196,6 +197,13 @@ pub enum Sex {
     /// Unknown or not disclosed.
     Unknown,
 }
+
+crate::vocabulary::vocabulary!(Sex, "sex" {
+    Male => "male",
+    Female => "female",
+    Other => "other",
+    Unknown => "unknown",
+});
 
 /// The patient.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -325,6 +333,13 @@ pub enum SubscriberRelationship {
     Other,
 }
 
+crate::vocabulary::vocabulary!(SubscriberRelationship, "subscriber relationship" {
+    SelfInsured => "self",
+    Spouse => "spouse",
+    Child => "child",
+    Other => "other",
+});
+
 /// A provider or facility involved in the case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -365,6 +380,15 @@ pub enum ProviderRole {
     /// Submits the request (X12 requester).
     Requester,
 }
+
+crate::vocabulary::vocabulary!(ProviderRole, "provider role" {
+    Ordering => "ordering",
+    Referring => "referring",
+    Rendering => "rendering",
+    Servicing => "servicing",
+    Facility => "facility",
+    Requester => "requester",
+});
 
 /// A coded concept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -422,24 +446,21 @@ pub enum CodeSystem {
     Local,
 }
 
-impl CodeSystem {
-    /// The JSON name (`CPT`, `ICD-10-CM`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CodeSystem::Cpt => "CPT",
-            CodeSystem::Hcpcs => "HCPCS",
-            CodeSystem::Icd10Cm => "ICD-10-CM",
-            CodeSystem::Icd10Pcs => "ICD-10-PCS",
-            CodeSystem::Icd9 => "ICD-9",
-            CodeSystem::Cdt => "CDT",
-            CodeSystem::X12ServiceType => "X12-service-type",
-            CodeSystem::Loinc => "LOINC",
-            CodeSystem::Snomed => "SNOMED",
-            CodeSystem::Ndc => "NDC",
-            CodeSystem::Local => "local",
-        }
-    }
-}
+crate::vocabulary::vocabulary!(CodeSystem, "code system" {
+    Cpt => "CPT",
+    Hcpcs => "HCPCS",
+    Icd10Cm => "ICD-10-CM",
+    Icd10Pcs => "ICD-10-PCS",
+    Icd9 => "ICD-9",
+    Cdt => "CDT",
+    X12ServiceType => "X12-service-type",
+    Loinc => "LOINC",
+    Snomed => "SNOMED",
+    Ndc => "NDC",
+    Local => "local",
+});
+
+impl CodeSystem {}
 
 /// A date range; either end may be open.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -539,6 +560,16 @@ pub enum DecisionStatus {
     /// Rejected as unprocessable (e.g. X12 AAA): not a denial.
     Error,
 }
+
+crate::vocabulary::vocabulary!(DecisionStatus, "decision status" {
+    Pended => "pended",
+    Approved => "approved",
+    PartiallyApproved => "partially_approved",
+    Modified => "modified",
+    Denied => "denied",
+    Cancelled => "cancelled",
+    Error => "error",
+});
 
 impl DecisionStatus {
     /// The case status a case takes when this decision arrives.

@@ -20,6 +20,12 @@ pub enum CaseEventType {
     Decided,
 }
 
+crate::vocabulary::vocabulary!(CaseEventType, "case event type" {
+    Created => "created",
+    Updated => "updated",
+    Decided => "decided",
+});
+
 impl CaseEventType {
     /// The CloudEvents `type`, e.g. `org.ehr-gateway.case.created`.
     pub fn cloud_event_type(self) -> &'static str {
@@ -30,23 +36,9 @@ impl CaseEventType {
         }
     }
 
-    /// Short name for storage and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaseEventType::Created => "created",
-            CaseEventType::Updated => "updated",
-            CaseEventType::Decided => "decided",
-        }
-    }
-
     /// Parses the short name back.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "created" => Some(CaseEventType::Created),
-            "updated" => Some(CaseEventType::Updated),
-            "decided" => Some(CaseEventType::Decided),
-            _ => None,
-        }
+        name.parse().ok()
     }
 }
 

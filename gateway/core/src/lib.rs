@@ -25,10 +25,12 @@ pub mod event;
 pub mod facts;
 pub mod ids;
 pub mod json_tree;
+pub mod metrics;
 pub mod path;
 pub mod phi;
 pub mod schema;
 pub mod source;
+pub mod vocabulary;
 
 pub use case::Case;
 pub use diagnostic::{Diagnostic, Severity};

@@ -10,6 +10,7 @@
 //! Nodes live in an arena (`Vec`) and are addressed by [`NodeId`]: building is a
 //! push, there is no reference counting, and a tree is cheap to drop.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,9 @@ impl NodeId {
 
 #[derive(Debug, Clone)]
 struct NodeData {
-    name: String,
+    /// Borrowed for the names parsers repeat in every message (field and
+    /// component numbers), so a node costs no allocation for its name.
+    name: Cow<'static, str>,
     value: Option<String>,
     span: Option<Span>,
     parent: Option<NodeId>,
@@ -76,7 +79,7 @@ impl SourceTree {
     pub fn new(root_name: impl Into<String>) -> Self {
         SourceTree {
             nodes: vec![NodeData {
-                name: root_name.into(),
+                name: Cow::Owned(root_name.into()),
                 value: None,
                 span: None,
                 parent: None,
@@ -103,9 +106,22 @@ impl SourceTree {
         value: Option<String>,
         span: Option<Span>,
     ) -> NodeId {
+        self.push_name(parent, Cow::Owned(name.into()), value, span)
+    }
+
+    /// [`SourceTree::push`] with a name that may be borrowed for the life of
+    /// the program (a field number from a static table), so the node costs
+    /// no allocation for it. Same panics as `push`.
+    pub fn push_name(
+        &mut self,
+        parent: NodeId,
+        name: Cow<'static, str>,
+        value: Option<String>,
+        span: Option<Span>,
+    ) -> NodeId {
         let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
         self.nodes.push(NodeData {
-            name: name.into(),
+            name,
             value,
             span,
             parent: Some(parent),
@@ -113,6 +129,12 @@ impl SourceTree {
         });
         self.nodes[parent.index()].children.push(id);
         id
+    }
+
+    /// Reserves room for `additional` more nodes (a parser that can estimate
+    /// the node count from the input's size avoids regrowing the arena).
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
     }
 
     /// Sets (or replaces) the value of a node.
@@ -231,32 +253,19 @@ pub enum SourceFormat {
     DavinciPas,
 }
 
-impl SourceFormat {
-    /// Every format, in detection and listing order.
-    pub const ALL: [SourceFormat; 6] = [
-        SourceFormat::Hl7v2,
-        SourceFormat::X12,
-        SourceFormat::Fhir,
-        SourceFormat::Desktop,
-        SourceFormat::Json,
-        SourceFormat::DavinciPas,
-    ];
+crate::vocabulary::vocabulary!(SourceFormat, "source format" {
+    Hl7v2 => "hl7v2",
+    X12 => "x12",
+    Fhir => "fhir",
+    Desktop => "desktop",
+    Json => "json",
+    DavinciPas => "davinci-pas",
+});
 
+impl SourceFormat {
     /// The format named `name` (as [`SourceFormat::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<SourceFormat> {
-        SourceFormat::ALL.into_iter().find(|f| f.as_str() == name)
-    }
-
-    /// The lowercase name used in profiles and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceFormat::Hl7v2 => "hl7v2",
-            SourceFormat::X12 => "x12",
-            SourceFormat::Fhir => "fhir",
-            SourceFormat::Desktop => "desktop",
-            SourceFormat::Json => "json",
-            SourceFormat::DavinciPas => "davinci-pas",
-        }
+        name.parse().ok()
     }
 }
 

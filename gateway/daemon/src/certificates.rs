@@ -15,7 +15,7 @@ use metrics::{Unit, describe_gauge, gauge};
 use tokio_util::sync::CancellationToken;
 
 /// The gauge's name.
-pub const EXPIRY_GAUGE: &str = "ehr_gateway_tls_certificate_expiry_seconds";
+pub use gateway_core::metrics::TLS_CERTIFICATE_EXPIRY_SECONDS as EXPIRY_GAUGE;
 
 /// One served certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

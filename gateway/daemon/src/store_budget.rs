@@ -18,16 +18,13 @@ use gateway_store::{Store, StoreSize};
 use metrics::{Unit, describe_counter, describe_gauge};
 use tokio_util::sync::CancellationToken;
 
-/// Bytes the budget counts (live pages minus the audit log).
-pub const STORE_SIZE: &str = "ehr_gateway_store_size_bytes";
-/// The audit log's pages (not counted against the budget).
-pub const STORE_AUDIT: &str = "ehr_gateway_store_audit_bytes";
-/// The budget (`max_size_mb` in bytes).
-pub const STORE_LIMIT: &str = "ehr_gateway_store_limit_bytes";
-/// The files on disk, by `file` (`db`, `wal`).
-pub const STORE_DISK: &str = "ehr_gateway_store_disk_bytes";
-/// Intake commits refused because the store was full.
-pub const STORE_REFUSED: &str = "ehr_gateway_store_intake_refused_total";
+// Live pages minus the audit log; the audit log's pages; the budget; the
+// files on disk by `file`; intake commits refused because the store was full.
+pub use gateway_core::metrics::{
+    STORE_AUDIT_BYTES as STORE_AUDIT, STORE_DISK_BYTES as STORE_DISK,
+    STORE_INTAKE_REFUSED_TOTAL as STORE_REFUSED, STORE_LIMIT_BYTES as STORE_LIMIT,
+    STORE_SIZE_BYTES as STORE_SIZE,
+};
 
 /// Pruning starts above this share of the warning level…
 pub const PRUNE_FROM: f64 = 0.95;

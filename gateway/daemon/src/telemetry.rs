@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use gateway_core::case::CaseStatus;
 use gateway_store::{OutboxStats, Store};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -29,26 +30,15 @@ const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0, 604800.0,
 ];
 
-/// Inbound messages by `adapter`, `profile`, `outcome`.
-pub const MESSAGES_TOTAL: &str = "ehr_gateway_messages_total";
-/// Seconds from a message's arrival to its acknowledgement, by `adapter`.
-pub const ACK_LATENCY: &str = "ehr_gateway_ack_latency_seconds";
-/// Case events by `profile` and `status`.
-pub const CASES_TOTAL: &str = "ehr_gateway_cases_total";
-/// Pending outbox events.
-pub const OUTBOX_DEPTH: &str = "ehr_gateway_outbox_depth";
-/// Age of the oldest pending outbox event.
-pub const OUTBOX_OLDEST_AGE: &str = "ehr_gateway_outbox_oldest_age_seconds";
-/// Dead-lettered events.
-pub const DEAD_LETTERS: &str = "ehr_gateway_dead_letters";
-/// Delivery attempts by `sink`, `result`.
-pub const FORWARD_ATTEMPTS: &str = "ehr_gateway_forward_attempts_total";
-/// Request → decision seconds.
-pub const DECISION_CYCLE: &str = "ehr_gateway_decision_cycle_seconds";
-/// 1 while an adapter runs.
-pub const ADAPTER_UP: &str = "ehr_gateway_adapter_up";
-/// Manual interventions by `reason`.
-pub const MANUAL_INTERVENTIONS: &str = "ehr_gateway_manual_interventions_total";
+// The names this module describes and zero-initialises (all defined in
+// `gateway_core::metrics`; the short aliases are this module's own API).
+use gateway_core::metrics as names;
+pub use gateway_core::metrics::{
+    ACK_LATENCY_SECONDS as ACK_LATENCY, ADAPTER_UP, CASES_TOTAL, DEAD_LETTERS,
+    DECISION_CYCLE_SECONDS as DECISION_CYCLE, FORWARD_ATTEMPTS_TOTAL as FORWARD_ATTEMPTS,
+    MANUAL_INTERVENTIONS_TOTAL as MANUAL_INTERVENTIONS, MESSAGES_TOTAL, OUTBOX_DEPTH,
+    OUTBOX_OLDEST_AGE_SECONDS as OUTBOX_OLDEST_AGE,
+};
 
 /// The `outcome` values of [`MESSAGES_TOTAL`] (a `Kept` message — stored and
 /// acknowledged positively without a case event — counts as `accepted`).
@@ -64,18 +54,7 @@ pub const INTERVENTION_REASONS: [&str; 5] = [
     "skip",
 ];
 /// Case statuses (Case v1 vocabulary), the `status` values of [`CASES_TOTAL`].
-pub const CASE_STATUSES: [&str; 10] = [
-    "draft",
-    "requested",
-    "submitted",
-    "pended",
-    "approved",
-    "partially_approved",
-    "modified",
-    "denied",
-    "cancelled",
-    "error",
-];
+pub const CASE_STATUSES: [&str; CaseStatus::NAMES.len()] = CaseStatus::NAMES;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -112,11 +91,11 @@ fn describe() {
         "Inbound messages, each counted once on arrival, by adapter, profile and outcome (accepted incl. kept-without-case, rejected, duplicate, error)."
     );
     describe_counter!(
-        "ehr_gateway_ignored_messages_total",
+        names::IGNORED_MESSAGES_TOTAL,
         "Messages acknowledged and kept without a case event by a mapping file with action ignore, by adapter, profile, message_type and rule (the mapping file)."
     );
     describe_counter!(
-        "ehr_gateway_replayed_messages_total",
+        names::REPLAYED_MESSAGES_TOTAL,
         "Stored messages processed again on request, by adapter, profile and the replay's outcome."
     );
     describe_histogram!(
@@ -146,11 +125,11 @@ fn describe() {
         "Delivery attempts to the central platform, by sink and result (delivered, retry, dead)."
     );
     describe_gauge!(
-        "ehr_gateway_nats_connected",
+        names::NATS_CONNECTED,
         "sink = nats: 1 while the JetStream client is connected, 0 while it reconnects."
     );
     describe_histogram!(
-        "ehr_gateway_nats_publish_seconds",
+        names::NATS_PUBLISH_SECONDS,
         Unit::Seconds,
         "sink = nats: seconds from publishing an event to JetStream's acknowledgement."
     );
@@ -168,7 +147,7 @@ fn describe() {
         "Events that needed or were a person's touch, by reason (replay, desktop_abort, writeback_failed, dead_letter, skip)."
     );
     describe_counter!(
-        "ehr_gateway_writeback_attempts_total",
+        names::WRITEBACK_ATTEMPTS_TOTAL,
         "Decision write-back attempts into the EHR, by adapter and result (done, retry, failed)."
     );
     describe_counter!(
@@ -176,27 +155,24 @@ fn describe() {
         "Alert webhook posts, by result (delivered, retry, failed)."
     );
     describe_counter!(
-        "ehr_gateway_mllp_discarded_bytes_total",
+        names::MLLP_DISCARDED_BYTES_TOTAL,
         "Bytes received outside MLLP frames and dropped."
     );
     describe_counter!(
-        "ehr_gateway_mllp_frame_errors_total",
+        names::MLLP_FRAME_ERRORS_TOTAL,
         "MLLP frame problems, by kind (oversized, frame_timeout, truncated)."
     );
-    describe_gauge!(
-        "ehr_gateway_mllp_connections",
-        "Open inbound MLLP connections."
-    );
+    describe_gauge!(names::MLLP_CONNECTIONS, "Open inbound MLLP connections.");
     describe_counter!(
-        "ehr_gateway_mllp_connections_refused_total",
+        names::MLLP_CONNECTIONS_REFUSED_TOTAL,
         "MLLP connections refused, by reason (limit, tls, not_allowed)."
     );
     describe_counter!(
-        "ehr_gateway_mllp_sends_total",
+        names::MLLP_SENDS_TOTAL,
         "Outbound MLLP sends (write-back), by result."
     );
     describe_counter!(
-        "ehr_gateway_fhir_requests_total",
+        names::FHIR_REQUESTS_TOTAL,
         "FHIR API requests to the EHR, by outcome (ok, retry, error)."
     );
     crate::store_budget::describe();

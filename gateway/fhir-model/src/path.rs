@@ -28,7 +28,7 @@ pub struct FhirPathSyntax;
 
 impl PathSyntax for FhirPathSyntax {
     fn name(&self) -> &'static str {
-        "fhir"
+        gateway_core::SourceFormat::Fhir.as_str()
     }
 
     fn compile(&self, text: &str) -> Result<Path, PathError> {

@@ -360,7 +360,7 @@ fn classify(
         }
     };
     metrics::counter!(
-        "ehr_gateway_forward_attempts_total",
+        gateway_core::metrics::FORWARD_ATTEMPTS_TOTAL,
         "sink" => sink.to_owned(),
         "result" => label
     )
@@ -368,7 +368,7 @@ fn classify(
     match &outcome {
         AttemptOutcome::Dead { error } => {
             // A dead letter waits for a person to fix and replay it.
-            metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "dead_letter")
+            metrics::counter!(gateway_core::metrics::MANUAL_INTERVENTIONS_TOTAL, "reason" => "dead_letter")
                 .increment(1);
             tracing::warn!(
                 event_id = %event.id, case_id = %event.case_id, sequence = event.sequence,
@@ -394,10 +394,10 @@ fn classify(
 async fn publish_gauges(store: &Store) {
     match store.outbox_stats().await {
         Ok(stats) => {
-            metrics::gauge!("ehr_gateway_outbox_depth").set(stats.pending as f64);
-            metrics::gauge!("ehr_gateway_outbox_oldest_age_seconds")
+            metrics::gauge!(gateway_core::metrics::OUTBOX_DEPTH).set(stats.pending as f64);
+            metrics::gauge!(gateway_core::metrics::OUTBOX_OLDEST_AGE_SECONDS)
                 .set(stats.oldest_pending_age_secs);
-            metrics::gauge!("ehr_gateway_dead_letters").set(stats.dead as f64);
+            metrics::gauge!(gateway_core::metrics::DEAD_LETTERS).set(stats.dead as f64);
         }
         Err(e) => tracing::debug!(error = %e, "could not read outbox stats"),
     }

@@ -345,7 +345,7 @@ pub async fn connect(config: &NatsConnectConfig) -> Result<async_nats::Client> {
     if servers.is_empty() {
         return Err(ForwardError::Config("no NATS server given".to_owned()));
     }
-    metrics::gauge!("ehr_gateway_nats_connected").set(0.0);
+    metrics::gauge!(gateway_core::metrics::NATS_CONNECTED).set(0.0);
     options = options
         .name(&config.name)
         .retry_on_initial_connect()
@@ -355,17 +355,17 @@ pub async fn connect(config: &NatsConnectConfig) -> Result<async_nats::Client> {
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => {
-                    metrics::gauge!("ehr_gateway_nats_connected").set(1.0);
+                    metrics::gauge!(gateway_core::metrics::NATS_CONNECTED).set(1.0);
                     tracing::info!("NATS connected");
                 }
                 async_nats::Event::Disconnected => {
-                    metrics::gauge!("ehr_gateway_nats_connected").set(0.0);
+                    metrics::gauge!(gateway_core::metrics::NATS_CONNECTED).set(0.0);
                     tracing::warn!(
                         "NATS disconnected; reconnecting with backoff, events wait in the outbox"
                     );
                 }
                 async_nats::Event::Closed => {
-                    metrics::gauge!("ehr_gateway_nats_connected").set(0.0);
+                    metrics::gauge!(gateway_core::metrics::NATS_CONNECTED).set(0.0);
                 }
                 other => tracing::warn!(event = %other, "NATS client event"),
             }
@@ -476,7 +476,8 @@ pub fn classify(error: &PublishError) -> SinkResult {
 }
 
 fn observe(started: Instant) {
-    metrics::histogram!("ehr_gateway_nats_publish_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(gateway_core::metrics::NATS_PUBLISH_SECONDS)
+        .record(started.elapsed().as_secs_f64());
 }
 
 impl Sink for NatsSink {

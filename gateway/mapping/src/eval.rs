@@ -526,7 +526,66 @@ impl Eval<'_> {
         }
     }
 
+    /// Maps the document: the field rules into a draft, then the case-level
+    /// settings, the source block, the case id and the rest of the draft into
+    /// a Case v1 (none when an error diagnostic was raised).
     fn run(&mut self) -> (Option<Case>, Vec<Provenance>) {
+        let Draft::Obj(mut top) = self.draft() else {
+            return (None, Vec::new());
+        };
+        let mut provenance = Vec::new();
+        let settings = self.settings(&mut top, &mut provenance);
+        let Some(tenant) = settings.tenant else {
+            self.diags.push(
+                MapDiagnostic::error(Code::RequiredMissing, "no tenant: the case cannot be produced".to_owned())
+                    .with_rule("tenant")
+                    .with_help("set `[defaults] tenant` in profile.toml, map `tenant`, or configure the daemon's tenant"),
+            );
+            return (None, provenance);
+        };
+        let source = self.source_block(&mut top, &mut provenance);
+        let case_id = self.case_id(&tenant, &mut provenance);
+        let body = self.body(top, &mut provenance);
+        let (Some(case_id), Some(status)) = (case_id, settings.status) else {
+            return (None, provenance);
+        };
+        let mut case = Map::new();
+        case.insert(
+            "schema".into(),
+            Value::String(gateway_core::case::CASE_SCHEMA_V1.into()),
+        );
+        case.insert("case_id".into(), Value::String(case_id));
+        case.insert("tenant".into(), Value::String(tenant));
+        if let Some(p) = settings.practice {
+            case.insert("practice".into(), Value::String(p));
+        }
+        if let Some(s) = settings.site {
+            case.insert("site".into(), Value::String(s));
+        }
+        case.insert("source".into(), Value::Object(source));
+        case.insert("status".into(), Value::String(status));
+        case.extend(body);
+        if self.diags.iter().any(MapDiagnostic::is_error) {
+            return (None, provenance);
+        }
+        match serde_json::from_value::<Case>(Value::Object(case)) {
+            Ok(mut case) => {
+                self.check_facts(&mut case, &provenance);
+                (Some(case), provenance)
+            }
+            Err(e) => {
+                self.diags.push(MapDiagnostic::error(
+                    Code::InvalidCase,
+                    format!("the mapped case is not valid Case v1: {e}"),
+                ));
+                (None, provenance)
+            }
+        }
+    }
+
+    /// Every field rule of the file, the ungrouped ones first, then each
+    /// group's rules once per item its path selects.
+    fn draft(&mut self) -> Draft {
         let file = self.file;
         let root = self.tree().root();
         let mut draft = Draft::Obj(BTreeMap::new());
@@ -543,25 +602,19 @@ impl Eval<'_> {
                 }
             }
         }
+        draft
+    }
 
-        // Case-level facts.
-        let Draft::Obj(mut top) = draft else {
-            return (None, Vec::new());
-        };
-        let mut provenance = Vec::new();
-        let take_text =
-            |top: &mut BTreeMap<String, Draft>, key: &str| -> Option<(String, Provenance)> {
-                match top.remove(key) {
-                    Some(Draft::Leaf(l)) => {
-                        let l = *l;
-                        l.json.as_str().map(|s| (s.to_owned(), l.prov))
-                    }
-                    _ => None,
-                }
-            };
-        let profile = self.profile;
-        let ctx = self.ctx;
-        let engine_prov = |field: &str, origin: &'static str, value: &str, file: &str| Provenance {
+    /// Provenance of a value the engine supplied (context, profile default,
+    /// message meta) rather than a rule.
+    fn engine_prov(
+        &self,
+        field: &str,
+        origin: &'static str,
+        value: &str,
+        file: &str,
+    ) -> Provenance {
+        Provenance {
             field: field.to_owned(),
             file: file.to_owned(),
             line: 0,
@@ -572,21 +625,32 @@ impl Eval<'_> {
             origin,
             transforms: Vec::new(),
             raw: None,
-            value: if ctx.explain {
+            value: if self.ctx.explain {
                 Some(value.to_owned())
             } else {
                 None
             },
-        };
+        }
+    }
+
+    /// Tenant, practice, site (mapped, else the context's, else the profile
+    /// default) and status (mapped; a patient update defaults to `draft`;
+    /// missing is an error).
+    fn settings(
+        &mut self,
+        top: &mut BTreeMap<String, Draft>,
+        provenance: &mut Vec<Provenance>,
+    ) -> Settings {
+        let profile = self.profile;
+        let ctx = self.ctx;
         let profile_file = profile
             .sources
             .first()
             .map_or_else(|| "profile.toml".to_owned(), |s| s.display.clone());
-        let setting = |top: &mut BTreeMap<String, Draft>,
-                       key: &str,
-                       from_ctx: &Option<String>,
-                       from_profile: &Option<String>,
-                       provenance: &mut Vec<Provenance>|
+        let mut setting = |top: &mut BTreeMap<String, Draft>,
+                           key: &str,
+                           from_ctx: &Option<String>,
+                           from_profile: &Option<String>|
          -> Option<String> {
             if let Some((v, mut p)) = take_text(top, key) {
                 p.field = key.to_owned();
@@ -594,81 +658,76 @@ impl Eval<'_> {
                 return Some(v);
             }
             if let Some(v) = from_ctx {
-                provenance.push(engine_prov(key, "context", v, "engine"));
+                provenance.push(self.engine_prov(key, "context", v, "engine"));
                 return Some(v.clone());
             }
             if let Some(v) = from_profile {
-                provenance.push(engine_prov(key, "profile default", v, &profile_file));
+                provenance.push(self.engine_prov(key, "profile default", v, &profile_file));
                 return Some(v.clone());
             }
             None
         };
-        let tenant = setting(
-            &mut top,
-            "tenant",
-            &ctx.tenant,
-            &profile.defaults.tenant,
-            &mut provenance,
-        );
-        let practice = setting(
-            &mut top,
-            "practice",
-            &ctx.practice,
-            &profile.defaults.practice,
-            &mut provenance,
-        );
-        let site = setting(
-            &mut top,
-            "site",
-            &ctx.site,
-            &profile.defaults.site,
-            &mut provenance,
-        );
-        let status = match take_text(&mut top, "status") {
+        let tenant = setting(top, "tenant", &ctx.tenant, &profile.defaults.tenant);
+        let practice = setting(top, "practice", &ctx.practice, &profile.defaults.practice);
+        let site = setting(top, "site", &ctx.site, &profile.defaults.site);
+        let status = match take_text(top, "status") {
             Some((s, mut p)) => {
                 p.field = "status".into();
                 provenance.push(p);
                 Some(s)
             }
-            None if file.action == MapAction::PatientUpdate => Some("draft".to_owned()),
+            None if self.file.action == MapAction::PatientUpdate => Some("draft".to_owned()),
             None => {
-                let loc = file
-                    .rules
-                    .iter()
-                    .find(|r| r.key == "status")
-                    .map(|r| r.key_loc.clone());
-                let mut d = MapDiagnostic::error(
-                    Code::RequiredMissing,
-                    "the `status` rule produced no value; the case is not produced".to_owned(),
-                )
-                .with_rule("status");
-                if let (Some(loc), Some(src)) = (
-                    loc.as_ref(),
-                    loc.as_ref().and_then(|l| profile.sources.get(l.file)),
-                ) {
-                    d = d.at_file(&src.display, &src.text, loc.span.clone());
-                }
-                self.diags.push(d);
+                self.diags.push(self.missing_status());
                 None
             }
         };
-        let Some(tenant) = tenant else {
-            self.diags.push(
-                MapDiagnostic::error(Code::RequiredMissing, "no tenant: the case cannot be produced".to_owned())
-                    .with_rule("tenant")
-                    .with_help("set `[defaults] tenant` in profile.toml, map `tenant`, or configure the daemon's tenant"),
-            );
-            return (None, provenance);
-        };
+        Settings {
+            tenant,
+            practice,
+            site,
+            status,
+        }
+    }
 
-        // Source.
+    /// M-error for a file whose `status` rule gave no value, at the rule.
+    fn missing_status(&self) -> MapDiagnostic {
+        let profile = self.profile;
+        let loc = self
+            .file
+            .rules
+            .iter()
+            .find(|r| r.key == "status")
+            .map(|r| r.key_loc.clone());
+        let mut d = MapDiagnostic::error(
+            Code::RequiredMissing,
+            "the `status` rule produced no value; the case is not produced".to_owned(),
+        )
+        .with_rule("status");
+        if let (Some(loc), Some(src)) = (
+            loc.as_ref(),
+            loc.as_ref().and_then(|l| profile.sources.get(l.file)),
+        ) {
+            d = d.at_file(&src.display, &src.text, loc.span.clone());
+        }
+        d
+    }
+
+    /// The case's `source`: adapter, profile, the receive time, and message
+    /// type, control id and sender (mapped, else from the message meta).
+    fn source_block(
+        &mut self,
+        top: &mut BTreeMap<String, Draft>,
+        provenance: &mut Vec<Provenance>,
+    ) -> Map<String, Value> {
+        let ctx = self.ctx;
         let mut source = Map::new();
         let adapter = ctx
             .adapter
             .clone()
-            .unwrap_or_else(|| profile.format.as_str().to_owned());
+            .unwrap_or_else(|| self.profile.format.as_str().to_owned());
         source.insert("adapter".into(), Value::String(adapter));
-        source.insert("profile".into(), Value::String(profile.name.clone()));
+        source.insert("profile".into(), Value::String(self.profile.name.clone()));
         if is_rfc3339(&ctx.received_at) {
             source.insert("received_at".into(), Value::String(ctx.received_at.clone()));
         } else {
@@ -693,26 +752,24 @@ impl Eval<'_> {
                 provenance.push(p);
                 source.insert(key.into(), l.json);
             } else if let Some(v) = from_meta.as_ref().filter(|v| !v.is_empty()) {
-                provenance.push(engine_prov(&format!("source.{key}"), "meta", v, "engine"));
+                provenance.push(self.engine_prov(&format!("source.{key}"), "meta", v, "engine"));
                 source.insert(key.into(), Value::String(v.clone()));
             }
         }
+        source
+    }
 
-        // Case id.
-        let case_id = self.case_id(&tenant, &mut provenance);
-
-        // The rest of the draft.
+    /// The rest of the draft as Case v1 fields; items missing a required
+    /// part are dropped with a warning.
+    fn body(
+        &mut self,
+        top: BTreeMap<String, Draft>,
+        provenance: &mut Vec<Provenance>,
+    ) -> Map<String, Value> {
         let mut body = Map::new();
         let mut drops = Vec::new();
-        let (kept, _) = finalize_obj(
-            top,
-            schema::CASE,
-            "",
-            &mut body,
-            &mut provenance,
-            &mut drops,
-        );
-        let _ = kept;
+        let _kept = finalize_obj(top, schema::CASE, "", &mut body, provenance, &mut drops);
+        let file = self.file;
         let file_display = file
             .case_id
             .as_ref()
@@ -727,41 +784,7 @@ impl Eval<'_> {
             d.file = file_display.clone();
             self.diags.push(d);
         }
-        let (Some(case_id), Some(status)) = (case_id, status) else {
-            return (None, provenance);
-        };
-        let mut case = Map::new();
-        case.insert(
-            "schema".into(),
-            Value::String(gateway_core::case::CASE_SCHEMA_V1.into()),
-        );
-        case.insert("case_id".into(), Value::String(case_id));
-        case.insert("tenant".into(), Value::String(tenant));
-        if let Some(p) = practice {
-            case.insert("practice".into(), Value::String(p));
-        }
-        if let Some(s) = site {
-            case.insert("site".into(), Value::String(s));
-        }
-        case.insert("source".into(), Value::Object(source));
-        case.insert("status".into(), Value::String(status));
-        case.extend(body);
-        if self.diags.iter().any(MapDiagnostic::is_error) {
-            return (None, provenance);
-        }
-        match serde_json::from_value::<Case>(Value::Object(case)) {
-            Ok(mut case) => {
-                self.check_facts(&mut case, &provenance);
-                (Some(case), provenance)
-            }
-            Err(e) => {
-                self.diags.push(MapDiagnostic::error(
-                    Code::InvalidCase,
-                    format!("the mapped case is not valid Case v1: {e}"),
-                ));
-                (None, provenance)
-            }
-        }
+        body
     }
 
     /// Applies the case-level fact rules of [`gateway_core::facts::check_case`]
@@ -889,6 +912,25 @@ impl Eval<'_> {
             },
         });
         Some(id)
+    }
+}
+
+/// Case-level settings read by [`Eval::settings`].
+struct Settings {
+    tenant: Option<String>,
+    practice: Option<String>,
+    site: Option<String>,
+    status: Option<String>,
+}
+
+/// Takes a top-level text leaf out of the draft, with its provenance.
+fn take_text(top: &mut BTreeMap<String, Draft>, key: &str) -> Option<(String, Provenance)> {
+    match top.remove(key) {
+        Some(Draft::Leaf(l)) => {
+            let l = *l;
+            l.json.as_str().map(|s| (s.to_owned(), l.prov))
+        }
+        _ => None,
     }
 }
 

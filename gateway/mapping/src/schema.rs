@@ -7,6 +7,10 @@
 //! a case with every leaf set and checks it deserializes as a `Case`, so the
 //! two cannot drift apart silently).
 
+use gateway_core::case::{
+    CaseStatus, CodeSystem, DecisionStatus, ProviderRole, Sex, SubscriberRelationship, Urgency,
+};
+
 /// What kind of value a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -83,58 +87,22 @@ const fn pos(name: &'static str) -> FieldDef {
     }
 }
 
+// The allowed values of the Case v1 enums are the core enums' names, so a
+// mapping accepts exactly what the Case deserializes.
 /// Case statuses.
-pub const STATUS: &[&str] = &[
-    "draft",
-    "requested",
-    "submitted",
-    "pended",
-    "approved",
-    "partially_approved",
-    "modified",
-    "denied",
-    "cancelled",
-    "error",
-];
+pub const STATUS: &[&str] = &CaseStatus::NAMES;
 /// Decision statuses.
-pub const DECISION_STATUS: &[&str] = &[
-    "pended",
-    "approved",
-    "partially_approved",
-    "modified",
-    "denied",
-    "cancelled",
-    "error",
-];
+pub const DECISION_STATUS: &[&str] = &DecisionStatus::NAMES;
 /// Urgencies.
-pub const URGENCY: &[&str] = &["routine", "urgent", "emergency"];
+pub const URGENCY: &[&str] = &Urgency::NAMES;
 /// Administrative sex.
-pub const SEX: &[&str] = &["male", "female", "other", "unknown"];
+pub const SEX: &[&str] = &Sex::NAMES;
 /// Subscriber relationships.
-pub const RELATIONSHIP: &[&str] = &["self", "spouse", "child", "other"];
+pub const RELATIONSHIP: &[&str] = &SubscriberRelationship::NAMES;
 /// Provider roles.
-pub const ROLE: &[&str] = &[
-    "ordering",
-    "referring",
-    "rendering",
-    "servicing",
-    "facility",
-    "requester",
-];
+pub const ROLE: &[&str] = &ProviderRole::NAMES;
 /// Code systems.
-pub const CODE_SYSTEM: &[&str] = &[
-    "CPT",
-    "HCPCS",
-    "ICD-10-CM",
-    "ICD-10-PCS",
-    "ICD-9",
-    "CDT",
-    "X12-service-type",
-    "LOINC",
-    "SNOMED",
-    "NDC",
-    "local",
-];
+pub const CODE_SYSTEM: &[&str] = &CodeSystem::NAMES;
 
 const IDENTIFIER: &[FieldDef] = &[
     f("type", Kind::Text),

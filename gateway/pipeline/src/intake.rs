@@ -122,8 +122,8 @@ impl Pipeline {
         // Each received message is counted once, when it arrives; a replay of
         // a stored message is counted apart so the two never add up twice.
         match replay_of {
-            None => metrics::message(&adapter, &profile_name, outcome_label),
-            Some(_) => metrics::replayed(&adapter, &profile_name, outcome_label),
+            None => metrics::message(adapter.as_str(), &profile_name, outcome_label),
+            Some(_) => metrics::replayed(adapter.as_str(), &profile_name, outcome_label),
         }
         result
     }
@@ -141,6 +141,9 @@ impl Pipeline {
             peer,
             parsed,
         } = message;
+        // The text stored and mapped is `Timestamp`'s RFC 3339 (UTC).
+        let adapter = adapter.as_str().to_owned();
+        let received_at = received_at.to_string();
         let meta = parsed.as_ref().map(|d| d.meta.clone()).unwrap_or_default();
         let mut stored = NewInbound {
             adapter: adapter.clone(),

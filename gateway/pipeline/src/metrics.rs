@@ -1,29 +1,11 @@
-//! Metric names the pipeline emits (issue 9's names), in one place so the
-//! daemon's exporter, the dashboard and tests agree. Labels never carry PHI:
+//! The metrics the pipeline emits (names from `gateway_core::metrics`, so the
+//! daemon's exporter, the dashboard and tests agree). Labels never carry PHI:
 //! only adapter, profile, outcome and status names.
 
-/// Counter: inbound messages by `adapter`, `profile`, `outcome`
-/// (`accepted`, `rejected`, `duplicate`, `error`).
-pub const MESSAGES_TOTAL: &str = "ehr_gateway_messages_total";
-/// Counter: case events committed by `profile` and the case's `status`.
-pub const CASES_TOTAL: &str = "ehr_gateway_cases_total";
-/// Histogram: seconds from a case's first event (the request) to a decision.
-pub const DECISION_CYCLE_SECONDS: &str = "ehr_gateway_decision_cycle_seconds";
-/// Counter: write-back attempts by `adapter` and `result` (`done`, `retry`, `failed`).
-pub const WRITEBACK_ATTEMPTS_TOTAL: &str = "ehr_gateway_writeback_attempts_total";
-
-/// Counter: stored messages processed again (replays) by `adapter`, `profile`
-/// and the replay's `outcome`; kept apart from [`MESSAGES_TOTAL`] so each
-/// received message is counted there exactly once.
-pub const REPLAYED_MESSAGES_TOTAL: &str = "ehr_gateway_replayed_messages_total";
-/// Counter: messages a mapping file with `action = "ignore"` acknowledged and
-/// kept without a case event, by `adapter`, `profile`, `message_type` (the
-/// document's type, e.g. `ORU^R01`, at most 16 characters) and `rule` (the
-/// mapping file that ignored it). Counted on arrival, not on replay.
-pub const IGNORED_MESSAGES_TOTAL: &str = "ehr_gateway_ignored_messages_total";
-/// Counter: events that needed or were a person's touch, by `reason`
-/// (`replay`, `desktop_abort`, `writeback_failed`, `dead_letter`).
-pub const MANUAL_INTERVENTIONS_TOTAL: &str = "ehr_gateway_manual_interventions_total";
+pub use gateway_core::metrics::{
+    CASES_TOTAL, DECISION_CYCLE_SECONDS, IGNORED_MESSAGES_TOTAL, MANUAL_INTERVENTIONS_TOTAL,
+    MESSAGES_TOTAL, REPLAYED_MESSAGES_TOTAL, WRITEBACK_ATTEMPTS_TOTAL,
+};
 
 /// Counts one inbound message.
 pub(crate) fn message(adapter: &str, profile: &str, outcome: &'static str) {

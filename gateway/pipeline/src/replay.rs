@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use gateway_core::GatewayError;
-use gateway_core::adapter::{InboundMessage, IntakeOutcome};
+use gateway_core::adapter::{AdapterName, InboundMessage, IntakeOutcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::intake::Pipeline;
@@ -66,11 +66,19 @@ pub async fn replay_pending(pipeline: &Pipeline, limit: usize) -> Result<usize, 
                 format!("mapping profile `{}` is not loaded", summary.profile),
             )]),
         };
+        // Stored as `Timestamp`'s text, so it reads back to the same text.
+        let received_at = summary.received_at.parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                message_id = summary.id,
+                "Stored receive time unreadable; replaying with now."
+            );
+            jiff::Timestamp::now()
+        });
         let message = InboundMessage {
-            adapter: summary.adapter.clone(),
+            adapter: AdapterName::new(summary.adapter.clone()),
             profile: summary.profile.clone(),
             raw: stored.raw,
-            received_at: summary.received_at.clone(),
+            received_at,
             peer: summary.peer.clone(),
             parsed,
         };

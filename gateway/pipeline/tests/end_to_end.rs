@@ -110,10 +110,10 @@ fn parse(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
 
 fn inbound(raw: &str) -> InboundMessage {
     InboundMessage {
-        adapter: "json".to_owned(),
+        adapter: gateway_core::adapter::AdapterName::new("json"),
         profile: "demo-json".to_owned(),
         raw: raw.as_bytes().to_vec(),
-        received_at: "2026-11-22T10:00:00Z".to_owned(),
+        received_at: "2026-11-22T10:00:00Z".parse().expect("time"),
         peer: Some("127.0.0.1:1".to_owned()),
         parsed: parse(raw.as_bytes()),
     }

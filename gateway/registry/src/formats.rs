@@ -10,6 +10,7 @@
 //! compile, and [`crate::check`] (run at daemon start and in this crate's
 //! tests) refuses a [`SourceFormat`] without exactly one entry.
 
+use gateway_core::adapter::name;
 use gateway_core::json_tree::JsonPathSyntax;
 use gateway_core::path::PathSyntax;
 use gateway_core::{Diagnostic, NodeId, SourceDocument, SourceFormat, SourceTree};
@@ -54,7 +55,7 @@ impl std::fmt::Debug for FormatSpec {
 pub static FORMATS: &[FormatSpec] = &[
     FormatSpec {
         format: SourceFormat::Hl7v2,
-        adapter: Some("hl7v2"),
+        adapter: Some(name::HL7V2),
         detect: |body| {
             let header = |tag: &[u8]| {
                 body.starts_with(tag) && body.get(3).is_some_and(|b| b.is_ascii_punctuation())
@@ -68,7 +69,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::X12,
-        adapter: Some("x12"),
+        adapter: Some(name::X12),
         detect: |body| body.starts_with(b"ISA"),
         parse: gateway_x12::parse,
         parse_for_intake: gateway_x12::parse,
@@ -77,7 +78,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::DavinciPas,
-        adapter: Some("davinci-pas"),
+        adapter: Some(name::DAVINCI_PAS),
         // A Bundle whose first entry is a Claim: a PAS request (before `fhir`).
         detect: |body| {
             body.starts_with(b"{")
@@ -95,7 +96,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::Fhir,
-        adapter: Some("fhir"),
+        adapter: Some(name::FHIR),
         detect: |body| {
             body.starts_with(b"{")
                 && serde_json::from_slice::<serde_json::Value>(body)
@@ -108,7 +109,7 @@ pub static FORMATS: &[FormatSpec] = &[
     },
     FormatSpec {
         format: SourceFormat::Desktop,
-        adapter: Some("desktop"),
+        adapter: Some(name::DESKTOP),
         // Desktop captures cannot be recognized from content (`--format desktop`).
         detect: |_| false,
         parse: gateway_desktop::capture::parse_raw,

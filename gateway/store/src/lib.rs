@@ -15,6 +15,12 @@
 //!   is what the forwarder (crate `gateway-forward`) drives; the store itself
 //!   makes no network or file delivery and reads no secret. [`backoff`] is the
 //!   retry schedule of both outboxes it persists (case events and write-backs).
+//! * Reads for operators: [`pages`] (messages, dead letters and the audit log
+//!   by keyset page), [`activity`] (a time window's messages, decisions and
+//!   deliveries, the outbox now) and counts for health signals
+//!   ([`IntakeCounts`], [`Store::failed_delivery_run`]). They
+//!   answer row-level questions through indexes; what a dashboard tile or an
+//!   alert rule makes of them lives with the daemon.
 //! * [`RetentionPolicy`] via [`Store::prune`] removes finished data by age and
 //!   size budget and gives the space back.
 //! * The intake size budget ([`StoreOptions::max_bytes`], [`Store::size`]):
@@ -42,12 +48,13 @@
 //! 1, 16 and 64 concurrent writers, printing ratios against the sequential
 //! baseline measured in the same run (`--help` for options).
 
-pub mod admin_queries;
+pub mod activity;
 pub mod backoff;
 pub mod backup;
 mod case_lookup;
 mod case_requests;
 mod control_numbers;
+mod counts;
 mod decision_keys;
 mod error;
 mod evidence;
@@ -56,13 +63,12 @@ mod model;
 mod ops;
 #[cfg(test)]
 mod outbox_heads_tests;
+pub mod pages;
 pub mod private_files;
 mod read;
 mod retention;
 mod schema;
-mod signals;
 mod size_budget;
-pub mod stats;
 mod store;
 mod time;
 mod writer;
@@ -72,6 +78,7 @@ use gateway_core::Case;
 use patient_hashing::patient_hash;
 
 pub use case_requests::{CaseRequestRecord, NewCaseRequest};
+pub use counts::IntakeCounts;
 pub use decision_keys::{DecisionKey, DecisionRecorded};
 pub use error::{Result, StoreError};
 pub use evidence::{EvidenceFilter, EvidenceRecord, NewEvidence, StoredEvidence};
@@ -79,7 +86,6 @@ pub use intake_commit::{MergeRefused, Merged};
 pub use model::*;
 pub use read::Reader;
 pub use schema::SCHEMA_VERSION;
-pub use signals::IntakeCounts;
 pub use size_budget::StoreSize;
 pub use store::{CommitStats, Store, StoreOptions};
 pub use writer::WriterState;

@@ -121,26 +121,17 @@ pub enum MessageState {
     Error,
 }
 
-impl MessageState {
-    /// Storage name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Accepted => "accepted",
-            MessageState::Duplicate => "duplicate",
-            MessageState::Rejected => "rejected",
-            MessageState::Error => "error",
-        }
-    }
+gateway_core::vocabulary!(MessageState, "message state" {
+    Accepted => "accepted",
+    Duplicate => "duplicate",
+    Rejected => "rejected",
+    Error => "error",
+});
 
+impl MessageState {
     /// Parses the storage name.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "accepted" => Some(MessageState::Accepted),
-            "duplicate" => Some(MessageState::Duplicate),
-            "rejected" => Some(MessageState::Rejected),
-            "error" => Some(MessageState::Error),
-            _ => None,
-        }
+        name.parse().ok()
     }
 }
 

@@ -183,11 +183,52 @@ fn insert_message(
 /// event's position in its case, zero-padded so that it orders as a string (as
 /// the extension specifies). It lets the platform recognise an event that
 /// arrives after a later one (a dead letter replayed after its successors).
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(serde::Serialize)]
 struct Sequenced<'a> {
     #[serde(flatten)]
     event: &'a CloudEvent,
     sequence: String,
+}
+
+/// The envelope fields of a [`CloudEvent`], in its serialisation order,
+/// without `data`.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    specversion: &'a str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    subject: &'a str,
+    time: &'a str,
+    datacontenttype: &'a str,
+}
+
+/// The stored body of `event`: exactly what serialising [`Sequenced`] gives,
+/// but with `data` spliced in from `snapshot` (the same case, already
+/// serialised for the `cases` row) instead of serialising the case twice per
+/// commit. The body is still its own copy: a later update overwrites the
+/// snapshot, never the event.
+fn event_body(event: &CloudEvent, snapshot: &str, sequence: i64) -> Result<String> {
+    let envelope = serde_json::to_string(&Envelope {
+        specversion: &event.specversion,
+        id: &event.id,
+        source: &event.source,
+        kind: &event.kind,
+        subject: &event.subject,
+        time: &event.time,
+        datacontenttype: &event.datacontenttype,
+    })
+    .map_err(StoreError::json("cloud event"))?;
+    // `{…}` → `{…,"data":<snapshot>,"sequence":"0000000001"}`
+    let head = envelope.strip_suffix('}').unwrap_or(&envelope);
+    let mut body = String::with_capacity(head.len() + snapshot.len() + 40);
+    body.push_str(head);
+    body.push_str(",\"data\":");
+    body.push_str(snapshot);
+    body.push_str(&format!(",\"sequence\":\"{sequence:010}\"}}"));
+    Ok(body)
 }
 
 /// The event just appended.
@@ -245,11 +286,7 @@ pub(crate) fn append_event(
     let event_id = uuid::Uuid::now_v7().to_string();
     let case_id = case.case_id.clone();
     let event = CloudEvent::new(event_id.clone(), event_type, rfc3339(now), case);
-    let body = serde_json::to_string(&Sequenced {
-        event: &event,
-        sequence: format!("{sequence:010}"),
-    })
-    .map_err(StoreError::json("cloud event"))?;
+    let body = event_body(&event, &snapshot, sequence)?;
     conn.prepare_cached(
         "INSERT INTO events (id, case_id, seq, type, message_id, decision_id, body, state,
                              attempts, next_attempt_at_ms, created_at_ms)
@@ -645,4 +682,25 @@ pub(crate) fn audit(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
     })
     .map_err(StoreError::sql("appending to the audit log"))?;
     Ok(conn.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_body_is_the_serialised_sequenced_event() {
+        for (n, practice) in [(1, None), (2, Some("north".to_owned()))] {
+            let mut case = gateway_testkit::samples::case(n, 7);
+            case.practice = practice;
+            let snapshot = serde_json::to_string(&case).expect("case");
+            let event = CloudEvent::new("e-1", CaseEventType::Updated, rfc3339(1_000), case);
+            let expected = serde_json::to_string(&Sequenced {
+                event: &event,
+                sequence: format!("{:010}", 42),
+            })
+            .expect("event");
+            assert_eq!(event_body(&event, &snapshot, 42).expect("body"), expected);
+        }
+    }
 }

@@ -611,9 +611,16 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
             "the store file system does not support WAL (journal mode {mode})"
         )));
     }
+    // `temp_store = MEMORY`: each writer job runs in a SAVEPOINT inside the
+    // group transaction, and SQLite copies every page a job changes that an
+    // earlier job of the batch already changed into a statement journal; on
+    // the default temp store that is a temporary file (a `pwrite` per page per
+    // job, ~6% of the writer's CPU). In memory it is a copy, bounded by the
+    // batch. Durability is unaffected: the WAL is the only journal that counts.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
     )
     .map_err(StoreError::sql("configuring the store"))?;
     // See `StoreOptions::wal_autocheckpoint_pages`. The WAL file is kept at
@@ -638,6 +645,16 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
             "Test hook set: the store file is limited to this many pages."
         );
     }
+    // The bundled SQLite is built with STAT4, which marks a cached statement
+    // expired whenever a newly bound value could change its plan; the dedup
+    // probe of every intake commit was re-prepared each time (~4% of the
+    // writer's CPU). The store runs no ANALYZE, so the plans never depend on
+    // the values: keep them.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(StoreError::sql("configuring the query planner"))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

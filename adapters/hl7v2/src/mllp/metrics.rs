@@ -8,22 +8,16 @@
 //! listeners cannot disagree about it. Labels carry adapter, profile and outcome names only — never payload.
 
 /// Adapter label value.
-pub const ADAPTER: &str = "hl7v2";
+pub const ADAPTER: &str = gateway_core::adapter::name::HL7V2;
 
-/// Messages by outcome: `accepted`, `duplicate`, `rejected`, `error`.
-pub const MESSAGES_TOTAL: &str = "ehr_gateway_messages_total";
-/// Seconds from a frame's last byte to its ACK's last byte.
-pub const ACK_LATENCY: &str = "ehr_gateway_ack_latency_seconds";
-/// Bytes received outside MLLP frames and dropped.
-pub const DISCARDED_BYTES: &str = "ehr_gateway_mllp_discarded_bytes_total";
-/// Frame-level problems by `kind`: `oversized`, `frame_timeout`, `truncated`.
-pub const FRAME_ERRORS: &str = "ehr_gateway_mllp_frame_errors_total";
-/// Open inbound connections.
-pub const CONNECTIONS: &str = "ehr_gateway_mllp_connections";
-/// Connections refused by `reason`: `limit`, `tls`, `not_allowed`.
-pub const CONNECTIONS_REFUSED: &str = "ehr_gateway_mllp_connections_refused_total";
-/// Outbound sends by `result`: `accepted`, `rejected`, `invalid_ack`, `error`.
-pub const SENDS_TOTAL: &str = "ehr_gateway_mllp_sends_total";
+// Names from `gateway_core::metrics` (the one list); the short aliases are
+// this module's API. ACK latency: a frame's last byte to its ACK's last byte.
+pub use gateway_core::metrics::{
+    ACK_LATENCY_SECONDS as ACK_LATENCY, MESSAGES_TOTAL, MLLP_CONNECTIONS as CONNECTIONS,
+    MLLP_CONNECTIONS_REFUSED_TOTAL as CONNECTIONS_REFUSED,
+    MLLP_DISCARDED_BYTES_TOTAL as DISCARDED_BYTES, MLLP_FRAME_ERRORS_TOTAL as FRAME_ERRORS,
+    MLLP_SENDS_TOTAL as SENDS_TOTAL,
+};
 
 /// Increments a frame-error counter.
 pub fn frame_error(kind: &'static str) {

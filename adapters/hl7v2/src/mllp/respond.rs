@@ -80,10 +80,10 @@ impl Responder {
         let parsed = crate::parse::parse_for_intake(&raw);
         let unparseable = parsed.is_err();
         let inbound = InboundMessage {
-            adapter: ADAPTER.to_string(),
+            adapter: gateway_core::adapter::AdapterName::HL7V2,
             profile: self.profile.clone(),
             raw: raw.to_vec(),
-            received_at: jiff::Timestamp::now().to_string(),
+            received_at: jiff::Timestamp::now(),
             peer: Some(peer.to_string()),
             parsed,
         };

@@ -54,6 +54,7 @@ pub mod escape;
 pub mod header;
 pub mod tokenize;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use gateway_core::source::MessageMeta;
@@ -63,7 +64,27 @@ pub use batch::{ParsedInput, ParsedMessage, parse_input};
 pub use charset::Charset;
 pub use header::{Header, scan_header};
 
-use tokenize::{RawField, RawSegment};
+/// Node names of positions 1..=128 (fields, repetitions' components,
+/// subcomponents), borrowed by every node instead of allocated per node.
+const NUMBERS: [&str; 128] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17",
+    "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32", "33",
+    "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48", "49",
+    "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64", "65",
+    "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80", "81",
+    "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96", "97",
+    "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110", "111",
+    "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123", "124",
+    "125", "126", "127", "128",
+];
+
+/// The node name of position `n` (1-based).
+fn number_name(n: usize) -> Cow<'static, str> {
+    match n.checked_sub(1).and_then(|i| NUMBERS.get(i)) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(n.to_string()),
+    }
+}
 
 /// Diagnostic codes of the HL7 parser (`H0xx`).
 pub mod codes {
@@ -365,6 +386,9 @@ pub(crate) fn parse_one(
         tree: SourceTree::new("message"),
         diags,
     };
+    // About one node per 4 bytes of a typical message; capped so a huge
+    // message does not reserve more than it is likely to use up front.
+    builder.tree.reserve((bytes.len() / 4).min(8192));
     let root = builder.tree.root();
     builder
         .tree
@@ -457,14 +481,18 @@ impl TreeBuilder<'_> {
             Some(self.span(start..start + line.len())),
         );
         let f1 = self.seps.field.to_string();
-        self.tree
-            .push(seg, "1", Some(f1), Some(self.span(start + 3..start + 4)));
+        self.tree.push_name(
+            seg,
+            number_name(1),
+            Some(f1),
+            Some(self.span(start + 3..start + 4)),
+        );
         let msh2_end = header.msh2_end.min(line.len());
         let msh2 = line.get(4..msh2_end).unwrap_or("");
         if !msh2.is_empty() {
-            self.tree.push(
+            self.tree.push_name(
                 seg,
-                "2",
+                number_name(2),
                 Some(msh2.to_owned()),
                 Some(self.span(start + 4..start + msh2_end)),
             );
@@ -476,9 +504,7 @@ impl TreeBuilder<'_> {
         if line.get(from..).is_none() {
             return;
         }
-        let fields =
-            tokenize::split_fields_from(line, from + self.seps.field.len_utf8(), &self.seps);
-        self.fields(seg, start, line, &fields, 3);
+        self.fields(seg, start, line, from + self.seps.field.len_utf8(), 3);
     }
 
     fn segment(&mut self, start: usize, line: &str) {
@@ -487,51 +513,82 @@ impl TreeBuilder<'_> {
         let seg = self
             .tree
             .push(root, name, None, Some(self.span(start..start + line.len())));
-        let raw: RawSegment = tokenize::split_own(line, &self.seps);
-        self.fields(seg, start, line, &raw.fields, 1);
+        // As `tokenize::split_own` splits it, walked in place: the segment
+        // name, then fields from after the first field separator.
+        if line.len() > 3 {
+            self.fields(seg, start, line, 3 + self.seps.field.len_utf8(), 1);
+        }
     }
 
-    fn fields(&mut self, seg: NodeId, start: usize, line: &str, fields: &[RawField], first: usize) {
-        for (i, field) in fields.iter().enumerate() {
-            if field.range.is_empty() {
+    /// Pushes the fields of `line` from byte `from` on, numbered from
+    /// `first`: the ranges of [`tokenize::split_own`] (the differential
+    /// proptest's subject), walked without building its nested vectors.
+    fn fields(&mut self, seg: NodeId, start: usize, line: &str, from: usize, first: usize) {
+        let seps = self.seps;
+        let plain = |r: &Range<usize>, sep: Option<char>| {
+            sep.is_none_or(|c| !line.get(r.clone()).unwrap_or("").contains(c))
+        };
+        let fields = tokenize::split_ranges(line, from..line.len(), seps.field);
+        for (i, field) in fields.enumerate() {
+            if field.is_empty() {
                 continue;
             }
-            let name = (first + i).to_string();
-            for rep in &field.reps {
-                let simple = rep.comps.len() == 1 && rep.comps[0].1.len() == 1;
-                let value = self.value(start, line, rep.range.clone(), simple);
-                let rep_node = self.tree.push(
+            let name = number_name(first + i);
+            for rep in tokenize::split_ranges(line, field, seps.repetition) {
+                let simple = plain(&rep, Some(seps.component)) && plain(&rep, seps.subcomponent);
+                let value = self.value(start, line, rep.clone(), simple);
+                let rep_node = self.tree.push_name(
                     seg,
-                    name.as_str(),
+                    name.clone(),
                     value,
-                    Some(self.span(start + rep.range.start..start + rep.range.end)),
+                    Some(self.span(start + rep.start..start + rep.end)),
                 );
-                for (ci, (crange, subs)) in rep.comps.iter().enumerate() {
+                let comps = tokenize::split_ranges(line, rep, seps.component);
+                for (ci, crange) in comps.enumerate() {
                     if crange.is_empty() {
                         continue;
                     }
-                    let cvalue = self.value(start, line, crange.clone(), subs.len() == 1);
-                    let cnode = self.tree.push(
+                    let leaf = plain(&crange, seps.subcomponent);
+                    let cvalue = self.value(start, line, crange.clone(), leaf);
+                    let cnode = self.tree.push_name(
                         rep_node,
-                        (ci + 1).to_string(),
+                        number_name(ci + 1),
                         cvalue,
                         Some(self.span(start + crange.start..start + crange.end)),
                     );
-                    for (si, srange) in subs.iter().enumerate() {
-                        if srange.is_empty() {
-                            continue;
+                    match seps.subcomponent {
+                        Some(sub) => {
+                            let subs = tokenize::split_ranges(line, crange, sub);
+                            for (si, srange) in subs.enumerate() {
+                                self.subcomponent(cnode, si, start, line, srange);
+                            }
                         }
-                        let svalue = self.value(start, line, srange.clone(), true);
-                        self.tree.push(
-                            cnode,
-                            (si + 1).to_string(),
-                            svalue,
-                            Some(self.span(start + srange.start..start + srange.end)),
-                        );
+                        None => self.subcomponent(cnode, 0, start, line, crange),
                     }
                 }
             }
         }
+    }
+
+    /// Pushes subcomponent `index` (0-based) of a component, unless empty.
+    fn subcomponent(
+        &mut self,
+        cnode: NodeId,
+        index: usize,
+        start: usize,
+        line: &str,
+        srange: Range<usize>,
+    ) {
+        if srange.is_empty() {
+            return;
+        }
+        let svalue = self.value(start, line, srange.clone(), true);
+        self.tree.push_name(
+            cnode,
+            number_name(index + 1),
+            svalue,
+            Some(self.span(start + srange.start..start + srange.end)),
+        );
     }
 
     /// The value of a node: decoded when `leaf`, raw otherwise; `None` for

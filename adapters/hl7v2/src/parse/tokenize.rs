@@ -119,7 +119,11 @@ fn split_field(line: &str, range: Range<usize>, seps: &Separators) -> RawField {
 /// Ranges of the pieces of `line[range]` separated by `sep` (always ≥ 1 piece).
 /// Lazy: no buffer is allocated (this runs for every field, repetition and
 /// component of every message).
-fn split_ranges(line: &str, range: Range<usize>, sep: char) -> impl Iterator<Item = Range<usize>> {
+pub(crate) fn split_ranges(
+    line: &str,
+    range: Range<usize>,
+    sep: char,
+) -> impl Iterator<Item = Range<usize>> {
     let text = line.get(range.clone()).unwrap_or("");
     let mut at = range.start;
     text.split(sep).map(move |piece| {

@@ -421,7 +421,7 @@ async fn handle(
         state.pipeline.as_ref(),
         &state.profile,
         raw,
-        &jiff::Timestamp::now().to_string(),
+        jiff::Timestamp::now(),
         Some(format!("core:{}", request.sender_id)),
         &state.identity,
         state.numbers.as_ref(),
@@ -472,7 +472,7 @@ async fn handle(
         };
     reply.payload_type = payload_type.into();
     reply.payload = String::from_utf8_lossy(&payload).into_owned();
-    metrics::histogram!("ehr_gateway_ack_latency_seconds", "adapter" => "x12")
+    metrics::histogram!(gateway_core::metrics::ACK_LATENCY_SECONDS, "adapter" => gateway_core::adapter::name::X12)
         .record(started.elapsed().as_secs_f64());
     tracing::info!(payload_id = %crate::log_safe::hashed(&request.payload_id), reply = payload_type, verdict = %result.ack.verdict, "x12 soap request answered");
     match write_response(&reply) {

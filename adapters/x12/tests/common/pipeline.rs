@@ -73,7 +73,7 @@ impl IntakePipeline for MappingPipeline {
                 Ok(doc) if doc.is_clean() => {
                     let outcome = self
                         .profile
-                        .map(doc, &MapContext::new(message.received_at.clone()));
+                        .map(doc, &MapContext::new(message.received_at.to_string()));
                     match outcome.case {
                         Some(case) => {
                             record.status = Some(case.status.as_str().to_owned());

@@ -378,12 +378,11 @@ impl SubmissionWorker {
                 response,
                 payload_id,
             }) => {
-                let received_at = jiff::Timestamp::now().to_string();
                 let taken = gateway_x12::intake::receive(
                     self.pipeline.as_ref(),
                     &self.profile,
                     &response,
-                    &received_at,
+                    jiff::Timestamp::now(),
                     Some(format!("x12-route:{}", s.route)),
                     &self.ack_identity,
                     self.numbers.as_ref(),

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gateway_core::case::Decision;
 use gateway_pipeline::DecisionError;
-use gateway_store::admin_queries::{AuditQuery, MessageSearch};
+use gateway_store::pages::{AuditQuery, MessageSearch};
 use gateway_store::{
     DecisionKey, MessageFilter, MessageState, OutboxEvent, ReplayOutcome, StoredMessage,
 };
@@ -504,7 +504,7 @@ fn parsed_json(raw: &[u8]) -> serde_json::Value {
 
 /// Counts a manual replay (`ehr_gateway_manual_interventions_total{reason="replay"}`).
 pub(super) fn count_replay() {
-    ::metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "replay")
+    ::metrics::counter!(gateway_core::metrics::MANUAL_INTERVENTIONS_TOTAL, "reason" => "replay")
         .increment(1);
 }
 
@@ -693,7 +693,7 @@ pub async fn audit_log(
         let limit = query
             .limit
             .unwrap_or(100)
-            .clamp(1, gateway_store::admin_queries::MAX_PAGE);
+            .clamp(1, gateway_store::pages::MAX_PAGE);
         let entries = state
             .store
             .audit_entries(AuditQuery {

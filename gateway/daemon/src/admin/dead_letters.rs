@@ -56,7 +56,7 @@ pub async fn skip_dead_letter(
             .skip_dead_event_audited(&event_id, entry)
             .await
             .map_err(|e| change_problem(e, &event_id))?;
-        ::metrics::counter!("ehr_gateway_manual_interventions_total", "reason" => "skip")
+        ::metrics::counter!(gateway_core::metrics::MANUAL_INTERVENTIONS_TOTAL, "reason" => "skip")
             .increment(1);
         tracing::info!(event_id = %event_id, principal = %principal.name, "Dead letter skipped.");
         Ok::<_, Problem>(answer(StatusCode::OK, &event, "skipped"))

@@ -32,6 +32,7 @@ mod dead_letters;
 mod evidence;
 mod health;
 pub mod problem;
+pub mod queries;
 pub mod session;
 pub mod x12_request;
 

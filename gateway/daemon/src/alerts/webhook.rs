@@ -26,7 +26,7 @@ use super::config::WebhookSettings;
 use crate::settings::Secret;
 
 /// Counter of webhook posts by `result` (`delivered`, `retry`, `failed`).
-pub const NOTIFICATIONS_TOTAL: &str = "ehr_gateway_alert_notifications_total";
+pub use gateway_core::metrics::ALERT_NOTIFICATIONS_TOTAL as NOTIFICATIONS_TOTAL;
 
 /// Which gateway sent the alert (no PHI: configuration names only).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -52,7 +52,7 @@ struct Payload<'a> {
 pub const QUEUE_CAPACITY: usize = 256;
 
 /// The metric counting transitions dropped because the queue was full.
-pub const DROPPED_METRIC: &str = "ehr_gateway_alert_notifications_dropped_total";
+pub use gateway_core::metrics::ALERT_NOTIFICATIONS_DROPPED_TOTAL as DROPPED_METRIC;
 
 /// The queue into the sender task.
 #[derive(Debug, Clone)]

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use gateway_core::adapter::name as adapter_name;
 use gateway_store::Reader;
 
 use crate::adapters::{self, DemoEnv, DemoState};
@@ -265,7 +266,7 @@ impl Demo<'_> {
                 Err(reason) => t.failed.push((part(name), plain_reason(&reason))),
             }
         }
-        let x12_started = running.adapters.iter().any(|(n, _)| *n == "x12");
+        let x12_started = running.adapters.iter().any(|(n, _)| *n == adapter_name::X12);
         if let Some(drop_cfg) = self
             .settings
             .x12
@@ -276,10 +277,10 @@ impl Demo<'_> {
             match x12_files::drop_malformed(drop_cfg, &self.env.repo_root).await {
                 Ok(()) => {
                     for line in x12_files::describe(drop_cfg) {
-                        t.ran.push((part("x12"), line));
+                        t.ran.push((part(adapter_name::X12), line));
                     }
                 }
-                Err(why) => t.failed.push((part("x12"), why)),
+                Err(why) => t.failed.push((part(adapter_name::X12), why)),
             }
         }
         settle(&running.data_dir).await;
@@ -310,9 +311,9 @@ impl Demo<'_> {
         // The desktop test application is closed after its own demo, so a
         // desktop case is the last choice.
         let rank = |c: &summary::CaseInfo| match c.adapter.as_str() {
-            "fhir" => 0,
-            "x12" => 1,
-            "hl7v2" => 2,
+            adapter_name::FHIR => 0,
+            adapter_name::X12 => 1,
+            adapter_name::HL7V2 => 2,
             _ => 3,
         };
         let mut writable_cases: Vec<&summary::CaseInfo> = snapshot
@@ -511,11 +512,11 @@ fn gentle(stop: Stop) -> Stop {
 /// The part of the demo an adapter stands for, as the summary names it.
 fn part(adapter: &str) -> String {
     match adapter {
-        "hl7v2" => "HL7 v2 MLLP listener",
-        "fhir" => "FHIR polling",
-        "desktop" => "desktop bridge",
-        "x12" => "X12 file drop and CORE SOAP",
-        "davinci-pas" => "Da Vinci PAS server",
+        adapter_name::HL7V2 => "HL7 v2 MLLP listener",
+        adapter_name::FHIR => "FHIR polling",
+        adapter_name::DESKTOP => "desktop bridge",
+        adapter_name::X12 => "X12 file drop and CORE SOAP",
+        adapter_name::DAVINCI_PAS => "Da Vinci PAS server",
         other => other,
     }
     .to_owned()

@@ -33,7 +33,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diag::{Code, MapDiagnostic, suggest};
 use crate::model::*;
-use crate::schema::{self, Auto, FieldDef, Kind};
+use crate::schema::{self, FieldDef, Kind};
 use crate::{LoadError, MapAction, SyntaxProvider};
 
 mod header;
@@ -356,6 +356,20 @@ pub(crate) fn load(dir: &FsPath, syntaxes: &dyn SyntaxProvider) -> Result<Profil
     }
 }
 
+/// The chain's code tables: a child's entries over its base's.
+fn merged_tables(chain: &[Header]) -> BTreeMap<String, CodeTable> {
+    let mut tables: BTreeMap<String, CodeTable> = BTreeMap::new();
+    for h in chain.iter().rev() {
+        for (name, table) in &h.tables {
+            let merged = tables.entry(name.clone()).or_default();
+            for (k, v) in &table.entries {
+                merged.entries.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    tables
+}
+
 fn dedup(diags: &mut Vec<MapDiagnostic>) {
     let mut seen = Vec::new();
     diags.retain(|d| {
@@ -382,7 +396,7 @@ fn display_name(dir: &FsPath, file: &str) -> String {
     format!("{folder}/{file}")
 }
 
-impl Loader<'_> {
+impl<'s> Loader<'s> {
     fn read(&mut self, dir: &FsPath, file: &str) -> Option<usize> {
         let path = dir.join(file);
         let display = display_name(dir, file);
@@ -434,6 +448,48 @@ impl Loader<'_> {
 
     fn load(&mut self, dir: &FsPath) -> Option<Profile> {
         // 1. The profile.toml chain, leaf first.
+        let chain = self.read_chain(dir)?;
+        // 2. Effective settings: the nearest definition wins.
+        let leaf_name = chain[0].name.clone();
+        let (format, syntax) = self.effective_format(&chain)?;
+        let (time_zone_name, time_zone) = match chain.iter().find_map(|h| h.time_zone.clone()) {
+            Some((name, _)) => match jiff::tz::TimeZone::get(&name) {
+                Ok(tz) => (name, tz),
+                Err(_) => return None, // reported by parse_header
+            },
+            None => ("UTC".to_owned(), jiff::tz::TimeZone::UTC),
+        };
+        let defaults = Defaults {
+            tenant: chain.iter().find_map(|h| h.defaults.tenant.clone()),
+            practice: chain.iter().find_map(|h| h.defaults.practice.clone()),
+            site: chain.iter().find_map(|h| h.defaults.site.clone()),
+        };
+        let tables = merged_tables(&chain);
+        // 3. Mapping files, base first, merged by name and field key.
+        let merged = self.read_mappings(&chain, syntax, &tables);
+        // 4. Resolve field keys against Case v1.
+        let mut files = Vec::new();
+        for (_, raw) in merged {
+            if let Some(f) = self.resolve(raw, &tables) {
+                files.push(f);
+            }
+        }
+        Some(Profile {
+            name: leaf_name,
+            format,
+            time_zone,
+            time_zone_name,
+            defaults,
+            tables,
+            files,
+            sources: Vec::new(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// `dir`'s `profile.toml` and those it `extends`, leaf first; `None`
+    /// (reported) on a cycle, an unreadable header or a missing base.
+    fn read_chain(&mut self, dir: &FsPath) -> Option<Vec<Header>> {
         let mut chain: Vec<Header> = Vec::new();
         let mut seen: HashSet<PathBuf> = HashSet::new();
         let mut next = Some(dir.to_path_buf());
@@ -459,57 +515,65 @@ impl Loader<'_> {
             let (header, extends) = parsed?;
             chain.push(header);
             if let Some((target, loc)) = extends {
-                let base = resolve_extends(&current, &target);
-                if !base.join("profile.toml").is_file() {
-                    let ctx = Ctx {
-                        file: loc.file,
-                        display: self.sources[loc.file].display.clone(),
-                        text: &self.sources[loc.file].text,
-                        diags: &mut Vec::new(),
-                    };
-                    let d = ctx
-                        .diag(
-                            Severity::Error,
-                            Code::BadExtends,
-                            format!("base profile `{target}` not found: no folder `{}` with a `profile.toml`", folder_name(&base)),
-                            loc.span,
-                        )
-                        .with_help("`extends` takes a profile name (a sibling folder) or a relative folder path such as `../hl7v2-base`");
-                    self.diags.push(d);
-                    return None;
-                }
-                next = Some(base);
+                next = Some(self.base_profile(&current, &target, loc)?);
             }
         }
+        Some(chain)
+    }
 
-        // 2. Effective settings: the nearest definition wins.
-        let leaf_name = chain[0].name.clone();
+    /// The folder `extends = target` (written at `loc` in `current`'s header)
+    /// names; `None` (reported) when it has no `profile.toml`.
+    fn base_profile(&mut self, current: &FsPath, target: &str, loc: Loc) -> Option<PathBuf> {
+        let base = resolve_extends(current, target);
+        if base.join("profile.toml").is_file() {
+            return Some(base);
+        }
+        let ctx = Ctx {
+            file: loc.file,
+            display: self.sources[loc.file].display.clone(),
+            text: &self.sources[loc.file].text,
+            diags: &mut Vec::new(),
+        };
+        let d = ctx
+            .diag(
+                Severity::Error,
+                Code::BadExtends,
+                format!("base profile `{target}` not found: no folder `{}` with a `profile.toml`", folder_name(&base)),
+                loc.span,
+            )
+            .with_help("`extends` takes a profile name (a sibling folder) or a relative folder path such as `../hl7v2-base`");
+        self.diags.push(d);
+        None
+    }
+
+    /// The chain's format (the leaf's; a base declaring another one is
+    /// reported) and its path syntax; `None` (reported) without a format or a
+    /// syntax for it.
+    fn effective_format(&mut self, chain: &[Header]) -> Option<(SourceFormat, &'s dyn PathSyntax)> {
+        let leaf_name = &chain[0].name;
         let mut format: Option<(SourceFormat, Loc)> = None;
-        for h in &chain {
-            if let Some((f, loc)) = &h.format {
-                match &format {
-                    None => format = Some((*f, loc.clone())),
-                    Some((leaf_f, _)) if leaf_f != f => {
-                        let src = &self.sources[loc.file];
-                        self.diags.push(
-                            MapDiagnostic::error(
-                                Code::BadExtends,
-                                format!(
-                                    "base profile `{}` has format `{}` but `{leaf_name}` has `{}`",
-                                    h.name,
-                                    f.as_str(),
-                                    leaf_f.as_str()
-                                ),
-                            )
-                            .at_file(
-                                &src.display,
-                                &src.text,
-                                loc.span.clone(),
+        for h in chain {
+            let Some((f, loc)) = &h.format else {
+                continue;
+            };
+            match &format {
+                None => format = Some((*f, loc.clone())),
+                Some((leaf_f, _)) if leaf_f != f => {
+                    let src = &self.sources[loc.file];
+                    self.diags.push(
+                        MapDiagnostic::error(
+                            Code::BadExtends,
+                            format!(
+                                "base profile `{}` has format `{}` but `{leaf_name}` has `{}`",
+                                h.name,
+                                f.as_str(),
+                                leaf_f.as_str()
                             ),
-                        );
-                    }
-                    Some(_) => {}
+                        )
+                        .at_file(&src.display, &src.text, loc.span.clone()),
+                    );
                 }
+                Some(_) => {}
             }
         }
         let format_declared_but_invalid = self.diags.iter().any(|d| d.code == Code::UnknownFormat);
@@ -542,68 +606,36 @@ impl Loader<'_> {
             );
             return None;
         };
-        let (time_zone_name, time_zone) = match chain.iter().find_map(|h| h.time_zone.clone()) {
-            Some((name, _)) => match jiff::tz::TimeZone::get(&name) {
-                Ok(tz) => (name, tz),
-                Err(_) => return None, // reported by parse_header
-            },
-            None => ("UTC".to_owned(), jiff::tz::TimeZone::UTC),
-        };
-        let defaults = Defaults {
-            tenant: chain.iter().find_map(|h| h.defaults.tenant.clone()),
-            practice: chain.iter().find_map(|h| h.defaults.practice.clone()),
-            site: chain.iter().find_map(|h| h.defaults.site.clone()),
-        };
-        let mut tables: BTreeMap<String, CodeTable> = BTreeMap::new();
-        for h in chain.iter().rev() {
-            for (name, table) in &h.tables {
-                let merged = tables.entry(name.clone()).or_default();
-                for (k, v) in &table.entries {
-                    merged.entries.insert(k.clone(), v.clone());
-                }
-            }
-        }
+        Some((format, syntax))
+    }
 
-        // 3. Mapping files, base first, merged by name and field key.
+    /// Every mapping file of the chain, base first, a child's file overlaid
+    /// on its base's of the same name; warns when there is none.
+    fn read_mappings(
+        &mut self,
+        chain: &[Header],
+        syntax: &dyn PathSyntax,
+        tables: &BTreeMap<String, CodeTable>,
+    ) -> BTreeMap<String, RawFile> {
         let mut merged: BTreeMap<String, RawFile> = BTreeMap::new();
-        let dirs: Vec<PathBuf> = chain.iter().rev().map(|h| h.dir.clone()).collect();
         let mut any_file = false;
-        for d in &dirs {
-            let mut names: Vec<String> = match std::fs::read_dir(d) {
-                Ok(entries) => entries
-                    .filter_map(Result::ok)
-                    .filter(|e| e.path().is_file())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".toml") && n != "profile.toml")
-                    .collect(),
-                Err(e) => {
-                    self.diags.push(MapDiagnostic::error(
-                        Code::Io,
-                        format!("cannot list `{}`: {e}", d.display()),
-                    ));
-                    Vec::new()
-                }
-            };
-            names.sort();
-            for name in names {
+        for h in chain.iter().rev() {
+            let d = &h.dir;
+            for name in self.mapping_names(d) {
                 any_file = true;
                 let Some(idx) = self.read(d, &name) else {
                     continue;
                 };
-                let tables_ref = &tables;
                 let Some(Some(raw)) = self.with_table(idx, |ctx, table| {
-                    parse_mapping(ctx, table, &name, syntax, tables_ref)
+                    parse_mapping(ctx, table, &name, syntax, tables)
                 }) else {
                     continue;
                 };
-                match merged.remove(&name) {
-                    Some(base) => {
-                        merged.insert(name, overlay(base, raw));
-                    }
-                    None => {
-                        merged.insert(name, raw);
-                    }
-                }
+                let raw = match merged.remove(&name) {
+                    Some(base) => overlay(base, raw),
+                    None => raw,
+                };
+                merged.insert(name, raw);
             }
         }
         if !any_file {
@@ -615,25 +647,28 @@ impl Loader<'_> {
                 .at_file(&self.sources[0].display, &self.sources[0].text, 0..0),
             );
         }
+        merged
+    }
 
-        // 4. Resolve field keys against Case v1.
-        let mut files = Vec::new();
-        for (_, raw) in merged {
-            if let Some(f) = self.resolve(raw, &tables) {
-                files.push(f);
+    /// The mapping files of folder `d` (`*.toml` but `profile.toml`), sorted.
+    fn mapping_names(&mut self, d: &FsPath) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(d) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".toml") && n != "profile.toml")
+                .collect(),
+            Err(e) => {
+                self.diags.push(MapDiagnostic::error(
+                    Code::Io,
+                    format!("cannot list `{}`: {e}", d.display()),
+                ));
+                Vec::new()
             }
-        }
-        Some(Profile {
-            name: leaf_name,
-            format,
-            time_zone,
-            time_zone_name,
-            defaults,
-            tables,
-            files,
-            sources: Vec::new(),
-            warnings: Vec::new(),
-        })
+        };
+        names.sort();
+        names
     }
 
     fn resolve(
@@ -643,9 +678,43 @@ impl Loader<'_> {
     ) -> Option<MappingFile> {
         let errors_before = self.diags.iter().filter(|d| d.is_error()).count();
         let action = raw.action.as_ref().map_or(MapAction::Case, |(a, _)| *a);
-        // foreach groups
+        let groups = self.resolve_groups(&raw.groups);
+        let group_refs: Vec<(String, Vec<Seg>)> = groups
+            .iter()
+            .map(|g| (g.name.clone(), g.into.clone()))
+            .collect();
+        let rules: Vec<FieldRule> = raw
+            .fields
+            .into_iter()
+            .filter_map(|field| self.resolve_field(field, &group_refs, tables))
+            .collect();
+        let has_status = rules.iter().any(|r| r.key == "status");
+        self.check_complete(
+            &raw.name,
+            &raw.file_loc,
+            action,
+            raw.case_id.is_some(),
+            has_status,
+        );
+        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
+        if errors_after > errors_before {
+            return None;
+        }
+        Some(MappingFile {
+            name: raw.name,
+            action,
+            priority: raw.priority.unwrap_or(0),
+            matcher: raw.matcher.unwrap_or_default(),
+            case_id: raw.case_id,
+            groups,
+            rules,
+        })
+    }
+
+    /// The foreach groups whose `into` is a list of objects (others reported).
+    fn resolve_groups(&mut self, raw: &[RawGroup]) -> Vec<Group> {
         let mut groups = Vec::new();
-        for g in &raw.groups {
+        for g in raw {
             let mut ctx = make_ctx(&self.sources, &mut self.diags, g.into_loc.file);
             match resolve_target(&g.into, &[]) {
                 Ok(t) if matches!(t.kind, Kind::ObjectList(_)) && t.list_end => groups.push(Group {
@@ -664,112 +733,108 @@ impl Loader<'_> {
                 Err(e) => ctx.error_rule(e.code, e.message, g.into_loc.span.clone(), &format!("foreach.{}", g.name), e.help),
             }
         }
-        let group_refs: Vec<(String, Vec<Seg>)> = groups
-            .iter()
-            .map(|g| (g.name.clone(), g.into.clone()))
-            .collect();
-        let mut rules = Vec::new();
-        let mut has_status = false;
-        for field in raw.fields {
-            let Some(rule) = field.rule else { continue };
-            let mut ctx = make_ctx(&self.sources, &mut self.diags, field.loc.file);
-            let target = match resolve_target(&field.key, &group_refs) {
-                Ok(t) if t.list_end => {
-                    let msg = format!(
-                        "`{}` is a list of objects: map its fields, e.g. `{}[].<field>`",
-                        field.key,
-                        field.key.trim_end_matches("[]")
-                    );
-                    ctx.error_rule(
-                        Code::UnknownField,
-                        msg,
-                        field.loc.span.clone(),
-                        &field.key,
-                        None,
-                    );
-                    continue;
-                }
-                Ok(t) => t,
-                Err(e) => {
-                    ctx.error_rule(
-                        e.code,
-                        e.message,
-                        field.loc.span.clone(),
-                        &field.key,
-                        e.help,
-                    );
-                    continue;
-                }
-            };
-            if field.key == "status" {
-                has_status = true;
-            }
-            if matches!(rule.source, ValueSource::Position) && target.group.is_none() {
+        groups
+    }
+
+    /// One field rule against Case v1 and the groups; `None` for a disabled
+    /// field or an unknown target (reported). `position` outside a group and
+    /// constants outside their vocabulary are reported but keep the rule.
+    fn resolve_field(
+        &mut self,
+        field: RawField,
+        group_refs: &[(String, Vec<Seg>)],
+        tables: &BTreeMap<String, CodeTable>,
+    ) -> Option<FieldRule> {
+        let rule = field.rule?;
+        let mut ctx = make_ctx(&self.sources, &mut self.diags, field.loc.file);
+        let target = match resolve_target(&field.key, group_refs) {
+            Ok(t) if t.list_end => {
+                let msg = format!(
+                    "`{}` is a list of objects: map its fields, e.g. `{}[].<field>`",
+                    field.key,
+                    field.key.trim_end_matches("[]")
+                );
                 ctx.error_rule(
-                    Code::BadForeach,
-                    "`position` only has a value inside a `foreach` item",
+                    Code::UnknownField,
+                    msg,
                     field.loc.span.clone(),
                     &field.key,
                     None,
                 );
+                return None;
             }
-            let spans = (field.const_span.as_ref(), field.default_span.as_ref());
-            check_constants(
-                &mut ctx,
+            Ok(t) => t,
+            Err(e) => {
+                ctx.error_rule(
+                    e.code,
+                    e.message,
+                    field.loc.span.clone(),
+                    &field.key,
+                    e.help,
+                );
+                return None;
+            }
+        };
+        if matches!(rule.source, ValueSource::Position) && target.group.is_none() {
+            ctx.error_rule(
+                Code::BadForeach,
+                "`position` only has a value inside a `foreach` item",
+                field.loc.span.clone(),
                 &field.key,
-                target.kind,
-                &rule,
-                spans,
-                tables,
-                &self.sources,
+                None,
             );
-            rules.push(FieldRule {
-                key_loc: field.loc.clone(),
-                key: field.key,
-                segs: target.segs,
-                kind: target.kind,
-                group: target.group,
-                rule,
-            });
         }
-        let mut ctx = make_ctx(&self.sources, &mut self.diags, raw.file_loc.file);
-        if action != MapAction::Ignore && raw.case_id.is_none() {
+        let spans = (field.const_span.as_ref(), field.default_span.as_ref());
+        check_constants(
+            &mut ctx,
+            &field.key,
+            target.kind,
+            &rule,
+            spans,
+            tables,
+            &self.sources,
+        );
+        Some(FieldRule {
+            key_loc: field.loc.clone(),
+            key: field.key,
+            segs: target.segs,
+            kind: target.kind,
+            group: target.group,
+            rule,
+        })
+    }
+
+    /// A file that produces something needs a `[case_id]`; one that produces
+    /// a case needs a `status` rule.
+    fn check_complete(
+        &mut self,
+        name: &str,
+        file_loc: &Loc,
+        action: MapAction,
+        has_case_id: bool,
+        has_status: bool,
+    ) {
+        let mut ctx = make_ctx(&self.sources, &mut self.diags, file_loc.file);
+        if action != MapAction::Ignore && !has_case_id {
             ctx.error(
                 Code::IncompleteMapping,
                 format!(
-                    "`{}` produces a {} but has no `[case_id]` key",
-                    raw.name,
+                    "`{name}` produces a {} but has no `[case_id]` key",
                     action.as_str()
                 ),
-                raw.file_loc.span.clone(),
+                file_loc.span.clone(),
             );
         }
         if action == MapAction::Case && !has_status {
             let mut d = ctx.diag(
                 Severity::Error,
                 Code::IncompleteMapping,
-                format!(
-                    "`{}` produces a case but has no rule for `status`",
-                    raw.name
-                ),
-                raw.file_loc.span.clone(),
+                format!("`{name}` produces a case but has no rule for `status`"),
+                file_loc.span.clone(),
             );
             d.help = Some("add e.g. `status = { const = \"requested\" }` under `[fields]`".into());
             ctx.diags.push(d);
         }
-        let errors_after = self.diags.iter().filter(|d| d.is_error()).count();
-        if errors_after > errors_before {
-            return None;
-        }
-        Some(MappingFile {
-            name: raw.name,
-            action,
-            priority: raw.priority.unwrap_or(0),
-            matcher: raw.matcher.unwrap_or_default(),
-            case_id: raw.case_id,
-            groups,
-            rules,
-        })
     }
 }
 

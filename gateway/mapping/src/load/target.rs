@@ -40,54 +40,24 @@ pub(super) fn resolve_target(
         ));
     }
     let mut fields: &'static [FieldDef] = schema::CASE;
-    let mut segs = Vec::new();
-    let mut group = None;
+    let mut walk = Walk {
+        key,
+        segs: Vec::new(),
+        group: None,
+    };
     let parts: Vec<&str> = key.split('.').collect();
-    let mut i = 0;
-    while i < parts.len() {
-        let part = parts[i];
-        let (name, selector) = match part.find('[') {
-            Some(open) if part.ends_with(']') => {
-                (&part[..open], Some(&part[open + 1..part.len() - 1]))
-            }
-            Some(_) => {
-                return Err(target_err(
-                    Code::UnknownField,
-                    format!("`{key}`: unclosed `[` in `{part}`"),
-                    None,
-                ));
-            }
-            None => (part, None),
-        };
+    for (i, part) in parts.iter().enumerate() {
+        let (name, selector) = split_selector(key, part)?;
         let Some(def) = schema::field(fields, name) else {
-            let path_so_far = parts[..i].join(".");
-            let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            let help = suggest(name, known.iter().copied())
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("fields here: {}", known.join(", ")));
-            let what = if path_so_far.is_empty() {
-                "Case v1".to_owned()
-            } else {
-                format!("`{path_so_far}`")
-            };
-            return Err(target_err(
-                Code::UnknownField,
-                format!("`{key}`: {what} has no field `{name}`"),
-                Some(help),
-            ));
+            return Err(unknown_field(key, &parts[..i], fields, name));
         };
-        segs.push(Seg::Key(name.to_owned()));
+        walk.segs.push(Seg::Key(name.to_owned()));
         let last = i + 1 == parts.len();
         match def.kind {
             Kind::ObjectList(item_fields) => {
                 let Some(sel) = selector else {
                     if last {
-                        return Ok(Target {
-                            segs,
-                            kind: def.kind,
-                            group,
-                            list_end: true,
-                        });
+                        return Ok(walk.target(def.kind, true));
                     }
                     return Err(target_err(
                         Code::BadForeach,
@@ -97,70 +67,9 @@ pub(super) fn resolve_target(
                         None,
                     ));
                 };
-                if sel.is_empty() || !sel.chars().all(|c| c.is_ascii_digit()) {
-                    // foreach group
-                    let candidates: Vec<(usize, &String)> = groups
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, (gname, into))| {
-                            *into == segs && (sel.is_empty() || gname == sel)
-                        })
-                        .map(|(gi, (gname, _))| (gi, gname))
-                        .collect();
-                    if group.is_some() {
-                        return Err(target_err(
-                            Code::BadForeach,
-                            format!("`{key}`: foreach groups cannot be nested"),
-                            None,
-                        ));
-                    }
-                    match candidates.as_slice() {
-                        [(gi, _)] => {
-                            group = Some(*gi);
-                            segs.push(Seg::Group(*gi));
-                        }
-                        [] => {
-                            let list = segs_text(&segs);
-                            return Err(target_err(
-                                Code::BadForeach,
-                                if sel.is_empty() {
-                                    format!("`{key}`: no `foreach` group fills `{list}`")
-                                } else {
-                                    format!("`{key}`: no `foreach` group `{sel}` fills `{list}`")
-                                },
-                                Some(format!(
-                                    "add `[foreach] {list} = \"<path to the repeats>\"`"
-                                )),
-                            ));
-                        }
-                        _ => {
-                            return Err(target_err(
-                                Code::BadForeach,
-                                format!(
-                                    "`{key}`: several foreach groups fill `{}`; name one: `{name}[<group>]`",
-                                    segs_text(&segs)
-                                ),
-                                None,
-                            ));
-                        }
-                    }
-                } else {
-                    let n: usize = sel.parse().map_err(|_| {
-                        target_err(
-                            Code::UnknownField,
-                            format!("`{key}`: bad index `{sel}`"),
-                            None,
-                        )
-                    })?;
-                    segs.push(Seg::Fixed(n));
-                }
+                walk.select(name, sel, groups)?;
                 if last {
-                    return Ok(Target {
-                        segs,
-                        kind: def.kind,
-                        group,
-                        list_end: true,
-                    });
+                    return Ok(walk.target(def.kind, true));
                 }
                 fields = item_fields;
             }
@@ -184,34 +93,7 @@ pub(super) fn resolve_target(
                 }
                 fields = sub;
             }
-            Kind::TextMap => {
-                if last {
-                    return Err(target_err(
-                        Code::UnknownField,
-                        format!("`{key}` is a map: name the entry, e.g. `{key}.placer_order`"),
-                        None,
-                    ));
-                }
-                let entry = parts[i + 1..].join(".");
-                if entry.is_empty()
-                    || !entry
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                {
-                    return Err(target_err(
-                        Code::UnknownField,
-                        format!("`{key}`: map keys are lowercase letters, digits and `_`"),
-                        None,
-                    ));
-                }
-                segs.push(Seg::Key(entry));
-                return Ok(Target {
-                    segs,
-                    kind: Kind::Text,
-                    group,
-                    list_end: false,
-                });
-            }
+            Kind::TextMap => return walk.map_entry(&parts[i + 1..]),
             kind => {
                 if !last {
                     return Err(target_err(
@@ -220,27 +102,159 @@ pub(super) fn resolve_target(
                         None,
                     ));
                 }
-                if def.auto == Auto::Position
-                    && group.is_none()
-                    && !segs.iter().any(|s| matches!(s, Seg::Fixed(_)))
-                {
-                    // fine: explicit line numbers on fixed items only
-                }
-                return Ok(Target {
-                    segs,
-                    kind,
-                    group,
-                    list_end: false,
-                });
+                return Ok(walk.target(kind, false));
             }
         }
-        i += 1;
     }
     Err(target_err(
         Code::UnknownField,
         format!("`{key}` is not a case field"),
         None,
     ))
+}
+
+/// `name[selector]` → (`name`, `selector`); a `[` without its `]` is an error.
+fn split_selector<'k>(key: &str, part: &'k str) -> Result<(&'k str, Option<&'k str>), TargetError> {
+    match part.find('[') {
+        Some(open) if part.ends_with(']') => {
+            Ok((&part[..open], Some(&part[open + 1..part.len() - 1])))
+        }
+        Some(_) => Err(target_err(
+            Code::UnknownField,
+            format!("`{key}`: unclosed `[` in `{part}`"),
+            None,
+        )),
+        None => Ok((part, None)),
+    }
+}
+
+/// `name` is not among `fields` (reached through `before`): the error, with
+/// the closest name or the list of names.
+fn unknown_field(key: &str, before: &[&str], fields: &[FieldDef], name: &str) -> TargetError {
+    let path_so_far = before.join(".");
+    let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    let help = suggest(name, known.iter().copied())
+        .map(|s| format!("did you mean `{s}`?"))
+        .unwrap_or_else(|| format!("fields here: {}", known.join(", ")));
+    let what = if path_so_far.is_empty() {
+        "Case v1".to_owned()
+    } else {
+        format!("`{path_so_far}`")
+    };
+    target_err(
+        Code::UnknownField,
+        format!("`{key}`: {what} has no field `{name}`"),
+        Some(help),
+    )
+}
+
+/// A key being resolved: the segments so far and its foreach group.
+struct Walk<'k> {
+    key: &'k str,
+    segs: Vec<Seg>,
+    group: Option<usize>,
+}
+
+impl Walk<'_> {
+    fn target(self, kind: Kind, list_end: bool) -> Target {
+        Target {
+            segs: self.segs,
+            kind,
+            group: self.group,
+            list_end,
+        }
+    }
+
+    /// The item of list `name` that `sel` selects: a foreach group (`[]`, or
+    /// `[group]` by name; groups do not nest) or a fixed index (`[0]`).
+    fn select(
+        &mut self,
+        name: &str,
+        sel: &str,
+        groups: &[(String, Vec<Seg>)],
+    ) -> Result<(), TargetError> {
+        let key = self.key;
+        if !sel.is_empty() && sel.chars().all(|c| c.is_ascii_digit()) {
+            let n: usize = sel.parse().map_err(|_| {
+                target_err(
+                    Code::UnknownField,
+                    format!("`{key}`: bad index `{sel}`"),
+                    None,
+                )
+            })?;
+            self.segs.push(Seg::Fixed(n));
+            return Ok(());
+        }
+        if self.group.is_some() {
+            return Err(target_err(
+                Code::BadForeach,
+                format!("`{key}`: foreach groups cannot be nested"),
+                None,
+            ));
+        }
+        let candidates: Vec<usize> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, (gname, into))| *into == self.segs && (sel.is_empty() || gname == sel))
+            .map(|(gi, _)| gi)
+            .collect();
+        match candidates.as_slice() {
+            [gi] => {
+                self.group = Some(*gi);
+                self.segs.push(Seg::Group(*gi));
+                Ok(())
+            }
+            [] => {
+                let list = segs_text(&self.segs);
+                Err(target_err(
+                    Code::BadForeach,
+                    if sel.is_empty() {
+                        format!("`{key}`: no `foreach` group fills `{list}`")
+                    } else {
+                        format!("`{key}`: no `foreach` group `{sel}` fills `{list}`")
+                    },
+                    Some(format!(
+                        "add `[foreach] {list} = \"<path to the repeats>\"`"
+                    )),
+                ))
+            }
+            _ => Err(target_err(
+                Code::BadForeach,
+                format!(
+                    "`{key}`: several foreach groups fill `{}`; name one: `{name}[<group>]`",
+                    segs_text(&self.segs)
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// A text map's entry: the rest of the key (`rest`), lowercase letters,
+    /// digits and `_`.
+    fn map_entry(mut self, rest: &[&str]) -> Result<Target, TargetError> {
+        let key = self.key;
+        if rest.is_empty() {
+            return Err(target_err(
+                Code::UnknownField,
+                format!("`{key}` is a map: name the entry, e.g. `{key}.placer_order`"),
+                None,
+            ));
+        }
+        let entry = rest.join(".");
+        if entry.is_empty()
+            || !entry
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(target_err(
+                Code::UnknownField,
+                format!("`{key}`: map keys are lowercase letters, digits and `_`"),
+                None,
+            ));
+        }
+        self.segs.push(Seg::Key(entry));
+        Ok(self.target(Kind::Text, false))
+    }
 }
 
 pub(super) fn segs_text(segs: &[Seg]) -> String {

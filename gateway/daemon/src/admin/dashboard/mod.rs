@@ -6,7 +6,7 @@
 //!
 //! *Why server-rendered plus polling:* the page must work from a practice's
 //! server room with no internet access and no build step; the figures come
-//! from cheap indexed store aggregates ([`gateway_store::stats`]), so polling
+//! from cheap indexed store reads shaped by [`super::queries::stats`], so polling
 //! is simpler and sturdier than a push channel.
 //!
 //! Access: the page needs a session with the `viewer` role — without one it
@@ -30,12 +30,13 @@ mod page;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gateway_store::stats::{OpsStats, StatsQuery};
+
 use serde::{Deserialize, Serialize};
 
 use super::AdminState;
 use super::access::{self, Role};
 use super::problem::Problem;
+use super::queries::stats::{OpsStats, StatsQuery, ops_stats};
 
 /// Default window of `GET /api/v1/stats` (one hour).
 pub const DEFAULT_WINDOW_SECS: u64 = 3600;
@@ -211,7 +212,7 @@ pub async fn stats(
         q.dead_letter_limit = 20;
         let stats = state
             .store
-            .ops_stats(q)
+            .read(move |r| ops_stats(r, &q))
             .await
             .map_err(|e| Problem::unavailable(format!("store: {e}")))?;
         let up = adapter_up(&state.metrics.render());

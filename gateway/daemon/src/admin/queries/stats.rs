@@ -1,35 +1,23 @@
-//! Operational aggregates for the dashboard: volume in vs completed, queue
-//! depth and time in queue, cycle times, exceptions, dead letters, automation
-//! coverage and per-minute throughput.
+//! The dashboard's figures (`GET /api/v1/stats`): volume in vs completed,
+//! queue depth and time in queue, cycle times, exceptions, dead letters,
+//! automation coverage and per-minute throughput, shaped from the store's
+//! windowed reads ([`gateway_store::activity`]).
 //!
-//! The dashboard polls these every few seconds, so every query is bounded by
-//! an index: messages by `messages_received`; delivery attempts and decisions
-//! (which have no time index) by their ever-growing row id — a binary search
-//! finds the first row of the window (their time column is written with the
-//! writer's clock at insert, so it grows with the row id; [`CLOCK_SKEW_MS`]
-//! absorbs small clock steps) and the exact time filter is applied on top;
-//! events by their primary key or `events_state`; the audit log by
-//! `audit_case`. Nothing here reads a raw message, and only the `practice`,
-//! `site` and `tenant` members of a case snapshot — the result carries ids,
-//! names, counts and durations, never PHI.
+//! *Why here and not in the store:* what a tile shows (which states count as
+//! exceptions, which audit actions are a manual touch, p50/p90, a 60-minute
+//! chart) changes with the dashboard; the store only answers row-level
+//! questions through indexed queries and does not know what a tile is.
 //!
 //! Percentiles are nearest-rank: the smallest value with at least `p` of the
-//! sample at or below it.
+//! sample at or below it. The result carries ids, names, counts and
+//! durations, never PHI.
 
 use std::collections::BTreeMap;
 
+use gateway_store::activity::{CaseSite, MessageTally};
+use gateway_store::{MessageState, Reader};
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-
-use crate::error::{Result, StoreError};
-use crate::read::Reader;
-use crate::store::Store;
-use crate::time::rfc3339;
-
-/// How far back a row's time may be behind an earlier row's (a clock step)
-/// and still be found by the row-id search.
-pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Shortest and longest window [`StatsQuery`] accepts, in seconds.
 pub const WINDOW_SECS_RANGE: (u64, u64) = (60, 7 * 24 * 3600);
@@ -37,23 +25,10 @@ pub const WINDOW_SECS_RANGE: (u64, u64) = (60, 7 * 24 * 3600);
 /// Audit actions that count as a manual touch of a case.
 ///
 /// A case also counts as touched by hand when a person has to act on it
-/// outside the gateway: its decision's write-back gave up (`decisions` in
-/// state `failed`: staff enter it in the EHR themselves) or the desktop bridge
-/// aborted on it and kept evidence for an operator (`evidence` rows). See
-/// [`AUTOMATION_SQL`].
+/// outside the gateway: its decision's write-back gave up (staff enter it in
+/// the EHR themselves) or the desktop bridge aborted on it and kept evidence
+/// for an operator (see [`Reader::case_touches`]).
 pub const MANUAL_ACTIONS: [&str; 3] = ["message.replay", "event.replay", "event.skip"];
-
-/// Stored cases, and those a person had to touch: a replay in the audit log,
-/// a write-back that gave up, or desktop evidence. Each source is read through
-/// its own index (`audit_case`, `decisions_writeback`, `evidence_case`), so the
-/// cost follows the touched cases, not all cases.
-const AUTOMATION_SQL: &str = "SELECT (SELECT COUNT(*) FROM cases),
-        (SELECT COUNT(*) FROM (
-            SELECT case_id FROM audit_log WHERE case_id IS NOT NULL AND action IN (?1, ?2, ?3)
-            UNION SELECT case_id FROM decisions WHERE writeback_state = 'failed'
-            UNION SELECT case_id FROM evidence WHERE case_id IS NOT NULL
-         ) AS touched
-         WHERE EXISTS (SELECT 1 FROM cases c WHERE c.case_id = touched.case_id))";
 
 /// What to aggregate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -279,416 +254,195 @@ pub struct Throughput {
 }
 
 const MINUTE_MS: i64 = 60_000;
-
-/// Messages of a window by adapter, site, state and completion.
-const MESSAGE_VOLUME_SQL: &str = "SELECT m.adapter,
-                        json_extract(c.snapshot, '$.tenant'),
-                        json_extract(c.snapshot, '$.practice'),
-                        json_extract(c.snapshot, '$.site'),
-                        m.state,
-                        m.state = 'accepted' AND NOT EXISTS (
-                            SELECT 1 FROM events e
-                            WHERE e.message_id = m.id AND e.state <> 'delivered'),
-                        COUNT(*)
-                 FROM messages m
-                 LEFT JOIN cases c ON c.case_id = m.case_id AND m.state <> 'duplicate'
-                 WHERE m.received_at_ms >= ?1 AND m.received_at_ms < ?2
-                 GROUP BY 1, 2, 3, 4, 5, 6";
-
-/// Events first delivered in a window, from a row id on.
-const FIRST_DELIVERIES_SQL: &str = "SELECT MIN(a.at_ms), e.created_at_ms, m.received_at_ms
-                 FROM delivery_attempts a NOT INDEXED
-                 JOIN events e ON e.id = a.event_id
-                 LEFT JOIN messages m ON m.id = e.message_id
-                 WHERE a.id >= ?1 AND a.result = 'delivered'
-                   AND a.at_ms >= ?2 AND a.at_ms < ?3
-                   AND NOT EXISTS (SELECT 1 FROM delivery_attempts b
-                                   WHERE b.event_id = a.event_id AND b.result = 'delivered'
-                                     AND b.at_ms < ?2)
-                 GROUP BY a.event_id";
 const BUCKETS: i64 = 60;
 
-impl Reader {
-    /// The dashboard's figures for `query`'s window.
-    pub fn ops_stats(&self, query: &StatsQuery) -> Result<OpsStats> {
-        let window_secs = query
-            .window_secs
-            .clamp(WINDOW_SECS_RANGE.0, WINDOW_SECS_RANGE.1);
-        let now = query.now.as_millisecond();
-        let since = now - window_secs as i64 * 1000;
-        let (mut volume, exceptions) = self.message_volume(since, now)?;
-        let decisions = self.decisions_in(since, now)?;
-        let mut decided: BTreeMap<SiteKey, u64> = BTreeMap::new();
-        let mut to_decision = Vec::with_capacity(decisions.len());
-        for (key, cycle) in decisions {
-            *decided.entry(key).or_default() += 1;
-            to_decision.push(cycle);
-        }
-        merge_decided(&mut volume.by_site, decided);
+/// RFC 3339 in UTC with millisecond precision (the store's own format).
+fn rfc3339(ms: i64) -> String {
+    format!(
+        "{:.3}",
+        Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+    )
+}
 
-        let delivered = self.first_deliveries(since, now)?;
-        let mut wait = Vec::with_capacity(delivered.len());
-        let mut to_forward = Vec::with_capacity(delivered.len());
-        for d in &delivered {
-            wait.push(d.at - d.created);
-            if let Some(received) = d.received {
-                to_forward.push(d.at - received);
-            }
-        }
-        let (depth, oldest) = self.outbox_now(now)?;
-        Ok(OpsStats {
-            generated_at: rfc3339(now),
-            window_secs,
-            volume,
-            queue: QueueStats {
-                depth,
-                oldest_age_secs: oldest,
-                delivered: delivered.len() as u64,
-                wait: Percentiles::of_millis(wait),
-            },
-            cycle: CycleTimes {
-                received_to_forwarded: Percentiles::of_millis(to_forward),
-                request_to_decision: Percentiles::of_millis(to_decision),
-            },
-            exceptions,
-            dead_letters: self.dead_letter_list(query.dead_letter_limit)?,
-            automation: self.automation()?,
-            throughput: self.throughput(now)?,
-        })
+/// The dashboard's figures for `query`'s window.
+pub fn ops_stats(reader: &Reader, query: &StatsQuery) -> gateway_store::Result<OpsStats> {
+    let window_secs = query
+        .window_secs
+        .clamp(WINDOW_SECS_RANGE.0, WINDOW_SECS_RANGE.1);
+    let now = query.now.as_millisecond();
+    let since = now - window_secs as i64 * 1000;
+    let (mut volume, exceptions) = message_volume(reader.message_tallies(since, now)?);
+    let decisions = reader.decisions_between(since, now)?;
+    let mut decided: BTreeMap<CaseSite, u64> = BTreeMap::new();
+    let mut to_decision = Vec::with_capacity(decisions.len());
+    for d in decisions {
+        *decided.entry(d.site).or_default() += 1;
+        to_decision.push(d.after_case_ms);
     }
+    merge_decided(&mut volume.by_site, decided);
 
-    /// Messages of `[since, until)` grouped by adapter, site, state and
-    /// completion.
-    fn message_volume(&self, since: i64, until: i64) -> Result<(Volume, Exceptions)> {
-        let rows = self
-            .conn
-            .prepare_cached(MESSAGE_VOLUME_SQL)
-            .and_then(|mut st| {
-                st.query_map(params![since, until], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        SiteKey {
-                            tenant: r.get(1)?,
-                            practice: r.get(2)?,
-                            site: r.get(3)?,
-                        },
-                        r.get::<_, String>(4)?,
-                        r.get::<_, bool>(5)?,
-                        r.get::<_, i64>(6)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("aggregating message volume"))?;
-        let mut sites: BTreeMap<SiteKey, SiteVolume> = BTreeMap::new();
-        let mut adapters: BTreeMap<String, AdapterVolume> = BTreeMap::new();
-        let mut exceptions = Exceptions::default();
-        let mut volume = Volume::default();
-        for (adapter, key, state, done, count) in rows {
-            let count = count.max(0) as u64;
-            exceptions.total += count;
-            let a = adapters
-                .entry(adapter.clone())
-                .or_insert_with(|| AdapterVolume {
-                    adapter,
-                    ..AdapterVolume::default()
-                });
-            match state.as_str() {
-                "duplicate" => {
-                    a.duplicates += count;
-                    continue;
-                }
-                "rejected" => exceptions.rejected += count,
-                "error" => exceptions.error += count,
-                _ => {}
+    let delivered = reader.first_deliveries(since, now)?;
+    let mut wait = Vec::with_capacity(delivered.len());
+    let mut to_forward = Vec::with_capacity(delivered.len());
+    for d in &delivered {
+        wait.push(d.at_ms - d.event_created_ms);
+        if let Some(received) = d.message_received_ms {
+            to_forward.push(d.at_ms - received);
+        }
+    }
+    let pending = reader.pending_events()?;
+    let oldest_age_secs = pending
+        .oldest_created_ms
+        .map(|ms| (now - ms).max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    Ok(OpsStats {
+        generated_at: rfc3339(now),
+        window_secs,
+        volume,
+        queue: QueueStats {
+            depth: pending.count,
+            oldest_age_secs,
+            delivered: delivered.len() as u64,
+            wait: Percentiles::of_millis(wait),
+        },
+        cycle: CycleTimes {
+            received_to_forwarded: Percentiles::of_millis(to_forward),
+            request_to_decision: Percentiles::of_millis(to_decision),
+        },
+        exceptions,
+        dead_letters: dead_letters(reader, query.dead_letter_limit)?,
+        automation: automation(reader)?,
+        throughput: throughput(reader, now)?,
+    })
+}
+
+/// The window's messages per site and adapter, and its exceptions.
+fn message_volume(tallies: Vec<MessageTally>) -> (Volume, Exceptions) {
+    let mut sites: BTreeMap<CaseSite, SiteVolume> = BTreeMap::new();
+    let mut adapters: BTreeMap<String, AdapterVolume> = BTreeMap::new();
+    let mut exceptions = Exceptions::default();
+    let mut volume = Volume::default();
+    for t in tallies {
+        let count = t.count;
+        exceptions.total += count;
+        let a = adapters
+            .entry(t.adapter.clone())
+            .or_insert_with(|| AdapterVolume {
+                adapter: t.adapter,
+                ..AdapterVolume::default()
+            });
+        match t.state {
+            MessageState::Duplicate => {
+                a.duplicates += count;
+                continue;
             }
-            if matches!(state.as_str(), "rejected" | "error") {
+            MessageState::Rejected => {
+                exceptions.rejected += count;
                 a.rejected += count;
             }
-            a.received += count;
-            volume.received += count;
-            let s = sites.entry(key.clone()).or_insert_with(|| key.volume());
-            s.received += count;
-            if done {
-                a.completed += count;
-                s.completed += count;
-                volume.completed += count;
+            MessageState::Error => {
+                exceptions.error += count;
+                a.rejected += count;
             }
+            MessageState::Accepted => {}
         }
-        exceptions.rate = (exceptions.total > 0)
-            .then(|| (exceptions.rejected + exceptions.error) as f64 / exceptions.total as f64);
-        volume.by_site = sites.into_values().collect();
-        volume.by_adapter = adapters.into_values().collect();
-        Ok((volume, exceptions))
-    }
-
-    /// Decisions received in `[since, until)`: their case's site and the time
-    /// from the case's first commit to the decision.
-    fn decisions_in(&self, since: i64, until: i64) -> Result<Vec<(SiteKey, i64)>> {
-        let Some(first) = self.first_row_since("decisions", "received_at_ms", since)? else {
-            return Ok(Vec::new());
-        };
-        self.conn
-            .prepare_cached(
-                "SELECT json_extract(c.snapshot, '$.tenant'),
-                        json_extract(c.snapshot, '$.practice'),
-                        json_extract(c.snapshot, '$.site'),
-                        d.received_at_ms - c.created_at_ms
-                 FROM decisions d NOT INDEXED JOIN cases c ON c.case_id = d.case_id
-                 WHERE d.id >= ?1 AND d.received_at_ms >= ?2 AND d.received_at_ms < ?3",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![first, since, until], |r| {
-                    Ok((
-                        SiteKey {
-                            tenant: r.get(0)?,
-                            practice: r.get(1)?,
-                            site: r.get(2)?,
-                        },
-                        r.get::<_, i64>(3)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("aggregating decisions"))
-    }
-
-    /// Events whose first successful delivery falls in `[since, until)`.
-    fn first_deliveries(&self, since: i64, until: i64) -> Result<Vec<Delivered>> {
-        let Some(first) = self.first_row_since("delivery_attempts", "at_ms", since)? else {
-            return Ok(Vec::new());
-        };
-        // An event delivered again (at least once) keeps its first delivery:
-        // a later window must not count it a second time. `NOT INDEXED`: the
-        // planner would otherwise scan all of `attempts_event` for the GROUP BY
-        // instead of the row-id range.
-        self.conn
-            .prepare_cached(FIRST_DELIVERIES_SQL)
-            .and_then(|mut st| {
-                st.query_map(params![first, since, until], |r| {
-                    Ok(Delivered {
-                        at: r.get(0)?,
-                        created: r.get(1)?,
-                        received: r.get(2)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("aggregating deliveries"))
-    }
-
-    /// Pending events and the oldest one's age at `now`.
-    fn outbox_now(&self, now: i64) -> Result<(u64, f64)> {
-        let (pending, oldest): (i64, Option<i64>) = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*), MIN(created_at_ms) FROM events WHERE state = 'pending'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(StoreError::sql("counting pending events"))?;
-        let age = oldest
-            .map(|ms| (now - ms).max(0) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        Ok((pending.max(0) as u64, age))
-    }
-
-    /// The dead-letter count, the cases and events they hold back, and the
-    /// oldest `limit` dead letters. Skipped dead letters hold nothing and are
-    /// not listed. A case is held when its outbox head (its first open event,
-    /// kept by the writer) is dead, so the totals read the heads, not the
-    /// backlog.
-    fn dead_letter_list(&self, limit: usize) -> Result<DeadLetters> {
-        let (count, held_cases, held_events): (i64, i64, i64) = self
-            .conn
-            .query_row(
-                "SELECT (SELECT COUNT(*) FROM events
-                         WHERE state = 'dead' AND skipped_at_ms IS NULL),
-                        (SELECT COUNT(*) FROM outbox_heads h
-                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'),
-                        (SELECT COUNT(*) FROM outbox_heads h
-                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'
-                         JOIN events p ON p.case_id = h.case_id AND p.seq > h.seq
-                                      AND p.state = 'pending')",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(StoreError::sql("counting dead letters"))?;
-        let items = self
-            .conn
-            .prepare_cached(
-                "SELECT e.id, e.case_id, c.adapter, e.type, e.seq, e.attempts, e.finished_at_ms,
-                        (SELECT a.http_status FROM delivery_attempts a
-                         WHERE a.event_id = e.id ORDER BY a.id DESC LIMIT 1),
-                        (SELECT COUNT(*) FROM events p
-                         WHERE p.case_id = e.case_id AND p.seq > e.seq AND p.state = 'pending')
-                 FROM events e JOIN cases c ON c.case_id = e.case_id
-                 WHERE e.state = 'dead' AND e.skipped_at_ms IS NULL
-                 ORDER BY e.next_attempt_at_ms, e.created_at_ms, e.id LIMIT ?1",
-            )
-            .and_then(|mut st| {
-                st.query_map([limit as i64], |r| {
-                    Ok(DeadLetter {
-                        event_id: r.get(0)?,
-                        case_id: r.get(1)?,
-                        adapter: r.get(2)?,
-                        event_type: r.get(3)?,
-                        sequence: r.get(4)?,
-                        attempts: r.get(5)?,
-                        dead_since: r.get::<_, Option<i64>>(6)?.map(rfc3339),
-                        http_status: r.get(7)?,
-                        held_events: r.get::<_, i64>(8)?.max(0) as u64,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("listing dead letters"))?;
-        Ok(DeadLetters {
-            count: count.max(0) as u64,
-            held_cases: held_cases.max(0) as u64,
-            held_events: held_events.max(0) as u64,
-            items,
-        })
-    }
-
-    /// Cases nobody had to touch ÷ all cases (see [`AUTOMATION_SQL`]).
-    fn automation(&self) -> Result<Automation> {
-        let (cases, touched): (i64, i64) = self
-            .conn
-            .query_row(
-                AUTOMATION_SQL,
-                params![MANUAL_ACTIONS[0], MANUAL_ACTIONS[1], MANUAL_ACTIONS[2]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(StoreError::sql("measuring automation coverage"))?;
-        let (cases, touched) = (cases.max(0) as u64, touched.max(0) as u64);
-        Ok(Automation {
-            cases,
-            touched,
-            coverage: (cases > 0).then(|| (cases - touched) as f64 / cases as f64),
-        })
-    }
-
-    /// Received and forwarded per minute over the hour before `now`.
-    fn throughput(&self, now: i64) -> Result<Throughput> {
-        let start = now - BUCKETS * MINUTE_MS;
-        let mut received = vec![0u64; BUCKETS as usize];
-        let rows: Vec<(i64, i64)> = self
-            .conn
-            .prepare_cached(
-                "SELECT (received_at_ms - ?1) / 60000, COUNT(*) FROM messages
-                 WHERE received_at_ms >= ?1 AND received_at_ms < ?2 AND state <> 'duplicate'
-                 GROUP BY 1",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![start, now], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(StoreError::sql("counting messages per minute"))?;
-        for (bucket, count) in rows {
-            if let Some(slot) = usize::try_from(bucket)
-                .ok()
-                .and_then(|b| received.get_mut(b))
-            {
-                *slot += count.max(0) as u64;
-            }
+        a.received += count;
+        volume.received += count;
+        let s = sites
+            .entry(t.site.clone())
+            .or_insert_with(|| site_volume(&t.site));
+        s.received += count;
+        if t.completed {
+            a.completed += count;
+            s.completed += count;
+            volume.completed += count;
         }
-        let mut forwarded = vec![0u64; BUCKETS as usize];
-        for d in self.first_deliveries(start, now)? {
-            if let Some(slot) = usize::try_from((d.at - start) / MINUTE_MS)
-                .ok()
-                .and_then(|b| forwarded.get_mut(b))
-            {
-                *slot += 1;
-            }
-        }
-        Ok(Throughput {
-            start: rfc3339(start),
-            bucket_secs: (MINUTE_MS / 1000) as u64,
-            received,
-            forwarded,
-        })
     }
-
-    /// The smallest row id of `table` whose `column` is at or after
-    /// `since − CLOCK_SKEW_MS`, by binary search over the row id (the caller
-    /// filters exactly by time). `None` when no row is that recent.
-    fn first_row_since(
-        &self,
-        table: &'static str,
-        column: &'static str,
-        since: i64,
-    ) -> Result<Option<i64>> {
-        let target = since.saturating_sub(CLOCK_SKEW_MS);
-        let bounds: (Option<i64>, Option<i64>) = self
-            .conn
-            .query_row(&format!("SELECT MIN(id), MAX(id) FROM {table}"), [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(StoreError::sql("finding a table's row ids"))?;
-        let (Some(mut lo), Some(mut hi)) = bounds else {
-            return Ok(None);
-        };
-        let probe_sql =
-            format!("SELECT id, {column} FROM {table} WHERE id >= ?1 ORDER BY id LIMIT 1");
-        let probe = |id: i64| -> Result<Option<(i64, i64)>> {
-            self.conn
-                .prepare_cached(&probe_sql)
-                .and_then(|mut st| {
-                    st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                })
-                .map_err(StoreError::sql("searching a table by time"))
-        };
-        // The last row is too old: nothing in the window.
-        match probe(hi)? {
-            Some((_, t)) if t >= target => {}
-            _ => return Ok(None),
-        }
-        // Invariants: every row before `lo` is older than `target`; the first
-        // row at or after `hi` is not. Rows between `mid` and the probed row do
-        // not exist, so `mid` is as good a bound as that row's id.
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match probe(mid)? {
-                Some((_, t)) if t >= target => hi = mid,
-                Some((id, _)) => lo = id + 1,
-                None => break,
-            }
-        }
-        Ok(Some(lo))
-    }
+    exceptions.rate = (exceptions.total > 0)
+        .then(|| (exceptions.rejected + exceptions.error) as f64 / exceptions.total as f64);
+    volume.by_site = sites.into_values().collect();
+    volume.by_adapter = adapters.into_values().collect();
+    (volume, exceptions)
 }
 
-impl Store {
-    /// The dashboard's figures (see [`Reader::ops_stats`]).
-    pub async fn ops_stats(&self, query: StatsQuery) -> Result<OpsStats> {
-        self.read(move |r| r.ops_stats(&query)).await
-    }
+/// The dead-letter totals and the oldest `limit` dead letters.
+fn dead_letters(reader: &Reader, limit: usize) -> gateway_store::Result<DeadLetters> {
+    let totals = reader.dead_letter_totals()?;
+    let items = reader
+        .oldest_dead_letters(limit)?
+        .into_iter()
+        .map(|d| DeadLetter {
+            event_id: d.event_id,
+            case_id: d.case_id,
+            adapter: d.adapter,
+            event_type: d.event_type,
+            sequence: d.sequence,
+            attempts: d.attempts,
+            dead_since: d.dead_since_ms.map(rfc3339),
+            http_status: d.http_status,
+            held_events: d.held_events,
+        })
+        .collect();
+    Ok(DeadLetters {
+        count: totals.count,
+        held_cases: totals.held_cases,
+        held_events: totals.held_events,
+        items,
+    })
 }
 
-/// Tenant, practice and site of a case (all absent for messages without one).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct SiteKey {
-    tenant: Option<String>,
-    practice: Option<String>,
-    site: Option<String>,
+/// Cases nobody had to touch ÷ all cases (see [`MANUAL_ACTIONS`]).
+fn automation(reader: &Reader) -> gateway_store::Result<Automation> {
+    let t = reader.case_touches(&MANUAL_ACTIONS)?;
+    Ok(Automation {
+        cases: t.cases,
+        touched: t.touched,
+        coverage: (t.cases > 0).then(|| (t.cases - t.touched) as f64 / t.cases as f64),
+    })
 }
 
-impl SiteKey {
-    fn volume(&self) -> SiteVolume {
-        SiteVolume {
-            tenant: self.tenant.clone(),
-            practice: self.practice.clone(),
-            site: self.site.clone(),
-            ..SiteVolume::default()
+/// Received and forwarded per minute over the hour before `now`.
+fn throughput(reader: &Reader, now: i64) -> gateway_store::Result<Throughput> {
+    let start = now - BUCKETS * MINUTE_MS;
+    let mut received = vec![0u64; BUCKETS as usize];
+    for (bucket, count) in reader.messages_per_minute(start, now)? {
+        if let Some(slot) = usize::try_from(bucket)
+            .ok()
+            .and_then(|b| received.get_mut(b))
+        {
+            *slot += count;
         }
+    }
+    let mut forwarded = vec![0u64; BUCKETS as usize];
+    for d in reader.first_deliveries(start, now)? {
+        if let Some(slot) = usize::try_from((d.at_ms - start) / MINUTE_MS)
+            .ok()
+            .and_then(|b| forwarded.get_mut(b))
+        {
+            *slot += 1;
+        }
+    }
+    Ok(Throughput {
+        start: rfc3339(start),
+        bucket_secs: (MINUTE_MS / 1000) as u64,
+        received,
+        forwarded,
+    })
+}
+
+/// An empty row for a site.
+fn site_volume(key: &CaseSite) -> SiteVolume {
+    SiteVolume {
+        tenant: key.tenant.clone(),
+        practice: key.practice.clone(),
+        site: key.site.clone(),
+        ..SiteVolume::default()
     }
 }
 
 /// Adds decided counts to the site rows (creating rows for sites with
 /// decisions but no messages in the window).
-fn merge_decided(sites: &mut Vec<SiteVolume>, decided: BTreeMap<SiteKey, u64>) {
+fn merge_decided(sites: &mut Vec<SiteVolume>, decided: BTreeMap<CaseSite, u64>) {
     for (key, count) in decided {
         match sites
             .iter_mut()
@@ -697,18 +451,11 @@ fn merge_decided(sites: &mut Vec<SiteVolume>, decided: BTreeMap<SiteKey, u64>) {
             Some(site) => site.decided += count,
             None => sites.push(SiteVolume {
                 decided: count,
-                ..key.volume()
+                ..site_volume(&key)
             }),
         }
     }
     sites.sort_by(|a, b| (&a.tenant, &a.practice, &a.site).cmp(&(&b.tenant, &b.practice, &b.site)));
-}
-
-/// One first delivery.
-struct Delivered {
-    at: i64,
-    created: i64,
-    received: Option<i64>,
 }
 
 #[cfg(test)]
@@ -720,9 +467,12 @@ mod tests {
     use gateway_core::case::Decision;
     use rusqlite::{Connection, params};
 
+    use gateway_store::{
+        AttemptOutcome, AuditEntry, DeliveryAttempt, Disposition, InboundOutcome, NewEvidence,
+        NewInbound, Store, StoreOptions, WriteBackOutcome,
+    };
+
     use super::*;
-    use crate::model::*;
-    use crate::store::StoreOptions;
 
     /// The end of the window: 2026-11-22T12:00:00Z.
     const T: i64 = 1_795_348_800_000;
@@ -993,7 +743,7 @@ mod tests {
         let f = fixture().await;
         pin_times(&f);
         let reader = Reader::open(&f.path).expect("reader");
-        let stats = reader.ops_stats(&at(3600)).expect("stats");
+        let stats = ops_stats(&reader, &at(3600)).expect("stats");
 
         assert_eq!(stats.generated_at, "2026-11-22T12:00:00.000Z");
         assert_eq!(stats.window_secs, 3600);
@@ -1169,8 +919,7 @@ mod tests {
             .expect("attempt");
         let held = || {
             let reader = Reader::open(&path).expect("reader");
-            reader
-                .ops_stats(&StatsQuery::last(3600))
+            ops_stats(&reader, &StatsQuery::last(3600))
                 .expect("stats")
                 .dead_letters
         };
@@ -1212,7 +961,7 @@ mod tests {
         let reader = Reader::open(&f.path).expect("reader");
         // The last 10 minutes: the duplicate, the kept and the failed message;
         // F's decision and its delivery; A's second delivery is not a first one.
-        let stats = reader.ops_stats(&at(600)).expect("stats");
+        let stats = ops_stats(&reader, &at(600)).expect("stats");
         assert_eq!((stats.volume.received, stats.volume.completed), (2, 1));
         assert_eq!(stats.exceptions.total, 3);
         assert_eq!(stats.exceptions.error, 1);
@@ -1224,68 +973,7 @@ mod tests {
         assert_eq!(stats.dead_letters.count, 1);
         assert_eq!(stats.queue.depth, 1);
         // Windows are clamped.
-        assert_eq!(reader.ops_stats(&at(1)).expect("stats").window_secs, 60);
-    }
-
-    #[tokio::test]
-    async fn the_row_id_search_finds_the_first_recent_row() {
-        let f = fixture().await;
-        pin_times(&f);
-        let reader = Reader::open(&f.path).expect("reader");
-        let first_id: i64 = reader
-            .conn
-            .query_row("SELECT MIN(id) FROM delivery_attempts", [], |r| r.get(0))
-            .expect("min id");
-        let find = |since| {
-            reader
-                .first_row_since("delivery_attempts", "at_ms", since)
-                .expect("search")
-        };
-        // Everything is recent for a window reaching before the first row.
-        assert_eq!(find(T - 200 * MIN), Some(first_id));
-        // The skew allowance reaches 5 minutes back: T-46m finds T-50m+11s,
-        // T-40m finds T-45m+32s.
-        assert_eq!(find(T - 46 * MIN), Some(first_id + 1));
-        assert_eq!(find(T - 40 * MIN), Some(first_id + 2));
-        assert_eq!(find(T + 10 * MIN), None);
-        assert_eq!(
-            reader
-                .first_row_since("decisions", "received_at_ms", T)
-                .expect("search"),
-            Some(2)
-        );
-    }
-
-    #[tokio::test]
-    async fn window_queries_use_the_row_id_range_and_time_index() {
-        let f = fixture().await;
-        let reader = Reader::open(&f.path).expect("reader");
-        let plan = |sql: &str, params: usize| -> String {
-            let nulls = vec![rusqlite::types::Null; params];
-            reader
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .and_then(|mut st| {
-                    st.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .expect("plan")
-                .join("\n")
-        };
-        let deliveries = plan(FIRST_DELIVERIES_SQL, 3);
-        assert!(
-            deliveries.contains("SEARCH a USING INTEGER PRIMARY KEY (rowid>?)"),
-            "{deliveries}"
-        );
-        let messages = plan(MESSAGE_VOLUME_SQL, 2);
-        assert!(
-            messages.contains("SEARCH m USING INDEX messages_received"),
-            "{messages}"
-        );
-        let automation = plan(AUTOMATION_SQL, 3);
-        for index in ["audit_case", "decisions_writeback", "evidence_case"] {
-            assert!(automation.contains(index), "{index}: {automation}");
-        }
+        assert_eq!(ops_stats(&reader, &at(1)).expect("stats").window_secs, 60);
     }
 
     /// Every kind of manual touch counts once per case; untouched cases and
@@ -1332,7 +1020,7 @@ mod tests {
         }
         for case_id in [Some("case-x"), Some("case-x"), None, Some("case-unknown")] {
             store
-                .put_evidence(crate::NewEvidence {
+                .put_evidence(NewEvidence {
                     adapter: "desktop".to_owned(),
                     kind: "abort-screenshot".to_owned(),
                     case_id: case_id.map(str::to_owned),
@@ -1354,10 +1042,8 @@ mod tests {
             .await
             .expect("audit");
         store.close().await;
-        let stats = Reader::open(&path)
-            .expect("reader")
-            .ops_stats(&StatsQuery::last(3600))
-            .expect("stats");
+        let reader = Reader::open(&path).expect("reader");
+        let stats = ops_stats(&reader, &StatsQuery::last(3600)).expect("stats");
         assert_eq!(
             stats.automation,
             Automation {
@@ -1377,10 +1063,8 @@ mod tests {
             .expect("open")
             .close()
             .await;
-        let stats = Reader::open(&path)
-            .expect("reader")
-            .ops_stats(&StatsQuery::last(3600))
-            .expect("stats");
+        let reader = Reader::open(&path).expect("reader");
+        let stats = ops_stats(&reader, &StatsQuery::last(3600)).expect("stats");
         assert_eq!(stats.exceptions.rate, None);
         assert_eq!(stats.automation.coverage, None);
         assert_eq!(stats.queue.wait.p50_secs, None);

@@ -1,9 +1,8 @@
-//! Read queries behind the admin API: message search with keyset paging,
-//! the dead-letter list with the message each event came from, and the
-//! audit log with filters.
+//! Keyset pages over stored rows: message search, the dead-letter list with
+//! the message each event came from, and the audit log with filters.
 //!
-//! *Why a module of its own:* these queries serve one consumer (operations
-//! staff through `/api/v1`) and grow with it; keeping them here leaves the
+//! *Why a module of its own:* these filtered, paged reads grow with their
+//! callers (the admin API's `/api/v1` lists); keeping them here leaves the
 //! core read paths in `read.rs` untouched. Every query is bounded (`limit`,
 //! at most 1 000 rows) and uses an index (`messages_state`,
 //! `messages_control`, `messages_received`, `events_state`, `audit_case`).

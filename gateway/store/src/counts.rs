@@ -1,5 +1,6 @@
-//! Health signals for the daemon's alert rules: how many inbound messages
-//! failed recently, and whether deliveries to the sink keep failing.
+//! Counts for health signals: how many inbound messages failed recently, and
+//! whether deliveries to the sink keep failing (the daemon's alert rules
+//! decide what is alarming).
 //!
 //! Read from the store rather than from in-process counters so they survive a
 //! restart and agree with what `messages list` shows. Both queries use
