@@ -180,7 +180,7 @@ impl Drop for Teardown {
 /// Stages, in order: checks that open nothing (data dir, instance lock,
 /// admin tokens and TLS, served certificates) → store → profiles → sink and
 /// forwarder → alerts → adapters → workers → admin server. Once the store is
-/// open, a failing stage stops everything started before it ([`Teardown`]).
+/// open, a failing stage stops everything started before it (`Teardown`).
 pub async fn start(settings: &Settings, options: Options) -> anyhow::Result<Running> {
     // The recorder first: a metric handle taken before it is installed (an
     // adapter's `adapter_up` gauge, say) would stay a no-op for good.
