@@ -36,11 +36,13 @@ struct Leaf {
 /// Key of a list item: fixed items (`[0]`) first, then foreach items by group and position.
 type ItemKey = (u8, usize, usize);
 
-enum Draft {
+/// The draft of a case. Object keys borrow the profile's resolved targets
+/// (`'p`), so building it allocates no key strings per message.
+enum Draft<'p> {
     Leaf(Box<Leaf>),
     Texts(Vec<Leaf>),
-    Obj(BTreeMap<String, Draft>),
-    List(BTreeMap<ItemKey, Draft>),
+    Obj(BTreeMap<&'p str, Draft<'p>>),
+    List(BTreeMap<ItemKey, Draft<'p>>),
 }
 
 struct Eval<'a> {
@@ -51,6 +53,8 @@ struct Eval<'a> {
     diags: Vec<MapDiagnostic>,
     /// Set when the case id came from `[case_id] own` (see [`MapOutcome::adopted`]).
     adopted: bool,
+    /// Node buffer reused by every path a rule evaluates.
+    nodes: Vec<NodeId>,
 }
 
 /// The result of one rule: values after transforms and where they came from.
@@ -105,6 +109,7 @@ pub(crate) fn map(profile: &Profile, doc: &SourceDocument, ctx: &MapContext) -> 
         file,
         diags: std::mem::take(&mut outcome.diagnostics),
         adopted: false,
+        nodes: Vec::new(),
     };
     let (case, provenance) = eval.run();
     outcome.adopted = eval.adopted && case.is_some();
@@ -209,7 +214,7 @@ fn no_match(profile: &Profile, doc: &SourceDocument) -> MapDiagnostic {
     .with_help("add a mapping file whose `[match]` covers it, or one with `action = \"ignore\"`")
 }
 
-impl Eval<'_> {
+impl<'a> Eval<'a> {
     fn tree(&self) -> &SourceTree {
         &self.doc.tree
     }
@@ -252,11 +257,11 @@ impl Eval<'_> {
         if !rule.when.iter().all(|c| cond_holds(c, self.doc, cond_from)) {
             return None;
         }
-        let tree = self.tree();
+        let tree = &self.doc.tree;
         let mut raws: Vec<(NodeId, usize)> = Vec::new();
         let mut origin = "path";
         let mut values = Vec::new();
-        let mut nodes = Vec::new();
+        let mut nodes = std::mem::take(&mut self.nodes);
         let mut push_path = |path: &gateway_core::path::Path,
                              pi: usize,
                              raws: &mut Vec<(NodeId, usize)>,
@@ -299,6 +304,7 @@ impl Eval<'_> {
             }
             ValueSource::Nothing => {}
         }
+        self.nodes = nodes;
         let mut issues = Vec::new();
         for t in &rule.transforms {
             if values.is_empty() {
@@ -392,8 +398,15 @@ impl Eval<'_> {
         })
     }
 
-    fn leaf(&self, rule: &FieldRule, rv: &RuleValues, val: &Val, json: Value) -> Leaf {
-        let raw = val.origin.and_then(|i| rv.raws.get(i));
+    fn leaf(
+        &self,
+        rule: &FieldRule,
+        rv: &RuleValues,
+        origin: Option<usize>,
+        shown: Option<String>,
+        json: Value,
+    ) -> Leaf {
+        let raw = origin.and_then(|i| rv.raws.get(i));
         // The readable location costs a tree walk per value: only for
         // explain; the byte span is always there.
         let node = raw.map(|r| r.0);
@@ -408,7 +421,7 @@ impl Eval<'_> {
             (ValueSource::Paths(ps), Some(r)) => ps.get(r.1).map(|p| p.text.clone()),
             _ => None,
         };
-        let sourced = val.origin.is_some();
+        let sourced = origin.is_some();
         Leaf {
             json,
             sourced,
@@ -427,11 +440,7 @@ impl Eval<'_> {
                 } else {
                     None
                 },
-                value: if self.ctx.explain {
-                    Some(val.text.clone())
-                } else {
-                    None
-                },
+                value: shown,
             },
         }
     }
@@ -446,8 +455,8 @@ impl Eval<'_> {
     /// Evaluates one field rule and stores its values in `draft`.
     fn apply_rule(
         &mut self,
-        draft: &mut Draft,
-        rule: &FieldRule,
+        draft: &mut Draft<'a>,
+        rule: &'a FieldRule,
         item: Option<(NodeId, usize, usize)>,
     ) {
         let Some(rv) = self.values(
@@ -464,17 +473,21 @@ impl Eval<'_> {
         } else {
             1
         };
-        for val in rv.values.iter().take(take) {
-            match schema::check_value(rule.kind, &val.text) {
-                Ok(json) => leaves.push(self.leaf(rule, &rv, val, json)),
+        let mut rv = rv;
+        let values = std::mem::take(&mut rv.values);
+        for val in values.into_iter().take(take) {
+            let origin = val.origin;
+            // The text moves into the JSON value; explain keeps a copy.
+            let shown = self.ctx.explain.then(|| val.text.clone());
+            match check_owned(rule.kind, val.text) {
+                Ok(json) => leaves.push(self.leaf(rule, &rv, origin, shown, json)),
                 Err(why) => {
-                    let node = val
-                        .origin
+                    let node = origin
                         .and_then(|i| rv.raws.get(i))
                         .map(|r| r.0)
                         .or(item_node);
                     let (loc, span) = self.node_at(node);
-                    let what = if val.origin.is_some() {
+                    let what = if origin.is_some() {
                         "the source value"
                     } else {
                         "the value"
@@ -585,7 +598,7 @@ impl Eval<'_> {
 
     /// Every field rule of the file, the ungrouped ones first, then each
     /// group's rules once per item its path selects.
-    fn draft(&mut self) -> Draft {
+    fn draft(&mut self) -> Draft<'a> {
         let file = self.file;
         let root = self.tree().root();
         let mut draft = Draft::Obj(BTreeMap::new());
@@ -638,7 +651,7 @@ impl Eval<'_> {
     /// missing is an error).
     fn settings(
         &mut self,
-        top: &mut BTreeMap<String, Draft>,
+        top: &mut BTreeMap<&'a str, Draft<'a>>,
         provenance: &mut Vec<Provenance>,
     ) -> Settings {
         let profile = self.profile;
@@ -647,7 +660,7 @@ impl Eval<'_> {
             .sources
             .first()
             .map_or_else(|| "profile.toml".to_owned(), |s| s.display.clone());
-        let mut setting = |top: &mut BTreeMap<String, Draft>,
+        let mut setting = |top: &mut BTreeMap<&'a str, Draft<'a>>,
                            key: &str,
                            from_ctx: &Option<String>,
                            from_profile: &Option<String>|
@@ -717,7 +730,7 @@ impl Eval<'_> {
     /// type, control id and sender (mapped, else from the message meta).
     fn source_block(
         &mut self,
-        top: &mut BTreeMap<String, Draft>,
+        top: &mut BTreeMap<&'a str, Draft<'a>>,
         provenance: &mut Vec<Provenance>,
     ) -> Map<String, Value> {
         let ctx = self.ctx;
@@ -763,7 +776,7 @@ impl Eval<'_> {
     /// part are dropped with a warning.
     fn body(
         &mut self,
-        top: BTreeMap<String, Draft>,
+        top: BTreeMap<&'a str, Draft<'a>>,
         provenance: &mut Vec<Provenance>,
     ) -> Map<String, Value> {
         let mut body = Map::new();
@@ -924,7 +937,7 @@ struct Settings {
 }
 
 /// Takes a top-level text leaf out of the draft, with its provenance.
-fn take_text(top: &mut BTreeMap<String, Draft>, key: &str) -> Option<(String, Provenance)> {
+fn take_text(top: &mut BTreeMap<&str, Draft<'_>>, key: &str) -> Option<(String, Provenance)> {
     match top.remove(key) {
         Some(Draft::Leaf(l)) => {
             let l = *l;
@@ -936,11 +949,11 @@ fn take_text(top: &mut BTreeMap<String, Draft>, key: &str) -> Option<(String, Pr
 
 /// Walks (creating as needed) to the draft node at `segs`; `Seg::Group` takes
 /// the current item `(group, k)`.
-fn draft_slot<'d>(
-    draft: &'d mut Draft,
-    segs: &[Seg],
+fn draft_slot<'d, 'p>(
+    draft: &'d mut Draft<'p>,
+    segs: &'p [Seg],
     item: Option<(usize, usize)>,
-) -> &'d mut Draft {
+) -> &'d mut Draft<'p> {
     let mut node = draft;
     for (i, seg) in segs.iter().enumerate() {
         let next_is_list = matches!(segs.get(i + 1), Some(Seg::Fixed(_) | Seg::Group(_)));
@@ -959,7 +972,7 @@ fn draft_slot<'d>(
                 let Draft::Obj(map) = node else {
                     unreachable_obj()
                 };
-                map.entry(k.clone()).or_insert_with(fresh)
+                map.entry(k.as_str()).or_insert_with(fresh)
             }
             Seg::Fixed(_) | Seg::Group(_) => {
                 let key: ItemKey = match seg {
@@ -1004,7 +1017,7 @@ fn join(prefix: &str, name: &str) -> String {
 /// missing required field (if any) and whether any value came from the
 /// document.
 fn finalize_obj(
-    mut map: BTreeMap<String, Draft>,
+    mut map: BTreeMap<&str, Draft<'_>>,
     defs: &'static [FieldDef],
     prefix: &str,
     out: &mut Map<String, Value>,
@@ -1015,13 +1028,13 @@ fn finalize_obj(
     let mut missing = None;
     for def in defs {
         let name = def.name;
-        let path = join(prefix, name);
         let Some(node) = map.remove(name) else {
             if def.required && def.auto == Auto::None && missing.is_none() {
                 missing = Some(name.to_owned());
             }
             continue;
         };
+        let path = join(prefix, name);
         match (node, def.kind) {
             (Draft::Leaf(mut leaf), _) => {
                 sourced |= leaf.sourced;
@@ -1046,7 +1059,7 @@ fn finalize_obj(
                         sourced |= leaf.sourced;
                         leaf.prov.field = format!("{path}.{k}");
                         prov.push(leaf.prov);
-                        m.insert(k, leaf.json);
+                        m.insert(k.to_owned(), leaf.json);
                     }
                 }
                 if !m.is_empty() {
@@ -1055,19 +1068,23 @@ fn finalize_obj(
             }
             (Draft::Obj(sub), Kind::Object(sub_defs)) => {
                 let mut m = Map::new();
-                let mut sub_prov = Vec::new();
+                // The object's provenance goes straight into `prov` and is cut
+                // off again when the object is dropped (no moving it twice).
+                let mark = prov.len();
                 let (sub_missing, sub_sourced) =
-                    finalize_obj(sub, sub_defs, &path, &mut m, &mut sub_prov, drops);
+                    finalize_obj(sub, sub_defs, &path, &mut m, prov, drops);
                 // Top-level objects (patient, decision) need a document value;
                 // objects inside a kept item only need some value.
                 sourced |= sub_sourced;
                 if m.is_empty() || (prefix.is_empty() && !sub_sourced) {
+                    prov.truncate(mark);
                     if def.required && missing.is_none() {
                         missing = Some(name.to_owned());
                     }
                     continue;
                 }
                 if let Some(miss) = sub_missing {
+                    prov.truncate(mark);
                     if def.required {
                         if missing.is_none() {
                             missing = Some(format!("{name}.{miss}"));
@@ -1077,7 +1094,6 @@ fn finalize_obj(
                     }
                     continue;
                 }
-                prov.extend(sub_prov);
                 out.insert(name.into(), Value::Object(m));
             }
             (Draft::List(items), Kind::ObjectList(item_defs)) => {
@@ -1087,20 +1103,22 @@ fn finalize_obj(
                     let idx = arr.len();
                     let item_path = format!("{path}[{idx}]");
                     let mut m = Map::new();
-                    let mut item_prov = Vec::new();
+                    let mark = prov.len();
                     let (item_missing, item_sourced) =
-                        finalize_obj(fields, item_defs, &item_path, &mut m, &mut item_prov, drops);
+                        finalize_obj(fields, item_defs, &item_path, &mut m, prov, drops);
                     if !item_sourced {
+                        prov.truncate(mark);
                         continue;
                     }
                     if let Some(miss) = item_missing {
+                        prov.truncate(mark);
                         drops.push((format!("{path} item #{}", ordinal + 1), miss, None));
                         continue;
                     }
                     for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
                         if !m.contains_key(d.name) {
                             m.insert(d.name.into(), Value::from(idx + 1));
-                            item_prov.push(Provenance {
+                            prov.push(Provenance {
                                 field: format!("{item_path}.{}", d.name),
                                 file: "engine".into(),
                                 line: 0,
@@ -1116,7 +1134,6 @@ fn finalize_obj(
                         }
                     }
                     sourced = true;
-                    prov.extend(item_prov);
                     arr.push(Value::Object(m));
                 }
                 if !arr.is_empty() {
@@ -1127,6 +1144,15 @@ fn finalize_obj(
         }
     }
     (missing, sourced)
+}
+
+/// [`schema::check_value`] for an owned value: text kinds move the string
+/// into the JSON value instead of copying it.
+fn check_owned(kind: Kind, text: String) -> Result<Value, String> {
+    match kind {
+        Kind::Text | Kind::TextList | Kind::TextMap => Ok(Value::String(text)),
+        _ => schema::check_value(kind, &text),
+    }
 }
 
 fn is_rfc3339(s: &str) -> bool {

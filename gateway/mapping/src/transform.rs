@@ -98,23 +98,42 @@ pub(crate) fn apply(
     tz: &TimeZone,
     issues: &mut Vec<Issue>,
 ) -> Vec<Val> {
-    let map = |values: Vec<Val>, f: &dyn Fn(&str) -> String| -> Vec<Val> {
+    // Text transforms rewrite each value in place and only allocate when the
+    // text changes (a trimmed value that had no padding stays as it is).
+    let map = |mut values: Vec<Val>, f: &dyn Fn(&mut String)| -> Vec<Val> {
+        for v in &mut values {
+            f(&mut v.text);
+        }
+        values.retain(|v| !v.text.is_empty());
         values
-            .into_iter()
-            .map(|v| Val {
-                text: f(&v.text),
-                origin: v.origin,
-            })
-            .filter(|v| !v.text.is_empty())
-            .collect()
     };
     match t {
-        Transform::Trim => map(values, &|s| s.trim().to_owned()),
-        Transform::Upper => map(values, &|s| s.to_uppercase()),
-        Transform::Lower => map(values, &|s| s.to_lowercase()),
-        Transform::Prefix(p) => map(values, &|s| format!("{p}{s}")),
-        Transform::Suffix(p) => map(values, &|s| format!("{s}{p}")),
-        Transform::Replace { from, to } => map(values, &|s| s.replace(from.as_str(), to)),
+        Transform::Trim => map(values, &|s| {
+            if s.trim().len() != s.len() {
+                *s = s.trim().to_owned();
+            }
+        }),
+        Transform::Upper => map(values, &|s| {
+            if s.is_ascii() {
+                s.make_ascii_uppercase();
+            } else {
+                *s = s.to_uppercase();
+            }
+        }),
+        Transform::Lower => map(values, &|s| {
+            if s.is_ascii() {
+                s.make_ascii_lowercase();
+            } else {
+                *s = s.to_lowercase();
+            }
+        }),
+        Transform::Prefix(p) => map(values, &|s| s.insert_str(0, p)),
+        Transform::Suffix(p) => map(values, &|s| s.push_str(p)),
+        Transform::Replace { from, to } => map(values, &|s| {
+            if s.contains(from.as_str()) {
+                *s = s.replace(from.as_str(), to);
+            }
+        }),
         Transform::Unique => {
             let mut seen = std::collections::BTreeSet::new();
             values

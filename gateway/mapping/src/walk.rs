@@ -99,7 +99,16 @@ fn child(tree: &SourceTree, node: NodeId, name: &str, select: Select) -> Option<
 }
 
 fn name_matches(tree: &SourceTree, node: NodeId, name: &str) -> bool {
-    name == "*" || tree.name(node) == name
+    name == "*" || same_name(tree.name(node), name)
+}
+
+/// `a == b` for the short names paths use (`PID`, `3`, `12`): most
+/// siblings differ in length or first byte, which is decided here without
+/// the call into `memcmp` a slice comparison makes.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a == b
 }
 
 /// Evaluates a path that may yield several nodes.
