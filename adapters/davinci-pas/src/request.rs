@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use gateway_core::source::MessageMeta;
 use gateway_core::{Diagnostic, SourceDocument, SourceFormat};
 use gateway_fhir_model::tree::{
-    FHIR_VERSION, attach_diagnostic_spans, build_tree, entry_spans, parse_json, reference_label,
-    resource_type,
+    BundleTree, FHIR_VERSION, attach_diagnostic_spans, build_tree, entry_spans, parse_json,
+    reference_label, resource_type,
 };
 use gateway_fhir_model::{OperationOutcome, OutcomeIssue};
 use serde_json::Value;
@@ -147,16 +147,18 @@ pub fn parse_request(raw: &[u8]) -> Result<SourceDocument, Vec<Diagnostic>> {
 }
 
 /// Validates `raw` as the input of `operation`.
+///
+/// Structure first (JSON, a FHIR Bundle: `400`), then every profile rule at
+/// once (`422` with one issue per problem), so the EHR's user sees all that
+/// is wrong in one answer.
 pub fn validate(raw: &[u8], operation: Operation) -> Result<PasRequest, Refusal> {
-    let value = parse_json(raw).map_err(|d| Refusal {
+    let structural = |d: Diagnostic| Refusal {
         status: 400,
         diagnostics: vec![d],
-    })?;
+    };
+    let value = parse_json(raw).map_err(structural)?;
     let spans = entry_spans(raw);
-    let built = build_tree(&value, &spans, "Claim").map_err(|d| Refusal {
-        status: 400,
-        diagnostics: vec![d],
-    })?;
+    let built = build_tree(&value, &spans, "Claim").map_err(structural)?;
     if built.root_type != "Bundle" {
         return Err(Refusal::one(
             400,
@@ -168,19 +170,7 @@ pub fn validate(raw: &[u8], operation: Operation) -> Result<PasRequest, Refusal>
             "Bundle",
         ));
     }
-    let mut problems: Vec<Diagnostic> = Vec::new();
-    if value.get("type").and_then(Value::as_str) != Some("collection") {
-        problems.push(
-            Diagnostic::error(
-                codes::BUNDLE_TYPE,
-                "a PAS Request Bundle has type `collection`",
-            )
-            .at("Bundle.type"),
-        );
-    }
-    // The Claim must be the first entry (PAS Request Bundle).
-    let first = value.pointer("/entry/0/resource");
-    let claim_is_first = first.is_some_and(|r| resource_type(r) == "Claim");
+    let mut problems = bundle_problems(&value);
     let Some(claim_entry) = built.of_type("Claim").next() else {
         problems.push(
             Diagnostic::error(
@@ -191,7 +181,8 @@ pub fn validate(raw: &[u8], operation: Operation) -> Result<PasRequest, Refusal>
         );
         return Err(refusal(problems, &spans));
     };
-    if !claim_is_first {
+    let first = value.pointer("/entry/0/resource");
+    if first.is_none_or(|r| resource_type(r) != "Claim") {
         problems.push(
             Diagnostic::error(
                 codes::NO_CLAIM,
@@ -201,234 +192,31 @@ pub fn validate(raw: &[u8], operation: Operation) -> Result<PasRequest, Refusal>
         );
     }
     let claim = claim_entry.resource;
-    let at = |element: &str| format!("{}.resource.{element}", claim_entry.location);
-    if claim.get("use").and_then(Value::as_str) != Some("preauthorization") {
-        let given = claim.get("use").and_then(Value::as_str).unwrap_or("absent");
-        let given = safe_code(given);
-        problems.push(
-            Diagnostic::error(
-                codes::NOT_PREAUTHORIZATION,
-                format!("Claim.use is `{given}`; a PAS request has `preauthorization`"),
-            )
-            .at(at("use")),
-        );
-    }
-    let claim_id = claim
-        .pointer("/identifier/0/value")
-        .and_then(Value::as_str)
-        .filter(|v| !v.trim().is_empty())
-        .map(str::to_owned);
-    if claim_id.is_none() {
-        problems.push(
-            Diagnostic::error(
-                codes::REQUIRED,
-                "Claim.identifier (with a value) is required",
-            )
-            .at(at("identifier")),
-        );
-    }
-    let status = claim.get("status").and_then(Value::as_str);
-    match status {
-        Some("active" | "cancelled") => {}
-        None => problems
-            .push(Diagnostic::error(codes::REQUIRED, "Claim.status is required").at(at("status"))),
-        Some(_) => problems.push(
-            Diagnostic::error(
-                codes::BAD_VALUE,
-                "Claim.status must be `active` (a request or update) or `cancelled`",
-            )
-            .at(at("status")),
-        ),
-    }
-
-    let strict = operation == Operation::Submit;
-    let check_ref = |problems: &mut Vec<Diagnostic>,
-                     element: &str,
-                     path: &str,
-                     reference: Option<&Value>,
-                     types: &[&str],
-                     required: bool| {
-        let Some(reference) = reference else {
-            if required {
-                problems.push(
-                    Diagnostic::error(codes::REQUIRED, format!("Claim.{element} is required"))
-                        .at(path.to_owned()),
-                );
-            }
-            return;
-        };
-        let Some(text) = reference.get("reference").and_then(Value::as_str) else {
-            problems.push(
-                Diagnostic::error(
-                    codes::REQUIRED,
-                    format!("Claim.{element} must be a reference to a resource in the bundle"),
-                )
-                .at(format!("{path}.reference")),
-            );
-            return;
-        };
-        match built.resolve(claim, text) {
-            None => problems.push(
-                Diagnostic::error(
-                    codes::UNRESOLVED_REFERENCE,
-                    format!(
-                        "Claim.{element} refers to {}, which is not in the bundle",
-                        reference_label(text)
-                    ),
-                )
-                .at(format!("{path}.reference")),
-            ),
-            Some(node) => {
-                let name = built.tree.name(node);
-                if !types.is_empty() && !types.contains(&name) {
-                    problems.push(
-                        Diagnostic::error(
-                            codes::WRONG_TARGET,
-                            format!(
-                                "Claim.{element} must be a {}, not a {name}",
-                                types.join(" or ")
-                            ),
-                        )
-                        .at(format!("{path}.reference")),
-                    );
-                }
-            }
-        }
+    let mut check = ClaimCheck {
+        built: &built,
+        claim,
+        location: &claim_entry.location,
+        strict: operation == Operation::Submit,
+        problems,
     };
-    check_ref(
-        &mut problems,
-        "patient",
-        &at("patient"),
-        claim.get("patient"),
-        &["Patient"],
-        true,
-    );
-    check_ref(
-        &mut problems,
-        "insurer",
-        &at("insurer"),
-        claim.get("insurer"),
-        &["Organization"],
-        strict,
-    );
-    check_ref(
-        &mut problems,
-        "provider",
-        &at("provider"),
-        claim.get("provider"),
-        &["Organization", "Practitioner", "PractitionerRole"],
-        strict,
-    );
-    let insurance = claim.get("insurance").and_then(Value::as_array);
-    match insurance {
-        Some(list) if !list.is_empty() => {
-            for (i, ins) in list.iter().enumerate() {
-                check_ref(
-                    &mut problems,
-                    "insurance.coverage",
-                    &at(&format!("insurance[{i}].coverage")),
-                    ins.get("coverage"),
-                    &["Coverage"],
-                    true,
-                );
-            }
-        }
-        _ if strict => problems.push(
-            Diagnostic::error(
-                codes::REQUIRED,
-                "Claim.insurance (with a coverage) is required",
-            )
-            .at(at("insurance")),
-        ),
-        _ => {}
-    }
-    for (i, member) in claim
-        .get("careTeam")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        check_ref(
-            &mut problems,
-            "careTeam.provider",
-            &at(&format!("careTeam[{i}].provider")),
-            member.get("provider"),
-            &["Organization", "Practitioner", "PractitionerRole"],
-            false,
-        );
-    }
+    let header = check.header();
+    check.references();
+    let item_sequences = check.items();
+    let problems = check.problems;
 
-    let mut item_sequences = Vec::new();
-    let mut seen = HashSet::new();
-    match claim.get("item").and_then(Value::as_array) {
-        Some(items) if !items.is_empty() => {
-            for (i, item) in items.iter().enumerate() {
-                let sequence = item
-                    .get("sequence")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .filter(|n| *n > 0);
-                match sequence {
-                    Some(n) if seen.insert(n) => item_sequences.push(n),
-                    Some(_) => problems.push(
-                        Diagnostic::error(codes::BAD_VALUE, "Claim.item.sequence repeats")
-                            .at(at(&format!("item[{i}].sequence"))),
-                    ),
-                    None => problems.push(
-                        Diagnostic::error(
-                            codes::REQUIRED,
-                            "Claim.item.sequence (a positive integer) is required",
-                        )
-                        .at(at(&format!("item[{i}].sequence"))),
-                    ),
-                }
-                let coded = item
-                    .pointer("/productOrService/coding/0/code")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| !c.is_empty());
-                if strict && !coded {
-                    problems.push(
-                        Diagnostic::error(
-                            codes::REQUIRED,
-                            "Claim.item.productOrService (a coded service) is required",
-                        )
-                        .at(at(&format!("item[{i}].productOrService"))),
-                    );
-                }
-            }
-        }
-        _ if strict => problems.push(
-            Diagnostic::error(
-                codes::REQUIRED,
-                "Claim.item (at least one service) is required",
-            )
-            .at(at("item")),
-        ),
-        _ => {}
-    }
-
-    let mut diagnostics = built.diagnostics.clone();
     if problems.iter().any(Diagnostic::is_error) {
         return Err(refusal(problems, &spans));
     }
-    let Some(claim_id) = claim_id else {
+    let Some(claim_id) = header.claim_id else {
         return Err(refusal(problems, &spans));
     };
-    let prior_claim_id = claim
-        .get("related")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find_map(|r| r.pointer("/claim/identifier/value").and_then(Value::as_str))
-        .map(str::to_owned);
+    let mut diagnostics = built.diagnostics;
     attach_diagnostic_spans(&spans, &mut diagnostics);
-    let cancelled = status == Some("cancelled");
     let meta = MessageMeta {
         message_type: Some("Claim".to_owned()),
         control_id: Some(claim_id.clone()),
         version: Some(FHIR_VERSION.to_owned()),
-        trigger: Some(if cancelled { "cancel" } else { "submit" }.to_owned()),
+        trigger: Some(if header.cancelled { "cancel" } else { "submit" }.to_owned()),
         ..MessageMeta::default()
     };
     Ok(PasRequest {
@@ -439,10 +227,278 @@ pub fn validate(raw: &[u8], operation: Operation) -> Result<PasRequest, Refusal>
             diagnostics,
         },
         claim_id,
-        prior_claim_id,
-        cancelled,
+        prior_claim_id: prior_claim_id(claim),
+        cancelled: header.cancelled,
         item_sequences,
     })
+}
+
+/// The Bundle-level rule: type `collection`.
+fn bundle_problems(bundle: &Value) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    if bundle.get("type").and_then(Value::as_str) != Some("collection") {
+        problems.push(
+            Diagnostic::error(
+                codes::BUNDLE_TYPE,
+                "a PAS Request Bundle has type `collection`",
+            )
+            .at("Bundle.type"),
+        );
+    }
+    problems
+}
+
+/// `Claim.related.claim.identifier.value`: the prior request an update or a
+/// cancellation names.
+fn prior_claim_id(claim: &Value) -> Option<String> {
+    claim
+        .get("related")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.pointer("/claim/identifier/value").and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// What the Claim's header says about the request.
+struct Header {
+    /// `Claim.identifier[0].value`, when present and not blank.
+    claim_id: Option<String>,
+    /// `Claim.status = cancelled`.
+    cancelled: bool,
+}
+
+/// The rules of one Claim, each problem collected with its FHIRPath.
+struct ClaimCheck<'t, 'a> {
+    built: &'t BundleTree<'a>,
+    claim: &'a Value,
+    /// `Bundle.entry[i]` of the Claim.
+    location: &'t str,
+    /// `$submit` needs everything a case needs; `$inquire` only what finds
+    /// the earlier request.
+    strict: bool,
+    problems: Vec<Diagnostic>,
+}
+
+/// Resource types a Claim's provider references may point at.
+const PROVIDER_TYPES: &[&str] = &["Organization", "Practitioner", "PractitionerRole"];
+
+impl ClaimCheck<'_, '_> {
+    /// The FHIRPath of an element of the Claim.
+    fn at(&self, element: &str) -> String {
+        format!("{}.resource.{element}", self.location)
+    }
+
+    fn error(&mut self, code: &str, message: impl Into<String>, at: String) {
+        self.problems.push(Diagnostic::error(code, message).at(at));
+    }
+
+    /// `use`, `identifier`, `status`.
+    fn header(&mut self) -> Header {
+        let claim = self.claim;
+        if claim.get("use").and_then(Value::as_str) != Some("preauthorization") {
+            let given = claim.get("use").and_then(Value::as_str).unwrap_or("absent");
+            let given = safe_code(given);
+            self.error(
+                codes::NOT_PREAUTHORIZATION,
+                format!("Claim.use is `{given}`; a PAS request has `preauthorization`"),
+                self.at("use"),
+            );
+        }
+        let claim_id = claim
+            .pointer("/identifier/0/value")
+            .and_then(Value::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_owned);
+        if claim_id.is_none() {
+            self.error(
+                codes::REQUIRED,
+                "Claim.identifier (with a value) is required",
+                self.at("identifier"),
+            );
+        }
+        let status = claim.get("status").and_then(Value::as_str);
+        match status {
+            Some("active" | "cancelled") => {}
+            None => self.error(
+                codes::REQUIRED,
+                "Claim.status is required",
+                self.at("status"),
+            ),
+            Some(_) => self.error(
+                codes::BAD_VALUE,
+                "Claim.status must be `active` (a request or update) or `cancelled`",
+                self.at("status"),
+            ),
+        }
+        Header {
+            claim_id,
+            cancelled: status == Some("cancelled"),
+        }
+    }
+
+    /// `patient`, `insurer`, `provider`, `insurance.coverage`,
+    /// `careTeam.provider`: present where required and resolvable in the
+    /// bundle to a resource of the right type.
+    fn references(&mut self) {
+        let claim = self.claim;
+        let strict = self.strict;
+        self.reference(
+            "patient",
+            self.at("patient"),
+            claim.get("patient"),
+            &["Patient"],
+            true,
+        );
+        self.reference(
+            "insurer",
+            self.at("insurer"),
+            claim.get("insurer"),
+            &["Organization"],
+            strict,
+        );
+        self.reference(
+            "provider",
+            self.at("provider"),
+            claim.get("provider"),
+            PROVIDER_TYPES,
+            strict,
+        );
+        match claim.get("insurance").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => {
+                for (i, ins) in list.iter().enumerate() {
+                    self.reference(
+                        "insurance.coverage",
+                        self.at(&format!("insurance[{i}].coverage")),
+                        ins.get("coverage"),
+                        &["Coverage"],
+                        true,
+                    );
+                }
+            }
+            _ if strict => self.error(
+                codes::REQUIRED,
+                "Claim.insurance (with a coverage) is required",
+                self.at("insurance"),
+            ),
+            _ => {}
+        }
+        let care_team = claim.get("careTeam").and_then(Value::as_array);
+        for (i, member) in care_team.into_iter().flatten().enumerate() {
+            self.reference(
+                "careTeam.provider",
+                self.at(&format!("careTeam[{i}].provider")),
+                member.get("provider"),
+                PROVIDER_TYPES,
+                false,
+            );
+        }
+    }
+
+    /// One reference element: required when `required`, a `reference` that
+    /// resolves inside the bundle, to one of `types` (any when empty).
+    fn reference(
+        &mut self,
+        element: &str,
+        path: String,
+        reference: Option<&Value>,
+        types: &[&str],
+        required: bool,
+    ) {
+        let Some(reference) = reference else {
+            if required {
+                self.error(
+                    codes::REQUIRED,
+                    format!("Claim.{element} is required"),
+                    path,
+                );
+            }
+            return;
+        };
+        let Some(text) = reference.get("reference").and_then(Value::as_str) else {
+            self.error(
+                codes::REQUIRED,
+                format!("Claim.{element} must be a reference to a resource in the bundle"),
+                format!("{path}.reference"),
+            );
+            return;
+        };
+        let Some(node) = self.built.resolve(self.claim, text) else {
+            self.error(
+                codes::UNRESOLVED_REFERENCE,
+                format!(
+                    "Claim.{element} refers to {}, which is not in the bundle",
+                    reference_label(text)
+                ),
+                format!("{path}.reference"),
+            );
+            return;
+        };
+        let name = self.built.tree.name(node);
+        if !types.is_empty() && !types.contains(&name) {
+            self.error(
+                codes::WRONG_TARGET,
+                format!(
+                    "Claim.{element} must be a {}, not a {name}",
+                    types.join(" or ")
+                ),
+                format!("{path}.reference"),
+            );
+        }
+    }
+
+    /// `item`: at least one (for `$submit`), each with a positive, unique
+    /// `sequence` and a coded `productOrService`. Returns the sequences in
+    /// order, for the response to echo.
+    fn items(&mut self) -> Vec<u32> {
+        let mut sequences = Vec::new();
+        let mut seen = HashSet::new();
+        let items = match self.claim.get("item").and_then(Value::as_array) {
+            Some(items) if !items.is_empty() => items,
+            _ => {
+                if self.strict {
+                    self.error(
+                        codes::REQUIRED,
+                        "Claim.item (at least one service) is required",
+                        self.at("item"),
+                    );
+                }
+                return sequences;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let sequence = item
+                .get("sequence")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n > 0);
+            match sequence {
+                Some(n) if seen.insert(n) => sequences.push(n),
+                Some(_) => self.error(
+                    codes::BAD_VALUE,
+                    "Claim.item.sequence repeats",
+                    self.at(&format!("item[{i}].sequence")),
+                ),
+                None => self.error(
+                    codes::REQUIRED,
+                    "Claim.item.sequence (a positive integer) is required",
+                    self.at(&format!("item[{i}].sequence")),
+                ),
+            }
+            let coded = item
+                .pointer("/productOrService/coding/0/code")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.is_empty());
+            if self.strict && !coded {
+                self.error(
+                    codes::REQUIRED,
+                    "Claim.item.productOrService (a coded service) is required",
+                    self.at(&format!("item[{i}].productOrService")),
+                );
+            }
+        }
+        sequences
+    }
 }
 
 /// A code from the input, echoed only when it looks like one (never free
