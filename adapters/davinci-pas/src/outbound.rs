@@ -11,7 +11,9 @@
 //! (`gateway_core::facts::strip_unsendable`).
 
 use gateway_core::Case;
-use gateway_core::case::{CaseStatus, CodeSystem, PersonName, Urgency};
+use gateway_core::case::{
+    CaseStatus, CodeSystem, Coverage, Diagnosis, PersonName, ServiceLine, Urgency,
+};
 use serde_json::{Map, Value, json};
 
 use crate::urls;
@@ -197,74 +199,52 @@ pub fn requester_resource(case: &Case, id: &str) -> Value {
     provider_value(case, provider_index(case), id)
 }
 
-/// The PAS Request Bundle for `case`.
+/// The ids the resources of one request bundle refer to each other by.
+struct BundleIds {
+    patient: String,
+    payer: String,
+    requester: String,
+}
+
+/// The PAS Request Bundle for `case`: the Claim first, then the Patient, the
+/// payer Organization, the requesting Practitioner, the Coverages and the
+/// other providers (the care team).
 pub fn request_bundle(case: &Case) -> Value {
     let mut case = case.clone();
     gateway_core::facts::strip_unsendable(&mut case);
     let cid = &case.case_id;
     let base = "urn:ehr-gateway:pas";
-    let patient_id = format!("{cid}-patient");
-    let payer_id = format!("{cid}-payer");
-    let requester_id = format!("{cid}-requester");
-    let mut entry = Vec::new();
+    let ids = BundleIds {
+        patient: format!("{cid}-patient"),
+        payer: format!("{cid}-payer"),
+        requester: format!("{cid}-requester"),
+    };
     let mut others = vec![
         (
             "Patient",
-            patient_id.clone(),
-            patient_resource(&case, &patient_id),
+            ids.patient.clone(),
+            patient_resource(&case, &ids.patient),
         ),
         (
             "Organization",
-            payer_id.clone(),
-            payer_resource(&case, &payer_id),
+            ids.payer.clone(),
+            payer_resource(&case, &ids.payer),
         ),
         (
             "Practitioner",
-            requester_id.clone(),
-            requester_resource(&case, &requester_id),
+            ids.requester.clone(),
+            requester_resource(&case, &ids.requester),
         ),
     ];
     let mut insurance = Vec::new();
     for (i, coverage) in case.coverages.iter().enumerate() {
         let id = format!("{cid}-coverage-{}", i + 1);
-        let mut c = Map::new();
-        c.insert("resourceType".into(), json!("Coverage"));
-        c.insert("id".into(), json!(id));
-        c.insert("status".into(), json!("active"));
-        insert_some(
-            &mut c,
-            "subscriberId",
-            coverage.member_id.as_ref().map(|v| json!(v)),
-        );
-        insert_some(&mut c, "identifier", coverage.member_id.as_ref().map(|v| json!([{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]}, "value": v}])));
-        c.insert(
-            "beneficiary".into(),
-            json!({"reference": format!("Patient/{patient_id}")}),
-        );
-        insert_some(
-            &mut c,
-            "relationship",
-            coverage
-                .subscriber_relationship
-                .and_then(|r| serde_json::to_value(r).ok())
-                .map(|r| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": r}]})),
-        );
-        c.insert(
-            "payor".into(),
-            json!([{"reference": format!("Organization/{payer_id}")}]),
-        );
-        let mut classes = Vec::new();
-        if let Some(group) = &coverage.group_number {
-            classes.push(json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}]}, "value": group}));
-        }
-        if let Some(plan) = &coverage.plan_name {
-            classes.push(json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]}, "value": plan, "name": plan}));
-        }
-        if !classes.is_empty() {
-            c.insert("class".into(), Value::Array(classes));
-        }
+        others.push((
+            "Coverage",
+            id.clone(),
+            coverage_resource(coverage, &id, &ids),
+        ));
         insurance.push(json!({"sequence": i + 1, "focal": i == 0, "coverage": {"reference": format!("Coverage/{id}")}}));
-        others.push(("Coverage", id, Value::Object(c)));
     }
     let mut care_team = Vec::new();
     let requester = provider_index(&case);
@@ -281,104 +261,8 @@ pub fn request_bundle(case: &Case) -> Value {
         care_team.push(json!({"sequence": care_team.len() + 1, "provider": {"reference": format!("Practitioner/{id}")},
                               "role": {"coding": [{"system": "urn:ehr-gateway:provider-role", "code": role_name(&provider.role)}]}}));
     }
-    let diagnoses: Vec<Value> = case
-        .diagnoses
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut coding = json!({"system": system_url(d.code.system), "code": d.code.code});
-            if let Some(display) = &d.code.display {
-                coding["display"] = json!(display);
-            }
-            let mut v = json!({"sequence": i + 1, "diagnosisCodeableConcept": {"coding": [coding]}});
-            if d.primary {
-                v["type"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype", "code": "principal"}]}]);
-            }
-            v
-        })
-        .collect();
-    let items: Vec<Value> = case
-        .services
-        .iter()
-        .map(|s| {
-            let mut item = Map::new();
-            item.insert("sequence".into(), json!(s.line));
-            let mut coding = json!({"system": system_url(s.code.system), "code": s.code.code});
-            if let Some(display) = &s.code.display {
-                coding["display"] = json!(display);
-            }
-            item.insert("productOrService".into(), json!({"coding": [coding]}));
-            if !s.modifiers.is_empty() {
-                item.insert("modifier".into(), Value::Array(s.modifiers.iter().map(|m| json!({"coding": [{"system": system_url(s.code.system), "code": m}]})).collect()));
-            }
-            if let Some(q) = &s.quantity {
-                let mut quantity = json!({"value": q});
-                if let Some(unit) = &s.unit {
-                    quantity["unit"] = json!(unit);
-                }
-                item.insert("quantity".into(), quantity);
-            }
-            if let Some(date) = &s.service_date {
-                match (&date.start, &date.end) {
-                    (Some(start), None) => {
-                        item.insert("servicedDate".into(), json!(start));
-                    }
-                    (start, end) => {
-                        let mut p = Map::new();
-                        insert_some(&mut p, "start", start.as_ref().map(|v| json!(v)));
-                        insert_some(&mut p, "end", end.as_ref().map(|v| json!(v)));
-                        item.insert("servicedPeriod".into(), Value::Object(p));
-                    }
-                }
-            }
-            if let Some(pos) = &s.place_of_service {
-                item.insert("locationCodeableConcept".into(), json!({"coding": [{"system": "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set", "code": pos}]}));
-            }
-            Value::Object(item)
-        })
-        .collect();
-    let mut claim = Map::new();
-    claim.insert("resourceType".into(), json!("Claim"));
-    claim.insert("id".into(), json!(cid));
-    claim.insert("meta".into(), json!({"profile": [urls::CLAIM]}));
-    claim.insert("identifier".into(), json!([{"system": "urn:ehr-gateway:case", "value": crate::response::claim_identifier(&case)}]));
-    claim.insert(
-        "status".into(),
-        json!(if case.status == CaseStatus::Cancelled {
-            "cancelled"
-        } else {
-            "active"
-        }),
-    );
-    claim.insert("type".into(), json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]}));
-    claim.insert("use".into(), json!("preauthorization"));
-    claim.insert(
-        "patient".into(),
-        json!({"reference": format!("Patient/{patient_id}")}),
-    );
-    claim.insert("created".into(), json!(case.source.received_at));
-    claim.insert(
-        "insurer".into(),
-        json!({"reference": format!("Organization/{payer_id}")}),
-    );
-    claim.insert(
-        "provider".into(),
-        json!({"reference": format!("Practitioner/{requester_id}")}),
-    );
-    let priority = match case.urgency {
-        Some(Urgency::Urgent | Urgency::Emergency) => "stat",
-        _ => "normal",
-    };
-    claim.insert("priority".into(), json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": priority}]}));
-    if !care_team.is_empty() {
-        claim.insert("careTeam".into(), Value::Array(care_team));
-    }
-    if !diagnoses.is_empty() {
-        claim.insert("diagnosis".into(), Value::Array(diagnoses));
-    }
-    claim.insert("insurance".into(), Value::Array(insurance));
-    claim.insert("item".into(), Value::Array(items));
-    entry.push(json!({"fullUrl": format!("{base}/Claim/{cid}"), "resource": Value::Object(claim)}));
+    let claim = claim_resource(&case, &ids, insurance, care_team);
+    let mut entry = vec![json!({"fullUrl": format!("{base}/Claim/{cid}"), "resource": claim})];
     for (rtype, id, resource) in others {
         entry.push(json!({"fullUrl": format!("{base}/{rtype}/{id}"), "resource": resource}));
     }
@@ -391,6 +275,167 @@ pub fn request_bundle(case: &Case) -> Value {
         "timestamp": case.source.received_at,
         "entry": entry,
     })
+}
+
+/// One Coverage (member id as `subscriberId` and an MB identifier, the
+/// subscriber relationship, group and plan classes), paid by the bundle's
+/// payer for its patient.
+fn coverage_resource(coverage: &Coverage, id: &str, ids: &BundleIds) -> Value {
+    let mut c = Map::new();
+    c.insert("resourceType".into(), json!("Coverage"));
+    c.insert("id".into(), json!(id));
+    c.insert("status".into(), json!("active"));
+    insert_some(
+        &mut c,
+        "subscriberId",
+        coverage.member_id.as_ref().map(|v| json!(v)),
+    );
+    insert_some(&mut c, "identifier", coverage.member_id.as_ref().map(|v| json!([{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]}, "value": v}])));
+    c.insert(
+        "beneficiary".into(),
+        json!({"reference": format!("Patient/{}", ids.patient)}),
+    );
+    insert_some(
+        &mut c,
+        "relationship",
+        coverage
+            .subscriber_relationship
+            .and_then(|r| serde_json::to_value(r).ok())
+            .map(|r| json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "code": r}]})),
+    );
+    c.insert(
+        "payor".into(),
+        json!([{"reference": format!("Organization/{}", ids.payer)}]),
+    );
+    let mut classes = Vec::new();
+    if let Some(group) = &coverage.group_number {
+        classes.push(json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}]}, "value": group}));
+    }
+    if let Some(plan) = &coverage.plan_name {
+        classes.push(json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]}, "value": plan, "name": plan}));
+    }
+    if !classes.is_empty() {
+        c.insert("class".into(), Value::Array(classes));
+    }
+    Value::Object(c)
+}
+
+/// The Claim (`use = preauthorization`) of the request bundle.
+fn claim_resource(
+    case: &Case,
+    ids: &BundleIds,
+    insurance: Vec<Value>,
+    care_team: Vec<Value>,
+) -> Value {
+    let mut claim = Map::new();
+    claim.insert("resourceType".into(), json!("Claim"));
+    claim.insert("id".into(), json!(case.case_id));
+    claim.insert("meta".into(), json!({"profile": [urls::CLAIM]}));
+    claim.insert("identifier".into(), json!([{"system": "urn:ehr-gateway:case", "value": crate::response::claim_identifier(case)}]));
+    claim.insert(
+        "status".into(),
+        json!(if case.status == CaseStatus::Cancelled {
+            "cancelled"
+        } else {
+            "active"
+        }),
+    );
+    claim.insert("type".into(), json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]}));
+    claim.insert("use".into(), json!("preauthorization"));
+    claim.insert(
+        "patient".into(),
+        json!({"reference": format!("Patient/{}", ids.patient)}),
+    );
+    claim.insert("created".into(), json!(case.source.received_at));
+    claim.insert(
+        "insurer".into(),
+        json!({"reference": format!("Organization/{}", ids.payer)}),
+    );
+    claim.insert(
+        "provider".into(),
+        json!({"reference": format!("Practitioner/{}", ids.requester)}),
+    );
+    let priority = match case.urgency {
+        Some(Urgency::Urgent | Urgency::Emergency) => "stat",
+        _ => "normal",
+    };
+    claim.insert("priority".into(), json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": priority}]}));
+    if !care_team.is_empty() {
+        claim.insert("careTeam".into(), Value::Array(care_team));
+    }
+    let diagnoses: Vec<Value> = case
+        .diagnoses
+        .iter()
+        .enumerate()
+        .map(|(i, d)| diagnosis_value(i + 1, d))
+        .collect();
+    if !diagnoses.is_empty() {
+        claim.insert("diagnosis".into(), Value::Array(diagnoses));
+    }
+    claim.insert("insurance".into(), Value::Array(insurance));
+    let items = case.services.iter().map(item_value).collect();
+    claim.insert("item".into(), Value::Array(items));
+    Value::Object(claim)
+}
+
+/// `Claim.diagnosis[sequence]`, `principal` when the case marks it primary.
+fn diagnosis_value(sequence: usize, d: &Diagnosis) -> Value {
+    let mut coding = json!({"system": system_url(d.code.system), "code": d.code.code});
+    if let Some(display) = &d.code.display {
+        coding["display"] = json!(display);
+    }
+    let mut v = json!({"sequence": sequence, "diagnosisCodeableConcept": {"coding": [coding]}});
+    if d.primary {
+        v["type"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/ex-diagnosistype", "code": "principal"}]}]);
+    }
+    v
+}
+
+/// `Claim.item` of one service line (its `sequence` is the line number the
+/// decision's lines refer to).
+fn item_value(s: &ServiceLine) -> Value {
+    let mut item = Map::new();
+    item.insert("sequence".into(), json!(s.line));
+    let mut coding = json!({"system": system_url(s.code.system), "code": s.code.code});
+    if let Some(display) = &s.code.display {
+        coding["display"] = json!(display);
+    }
+    item.insert("productOrService".into(), json!({"coding": [coding]}));
+    if !s.modifiers.is_empty() {
+        item.insert(
+            "modifier".into(),
+            Value::Array(
+                s.modifiers
+                    .iter()
+                    .map(|m| json!({"coding": [{"system": system_url(s.code.system), "code": m}]}))
+                    .collect(),
+            ),
+        );
+    }
+    if let Some(q) = &s.quantity {
+        let mut quantity = json!({"value": q});
+        if let Some(unit) = &s.unit {
+            quantity["unit"] = json!(unit);
+        }
+        item.insert("quantity".into(), quantity);
+    }
+    if let Some(date) = &s.service_date {
+        match (&date.start, &date.end) {
+            (Some(start), None) => {
+                item.insert("servicedDate".into(), json!(start));
+            }
+            (start, end) => {
+                let mut p = Map::new();
+                insert_some(&mut p, "start", start.as_ref().map(|v| json!(v)));
+                insert_some(&mut p, "end", end.as_ref().map(|v| json!(v)));
+                item.insert("servicedPeriod".into(), Value::Object(p));
+            }
+        }
+    }
+    if let Some(pos) = &s.place_of_service {
+        item.insert("locationCodeableConcept".into(), json!({"coding": [{"system": "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set", "code": pos}]}));
+    }
+    Value::Object(item)
 }
 
 #[cfg(test)]
