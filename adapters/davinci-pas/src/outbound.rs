@@ -143,21 +143,11 @@ pub fn payer_resource(case: &Case, id: &str) -> Value {
     Value::Object(o)
 }
 
-fn role_name(role: &gateway_core::case::ProviderRole) -> String {
-    serde_json::to_value(role)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
+/// The provider the Claim names as its requester: the case's requesting
+/// provider ([`Case::requesting_provider_index`], the rule the 278 writer
+/// uses too), else the first provider, since a PAS Claim must name one.
 fn provider_index(case: &Case) -> Option<usize> {
-    ["requester", "ordering", "referring"]
-        .iter()
-        .find_map(|want| {
-            case.providers
-                .iter()
-                .position(|p| role_name(&p.role) == *want)
-        })
+    case.requesting_provider_index()
         .or(if case.providers.is_empty() {
             None
         } else {
@@ -259,7 +249,7 @@ pub fn request_bundle(case: &Case) -> Value {
             provider_value(&case, Some(i), &id),
         ));
         care_team.push(json!({"sequence": care_team.len() + 1, "provider": {"reference": format!("Practitioner/{id}")},
-                              "role": {"coding": [{"system": "urn:ehr-gateway:provider-role", "code": role_name(&provider.role)}]}}));
+                              "role": {"coding": [{"system": "urn:ehr-gateway:provider-role", "code": provider.role.as_str()}]}}));
     }
     let claim = claim_resource(&case, &ids, insurance, care_team);
     let mut entry = vec![json!({"fullUrl": format!("{base}/Claim/{cid}"), "resource": claim})];

@@ -38,7 +38,11 @@
 //!   list alternatives: `decision.status=approved,modified`).
 //! * Pre-computed nodes: `hi_diagnoses` lists the ICD-10-CM and ICD-9
 //!   diagnoses, each with its `hi_qualifier` (`ABK`/`ABF`, `BK`/`BF` by system
-//!   and `primary`); when the case has a decision, every service line
+//!   and `primary`); `requesting_providers` holds the 2010B requester (zero or
+//!   one provider, chosen by [`requesting_provider_index`]: role `requester`,
+//!   else `ordering`, else `referring`) and `event_providers` every other
+//!   provider but a `requester` (the 2010EA loops), so the requester is never
+//!   written twice; when the case has a decision, every service line
 //!   carries `line_decision` — its entry of `decision.service_decisions`, else
 //!   the case-level status, authorization number and reason codes — so a 2000F
 //!   loop can write its HCR without joining lists in the template.
@@ -59,7 +63,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gateway_core::case::CodeSystem;
+use gateway_core::case::{CodeSystem, ProviderRole};
 use gateway_core::{Case, GatewayError};
 use serde_json::Value;
 
@@ -586,9 +590,37 @@ fn hi_qualifier(d: &gateway_core::case::Diagnosis) -> Option<&'static str> {
     }
 }
 
-/// Adds the pre-computed nodes (see the module docs): `hi_diagnoses` at the
-/// root, and `line_decision` on every service line when the case has a decision.
+/// The position in `case.providers` of the 278 requester (2010B, UMO's
+/// "requesting provider"): [`Case::requesting_provider_index`] — role
+/// `requester`, else `ordering`, else `referring`. `None` when the case has
+/// none of them; the writer then refuses the case with "case has no requesting
+/// provider (2010B NM1)". The request template reads the choice through the
+/// pre-computed `requesting_providers` / `event_providers` nodes.
+pub fn requesting_provider_index(case: &Case) -> Option<usize> {
+    case.requesting_provider_index()
+}
+
+/// Adds the pre-computed nodes (see the module docs): `hi_diagnoses`,
+/// `requesting_providers` and `event_providers` at the root, and
+/// `line_decision` on every service line when the case has a decision.
 fn precompute(case: &Case, root: &mut Value) {
+    let requester = requesting_provider_index(case);
+    let provider_values = |keep: &dyn Fn(usize, &gateway_core::case::Provider) -> bool| {
+        case.providers
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| keep(*i, p))
+            .filter_map(|(_, p)| serde_json::to_value(p).ok())
+            .collect::<Vec<Value>>()
+    };
+    let requesting = provider_values(&|i, _| Some(i) == requester);
+    // Every other provider is an event provider (2010EA), except further
+    // `requester`s: a 278 has one 2010B requester and no 2010EA code for one.
+    let event = provider_values(&|i, p| Some(i) != requester && p.role != ProviderRole::Requester);
+    if let Value::Object(map) = root {
+        map.insert("requesting_providers".to_owned(), Value::Array(requesting));
+        map.insert("event_providers".to_owned(), Value::Array(event));
+    }
     let hi: Vec<Value> = case
         .diagnoses
         .iter()

@@ -104,6 +104,24 @@ impl Case {
             notes: Vec::new(),
         }
     }
+    /// The position in `providers` of the provider who requests the
+    /// authorization (X12 278 2010B, PAS `Claim.provider`): the first with
+    /// role `requester`, else the first `ordering` provider (the requester of
+    /// an order), else the first `referring` provider (the requester of a
+    /// referral). HL7 v2 and FHIR profiles map ordering and referring
+    /// providers, never a `requester`; X12-received cases carry one.
+    ///
+    /// The one rule every outbound writer uses, so a case is sent with the
+    /// same requester whichever way it leaves.
+    pub fn requesting_provider_index(&self) -> Option<usize> {
+        [
+            ProviderRole::Requester,
+            ProviderRole::Ordering,
+            ProviderRole::Referring,
+        ]
+        .iter()
+        .find_map(|role| self.providers.iter().position(|p| p.role == *role))
+    }
 }
 
 /// Provenance of a case: which adapter and profile produced it from which message.

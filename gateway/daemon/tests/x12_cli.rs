@@ -344,10 +344,16 @@ fn x12_request_refuses_incomplete_cases_naming_the_missing_fact() {
     }
     let cases: [(&str, &Edit, &str); 4] = [
         (
-            "no-requester",
+            // The requester rule falls back to the ordering, then the
+            // referring provider: with none of the three there is none.
+            "no-requester-ordering-or-referring",
             &|c| {
-                let i = requester(c);
-                c["providers"].as_array_mut().expect("list").remove(i);
+                c["providers"].as_array_mut().expect("list").retain(|p| {
+                    !matches!(
+                        p["role"].as_str(),
+                        Some("requester" | "ordering" | "referring")
+                    )
+                });
             },
             "case has no requesting provider (2010B NM1)",
         ),

@@ -110,6 +110,41 @@ fn trace(x12: &[u8]) -> String {
         .expect("TRN*1")
 }
 
+/// MSH-10 of [`order_without_providers`].
+const NO_PROVIDER_CONTROL_ID: &str = "EPIC0002";
+
+/// The epic sample order as another order (MSH-10, ORC-2/OBR-2) that names no
+/// provider: PV1-8 (referring), ORC-12 and OBR-16 (ordering) emptied.
+fn order_without_providers() -> Vec<u8> {
+    let text = String::from_utf8(support::epic_order()).expect("ascii sample");
+    let segments: Vec<String> = text
+        .split('\r')
+        .map(|seg| {
+            let mut fields: Vec<String> = seg.split('|').map(str::to_owned).collect();
+            let mut set = |i: usize, v: &str| {
+                if let Some(f) = fields.get_mut(i) {
+                    *f = v.to_owned();
+                }
+            };
+            match seg.get(..3) {
+                Some("MSH") => set(9, NO_PROVIDER_CONTROL_ID),
+                Some("PV1") => set(8, ""),
+                Some("ORC") => {
+                    set(2, "EP5002");
+                    set(12, "");
+                }
+                Some("OBR") => {
+                    set(2, "EP5002");
+                    set(16, "");
+                }
+                _ => {}
+            }
+            fields.join("|")
+        })
+        .collect();
+    segments.join("\r").into_bytes()
+}
+
 fn config_head(dir: &Path, inbound: &Path) -> String {
     format!(
         r#"[x12]
@@ -260,8 +295,11 @@ outbound = "{outbound}"
     let daemon = Daemon::start(&config);
     let reader = Reader::open(&store_file).expect("reader");
 
-    // An HL7 order for payer 60054: the epic profile names no requesting
-    // provider, so no valid 278 can be written for it.
+    // Two HL7 orders for payer 60054. The epic profile maps ORC-12/OBR-16 as
+    // the `ordering` provider and PV1-8 as `referring`, never a `requester`:
+    // the writer takes the ordering provider as the 2010B requester, so the
+    // first order is sent. The second names no provider at all (synthetic
+    // variant of the same order): no valid 278 can be written for it.
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", mllp)).expect("mllp");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -270,33 +308,105 @@ outbound = "{outbound}"
         support::mllp_exchange(&mut stream, &support::epic_order()),
         "AA"
     );
-    let hl7_case = wait_for("the hl7 case", Duration::from_secs(30), || {
-        reader
-            .list_messages(&Default::default())
-            .ok()?
-            .into_iter()
-            .find(|m| m.adapter == "hl7v2")
-            .and_then(|m| m.case_id)
-    });
+    assert_eq!(
+        support::mllp_exchange(&mut stream, &order_without_providers()),
+        "AA"
+    );
+    let hl7_case = |control: &'static str| {
+        wait_for(
+            &format!("the hl7 case of {control}"),
+            Duration::from_secs(30),
+            || {
+                reader
+                    .list_messages(&Default::default())
+                    .ok()?
+                    .into_iter()
+                    .find(|m| m.adapter == "hl7v2" && m.control_id.as_deref() == Some(control))
+                    .and_then(|m| m.case_id)
+            },
+        )
+    };
+    let ordered_case = hl7_case("EPIC0001");
+    let bare_case = hl7_case(NO_PROVIDER_CONTROL_ID);
+    assert_ne!(ordered_case, bare_case);
+
     let (_, _, _, reason) = wait_for("the refusal", Duration::from_secs(30), || {
-        submissions(&store_file, &hl7_case)
+        submissions(&store_file, &bare_case)
             .into_iter()
             .find(|(_, state, _, _)| state == "refused")
     });
     let reason = reason.expect("reason");
-    assert!(reason.contains("requesting provider"), "{reason}");
+    assert!(
+        reason.contains("case has no requesting provider (2010B NM1)"),
+        "{reason}"
+    );
     let store = gateway_store::Store::open(&store_file, Default::default())
         .await
         .expect("store");
     assert!(
         store
-            .case_requests(&hl7_case)
+            .case_requests(&bare_case)
             .await
             .expect("requests")
             .is_empty(),
         "nothing recorded for a refused case"
     );
     store.close().await;
+
+    // The ordered HL7 case is written for the payer, its ordering provider
+    // (ORC-12, NPI 1234567893) as the requester in 2010B, and not a second
+    // time as a 2010EA event provider; the PV1-8 referring doctor stays one.
+    let hl7_file = wait_for("the hl7 278 request file", Duration::from_secs(30), || {
+        files(&outbound, &format!("278-request-{ordered_case}-"))
+            .into_iter()
+            .next()
+    });
+    let hl7_bytes = std::fs::read(&hl7_file).expect("file");
+    let hl7_ack = gateway_x12::ack::acknowledge(
+        &hl7_bytes,
+        &AckIdentity::default(),
+        &MemoryControlNumbers::new(),
+        &Stamp::now(),
+    )
+    .expect("999");
+    let hl7_text = String::from_utf8_lossy(&hl7_bytes).into_owned();
+    assert_eq!(hl7_ack.verdict, 'A', "{hl7_text}");
+    let mut level = String::new();
+    let mut nm1s: Vec<(String, Vec<String>)> = Vec::new();
+    for seg in segments(&hl7_text) {
+        if seg[0] == "HL" {
+            level = seg.get(3).cloned().unwrap_or_default();
+        } else if seg[0] == "NM1" {
+            nm1s.push((level.clone(), seg));
+        }
+    }
+    let requester: Vec<&Vec<String>> = nm1s
+        .iter()
+        .filter(|(l, _)| l == "21")
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(requester.len(), 1, "{hl7_text}");
+    assert_eq!(
+        requester[0][..10],
+        [
+            "NM1",
+            "1P",
+            "1",
+            "HEARTDOC",
+            "ANN",
+            "",
+            "",
+            "",
+            "XX",
+            "1234567893"
+        ]
+    );
+    let event: Vec<(&str, &str)> = nm1s
+        .iter()
+        .filter(|(l, _)| l == "EV")
+        .map(|(_, s)| (s[1].as_str(), s.get(9).map_or("", String::as_str)))
+        .collect();
+    assert_eq!(event, [("DN", "1987654328")], "{hl7_text}");
 
     // An X12 request for the same payer: written into the folder, once.
     drop_sample(&inbound, "request-two-lines.x12");
@@ -307,7 +417,7 @@ outbound = "{outbound}"
             .next()
     });
     assert!(
-        files(&outbound, &format!("278-request-{hl7_case}")).is_empty(),
+        files(&outbound, &format!("278-request-{bare_case}")).is_empty(),
         "the refused case was not written"
     );
     assert!(
@@ -340,9 +450,10 @@ outbound = "{outbound}"
     });
     assert!(files(&inbound.join("error"), &name).is_empty());
 
-    // One refused (the HL7 case), one sent; the other outcomes exist at 0.
+    // One refused (the HL7 order without providers), two sent (the HL7 order
+    // and the X12 request); the other outcomes exist at 0.
     // The counter moves just after the store does: scrape until it shows.
-    let expected = [("refused", 1), ("sent", 1), ("failed", 0), ("retried", 0)];
+    let expected = [("refused", 1), ("sent", 2), ("failed", 0), ("retried", 0)];
     let value = |metrics: &str, outcome: &str| {
         metrics
             .lines()
