@@ -118,6 +118,9 @@ pub async fn run_suite(
             (_, Mode::Writeback, _) => {
                 CaseResult::skipped(suite, spec, "write-back cases run offline only".to_owned())
             }
+            (_, Mode::Inquiry, _) => {
+                CaseResult::skipped(suite, spec, "inquiry cases run offline only".to_owned())
+            }
             (None, _, _) => CaseResult::skipped(
                 suite,
                 spec,

@@ -74,6 +74,7 @@ async fn run_case(
     match spec.file.mode {
         Mode::Inbound => run_inbound(suite, spec, profile, harness, settings).await,
         Mode::Writeback => run_writeback(suite, spec, harness, settings).await,
+        Mode::Inquiry => run_inquiry(suite, spec, profile, harness, settings).await,
     }
 }
 
@@ -84,63 +85,21 @@ async fn run_inbound(
     harness: &dyn Harness,
     settings: RunSettings,
 ) -> CaseResult {
-    let dir = match tempfile::tempdir() {
-        Ok(dir) => dir,
-        Err(e) => return CaseResult::failed(suite, spec, vec![format!("temp dir: {e}")]),
+    let env = match CaseStore::open(suite, profile).await {
+        Ok(env) => env,
+        Err(e) => return CaseResult::failed(suite, spec, vec![e]),
     };
-    let store = match Store::open(dir.path().join("store.sqlite"), StoreOptions::default()).await {
-        Ok(store) => store,
-        Err(e) => return CaseResult::failed(suite, spec, vec![format!("store: {e}")]),
+    let results = match feed(harness, &env, profile, &spec.inputs).await {
+        Ok(results) => results,
+        Err(e) => return CaseResult::failed(suite, spec, vec![e]),
     };
-    let identity = Identity {
-        tenant: suite.identity.tenant.clone(),
-        practice: suite.identity.practice.clone(),
-        site: suite.identity.site.clone(),
-    };
-    let pipeline = Pipeline::new(store.clone(), ProfileSet::new([profile.clone()]), identity);
-    let pipeline: Arc<dyn IntakePipeline> = Arc::new(pipeline);
-
-    let mut results: Vec<InboundResult> = Vec::new();
-    for input in &spec.inputs {
-        let raw = match std::fs::read(input) {
-            Ok(raw) => raw,
-            Err(e) => {
-                return CaseResult::failed(suite, spec, vec![format!("{}: {e}", input.display())]);
-            }
-        };
-        match harness
-            .inbound(pipeline.clone(), profile.name(), &raw)
-            .await
-        {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                return CaseResult::failed(suite, spec, vec![format!("{}: {e}", input.display())]);
-            }
-        }
-    }
+    let store = &env.store;
 
     let mut failures = Vec::new();
     let outcomes: Vec<&IntakeOutcome> = results.iter().flat_map(|r| r.outcomes.iter()).collect();
     let labels: Vec<&str> = outcomes.iter().map(|o| outcome_label(o)).collect();
     let expect = &spec.file.expect;
-    if expect.outcomes.is_empty() {
-        if let Some(bad) = labels.iter().find(|l| **l != "accepted") {
-            failures.push(format!(
-                "outcomes: expected every input accepted, got {labels:?} (first non-accepted: {bad})"
-            ));
-        }
-    } else if labels
-        != expect
-            .outcomes
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-    {
-        failures.push(format!(
-            "outcomes: expected {:?}, got {labels:?}",
-            expect.outcomes
-        ));
-    }
+    check_outcomes(spec, &labels, &mut failures);
 
     let last = results.last();
     let ack = last.map(|r| r.ack.clone()).unwrap_or_default();
@@ -200,13 +159,75 @@ async fn run_inbound(
         },
         (None, true) => {}
     }
-    store.close().await;
+    env.store.close().await;
 
     let mut result = CaseResult::finished(suite, spec, failures);
     result.diffs = diffs;
     result.actual_case = actual_case;
     result.ack = Some(ack);
     result
+}
+
+/// A fresh store in a temporary folder and the real pipeline over it: what
+/// one inbound or inquiry case runs against.
+struct CaseStore {
+    store: Store,
+    pipeline: Arc<dyn IntakePipeline>,
+    /// Removed when the case is done.
+    _dir: tempfile::TempDir,
+}
+
+impl CaseStore {
+    async fn open(suite: &Suite, profile: &Profile) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let store = Store::open(dir.path().join("store.sqlite"), StoreOptions::default())
+            .await
+            .map_err(|e| format!("store: {e}"))?;
+        let identity = Identity {
+            tenant: suite.identity.tenant.clone(),
+            practice: suite.identity.practice.clone(),
+            site: suite.identity.site.clone(),
+        };
+        let pipeline = Pipeline::new(store.clone(), ProfileSet::new([profile.clone()]), identity);
+        Ok(CaseStore {
+            store,
+            pipeline: Arc::new(pipeline),
+            _dir: dir,
+        })
+    }
+}
+
+/// Feeds `inputs`, in order, through the adapter's receive path.
+async fn feed(
+    harness: &dyn Harness,
+    env: &CaseStore,
+    profile: &Profile,
+    inputs: &[std::path::PathBuf],
+) -> Result<Vec<InboundResult>, String> {
+    let mut results = Vec::new();
+    for input in inputs {
+        let raw = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let result = harness
+            .inbound(env.pipeline.clone(), profile.name(), &raw)
+            .await
+            .map_err(|e| format!("{}: {e}", input.display()))?;
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// The pipeline outcomes against `expect.outcomes` (default: all accepted).
+fn check_outcomes(spec: &CaseSpec, labels: &[&str], failures: &mut Vec<String>) {
+    let expected = &spec.file.expect.outcomes;
+    if expected.is_empty() {
+        if let Some(bad) = labels.iter().find(|l| **l != "accepted") {
+            failures.push(format!(
+                "outcomes: expected every input accepted, got {labels:?} (first non-accepted: {bad})"
+            ));
+        }
+    } else if labels != expected.iter().map(String::as_str).collect::<Vec<_>>() {
+        failures.push(format!("outcomes: expected {expected:?}, got {labels:?}"));
+    }
 }
 
 fn check_case(
@@ -272,6 +293,21 @@ async fn run_writeback(
         Err(e) => return CaseResult::failed(suite, spec, vec![format!("write-back failed: {e}")]),
     };
     let mut failures = Vec::new();
+    check_writeback(spec, harness, &output, settings, &mut failures);
+    let mut result = CaseResult::finished(suite, spec, failures);
+    result.writeback = Some(output);
+    result
+}
+
+/// `output` (a write-back or an inquiry's answer) against the case's
+/// `expected.writeback.*`, or blessed into it.
+fn check_writeback(
+    spec: &CaseSpec,
+    harness: &dyn Harness,
+    output: &str,
+    settings: RunSettings,
+    failures: &mut Vec<String>,
+) {
     let expected_path = spec.expected_writeback.clone().unwrap_or_else(|| {
         spec.dir.join(format!(
             "expected.writeback.{}",
@@ -279,16 +315,16 @@ async fn run_writeback(
         ))
     });
     if settings.bless {
-        if let Err(e) = std::fs::write(&expected_path, &output) {
+        if let Err(e) = std::fs::write(&expected_path, output) {
             failures.push(format!("blessing {}: {e}", expected_path.display()));
         }
     } else {
         match std::fs::read_to_string(&expected_path) {
-            Ok(expected) if normalize_newlines(&expected) == normalize_newlines(&output) => {}
+            Ok(expected) if normalize_newlines(&expected) == normalize_newlines(output) => {}
             Ok(expected) => failures.push(format!(
                 "write-back differs from {}:\n{}",
                 expected_path.display(),
-                line_diff(&expected, &output)
+                line_diff(&expected, output)
             )),
             Err(e) => failures.push(format!(
                 "{}: {e} (run with BLESS=1 to create it, then review it)",
@@ -296,9 +332,91 @@ async fn run_writeback(
             )),
         }
     }
+}
+
+/// An inquiry case: the requests go in, the decision is recorded, the
+/// adapter answers the inquiry from the store.
+async fn run_inquiry(
+    suite: &Suite,
+    spec: &CaseSpec,
+    profile: &Profile,
+    harness: &dyn Harness,
+    settings: RunSettings,
+) -> CaseResult {
+    let Some((inquiry, requests)) = spec.inputs.split_last() else {
+        return CaseResult::failed(suite, spec, vec!["no inquiry input".to_owned()]);
+    };
+    let env = match CaseStore::open(suite, profile).await {
+        Ok(env) => env,
+        Err(e) => return CaseResult::failed(suite, spec, vec![e]),
+    };
+    let results = match feed(harness, &env, profile, requests).await {
+        Ok(results) => results,
+        Err(e) => return CaseResult::failed(suite, spec, vec![e]),
+    };
+    let mut failures = Vec::new();
+    let outcomes: Vec<&IntakeOutcome> = results.iter().flat_map(|r| r.outcomes.iter()).collect();
+    let labels: Vec<&str> = outcomes.iter().map(|o| outcome_label(o)).collect();
+    check_outcomes(spec, &labels, &mut failures);
+    if let Some(file) = &spec.file.decision {
+        let case_id = outcomes.iter().rev().find_map(|o| match o {
+            IntakeOutcome::Accepted { case_id, .. } => Some(case_id.clone()),
+            _ => None,
+        });
+        if let Err(e) = record_decision(&env.store, &spec.dir.join(file), case_id).await {
+            failures.push(e);
+        }
+    }
+    let answer = match std::fs::read(inquiry) {
+        Ok(raw) => harness.inquire(&env.store, &raw).await,
+        Err(e) => Err(format!("{}: {e}", inquiry.display())),
+    };
+    env.store.close().await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            failures.push(format!("inquiry: {e}"));
+            return CaseResult::finished(suite, spec, failures);
+        }
+    };
+    if let Some(code) = &spec.file.expect.ack
+        && answer.code != *code
+    {
+        failures.push(format!(
+            "inquiry answer: expected {code}, got {}",
+            answer.code
+        ));
+    }
+    check_writeback(spec, harness, &answer.text, settings, &mut failures);
     let mut result = CaseResult::finished(suite, spec, failures);
-    result.writeback = Some(output);
+    result.ack = Some(crate::harness::AckFacts {
+        code: Some(answer.code),
+        errors: Vec::new(),
+        text: answer.text.clone(),
+    });
+    result.writeback = Some(answer.text);
     result
+}
+
+/// Records the decision in `file` on the case the requests produced, the
+/// way the central platform's decision reaches the store.
+async fn record_decision(
+    store: &Store,
+    file: &Path,
+    case_id: Option<String>,
+) -> Result<(), String> {
+    let Some(case_id) = case_id else {
+        return Err("a decision is given but the requests produced no case".to_owned());
+    };
+    let decision: gateway_core::case::Decision = std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    store
+        .record_decision(&case_id, decision)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recording the decision on {case_id}: {e}"))
 }
 
 fn writeback_extension(harness: &dyn Harness) -> &'static str {

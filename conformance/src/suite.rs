@@ -92,6 +92,12 @@ pub enum Mode {
     Inbound,
     /// A decided Case goes out through the adapter's write-back.
     Writeback,
+    /// Every input but the last goes in through the adapter; then the
+    /// case's `decision` (if any) is recorded as the central platform
+    /// returns it; then the last input, a status inquiry, is answered by the
+    /// adapter from the store. The answer's code is checked against
+    /// `expect.ack` and its body against `expected.writeback.*`.
+    Inquiry,
 }
 
 /// `case.toml`.
@@ -109,6 +115,9 @@ pub struct CaseFile {
     /// Input files in sending order (default: the one file named `input.*`).
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
+    /// Inquiry cases: a canonical Decision JSON file recorded on the case
+    /// the inputs produced, before the inquiry is answered.
+    pub decision: Option<PathBuf>,
     /// Skip the case with this reason (kept visible in reports).
     pub skip: Option<String>,
     /// Field rules on top of the suite's.
@@ -269,6 +278,21 @@ fn load_case(dir: &Path, base: &BTreeMap<String, Rule>) -> Result<CaseSpec, Suit
                 message: format!("input {} does not exist", input.display()),
             });
         }
+    }
+    if let Some(decision) = &file.decision
+        && !dir.join(decision).is_file()
+    {
+        return Err(SuiteError::Invalid {
+            path: case_toml,
+            message: format!("decision {} does not exist", dir.join(decision).display()),
+        });
+    }
+    if file.mode == Mode::Inquiry && inputs.len() < 2 && file.decision.is_some() {
+        return Err(SuiteError::Invalid {
+            path: case_toml,
+            message: "an inquiry case with a decision needs a request input before the inquiry"
+                .to_owned(),
+        });
     }
     let mut rules = base.clone();
     rules.extend(file.compare.clone());

@@ -102,3 +102,37 @@ fn a_broken_profile_fails_with_a_readable_diff() {
     let junit = report::junit::render(&results);
     assert!(junit.contains("<failure"), "{junit}");
 }
+
+#[test]
+fn an_inquiry_case_fails_when_the_decision_does_not_reach_the_answer() {
+    let root = repo_root();
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root.join("mappings"), &work.path().join("mappings"));
+    let case = work.path().join("suites/davinci-pas/inquiry-approved");
+    copy_dir(
+        &root.join("conformance/suites/davinci-pas/inquiry-approved"),
+        &case,
+    );
+    // The same requests and inquiry, but the payer's approval is never
+    // recorded: the answer is the pended bundle, not the expected A1.
+    let toml = std::fs::read_to_string(case.join("case.toml")).expect("case.toml");
+    assert!(toml.contains("decision = \"decision.json\""), "{toml}");
+    std::fs::write(
+        case.join("case.toml"),
+        toml.replace("decision = \"decision.json\"\n", ""),
+    )
+    .expect("write");
+
+    let options = Options {
+        suites: vec![work.path().join("suites/davinci-pas")],
+        ..Options::default()
+    };
+    let results = runtime()
+        .block_on(conformance::run(&options))
+        .expect("suite loads");
+    let summary = report::console::summary(&results);
+    assert_eq!(results.len(), 1, "{summary}");
+    assert_eq!(results[0].status, Status::Failed, "{summary}");
+    assert!(summary.contains("write-back differs"), "{summary}");
+    assert!(summary.contains("SYNAUTH-2207"), "{summary}");
+}

@@ -36,13 +36,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::StreamExt as _;
 use gateway_core::adapter::{InboundMessage, IntakeOutcome, IntakePipeline};
-use gateway_core::{Case, Diagnostic};
+use gateway_core::{Case, Diagnostic, GatewayError};
 use gateway_fhir_model::{OperationOutcome, OutcomeIssue};
 use gateway_http_listener::PeerCertificates;
 use serde_json::Value;
 
 use crate::auth::{Authenticator, Client};
-use crate::request::{self, Operation, Refusal, codes};
+use crate::request::{self, Operation, PasRequest, Refusal, codes};
 use crate::subscription::{SubscriptionStore, parse_registration};
 use crate::{CLAIM_REFERENCE, CaseDirectory, SUBMISSION_REFERENCE};
 
@@ -149,14 +149,12 @@ impl PasServer {
         raw: Vec<u8>,
         diagnostics: Vec<Diagnostic>,
     ) -> Result<(), Response> {
-        let message = InboundMessage {
-            adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
-            profile: self.profile.clone(),
+        let message = inbound(
+            &self.profile,
             raw,
-            received_at: jiff::Timestamp::now(),
-            peer: Some(caller.peer.to_string()),
-            parsed: Err(diagnostics),
-        };
+            Some(caller.peer.to_string()),
+            Err(diagnostics),
+        );
         match self.pipeline.submit(message).await {
             Ok(_) => Ok(()),
             Err(e) => Err(unavailable(&e.to_string())),
@@ -172,32 +170,191 @@ impl PasServer {
         claim_id: &str,
         reading: bool,
     ) -> Result<Option<Case>, Response> {
-        for name in [SUBMISSION_REFERENCE, CLAIM_REFERENCE] {
-            let found = self
-                .directory
-                .case_by_reference(name, claim_id)
-                .await
-                .map_err(|e| unavailable(&e.to_string()))?;
-            if let Some(case) = found {
-                if case.source.sender.as_deref() == Some(caller.client.as_str()) {
-                    return Ok(Some(case));
-                }
-                if reading {
-                    return Ok(None);
-                }
-                // Another client's case: never answered, never touched.
-                return Err(outcome(
-                    409,
-                    &OperationOutcome::single(OutcomeIssue::error(
-                        "conflict",
-                        "this Claim identifier cannot be used by this client",
-                        Some("Claim.identifier".to_owned()),
-                    )),
-                ));
+        let found = lookup(self.directory.as_ref(), &caller.client, claim_id)
+            .await
+            .map_err(|e| unavailable(&e.to_string()))?;
+        match found {
+            Lookup::Own(case) => Ok(Some(*case)),
+            Lookup::Absent => Ok(None),
+            Lookup::Other if reading => Ok(None),
+            // Another client's case: never answered, never touched.
+            Lookup::Other => Err(outcome(
+                409,
+                &OperationOutcome::single(OutcomeIssue::error(
+                    "conflict",
+                    "this Claim identifier cannot be used by this client",
+                    Some("Claim.identifier".to_owned()),
+                )),
+            )),
+        }
+    }
+}
+
+/// Whose the case of a Claim identifier is, seen from one client.
+enum Lookup {
+    /// The client's own case.
+    Own(Box<Case>),
+    /// Another client's case.
+    Other,
+    /// No case has that identifier.
+    Absent,
+}
+
+/// The case of `claim_id` (as the latest submission, then as the first
+/// Claim) and whether it is `client`'s.
+async fn lookup(
+    directory: &dyn CaseDirectory,
+    client: &str,
+    claim_id: &str,
+) -> Result<Lookup, GatewayError> {
+    for name in [SUBMISSION_REFERENCE, CLAIM_REFERENCE] {
+        if let Some(case) = directory.case_by_reference(name, claim_id).await? {
+            if case.source.sender.as_deref() == Some(client) {
+                return Ok(Lookup::Own(Box::new(case)));
+            }
+            return Ok(Lookup::Other);
+        }
+    }
+    Ok(Lookup::Absent)
+}
+
+/// The message a PAS body becomes for the pipeline.
+fn inbound(
+    profile: &str,
+    raw: Vec<u8>,
+    peer: Option<String>,
+    parsed: Result<gateway_core::SourceDocument, Vec<Diagnostic>>,
+) -> InboundMessage {
+    InboundMessage {
+        adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
+        profile: profile.to_owned(),
+        raw,
+        received_at: jiff::Timestamp::now(),
+        peer,
+        parsed,
+    }
+}
+
+/// What the server needs of a valid `$submit` body once its source tree
+/// went into the [`InboundMessage`].
+#[derive(Debug, Clone)]
+pub struct SubmitKeys {
+    /// `Claim.identifier[0].value`.
+    pub claim_id: String,
+    /// The prior Claim an update or cancellation names.
+    pub prior_claim_id: Option<String>,
+    /// The request cancels an earlier one.
+    pub cancelled: bool,
+    /// Every `Claim.item.sequence`, in order (echoed in the answer).
+    pub item_sequences: Vec<u32>,
+}
+
+/// A `$submit` body as the server hands it to the pipeline.
+#[derive(Debug)]
+pub struct Submission {
+    /// The message: the validated source tree with the client as its
+    /// sender, or — for a refused body — a failed parse carrying the
+    /// refusal's diagnostics (stored with the raw bytes, replayable).
+    pub message: InboundMessage,
+    /// The keys of a valid request, or why it is refused (HTTP status and
+    /// diagnostics of the OperationOutcome the client gets).
+    pub request: Result<SubmitKeys, Refusal>,
+}
+
+/// Turns a `$submit` body of `client` into the message the pipeline
+/// receives: PAS validation, then the client stamped as the sender (the
+/// idempotency and ownership key).
+///
+/// Public so the conformance harness runs exactly this step of the server
+/// instead of re-implementing it; the server calls nothing else to build a
+/// `$submit` message.
+pub fn submission(raw: Vec<u8>, client: &str, profile: &str, peer: Option<String>) -> Submission {
+    match request::validate(&raw, Operation::Submit) {
+        Ok(mut request) => {
+            request.document.meta.sender = Some(client.to_owned());
+            let keys = SubmitKeys {
+                claim_id: request.claim_id,
+                prior_claim_id: request.prior_claim_id,
+                cancelled: request.cancelled,
+                item_sequences: request.item_sequences,
+            };
+            Submission {
+                message: inbound(profile, raw, peer, Ok(request.document)),
+                request: Ok(keys),
             }
         }
-        Ok(None)
+        Err(refusal) => Submission {
+            message: inbound(profile, raw, peer, Err(refusal.diagnostics.clone())),
+            request: Err(refusal),
+        },
     }
+}
+
+/// An answer of the server: HTTP status and FHIR JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (a PAS Response Bundle or an OperationOutcome).
+    pub body: Value,
+}
+
+/// The `$inquire` answer for a validated inquiry and the case it found
+/// (`None`: no case of this client has the Claim identifier): `200` with
+/// the PAS Response Bundle echoing the inquiry's items, or `404` with a
+/// `not-found` OperationOutcome.
+pub fn inquire_answer(inquiry: &PasRequest, case: Option<&Case>) -> Answer {
+    match case {
+        Some(case) => Answer {
+            status: 200,
+            body: crate::response::response_bundle(case, &inquiry.item_sequences),
+        },
+        None => Answer {
+            status: 404,
+            body: OperationOutcome::single(OutcomeIssue::error(
+                "not-found",
+                "no prior-authorization request of this client has that Claim identifier",
+                Some("Claim.identifier".to_owned()),
+            ))
+            .to_value(),
+        },
+    }
+}
+
+/// Answers an `$inquire` body of `client` from the stored cases: PAS
+/// validation (a refusal is answered with its status and OperationOutcome),
+/// the client's case by the Claim identifier or, failing that, by the prior
+/// Claim it names (another client's case is not disclosed), then
+/// [`inquire_answer`]. `Err` only when the directory cannot be read.
+///
+/// Public so the conformance harness answers inquiries through the
+/// server's own code; the HTTP handler adds authentication and the body
+/// limits only.
+pub async fn answer_inquiry(
+    directory: &dyn CaseDirectory,
+    client: &str,
+    raw: &[u8],
+) -> Result<Answer, GatewayError> {
+    let inquiry = match request::validate(raw, Operation::Inquire) {
+        Ok(r) => r,
+        Err(refusal) => {
+            return Ok(Answer {
+                status: refusal.status,
+                body: refusal.outcome().to_value(),
+            });
+        }
+    };
+    let mut found = lookup(directory, client, &inquiry.claim_id).await?;
+    if !matches!(found, Lookup::Own(_))
+        && let Some(prior) = &inquiry.prior_claim_id
+    {
+        found = lookup(directory, client, prior).await?;
+    }
+    let case = match found {
+        Lookup::Own(case) => Some(case),
+        Lookup::Other | Lookup::Absent => None,
+    };
+    Ok(inquire_answer(&inquiry, case.as_deref()))
 }
 
 fn unavailable(reason: &str) -> Response {
@@ -321,15 +478,18 @@ async fn submit(
             return refused(&refusal);
         }
     };
-    let mut request = match request::validate(&raw, Operation::Submit) {
+    let Submission { message, request } = submission(
+        raw,
+        &caller.client,
+        &server.profile,
+        Some(caller.peer.to_string()),
+    );
+    let request = match request {
         Ok(r) => r,
         Err(refusal) => {
             tracing::info!(client = %caller.client, status = refusal.status, codes = %codes_of(&refusal.diagnostics), "PAS $submit refused");
-            if let Err(r) = server
-                .keep_refused(&caller, raw, refusal.diagnostics.clone())
-                .await
-            {
-                return r;
+            if let Err(e) = server.pipeline.submit(message).await {
+                return unavailable(&e.to_string());
             }
             return refused(&refusal);
         }
@@ -355,15 +515,6 @@ async fn submit(
     {
         return r;
     }
-    request.document.meta.sender = Some(caller.client.clone());
-    let message = InboundMessage {
-        adapter: gateway_core::adapter::AdapterName::DAVINCI_PAS,
-        profile: server.profile.clone(),
-        raw,
-        received_at: jiff::Timestamp::now(),
-        peer: Some(caller.peer.to_string()),
-        parsed: Ok(request.document),
-    };
     let _ticket = server.pipeline.announce();
     let outcome_result = server.pipeline.submit(message).await;
     let case = match outcome_result {
@@ -426,35 +577,12 @@ async fn inquire(
         Ok(raw) => raw,
         Err((refusal, _)) => return refused(&refusal),
     };
-    let request = match request::validate(&raw, Operation::Inquire) {
-        Ok(r) => r,
-        Err(refusal) => return refused(&refusal),
-    };
-    let mut found = match server.own_case(&caller, &request.claim_id, true).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if found.is_none()
-        && let Some(prior) = &request.prior_claim_id
-    {
-        found = match server.own_case(&caller, prior, true).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        };
-    }
-    match found {
-        Some(case) => fhir(
-            StatusCode::OK,
-            &crate::response::response_bundle(&case, &request.item_sequences),
-        ),
-        None => outcome(
-            404,
-            &OperationOutcome::single(OutcomeIssue::error(
-                "not-found",
-                "no prior-authorization request of this client has that Claim identifier",
-                Some("Claim.identifier".to_owned()),
-            )),
-        ),
+    match answer_inquiry(server.directory.as_ref(), &caller.client, &raw).await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+            fhir(status, &answer.body)
+        }
+        Err(e) => unavailable(&e.to_string()),
     }
 }
 

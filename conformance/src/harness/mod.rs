@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use gateway_core::adapter::{BoxFuture, InboundMessage, IntakeOutcome, IntakePipeline};
 use gateway_core::case::Case;
 use gateway_core::{GatewayError, SourceFormat};
+use gateway_store::Store;
 
 pub mod davinci_pas;
 pub mod desktop;
@@ -64,6 +65,29 @@ pub trait Harness: Send + Sync {
         profile_dir: &'a Path,
         case: &'a Case,
     ) -> BoxFuture<'a, Result<String, String>>;
+
+    /// Answers a status inquiry (`raw`, as the client posts it) from the
+    /// cases in `store`, the way the adapter's server answers it.
+    /// Adapters without inquiries refuse.
+    fn inquire<'a>(
+        &'a self,
+        store: &'a Store,
+        raw: &'a [u8],
+    ) -> BoxFuture<'a, Result<InquiryAnswer, String>> {
+        let _ = (store, raw);
+        let adapter = self.adapter();
+        Box::pin(async move { Err(format!("adapter {adapter} answers no inquiries")) })
+    }
+}
+
+/// An adapter's answer to a status inquiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InquiryAnswer {
+    /// The answer's status code (an HTTP status for PAS), checked against
+    /// `expect.ack`.
+    pub code: String,
+    /// The answer's body, compared with `expected.writeback.*`.
+    pub text: String,
 }
 
 /// Submits a message an adapter built itself and reports its one outcome.
