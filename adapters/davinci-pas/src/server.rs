@@ -409,6 +409,23 @@ async fn read_body(body: Body, max: usize) -> Result<Result<Vec<u8>, Vec<u8>>, R
 
 /// Content type and size checks shared by the operations: the body, or the
 /// refusal (with what to keep).
+/// The authenticated caller and the body of a request whose refused bodies
+/// are not kept (`$inquire`, Subscription): an unauthenticated caller or an
+/// unreadable body is answered here.
+async fn caller_and_body(
+    server: &PasServer,
+    headers: &HeaderMap,
+    chain: Option<&PeerCertificates>,
+    peer: SocketAddr,
+    body: Body,
+) -> Result<(Caller, Vec<u8>), Response> {
+    let caller = server.authenticate(headers, chain, peer)?;
+    let raw = take_body(server, headers, body)
+        .await
+        .map_err(|(refusal, _)| refused(&refusal))?;
+    Ok((caller, raw))
+}
+
 async fn take_body(
     server: &PasServer,
     headers: &HeaderMap,
@@ -569,13 +586,10 @@ async fn inquire(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match server.authenticate(&headers, chain.as_deref(), peer) {
-        Ok(c) => c,
+    let (caller, raw) = match caller_and_body(&server, &headers, chain.as_deref(), peer, body).await
+    {
+        Ok(read) => read,
         Err(r) => return r,
-    };
-    let raw = match take_body(&server, &headers, body).await {
-        Ok(raw) => raw,
-        Err((refusal, _)) => return refused(&refusal),
     };
     match answer_inquiry(server.directory.as_ref(), &caller.client, &raw).await {
         Ok(answer) => {
@@ -593,13 +607,10 @@ async fn subscribe(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let caller = match server.authenticate(&headers, chain.as_deref(), peer) {
-        Ok(c) => c,
+    let (caller, raw) = match caller_and_body(&server, &headers, chain.as_deref(), peer, body).await
+    {
+        Ok(read) => read,
         Err(r) => return r,
-    };
-    let raw = match take_body(&server, &headers, body).await {
-        Ok(raw) => raw,
-        Err((refusal, _)) => return refused(&refusal),
     };
     let registration = match parse_registration(&raw, server.allow_http_endpoints) {
         Ok(r) => r,
