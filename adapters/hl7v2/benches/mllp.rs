@@ -60,7 +60,8 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use common::{cpu_ns, load_profile, message};
+use common::{load_profile, message};
+use gateway_testkit::bench::cpu_ns;
 
 /// The durable ceiling's row.
 const CEILING: &str = "durable ceiling (frame, journal, group fsync, ACK), persistent";

@@ -28,10 +28,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use gateway_core::adapter::{InboundMessage, IntakeOutcome};
 use gateway_hl7v2::ack::{AckRequest, build_ack};
@@ -41,20 +39,14 @@ use gateway_mapping::{MapContext, Profile};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
 
-use common::{cpu_ns, load_profile, message, thread_cpu_ns};
+use common::{load_profile, message};
+use gateway_testkit::bench::{concurrent, print_table, single};
 
 /// The daemon's allocator (`gateway/daemon/src/main.rs`), as in the `mllp`
 /// bench: the stages allocate per node and per value, so the system
 /// allocator would show costs the daemon does not have.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Row {
-    name: String,
-    cpu_us: f64,
-    wall_per_s: f64,
-    note: String,
-}
 
 fn args() -> usize {
     let mut n = 3000;
@@ -65,26 +57,6 @@ fn args() -> usize {
         }
     }
     n
-}
-
-/// Runs `f` once per message on this thread; CPU µs per call.
-fn single<T>(name: &str, msgs: &[Vec<u8>], mut f: impl FnMut(&[u8]) -> T) -> Row {
-    for m in msgs.iter().take(50) {
-        black_box(f(m));
-    }
-    let c0 = thread_cpu_ns();
-    let t0 = Instant::now();
-    for m in msgs {
-        black_box(f(m));
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = (thread_cpu_ns() - c0) as f64 / 1000.0;
-    Row {
-        name: name.to_owned(),
-        cpu_us: cpu / msgs.len() as f64,
-        wall_per_s: msgs.len() as f64 / wall,
-        note: String::new(),
-    }
 }
 
 fn context() -> MapContext {
@@ -116,52 +88,6 @@ fn inbound(profile: &Profile, raw: &[u8]) -> NewInbound {
             event_type: None,
         },
         replay_of: None,
-    }
-}
-
-/// Runs `n` items through `f` with `conc` concurrent callers; process CPU µs per item.
-async fn concurrent<T, F, Fut>(name: &str, items: Vec<T>, conc: usize, f: F) -> Row
-where
-    T: Send + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let n = items.len();
-    let f = Arc::new(f);
-    let mut chunks: Vec<Vec<T>> = (0..conc).map(|_| Vec::new()).collect();
-    for (i, item) in items.into_iter().enumerate() {
-        chunks[i % conc].push(item);
-    }
-    let c0 = cpu_ns("self", |_| true);
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for chunk in chunks {
-        let f = f.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut bad = 0usize;
-            for item in chunk {
-                if !f(item).await {
-                    bad += 1;
-                }
-            }
-            bad
-        }));
-    }
-    let mut bad = 0;
-    for t in tasks {
-        bad += t.await.unwrap_or(1);
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = (cpu_ns("self", |_| true) - c0) as f64 / 1000.0;
-    Row {
-        name: name.to_owned(),
-        cpu_us: cpu / n as f64,
-        wall_per_s: n as f64 / wall,
-        note: if bad > 0 {
-            format!("{bad} failed")
-        } else {
-            String::new()
-        },
     }
 }
 
@@ -319,18 +245,5 @@ fn main() {
         store.close().await;
     });
 
-    let base = rows[0].cpu_us;
-    println!();
-    println!("| stage | CPU µs/msg | × bare hl7-parser | msg/s (wall, noisy) | note |");
-    println!("| --- | ---: | ---: | ---: | --- |");
-    for r in &rows {
-        println!(
-            "| {} | {:.1} | {:.1} | {:.0} | {} |",
-            r.name,
-            r.cpu_us,
-            r.cpu_us / base,
-            r.wall_per_s,
-            r.note.trim()
-        );
-    }
+    print_table(&rows, 0, "msg");
 }

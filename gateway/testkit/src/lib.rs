@@ -7,7 +7,9 @@
 //! * [`store`]: temporary stores in their own directories.
 //! * [`samples`]: synthetic cases and inbound messages to commit into them.
 //! * [`tls`]: a throw-away PKI (CA, server and client certificates) for TLS tests.
+//! * [`bench`]: CPU time per message and the stage tables of the intake benches.
 
+pub mod bench;
 pub mod nats;
 pub mod platform;
 pub mod samples;

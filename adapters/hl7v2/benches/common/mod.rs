@@ -1,5 +1,6 @@
 //! Shared by the `mllp` and `stages` benches: the synthetic message, the HL7
-//! syntax provider, profile loading and CPU-time reading.
+//! syntax provider and profile loading. CPU time is read with
+//! `gateway_testkit::bench`, shared with the X12 and FHIR benches.
 #![allow(dead_code)] // each bench uses a different subset
 
 use std::path::Path;
@@ -92,45 +93,4 @@ pub fn load_profile(mappings: &Path, scratch: &Path) -> (Profile, String) {
     std::fs::write(dir.join("orders.toml"), BENCH_ORDERS).expect("write orders");
     let p = Profile::load(&dir, &Hl7Syntax).unwrap_or_else(|e| panic!("bench profile: {e}"));
     (p, "bench-orm (built-in ORM profile)".to_string())
-}
-
-/// CPU time (ns) used so far by the threads of process `pid` (`"self"` for
-/// this one) whose name passes `keep`, from `/proc/PID/task/*/schedstat`
-/// (Linux; 0 elsewhere). Threads that already exited are not counted, so
-/// callers keep their threads alive across a measurement.
-pub fn cpu_ns(pid: &str, keep: impl Fn(&str) -> bool) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    let mut total = 0;
-    for task in tasks.flatten() {
-        let dir = task.path();
-        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if !keep(name.trim()) {
-            continue;
-        }
-        if let Some(ns) = std::fs::read_to_string(dir.join("schedstat"))
-            .ok()
-            .and_then(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        {
-            total += ns;
-        }
-    }
-    total
-}
-
-/// CPU time (ns) of the calling thread so far.
-pub fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
 }
