@@ -48,7 +48,9 @@ impl SyntaxProvider for Syntaxes {
 }
 
 /// Control numbers from the store's counters, as the daemon's host hands
-/// them to the adapter (`HostControlNumbers` over `Store::allocate_control_numbers`).
+/// them to the adapter (`HostControlNumbers` over the store's
+/// `allocate_control_numbers` and, for an acknowledgment's three kinds at
+/// once, `allocate_control_numbers_many`).
 struct StoreNumbers(Store);
 
 impl ControlNumberAllocator for StoreNumbers {
@@ -64,6 +66,22 @@ impl ControlNumberAllocator for StoreNumbers {
                     count,
                     MAX_CONTROL_NUMBER,
                 )
+                .await
+                .map_err(GatewayError::from)
+        })
+    }
+
+    fn allocate_all<'a>(
+        &'a self,
+        requests: &'a [(ControlKind, u32)],
+    ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+        Box::pin(async move {
+            let scoped = requests
+                .iter()
+                .map(|(kind, count)| (format!("x12/GATEWAY/{}", kind.as_str()), *count))
+                .collect();
+            self.0
+                .allocate_control_numbers_many(scoped, MAX_CONTROL_NUMBER)
                 .await
                 .map_err(GatewayError::from)
         })

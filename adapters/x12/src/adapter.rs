@@ -86,6 +86,19 @@ impl ControlNumberAllocator for HostControlNumbers {
                 .await
         })
     }
+
+    fn allocate_all<'a>(
+        &'a self,
+        requests: &'a [(ControlKind, u32)],
+    ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+        Box::pin(async move {
+            let scoped: Vec<(String, u32)> = requests
+                .iter()
+                .map(|(kind, count)| (self.scope(*kind), *count))
+                .collect();
+            self.host.allocate_many(&scoped, MAX_CONTROL_NUMBER).await
+        })
+    }
 }
 
 /// The audit action of a refused CORE SOAP request.

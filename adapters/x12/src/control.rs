@@ -35,6 +35,23 @@ pub trait ControlNumberAllocator: Send + Sync {
         kind: ControlKind,
         count: u32,
     ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>>;
+
+    /// The numbers of several kinds at once, for each `(kind, count)` in the
+    /// order asked. An allocator over a store commits them together (one
+    /// durable write where one per kind made the caller wait for several);
+    /// the default asks for each in turn.
+    fn allocate_all<'a>(
+        &'a self,
+        requests: &'a [(ControlKind, u32)],
+    ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(requests.len());
+            for (kind, count) in requests {
+                out.push(self.allocate(*kind, *count).await?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// How many numbers of each kind one outbound interchange needs.
@@ -109,13 +126,18 @@ pub async fn reserve(
     need: Need,
 ) -> Result<Reserved, GatewayError> {
     let mut pools: [VecDeque<u64>; 3] = Default::default();
-    for (kind, count) in [
+    let requests: Vec<(ControlKind, u32)> = [
         (ControlKind::Interchange, need.interchanges),
         (ControlKind::Group, need.groups),
         (ControlKind::Transaction, need.transactions),
-    ] {
-        if count > 0 {
-            pools[index(kind)] = allocator.allocate(kind, count).await?.into();
+    ]
+    .into_iter()
+    .filter(|(_, count)| *count > 0)
+    .collect();
+    if !requests.is_empty() {
+        let numbers = allocator.allocate_all(&requests).await?;
+        for ((kind, _), numbers) in requests.iter().zip(numbers) {
+            pools[index(*kind)] = numbers.into();
         }
     }
     Ok(Reserved {
@@ -153,6 +175,73 @@ mod tests {
         let again = reserve(&memory, Need::sets(1)).await.expect("reserves");
         assert_eq!(again.next(ControlKind::Interchange).expect("isa"), 9);
         assert_eq!(again.next(ControlKind::Transaction).expect("st"), 10);
+    }
+
+    /// Counts the calls an allocator gets, numbering from the memory one.
+    #[derive(Default)]
+    struct CountingAllocator {
+        memory: MemoryControlNumbers,
+        calls: std::sync::Mutex<Vec<Vec<(ControlKind, u32)>>>,
+    }
+
+    impl CountingAllocator {
+        fn record(&self, requests: Vec<(ControlKind, u32)>) {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.push(requests);
+            }
+        }
+    }
+
+    impl ControlNumberAllocator for CountingAllocator {
+        fn allocate(
+            &self,
+            kind: ControlKind,
+            count: u32,
+        ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>> {
+            self.record(vec![(kind, count)]);
+            self.memory.allocate(kind, count)
+        }
+
+        fn allocate_all<'a>(
+            &'a self,
+            requests: &'a [(ControlKind, u32)],
+        ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+            self.record(requests.to_vec());
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for (kind, count) in requests {
+                    out.push(self.memory.allocate(*kind, *count).await?);
+                }
+                Ok(out)
+            })
+        }
+    }
+
+    #[cfg(feature = "transports")]
+    #[tokio::test]
+    async fn a_reservation_asks_the_allocator_once_for_every_kind_it_needs() {
+        let allocator = CountingAllocator::default();
+        let reserved = reserve(&allocator, Need::sets(2)).await.expect("reserves");
+        assert_eq!(reserved.next(ControlKind::Interchange).expect("isa"), 1);
+        assert_eq!(reserved.next(ControlKind::Group).expect("gs"), 1);
+        assert_eq!(reserved.next(ControlKind::Transaction).expect("st"), 1);
+        assert_eq!(reserved.next(ControlKind::Transaction).expect("st"), 2);
+        let calls = allocator.calls.lock().expect("calls").clone();
+        assert_eq!(
+            calls,
+            vec![vec![
+                (ControlKind::Interchange, 1),
+                (ControlKind::Group, 1),
+                (ControlKind::Transaction, 2)
+            ]],
+            "one call, no kind the interchange does not need"
+        );
+        // A TA1 alone needs one kind: one call with it only.
+        let _ = reserve(&allocator, Need::acknowledgment(None))
+            .await
+            .expect("reserves");
+        let calls = allocator.calls.lock().expect("calls").clone();
+        assert_eq!(calls.last(), Some(&vec![(ControlKind::Interchange, 1)]));
     }
 
     #[test]

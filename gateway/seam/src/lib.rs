@@ -202,6 +202,24 @@ pub trait Host: Send + Sync {
         max: u64,
     ) -> BoxFuture<'_, Result<Vec<u64>, GatewayError>>;
 
+    /// [`Host::allocate`] for several counters at once, the numbers of each
+    /// `(scope, count)` in the order asked. A host with a store commits them
+    /// together (one durable write instead of one per counter); the default
+    /// asks for each in turn.
+    fn allocate_many<'a>(
+        &'a self,
+        requests: &'a [(String, u32)],
+        max: u64,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(requests.len());
+            for (scope, count) in requests {
+                out.push(self.allocate(scope, *count, max).await?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Appends an audit row.
     fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), GatewayError>>;
 

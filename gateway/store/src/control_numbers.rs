@@ -30,20 +30,45 @@ impl Store {
         count: u32,
         max: u64,
     ) -> Result<Vec<u64>> {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        if max == 0 || u64::from(count) > max {
+        let mut numbers = self
+            .allocate_control_numbers_many(vec![(scope.to_owned(), count)], max)
+            .await?;
+        Ok(numbers.pop().unwrap_or_default())
+    }
+
+    /// [`Store::allocate_control_numbers`] for several scopes in one write
+    /// (one COMMIT, one fsync): the numbers of each `(scope, count)`, in the
+    /// order asked. An X12 acknowledgment needs an ISA13, a GS06 and an ST02;
+    /// asking for them one at a time made the sender wait for three commits.
+    pub async fn allocate_control_numbers_many(
+        &self,
+        requests: Vec<(String, u32)>,
+        max: u64,
+    ) -> Result<Vec<Vec<u64>>> {
+        if let Some((_, count)) = requests
+            .iter()
+            .find(|(_, count)| *count > 0 && (max == 0 || u64::from(*count) > max))
+        {
             return Err(StoreError::InvalidState(format!(
                 "cannot allocate {count} control numbers in 1..={max}"
             )));
         }
+        if requests.iter().all(|(_, count)| *count == 0) {
+            return Ok(requests.iter().map(|_| Vec::new()).collect());
+        }
         let max = i64::try_from(max)
             .map_err(|_| StoreError::InvalidState("control number range exceeds i64".to_owned()))?;
-        let scope = scope.to_owned();
         self.inner
             .writer
-            .write(move |conn| allocate(conn, &scope, count, max))
+            .write(move |conn| {
+                requests
+                    .iter()
+                    .map(|(scope, count)| match count {
+                        0 => Ok(Vec::new()),
+                        _ => allocate(conn, scope, *count, max),
+                    })
+                    .collect()
+            })
             .await
     }
 

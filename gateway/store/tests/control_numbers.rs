@@ -106,3 +106,47 @@ async fn numbers_wrap_within_the_range() {
     assert!(s.allocate_control_numbers("st", 5, 4).await.is_err());
     assert!(s.allocate_control_numbers("st", 1, 0).await.is_err());
 }
+
+#[tokio::test]
+async fn several_scopes_are_allocated_in_one_write_continuing_each_counter() {
+    let t = TempStore::new().await;
+    let s = &t.store;
+    assert_eq!(
+        s.allocate_control_numbers("x12/T/interchange", 2, NINE_DIGITS)
+            .await
+            .expect("single"),
+        vec![1, 2]
+    );
+    let before = s.commit_stats();
+    let numbers = s
+        .allocate_control_numbers_many(
+            vec![
+                ("x12/T/interchange".to_owned(), 1),
+                ("x12/T/group".to_owned(), 2),
+                ("x12/T/transaction".to_owned(), 0),
+                ("x12/T/interchange".to_owned(), 1),
+            ],
+            NINE_DIGITS,
+        )
+        .await
+        .expect("many");
+    // In the order asked; the same scope twice continues within the write.
+    assert_eq!(numbers, vec![vec![3], vec![1, 2], vec![], vec![4]]);
+    assert_eq!(
+        s.commit_stats().requests - before.requests,
+        1,
+        "one write request for every scope"
+    );
+    assert_eq!(
+        s.last_control_number("x12/T/interchange")
+            .await
+            .expect("read"),
+        4
+    );
+    // A count the range cannot hold refuses the whole request, nothing advanced.
+    let refused = s
+        .allocate_control_numbers_many(vec![("x12/T/group".to_owned(), 1), ("st".to_owned(), 5)], 4)
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(s.last_control_number("x12/T/group").await.expect("read"), 2);
+}

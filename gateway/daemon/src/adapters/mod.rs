@@ -297,6 +297,19 @@ impl Host for StoreHost {
         })
     }
 
+    fn allocate_many<'a>(
+        &'a self,
+        requests: &'a [(String, u32)],
+        max: u64,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u64>>, GatewayError>> {
+        Box::pin(async move {
+            self.store
+                .allocate_control_numbers_many(requests.to_vec(), max)
+                .await
+                .map_err(GatewayError::from)
+        })
+    }
+
     fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), GatewayError>> {
         Box::pin(async move {
             let entry = gateway_store::AuditEntry {
