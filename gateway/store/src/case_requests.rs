@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use gateway_core::Case;
 use gateway_core::case::Decision;
+use gateway_core::event::CaseEventType;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -129,6 +130,16 @@ impl Store {
                         }
                         Err(refused) => Merged::Refused(refused),
                     };
+                }
+                // A new decision is announced as one: the platform learns
+                // the payer's answer as `decided`, as it would a decision
+                // recorded through the admin API (unless the mapping said
+                // what the event is, e.g. a cancellation).
+                if decided.is_some()
+                    && let InboundOutcome::Accepted { event_type, .. } = &mut message.outcome
+                    && event_type.is_none()
+                {
+                    *event_type = Some(CaseEventType::Decided);
                 }
                 if let Merged::Refused(refused) = &merged {
                     message.outcome = InboundOutcome::Rejected {
@@ -384,11 +395,16 @@ mod tests {
                 .collect::<Vec<_>>()
         };
 
-        // A reply without a decision queues nothing.
-        store
+        let event_type = |receipt: &InboundReceipt| match &receipt.disposition {
+            Disposition::Accepted { event_type, .. } => Some(*event_type),
+            _ => None,
+        };
+        // A reply without a decision queues nothing and is an update.
+        let (receipt, _) = store
             .commit_inbound_adopted(reply("B", None), keep_owner)
             .await
             .expect("committed");
+        assert_eq!(event_type(&receipt), Some(CaseEventType::Updated));
         assert!(pending(store.clone()).await.is_empty());
 
         // A refused reply with a decision queues nothing.
@@ -403,26 +419,31 @@ mod tests {
             .expect("committed");
         assert!(pending(store.clone()).await.is_empty());
 
-        // The payer's approval: the owner's write-back, not the replying adapter's.
-        store
+        // The payer's approval: the owner's write-back, not the replying
+        // adapter's, and a `decided` event for the platform.
+        let (receipt, _) = store
             .commit_inbound_adopted(reply("D", Some("AUTH-1")), keep_owner)
             .await
             .expect("committed");
+        assert_eq!(event_type(&receipt), Some(CaseEventType::Decided));
         assert_eq!(
             pending(store.clone()).await,
             [("davinci-pas".to_owned(), Some("AUTH-1".to_owned()))]
         );
 
-        // The same decision again queues no second write-back; a changed one does.
-        store
+        // The same decision again queues no second write-back and is an
+        // update; a changed one is a decision again.
+        let (receipt, _) = store
             .commit_inbound_adopted(reply("E", Some("AUTH-1")), keep_owner)
             .await
             .expect("committed");
+        assert_eq!(event_type(&receipt), Some(CaseEventType::Updated));
         assert_eq!(pending(store.clone()).await.len(), 1);
-        store
+        let (receipt, _) = store
             .commit_inbound_adopted(reply("F", Some("AUTH-2")), keep_owner)
             .await
             .expect("committed");
+        assert_eq!(event_type(&receipt), Some(CaseEventType::Decided));
         assert_eq!(
             pending(store.clone()).await,
             [
