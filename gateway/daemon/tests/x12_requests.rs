@@ -362,6 +362,15 @@ outbound = "{outbound}"
             .next()
     });
     let hl7_bytes = std::fs::read(&hl7_file).expect("file");
+    // Written for the payer: the case is `submitted` now (the row ends
+    // `sent` just after the file is in place).
+    wait_for("the case submitted", Duration::from_secs(30), || {
+        reader
+            .get_case(&ordered_case)
+            .ok()
+            .flatten()
+            .filter(|r| r.case.status.as_str() == "submitted")
+    });
     let hl7_ack = gateway_x12::ack::acknowledge(
         &hl7_bytes,
         &AckIdentity::default(),

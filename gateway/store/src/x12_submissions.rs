@@ -24,7 +24,9 @@
 //! request.
 
 use gateway_core::Case;
-use rusqlite::{OptionalExtension, params};
+use gateway_core::case::CaseStatus;
+use gateway_core::event::CaseEventType;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::case_requests::{NewCaseRequest, insert, load_case};
 use crate::error::{Result, StoreError};
@@ -314,6 +316,11 @@ impl Store {
     /// `skipped`) with `reason`, and `audit` when given. The request's bytes
     /// (patient data) are dropped: they were kept only to resend them; its
     /// trace and control numbers stay in `case_requests`.
+    ///
+    /// `sent` also moves a case still `draft` or `requested` to `submitted`
+    /// with an `updated` event, in the same transaction: the platform learns
+    /// the request reached the payer. A case the payer already answered
+    /// (a real-time 278 response adopted before this call) keeps its status.
     pub async fn finish_x12_submission(
         &self,
         id: i64,
@@ -338,6 +345,9 @@ impl Store {
                 .map_err(StoreError::sql("ending a 278 request"))?;
                 if let Some(audit) = &audit {
                     ops::audit(conn, audit)?;
+                }
+                if state == SubmissionState::Sent {
+                    mark_submitted(conn, id)?;
                 }
                 Ok(())
             })
@@ -372,6 +382,35 @@ impl Store {
             })
             .await
     }
+}
+
+/// Moves the case of submission `id` to `submitted` if it is still `draft`
+/// or `requested` (see [`Store::finish_x12_submission`]).
+fn mark_submitted(conn: &Connection, id: i64) -> Result<()> {
+    let case_id: Option<String> = conn
+        .prepare_cached("SELECT case_id FROM x12_submissions WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+        .map_err(StoreError::sql("reading a 278 request's case"))?;
+    let Some(mut case) = case_id
+        .map(|case_id| load_case(conn, &case_id))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(());
+    };
+    if !matches!(case.status, CaseStatus::Draft | CaseStatus::Requested) {
+        return Ok(());
+    }
+    case.status = CaseStatus::Submitted;
+    ops::append_event(
+        conn,
+        case,
+        Some(CaseEventType::Updated),
+        None,
+        None,
+        now_ms(),
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -526,6 +565,12 @@ mod tests {
         assert_eq!(listed[0].state, SubmissionState::Sent);
         assert_eq!(listed[0].attempts, 1);
         assert_eq!(listed[0].payload, None, "no patient data kept once sent");
+        let sent = store.get_case(a).await.expect("read").expect("case");
+        assert_eq!(
+            sent.case.status,
+            CaseStatus::Submitted,
+            "a sent request moves its requested case to submitted"
+        );
 
         // A refused case is due again when a new message names it (it may
         // now be complete); until then it stays refused.
@@ -555,6 +600,60 @@ mod tests {
         assert_eq!(
             (due[0].state, due[0].reason.clone()),
             (SubmissionState::Due, None)
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_case_the_payer_already_answered_keeps_its_status_when_its_request_ends_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let id = "case-0000000000000000000000cc";
+        store
+            .commit_inbound(inbound("1", case(id, "requested")))
+            .await
+            .expect("requested");
+        let (_, last) = store
+            .x12_submission_candidates("x12", 100)
+            .await
+            .expect("candidates");
+        store
+            .enqueue_x12_submissions(
+                "x12",
+                last.expect("read"),
+                vec![(id.to_owned(), "acme".to_owned())],
+            )
+            .await
+            .expect("enqueue");
+        let due = store.due_x12_submissions(10).await.expect("due");
+        let request = NewCaseRequest {
+            case_id: id.into(),
+            kind: "x12-278".into(),
+            references: BTreeMap::from([("x12_trace".into(), "T9".into())]),
+            control: BTreeMap::new(),
+            actor: "x12-route:acme".into(),
+        };
+        store
+            .record_x12_submission(due[0].id, request, audit(), b"ISA".to_vec())
+            .await
+            .expect("recorded");
+        // The payer's real-time answer is taken in before the row ends.
+        store
+            .commit_inbound(inbound("2", case(id, "approved")))
+            .await
+            .expect("answer");
+        let before = store.get_case(id).await.expect("read").expect("case");
+        store
+            .finish_x12_submission(due[0].id, SubmissionState::Sent, None, None)
+            .await
+            .expect("sent");
+        let after = store.get_case(id).await.expect("read").expect("case");
+        assert_eq!(after.case.status, CaseStatus::Approved);
+        assert_eq!(
+            after.last_sequence, before.last_sequence,
+            "no event for a case that is past requested"
         );
         store.close().await;
     }
