@@ -77,6 +77,7 @@ mod x12_submissions;
 use gateway_core::Case;
 use patient_hashing::patient_hash;
 
+pub use case_lookup::INDEXED_REFERENCES;
 pub use case_requests::{CaseRequestRecord, NewCaseRequest};
 pub use counts::IntakeCounts;
 pub use decision_keys::{DecisionKey, DecisionRecorded};

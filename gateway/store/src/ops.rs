@@ -282,6 +282,7 @@ pub(crate) fn append_event(
         ])
     })
     .map_err(StoreError::sql("upserting a case"))?;
+    crate::case_lookup::index_references(conn, &case)?;
 
     let event_id = uuid::Uuid::now_v7().to_string();
     let case_id = case.case_id.clone();

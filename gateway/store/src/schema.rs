@@ -230,7 +230,33 @@ const MIGRATIONS: &[&str] = &[
         last_message_id  INTEGER NOT NULL
     );
     "#,
+    // 7: the references cases are looked up by (`Store::case_by_reference`:
+    // the Da Vinci PAS server's Claim identifiers), indexed instead of read
+    // out of every snapshot per request; backfilled from the snapshots.
+    // The names are `case_lookup::INDEXED_REFERENCES` (a test checks).
+    r#"
+    CREATE TABLE case_references (
+        name     TEXT NOT NULL,
+        value    TEXT NOT NULL,
+        case_id  TEXT NOT NULL,
+        PRIMARY KEY (name, value, case_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX case_references_case ON case_references (case_id, name);
+    INSERT OR IGNORE INTO case_references (name, value, case_id)
+        SELECT 'pas_claim', json_extract(snapshot, '$.references.pas_claim'), case_id
+        FROM cases WHERE json_extract(snapshot, '$.references.pas_claim') IS NOT NULL;
+    INSERT OR IGNORE INTO case_references (name, value, case_id)
+        SELECT 'pas_submission', json_extract(snapshot, '$.references.pas_submission'), case_id
+        FROM cases WHERE json_extract(snapshot, '$.references.pas_submission') IS NOT NULL;
+    "#,
 ];
+
+/// The SQL of migration `version` (1-based), for tests that check what a
+/// migration backfills.
+#[cfg(test)]
+pub(crate) fn migration_text(version: usize) -> Option<&'static str> {
+    MIGRATIONS.get(version.checked_sub(1)?).copied()
+}
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

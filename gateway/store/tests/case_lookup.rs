@@ -71,3 +71,55 @@ async fn cases_are_found_by_reference_and_by_message() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_case_is_found_by_its_current_reference_only() {
+    let t = TempStore::new().await;
+    let s = &t.store;
+    let (id, _) = commit(s, 7, "REQ-OLD", "raw 7").await;
+    // An update of the same case under a new submission identifier.
+    let (again, _) = commit(s, 7, "REQ-NEW", "raw 7 updated").await;
+    assert_eq!(again, id);
+    let by = |value: &'static str| async move {
+        s.case_by_reference("hl7v2", "pas_submission", value)
+            .await
+            .expect("lookup")
+            .map(|r| r.case.case_id)
+    };
+    assert_eq!(by("REQ-NEW").await.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        by("REQ-OLD").await,
+        None,
+        "the replaced value names no case"
+    );
+    // A name no adapter looks cases up by is refused, not scanned for.
+    let refused = s
+        .case_by_reference("hl7v2", "placer_order", "ORD7")
+        .await
+        .expect_err("not indexed");
+    assert!(refused.to_string().contains("placer_order"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_store_from_before_the_index_is_backfilled_when_opened() {
+    let t = TempStore::new().await;
+    let (id, _) = commit(&t.store, 8, "REQ-8", "raw 8").await;
+    let path = t.path();
+    t.store.close().await;
+    // Make the file what schema 6 wrote: no case_references table.
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch("DROP TABLE case_references; PRAGMA user_version = 6;")
+            .expect("downgrade");
+    }
+    let reopened = Store::open(&path, gateway_store::StoreOptions::default())
+        .await
+        .expect("migrates");
+    let found = reopened
+        .case_by_reference("hl7v2", "pas_submission", "REQ-8")
+        .await
+        .expect("lookup")
+        .expect("backfilled");
+    assert_eq!(found.case.case_id, id);
+    reopened.close().await;
+}
