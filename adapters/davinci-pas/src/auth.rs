@@ -10,14 +10,19 @@
 //! * **SMART Backend Services** (optional, per client with `jwks_file`): the
 //!   request must also carry `Authorization: Bearer <JWT>`, a client
 //!   assertion signed (RS384/ES384) by a key of the client's registered JWKS,
-//!   with `iss` = `sub` = its `client_id`, `aud` = our base URL and an unexpired
-//!   `exp`.
+//!   with `iss` = `sub` = its `client_id`, `aud` = our base URL, an unexpired
+//!   `exp` at most five minutes ahead and a `jti` never seen before: an
+//!   accepted assertion's `jti` is remembered until its `exp`, so a captured
+//!   assertion cannot be replayed. The memory is the process's: after a
+//!   restart an assertion from before it could be replayed until its `exp`
+//!   (at most five minutes), and only with the client's certificate too.
 //!
 //! The client's name becomes the case's `source.sender`: a subscription
 //! notifies only its own client, and `$inquire` answers only about cases its
 //! client submitted (knowing a Claim identifier gives no power).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -77,11 +82,47 @@ pub struct Authenticator {
     clients: Vec<Client>,
     plaintext_client: Option<String>,
     audience: String,
+    seen: Arc<Mutex<SeenAssertions>>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    jti: String,
+    exp: i64,
+}
+
+/// The longest an assertion may live (SMART Backend Services: `exp` no more
+/// than five minutes in the future).
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+
+/// Clock skew allowed on `exp` (jsonwebtoken's default leeway).
+const LEEWAY_SECS: i64 = 60;
+
+/// The `jti`s of accepted assertions, per client, until they expire.
+#[derive(Debug, Default)]
+struct SeenAssertions {
+    /// `(client, jti)` → the assertion's `exp` (seconds).
+    seen: HashMap<(String, String), i64>,
+    /// When expired entries are dropped next (seconds).
+    next_prune: i64,
+}
+
+impl SeenAssertions {
+    /// Remembers `jti` of `client` until `exp`; `false` when it is already
+    /// remembered (a replay).
+    fn first_use(&mut self, client: &str, jti: &str, exp: i64, now: i64) -> bool {
+        if now >= self.next_prune {
+            self.seen.retain(|_, until| *until + LEEWAY_SECS >= now);
+            self.next_prune = now + 30;
+        }
+        let key = (client.to_owned(), jti.to_owned());
+        if self.seen.contains_key(&key) {
+            return false;
+        }
+        self.seen.insert(key, exp);
+        true
+    }
 }
 
 impl Authenticator {
@@ -116,6 +157,7 @@ impl Authenticator {
             clients,
             plaintext_client: config.plaintext_client.clone(),
             audience: config.base_url(),
+            seen: Arc::default(),
         })
     }
 
@@ -190,6 +232,23 @@ impl Authenticator {
                 "client assertion refused: sub is not the client_id".into(),
             ));
         }
+        let now = jiff::Timestamp::now().as_second();
+        if data.claims.exp > now + MAX_ASSERTION_LIFETIME_SECS + LEEWAY_SECS {
+            return Err(AuthError::Assertion(
+                "client assertion refused: exp is more than five minutes ahead".into(),
+            ));
+        }
+        if data.claims.jti.is_empty() {
+            return Err(AuthError::Assertion(
+                "client assertion refused: jti is empty".into(),
+            ));
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.first_use(&client.name, &data.claims.jti, data.claims.exp, now) {
+            return Err(AuthError::Assertion(
+                "client assertion refused: its jti was already used".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -250,12 +309,33 @@ mod assertion_tests {
     }
 
     fn token(key: &EncodingKey, aud: &str, sub: &str, exp_offset: i64) -> String {
+        let jti = uuid::Uuid::new_v4().to_string();
+        signed(
+            key,
+            json!({"iss": "ehr-one-id", "sub": sub, "aud": aud,
+                           "exp": jiff::Timestamp::now().as_second() + exp_offset, "jti": jti}),
+        )
+    }
+
+    fn signed(key: &EncodingKey, claims: serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::ES384);
         header.kid = Some("k1".to_owned());
-        let now = jiff::Timestamp::now().as_second();
-        let claims = json!({"iss": "ehr-one-id", "sub": sub, "aud": aud,
-                            "exp": now + exp_offset, "jti": "synthetic-1"});
         jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    }
+
+    #[test]
+    fn a_jti_is_remembered_per_client_until_its_assertion_expires() {
+        let mut seen = SeenAssertions::default();
+        assert!(seen.first_use("ehr-one", "j1", 1_000, 900));
+        assert!(!seen.first_use("ehr-one", "j1", 1_000, 901), "a replay");
+        assert!(
+            seen.first_use("ehr-two", "j1", 1_000, 901),
+            "another client's"
+        );
+        // Long after the exp (and the leeway) the entry is gone: such an
+        // assertion is refused as expired before its jti is looked at.
+        assert!(seen.first_use("ehr-one", "j1", 2_000, 1_000 + LEEWAY_SECS + 31));
+        assert_eq!(seen.seen.len(), 1, "expired entries are dropped");
     }
 
     #[test]
@@ -284,6 +364,39 @@ mod assertion_tests {
             token(&key, &audience, "ehr-one-id", -600),
             token(&self::key().0, &audience, "ehr-one-id", 300),
             "not.a.jwt".to_owned(),
+        ] {
+            let refused = auth
+                .authenticate(None, false, Some(&bad))
+                .expect_err("refused");
+            assert_eq!(refused.status(), 401, "{refused}");
+        }
+        // The same assertion again is a replay; a fresh one is accepted.
+        let replay = auth
+            .authenticate(None, false, Some(&good))
+            .expect_err("replayed");
+        assert_eq!(replay.status(), 401);
+        assert!(replay.to_string().contains("jti"), "{replay}");
+        let fresh = token(&key, &audience, "ehr-one-id", 300);
+        assert!(auth.authenticate(None, false, Some(&fresh)).is_ok());
+        // A replay through a clone of the authenticator (the server shares one).
+        assert!(
+            auth.clone()
+                .authenticate(None, false, Some(&fresh))
+                .is_err()
+        );
+        // Without a jti, or living longer than five minutes: refused.
+        let now = jiff::Timestamp::now().as_second();
+        for bad in [
+            signed(
+                &key,
+                json!({"iss": "ehr-one-id", "sub": "ehr-one-id", "aud": audience,
+                                "exp": now + 120}),
+            ),
+            signed(
+                &key,
+                json!({"iss": "ehr-one-id", "sub": "ehr-one-id", "aud": audience,
+                                "exp": now + 3600, "jti": "long-lived"}),
+            ),
         ] {
             let refused = auth
                 .authenticate(None, false, Some(&bad))
