@@ -30,7 +30,7 @@ use gateway_fhir::FhirPathSyntax;
 use gateway_mapping::{MapContext, Profile, SyntaxProvider};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
-use gateway_testkit::bench::{Row, concurrent, print_table, single};
+use gateway_testkit::bench::{Row, commit_note, concurrent, print_table, runtime, single};
 
 /// The daemon's allocator (`gateway/daemon/src/main.rs`).
 #[global_allocator]
@@ -98,15 +98,9 @@ fn main() {
             .ok()
     }));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("gateway")
-        .thread_keep_alive(std::time::Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
-    runtime.block_on(async {
+    rt.block_on(async {
         let store = Store::open(tmp.path().join("store.sqlite"), StoreOptions::default())
             .await
             .expect("store");
@@ -145,14 +139,7 @@ fn main() {
                 },
             )
             .await;
-            let after = store.commit_stats();
-            let transactions = after.transactions - before.transactions;
-            let requests = after.requests - before.requests;
-            row.note = format!(
-                "{} {:.1} requests per commit",
-                row.note,
-                requests as f64 / transactions.max(1) as f64
-            );
+            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
             rows.push(row);
         }
         drop(pipeline);

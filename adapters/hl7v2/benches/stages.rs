@@ -40,7 +40,7 @@ use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
 
 use common::{load_profile, message};
-use gateway_testkit::bench::{concurrent, print_table, single};
+use gateway_testkit::bench::{commit_note, concurrent, print_table, runtime, single};
 
 /// The daemon's allocator (`gateway/daemon/src/main.rs`), as in the `mllp`
 /// bench: the stages allocate per node and per value, so the system
@@ -89,16 +89,6 @@ fn inbound(profile: &Profile, raw: &[u8]) -> NewInbound {
         },
         replay_of: None,
     }
-}
-
-fn batch_note(store: &Store, before: gateway_store::CommitStats) -> String {
-    let s = store.commit_stats();
-    let tx = s.transactions - before.transactions;
-    let req = s.requests - before.requests;
-    if tx == 0 {
-        return String::new();
-    }
-    format!("{:.1} requests per commit", req as f64 / tx as f64)
 }
 
 fn main() {
@@ -157,13 +147,7 @@ fn main() {
     drop(docs);
     drop(cases);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("gateway")
-        .thread_keep_alive(std::time::Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let store = Store::open(tmp.path().join("store.sqlite"), StoreOptions::default())
             .await
@@ -180,7 +164,7 @@ fn main() {
                 async move { s.commit_inbound(m).await.is_ok() }
             })
             .await;
-            row.note = format!("{} {}", row.note, batch_note(&store, before));
+            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
             rows.push(row);
         }
 
@@ -216,7 +200,7 @@ fn main() {
                 },
             )
             .await;
-            row.note = format!("{} {}", row.note, batch_note(&store, before));
+            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
             rows.push(row);
         }
         // One pipeline call without the responder, to split pipeline from parse+ACK.
@@ -238,7 +222,7 @@ fn main() {
             async move { matches!(p.process(m, None).await, Ok(IntakeOutcome::Accepted { .. })) }
         })
         .await;
-        row.note = format!("{} {}", row.note, batch_note(&store, before));
+        row.note = format!("{} {}", row.note, commit_note(&store, before, n));
         rows.push(row);
         drop(pipeline);
         drop(responder);

@@ -29,7 +29,7 @@ use gateway_core::{GatewayError, SourceFormat};
 use gateway_mapping::{MapContext, Profile, SyntaxProvider};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
-use gateway_testkit::bench::{Row, concurrent, print_table, single};
+use gateway_testkit::bench::{Row, commit_note, concurrent, print_table, runtime, single};
 use gateway_x12::X12PathSyntax;
 use gateway_x12::ack::AckIdentity;
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER, Need, reserve};
@@ -170,19 +170,13 @@ fn main() {
         .collect();
     let numbers = gateway_x12::write::MemoryControlNumbers::new();
     let stamp = Stamp::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("gateway")
-        .thread_keep_alive(std::time::Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     {
         let mut k = 0;
         rows.push(single("999 (numbers reserved)", &inputs, |_| {
             let p = &parsed[k % parsed.len()];
             k += 1;
-            runtime.block_on(async {
+            rt.block_on(async {
                 let reserved = reserve(&numbers, Need::acknowledgment(Some(p)))
                     .await
                     .expect("numbers");
@@ -195,7 +189,7 @@ fn main() {
     drop(parsed);
 
     let tmp = tempfile::tempdir().expect("tmp");
-    runtime.block_on(async {
+    rt.block_on(async {
         let store = Store::open(tmp.path().join("store.sqlite"), StoreOptions::default())
             .await
             .expect("store");
@@ -243,15 +237,7 @@ fn main() {
                 },
             )
             .await;
-            let after = store.commit_stats();
-            let transactions = after.transactions - before.transactions;
-            let requests = after.requests - before.requests;
-            row.note = format!(
-                "{} {:.1} store writes per interchange, {:.1} per commit",
-                row.note,
-                requests as f64 / n as f64,
-                requests as f64 / transactions.max(1) as f64
-            );
+            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
             rows.push(row);
         }
         drop(pipeline);

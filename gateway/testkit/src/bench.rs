@@ -10,7 +10,9 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use gateway_store::{CommitStats, Store};
 
 /// CPU time (ns) used so far by the threads of process `pid` (`"self"` for
 /// this one) whose name passes `keep`, from `/proc/PID/task/*/schedstat`.
@@ -46,6 +48,35 @@ fn schedstat_ns(path: &std::path::Path) -> u64 {
                 .and_then(|v| v.parse::<u64>().ok())
         })
         .unwrap_or(0)
+}
+
+/// The runtime the benches run the store and the pipeline on: two worker
+/// threads named `gateway`, as the daemon's, kept alive across stages (CPU
+/// is read per thread, so a thread that exited would take its time along).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("gateway")
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("bench runtime")
+}
+
+/// How the store's writer batched the `items` of a stage since `before`:
+/// write requests per item and per COMMIT (one fsync each).
+pub fn commit_note(store: &Store, before: CommitStats, items: usize) -> String {
+    let after = store.commit_stats();
+    let transactions = after.transactions - before.transactions;
+    let requests = after.requests - before.requests;
+    if transactions == 0 {
+        return String::new();
+    }
+    format!(
+        "{:.1} store writes per item, {:.1} per commit",
+        requests as f64 / items.max(1) as f64,
+        requests as f64 / transactions as f64
+    )
 }
 
 /// One measured stage.
