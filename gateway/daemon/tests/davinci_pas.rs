@@ -10,31 +10,20 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway_store::{MessageFilter, Reader};
 use serde_json::{Value, json};
 use support::pas::{
     PasClient, PasPki, SubscriptionEndpoint, actions, claim_response, free_port, pas_section,
 };
-use support::{Daemon, TOKEN, repo_root, write_config};
+use support::{Daemon, TOKEN, repo_root, wait_until, write_config};
 
 const CLIENT_SAN: &str = "ehr.cardio-north.example.test";
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(repo_root().join(format!("sample-messages/fhir/davinci-pas/{name}.json")))
         .expect("sample")
-}
-
-async fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Starts a daemon with the PAS server; returns it, its data dir, the

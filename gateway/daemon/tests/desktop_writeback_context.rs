@@ -23,20 +23,9 @@ use std::time::{Duration, Instant};
 
 use gateway_store::{Reader, WriteBackState};
 use serde_json::{Value, json};
-use support::{Daemon, TOKEN};
+use support::{Daemon, TOKEN, wait_for};
 
 const AUTH: &str = "PA-CTX-0001";
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn post_decision(http: &reqwest::Client, daemon: &Daemon, case_id: &str) -> i64 {
     let response = http

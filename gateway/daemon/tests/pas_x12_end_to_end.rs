@@ -17,7 +17,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gateway_store::{MessageFilter, Reader};
 use gateway_x12::ack::AckIdentity;
@@ -27,7 +27,7 @@ use support::core_payer::{CorePayer, PAYER_ID, PayerAnswer, PayerTls};
 use support::pas::{
     PasClient, PasPki, SubscriptionEndpoint, actions, claim_response, free_port, pas_section,
 };
-use support::{Daemon, repo_root, write_config};
+use support::{Daemon, repo_root, wait_until, write_config};
 
 const CLIENT_SAN: &str = "ehr.cardio-north.example.test";
 /// The payer's authorization number.
@@ -45,17 +45,6 @@ fn inquiry_for(claim_id: &str) -> Vec<u8> {
     let mut inquiry: Value = serde_json::from_slice(&sample("inquiry")).expect("json");
     inquiry["entry"][0]["resource"]["identifier"][0]["value"] = json!(claim_id);
     serde_json::to_vec(&inquiry).expect("json")
-}
-
-async fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// `(route, state)` of the case's outbound 278 submissions, from the store file.

@@ -12,44 +12,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gateway_store::Reader;
 use gateway_x12::ack::AckIdentity;
 use gateway_x12::write::{MemoryControlNumbers, Stamp};
 use support::core_payer::{CorePayer, PayerAnswer, PayerTls, segments};
-use support::{Daemon, repo_root, write_config};
+use support::{Daemon, files_with_prefix as files, repo_root, wait_for, write_config};
 
 /// The authorization number the test payer approves with.
 const AUTH: &str = "PAYERAUTH7781";
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
 
 fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");

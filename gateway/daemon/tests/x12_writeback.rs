@@ -8,75 +8,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use gateway_core::GatewayError;
-use gateway_core::adapter::{
-    BoxFuture, CommitReceipt, InboundMessage, IntakeOutcome, IntakePipeline,
-};
 use gateway_store::{Reader, WriteBackState};
 use gateway_x12::ack::AckIdentity;
 use gateway_x12::control::ControlNumberAllocator;
 use gateway_x12::soap::server::{SoapServerState, serve};
 use gateway_x12::write::MemoryControlNumbers;
 use serde_json::{Value, json};
-use support::{Daemon, TOKEN, repo_root, write_config};
-
-/// The requester's CORE endpoint: our real SOAP server over a pipeline that
-/// records what it was sent (a faithful stand-in for a practice-management
-/// system's endpoint).
-#[derive(Default)]
-struct Recorder {
-    received: Mutex<Vec<InboundMessage>>,
-}
-
-impl IntakePipeline for Recorder {
-    fn submit(
-        &self,
-        message: InboundMessage,
-    ) -> BoxFuture<'_, Result<IntakeOutcome, GatewayError>> {
-        Box::pin(async move {
-            let mut received = self.received.lock().expect("lock");
-            received.push(message);
-            Ok(IntakeOutcome::Kept {
-                receipt: CommitReceipt {
-                    message_id: i64::try_from(received.len()).unwrap_or(0),
-                },
-                reason: "recorded".into(),
-                warnings: Vec::new(),
-            })
-        })
-    }
-}
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
+use support::core_payer::Recorder;
+use support::{Daemon, TOKEN, files_with_prefix as files, repo_root, wait_for, write_config};
 
 /// ISA13 of an interchange.
 fn isa13(bytes: &[u8]) -> u64 {

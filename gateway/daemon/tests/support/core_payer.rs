@@ -48,10 +48,12 @@ impl PayerAnswer {
     }
 }
 
-/// What the payer received (through our SOAP server's intake).
+/// A pipeline that keeps what our SOAP server's intake hands it (the payer
+/// here; the requester's endpoint in `x12_writeback`).
 #[derive(Default)]
-struct Recorder {
-    received: Mutex<Vec<InboundMessage>>,
+pub struct Recorder {
+    /// The messages received, in order.
+    pub received: Mutex<Vec<InboundMessage>>,
 }
 
 impl IntakePipeline for Recorder {
