@@ -15,6 +15,7 @@
 //! cargo bench -p gateway-hl7v2 --bench mllp                 # default 4000 messages per run
 //! cargo bench -p gateway-hl7v2 --bench mllp -- --messages 10000
 //! cargo bench -p gateway-hl7v2 --bench mllp -- --only gateway --group-wait-us 0
+//! cargo bench -p gateway-hl7v2 --bench mllp -- --only gateway --keep-store /tmp/after.sqlite
 //! ```
 //!
 //! Needs the peers from `.ci/install.d/30-hl7-peers.sh` (skipped with a note
@@ -73,6 +74,9 @@ struct Args {
     gateway_only: bool,
     /// The store's group-commit wait (`--group-wait-us`, default the store's).
     group_wait: Option<Duration>,
+    /// Where to copy the store file after the run (`--keep-store PATH`), to
+    /// look at what it holds (e.g. `sqlite3 PATH` with the `dbstat` table).
+    keep_store: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -81,6 +85,7 @@ fn args() -> Args {
         mappings: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings"),
         gateway_only: false,
         group_wait: None,
+        keep_store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -95,6 +100,7 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .map(Duration::from_micros)
             }
+            "--keep-store" => a.keep_store = it.next().map(PathBuf::from),
             "--mappings" => {
                 if let Some(v) = it.next() {
                     a.mappings = PathBuf::from(v);
@@ -481,6 +487,7 @@ fn wal_sampler(
 
 fn main() {
     let args = args();
+    let keep_store = args.keep_store.clone();
     let tmp = tempfile::tempdir().expect("tmp");
     let gateway_rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("gateway")
@@ -543,7 +550,14 @@ fn main() {
             db as f64 / acked.max(1) as f64 / message("X").len() as f64,
             wal_max as f64 / 1_048_576.0
         );
+        let path = store.path().to_path_buf();
         store.close().await;
+        if let Some(to) = keep_store {
+            match std::fs::copy(&path, &to) {
+                Ok(_) => println!("store copied to {}", to.display()),
+                Err(e) => eprintln!("could not copy the store to {}: {e}", to.display()),
+            }
+        }
     });
 }
 

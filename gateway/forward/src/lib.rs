@@ -12,6 +12,13 @@
 //!   that takes batches gets up to `batch_max` events of different cases per
 //!   attempt (the file sink: one fsync; the HTTP sink with `batch = true`: one
 //!   CloudEvents batch POST), recorded in one store transaction;
+//! * **batches fill under load** — for a sink that takes batches, events
+//!   committed while an attempt is in flight wait for it to end and then go
+//!   out together; a partial batch starts only when no attempt is in flight
+//!   (a backlog still goes out as full batches in parallel). Under a steady
+//!   load this turns one sink fsync, one outbox read and one bookkeeping
+//!   transaction per intake commit into one per batch, without delaying an
+//!   event when the forwarder is idle;
 //! * **cost per round follows what is sent** — the writer keeps each case's
 //!   first pending event in `outbox_heads`, so finding what is due reads those
 //!   rows through an index instead of scanning the backlog;
@@ -156,6 +163,8 @@ async fn run(
     let mut last_gauges: Option<std::time::Instant> = None;
     let mut clock = ClockWatch::new();
     clamp_due_times(&store, &options).await;
+    // Whether the loop woke only because something was committed.
+    let mut woke_on_commit = false;
     let grace = loop {
         if let Some(grace) = *stop.borrow() {
             break grace;
@@ -166,7 +175,11 @@ async fn run(
         }
         let mut sleep_for = poll;
         let free = concurrency.saturating_sub(tasks.len());
-        if free > 0 {
+        // While a batch is in flight, what is committed meanwhile waits for it
+        // and goes out together: a commit alone does not start a read, and a
+        // read starts only full batches (a backlog still drains in parallel).
+        let batching = per_attempt > 1 && !tasks.is_empty();
+        if free > 0 && !(batching && woke_on_commit) {
             let busy_now = busy.clone();
             let wanted = free * per_attempt;
             match store
@@ -174,9 +187,13 @@ async fn run(
                 .await
             {
                 Ok((events, next_due)) => {
+                    let full_only = batching;
                     let mut events = events.into_iter().peekable();
                     while events.peek().is_some() {
                         let chunk: Vec<OutboxEvent> = events.by_ref().take(per_attempt).collect();
+                        if full_only && chunk.len() < per_attempt {
+                            break;
+                        }
                         let cases: Vec<String> = chunk.iter().map(|e| e.case_id.clone()).collect();
                         busy.extend(cases.iter().cloned());
                         let store = store.clone();
@@ -200,6 +217,7 @@ async fn run(
             publish_gauges(&store).await;
             last_gauges = Some(std::time::Instant::now());
         }
+        woke_on_commit = false;
         tokio::select! {
             changed = stop.changed() => {
                 // The handle was dropped without `shutdown`: stop now
@@ -220,7 +238,7 @@ async fn run(
                     busy.remove(&case_id);
                 }
             }
-            _ = committed.notified() => {}
+            _ = committed.notified() => woke_on_commit = true,
             _ = tokio::time::sleep(sleep_for) => {}
         }
     };

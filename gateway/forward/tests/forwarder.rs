@@ -481,6 +481,53 @@ async fn http_batches_keep_case_order_and_retry_whole_batches() {
 }
 
 #[tokio::test]
+async fn events_committed_while_a_batch_is_in_flight_go_out_together_after_it() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    receiver.enqueue([Reply::Held]);
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.batch = true;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, fast_options());
+    append_interleaved(&t.store, 1, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.arrivals() == 0 {
+        assert!(Instant::now() < deadline, "the first batch never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Twenty commits of other cases while the first batch is held: each one
+    // wakes the forwarder, which has free slots, yet none starts a batch.
+    let mut later = 0;
+    for n in 1..=20u32 {
+        let r = t
+            .store
+            .commit_inbound(common::accepted(
+                case(n, n),
+                &format!("L{n}"),
+                &format!("raw later {n}"),
+            ))
+            .await
+            .expect("commit");
+        later += usize::from(matches!(r.disposition, Disposition::Accepted { .. }));
+    }
+    assert_eq!(later, 20);
+    receiver.release();
+    let got = receiver.wait_accepted(21, Duration::from_secs(60)).await;
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(got, 21, "every event accepted");
+    let sizes: Vec<usize> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.batch.len().max(usize::from(r.event.is_some())))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![1, 20],
+        "the held batch, then everything committed meanwhile in one batch"
+    );
+}
+
+#[tokio::test]
 async fn https_with_a_client_certificate_delivers_and_without_one_retries() {
     let pki = gateway_testkit::tls::TestPki::generate();
     let receiver = PlatformReceiver::start_tls(pki.server_config(true)).await;

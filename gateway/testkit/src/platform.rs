@@ -38,6 +38,10 @@ pub enum Reply {
     },
     /// Do not answer for this long (longer than the client's timeout), then 503.
     Hang(Duration),
+    /// Hold the answer until [`PlatformReceiver::release`] is called, then
+    /// validate and accept as [`Reply::Accept`] (a slow platform, without a
+    /// timeout in the way).
+    Held,
 }
 
 impl Reply {
@@ -98,6 +102,8 @@ struct Shared {
     accepted: Vec<Value>,
     accepted_ids: HashMap<String, usize>,
     attempts: HashMap<String, usize>,
+    /// Becomes `true` once held requests may be answered.
+    released: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The running receiver. Stops when dropped.
@@ -106,6 +112,7 @@ pub struct PlatformReceiver {
     tls: bool,
     shared: Arc<Mutex<Shared>>,
     stop: Option<oneshot::Sender<()>>,
+    release: tokio::sync::watch::Sender<bool>,
 }
 
 impl PlatformReceiver {
@@ -134,7 +141,11 @@ impl PlatformReceiver {
     where
         L: axum::serve::Listener<Addr = SocketAddr>,
     {
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Mutex::new(Shared {
+            released: Some(released),
+            ..Shared::default()
+        }));
         let app = Router::new()
             .route("/events", post(intake))
             .with_state(shared.clone());
@@ -152,7 +163,13 @@ impl PlatformReceiver {
             tls,
             shared,
             stop: Some(stop),
+            release,
         }
+    }
+
+    /// Answers every [`Reply::Held`] request, now and from now on.
+    pub fn release(&self) {
+        let _ = self.release.send(true);
     }
 
     /// The intake URL (`http://127.0.0.1:PORT/events`, or `https://localhost:PORT/events`
@@ -314,6 +331,17 @@ async fn intake(
             body,
             retry_after,
         } => (code, body, retry_after),
+        Reply::Held => {
+            let released = shared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .released
+                .clone();
+            if let Some(mut released) = released {
+                let _ = released.wait_for(|r| *r).await;
+            }
+            validate(&shared, &request)
+        }
         Reply::Accept => validate(&shared, &request),
     };
     request.status = status;
