@@ -124,6 +124,10 @@ struct Result1 {
     server_cpu_us: f64,
     /// CPU time the load generator spent per answered message (µs).
     loadgen_cpu_us: f64,
+    /// Bytes the server sent to storage per answered message (KB; the
+    /// `write_bytes` of `/proc/PID/io`: WAL frames, checkpoints, the file
+    /// sink, a journal), a figure the machine's speed does not move.
+    disk_kb: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
@@ -190,6 +194,24 @@ impl ServerCpu {
     }
 }
 
+impl ServerCpu {
+    /// Bytes the server's process sent to storage so far (`write_bytes`).
+    fn disk_bytes(&self) -> u64 {
+        let pid = match self {
+            ServerCpu::Peer(pid) => pid.as_str(),
+            ServerCpu::Gateway | ServerCpu::Ceiling => "self",
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/io"))
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("write_bytes:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
 fn loadgen_cpu() -> u64 {
     cpu_ns("self", |n| n.starts_with("loadgen"))
 }
@@ -204,6 +226,7 @@ async fn run_load(
 ) -> Result1 {
     let per_conn = total.div_ceil(conns);
     let server0 = server.now();
+    let disk0 = server.disk_bytes();
     let gen0 = loadgen_cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -261,6 +284,7 @@ async fn run_load(
     let answered = lat.len().max(1) as f64;
     let server_cpu_us = (server.now().saturating_sub(server0)) as f64 / 1000.0 / answered;
     let loadgen_cpu_us = (loadgen_cpu().saturating_sub(gen0)) as f64 / 1000.0 / answered;
+    let disk_kb = (server.disk_bytes().saturating_sub(disk0)) as f64 / 1024.0 / answered;
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -273,6 +297,7 @@ async fn run_load(
         msgs_per_s: lat.len() as f64 / elapsed,
         server_cpu_us,
         loadgen_cpu_us,
+        disk_kb,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
@@ -634,6 +659,8 @@ async fn bench(
     let mut results = Vec::new();
     let mut acked = 0;
     let mut outbox_after_load = String::new();
+    // The store's group commit per gateway row (intake and forwarder writes).
+    let mut group_commit: Vec<String> = Vec::new();
     for (ti, (name, addr, mode, server)) in targets.iter().enumerate() {
         // Warm-up (connections, JIT, page cache).
         let w = run_load(addr.clone(), 4, 200, *mode, &format!("W{ti}-"), server).await;
@@ -642,6 +669,7 @@ async fn bench(
             acked += w.answered;
         }
         for conns in [1usize, 16] {
+            let before = store.commit_stats();
             let r = run_load(
                 addr.clone(),
                 conns,
@@ -653,6 +681,10 @@ async fn bench(
             .await;
             if is_gateway {
                 acked += r.answered;
+                group_commit.push(format!(
+                    "{name} at {conns}: {}",
+                    gateway_testkit::bench::commit_note(store, before, r.answered)
+                ));
             }
             results.push((name.to_string(), conns, *mode, r));
         }
@@ -663,13 +695,19 @@ async fn bench(
 
     println!();
     println!(
-        "| target | conns | msg/s | p50 ms | p99 ms | errors | server CPU µs/msg | load-gen CPU µs/msg |"
+        "| target | conns | msg/s | p50 ms | p99 ms | errors | server CPU µs/msg | load-gen CPU µs/msg | disk KB/msg |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, conns, _, r) in &results {
         println!(
-            "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.0} |",
-            r.msgs_per_s, r.p50_ms, r.p99_ms, r.errors, r.server_cpu_us, r.loadgen_cpu_us
+            "| {name} | {conns} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.1} |",
+            r.msgs_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.server_cpu_us,
+            r.loadgen_cpu_us,
+            r.disk_kb
         );
     }
     let find_r = |prefix: &str, conns: usize| {
@@ -728,6 +766,9 @@ async fn bench(
     println!(
         "gateway outbox right after its last run (forwarder → file sink): {outbox_after_load}"
     );
+    for line in &group_commit {
+        println!("store writes, {line}");
+    }
 
     let stats = store.commit_stats();
     if stats.transactions > 0 {
