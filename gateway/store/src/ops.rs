@@ -205,13 +205,12 @@ struct Envelope<'a> {
     datacontenttype: &'a str,
 }
 
-/// The stored body of `event`: exactly what serialising [`Sequenced`] gives,
-/// but with `data` spliced in from `snapshot` (the same case, already
-/// serialised for the `cases` row) instead of serialising the case twice per
-/// commit. The body is still its own copy: a later update overwrites the
-/// snapshot, never the event.
-fn event_body(event: &CloudEvent, snapshot: &str, sequence: i64) -> Result<String> {
-    let envelope = serde_json::to_string(&Envelope {
+/// What an event that shares its case's snapshot stores as its body: the
+/// serialised envelope without its closing brace. Readers append `data`
+/// (the snapshot) and `sequence` ([`crate::read::event_body_sql`]), which
+/// gives exactly what serialising [`Sequenced`] gives (unit test below).
+fn event_head(event: &CloudEvent) -> Result<String> {
+    let mut envelope = serde_json::to_string(&Envelope {
         specversion: &event.specversion,
         id: &event.id,
         source: &event.source,
@@ -221,14 +220,9 @@ fn event_body(event: &CloudEvent, snapshot: &str, sequence: i64) -> Result<Strin
         datacontenttype: &event.datacontenttype,
     })
     .map_err(StoreError::json("cloud event"))?;
-    // `{…}` → `{…,"data":<snapshot>,"sequence":"0000000001"}`
-    let head = envelope.strip_suffix('}').unwrap_or(&envelope);
-    let mut body = String::with_capacity(head.len() + snapshot.len() + 40);
-    body.push_str(head);
-    body.push_str(",\"data\":");
-    body.push_str(snapshot);
-    body.push_str(&format!(",\"sequence\":\"{sequence:010}\"}}"));
-    Ok(body)
+    // `{…}` → `{…` (readers add `,"data":<snapshot>,"sequence":"0000000001"}`)
+    envelope.pop();
+    Ok(envelope)
 }
 
 /// The event just appended.
@@ -257,6 +251,9 @@ pub(crate) fn append_event(
     } else {
         CaseEventType::Created
     });
+    if let Some(last_seq) = last {
+        keep_own_copy(conn, &case.case_id, last_seq)?;
+    }
     let sequence = last.unwrap_or(0) + 1;
     let snapshot = serde_json::to_string(&case).map_err(StoreError::json("case snapshot"))?;
     let key = crate::patient_key(&case);
@@ -287,11 +284,11 @@ pub(crate) fn append_event(
     let event_id = uuid::Uuid::now_v7().to_string();
     let case_id = case.case_id.clone();
     let event = CloudEvent::new(event_id.clone(), event_type, rfc3339(now), case);
-    let body = event_body(&event, &snapshot, sequence)?;
+    let head = event_head(&event)?;
     conn.prepare_cached(
         "INSERT INTO events (id, case_id, seq, type, message_id, decision_id, body, state,
-                             attempts, next_attempt_at_ms, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8)",
+                             attempts, next_attempt_at_ms, created_at_ms, shares_snapshot)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, 1)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -301,7 +298,7 @@ pub(crate) fn append_event(
             event_type.as_str(),
             message_id,
             decision_id,
-            body,
+            head,
             now,
         ])
     })
@@ -319,6 +316,22 @@ pub(crate) fn append_event(
         sequence,
         event_type,
     })
+}
+
+/// Gives the case's newest event (`last_seq`) its own copy of the case
+/// before the snapshot it shares is overwritten: an event keeps the case as
+/// it was when the event was made. Only the newest event of a case can share
+/// the snapshot (every overwrite passes here first), so this is one probe of
+/// the `(case_id, seq)` key, and nothing for an event that has its own copy.
+fn keep_own_copy(conn: &Connection, case_id: &str, last_seq: i64) -> Result<()> {
+    conn.prepare_cached(concat!(
+        "UPDATE events SET body = ",
+        crate::read::event_body_sql!(),
+        ", shares_snapshot = 0 WHERE case_id = ?1 AND seq = ?2 AND shares_snapshot = 1"
+    ))
+    .and_then(|mut st| st.execute(params![case_id, last_seq]))
+    .map_err(StoreError::sql("copying the case into its previous event"))?;
+    Ok(())
 }
 
 /// Stores a decision, applies it to the case snapshot and appends `decided`.
@@ -480,7 +493,10 @@ fn trim_attempt_history(conn: &Connection, event_id: &str) -> Result<()> {
 /// Makes `outbox_heads` hold the case's first open event again — pending, or
 /// a dead letter nobody skipped, which holds the case back (`due_ms` NULL) —
 /// or no row when none is open: called whenever an event of the case changes
-/// state. One index probe (`events_open_case`).
+/// state. A range of the `(case_id, seq)` key: the case's events from its
+/// first, up to its first open one (schema migration 8 dropped the partial
+/// index of open events, a random-keyed page per event at insert and again
+/// at delivery).
 fn refresh_head(conn: &Connection, case_id: &str) -> Result<()> {
     conn.prepare_cached("DELETE FROM outbox_heads WHERE case_id = ?1")
         .and_then(|mut st| st.execute([case_id]))
@@ -689,19 +705,73 @@ pub(crate) fn audit(conn: &Connection, entry: &AuditEntry) -> Result<i64> {
 mod tests {
     use super::*;
 
+    /// What serialising the event in full gives.
+    fn expected_body(id: &str, kind: CaseEventType, now: i64, case: Case, seq: i64) -> String {
+        let event = CloudEvent::new(id.to_owned(), kind, rfc3339(now), case);
+        serde_json::to_string(&Sequenced {
+            event: &event,
+            sequence: format!("{seq:010}"),
+        })
+        .expect("event")
+    }
+
+    /// (body as readers see it, shares_snapshot) of every event of the case.
+    fn bodies(conn: &Connection, case_id: &str) -> Vec<(String, String, i64)> {
+        conn.prepare(concat!(
+            "SELECT id, ",
+            crate::read::event_body_sql!(),
+            ", shares_snapshot FROM events WHERE case_id = ?1 ORDER BY seq"
+        ))
+        .and_then(|mut st| {
+            st.query_map([case_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("events")
+    }
+
     #[test]
-    fn event_body_is_the_serialised_sequenced_event() {
-        for (n, practice) in [(1, None), (2, Some("north".to_owned()))] {
-            let mut case = gateway_testkit::samples::case(n, 7);
-            case.practice = practice;
-            let snapshot = serde_json::to_string(&case).expect("case");
-            let event = CloudEvent::new("e-1", CaseEventType::Updated, rfc3339(1_000), case);
-            let expected = serde_json::to_string(&Sequenced {
-                event: &event,
-                sequence: format!("{:010}", 42),
-            })
-            .expect("event");
-            assert_eq!(event_body(&event, &snapshot, 42).expect("body"), expected);
-        }
+    fn an_event_reads_back_as_the_serialised_sequenced_event_and_keeps_its_case_after_an_update() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        crate::schema::migrate(&mut conn).expect("schema");
+        let mut first = gateway_testkit::samples::case(1, 7);
+        first.practice = Some("north".to_owned());
+        let case_id = first.case_id.clone();
+        let a = append_event(&conn, first.clone(), None, None, None, 1_000).expect("first");
+        let got = bodies(&conn, &case_id);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].2, 1, "the newest event shares the snapshot");
+        assert_eq!(
+            got[0].1,
+            expected_body(&a.event_id, CaseEventType::Created, 1_000, first.clone(), 1)
+        );
+
+        let mut second = first.clone();
+        second.notes.push("amended".to_owned());
+        second.practice = None;
+        let b = append_event(&conn, second.clone(), None, None, None, 2_000).expect("second");
+        let got = bodies(&conn, &case_id);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].2, 0, "the earlier event got its own copy");
+        assert_eq!(
+            got[0].1,
+            expected_body(&a.event_id, CaseEventType::Created, 1_000, first, 1),
+            "the earlier event still carries the case as it was"
+        );
+        assert_eq!(got[1].2, 1);
+        assert_eq!(
+            got[1].1,
+            expected_body(&b.event_id, CaseEventType::Updated, 2_000, second, 2)
+        );
+        let stored: i64 = conn
+            .query_row(
+                "SELECT length(body) FROM events WHERE id = ?1",
+                [&b.event_id],
+                |r| r.get(0),
+            )
+            .expect("length");
+        assert!(
+            (stored as usize) < got[1].1.len() / 2,
+            "the newest event stores its envelope, not the case"
+        );
     }
 }

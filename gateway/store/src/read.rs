@@ -23,8 +23,25 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_
     content_hash, received_at, peer, state, case_id, duplicate_of, error_reason, \
     replay_requested_at_ms IS NOT NULL, length(raw)";
 
-const EVENT_COLUMNS: &str = "id, case_id, seq, type, message_id, decision_id, body, state, \
-    attempts, next_attempt_at_ms, last_error, created_at_ms";
+/// An event's whole body as SQL over an `events` row: the stored body, or —
+/// when the event shares its case's snapshot (schema migration 8) — its
+/// envelope followed by the snapshot as `data` and the CloudEvents
+/// `sequence`, byte for byte what [`crate::ops`] would have stored in full.
+macro_rules! event_body_sql {
+    () => {
+        "CASE WHEN events.shares_snapshot = 1 THEN events.body || ',\"data\":' || \
+         (SELECT c.snapshot FROM cases c WHERE c.case_id = events.case_id) || \
+         ',\"sequence\":\"' || printf('%010d', events.seq) || '\"}' \
+         ELSE events.body END"
+    };
+}
+pub(crate) use event_body_sql;
+
+const EVENT_COLUMNS: &str = concat!(
+    "id, case_id, seq, type, message_id, decision_id, ",
+    event_body_sql!(),
+    ", state, attempts, next_attempt_at_ms, last_error, created_at_ms"
+);
 
 const CASE_COLUMNS: &str =
     "snapshot, adapter, profile, patient_key, last_seq, created_at_ms, updated_at_ms";

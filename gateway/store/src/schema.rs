@@ -249,6 +249,27 @@ const MIGRATIONS: &[&str] = &[
         SELECT 'pas_submission', json_extract(snapshot, '$.references.pas_submission'), case_id
         FROM cases WHERE json_extract(snapshot, '$.references.pas_submission') IS NOT NULL;
     "#,
+    // 8: less written per intake (issue #21).
+    // * Fewer random-keyed index entries: every message touched a leaf of
+    //   `messages_dedup` and one of `messages_control` (both keyed by random
+    //   values), and every event one of `events_open_case` at insert and again
+    //   at delivery; each is a 4 KiB page the commit writes to the WAL and
+    //   fsyncs. The duplicate probe and the control-id search now share one
+    //   index; a case's first open event is found through the `(case_id,
+    //   seq)` key every event already has.
+    // * An event's case is stored once: the newest event of a case may keep
+    //   only its envelope (`shares_snapshot = 1`) and take `data` from the
+    //   case's snapshot, which is the same case; the write that overwrites the
+    //   snapshot first gives that event its own copy (`ops::append_event`).
+    //   Readers see the whole body either way (`read::event_body_sql`). Events
+    //   stored before keep their whole bodies.
+    r#"
+    DROP INDEX messages_dedup;
+    DROP INDEX messages_control;
+    CREATE INDEX messages_control ON messages (control_id, sender, content_hash);
+    DROP INDEX events_open_case;
+    ALTER TABLE events ADD COLUMN shares_snapshot INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that check what a

@@ -106,11 +106,26 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let (id, _) = commit(&t.store, 8, "REQ-8", "raw 8").await;
     let path = t.path();
     t.store.close().await;
-    // Make the file what schema 6 wrote: no case_references table.
+    // Make the file what schema 6 wrote: no case_references table, and
+    // migration 8's indexes and column undone.
     {
         let conn = rusqlite::Connection::open(&path).expect("open");
-        conn.execute_batch("DROP TABLE case_references; PRAGMA user_version = 6;")
-            .expect("downgrade");
+        conn.execute_batch(
+            r#"DROP TABLE case_references;
+             DROP INDEX messages_control;
+             CREATE INDEX messages_dedup ON messages (content_hash, sender, control_id)
+                 WHERE state = 'accepted';
+             CREATE INDEX messages_control ON messages (control_id, id);
+             CREATE INDEX events_open_case ON events (case_id, seq)
+                 WHERE state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL);
+             UPDATE events SET body = body || ',"data":' ||
+                 (SELECT snapshot FROM cases c WHERE c.case_id = events.case_id) ||
+                 ',"sequence":"' || printf('%010d', seq) || '"}'
+                 WHERE shares_snapshot = 1;
+             ALTER TABLE events DROP COLUMN shares_snapshot;
+             PRAGMA user_version = 6;"#,
+        )
+        .expect("downgrade");
     }
     let reopened = Store::open(&path, gateway_store::StoreOptions::default())
         .await
@@ -121,5 +136,15 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
         .expect("lookup")
         .expect("backfilled");
     assert_eq!(found.case.case_id, id);
+    // An event stored whole before migration 8 still reads whole.
+    let case_id = id.clone();
+    let events = reopened
+        .read(move |r| r.case_events(&case_id))
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&events[0].body).expect("json");
+    assert_eq!(body["data"]["case_id"], id.as_str());
+    assert_eq!(body["sequence"], "0000000001");
     reopened.close().await;
 }
