@@ -17,8 +17,9 @@
 //!   out together; a partial batch starts only when no attempt is in flight
 //!   (a backlog still goes out as full batches in parallel). Under a steady
 //!   load this turns one sink fsync, one outbox read and one bookkeeping
-//!   transaction per intake commit into one per batch, without delaying an
-//!   event when the forwarder is idle;
+//!   transaction per intake commit into one per batch. A batch that is not
+//!   full waits `linger_ms` (default 5) for more before it is sent, so a
+//!   trickle of single commits also goes out a few at a time;
 //! * **cost per round follows what is sent** — the writer keeps each case's
 //!   first pending event in `outbox_heads`, so finding what is due reads those
 //!   rows through an index instead of scanning the backlog;
@@ -103,6 +104,13 @@ pub struct ForwarderOptions {
     /// Most events handed to a sink that takes batches in one attempt
     /// (default 256; each of a different case).
     pub batch_max: usize,
+    /// For a sink that takes batches: how long a batch that is not full
+    /// waits for more events before it is sent (default 5 ms; 0 sends at
+    /// once). At a steady trickle (one sender, one message per commit) this
+    /// makes one sink write and one bookkeeping transaction carry several
+    /// events instead of one each, so they do not take turns with intake
+    /// commits for the store's fsync.
+    pub linger_ms: u64,
 }
 
 impl Default for ForwarderOptions {
@@ -113,6 +121,7 @@ impl Default for ForwarderOptions {
             backoff: BackoffPolicy::default(),
             max_retry_after_secs: 3_600,
             batch_max: 256,
+            linger_ms: 5,
         }
     }
 }
@@ -165,6 +174,9 @@ async fn run(
     clamp_due_times(&store, &options).await;
     // Whether the loop woke only because something was committed.
     let mut woke_on_commit = false;
+    // Until when an idle forwarder lets committed events wait for more.
+    let linger = Duration::from_millis(options.linger_ms);
+    let mut lingering: Option<tokio::time::Instant> = None;
     let grace = loop {
         if let Some(grace) = *stop.borrow() {
             break grace;
@@ -179,7 +191,12 @@ async fn run(
         // and goes out together: a commit alone does not start a read, and a
         // read starts only full batches (a backlog still drains in parallel).
         let batching = per_attempt > 1 && !tasks.is_empty();
-        if free > 0 && !(batching && woke_on_commit) {
+        // A partial batch first lingers: it starts once it was seen waiting
+        // for `linger` (monotonic time), so a trickle of commits goes out a
+        // few at a time. Commits during the linger start no read.
+        let now = tokio::time::Instant::now();
+        let lingers = lingering.is_some_and(|until| now < until);
+        if free > 0 && !((batching || lingers) && woke_on_commit) {
             let busy_now = busy.clone();
             let wanted = free * per_attempt;
             match store
@@ -187,13 +204,23 @@ async fn run(
                 .await
             {
                 Ok((events, next_due)) => {
-                    let full_only = batching;
+                    if events.is_empty() {
+                        lingering = None;
+                    }
                     let mut events = events.into_iter().peekable();
                     while events.peek().is_some() {
                         let chunk: Vec<OutboxEvent> = events.by_ref().take(per_attempt).collect();
-                        if full_only && chunk.len() < per_attempt {
-                            break;
+                        if chunk.len() < per_attempt && per_attempt > 1 {
+                            if batching {
+                                break;
+                            }
+                            let until = *lingering.get_or_insert(now + linger);
+                            if now < until {
+                                sleep_for = sleep_for.min(until - now);
+                                break;
+                            }
                         }
+                        lingering = None;
                         let cases: Vec<String> = chunk.iter().map(|e| e.case_id.clone()).collect();
                         busy.extend(cases.iter().cloned());
                         let store = store.clone();
@@ -216,6 +243,9 @@ async fn run(
         if last_gauges.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             publish_gauges(&store).await;
             last_gauges = Some(std::time::Instant::now());
+        }
+        if let Some(until) = lingering.filter(|until| now < *until) {
+            sleep_for = sleep_for.min(until - now);
         }
         woke_on_commit = false;
         tokio::select! {

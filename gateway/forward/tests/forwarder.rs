@@ -24,6 +24,7 @@ fn fast_options() -> ForwarderOptions {
         },
         max_retry_after_secs: 5,
         batch_max: 256,
+        linger_ms: 5,
     }
 }
 
@@ -525,6 +526,42 @@ async fn events_committed_while_a_batch_is_in_flight_go_out_together_after_it() 
         vec![1, 20],
         "the held batch, then everything committed meanwhile in one batch"
     );
+}
+
+#[tokio::test]
+async fn a_trickle_of_commits_lingers_into_one_batch() {
+    let t = TempStore::new().await;
+    let receiver = PlatformReceiver::start().await;
+    let mut config = HttpSinkConfig::new(receiver.url());
+    config.batch = true;
+    let sink = Arc::new(HttpSink::new(&config).expect("sink"));
+    // A linger far longer than five commits take on any machine.
+    let options = ForwarderOptions {
+        linger_ms: 3_000,
+        ..fast_options()
+    };
+    let forwarder = Forwarder::spawn(t.store.clone(), sink, options);
+    for n in 0..5u32 {
+        // Each commit a moment apart: the forwarder reads between them.
+        t.store
+            .commit_inbound(common::accepted(
+                case(n, n),
+                &format!("T{n}"),
+                &format!("raw trickle {n}"),
+            ))
+            .await
+            .expect("commit");
+        tokio::task::yield_now().await;
+    }
+    let got = receiver.wait_accepted(5, Duration::from_secs(60)).await;
+    forwarder.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(got, 5);
+    let sizes: Vec<usize> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.batch.len().max(usize::from(r.event.is_some())))
+        .collect();
+    assert_eq!(sizes, vec![5], "one batch for the five commits");
 }
 
 #[tokio::test]

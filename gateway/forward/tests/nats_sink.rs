@@ -31,6 +31,7 @@ fn fast_options() -> ForwarderOptions {
         },
         max_retry_after_secs: 5,
         batch_max: 64,
+        linger_ms: 5,
     }
 }
 
