@@ -481,6 +481,28 @@ async fn http_batches_keep_case_order_and_retry_whole_batches() {
     assert_eq!(t.store.outbox_stats().await.expect("stats").dead, 0);
 }
 
+/// Commits one accepted message that opens case `n` with one event.
+async fn commit_one(store: &Store, n: u32) {
+    let r = store
+        .commit_inbound(common::accepted(
+            case(n, n),
+            &format!("C{n}"),
+            &format!("raw {n}"),
+        ))
+        .await
+        .expect("commit");
+    assert!(matches!(r.disposition, Disposition::Accepted { .. }));
+}
+
+/// How many events each answered request carried, in order.
+fn events_per_request(receiver: &PlatformReceiver) -> Vec<usize> {
+    receiver
+        .requests()
+        .iter()
+        .map(|r| r.batch.len().max(usize::from(r.event.is_some())))
+        .collect()
+}
+
 #[tokio::test]
 async fn events_committed_while_a_batch_is_in_flight_go_out_together_after_it() {
     let t = TempStore::new().await;
@@ -498,29 +520,14 @@ async fn events_committed_while_a_batch_is_in_flight_go_out_together_after_it() 
     }
     // Twenty commits of other cases while the first batch is held: each one
     // wakes the forwarder, which has free slots, yet none starts a batch.
-    let mut later = 0;
     for n in 1..=20u32 {
-        let r = t
-            .store
-            .commit_inbound(common::accepted(
-                case(n, n),
-                &format!("L{n}"),
-                &format!("raw later {n}"),
-            ))
-            .await
-            .expect("commit");
-        later += usize::from(matches!(r.disposition, Disposition::Accepted { .. }));
+        commit_one(&t.store, n).await;
     }
-    assert_eq!(later, 20);
     receiver.release();
     let got = receiver.wait_accepted(21, Duration::from_secs(60)).await;
     forwarder.shutdown(Duration::from_secs(1)).await;
     assert_eq!(got, 21, "every event accepted");
-    let sizes: Vec<usize> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.batch.len().max(usize::from(r.event.is_some())))
-        .collect();
+    let sizes = events_per_request(&receiver);
     assert_eq!(
         sizes,
         vec![1, 20],
@@ -543,24 +550,13 @@ async fn a_trickle_of_commits_lingers_into_one_batch() {
     let forwarder = Forwarder::spawn(t.store.clone(), sink, options);
     for n in 0..5u32 {
         // Each commit a moment apart: the forwarder reads between them.
-        t.store
-            .commit_inbound(common::accepted(
-                case(n, n),
-                &format!("T{n}"),
-                &format!("raw trickle {n}"),
-            ))
-            .await
-            .expect("commit");
+        commit_one(&t.store, n).await;
         tokio::task::yield_now().await;
     }
     let got = receiver.wait_accepted(5, Duration::from_secs(60)).await;
     forwarder.shutdown(Duration::from_secs(1)).await;
     assert_eq!(got, 5);
-    let sizes: Vec<usize> = receiver
-        .requests()
-        .iter()
-        .map(|r| r.batch.len().max(usize::from(r.event.is_some())))
-        .collect();
+    let sizes = events_per_request(&receiver);
     assert_eq!(sizes, vec![5], "one batch for the five commits");
 }
 
