@@ -174,7 +174,7 @@ async fn run(
     clamp_due_times(&store, &options).await;
     // Whether the loop woke only because something was committed.
     let mut woke_on_commit = false;
-    // Until when an idle forwarder lets committed events wait for more.
+    // Until when the partial batch last seen waits for more (`linger_ms`).
     let linger = Duration::from_millis(options.linger_ms);
     let mut lingering: Option<tokio::time::Instant> = None;
     let grace = loop {

@@ -715,7 +715,8 @@ mod tests {
         .expect("event")
     }
 
-    /// (body as readers see it, shares_snapshot) of every event of the case.
+    /// (id, body as readers see it, shares_snapshot) of every event of the
+    /// case, in sequence order.
     fn bodies(conn: &Connection, case_id: &str) -> Vec<(String, String, i64)> {
         conn.prepare(concat!(
             "SELECT id, ",
