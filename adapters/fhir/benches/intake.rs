@@ -30,7 +30,7 @@ use gateway_fhir::FhirPathSyntax;
 use gateway_mapping::{MapContext, Profile, SyntaxProvider};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
-use gateway_testkit::bench::{Row, commit_note, concurrent, print_table, runtime, single};
+use gateway_testkit::bench::{Row, concurrent, print_table, runtime, single};
 
 /// The daemon's allocator (`gateway/daemon/src/main.rs`).
 #[global_allocator]
@@ -139,7 +139,7 @@ fn main() {
                 },
             )
             .await;
-            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
+            row.note_commits(&store, before, n);
             rows.push(row);
         }
         drop(pipeline);

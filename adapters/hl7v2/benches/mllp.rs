@@ -192,9 +192,7 @@ impl ServerCpu {
             ServerCpu::Ceiling => cpu_ns("self", |n| n.starts_with("ceiling")),
         }
     }
-}
 
-impl ServerCpu {
     /// Bytes the server's process sent to storage so far (`write_bytes`).
     fn disk_bytes(&self) -> u64 {
         let pid = match self {

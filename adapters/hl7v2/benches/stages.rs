@@ -40,7 +40,7 @@ use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{InboundOutcome, NewInbound, Store, StoreOptions};
 
 use common::{load_profile, message};
-use gateway_testkit::bench::{commit_note, concurrent, print_table, runtime, single};
+use gateway_testkit::bench::{concurrent, print_table, runtime, single};
 
 /// The daemon's allocator (`gateway/daemon/src/main.rs`), as in the `mllp`
 /// bench: the stages allocate per node and per value, so the system
@@ -164,7 +164,7 @@ fn main() {
                 async move { s.commit_inbound(m).await.is_ok() }
             })
             .await;
-            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
+            row.note_commits(&store, before, n);
             rows.push(row);
         }
 
@@ -200,7 +200,7 @@ fn main() {
                 },
             )
             .await;
-            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
+            row.note_commits(&store, before, n);
             rows.push(row);
         }
         // One pipeline call without the responder, to split pipeline from parse+ACK.
@@ -222,7 +222,7 @@ fn main() {
             async move { matches!(p.process(m, None).await, Ok(IntakeOutcome::Accepted { .. })) }
         })
         .await;
-        row.note = format!("{} {}", row.note, commit_note(&store, before, n));
+        row.note_commits(&store, before, n);
         rows.push(row);
         drop(pipeline);
         drop(responder);

@@ -29,7 +29,7 @@ use gateway_core::{GatewayError, SourceFormat};
 use gateway_mapping::{MapContext, Profile, SyntaxProvider};
 use gateway_pipeline::{Identity, Pipeline, ProfileSet};
 use gateway_store::{Store, StoreOptions};
-use gateway_testkit::bench::{Row, commit_note, concurrent, print_table, runtime, single};
+use gateway_testkit::bench::{Row, concurrent, print_table, runtime, single};
 use gateway_x12::X12PathSyntax;
 use gateway_x12::ack::AckIdentity;
 use gateway_x12::control::{ControlNumberAllocator, MAX_CONTROL_NUMBER, Need, reserve};
@@ -237,7 +237,7 @@ fn main() {
                 },
             )
             .await;
-            row.note = format!("{} {}", row.note, commit_note(&store, before, n));
+            row.note_commits(&store, before, n);
             rows.push(row);
         }
         drop(pipeline);

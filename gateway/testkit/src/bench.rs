@@ -92,6 +92,13 @@ pub struct Row {
     pub note: String,
 }
 
+impl Row {
+    /// Appends [`commit_note`] for the stage's `items` since `before`.
+    pub fn note_commits(&mut self, store: &Store, before: CommitStats, items: usize) {
+        self.note = format!("{} {}", self.note, commit_note(store, before, items));
+    }
+}
+
 /// Runs `f` once per item on this thread (after a warm-up on the first
 /// 50); CPU µs per call from the thread's clock.
 pub fn single<I, T>(name: &str, items: &[I], mut f: impl FnMut(&I) -> T) -> Row {
