@@ -14,6 +14,7 @@
 //! Any error-severity finding means no case; warnings travel with the case.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_core::source::{NodeId, SourceDocument, SourceTree};
 use gateway_core::{Case, Severity, ids};
@@ -416,9 +417,10 @@ impl<'a> Eval<'a> {
         } else {
             None
         };
+        let texts = &rule.rule.path_texts;
         let source_path = match (&rule.rule.source, raw) {
-            (ValueSource::Path(p), _) => Some(p.text.clone()),
-            (ValueSource::Paths(ps), Some(r)) => ps.get(r.1).map(|p| p.text.clone()),
+            (ValueSource::Path(_), _) => texts.first().cloned(),
+            (ValueSource::Paths(_), Some(r)) => texts.get(r.1).cloned(),
             _ => None,
         };
         let sourced = origin.is_some();
@@ -445,11 +447,12 @@ impl<'a> Eval<'a> {
         }
     }
 
-    fn display(&self, file: usize) -> String {
+    /// The display name of profile file `file`, shared (no copy per value).
+    fn display(&self, file: usize) -> Arc<str> {
         self.profile
             .sources
             .get(file)
-            .map_or_else(String::new, |s| s.display.clone())
+            .map_or_else(|| Arc::from(""), |s| Arc::clone(&s.display))
     }
 
     /// Evaluates one field rule and stores its values in `draft`.
@@ -629,14 +632,14 @@ impl<'a> Eval<'a> {
     ) -> Provenance {
         Provenance {
             field: field.to_owned(),
-            file: file.to_owned(),
+            file: file.into(),
             line: 0,
-            rule: field.to_owned(),
+            rule: field.into(),
             source_path: None,
             source_location: None,
             source_span: None,
             origin,
-            transforms: Vec::new(),
+            transforms: Arc::from([]),
             raw: None,
             value: if self.ctx.explain {
                 Some(value.to_owned())
@@ -659,7 +662,7 @@ impl<'a> Eval<'a> {
         let profile_file = profile
             .sources
             .first()
-            .map_or_else(|| "profile.toml".to_owned(), |s| s.display.clone());
+            .map_or_else(|| "profile.toml".to_owned(), |s| s.display.to_string());
         let mut setting = |top: &mut BTreeMap<&'a str, Draft<'a>>,
                            key: &str,
                            from_ctx: &Option<String>,
@@ -710,7 +713,7 @@ impl<'a> Eval<'a> {
             .file
             .rules
             .iter()
-            .find(|r| r.key == "status")
+            .find(|r| &*r.key == "status")
             .map(|r| r.key_loc.clone());
         let mut d = MapDiagnostic::error(
             Code::RequiredMissing,
@@ -761,7 +764,7 @@ impl<'a> Eval<'a> {
         ] {
             if let Some(Draft::Leaf(l)) = source_rules.remove(key) {
                 let mut p = l.prov;
-                p.field = format!("source.{key}");
+                p.field = join("source", key);
                 provenance.push(p);
                 source.insert(key.into(), l.json);
             } else if let Some(v) = from_meta.as_ref().filter(|v| !v.is_empty()) {
@@ -788,7 +791,7 @@ impl<'a> Eval<'a> {
             .as_ref()
             .map(|c| c.loc.file)
             .or_else(|| file.rules.first().map(|r| r.key_loc.file))
-            .map(|f| self.display(f));
+            .map(|f| self.display(f).to_string());
         for (field, missing, _) in drops {
             let mut d = MapDiagnostic::warning(
                 Code::IncompleteItem,
@@ -810,8 +813,8 @@ impl<'a> Eval<'a> {
             let prov = provenance.iter().find(|p| p.field == field);
             let mut d = MapDiagnostic::warning(Code::FactCheck, issue.message());
             if let Some(p) = prov {
-                d = d.with_rule(&p.rule);
-                d.file = Some(p.file.clone());
+                d = d.with_rule(&*p.rule);
+                d.file = Some(p.file.to_string());
                 d = d.at_source(p.source_location.clone(), p.source_span);
             } else {
                 d = d.with_rule(field);
@@ -845,7 +848,7 @@ impl<'a> Eval<'a> {
             source_location: loc,
             source_span: span,
             origin: "own case id",
-            transforms: vec!["echoed case id".to_owned()],
+            transforms: Arc::from(["echoed case id".to_owned()]),
             raw: self.ctx.explain.then(|| id.clone()),
             value: self.ctx.explain.then(|| id.clone()),
         });
@@ -916,7 +919,7 @@ impl<'a> Eval<'a> {
             source_location: loc,
             source_span: span,
             origin: "case id key",
-            transforms: vec![format!("case_id(tenant, \"{prefix}:…\")")],
+            transforms: Arc::from([format!("case_id(tenant, \"{prefix}:…\")")]),
             raw: if self.ctx.explain { Some(key) } else { None },
             value: if self.ctx.explain {
                 Some(id.clone())
@@ -1005,12 +1008,40 @@ fn unreachable_obj() -> ! {
 /// Items dropped while finalizing: (concrete field, missing field, file).
 type Drops = Vec<(String, String, Option<String>)>;
 
+/// `prefix.name`, or `name` at the top. The field paths of provenance are
+/// built once per output value, so they are assembled at their exact size
+/// rather than through `format!` (which grows its buffer as it goes).
 fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{prefix}.{name}")
+        return name.to_owned();
     }
+    let mut path = String::with_capacity(prefix.len() + 1 + name.len());
+    path.push_str(prefix);
+    path.push('.');
+    path.push_str(name);
+    path
+}
+
+/// `path[index]` (as [`join`], without `format!`).
+fn indexed(path: &str, index: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = index;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = &digits[start..];
+    let mut out = String::with_capacity(path.len() + digits.len() + 2);
+    out.push_str(path);
+    out.push('[');
+    out.extend(digits.iter().map(|&d| char::from(d)));
+    out.push(']');
+    out
 }
 
 /// Finalizes an object: fills `out` in schema order; returns the first
@@ -1046,7 +1077,7 @@ fn finalize_obj(
                 let mut arr = Vec::new();
                 for (i, mut leaf) in leaves.into_iter().enumerate() {
                     sourced |= leaf.sourced;
-                    leaf.prov.field = format!("{path}[{i}]");
+                    leaf.prov.field = indexed(&path, i);
                     prov.push(leaf.prov);
                     arr.push(leaf.json);
                 }
@@ -1057,7 +1088,7 @@ fn finalize_obj(
                 for (k, node) in sub {
                     if let Draft::Leaf(mut leaf) = node {
                         sourced |= leaf.sourced;
-                        leaf.prov.field = format!("{path}.{k}");
+                        leaf.prov.field = join(&path, k);
                         prov.push(leaf.prov);
                         m.insert(k.to_owned(), leaf.json);
                     }
@@ -1101,7 +1132,7 @@ fn finalize_obj(
                 for (ordinal, (_, item)) in items.into_iter().enumerate() {
                     let Draft::Obj(fields) = item else { continue };
                     let idx = arr.len();
-                    let item_path = format!("{path}[{idx}]");
+                    let item_path = indexed(&path, idx);
                     let mut m = Map::new();
                     let mark = prov.len();
                     let (item_missing, item_sourced) =
@@ -1119,15 +1150,15 @@ fn finalize_obj(
                         if !m.contains_key(d.name) {
                             m.insert(d.name.into(), Value::from(idx + 1));
                             prov.push(Provenance {
-                                field: format!("{item_path}.{}", d.name),
+                                field: join(&item_path, d.name),
                                 file: "engine".into(),
                                 line: 0,
-                                rule: format!("{path}[].{}", d.name),
+                                rule: format!("{path}[].{}", d.name).into(),
                                 source_path: None,
                                 source_location: None,
                                 source_span: None,
                                 origin: "position",
-                                transforms: Vec::new(),
+                                transforms: Arc::from([]),
                                 raw: None,
                                 value: None,
                             });
@@ -1178,4 +1209,23 @@ fn location(tree: &SourceTree, node: NodeId) -> String {
     }
     parts.reverse();
     parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{indexed, join};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn field_paths_read_as_their_format_spelling(
+            prefix in "[a-z_.\\[\\]0-9]{0,12}",
+            name in "[a-z_]{1,8}",
+            index in any::<usize>(),
+        ) {
+            let joined = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            prop_assert_eq!(join(&prefix, &name), joined);
+            prop_assert_eq!(indexed(&prefix, index), format!("{prefix}[{index}]"));
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub fn render_explain(outcome: &MapOutcome) -> String {
         let place = if p.line > 0 {
             format!("{}:{}", p.file, p.line)
         } else {
-            p.file.clone()
+            p.file.to_string()
         };
         out.push_str(&format!("    rule:   {} ({place})\n", p.rule));
         match (&p.source_path, &p.source_location) {

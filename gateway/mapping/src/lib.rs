@@ -41,6 +41,7 @@ mod transform;
 mod walk;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use gateway_core::json_tree::JsonPathSyntax;
 use gateway_core::path::PathSyntax;
@@ -217,13 +218,13 @@ pub struct Provenance {
     pub field: String,
     /// The profile file the rule is in (`epic/orders.toml`), or `engine` /
     /// `profile.toml` for values the engine sets (case id, source, defaults).
-    pub file: String,
+    pub file: Arc<str>,
     /// 1-based line of the rule in that file (0 when not from a file).
     pub line: usize,
     /// The rule: its field key as written (`services[].code.code`).
-    pub rule: String,
+    pub rule: Arc<str>,
     /// The source path as written, when the value came from the document.
-    pub source_path: Option<String>,
+    pub source_path: Option<Arc<str>>,
     /// The tree location of the source node (`PID/7`, `order/lines[1]/code`);
     /// only with [`MapContext::explain`] (the span is always set when the
     /// tree has spans).
@@ -234,7 +235,7 @@ pub struct Provenance {
     /// `position`, `profile default`, `context`, `meta`.
     pub origin: &'static str,
     /// The transforms applied, in order (`trim`, `table sex`, `date hl7`).
-    pub transforms: Vec<String>,
+    pub transforms: Arc<[String]>,
     /// The raw source value — only with [`MapContext::explain`]; never logged.
     pub raw: Option<String>,
     /// The output value — only with [`MapContext::explain`]; never logged.

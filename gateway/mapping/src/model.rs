@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use gateway_core::SourceFormat;
 use gateway_core::path::Path;
@@ -33,7 +34,8 @@ pub struct Profile {
 /// A profile file's text, kept for rendering runtime diagnostics.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceText {
-    pub display: String,
+    /// Shared with every [`crate::Provenance`] that names the file.
+    pub display: Arc<str>,
     pub text: String,
 }
 
@@ -189,8 +191,23 @@ pub(crate) struct ValueRule {
     pub when: Vec<Cond>,
     pub required: bool,
     pub loc: Loc,
-    /// Descriptions of `transforms`, for provenance.
-    pub transform_names: Vec<String>,
+    /// Descriptions of `transforms`, for provenance (shared by every value
+    /// the rule produces).
+    pub transform_names: Arc<[String]>,
+    /// The text of each source path (`Path` or each of `Paths`), for
+    /// provenance.
+    pub path_texts: Box<[Arc<str>]>,
+}
+
+impl ValueSource {
+    /// The text of each path this source reads, as written.
+    pub(crate) fn path_texts(&self) -> Box<[Arc<str>]> {
+        match self {
+            ValueSource::Path(p) => Box::new([Arc::from(p.text.as_str())]),
+            ValueSource::Paths(ps) => ps.iter().map(|p| Arc::from(p.text.as_str())).collect(),
+            _ => Box::new([]),
+        }
+    }
 }
 
 /// A segment of a resolved case-field target.
@@ -207,8 +224,9 @@ pub(crate) enum Seg {
 /// A field rule: a resolved target plus its value rule.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldRule {
-    /// The field key as written (`services[].code.code`).
-    pub key: String,
+    /// The field key as written (`services[].code.code`); shared with the
+    /// provenance of every value the rule produces.
+    pub key: Arc<str>,
     /// Where the key is written (runtime diagnostics point here).
     pub key_loc: Loc,
     pub segs: Vec<Seg>,

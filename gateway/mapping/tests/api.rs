@@ -135,7 +135,7 @@ fn provenance_debug_never_shows_values_and_explain_is_opt_in() {
     assert_eq!(family.value, None);
     assert_eq!(family.source_path.as_deref(), Some("last"));
     assert_eq!(family.line, 5);
-    assert_eq!(family.file, "simple/orders.toml");
+    assert_eq!(&*family.file, "simple/orders.toml");
     let mut ctx = MapContext::new("2026-11-22T10:00:00Z");
     ctx.explain = true;
     let loud = profile.map(&doc, &ctx);

@@ -402,7 +402,10 @@ impl<'s> Loader<'s> {
         let display = display_name(dir, file);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                self.sources.push(SourceText { display, text });
+                self.sources.push(SourceText {
+                    display: display.into(),
+                    text,
+                });
                 Some(self.sources.len() - 1)
             }
             Err(e) => {
@@ -422,7 +425,7 @@ impl<'s> Loader<'s> {
         f: impl FnOnce(&mut Ctx<'_>, &Table<'_>) -> R,
     ) -> Option<R> {
         let text = self.sources[idx].text.clone();
-        let display = self.sources[idx].display.clone();
+        let display = self.sources[idx].display.to_string();
         let (doc, errors) = DeTable::parse_recoverable(&text);
         let mut ctx = Ctx {
             file: idx,
@@ -530,7 +533,7 @@ impl<'s> Loader<'s> {
         }
         let ctx = Ctx {
             file: loc.file,
-            display: self.sources[loc.file].display.clone(),
+            display: self.sources[loc.file].display.to_string(),
             text: &self.sources[loc.file].text,
             diags: &mut Vec::new(),
         };
@@ -688,7 +691,7 @@ impl<'s> Loader<'s> {
             .into_iter()
             .filter_map(|field| self.resolve_field(field, &group_refs, tables))
             .collect();
-        let has_status = rules.iter().any(|r| r.key == "status");
+        let has_status = rules.iter().any(|r| &*r.key == "status");
         self.check_complete(
             &raw.name,
             &raw.file_loc,
@@ -796,7 +799,7 @@ impl<'s> Loader<'s> {
         );
         Some(FieldRule {
             key_loc: field.loc.clone(),
-            key: field.key,
+            key: field.key.into(),
             segs: target.segs,
             kind: target.kind,
             group: target.group,
@@ -845,7 +848,7 @@ fn make_ctx<'a>(
 ) -> Ctx<'a> {
     Ctx {
         file,
-        display: sources[file].display.clone(),
+        display: sources[file].display.to_string(),
         text: &sources[file].text,
         diags,
     }

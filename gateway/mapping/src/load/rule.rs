@@ -1,6 +1,7 @@
 //! One field rule: a path or a table with transforms and `when` conditions.
 
 use super::*;
+use std::sync::Arc;
 
 pub(super) type RuleParts = (ValueRule, Option<Loc>, Option<Loc>);
 
@@ -66,8 +67,10 @@ pub(super) fn parse_rule(
         return None;
     }
     let transform_names = transforms.iter().map(crate::transform::describe).collect();
+    let path_texts = source.path_texts();
     Some((
         ValueRule {
+            path_texts,
             source,
             root,
             transforms,
@@ -84,15 +87,17 @@ pub(super) fn parse_rule(
 
 /// The rule a bare path string stands for.
 fn path_rule(path: Path, loc: Loc) -> ValueRule {
+    let source = ValueSource::Path(path);
     ValueRule {
-        source: ValueSource::Path(path),
+        path_texts: source.path_texts(),
+        source,
         root: false,
         transforms: Vec::new(),
         default: None,
         when: Vec::new(),
         required: false,
         loc,
-        transform_names: Vec::new(),
+        transform_names: Arc::from([]),
     }
 }
 
