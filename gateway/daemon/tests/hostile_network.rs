@@ -407,35 +407,36 @@ fn reply(bht: &str, trace: &str) -> String {
         .replace("TRN*2*TRACE0001*", &format!("TRN*2*{trace}*"))
 }
 
+/// The stored case, as JSON, read through the store's own reader (the
+/// store packs snapshots and raw bytes on disk).
 fn case_row(store: &Path, case_id: &str) -> String {
-    let conn =
-        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open store");
-    conn.query_row(
-        "SELECT snapshot FROM cases WHERE case_id = ?1",
-        [case_id],
-        |r| r.get(0),
-    )
-    .expect("case row")
+    let reader = gateway_store::Reader::open(store).expect("open store");
+    let record = reader
+        .get_case(case_id)
+        .expect("case row")
+        .expect("case stored");
+    serde_json::to_string(&record.case).expect("case json")
 }
 
+/// The newest message: its state, its diagnostics as JSON and its raw text.
 fn last_message(store: &Path) -> (String, String, String) {
-    let conn =
-        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open store");
-    conn.query_row(
-        "SELECT state, coalesce(diagnostics, ''), raw FROM messages ORDER BY id DESC LIMIT 1",
-        [],
-        |r| {
-            let raw: Vec<u8> = r.get(2)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                String::from_utf8_lossy(&raw).into_owned(),
-            ))
-        },
+    let reader = gateway_store::Reader::open(store).expect("open store");
+    let newest = reader
+        .list_messages(&gateway_store::MessageFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .expect("list messages");
+    let summary = newest.first().expect("a message");
+    let message = reader
+        .get_message(summary.id)
+        .expect("last message")
+        .expect("stored");
+    (
+        summary.state.as_str().to_owned(),
+        serde_json::to_string(&message.diagnostics).expect("diagnostics json"),
+        String::from_utf8_lossy(&message.raw).into_owned(),
     )
-    .expect("last message")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

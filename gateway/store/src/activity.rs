@@ -133,9 +133,9 @@ pub struct CaseTouches {
 
 /// Messages of a window by adapter, site, state and completion.
 const MESSAGE_TALLY_SQL: &str = "SELECT m.adapter,
-                        json_extract(c.snapshot, '$.tenant'),
-                        json_extract(c.snapshot, '$.practice'),
-                        json_extract(c.snapshot, '$.site'),
+                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.tenant'),
+                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.practice'),
+                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.site'),
                         m.state,
                         m.state = 'accepted' AND NOT EXISTS (
                             SELECT 1 FROM events e
@@ -219,9 +219,9 @@ impl Reader {
         };
         self.conn
             .prepare_cached(
-                "SELECT json_extract(c.snapshot, '$.tenant'),
-                        json_extract(c.snapshot, '$.practice'),
-                        json_extract(c.snapshot, '$.site'),
+                "SELECT json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.tenant'),
+                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.practice'),
+                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.site'),
                         d.received_at_ms - c.created_at_ms
                  FROM decisions d NOT INDEXED JOIN cases c ON c.case_id = d.case_id
                  WHERE d.id >= ?1 AND d.received_at_ms >= ?2 AND d.received_at_ms < ?3",

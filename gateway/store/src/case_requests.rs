@@ -182,7 +182,9 @@ fn queue_writeback(
 
 pub(crate) fn load_case(conn: &Connection, case_id: &str) -> Result<Option<Case>> {
     let snapshot: Option<String> = conn
-        .prepare_cached("SELECT snapshot FROM cases WHERE case_id = ?1")
+        .prepare_cached(
+            "SELECT unpack_text(snapshot, snapshot_codec) FROM cases WHERE case_id = ?1",
+        )
         .and_then(|mut st| st.query_row([case_id], |r| r.get(0)).optional())
         .map_err(StoreError::sql("loading a case"))?;
     snapshot

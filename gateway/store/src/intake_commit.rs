@@ -63,7 +63,7 @@ impl Store {
                 let mut merged = Merged::Status(None);
                 if let InboundOutcome::Accepted { case, .. } = &mut message.outcome {
                     let snapshot: Option<String> = conn
-                        .prepare_cached("SELECT snapshot FROM cases WHERE case_id = ?1")
+                        .prepare_cached("SELECT unpack_text(snapshot, snapshot_codec) FROM cases WHERE case_id = ?1")
                         .and_then(|mut st| st.query_row([&case.case_id], |r| r.get(0)).optional())
                         .map_err(StoreError::sql("loading a case"))?;
                     let refused = match snapshot {

@@ -63,6 +63,7 @@ mod model;
 mod ops;
 #[cfg(test)]
 mod outbox_heads_tests;
+mod packing;
 pub mod pages;
 pub mod private_files;
 mod read;

@@ -149,11 +149,16 @@ fn insert_message(
     case_id: Option<String>,
     duplicate_of: Option<i64>,
 ) -> Result<i64> {
+    let packed = crate::packing::pack(&msg.raw)?;
+    let raw_codec = crate::packing::codec_of(&packed);
+    let raw_len = i64::try_from(msg.raw.len()).unwrap_or(i64::MAX);
     conn.prepare_cached(
         "INSERT INTO messages (adapter, profile, sender, control_id, message_type, content_hash,
                                raw, received_at, received_at_ms, stored_at_ms, peer, state,
-                               case_id, duplicate_of, error_reason, diagnostics)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                               case_id, duplicate_of, error_reason, diagnostics, raw_codec,
+                               raw_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -163,7 +168,7 @@ fn insert_message(
             msg.control_id,
             msg.message_type,
             hash,
-            msg.raw,
+            packed.as_deref().unwrap_or(&msg.raw),
             msg.received_at,
             received_ms,
             now,
@@ -173,6 +178,8 @@ fn insert_message(
             duplicate_of,
             reason,
             diagnostics,
+            raw_codec,
+            raw_len,
         ])
     })
     .map_err(StoreError::sql("inserting a message"))?;
@@ -256,26 +263,35 @@ pub(crate) fn append_event(
     }
     let sequence = last.unwrap_or(0) + 1;
     let snapshot = serde_json::to_string(&case).map_err(StoreError::json("case snapshot"))?;
+    let packed = crate::packing::pack(snapshot.as_bytes())?;
+    let snapshot_codec = crate::packing::codec_of(&packed);
+    // A snapshot left plain stays TEXT, as every snapshot was before packing.
+    let stored = match packed {
+        Some(bytes) => rusqlite::types::Value::Blob(bytes),
+        None => rusqlite::types::Value::Text(snapshot),
+    };
     let key = crate::patient_key(&case);
     conn.prepare_cached(
         "INSERT INTO cases (case_id, snapshot, status, profile, adapter, patient_key, last_seq,
-                            created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                            created_at_ms, updated_at_ms, snapshot_codec)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
          ON CONFLICT (case_id) DO UPDATE SET
-            snapshot = excluded.snapshot, status = excluded.status, profile = excluded.profile,
+            snapshot = excluded.snapshot, snapshot_codec = excluded.snapshot_codec,
+            status = excluded.status, profile = excluded.profile,
             adapter = excluded.adapter, patient_key = excluded.patient_key,
             last_seq = excluded.last_seq, updated_at_ms = excluded.updated_at_ms",
     )
     .and_then(|mut st| {
         st.execute(params![
             case.case_id,
-            snapshot,
+            stored,
             case.status.as_str(),
             case.source.profile,
             case.source.adapter,
             key,
             sequence,
             now,
+            snapshot_codec,
         ])
     })
     .map_err(StoreError::sql("upserting a case"))?;
@@ -343,7 +359,7 @@ pub(crate) fn record_decision(
     let now = now_ms();
     let row: Option<(String, String)> = conn
         .query_row(
-            "SELECT snapshot, adapter FROM cases WHERE case_id = ?1",
+            "SELECT unpack_text(snapshot, snapshot_codec), adapter FROM cases WHERE case_id = ?1",
             [case_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -733,6 +749,7 @@ mod tests {
     #[test]
     fn an_event_reads_back_as_the_serialised_sequenced_event_and_keeps_its_case_after_an_update() {
         let mut conn = Connection::open_in_memory().expect("db");
+        crate::packing::register(&conn).expect("unpack functions");
         crate::schema::migrate(&mut conn).expect("schema");
         let mut first = gateway_testkit::samples::case(1, 7);
         first.practice = Some("north".to_owned());

@@ -29,6 +29,7 @@ const SCAN_DELIVERABLE: &str = "SELECT id FROM events WHERE state = 'pending'
 
 fn store() -> Connection {
     let mut conn = Connection::open_in_memory().expect("memory db");
+    crate::packing::register(&conn).expect("unpack functions");
     schema::migrate(&mut conn).expect("migrate");
     conn
 }

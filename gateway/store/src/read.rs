@@ -21,7 +21,7 @@ use crate::time::{now_ms, ts};
 /// The columns [`message_summary`] reads, in its order.
 pub(crate) const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_id, message_type, \
     content_hash, received_at, peer, state, case_id, duplicate_of, error_reason, \
-    replay_requested_at_ms IS NOT NULL, length(raw)";
+    replay_requested_at_ms IS NOT NULL, coalesce(raw_len, length(raw))";
 
 /// An event's whole body as SQL over an `events` row: the stored body, or —
 /// when the event shares its case's snapshot (schema migration 8) — its
@@ -30,7 +30,8 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_
 macro_rules! event_body_sql {
     () => {
         "CASE WHEN events.shares_snapshot = 1 THEN events.body || ',\"data\":' || \
-         (SELECT c.snapshot FROM cases c WHERE c.case_id = events.case_id) || \
+         (SELECT unpack_text(c.snapshot, c.snapshot_codec) FROM cases c \
+          WHERE c.case_id = events.case_id) || \
          ',\"sequence\":\"' || printf('%010d', events.seq) || '\"}' \
          ELSE events.body END"
     };
@@ -43,8 +44,8 @@ const EVENT_COLUMNS: &str = concat!(
     ", state, attempts, next_attempt_at_ms, last_error, created_at_ms"
 );
 
-const CASE_COLUMNS: &str =
-    "snapshot, adapter, profile, patient_key, last_seq, created_at_ms, updated_at_ms";
+const CASE_COLUMNS: &str = "unpack_text(snapshot, snapshot_codec), adapter, profile, patient_key, last_seq, \
+     created_at_ms, updated_at_ms";
 
 /// The `WHERE` clause (after `FROM events`) of [`Reader::deliverable`]: due
 /// heads through the `outbox_heads_due` index, earliest first.
@@ -80,6 +81,7 @@ impl Reader {
             .map_err(StoreError::sql("setting the busy timeout"))?;
         conn.execute_batch("PRAGMA query_only = ON")
             .map_err(StoreError::sql("making the reader read-only"))?;
+        crate::packing::register(&conn)?;
         // As on the writer (`store::open_writer`): without the planner
         // stability guarantee the bundled SQLite (STAT4) re-prepares a cached
         // statement whenever a bound value changes, e.g. the forwarder's
@@ -142,7 +144,10 @@ impl Reader {
 
     /// One message with its bytes and diagnostics.
     pub fn get_message(&self, id: i64) -> Result<Option<StoredMessage>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS}, raw, diagnostics FROM messages WHERE id = ?1");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, unpack_blob(raw, raw_codec), diagnostics \
+             FROM messages WHERE id = ?1"
+        );
         let row = self
             .conn
             .query_row(&sql, [id], |r| {
@@ -367,7 +372,7 @@ impl Reader {
         let rows: Vec<(i64, String, String, String, i64)> = self
             .conn
             .prepare(
-                "SELECT d.id, d.adapter, d.decision, c.snapshot, d.attempts
+                "SELECT d.id, d.adapter, d.decision, unpack_text(c.snapshot, c.snapshot_codec), d.attempts
                  FROM decisions d JOIN cases c ON c.case_id = d.case_id
                  WHERE d.writeback_state = 'pending' AND d.next_attempt_at_ms <= ?1
                    AND (?2 IS NULL OR d.adapter = ?2)

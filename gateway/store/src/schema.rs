@@ -270,6 +270,22 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX events_open_case;
     ALTER TABLE events ADD COLUMN shares_snapshot INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: fewer bytes per message (issue #21).
+    // * `messages.raw` and `cases.snapshot` may be stored packed (`packing`):
+    //   the codec column beside each says how (0 as given: every row stored
+    //   before). `raw_len` keeps the unpacked size the message lists show
+    //   (NULL on older rows, whose `length(raw)` is that size).
+    // * `events_decision` holds only the events a decision made: intake
+    //   events have none, and every commit wrote the index's tail page for
+    //   the NULLs. The one query that uses it (`decision_id = ?`, and the
+    //   foreign key's lookup) implies `IS NOT NULL`.
+    r#"
+    ALTER TABLE messages ADD COLUMN raw_codec INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN raw_len INTEGER;
+    ALTER TABLE cases ADD COLUMN snapshot_codec INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX events_decision;
+    CREATE INDEX events_decision ON events (decision_id) WHERE decision_id IS NOT NULL;
+    "#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that check what a

@@ -594,6 +594,7 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(StoreError::sql("opening the store"))?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(StoreError::sql("setting the busy timeout"))?;
+    crate::packing::register(&conn)?;
     check_integrity(&conn, path)?;
     // Refuse a newer file before touching its settings.
     if schema::check_not_newer(&conn)? == 0 {

@@ -165,7 +165,7 @@ impl Store {
             let rows: Vec<(i64, Option<String>)> = r
                 .conn
                 .prepare_cached(
-                    "SELECT m.id, c.snapshot FROM messages m
+                    "SELECT m.id, unpack_text(c.snapshot, c.snapshot_codec) FROM messages m
                      LEFT JOIN cases c ON c.case_id = m.case_id
                           AND m.state = 'accepted' AND c.status = 'requested'
                      WHERE m.id > ?1 ORDER BY m.id LIMIT ?2",

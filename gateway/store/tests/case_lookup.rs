@@ -103,15 +103,31 @@ async fn a_case_is_found_by_its_current_reference_only() {
 #[tokio::test]
 async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let t = TempStore::new().await;
-    let (id, _) = commit(&t.store, 8, "REQ-8", "raw 8").await;
+    let raw = format!("MSH|^~\\&|{}", "OBX|synthetic|".repeat(40));
+    let (id, message_id) = commit(&t.store, 8, "REQ-8", &raw).await;
     let path = t.path();
     t.store.close().await;
-    // Make the file what schema 6 wrote: no case_references table, and
-    // migration 8's indexes and column undone.
+    // Make the file what schema 6 wrote: no case_references table, migration
+    // 8's indexes and column undone, and migration 9's packing undone (raw
+    // bytes and snapshots stored as given).
     {
         let conn = rusqlite::Connection::open(&path).expect("open");
+        unpack_in_place(&conn, "messages", "id", "raw", "raw_codec", false);
+        unpack_in_place(
+            &conn,
+            "cases",
+            "case_id",
+            "snapshot",
+            "snapshot_codec",
+            true,
+        );
         conn.execute_batch(
-            r#"DROP TABLE case_references;
+            r#"ALTER TABLE messages DROP COLUMN raw_codec;
+             ALTER TABLE messages DROP COLUMN raw_len;
+             ALTER TABLE cases DROP COLUMN snapshot_codec;
+             DROP INDEX events_decision;
+             CREATE INDEX events_decision ON events (decision_id);
+             DROP TABLE case_references;
              DROP INDEX messages_control;
              CREATE INDEX messages_dedup ON messages (content_hash, sender, control_id)
                  WHERE state = 'accepted';
@@ -146,5 +162,46 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let body: serde_json::Value = serde_json::from_str(&events[0].body).expect("json");
     assert_eq!(body["data"]["case_id"], id.as_str());
     assert_eq!(body["sequence"], "0000000001");
+    // A message stored before packing reads back byte for byte, with its size.
+    let stored = reopened
+        .read(move |r| r.get_message(message_id))
+        .await
+        .expect("read")
+        .expect("message");
+    assert_eq!(stored.raw, raw.as_bytes());
+    assert_eq!(stored.summary.size, raw.len() as i64);
     reopened.close().await;
+}
+
+/// Rewrites `column` of every row of `table` whose `codec` column says it is
+/// packed (1: one zstd frame) as the bytes it stands for: what the store held
+/// before migration 9.
+fn unpack_in_place(
+    conn: &rusqlite::Connection,
+    table: &str,
+    key: &str,
+    column: &str,
+    codec: &str,
+    text: bool,
+) {
+    let rows: Vec<(rusqlite::types::Value, Vec<u8>)> = conn
+        .prepare(&format!(
+            "SELECT {key}, {column} FROM {table} WHERE {codec} = 1"
+        ))
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .expect("packed rows");
+    assert!(!rows.is_empty(), "{table}.{column} was stored packed");
+    for (id, packed) in rows {
+        let bytes = zstd::decode_all(packed.as_slice()).expect("a zstd frame");
+        let value = if text {
+            rusqlite::types::Value::Text(String::from_utf8(bytes).expect("utf-8"))
+        } else {
+            rusqlite::types::Value::Blob(bytes)
+        };
+        conn.execute(
+            &format!("UPDATE {table} SET {column} = ?1, {codec} = 0 WHERE {key} = ?2"),
+            rusqlite::params![value, id],
+        )
+        .expect("unpacked");
+    }
 }
