@@ -131,11 +131,42 @@ pub struct CaseTouches {
     pub touched: u64,
 }
 
+/// A case's tenant, practice and site as one JSON array
+/// (`["mso","north",null]`; NULL without a case): the snapshot is unpacked
+/// once per row, not once per field ([`CaseSite::from_json`]).
+macro_rules! site_sql {
+    () => {
+        "json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.tenant', '$.practice', '$.site')"
+    };
+}
+
+impl CaseSite {
+    /// The site [`site_sql`] selected.
+    fn from_json(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<CaseSite> {
+        let Some(text) = row.get::<_, Option<String>>(index)? else {
+            return Ok(CaseSite::default());
+        };
+        let (tenant, practice, site): (Option<String>, Option<String>, Option<String>) =
+            serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    index,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+        Ok(CaseSite {
+            tenant,
+            practice,
+            site,
+        })
+    }
+}
+
 /// Messages of a window by adapter, site, state and completion.
-const MESSAGE_TALLY_SQL: &str = "SELECT m.adapter,
-                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.tenant'),
-                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.practice'),
-                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.site'),
+const MESSAGE_TALLY_SQL: &str = concat!(
+    "SELECT m.adapter, ",
+    site_sql!(),
+    ",
                         m.state,
                         m.state = 'accepted' AND NOT EXISTS (
                             SELECT 1 FROM events e
@@ -144,7 +175,8 @@ const MESSAGE_TALLY_SQL: &str = "SELECT m.adapter,
                  FROM messages m
                  LEFT JOIN cases c ON c.case_id = m.case_id AND m.state <> 'duplicate'
                  WHERE m.received_at_ms >= ?1 AND m.received_at_ms < ?2
-                 GROUP BY 1, 2, 3, 4, 5, 6";
+                 GROUP BY 1, 2, 3, 4"
+);
 
 /// Events first delivered in a window, from a row id on.
 const FIRST_DELIVERIES_SQL: &str = "SELECT MIN(a.at_ms), e.created_at_ms, m.received_at_ms
@@ -186,24 +218,20 @@ impl Reader {
             .prepare_cached(MESSAGE_TALLY_SQL)
             .and_then(|mut st| {
                 st.query_map(params![since, until], |r| {
-                    let state: String = r.get(4)?;
+                    let state: String = r.get(2)?;
                     let state = MessageState::from_name(&state).ok_or_else(|| {
                         rusqlite::Error::FromSqlConversionFailure(
-                            4,
+                            2,
                             rusqlite::types::Type::Text,
                             format!("unknown message state {state:?}").into(),
                         )
                     })?;
                     Ok(MessageTally {
                         adapter: r.get(0)?,
-                        site: CaseSite {
-                            tenant: r.get(1)?,
-                            practice: r.get(2)?,
-                            site: r.get(3)?,
-                        },
+                        site: CaseSite::from_json(r, 1)?,
                         state,
-                        completed: r.get(5)?,
-                        count: r.get::<_, i64>(6)?.max(0) as u64,
+                        completed: r.get(3)?,
+                        count: r.get::<_, i64>(4)?.max(0) as u64,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -218,23 +246,18 @@ impl Reader {
             return Ok(Vec::new());
         };
         self.conn
-            .prepare_cached(
-                "SELECT json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.tenant'),
-                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.practice'),
-                        json_extract(unpack_text(c.snapshot, c.snapshot_codec), '$.site'),
-                        d.received_at_ms - c.created_at_ms
+            .prepare_cached(concat!(
+                "SELECT ",
+                site_sql!(),
+                ", d.received_at_ms - c.created_at_ms
                  FROM decisions d NOT INDEXED JOIN cases c ON c.case_id = d.case_id
-                 WHERE d.id >= ?1 AND d.received_at_ms >= ?2 AND d.received_at_ms < ?3",
-            )
+                 WHERE d.id >= ?1 AND d.received_at_ms >= ?2 AND d.received_at_ms < ?3"
+            ))
             .and_then(|mut st| {
                 st.query_map(params![first, since, until], |r| {
                     Ok(DecisionTiming {
-                        site: CaseSite {
-                            tenant: r.get(0)?,
-                            practice: r.get(1)?,
-                            site: r.get(2)?,
-                        },
-                        after_case_ms: r.get(3)?,
+                        site: CaseSite::from_json(r, 0)?,
+                        after_case_ms: r.get(1)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
