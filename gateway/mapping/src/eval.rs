@@ -71,7 +71,7 @@ impl<K: Ord + Copy, V> Members<K, V> {
 
     /// Every member, in key order.
     fn into_sorted(mut self) -> Vec<(K, V)> {
-        self.0.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.0.sort_unstable_by_key(|member| member.0);
         self.0
     }
 }
