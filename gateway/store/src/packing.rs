@@ -27,9 +27,9 @@ use rusqlite::types::{Value, ValueRef};
 use crate::error::{Result, StoreError};
 
 /// Codec of a value stored as given.
-pub(crate) const PLAIN: i64 = 0;
+const PLAIN: i64 = 0;
 /// Codec of a value stored as one zstd frame.
-pub(crate) const ZSTD: i64 = 1;
+const ZSTD: i64 = 1;
 
 /// Level 1: on the bench's ~1 KB texts it packs as tightly as the default
 /// level 3 (within 1%); higher levels cost more time for no gain at this
@@ -71,7 +71,7 @@ pub(crate) fn codec_of(packed: &Option<Vec<u8>>) -> i64 {
 }
 
 /// The bytes a stored value of `codec` stands for.
-pub(crate) fn unpack(stored: &[u8], codec: i64) -> Result<Cow<'_, [u8]>> {
+fn unpack(stored: &[u8], codec: i64) -> Result<Cow<'_, [u8]>> {
     match codec {
         PLAIN => Ok(Cow::Borrowed(stored)),
         ZSTD => {
@@ -102,57 +102,50 @@ pub(crate) fn unpack(stored: &[u8], codec: i64) -> Result<Cow<'_, [u8]>> {
 }
 
 /// [`unpack`] of a value that is UTF-8 text (a case snapshot).
-pub(crate) fn unpack_text(stored: ValueRef<'_>, codec: i64) -> Result<String> {
-    let bytes = match stored {
-        ValueRef::Text(t) | ValueRef::Blob(t) => t,
-        _ => {
-            return Err(unpacking_failed(
-                "the stored value is neither text nor bytes",
-            ));
-        }
-    };
-    let text = unpack(bytes, codec)?;
+fn unpack_text(stored: &[u8], codec: i64) -> Result<String> {
+    let text = unpack(stored, codec)?;
     String::from_utf8(text.into_owned()).map_err(unpacking_failed)
 }
 
 /// Registers `unpack_text(value, codec)` (TEXT) and `unpack_blob(value,
 /// codec)` (BLOB) on `conn`. Both are deterministic, so SQLite may use them
-/// in indexes and run them once per row.
+/// in indexes; it still calls them once per appearance in a statement, so a
+/// query reads several fields of one snapshot with one `json_extract`.
 pub(crate) fn register(conn: &Connection) -> Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8
         | FunctionFlags::SQLITE_DETERMINISTIC
         | FunctionFlags::SQLITE_INNOCUOUS;
     conn.create_scalar_function("unpack_text", 2, flags, |ctx| {
-        sql_unpack(ctx, |value, codec| {
-            unpack_text(value, codec).map(Value::Text)
+        sql_unpack(ctx, |stored, codec| {
+            unpack_text(stored, codec).map(Value::Text)
         })
     })
     .and_then(|()| {
         conn.create_scalar_function("unpack_blob", 2, flags, |ctx| {
-            sql_unpack(ctx, |value, codec| match value {
-                ValueRef::Text(b) | ValueRef::Blob(b) => {
-                    unpack(b, codec).map(|b| Value::Blob(b.into_owned()))
-                }
-                _ => Err(unpacking_failed(
-                    "the stored value is neither text nor bytes",
-                )),
+            sql_unpack(ctx, |stored, codec| {
+                unpack(stored, codec).map(|b| Value::Blob(b.into_owned()))
             })
         })
     })
     .map_err(StoreError::sql("registering the unpack functions"))
 }
 
-/// Calls `f` with the SQL function's arguments; NULL stays NULL.
+/// Calls `f` with the stored bytes (TEXT or BLOB) and the codec; NULL stays
+/// NULL.
 fn sql_unpack(
     ctx: &Context<'_>,
-    f: impl FnOnce(ValueRef<'_>, i64) -> Result<Value>,
+    f: impl FnOnce(&[u8], i64) -> Result<Value>,
 ) -> rusqlite::Result<Value> {
-    let value = ctx.get_raw(0);
-    if value == ValueRef::Null {
-        return Ok(Value::Null);
-    }
+    let stored = match ctx.get_raw(0) {
+        ValueRef::Null => return Ok(Value::Null),
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes,
+        _ => {
+            let e = unpacking_failed("the stored value is neither text nor bytes");
+            return Err(rusqlite::Error::UserFunctionError(Box::new(e)));
+        }
+    };
     let codec: i64 = ctx.get(1)?;
-    f(value, codec).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    f(stored, codec).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
 }
 
 fn packing_failed(e: impl std::fmt::Display) -> StoreError {
