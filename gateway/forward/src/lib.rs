@@ -21,8 +21,9 @@
 //!   full waits `linger_ms` (default 5) for more before it is sent, so a
 //!   trickle of single commits also goes out a few at a time;
 //! * **cost per round follows what is sent** — the writer keeps each case's
-//!   first pending event in `outbox_heads`, so finding what is due reads those
-//!   rows through an index instead of scanning the backlog;
+//!   first pending event as the case row's outbox head (`cases.head_*`), so
+//!   finding what is due reads those rows through an index instead of scanning
+//!   the backlog;
 //! * **at-least-once** — an event leaves `pending` only after the sink confirmed
 //!   it; a crash or an aborted attempt means it is sent again, with the same
 //!   CloudEvents `id` as idempotency key;

@@ -630,8 +630,11 @@ async fn due_times_left_far_ahead_by_a_clock_step_are_brought_back() {
         [ten_hours_ahead],
     )
     .expect("events");
-    conn.execute("UPDATE outbox_heads SET due_ms = ?1", [ten_hours_ahead])
-        .expect("heads");
+    conn.execute(
+        "UPDATE cases SET head_due_ms = ?1 WHERE head_due_ms IS NOT NULL",
+        [ten_hours_ahead],
+    )
+    .expect("heads");
     drop(conn);
     let sink = Arc::new(FileSink::new(FileSinkConfig { dir }).expect("sink"));
     let mut options = fast_options();

@@ -315,12 +315,12 @@ impl Reader {
             .query_row(
                 "SELECT (SELECT COUNT(*) FROM events
                          WHERE state = 'dead' AND skipped_at_ms IS NULL),
-                        (SELECT COUNT(*) FROM outbox_heads h
-                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'),
-                        (SELECT COUNT(*) FROM outbox_heads h
-                         JOIN events d ON d.id = h.event_id AND d.state = 'dead'
-                         JOIN events p ON p.case_id = h.case_id AND p.seq > h.seq
-                                      AND p.state = 'pending')",
+                        (SELECT COUNT(*) FROM cases
+                         WHERE head_seq IS NOT NULL AND head_due_ms IS NULL),
+                        (SELECT COUNT(*) FROM cases h
+                         CROSS JOIN events p ON p.case_id = h.case_id AND p.seq > h.head_seq
+                                            AND p.state = 'pending'
+                         WHERE h.head_seq IS NOT NULL AND h.head_due_ms IS NULL)",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )

@@ -273,13 +273,22 @@ pub(crate) fn append_event(
     let key = crate::patient_key(&case);
     conn.prepare_cached(
         "INSERT INTO cases (case_id, snapshot, status, profile, adapter, patient_key, last_seq,
-                            created_at_ms, updated_at_ms, snapshot_codec)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
+                            created_at_ms, updated_at_ms, snapshot_codec,
+                            head_seq, head_due_ms, head_created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?7, ?8, ?8)
          ON CONFLICT (case_id) DO UPDATE SET
             snapshot = excluded.snapshot, snapshot_codec = excluded.snapshot_codec,
             status = excluded.status, profile = excluded.profile,
             adapter = excluded.adapter, patient_key = excluded.patient_key,
-            last_seq = excluded.last_seq, updated_at_ms = excluded.updated_at_ms",
+            last_seq = excluded.last_seq, updated_at_ms = excluded.updated_at_ms,
+            -- The new event becomes the case's outbox head unless an earlier
+            -- one is still open (pending, or dead and holding the case).
+            -- (Every right-hand side reads the row as it was.)
+            head_seq = COALESCE(cases.head_seq, excluded.head_seq),
+            head_due_ms = CASE WHEN cases.head_seq IS NULL THEN excluded.head_due_ms
+                               ELSE cases.head_due_ms END,
+            head_created_ms = CASE WHEN cases.head_seq IS NULL THEN excluded.head_created_ms
+                                   ELSE cases.head_created_ms END",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -319,13 +328,6 @@ pub(crate) fn append_event(
         ])
     })
     .map_err(StoreError::sql("appending an event"))?;
-    // The case's head, unless an earlier event of it is still pending.
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
-    )
-    .and_then(|mut st| st.execute(params![case_id, event_id, sequence, now]))
-    .map_err(StoreError::sql("updating the outbox head"))?;
     Ok(Appended {
         case_id,
         event_id,
@@ -404,28 +406,30 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
         AttemptOutcome::Retry { error, .. } => ("retry", Some(error.as_str())),
         AttemptOutcome::Dead { error } => ("dead", Some(error.as_str())),
     };
-    // The event's case when the attempt changed a pending event.
-    let case_id: Option<String> = match &attempt.outcome {
+    // The event's case and place in it when the attempt changed a pending event.
+    let changed: Option<(String, i64)> = match &attempt.outcome {
         AttemptOutcome::Delivered => conn
             .prepare_cached(
                 "UPDATE events SET state = 'delivered', attempts = attempts + 1,
                                    last_error = NULL, finished_at_ms = ?2
-                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id, seq",
             )
             .and_then(|mut st| {
-                st.query_row(params![attempt.event_id, now], |r| r.get(0))
-                    .optional()
+                st.query_row(params![attempt.event_id, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             }),
         AttemptOutcome::Retry { retry_at, error } => conn
             .prepare_cached(
                 "UPDATE events SET attempts = attempts + 1, last_error = ?2,
                                    next_attempt_at_ms = ?3
-                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id, seq",
             )
             .and_then(|mut st| {
                 st.query_row(
                     params![attempt.event_id, error, retry_at.as_millisecond()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
             }),
@@ -433,15 +437,17 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
             .prepare_cached(
                 "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?2,
                                    finished_at_ms = ?3
-                 WHERE id = ?1 AND state = 'pending' RETURNING case_id",
+                 WHERE id = ?1 AND state = 'pending' RETURNING case_id, seq",
             )
             .and_then(|mut st| {
-                st.query_row(params![attempt.event_id, error, now], |r| r.get(0))
-                    .optional()
+                st.query_row(params![attempt.event_id, error, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             }),
     }
     .map_err(StoreError::sql("updating an event"))?;
-    match (&case_id, &attempt.outcome) {
+    match (&changed, &attempt.outcome) {
         (None, _) => {
             let exists: bool = conn
                 .query_row(
@@ -457,12 +463,12 @@ pub(crate) fn record_attempt(conn: &Connection, attempt: &DeliveryAttempt) -> Re
             }
             // Not pending any more (e.g. delivered twice at-least-once): only log the attempt.
         }
-        (Some(_), AttemptOutcome::Retry { retry_at, .. }) => {
-            conn.prepare_cached("UPDATE outbox_heads SET due_ms = ?2 WHERE event_id = ?1")
-                .and_then(|mut st| st.execute(params![attempt.event_id, retry_at.as_millisecond()]))
+        (Some((case_id, seq)), AttemptOutcome::Retry { retry_at, .. }) => {
+            conn.prepare_cached(RESCHEDULE_HEAD)
+                .and_then(|mut st| st.execute(params![case_id, seq, retry_at.as_millisecond()]))
                 .map_err(StoreError::sql("rescheduling the outbox head"))?;
         }
-        (Some(case_id), _) => refresh_head(conn, case_id)?,
+        (Some((case_id, _)), _) => refresh_head(conn, case_id)?,
     }
     conn.prepare_cached(
         "INSERT INTO delivery_attempts (event_id, sink, at_ms, result, http_status, error)
@@ -506,25 +512,29 @@ fn trim_attempt_history(conn: &Connection, event_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes `outbox_heads` hold the case's first open event again — pending, or
-/// a dead letter nobody skipped, which holds the case back (`due_ms` NULL) —
-/// or no row when none is open: called whenever an event of the case changes
-/// state. A range of the `(case_id, seq)` key: the case's events from its
-/// first, up to its first open one (schema migration 8 dropped the partial
-/// index of open events, a random-keyed page per event at insert and again
-/// at delivery).
+/// A retried head's next due time: `?1` case id, `?2` the event's sequence,
+/// `?3` when it is due. Only a head has a due time to move (a later event
+/// waits for it), and the case id is the row's key: one probe whatever the
+/// backlog (`outbox_heads_tests`).
+pub(crate) const RESCHEDULE_HEAD: &str =
+    "UPDATE cases SET head_due_ms = ?3 WHERE case_id = ?1 AND head_seq = ?2";
+
+/// Makes the case's outbox head (`cases.head_*`) its first open event again —
+/// pending, or a dead letter nobody skipped, which holds the case back
+/// (`head_due_ms` NULL) — or none when none is open: called whenever an event
+/// of the case changes state. A range of the `(case_id, seq)` key: the case's
+/// events from its first, up to its first open one (schema migration 8
+/// dropped the partial index of open events, a random-keyed page per event at
+/// insert and again at delivery).
 fn refresh_head(conn: &Connection, case_id: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM outbox_heads WHERE case_id = ?1")
-        .and_then(|mut st| st.execute([case_id]))
-        .map_err(StoreError::sql("moving the outbox head"))?;
     conn.prepare_cached(
-        "INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
-         SELECT case_id, id, seq, CASE WHEN state = 'pending' THEN next_attempt_at_ms END,
-                created_at_ms
-         FROM events
-         WHERE case_id = ?1
-           AND (state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL))
-         ORDER BY seq LIMIT 1",
+        "UPDATE cases SET (head_seq, head_due_ms, head_created_ms) = (
+            SELECT seq, CASE WHEN state = 'pending' THEN next_attempt_at_ms END, created_at_ms
+            FROM events
+            WHERE case_id = ?1
+              AND (state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL))
+            ORDER BY seq LIMIT 1)
+         WHERE case_id = ?1",
     )
     .and_then(|mut st| st.execute([case_id]))
     .map_err(StoreError::sql("moving the outbox head"))?;
@@ -544,7 +554,7 @@ pub(crate) fn clamp_due_times(conn: &Connection, latest_ms: i64) -> Result<usize
         )
         .map_err(StoreError::sql("clamping due times"))?;
     conn.execute(
-        "UPDATE outbox_heads SET due_ms = ?1 WHERE due_ms IS NOT NULL AND due_ms > ?1",
+        "UPDATE cases SET head_due_ms = ?1 WHERE head_due_ms IS NOT NULL AND head_due_ms > ?1",
         [latest_ms],
     )
     .map_err(StoreError::sql("clamping due times"))?;

@@ -72,27 +72,35 @@ fn vm_steps(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> i32 
     st.get_status(StatementStatus::VmStep)
 }
 
-/// Steps of (deliverable, next due, the old scan) with `backlog` pending events.
-fn scheduling_steps(backlog: usize) -> (i32, i32, i32) {
+/// Steps of (deliverable, next due, a retried head's new due time, the old
+/// scan) with `backlog` pending events.
+fn scheduling_steps(backlog: usize) -> (i32, i32, i32, i32) {
     let conn = store();
     seed(&conn, backlog);
     let deliverable = format!("SELECT id FROM events WHERE {DELIVERABLE_WHERE}");
     let due = now_ms() + 1;
+    let retried = vm_steps(
+        &conn,
+        ops::RESCHEDULE_HEAD,
+        rusqlite::params![case(backlog / 20).case_id, 1, due + 60_000],
+    );
+    assert_eq!(conn.changes(), 1, "the retried head moved");
     (
         vm_steps(&conn, &deliverable, rusqlite::params![due, 16]),
         vm_steps(&conn, NEXT_DUE, []),
+        retried,
         vm_steps(&conn, SCAN_DELIVERABLE, rusqlite::params![due, 16]),
     )
 }
 
 #[test]
 fn scheduling_work_stays_flat_as_the_backlog_grows() {
-    let (small_deliverable, small_due, small_scan) = scheduling_steps(1_000);
-    let (large_deliverable, large_due, large_scan) = scheduling_steps(50_000);
+    let (small_deliverable, small_due, small_retry, small_scan) = scheduling_steps(1_000);
+    let (large_deliverable, large_due, large_retry, large_scan) = scheduling_steps(50_000);
     eprintln!(
         "VM steps at 1 000 / 50 000 pending: deliverable {small_deliverable} / \
-         {large_deliverable}, next due {small_due} / {large_due}, old scan {small_scan} / \
-         {large_scan}"
+         {large_deliverable}, next due {small_due} / {large_due}, retry {small_retry} / \
+         {large_retry}, old scan {small_scan} / {large_scan}"
     );
     // The measurement sees a scan: the old query grows with the backlog.
     assert!(
@@ -108,14 +116,22 @@ fn scheduling_work_stays_flat_as_the_backlog_grows() {
         large_due <= small_due + 20,
         "next due: {small_due} → {large_due}"
     );
+    assert!(
+        large_retry <= small_retry + 20,
+        "retry: {small_retry} → {large_retry}"
+    );
 }
+
+/// A case's head: its event id, when it is due, when it was made.
+type Head = (String, Option<i64>, i64);
 
 /// Heads computed from scratch: each case's first event that is pending (due
 /// at its next attempt) or dead and not skipped (holding the case: no due time).
-fn recomputed(conn: &Connection) -> BTreeMap<String, (String, Option<i64>)> {
+fn recomputed(conn: &Connection) -> BTreeMap<String, Head> {
     let mut st = conn
         .prepare(
-            "SELECT case_id, id, CASE WHEN state = 'pending' THEN next_attempt_at_ms END
+            "SELECT case_id, id, CASE WHEN state = 'pending' THEN next_attempt_at_ms END,
+                    created_at_ms
              FROM events e
              WHERE (state = 'pending' OR (state = 'dead' AND skipped_at_ms IS NULL))
                AND seq = (SELECT MIN(seq) FROM events p WHERE p.case_id = e.case_id
@@ -123,20 +139,51 @@ fn recomputed(conn: &Connection) -> BTreeMap<String, (String, Option<i64>)> {
                                OR (p.state = 'dead' AND p.skipped_at_ms IS NULL)))",
         )
         .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+    st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
         .expect("query")
         .collect::<rusqlite::Result<_>>()
         .expect("rows")
 }
 
-fn kept(conn: &Connection) -> BTreeMap<String, (String, Option<i64>)> {
+/// Heads as the writer keeps them in the case rows. A head that names no
+/// event would drop out of the join: the count of heads is compared too.
+fn kept(conn: &Connection) -> BTreeMap<String, Head> {
     let mut st = conn
-        .prepare("SELECT case_id, event_id, due_ms FROM outbox_heads")
+        .prepare(
+            "SELECT c.case_id, e.id, c.head_due_ms, c.head_created_ms
+             FROM cases c JOIN events e ON e.case_id = c.case_id AND e.seq = c.head_seq",
+        )
         .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+    let heads: BTreeMap<String, Head> = st
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
         .expect("query")
         .collect::<rusqlite::Result<_>>()
-        .expect("rows")
+        .expect("rows");
+    let named: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM cases WHERE head_seq IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(
+        named as usize,
+        heads.len(),
+        "every head names an event of its case"
+    );
+    let stray: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM cases
+             WHERE head_seq IS NULL AND (head_due_ms IS NOT NULL OR head_created_ms IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(
+        stray, 0,
+        "a case without a head has no due or creation time"
+    );
+    heads
 }
 
 #[test]

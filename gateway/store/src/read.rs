@@ -48,14 +48,16 @@ const CASE_COLUMNS: &str = "unpack_text(snapshot, snapshot_codec), adapter, prof
      created_at_ms, updated_at_ms";
 
 /// The `WHERE` clause (after `FROM events`) of [`Reader::deliverable`]: due
-/// heads through the `outbox_heads_due` index, earliest first.
-pub(crate) const DELIVERABLE_WHERE: &str = "id IN (SELECT event_id FROM outbox_heads
-            WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2)
+/// heads through the `cases_head_due` index, earliest first, each found by
+/// its `(case_id, seq)` key.
+pub(crate) const DELIVERABLE_WHERE: &str = "(case_id, seq) IN (SELECT case_id, head_seq FROM cases
+            WHERE head_due_ms IS NOT NULL AND head_due_ms <= ?1 ORDER BY head_due_ms LIMIT ?2)
      ORDER BY next_attempt_at_ms";
 
 /// [`Reader::next_due`]'s query.
 /// (Heads held back by a dead letter have no due time.)
-pub(crate) const NEXT_DUE: &str = "SELECT MIN(due_ms) FROM outbox_heads WHERE due_ms IS NOT NULL";
+pub(crate) const NEXT_DUE: &str =
+    "SELECT MIN(head_due_ms) FROM cases WHERE head_due_ms IS NOT NULL";
 
 /// A read-only view of a store file.
 pub struct Reader {
@@ -278,7 +280,7 @@ impl Reader {
     }
 
     /// Events the forwarder may send now: the first pending event of each case
-    /// (`outbox_heads`, kept by the writer) that is due, earliest due first,
+    /// (its outbox head, kept by the writer in the case's row) that is due, earliest due first,
     /// skipping cases in `busy` (an attempt is in flight). At most one event
     /// per case. Reads `limit + busy.len()` heads through the `due_ms` index:
     /// the cost follows what is sent, not the size of the backlog.
@@ -327,20 +329,23 @@ impl Reader {
 
     /// Outbox depth, the age of the oldest pending event and the dead-letter
     /// count. The oldest pending event is a case's head, or follows a dead
-    /// letter holding its case back (rare: those cases are read one by one), so
-    /// its age costs index probes, not a scan; the depth counts index entries.
+    /// letter holding its case back (rare: those cases are read one by one
+    /// through `cases_held`), so its age costs index probes, not a scan; the
+    /// depth counts index entries.
     pub fn outbox_stats(&self) -> Result<OutboxStats> {
         let (pending, oldest): (i64, Option<i64>) = self
             .conn
             .query_row(
                 "SELECT (SELECT COUNT(*) FROM events WHERE state = 'pending'),
                         (SELECT MIN(at) FROM (
-                            SELECT MIN(created_ms) AS at FROM outbox_heads
-                            WHERE due_ms IS NOT NULL
+                            SELECT MIN(head_created_ms) AS at FROM cases
+                            WHERE head_due_ms IS NOT NULL
                             UNION ALL
-                            SELECT MIN(e.created_at_ms) FROM outbox_heads h
-                            JOIN events e ON e.case_id = h.case_id AND e.state = 'pending'
-                            WHERE h.due_ms IS NULL))",
+                            SELECT MIN(e.created_at_ms) FROM cases h
+                            CROSS JOIN events e ON e.case_id = h.case_id
+                                                AND e.seq > h.head_seq
+                                                AND e.state = 'pending'
+                            WHERE h.head_seq IS NOT NULL AND h.head_due_ms IS NULL))",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

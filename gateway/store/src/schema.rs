@@ -286,6 +286,33 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX events_decision;
     CREATE INDEX events_decision ON events (decision_id) WHERE decision_id IS NOT NULL;
     "#,
+    // 10: the outbox head lives in the case's row (issue #21). `outbox_heads`
+    // was keyed by the case id, a hash: every intake of a new case wrote a
+    // random leaf of its primary key (and its own rows' page), and every
+    // delivery deleted and re-inserted there, on top of the case row the same
+    // intake writes anyway. The row now says which of its events is the head
+    // (`head_seq`, NULL when none is open), when it is due (`head_due_ms`,
+    // NULL when a dead letter holds the case back) and when it was made
+    // (`head_created_ms`). The indexes of due heads are keyed by time, so
+    // they grow at their tail (the scheduling one covers the forwarder's
+    // query: it never reads the case rows, whose pages every commit
+    // invalidates in the reader's cache); the one of held cases holds only those (a
+    // dead letter is rare), so intake never writes it. Retrying a head also
+    // stops scanning the old table, which had no index on `event_id`.
+    r#"
+    ALTER TABLE cases ADD COLUMN head_seq INTEGER;
+    ALTER TABLE cases ADD COLUMN head_due_ms INTEGER;
+    ALTER TABLE cases ADD COLUMN head_created_ms INTEGER;
+    UPDATE cases SET (head_seq, head_due_ms, head_created_ms) =
+        (SELECT h.seq, h.due_ms, h.created_ms FROM outbox_heads h WHERE h.case_id = cases.case_id)
+    WHERE case_id IN (SELECT case_id FROM outbox_heads);
+    DROP TABLE outbox_heads;
+    CREATE INDEX cases_head_due ON cases (head_due_ms, case_id, head_seq)
+        WHERE head_due_ms IS NOT NULL;
+    CREATE INDEX cases_head_age ON cases (head_created_ms) WHERE head_due_ms IS NOT NULL;
+    CREATE INDEX cases_held ON cases (case_id)
+        WHERE head_seq IS NOT NULL AND head_due_ms IS NULL;
+    "#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that check what a

@@ -108,10 +108,36 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let path = t.path();
     t.store.close().await;
     // Make the file what schema 6 wrote: no case_references table, migration
-    // 8's indexes and column undone, and migration 9's packing undone (raw
-    // bytes and snapshots stored as given).
+    // 8's indexes and column undone, migration 9's packing undone (raw bytes
+    // and snapshots stored as given) and migration 10's heads back in their
+    // own table.
     {
         let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            r#"CREATE TABLE outbox_heads (
+                 case_id     TEXT PRIMARY KEY,
+                 event_id    TEXT NOT NULL,
+                 seq         INTEGER NOT NULL,
+                 due_ms      INTEGER,
+                 created_ms  INTEGER NOT NULL
+             );
+             CREATE INDEX outbox_heads_due ON outbox_heads (due_ms) WHERE due_ms IS NOT NULL;
+             CREATE INDEX outbox_heads_created ON outbox_heads (created_ms);
+             INSERT INTO outbox_heads (case_id, event_id, seq, due_ms, created_ms)
+                 SELECT c.case_id, e.id, c.head_seq, c.head_due_ms, c.head_created_ms
+                 FROM cases c JOIN events e ON e.case_id = c.case_id AND e.seq = c.head_seq;
+             DROP INDEX cases_head_due;
+             DROP INDEX cases_head_age;
+             DROP INDEX cases_held;
+             ALTER TABLE cases DROP COLUMN head_seq;
+             ALTER TABLE cases DROP COLUMN head_due_ms;
+             ALTER TABLE cases DROP COLUMN head_created_ms;"#,
+        )
+        .expect("heads in their own table");
+        let heads: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox_heads", [], |r| r.get(0))
+            .expect("heads");
+        assert_eq!(heads, 1, "the pending event was its case's head");
         unpack_in_place(&conn, "messages", "id", "raw", "raw_codec", false);
         unpack_in_place(
             &conn,
@@ -162,6 +188,15 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let body: serde_json::Value = serde_json::from_str(&events[0].body).expect("json");
     assert_eq!(body["data"]["case_id"], id.as_str());
     assert_eq!(body["sequence"], "0000000001");
+    // Its head moved into the case row: the forwarder still finds it due.
+    let due = reopened
+        .read(|r| r.deliverable(10, &std::collections::HashSet::new()))
+        .await
+        .expect("deliverable");
+    assert_eq!(
+        due.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        [events[0].id.as_str()]
+    );
     // A message stored before packing reads back byte for byte, with its size.
     let stored = reopened
         .read(move |r| r.get_message(message_id))
