@@ -587,7 +587,10 @@ impl<'a> Eval<'a> {
         let Draft::Obj(mut top) = self.draft() else {
             return (None, Vec::new());
         };
-        let mut provenance = Vec::new();
+        // About one entry per rule, plus the engine's few (tenant, source
+        // block, case id): sized once, so the ~200-byte entries are not
+        // copied again each time the vector would have grown.
+        let mut provenance = Vec::with_capacity(self.file.rules.len() + 16);
         let settings = self.settings(&mut top, &mut provenance);
         let Some(tenant) = settings.tenant else {
             self.diags.push(
