@@ -280,10 +280,11 @@ impl Reader {
     }
 
     /// Events the forwarder may send now: the first pending event of each case
-    /// (its outbox head, kept by the writer in the case's row) that is due, earliest due first,
-    /// skipping cases in `busy` (an attempt is in flight). At most one event
-    /// per case. Reads `limit + busy.len()` heads through the `due_ms` index:
-    /// the cost follows what is sent, not the size of the backlog.
+    /// (its outbox head, kept by the writer in the case's row) that is due,
+    /// earliest due first, skipping cases in `busy` (an attempt is in flight).
+    /// At most one event per case. Reads `limit + busy.len()` heads through
+    /// the `cases_head_due` index: the cost follows what is sent, not the size
+    /// of the backlog.
     pub fn deliverable(&self, limit: usize, busy: &HashSet<String>) -> Result<Vec<OutboxEvent>> {
         let fetch = (limit + busy.len()) as i64;
         let events = self.events_where(DELIVERABLE_WHERE, params![now_ms(), fetch])?;

@@ -296,9 +296,11 @@ const MIGRATIONS: &[&str] = &[
     // (`head_created_ms`). The indexes of due heads are keyed by time, so
     // they grow at their tail (the scheduling one covers the forwarder's
     // query: it never reads the case rows, whose pages every commit
-    // invalidates in the reader's cache); the one of held cases holds only those (a
-    // dead letter is rare), so intake never writes it. Retrying a head also
-    // stops scanning the old table, which had no index on `event_id`.
+    // invalidates in the reader's cache); the one of held cases holds only
+    // those (a dead letter is rare), so intake never writes it. Queries of
+    // held cases spell its condition exactly (`head_seq IS NOT NULL AND
+    // head_due_ms IS NULL`) so SQLite can use it. Retrying a head also stops
+    // scanning the old table, which had no index on `event_id`.
     r#"
     ALTER TABLE cases ADD COLUMN head_seq INTEGER;
     ALTER TABLE cases ADD COLUMN head_due_ms INTEGER;
