@@ -31,6 +31,8 @@
 //! `2000F[*]` can number service lines. Pre-computed nodes have lowercase names
 //! and can never collide with segment or loop ids.
 
+use std::borrow::Cow;
+
 use gateway_core::source::MessageMeta;
 use gateway_core::{Diagnostic, NodeId, SourceDocument, SourceFormat, SourceTree, Span};
 
@@ -385,23 +387,20 @@ fn push_segment(
             if rep_span.is_empty() {
                 continue;
             }
+            // The tree copies borrowed text into its own: no `String` per value.
             let text = t.text(rep_span);
-            let value = if trim {
-                text.trim().to_owned()
-            } else {
-                text.into_owned()
-            };
+            let value: &str = if trim { text.trim() } else { &text };
             if value.is_empty() {
                 continue;
             }
-            let e = tree.push(node, name.clone(), Some(value), Some(rep_span));
+            let e = tree.push_text(node, Cow::Owned(name.clone()), Some(value), Some(rep_span));
             if rep.len() > 1 {
                 for (ci, c) in rep.iter().enumerate() {
                     if !c.is_empty() {
-                        tree.push(
+                        tree.push_text(
                             e,
-                            (ci + 1).to_string(),
-                            Some(t.text(*c).into_owned()),
+                            Cow::Owned((ci + 1).to_string()),
+                            Some(&t.text(*c)),
                             Some(*c),
                         );
                     }
@@ -419,7 +418,7 @@ fn push_value(
     span: Option<Span>,
 ) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
-        tree.push(parent, name, Some(v.to_owned()), span);
+        tree.push_text(parent, Cow::Owned(name.to_owned()), Some(v), span);
     }
 }
 

@@ -386,9 +386,14 @@ pub(crate) fn parse_one(
         tree: SourceTree::new("message"),
         diags,
     };
-    // About one node per 4 bytes of a typical message; capped so a huge
-    // message does not reserve more than it is likely to use up front.
-    builder.tree.reserve((bytes.len() / 4).min(8192));
+    // About one node per 3 bytes of a typical message (the bench's 1 KB
+    // ORM^O01 makes 302), so the arena is not regrown and copied halfway;
+    // capped so a huge message does not reserve more than it is likely to
+    // use up front.
+    builder.tree.reserve((bytes.len() / 3 + 16).min(8192));
+    // Values are slices of the message (composite values repeat their
+    // parts), so about twice its size; capped like the nodes.
+    builder.tree.reserve_text((bytes.len() * 2).min(1 << 20));
     let root = builder.tree.root();
     builder
         .tree
@@ -480,8 +485,9 @@ impl TreeBuilder<'_> {
             None,
             Some(self.span(start..start + line.len())),
         );
-        let f1 = self.seps.field.to_string();
-        self.tree.push_name(
+        let mut f1 = [0u8; 4];
+        let f1: &str = self.seps.field.encode_utf8(&mut f1);
+        self.tree.push_text(
             seg,
             number_name(1),
             Some(f1),
@@ -490,10 +496,10 @@ impl TreeBuilder<'_> {
         let msh2_end = header.msh2_end.min(line.len());
         let msh2 = line.get(4..msh2_end).unwrap_or("");
         if !msh2.is_empty() {
-            self.tree.push_name(
+            self.tree.push_text(
                 seg,
                 number_name(2),
-                Some(msh2.to_owned()),
+                Some(msh2),
                 Some(self.span(start + 4..start + msh2_end)),
             );
         }
@@ -537,10 +543,10 @@ impl TreeBuilder<'_> {
             for rep in tokenize::split_ranges(line, field, seps.repetition) {
                 let simple = plain(&rep, Some(seps.component)) && plain(&rep, seps.subcomponent);
                 let value = self.value(start, line, rep.clone(), simple);
-                let rep_node = self.tree.push_name(
+                let rep_node = self.tree.push_text(
                     seg,
                     name.clone(),
-                    value,
+                    value.as_deref(),
                     Some(self.span(start + rep.start..start + rep.end)),
                 );
                 let comps = tokenize::split_ranges(line, rep, seps.component);
@@ -550,10 +556,10 @@ impl TreeBuilder<'_> {
                     }
                     let leaf = plain(&crange, seps.subcomponent);
                     let cvalue = self.value(start, line, crange.clone(), leaf);
-                    let cnode = self.tree.push_name(
+                    let cnode = self.tree.push_text(
                         rep_node,
                         number_name(ci + 1),
-                        cvalue,
+                        cvalue.as_deref(),
                         Some(self.span(start + crange.start..start + crange.end)),
                     );
                     match seps.subcomponent {
@@ -583,26 +589,33 @@ impl TreeBuilder<'_> {
             return;
         }
         let svalue = self.value(start, line, srange.clone(), true);
-        self.tree.push_name(
+        self.tree.push_text(
             cnode,
             number_name(index + 1),
-            svalue,
+            svalue.as_deref(),
             Some(self.span(start + srange.start..start + srange.end)),
         );
     }
 
     /// The value of a node: decoded when `leaf`, raw otherwise; `None` for
-    /// empty and for the HL7 null `""`.
-    fn value(&mut self, start: usize, line: &str, r: Range<usize>, leaf: bool) -> Option<String> {
+    /// empty and for the HL7 null `""`. Borrowed from the line unless an
+    /// escape had to be decoded (the tree copies it into its text).
+    fn value<'l>(
+        &mut self,
+        start: usize,
+        line: &'l str,
+        r: Range<usize>,
+        leaf: bool,
+    ) -> Option<Cow<'l, str>> {
         let raw = line.get(r.clone())?;
         if raw.is_empty() || raw == "\"\"" {
             return None;
         }
         if !leaf {
-            return Some(raw.to_owned());
+            return Some(Cow::Borrowed(raw));
         }
         let mut issues = Vec::new();
-        let decoded = escape::decode(raw, &self.seps, self.charset, &mut issues).into_owned();
+        let decoded = escape::decode(raw, &self.seps, self.charset, &mut issues);
         for issue in issues {
             let at = start + r.start + issue.offset;
             let span = self.span(at..(at + issue.len).min(self.text.len()));
