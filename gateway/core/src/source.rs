@@ -148,8 +148,33 @@ impl SourceTree {
         value: Option<&str>,
         span: Option<Span>,
     ) -> NodeId {
-        let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
         let value = value.map(|v| self.keep(v));
+        self.push_node(parent, name, value, span)
+    }
+
+    /// Appends a child under `parent` whose value is the value `same_as`
+    /// has now, without copying it: an HL7 field with one component and one
+    /// subcomponent has the same text at all three levels. Same panics as
+    /// `push`.
+    pub fn push_same_value(
+        &mut self,
+        parent: NodeId,
+        name: Cow<'static, str>,
+        same_as: NodeId,
+        span: Option<Span>,
+    ) -> NodeId {
+        let value = self.nodes[same_as.index()].value.clone();
+        self.push_node(parent, name, value, span)
+    }
+
+    fn push_node(
+        &mut self,
+        parent: NodeId,
+        name: Cow<'static, str>,
+        value: Option<Range<usize>>,
+        span: Option<Span>,
+    ) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).unwrap_or(u32::MAX));
         self.nodes.push(NodeData {
             name,
             value,
@@ -407,6 +432,10 @@ mod tests {
             assert_eq!(t.value(*node).map(str::to_owned), want, "field {}", i + 1);
         }
         assert_eq!(t.value(empty), Some(""));
+        let shared = t.push_same_value(seg, Cow::Borrowed("10"), fields[4], None);
+        t.set_value(fields[4], Some("later".into()));
+        assert_eq!(t.value(shared), Some("xxxxx"), "shares the value as it was");
+        assert_eq!(t.value(fields[4]), Some("later"));
         assert_eq!(t.children(fields[0]), &[empty]);
         assert_eq!(t.value(t.root()), None);
     }

@@ -541,28 +541,46 @@ impl TreeBuilder<'_> {
             }
             let name = number_name(first + i);
             for rep in tokenize::split_ranges(line, field, seps.repetition) {
-                let simple = plain(&rep, Some(seps.component)) && plain(&rep, seps.subcomponent);
+                let no_subs = plain(&rep, seps.subcomponent);
+                let simple = no_subs && plain(&rep, Some(seps.component));
                 let value = self.value(start, line, rep.clone(), simple);
-                let rep_node = self.tree.push_text(
-                    seg,
-                    name.clone(),
-                    value.as_deref(),
-                    Some(self.span(start + rep.start..start + rep.end)),
-                );
+                let span = Some(self.span(start + rep.start..start + rep.end));
+                let rep_node = self
+                    .tree
+                    .push_text(seg, name.clone(), value.as_deref(), span);
+                if simple {
+                    // One component of one subcomponent: the same decoded
+                    // text at all three levels, decoded (and its escapes
+                    // reported) once.
+                    if !rep.is_empty() {
+                        let one = number_name(1);
+                        let c = self
+                            .tree
+                            .push_same_value(rep_node, one.clone(), rep_node, span);
+                        self.tree.push_same_value(c, one, rep_node, span);
+                    }
+                    continue;
+                }
                 let comps = tokenize::split_ranges(line, rep, seps.component);
                 for (ci, crange) in comps.enumerate() {
                     if crange.is_empty() {
                         continue;
                     }
-                    let leaf = plain(&crange, seps.subcomponent);
+                    let leaf = no_subs || plain(&crange, seps.subcomponent);
                     let cvalue = self.value(start, line, crange.clone(), leaf);
+                    let cspan = Some(self.span(start + crange.start..start + crange.end));
                     let cnode = self.tree.push_text(
                         rep_node,
                         number_name(ci + 1),
                         cvalue.as_deref(),
-                        Some(self.span(start + crange.start..start + crange.end)),
+                        cspan,
                     );
                     match seps.subcomponent {
+                        // A leaf component is its own one subcomponent.
+                        _ if leaf => {
+                            self.tree
+                                .push_same_value(cnode, number_name(1), cnode, cspan);
+                        }
                         Some(sub) => {
                             let subs = tokenize::split_ranges(line, crange, sub);
                             for (si, srange) in subs.enumerate() {
