@@ -36,6 +36,33 @@ fn escapes_after_non_ascii_decode_without_panic() {
     assert!(d.is_clean(), "{:?}", d.diagnostics);
 }
 
+/// A field of one component and one subcomponent is one value at three
+/// levels: decoded once, with a malformed escape reported once at its bytes,
+/// and the same text at `NTE-3`, `NTE-3.1` and `NTE-3.1.1`.
+#[test]
+fn a_bad_escape_in_a_plain_field_is_reported_once() {
+    let raw = format!("{MSH}\rNTE|1||see \\Zx here\r");
+    let d = doc(raw.as_bytes());
+    let escapes: Vec<&Diagnostic> = d
+        .diagnostics
+        .iter()
+        .filter(|x| x.code == codes::BAD_ESCAPE)
+        .collect();
+    assert_eq!(escapes.len(), 1, "{:?}", d.diagnostics);
+    let at = raw.find("\\Zx").expect("escape in the message");
+    let span = escapes[0].span.expect("span");
+    assert_eq!(span.start, at);
+    let nte = seg(&d.tree, "NTE", 0);
+    let field = val(&d.tree, nte, 3, None);
+    assert_eq!(field, Some("see \\Zx here"));
+    assert_eq!(val(&d.tree, nte, 3, Some(1)), field);
+    let f = d.tree.children_named(nte, "3").next().expect("NTE-3");
+    let c = d.tree.children_named(f, "1").next().expect("NTE-3.1");
+    let s = d.tree.children_named(c, "1").next().expect("NTE-3.1.1");
+    assert_eq!(d.tree.value(s), field);
+    assert_eq!(d.tree.span(s), d.tree.span(f));
+}
+
 #[test]
 fn blank_line_is_reported_and_later_segments_kept() {
     // hl7-parser stops at the blank line and reports success with 1 segment.
