@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use gateway_core::source::{NodeId, SourceDocument, SourceTree};
 use gateway_core::{Case, Severity, ids};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
+use crate::built::{Built, Object};
 use crate::diag::{Code, MapDiagnostic};
 use crate::model::*;
 use crate::schema::{self, Auto, FieldDef, Kind};
@@ -623,26 +625,26 @@ impl<'a> Eval<'a> {
         let (Some(case_id), Some(status)) = (case_id, settings.status) else {
             return (None, provenance);
         };
-        let mut case = Map::new();
-        case.insert(
-            "schema".into(),
+        let mut case = Object::default();
+        case.insert_leaf(
+            "schema",
             Value::String(gateway_core::case::CASE_SCHEMA_V1.into()),
         );
-        case.insert("case_id".into(), Value::String(case_id));
-        case.insert("tenant".into(), Value::String(tenant));
+        case.insert_leaf("case_id", Value::String(case_id));
+        case.insert_leaf("tenant", Value::String(tenant));
         if let Some(p) = settings.practice {
-            case.insert("practice".into(), Value::String(p));
+            case.insert_leaf("practice", Value::String(p));
         }
         if let Some(s) = settings.site {
-            case.insert("site".into(), Value::String(s));
+            case.insert_leaf("site", Value::String(s));
         }
-        case.insert("source".into(), Value::Object(source));
-        case.insert("status".into(), Value::String(status));
+        case.insert("source", Built::Object(source));
+        case.insert_leaf("status", Value::String(status));
         case.extend(body);
         if self.diags.iter().any(MapDiagnostic::is_error) {
             return (None, provenance);
         }
-        match serde_json::from_value::<Case>(Value::Object(case)) {
+        match Case::deserialize(Built::Object(case)) {
             Ok(mut case) => {
                 self.check_facts(&mut case, &provenance);
                 (Some(case), provenance)
@@ -793,17 +795,17 @@ impl<'a> Eval<'a> {
         &mut self,
         top: &mut Members<&'a str, Draft<'a>>,
         provenance: &mut Vec<Provenance>,
-    ) -> Map<String, Value> {
+    ) -> Object<'a> {
         let ctx = self.ctx;
-        let mut source = Map::new();
+        let mut source = Object::default();
         let adapter = ctx
             .adapter
             .clone()
             .unwrap_or_else(|| self.profile.format.as_str().to_owned());
-        source.insert("adapter".into(), Value::String(adapter));
-        source.insert("profile".into(), Value::String(self.profile.name.clone()));
+        source.insert_leaf("adapter", Value::String(adapter));
+        source.insert_leaf("profile", Value::String(self.profile.name.clone()));
         if is_rfc3339(&ctx.received_at) {
-            source.insert("received_at".into(), Value::String(ctx.received_at.clone()));
+            source.insert_leaf("received_at", Value::String(ctx.received_at.clone()));
         } else {
             self.diags.push(MapDiagnostic::error(
                 Code::InvalidValue,
@@ -824,10 +826,10 @@ impl<'a> Eval<'a> {
                 let mut p = l.prov;
                 p.field = join("source", key);
                 provenance.push(p);
-                source.insert(key.into(), l.json);
+                source.insert_leaf(key, l.json);
             } else if let Some(v) = from_meta.as_ref().filter(|v| !v.is_empty()) {
                 provenance.push(self.engine_prov(&format!("source.{key}"), "meta", v, "engine"));
-                source.insert(key.into(), Value::String(v.clone()));
+                source.insert_leaf(key, Value::String(v.clone()));
             }
         }
         source
@@ -839,8 +841,8 @@ impl<'a> Eval<'a> {
         &mut self,
         top: Members<&'a str, Draft<'a>>,
         provenance: &mut Vec<Provenance>,
-    ) -> Map<String, Value> {
-        let mut body = Map::new();
+    ) -> Object<'a> {
+        let mut body = Object::default();
         let mut drops = Vec::new();
         let _kept = finalize_obj(top, schema::CASE, "", &mut body, provenance, &mut drops);
         let file = self.file;
@@ -1105,11 +1107,11 @@ fn indexed(path: &str, index: usize) -> String {
 /// Finalizes an object: fills `out` in schema order; returns the first
 /// missing required field (if any) and whether any value came from the
 /// document.
-fn finalize_obj(
-    mut map: Members<&str, Draft<'_>>,
+fn finalize_obj<'p>(
+    mut map: Members<&'p str, Draft<'p>>,
     defs: &'static [FieldDef],
     prefix: &str,
-    out: &mut Map<String, Value>,
+    out: &mut Object<'p>,
     prov: &mut Vec<Provenance>,
     drops: &mut Drops,
 ) -> (Option<String>, bool) {
@@ -1129,7 +1131,7 @@ fn finalize_obj(
                 sourced |= leaf.sourced;
                 leaf.prov.field = path;
                 prov.push(leaf.prov);
-                out.insert(name.into(), leaf.json);
+                out.insert_leaf(name, leaf.json);
             }
             (Draft::Texts(leaves), _) => {
                 let mut arr = Vec::new();
@@ -1137,26 +1139,26 @@ fn finalize_obj(
                     sourced |= leaf.sourced;
                     leaf.prov.field = indexed(&path, i);
                     prov.push(leaf.prov);
-                    arr.push(leaf.json);
+                    arr.push(Built::Leaf(leaf.json));
                 }
-                out.insert(name.into(), Value::Array(arr));
+                out.insert(name, Built::Array(arr));
             }
             (Draft::Obj(sub), Kind::TextMap) => {
-                let mut m = Map::new();
+                let mut m = Object::default();
                 for (k, node) in sub.into_sorted() {
                     if let Draft::Leaf(mut leaf) = node {
                         sourced |= leaf.sourced;
                         leaf.prov.field = join(&path, k);
                         prov.push(leaf.prov);
-                        m.insert(k.to_owned(), leaf.json);
+                        m.insert_leaf(k, leaf.json);
                     }
                 }
                 if !m.is_empty() {
-                    out.insert(name.into(), Value::Object(m));
+                    out.insert(name, Built::Object(m));
                 }
             }
             (Draft::Obj(sub), Kind::Object(sub_defs)) => {
-                let mut m = Map::new();
+                let mut m = Object::default();
                 // The object's provenance goes straight into `prov` and is cut
                 // off again when the object is dropped (no moving it twice).
                 let mark = prov.len();
@@ -1183,7 +1185,7 @@ fn finalize_obj(
                     }
                     continue;
                 }
-                out.insert(name.into(), Value::Object(m));
+                out.insert(name, Built::Object(m));
             }
             (Draft::List(items), Kind::ObjectList(item_defs)) => {
                 let mut arr = Vec::new();
@@ -1191,7 +1193,7 @@ fn finalize_obj(
                     let Draft::Obj(fields) = item else { continue };
                     let idx = arr.len();
                     let item_path = indexed(&path, idx);
-                    let mut m = Map::new();
+                    let mut m = Object::default();
                     let mark = prov.len();
                     let (item_missing, item_sourced) =
                         finalize_obj(fields, item_defs, &item_path, &mut m, prov, drops);
@@ -1206,7 +1208,7 @@ fn finalize_obj(
                     }
                     for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
                         if !m.contains_key(d.name) {
-                            m.insert(d.name.into(), Value::from(idx + 1));
+                            m.insert_leaf(d.name, Value::from(idx + 1));
                             prov.push(Provenance {
                                 field: join(&item_path, d.name),
                                 file: "engine".into(),
@@ -1223,10 +1225,10 @@ fn finalize_obj(
                         }
                     }
                     sourced = true;
-                    arr.push(Value::Object(m));
+                    arr.push(Built::Object(m));
                 }
                 if !arr.is_empty() {
-                    out.insert(name.into(), Value::Array(arr));
+                    out.insert(name, Built::Array(arr));
                 }
             }
             _ => {}

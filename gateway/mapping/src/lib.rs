@@ -30,6 +30,7 @@
 //! 1.5 KB order with ~45 rules, as ratios to building the tree and to raw path
 //! evaluation in the same run).
 
+mod built;
 mod diag;
 mod eval;
 mod explain;
