@@ -439,4 +439,75 @@ mod tests {
         assert_eq!(t.children(fields[0]), &[empty]);
         assert_eq!(t.value(t.root()), None);
     }
+
+    /// What a tree is, without sharing: each node owns its value and its
+    /// child list. The arena must answer every read the same way.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push {
+            parent: usize,
+            value: Option<String>,
+        },
+        Share {
+            parent: usize,
+            same_as: usize,
+        },
+        Set {
+            node: usize,
+            value: Option<String>,
+        },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let value = prop::option::of("[a-z^&]{0,6}");
+        prop_oneof![
+            4 => (any::<usize>(), value.clone()).prop_map(|(parent, value)| Op::Push { parent, value }),
+            1 => (any::<usize>(), any::<usize>()).prop_map(|(parent, same_as)| Op::Share { parent, same_as }),
+            1 => (any::<usize>(), value).prop_map(|(node, value)| Op::Set { node, value }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_arena_reads_as_a_tree_of_owned_nodes(ops in proptest::collection::vec(op(), 0..80)) {
+            let mut tree = SourceTree::new("root");
+            let mut ids = vec![tree.root()];
+            // Model: (value, children) per node, in push order.
+            let mut model: Vec<(Option<String>, Vec<usize>)> = vec![(None, Vec::new())];
+            for op in ops {
+                match op {
+                    Op::Push { parent, value } => {
+                        let p = parent % ids.len();
+                        let id = tree.push_text(ids[p], Cow::Borrowed("n"), value.as_deref(), None);
+                        ids.push(id);
+                        model.push((value, Vec::new()));
+                        let new = model.len() - 1;
+                        model[p].1.push(new);
+                    }
+                    Op::Share { parent, same_as } => {
+                        let p = parent % ids.len();
+                        let s = same_as % ids.len();
+                        let id = tree.push_same_value(ids[p], Cow::Borrowed("n"), ids[s], None);
+                        ids.push(id);
+                        let value = model[s].0.clone();
+                        model.push((value, Vec::new()));
+                        let new = model.len() - 1;
+                        model[p].1.push(new);
+                    }
+                    Op::Set { node, value } => {
+                        let n = node % ids.len();
+                        tree.set_value(ids[n], value.clone());
+                        model[n].0 = value;
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(tree.len(), model.len());
+            for (i, (value, children)) in model.iter().enumerate() {
+                proptest::prop_assert_eq!(tree.value(ids[i]), value.as_deref());
+                let want: Vec<NodeId> = children.iter().map(|c| ids[*c]).collect();
+                proptest::prop_assert_eq!(tree.children(ids[i]), want.as_slice());
+            }
+        }
+    }
 }
