@@ -67,6 +67,8 @@ fn context() -> MapContext {
         practice: None,
         site: None,
         explain: false,
+        // As the daemon's intake maps (`gateway-pipeline`).
+        skip_provenance: true,
     }
 }
 

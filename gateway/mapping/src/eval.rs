@@ -32,7 +32,8 @@ use crate::{MapAction, MapContext, MapOutcome, Provenance};
 struct Leaf {
     json: Value,
     sourced: bool,
-    prov: Provenance,
+    /// `None` when the caller skips provenance ([`MapContext::skip_provenance`]).
+    prov: Option<Provenance>,
 }
 
 /// Key of a list item: fixed items (`[0]`) first, then foreach items by group and position.
@@ -456,6 +457,14 @@ impl<'a> Eval<'a> {
         shown: Option<String>,
         json: Value,
     ) -> Leaf {
+        let sourced = origin.is_some();
+        if self.ctx.skip_provenance {
+            return Leaf {
+                json,
+                sourced,
+                prov: None,
+            };
+        }
         let raw = origin.and_then(|i| rv.raws.get(i));
         // The readable location costs a tree walk per value: only for
         // explain; the byte span is always there.
@@ -472,11 +481,10 @@ impl<'a> Eval<'a> {
             (ValueSource::Paths(_), Some(r)) => texts.get(r.1).cloned(),
             _ => None,
         };
-        let sourced = origin.is_some();
         Leaf {
             json,
             sourced,
-            prov: Provenance {
+            prov: Some(Provenance {
                 field: String::new(),
                 file: self.display(rule.rule.loc.file),
                 line: rule.rule.loc.line,
@@ -492,7 +500,7 @@ impl<'a> Eval<'a> {
                     None
                 },
                 value: shown,
-            },
+            }),
         }
     }
 
@@ -728,17 +736,24 @@ impl<'a> Eval<'a> {
                            from_ctx: &Option<String>,
                            from_profile: &Option<String>|
          -> Option<String> {
-            if let Some((v, mut p)) = take_text(top, key) {
-                p.field = key.to_owned();
-                provenance.push(p);
+            if let Some((v, p)) = take_text(top, key) {
+                if let Some(mut p) = p {
+                    p.field = key.to_owned();
+                    provenance.push(p);
+                }
                 return Some(v);
             }
+            let keep = !ctx.skip_provenance;
             if let Some(v) = from_ctx {
-                provenance.push(self.engine_prov(key, "context", v, "engine"));
+                if keep {
+                    provenance.push(self.engine_prov(key, "context", v, "engine"));
+                }
                 return Some(v.clone());
             }
             if let Some(v) = from_profile {
-                provenance.push(self.engine_prov(key, "profile default", v, &profile_file));
+                if keep {
+                    provenance.push(self.engine_prov(key, "profile default", v, &profile_file));
+                }
                 return Some(v.clone());
             }
             None
@@ -747,9 +762,11 @@ impl<'a> Eval<'a> {
         let practice = setting(top, "practice", &ctx.practice, &profile.defaults.practice);
         let site = setting(top, "site", &ctx.site, &profile.defaults.site);
         let status = match take_text(top, "status") {
-            Some((s, mut p)) => {
-                p.field = "status".into();
-                provenance.push(p);
+            Some((s, p)) => {
+                if let Some(mut p) = p {
+                    p.field = "status".into();
+                    provenance.push(p);
+                }
                 Some(s)
             }
             None if self.file.action == MapAction::PatientUpdate => Some("draft".to_owned()),
@@ -823,12 +840,20 @@ impl<'a> Eval<'a> {
             ("sender", &meta.sender),
         ] {
             if let Some(Draft::Leaf(l)) = source_rules.remove(key) {
-                let mut p = l.prov;
-                p.field = join("source", key);
-                provenance.push(p);
+                if let Some(mut p) = l.prov {
+                    p.field = join("source", key);
+                    provenance.push(p);
+                }
                 source.insert_leaf(key, l.json);
             } else if let Some(v) = from_meta.as_ref().filter(|v| !v.is_empty()) {
-                provenance.push(self.engine_prov(&format!("source.{key}"), "meta", v, "engine"));
+                if !ctx.skip_provenance {
+                    provenance.push(self.engine_prov(
+                        &format!("source.{key}"),
+                        "meta",
+                        v,
+                        "engine",
+                    ));
+                }
                 source.insert_leaf(key, Value::String(v.clone()));
             }
         }
@@ -844,7 +869,16 @@ impl<'a> Eval<'a> {
     ) -> Object<'a> {
         let mut body = Object::default();
         let mut drops = Vec::new();
-        let _kept = finalize_obj(top, schema::CASE, "", &mut body, provenance, &mut drops);
+        let keep = !self.ctx.skip_provenance;
+        let _kept = finalize_obj(
+            top,
+            schema::CASE,
+            "",
+            &mut body,
+            provenance,
+            &mut drops,
+            keep,
+        );
         let file = self.file;
         let file_display = file
             .case_id
@@ -868,7 +902,21 @@ impl<'a> Eval<'a> {
     /// as warning M030 at the rule and source position that produced the field.
     fn check_facts(&mut self, case: &mut Case, provenance: &[Provenance]) {
         let today = self.ctx.received_at.get(..10);
-        for issue in gateway_core::facts::check_case(case, today) {
+        let issues = gateway_core::facts::check_case(case, today);
+        // Skipped provenance: the rare document with a fact issue is mapped
+        // again with it, so each warning still names its rule and source.
+        let traced;
+        let provenance = if self.ctx.skip_provenance && !issues.is_empty() {
+            let ctx = MapContext {
+                skip_provenance: false,
+                ..self.ctx.clone()
+            };
+            traced = map(self.profile, self.doc, &ctx).provenance;
+            traced.as_slice()
+        } else {
+            provenance
+        };
+        for issue in issues {
             let field = issue.field();
             let prov = provenance.iter().find(|p| p.field == field);
             let mut d = MapDiagnostic::warning(Code::FactCheck, issue.message());
@@ -898,6 +946,9 @@ impl<'a> Eval<'a> {
         }
         let raw = first.origin.and_then(|o| rv.raws.get(o)).map(|r| r.0);
         let id = first.text.clone();
+        if self.ctx.skip_provenance {
+            return Some(id);
+        }
         let (loc, span) = self.node_at(raw);
         provenance.push(Provenance {
             field: "case_id".into(),
@@ -969,6 +1020,9 @@ impl<'a> Eval<'a> {
         };
         let key = format!("{prefix}:{}", parts.join(":"));
         let id = ids::case_id(tenant, &key);
+        if self.ctx.skip_provenance {
+            return Some(id);
+        }
         let (loc, span) = self.node_at(raw_parts.first().copied());
         provenance.push(Provenance {
             field: "case_id".into(),
@@ -1000,7 +1054,10 @@ struct Settings {
 }
 
 /// Takes a top-level text leaf out of the draft, with its provenance.
-fn take_text(top: &mut Members<&str, Draft<'_>>, key: &str) -> Option<(String, Provenance)> {
+fn take_text(
+    top: &mut Members<&str, Draft<'_>>,
+    key: &str,
+) -> Option<(String, Option<Provenance>)> {
     match top.remove(key) {
         Some(Draft::Leaf(l)) => {
             let l = *l;
@@ -1114,6 +1171,7 @@ fn finalize_obj<'p>(
     out: &mut Object<'p>,
     prov: &mut Vec<Provenance>,
     drops: &mut Drops,
+    keep_prov: bool,
 ) -> (Option<String>, bool) {
     let mut sourced = false;
     let mut missing = None;
@@ -1125,31 +1183,41 @@ fn finalize_obj<'p>(
             }
             continue;
         };
-        let path = join(prefix, name);
+        // The field's path names provenance and dropped items; a leaf
+        // without provenance needs none.
+        let path = || join(prefix, name);
         match (node, def.kind) {
-            (Draft::Leaf(mut leaf), _) => {
+            (Draft::Leaf(leaf), _) => {
                 sourced |= leaf.sourced;
-                leaf.prov.field = path;
-                prov.push(leaf.prov);
+                if let Some(mut p) = leaf.prov {
+                    p.field = path();
+                    prov.push(p);
+                }
                 out.insert_leaf(name, leaf.json);
             }
             (Draft::Texts(leaves), _) => {
                 let mut arr = Vec::new();
-                for (i, mut leaf) in leaves.into_iter().enumerate() {
+                let path = if keep_prov { path() } else { String::new() };
+                for (i, leaf) in leaves.into_iter().enumerate() {
                     sourced |= leaf.sourced;
-                    leaf.prov.field = indexed(&path, i);
-                    prov.push(leaf.prov);
+                    if let Some(mut p) = leaf.prov {
+                        p.field = indexed(&path, i);
+                        prov.push(p);
+                    }
                     arr.push(Built::Leaf(leaf.json));
                 }
                 out.insert(name, Built::Array(arr));
             }
             (Draft::Obj(sub), Kind::TextMap) => {
                 let mut m = Object::default();
+                let path = if keep_prov { path() } else { String::new() };
                 for (k, node) in sub.into_sorted() {
-                    if let Draft::Leaf(mut leaf) = node {
+                    if let Draft::Leaf(leaf) = node {
                         sourced |= leaf.sourced;
-                        leaf.prov.field = join(&path, k);
-                        prov.push(leaf.prov);
+                        if let Some(mut p) = leaf.prov {
+                            p.field = join(&path, k);
+                            prov.push(p);
+                        }
                         m.insert_leaf(k, leaf.json);
                     }
                 }
@@ -1158,12 +1226,13 @@ fn finalize_obj<'p>(
                 }
             }
             (Draft::Obj(sub), Kind::Object(sub_defs)) => {
+                let path = path();
                 let mut m = Object::default();
                 // The object's provenance goes straight into `prov` and is cut
                 // off again when the object is dropped (no moving it twice).
                 let mark = prov.len();
                 let (sub_missing, sub_sourced) =
-                    finalize_obj(sub, sub_defs, &path, &mut m, prov, drops);
+                    finalize_obj(sub, sub_defs, &path, &mut m, prov, drops, keep_prov);
                 // Top-level objects (patient, decision) need a document value;
                 // objects inside a kept item only need some value.
                 sourced |= sub_sourced;
@@ -1188,6 +1257,7 @@ fn finalize_obj<'p>(
                 out.insert(name, Built::Object(m));
             }
             (Draft::List(items), Kind::ObjectList(item_defs)) => {
+                let path = path();
                 let mut arr = Vec::new();
                 for (ordinal, (_, item)) in items.into_sorted().into_iter().enumerate() {
                     let Draft::Obj(fields) = item else { continue };
@@ -1195,8 +1265,9 @@ fn finalize_obj<'p>(
                     let item_path = indexed(&path, idx);
                     let mut m = Object::default();
                     let mark = prov.len();
-                    let (item_missing, item_sourced) =
-                        finalize_obj(fields, item_defs, &item_path, &mut m, prov, drops);
+                    let (item_missing, item_sourced) = finalize_obj(
+                        fields, item_defs, &item_path, &mut m, prov, drops, keep_prov,
+                    );
                     if !item_sourced {
                         prov.truncate(mark);
                         continue;
@@ -1209,6 +1280,9 @@ fn finalize_obj<'p>(
                     for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
                         if !m.contains_key(d.name) {
                             m.insert_leaf(d.name, Value::from(idx + 1));
+                            if !keep_prov {
+                                continue;
+                            }
                             prov.push(Provenance {
                                 field: join(&item_path, d.name),
                                 file: "engine".into(),

@@ -120,6 +120,12 @@ pub struct MapContext {
     /// (for `map --explain`, a local tool). Off in the daemon: provenance then
     /// carries positions and rule names only, never values.
     pub explain: bool,
+    /// Leave [`MapOutcome::provenance`] empty: for a caller that never reads
+    /// it (the daemon's intake), building a record per case field was a
+    /// tenth of a map's work. Diagnostics keep pointing at their rule: when
+    /// a fact check (M030) needs the provenance, the document is mapped
+    /// again with it.
+    pub skip_provenance: bool,
 }
 
 impl MapContext {

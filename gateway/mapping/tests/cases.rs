@@ -67,6 +67,24 @@ fn run_case(dir: &Path) -> Actual {
         "{}: mapping is not deterministic",
         dir.display()
     );
+    // As the daemon maps (no provenance): everything else is the same.
+    let lean = profile.map(
+        &doc,
+        &MapContext {
+            skip_provenance: true,
+            ..ctx.clone()
+        },
+    );
+    assert!(lean.provenance.is_empty(), "{}", dir.display());
+    assert_eq!(
+        gateway_mapping::MapOutcome {
+            provenance: outcome.provenance.clone(),
+            ..lean
+        },
+        outcome,
+        "{}: skipping provenance changed the outcome",
+        dir.display()
+    );
     let mut diagnostics = profile.warnings().to_vec();
     diagnostics.extend(outcome.diagnostics.iter().cloned());
     let what = match (&outcome.case, outcome.action) {

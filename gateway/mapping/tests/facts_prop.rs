@@ -2,7 +2,8 @@
 //! whatever a rule maps into `providers[].npi` or labels as CPT, the case
 //! never carries an NPI failing the Luhn check over `80840`, nor a
 //! CPT-labelled code without the CPT shape; the id is not lost (it becomes a
-//! `local` identifier of the provider) and each correction is warning M030.
+//! `local` identifier of the provider) and each correction is warning M030,
+//! with or without the per-field provenance.
 
 use gateway_core::case::CodeSystem;
 use gateway_core::facts::{has_cpt_shape, npi_is_valid};
@@ -78,5 +79,15 @@ proptest! {
         }
         let warned = outcome.diagnostics.iter().filter(|d| d.code == Code::FactCheck).count();
         prop_assert_eq!(warned, corrections);
+
+        // As the daemon maps, without provenance: the same case and the
+        // same diagnostics, each M030 still at its rule and source bytes.
+        let lean = profile.map(&doc, &MapContext {
+            skip_provenance: true,
+            ..MapContext::new("2026-11-22T10:00:00Z")
+        });
+        prop_assert!(lean.provenance.is_empty());
+        prop_assert_eq!(lean.case.as_ref(), Some(&case));
+        prop_assert_eq!(&lean.diagnostics, &outcome.diagnostics);
     }
 }

@@ -197,6 +197,9 @@ impl Pipeline {
             practice: self.identity.practice.clone(),
             site: self.identity.site.clone(),
             explain: false,
+            // Intake reads the case and the diagnostics, never the per-field
+            // provenance (that is `map --explain`'s).
+            skip_provenance: true,
         };
         let mut outcome = profile.map(&document, &context);
         let mut diagnostics = document.diagnostics;
