@@ -124,7 +124,7 @@ pub struct MapContext {
     /// it (the daemon's intake), building a record per case field was a
     /// tenth of a map's work. Diagnostics keep pointing at their rule: when
     /// a fact check (M030) needs the provenance, the document is mapped
-    /// again with it.
+    /// again with it. With this set, `explain` records nothing.
     pub skip_provenance: bool,
 }
 
