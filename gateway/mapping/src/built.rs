@@ -45,6 +45,14 @@ impl<'k> Object<'k> {
         self.insert(key, Built::Leaf(value));
     }
 
+    /// Adds a member whose key is not there yet, without searching:
+    /// finalizing writes each schema field of an object once, and a text
+    /// map's keys are distinct already.
+    pub(crate) fn push_new(&mut self, key: &'k str, value: Built<'k>) {
+        debug_assert!(!self.contains_key(key), "member `{key}` added twice");
+        self.0.push((key, value));
+    }
+
     pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| *k == key)
     }

@@ -1193,7 +1193,7 @@ fn finalize_obj<'p>(
                     p.field = path();
                     prov.push(p);
                 }
-                out.insert_leaf(name, leaf.json);
+                out.push_new(name, Built::Leaf(leaf.json));
             }
             (Draft::Texts(leaves), _) => {
                 let mut arr = Vec::new();
@@ -1206,7 +1206,7 @@ fn finalize_obj<'p>(
                     }
                     arr.push(Built::Leaf(leaf.json));
                 }
-                out.insert(name, Built::Array(arr));
+                out.push_new(name, Built::Array(arr));
             }
             (Draft::Obj(sub), Kind::TextMap) => {
                 let mut m = Object::default();
@@ -1218,11 +1218,11 @@ fn finalize_obj<'p>(
                             p.field = join(&path, k);
                             prov.push(p);
                         }
-                        m.insert_leaf(k, leaf.json);
+                        m.push_new(k, Built::Leaf(leaf.json));
                     }
                 }
                 if !m.is_empty() {
-                    out.insert(name, Built::Object(m));
+                    out.push_new(name, Built::Object(m));
                 }
             }
             (Draft::Obj(sub), Kind::Object(sub_defs)) => {
@@ -1254,7 +1254,7 @@ fn finalize_obj<'p>(
                     }
                     continue;
                 }
-                out.insert(name, Built::Object(m));
+                out.push_new(name, Built::Object(m));
             }
             (Draft::List(items), Kind::ObjectList(item_defs)) => {
                 let path = path();
@@ -1279,7 +1279,7 @@ fn finalize_obj<'p>(
                     }
                     for d in item_defs.iter().filter(|d| d.auto == Auto::Position) {
                         if !m.contains_key(d.name) {
-                            m.insert_leaf(d.name, Value::from(idx + 1));
+                            m.push_new(d.name, Built::Leaf(Value::from(idx + 1)));
                             if !keep_prov {
                                 continue;
                             }
@@ -1302,7 +1302,7 @@ fn finalize_obj<'p>(
                     arr.push(Built::Object(m));
                 }
                 if !arr.is_empty() {
-                    out.insert(name, Built::Array(arr));
+                    out.push_new(name, Built::Array(arr));
                 }
             }
             _ => {}
