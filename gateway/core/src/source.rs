@@ -11,9 +11,10 @@
 //! push, there is no reference counting, and a tree is cheap to drop.
 //!
 //! Why the values share one `String` and short child lists live inline: an
-//! HL7 message of 1 KB makes ~450 nodes, and a `String` per value and a
-//! `Vec` per child list were ~500 allocations per parse, a quarter of the
-//! guarded parse's instructions (callgrind, issue #21). A value is now a
+//! HL7 message of 1 KB makes ~300 nodes, and a `String` per value and a
+//! `Vec` per child list (regrown as it filled) were ~500 allocator calls per
+//! parse; keeping both in the tree cut the guarded parse's instructions by a
+//! sixth (callgrind, issue #21). A value is now a
 //! range of the tree's text, and a node with up to four children (almost
 //! every HL7 field and component, most JSON objects) keeps them in the node.
 

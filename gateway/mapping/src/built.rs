@@ -4,7 +4,7 @@
 //! Why not a `serde_json::Value`: the engine assembles a case once and
 //! converts it straight into the typed `Case`. Building a `serde_json::Map`
 //! for that (a `BTreeMap` with an allocated `String` per key) only for
-//! `serde_json::from_value` to take it apart again was ~9% of a map's
+//! `serde_json::from_value` to take it apart again was ~8% of a map's
 //! instructions (callgrind, issue #21). Here an object is a vector of
 //! (borrowed key, value) and this type is itself the serde `Deserializer`,
 //! so nothing is rebuilt on the way. Leaves stay `serde_json::Value`s (what
