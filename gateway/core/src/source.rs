@@ -14,9 +14,9 @@
 //! HL7 message of 1 KB makes ~300 nodes, and a `String` per value and a
 //! `Vec` per child list (regrown as it filled) were ~500 allocator calls per
 //! parse; keeping both in the tree cut the guarded parse's instructions by a
-//! sixth (callgrind, issue #21). A value is now a
-//! range of the tree's text, and a node with up to four children (almost
-//! every HL7 field and component, most JSON objects) keeps them in the node.
+//! sixth (callgrind, issue #21). A value is now a range of the tree's text,
+//! and a node with up to four children (almost every HL7 field and
+//! component, most JSON objects) keeps them in the node.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -575,9 +575,10 @@ impl TreeBuilder<'_> {
                         cvalue.as_deref(),
                         cspan,
                     );
-                    match seps.subcomponent {
-                        // A leaf component is its own one subcomponent.
-                        _ if leaf => {
+                    // A leaf component (always one without a subcomponent
+                    // separator) is its own one subcomponent.
+                    match seps.subcomponent.filter(|_| !leaf) {
+                        None => {
                             self.tree
                                 .push_same_value(cnode, number_name(1), cnode, cspan);
                         }
@@ -587,7 +588,6 @@ impl TreeBuilder<'_> {
                                 self.subcomponent(cnode, si, start, line, srange);
                             }
                         }
-                        None => self.subcomponent(cnode, 0, start, line, crange),
                     }
                 }
             }
