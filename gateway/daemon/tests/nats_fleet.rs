@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,25 +39,17 @@ mod support;
 
 const TENANT: &str = "mso-test";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+fn write_config(dir: &Path, practice: &str, servers: &[String]) -> PathBuf {
+    write_config_with(dir, practice, servers, "")
 }
 
-fn write_config(dir: &Path, practice: &str, mllp: u16, servers: &[String]) -> PathBuf {
-    write_config_with(dir, practice, mllp, servers, "")
-}
-
-fn write_config_with(
-    dir: &Path,
-    practice: &str,
-    mllp: u16,
-    servers: &[String],
-    extra: &str,
-) -> PathBuf {
+/// The gateway's config. Its MLLP listener binds port 0 and the test reads
+/// the bound address from the daemon's log (`start`): a port picked ahead
+/// (bound, released, then handed to the daemon) is only free until
+/// something else takes it, and the tests beside this one restart NATS nodes
+/// on their old ports. A gateway whose port a NATS node took found its own
+/// bind refused, while the test connected to NATS and read no ACK.
+fn write_config_with(dir: &Path, practice: &str, servers: &[String], extra: &str) -> PathBuf {
     let token = dir.join("admin.token");
     std::fs::write(&token, format!("{}\n", support::TOKEN)).expect("token");
     let config = dir.join("gateway.toml");
@@ -89,7 +81,7 @@ servers = [{servers}]
 ack_timeout_ms = 3000
 replicas = 3
 [[hl7v2.listeners]]
-listen = "127.0.0.1:{mllp}"
+listen = "127.0.0.1:0"
 profile = "epic"
 {extra}
 "#,
@@ -113,8 +105,27 @@ impl Drop for Gateway {
     }
 }
 
-fn start(config: &Path, log: &Path, mllp: u16) -> Gateway {
-    let log = std::fs::OpenOptions::new()
+/// A started daemon: the process, the address its MLLP listener bound and
+/// its admin address.
+struct Started {
+    /// Held for its `Drop`, which kills the daemon.
+    _gateway: Gateway,
+    mllp: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Started {
+    /// `http://ADMIN{path}`.
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+}
+
+/// Starts the daemon with its log appended to `log`; returns it once it has
+/// started, with the addresses read from its log.
+fn start(config: &Path, log: &Path) -> Started {
+    let from = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
@@ -123,19 +134,65 @@ fn start(config: &Path, log: &Path, mllp: u16) -> Gateway {
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(log_file)
         .spawn()
         .expect("spawn daemon");
     let mut gateway = Gateway(child);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", mllp)).is_err() {
-        if let Ok(Some(status)) = gateway.0.try_wait() {
-            panic!("daemon exited during start: {status}");
+    loop {
+        let mllp = logged_address(log, from, "MLLP listener accepting", "addr");
+        let admin = logged_address(log, from, "Daemon started.", "admin_addr");
+        if let (Some(mllp), Some(admin)) = (mllp, admin) {
+            return Started {
+                _gateway: gateway,
+                mllp,
+                admin,
+            };
         }
-        assert!(Instant::now() < deadline, "MLLP listener did not come up");
+        if let Ok(Some(status)) = gateway.0.try_wait() {
+            panic!(
+                "daemon exited during start: {status}\n{}",
+                log_tail(log, from)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not start\n{}",
+            log_tail(log, from)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    gateway
+}
+
+/// The address in field `field` of the first log line with message
+/// `message` written to `log` after byte `from` (this start's lines: a
+/// restart appends to the same log).
+fn logged_address(log: &Path, from: u64, message: &str, field: &str) -> Option<SocketAddr> {
+    let text = std::fs::read(log).ok()?;
+    let since = text.get(usize::try_from(from).ok()?..)?;
+    String::from_utf8_lossy(since).lines().find_map(|line| {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        if value["message"] != message {
+            return None;
+        }
+        value[field].as_str()?.parse().ok()
+    })
+}
+
+/// The log lines written after byte `from`, for a failure message: the test
+/// data is synthetic and the daemon logs no PHI.
+fn log_tail(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let since = usize::try_from(from)
+        .ok()
+        .and_then(|f| text.get(f..))
+        .unwrap_or(&[]);
+    let lines: Vec<_> = String::from_utf8_lossy(since)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let keep = lines.len().saturating_sub(60);
+    format!("--- daemon log ---\n{}", lines[keep..].join("\n"))
 }
 
 /// The Epic sample order with MSH-10 = `id` and the placer order number
@@ -156,10 +213,13 @@ fn message(template: &str, id: &str, order: usize) -> Vec<u8> {
     segments.join("\r").into_bytes()
 }
 
-/// Sends messages `ids` (each with its order) over one connection; the ids
-/// that got AA.
-fn send(port: u16, template: &str, ids: &[(String, usize)]) -> Vec<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect MLLP");
+/// Sends messages `ids` (each with its order) over one connection to the
+/// gateway at `addr`; the ids that got AA. A failure prints the tail of the
+/// gateway's `log`.
+fn send(addr: SocketAddr, log: &Path, template: &str, ids: &[(String, usize)]) -> Vec<String> {
+    let fail = |what: String| -> ! { panic!("{what}\n{}", log_tail(log, 0)) };
+    let mut stream =
+        TcpStream::connect(addr).unwrap_or_else(|e| fail(format!("connect MLLP {addr}: {e}")));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -168,13 +228,20 @@ fn send(port: u16, template: &str, ids: &[(String, usize)]) -> Vec<String> {
         let mut out = vec![0x0B];
         out.extend_from_slice(&message(template, id, *order));
         out.extend_from_slice(&[0x1C, 0x0D]);
-        stream.write_all(&out).expect("send");
+        if let Err(e) = stream.write_all(&out) {
+            fail(format!("send {id} to {addr}: {e}"));
+        }
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
         while !buf.ends_with(&[0x1C, 0x0D]) {
-            let n = stream.read(&mut chunk).expect("read ACK");
-            assert!(n > 0, "connection closed before the ACK");
-            buf.extend_from_slice(&chunk[..n]);
+            match stream.read(&mut chunk) {
+                Ok(0) => fail(format!(
+                    "{addr} closed the connection before the ACK of {id}; it had sent {:?}",
+                    String::from_utf8_lossy(&buf)
+                )),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => fail(format!("reading the ACK of {id} from {addr}: {e}")),
+            }
         }
         let code = support::msa_code(&String::from_utf8_lossy(&buf));
         assert_eq!(code, "AA", "message {id} not accepted");
@@ -519,9 +586,8 @@ fn one_gateway_survives_a_node_kill_and_its_own_kill_9() {
     let mut cluster = NatsCluster::start(&binary, 3, &[]);
     let urls = cluster.urls();
     let dir = tempfile::tempdir().expect("tmp");
-    let mllp = free_port();
     let practice = "cardio-north";
-    let config = write_config(dir.path(), practice, mllp, &urls);
+    let config = write_config(dir.path(), practice, &urls);
     let log = dir.path().join("daemon.log");
     provision(&config);
     let template = template();
@@ -529,16 +595,18 @@ fn one_gateway_survives_a_node_kill_and_its_own_kill_9() {
         (0..12).map(|i| (format!("R{round}N{i}"), i % 4)).collect()
     };
 
-    let gateway = start(&config, &log, mllp);
-    let mut acked = send(mllp, &template, &burst(0));
+    let gateway = start(&config, &log);
+    let mllp = gateway.mllp;
+    let mut acked = send(mllp, &log, &template, &burst(0));
     cluster.nodes[0].kill();
-    acked.extend(send(mllp, &template, &burst(1)));
+    acked.extend(send(mllp, &log, &template, &burst(1)));
     // kill -9 while the last burst may still be in flight to JetStream, and
     // restart at once: within the duplicate window.
     drop(gateway);
     cluster.nodes[0].start();
-    let gateway = start(&config, &log, mllp);
-    acked.extend(send(mllp, &template, &burst(2)));
+    let gateway = start(&config, &log);
+    let mllp = gateway.mllp;
+    acked.extend(send(mllp, &log, &template, &burst(2)));
     assert_eq!(acked.len(), 36);
     let events = wait_delivered(dir.path(), 4);
 
@@ -632,26 +700,27 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     let mut fleet = Vec::new();
     for g in 0..size {
         let dir = tempfile::tempdir().expect("tmp");
-        let mllp = free_port();
         let practice = format!("practice-{g}");
-        let config = write_config_with(dir.path(), &practice, mllp, &urls, &writeback);
-        fleet.push((dir, mllp, practice, config));
+        let config = write_config_with(dir.path(), &practice, &urls, &writeback);
+        fleet.push((dir, practice, config));
     }
-    provision(&fleet[0].3);
+    provision(&fleet[0].2);
     let started = Instant::now();
-    let gateways: Vec<Gateway> = fleet
+    let gateways: Vec<Started> = fleet
         .iter()
-        .map(|(dir, mllp, _, config)| start(config, &dir.path().join("daemon.log"), *mllp))
+        .map(|(dir, _, config)| start(config, &dir.path().join("daemon.log")))
         .collect();
     let senders: Vec<_> = fleet
         .iter()
-        .map(|(_, mllp, practice, _)| {
-            let (mllp, practice, template) = (*mllp, practice.clone(), template.clone());
+        .zip(&gateways)
+        .map(|((dir, practice, _), gateway)| {
+            let (mllp, log) = (gateway.mllp, dir.path().join("daemon.log"));
+            let (practice, template) = (practice.clone(), template.clone());
             std::thread::spawn(move || {
                 let ids: Vec<(String, usize)> = (0..15)
                     .map(|i| (format!("{practice}-N{i}"), i % 3))
                     .collect();
-                send(mllp, &template, &ids)
+                send(mllp, &log, &template, &ids)
             })
         })
         .collect();
@@ -662,7 +731,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     runtime.block_on(async {
         let js = connect(&urls).await;
         let mut total = 0;
-        for (dir, _, _, _) in &fleet {
+        for (dir, _, _) in &fleet {
             total += wait_delivered(dir.path(), 3).len();
         }
         // A figure for the bench notes, never asserted.
@@ -670,7 +739,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
             "fleet of {size}: {total} events acknowledged by JetStream {:.1} s after the gateways started",
             started.elapsed().as_secs_f64()
         );
-        for (dir, _, practice, _) in &fleet {
+        for (dir, practice, _) in &fleet {
             let events = wait_delivered(dir.path(), 3);
             let filter = format!("ehr.{TENANT}.{practice}.events.>");
             let seen = wait_stream(&js, &filter, events.len()).await;
@@ -682,7 +751,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
             publish_decision(&js, practice, &case_id, &key, &format!("{key}-1"), decision).await;
             publish_decision(&js, practice, &case_id, &key, &format!("{key}-2"), decision).await;
         }
-        for (dir, _, practice, _) in &fleet {
+        for (dir, practice, _) in &fleet {
             wait_consumer_idle(&js, practice).await;
             let events = wait_delivered(dir.path(), 4);
             let decided: Vec<_> = events.values().filter(|(_, seq, _)| *seq > 0).collect();
@@ -693,7 +762,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
         }
     });
     // Each gateway's decision is written back by its HL7 adapter, once.
-    for (dir, _, practice, _) in &fleet {
+    for (dir, practice, _) in &fleet {
         let deadline = Instant::now() + Duration::from_secs(60);
         while writeback_states(dir.path()) != ["done"] {
             assert!(
@@ -711,7 +780,7 @@ fn five_gateways_publish_at_once_and_get_their_decisions_back() {
     );
     // Each gateway holds its decision once.
     drop(gateways);
-    for (dir, _, practice, _) in &fleet {
+    for (dir, practice, _) in &fleet {
         let db = rusqlite::Connection::open(dir.path().join("data").join("gateway.sqlite"))
             .expect("store");
         let n: i64 = db
@@ -735,12 +804,13 @@ fn readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds() {
     let mut cluster = NatsCluster::start(&binary, 1, &[]);
     let urls = cluster.urls();
     let dir = tempfile::tempdir().expect("tmp");
-    let mllp = free_port();
-    let config = write_config(dir.path(), "cardio-north", mllp, &urls);
+    let config = write_config(dir.path(), "cardio-north", &urls);
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(&config, text.replace("replicas = 3", "replicas = 1")).expect("config");
     provision(&config);
-    let daemon = support::Daemon::start(&config);
+    let log = dir.path().join("daemon.log");
+    let daemon = start(&config, &log);
+    let mllp = daemon.mllp;
     let template = template();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let wait_for = |what: &str, cond: &dyn Fn(u16, &serde_json::Value, &str) -> bool| {
@@ -772,7 +842,7 @@ fn readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds() {
             && !warnings(body).contains("NATS")
             && metrics.contains("ehr_gateway_nats_connected 1")
     });
-    send(mllp, &template, &[("UP-1".to_owned(), 0)]);
+    send(mllp, &log, &template, &[("UP-1".to_owned(), 0)]);
     wait_delivered(dir.path(), 1);
 
     // The cluster goes away: still ready (intake works), says why, gauge 0;
@@ -784,7 +854,7 @@ fn readyz_and_metrics_show_the_jetstream_connection_and_the_outbox_holds() {
             && warnings(body).contains("sink: NATS")
             && metrics.contains("ehr_gateway_nats_connected 0")
     });
-    send(mllp, &template, &[("DOWN-1".to_owned(), 0)]);
+    send(mllp, &log, &template, &[("DOWN-1".to_owned(), 0)]);
     let pending = store_events(dir.path())
         .values()
         .filter(|(_, _, s)| s == "pending")
