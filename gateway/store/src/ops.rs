@@ -310,10 +310,17 @@ pub(crate) fn append_event(
     let case_id = case.case_id.clone();
     let event = CloudEvent::new(event_id.clone(), event_type, rfc3339(now), case);
     let head = event_head(&event)?;
+    let packed = crate::packing::pack(head.as_bytes())?;
+    let body_codec = crate::packing::codec_of(&packed);
+    let body = match packed {
+        Some(bytes) => rusqlite::types::Value::Blob(bytes),
+        None => rusqlite::types::Value::Text(head),
+    };
     conn.prepare_cached(
         "INSERT INTO events (id, case_id, seq, type, message_id, decision_id, body, state,
-                             attempts, next_attempt_at_ms, created_at_ms, shares_snapshot)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, 1)",
+                             attempts, next_attempt_at_ms, created_at_ms, shares_snapshot,
+                             body_codec)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, 1, ?9)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -323,8 +330,9 @@ pub(crate) fn append_event(
             event_type.as_str(),
             message_id,
             decision_id,
-            head,
+            body,
             now,
+            body_codec,
         ])
     })
     .map_err(StoreError::sql("appending an event"))?;
@@ -341,11 +349,14 @@ pub(crate) fn append_event(
 /// it was when the event was made. Only the newest event of a case can share
 /// the snapshot (every overwrite passes here first), so this is one probe of
 /// the `(case_id, seq)` key, and nothing for an event that has its own copy.
+/// The whole body is stored as text (`body_codec` 0): packing it would mean
+/// reading it out of SQL and back for an update that is rarer than intake.
 fn keep_own_copy(conn: &Connection, case_id: &str, last_seq: i64) -> Result<()> {
     conn.prepare_cached(concat!(
         "UPDATE events SET body = ",
         crate::read::event_body_sql!(),
-        ", shares_snapshot = 0 WHERE case_id = ?1 AND seq = ?2 AND shares_snapshot = 1"
+        ", body_codec = 0, shares_snapshot = 0 \
+         WHERE case_id = ?1 AND seq = ?2 AND shares_snapshot = 1"
     ))
     .and_then(|mut st| st.execute(params![case_id, last_seq]))
     .map_err(StoreError::sql("copying the case into its previous event"))?;

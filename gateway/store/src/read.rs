@@ -27,13 +27,15 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, adapter, profile, sender, control_
 /// when the event shares its case's snapshot (schema migration 8) — its
 /// envelope followed by the snapshot as `data` and the CloudEvents
 /// `sequence`, byte for byte what [`crate::ops`] would have stored in full.
+/// The stored body may be packed (`body_codec`, schema migration 11).
 macro_rules! event_body_sql {
     () => {
-        "CASE WHEN events.shares_snapshot = 1 THEN events.body || ',\"data\":' || \
+        "CASE WHEN events.shares_snapshot = 1 THEN \
+         unpack_text(events.body, events.body_codec) || ',\"data\":' || \
          (SELECT unpack_text(c.snapshot, c.snapshot_codec) FROM cases c \
           WHERE c.case_id = events.case_id) || \
          ',\"sequence\":\"' || printf('%010d', events.seq) || '\"}' \
-         ELSE events.body END"
+         ELSE unpack_text(events.body, events.body_codec) END"
     };
 }
 pub(crate) use event_body_sql;

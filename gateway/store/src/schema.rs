@@ -315,6 +315,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX cases_held ON cases (case_id)
         WHERE head_seq IS NOT NULL AND head_due_ms IS NULL;
     "#,
+    // 11: fewer bytes per message again (issue #21).
+    // * Packed values may use codec 2: zstd with the store's dictionary 1
+    //   (`packing`). A binary from before cannot read them; the version makes
+    //   it refuse the file as newer rather than fail on the first such value.
+    // * An event's stored body (for an event that shares its case's snapshot,
+    //   just its envelope) may be packed too; `body_codec` says how, as the
+    //   other codec columns do (0 as given: every row stored before).
+    r#"
+    ALTER TABLE events ADD COLUMN body_codec INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The SQL of migration `version` (1-based), for tests that check what a

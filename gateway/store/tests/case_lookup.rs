@@ -108,9 +108,9 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
     let path = t.path();
     t.store.close().await;
     // Make the file what schema 6 wrote: no case_references table, migration
-    // 8's indexes and column undone, migration 9's packing undone (raw bytes
-    // and snapshots stored as given) and migration 10's heads back in their
-    // own table.
+    // 8's indexes and column undone, migrations 9 and 11's packing undone
+    // (raw bytes, snapshots and event bodies stored as given) and migration
+    // 10's heads back in their own table.
     {
         let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch(
@@ -147,10 +147,12 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
             "snapshot_codec",
             true,
         );
+        unpack_in_place(&conn, "events", "id", "body", "body_codec", true);
         conn.execute_batch(
             r#"ALTER TABLE messages DROP COLUMN raw_codec;
              ALTER TABLE messages DROP COLUMN raw_len;
              ALTER TABLE cases DROP COLUMN snapshot_codec;
+             ALTER TABLE events DROP COLUMN body_codec;
              DROP INDEX events_decision;
              CREATE INDEX events_decision ON events (decision_id);
              DROP TABLE case_references;
@@ -209,8 +211,8 @@ async fn a_store_from_before_the_index_is_backfilled_when_opened() {
 }
 
 /// Rewrites `column` of every row of `table` whose `codec` column says it is
-/// packed (1: one zstd frame) as the bytes it stands for: what the store held
-/// before migration 9.
+/// packed (1: one zstd frame; 2: one made with the store's dictionary 1) as
+/// the bytes it stands for: what the store held before migration 9.
 fn unpack_in_place(
     conn: &rusqlite::Connection,
     table: &str,
@@ -219,15 +221,29 @@ fn unpack_in_place(
     codec: &str,
     text: bool,
 ) {
-    let rows: Vec<(rusqlite::types::Value, Vec<u8>)> = conn
+    let rows: Vec<(rusqlite::types::Value, Vec<u8>, i64)> = conn
         .prepare(&format!(
-            "SELECT {key}, {column} FROM {table} WHERE {codec} = 1"
+            "SELECT {key}, {column}, {codec} FROM {table} WHERE {codec} != 0"
         ))
-        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
         .expect("packed rows");
     assert!(!rows.is_empty(), "{table}.{column} was stored packed");
-    for (id, packed) in rows {
-        let bytes = zstd::decode_all(packed.as_slice()).expect("a zstd frame");
+    let dictionary: &[u8] = match rows.first().map(|r| r.2) {
+        Some(2) => include_bytes!("../dictionaries/pack-1.bin"),
+        _ => &[],
+    };
+    for (id, packed, _) in rows {
+        let mut decoder = zstd::bulk::Decompressor::with_dictionary(dictionary).expect("decoder");
+        let size = zstd::zstd_safe::get_frame_content_size(&packed)
+            .ok()
+            .flatten()
+            .expect("a zstd frame with its size");
+        let bytes = decoder
+            .decompress(&packed, size as usize)
+            .expect("a zstd frame");
         let value = if text {
             rusqlite::types::Value::Text(String::from_utf8(bytes).expect("utf-8"))
         } else {

@@ -1,4 +1,5 @@
-//! The store packs raw messages and case snapshots (schema migration 9):
+//! The store packs raw messages and case snapshots (schema migrations 9 and
+//! 11: codec 2 is zstd with the store's dictionary 1):
 //! what is on disk is smaller, and every reader still sees the exact bytes
 //! and the whole case.
 
@@ -64,7 +65,11 @@ async fn raw_messages_and_case_snapshots_are_stored_packed_and_read_back_whole()
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("message row");
-    assert_eq!((codec, raw_len), (1, raw.len() as i64));
+    assert_eq!(
+        (codec, raw_len),
+        (2, raw.len() as i64),
+        "zstd with dictionary 1"
+    );
     assert!(on_disk * 2 < raw.len() as i64, "{on_disk} bytes on disk");
     let (codec, kind, on_disk): (i64, String, i64) = conn
         .query_row(
@@ -74,9 +79,18 @@ async fn raw_messages_and_case_snapshots_are_stored_packed_and_read_back_whole()
         )
         .expect("case row");
     let whole = serde_json::to_string(&made).expect("case json").len();
-    assert_eq!((codec, kind.as_str()), (1, "blob"));
+    assert_eq!((codec, kind.as_str()), (2, "blob"));
     assert!(
         on_disk * 2 < whole as i64,
         "{on_disk} of {whole} bytes on disk"
     );
+    // The event keeps only its envelope (it shares the snapshot), packed.
+    let (codec, kind, shares): (i64, String, i64) = conn
+        .query_row(
+            "SELECT body_codec, typeof(body), shares_snapshot FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("event row");
+    assert_eq!((codec, kind.as_str(), shares), (2, "blob", 1));
 }
