@@ -13,11 +13,10 @@
 //! every row stored before and for values that packing would not make
 //! smaller, [`ZSTD`] for one zstd frame (with its content size in the
 //! header), [`ZSTD_DICT_1`] for one zstd frame made with dictionary 1
-//! (below). SQL reads the columns
-//! through `unpack_text(value, codec)` and `unpack_blob(value, codec)`,
-//! registered on every connection the store opens ([`register`]), so queries
-//! that work on the text in SQL (the event body splice, the tenant read with
-//! `json_extract`) keep doing so.
+//! (below). SQL reads the columns through `unpack_text(value, codec)` and
+//! `unpack_blob(value, codec)`, registered on every connection the store
+//! opens ([`register`]), so queries that work on the text in SQL (the event
+//! body splice, the tenant read with `json_extract`) keep doing so.
 //!
 //! ## Dictionary 1 (schema migration 11)
 //!
