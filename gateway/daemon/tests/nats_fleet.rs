@@ -140,8 +140,9 @@ fn start(config: &Path, log: &Path) -> Started {
     let mut gateway = Gateway(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mllp = logged_address(log, from, "MLLP listener accepting", "addr");
-        let admin = logged_address(log, from, "Daemon started.", "admin_addr");
+        let lines = log_since(log, from);
+        let mllp = logged_address(&lines, "MLLP listener accepting", "addr");
+        let admin = logged_address(&lines, "Daemon started.", "admin_addr");
         if let (Some(mllp), Some(admin)) = (mllp, admin) {
             return Started {
                 _gateway: gateway,
@@ -164,13 +165,21 @@ fn start(config: &Path, log: &Path) -> Started {
     }
 }
 
-/// The address in field `field` of the first log line with message
-/// `message` written to `log` after byte `from` (this start's lines: a
-/// restart appends to the same log).
-fn logged_address(log: &Path, from: u64, message: &str, field: &str) -> Option<SocketAddr> {
-    let text = std::fs::read(log).ok()?;
-    let since = text.get(usize::try_from(from).ok()?..)?;
-    String::from_utf8_lossy(since).lines().find_map(|line| {
+/// The text `log` holds after byte `from` (this start's lines: a restart
+/// appends to the same log).
+fn log_since(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let since = usize::try_from(from)
+        .ok()
+        .and_then(|f| text.get(f..))
+        .unwrap_or(&[]);
+    String::from_utf8_lossy(since).into_owned()
+}
+
+/// The address in field `field` of the first JSON log line of `lines` with
+/// message `message`.
+fn logged_address(lines: &str, message: &str, field: &str) -> Option<SocketAddr> {
+    lines.lines().find_map(|line| {
         let value: serde_json::Value = serde_json::from_str(line).ok()?;
         if value["message"] != message {
             return None;
@@ -179,18 +188,11 @@ fn logged_address(log: &Path, from: u64, message: &str, field: &str) -> Option<S
     })
 }
 
-/// The log lines written after byte `from`, for a failure message: the test
-/// data is synthetic and the daemon logs no PHI.
+/// The last log lines written after byte `from`, for a failure message: the
+/// test data is synthetic and the daemon logs no PHI.
 fn log_tail(log: &Path, from: u64) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let since = usize::try_from(from)
-        .ok()
-        .and_then(|f| text.get(f..))
-        .unwrap_or(&[]);
-    let lines: Vec<_> = String::from_utf8_lossy(since)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let text = log_since(log, from);
+    let lines: Vec<&str> = text.lines().collect();
     let keep = lines.len().saturating_sub(60);
     format!("--- daemon log ---\n{}", lines[keep..].join("\n"))
 }
