@@ -91,3 +91,120 @@ impl Store {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The merge runs inside the write: what it makes of a stored case is
+    //! what is stored, each event keeps the case as it was when it was made,
+    //! and a refused message changes nothing of the case.
+
+    use super::*;
+    use crate::StoreOptions;
+    use crate::model::Disposition;
+
+    fn case(id: &str, notes: &[&str]) -> Case {
+        serde_json::from_value(serde_json::json!({
+            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
+            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
+                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
+            "status": "requested",
+            "notes": notes,
+        }))
+        .expect("case")
+    }
+
+    fn inbound(control: &str, case: Case) -> NewInbound {
+        NewInbound {
+            adapter: "hl7v2".into(),
+            profile: "epic".into(),
+            sender: Some("EHR^CLINIC".into()),
+            control_id: Some(control.into()),
+            message_type: Some("ORM^O01".into()),
+            raw: format!("MSH|^~\\&|EHR|CLINIC|||||ORM^O01|{control}|P|2.5.1\r").into_bytes(),
+            received_at: "2026-11-22T11:00:00Z".into(),
+            peer: None,
+            outcome: InboundOutcome::Accepted {
+                case: Box::new(case),
+                event_type: None,
+            },
+            replay_of: None,
+        }
+    }
+
+    async fn stored(store: &Store, id: &str) -> (Case, Vec<String>) {
+        let id = id.to_owned();
+        store
+            .read(move |r| {
+                let case = r.get_case(&id)?.expect("the case is stored").case;
+                let bodies = r.case_events(&id)?.into_iter().map(|e| e.body).collect();
+                Ok((case, bodies))
+            })
+            .await
+            .expect("read")
+    }
+
+    /// The merge of these tests: keeps the stored case's notes after the new
+    /// ones, or refuses a case whose first note is "refuse".
+    fn merge(case: &mut Case, existing: Case) -> std::result::Result<(), MergeRefused> {
+        if case.notes.first().map(String::as_str) == Some("refuse") {
+            return Err(MergeRefused {
+                reason: "refused by the test".into(),
+                diagnostics: Vec::new(),
+            });
+        }
+        case.notes.extend(existing.notes);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_merged_case_is_stored_as_merged_and_its_events_keep_each_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+            .await
+            .expect("store");
+        let id = "case-0123456789abcdef01234567";
+
+        let (first, merged) = store
+            .commit_inbound_merged(inbound("M1", case(id, &["first"])), merge)
+            .await
+            .expect("first commit");
+        assert!(matches!(first.disposition, Disposition::Accepted { .. }));
+        assert!(matches!(merged, Merged::Status(Some(_))));
+        assert_eq!(stored(&store, id).await.0.notes, ["first"]);
+
+        store
+            .commit_inbound_merged(inbound("M2", case(id, &["second"])), merge)
+            .await
+            .expect("second commit");
+        let (case_now, bodies) = stored(&store, id).await;
+        assert_eq!(
+            case_now.notes,
+            ["second", "first"],
+            "the merge's result is stored"
+        );
+        let notes_in = |body: &str| -> Vec<String> {
+            let event: serde_json::Value = serde_json::from_str(body).expect("event JSON");
+            serde_json::from_value(event["data"]["notes"].clone()).expect("notes")
+        };
+        assert_eq!(
+            notes_in(&bodies[0]),
+            ["first"],
+            "the first event keeps its case"
+        );
+        assert_eq!(notes_in(&bodies[1]), ["second", "first"]);
+
+        let (refused, merged) = store
+            .commit_inbound_merged(inbound("M3", case(id, &["refuse"])), merge)
+            .await
+            .expect("refused commit");
+        assert!(matches!(refused.disposition, Disposition::Rejected));
+        assert!(matches!(merged, Merged::Refused(_)));
+        let (case_now, bodies) = stored(&store, id).await;
+        assert_eq!(
+            case_now.notes,
+            ["second", "first"],
+            "a refused case changes nothing"
+        );
+        assert_eq!(bodies.len(), 2, "and appends no event");
+    }
+}
