@@ -13,7 +13,7 @@ use rusqlite::{Connection, StatementStatus};
 
 use crate::model::{AttemptOutcome, DeliveryAttempt};
 use crate::ops;
-use crate::read::{DELIVERABLE_WHERE, NEXT_DUE};
+use crate::read::{DELIVERABLE, NEXT_DUE};
 use crate::schema;
 use crate::time::now_ms;
 
@@ -77,7 +77,6 @@ fn vm_steps(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> i32 
 fn scheduling_steps(backlog: usize) -> (i32, i32, i32, i32) {
     let conn = store();
     seed(&conn, backlog);
-    let deliverable = format!("SELECT id FROM events WHERE {DELIVERABLE_WHERE}");
     let due = now_ms() + 1;
     let retried = vm_steps(
         &conn,
@@ -86,7 +85,7 @@ fn scheduling_steps(backlog: usize) -> (i32, i32, i32, i32) {
     );
     assert_eq!(conn.changes(), 1, "the retried head moved");
     (
-        vm_steps(&conn, &deliverable, rusqlite::params![due, 16]),
+        vm_steps(&conn, DELIVERABLE, rusqlite::params![due, 16]),
         vm_steps(&conn, NEXT_DUE, []),
         retried,
         vm_steps(&conn, SCAN_DELIVERABLE, rusqlite::params![due, 16]),
