@@ -258,33 +258,20 @@ fn list(conn: &Connection, case_id: &str) -> Result<Vec<CaseRequestRecord>> {
 mod tests {
     use super::*;
     use crate::StoreOptions;
-    use crate::model::{Disposition, InboundOutcome};
+    use crate::model::Disposition;
 
     fn case(id: &str) -> Case {
-        serde_json::from_value(serde_json::json!({
-            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
-            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
-                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
-            "status": "requested"
-        }))
-        .expect("case")
+        crate::test_cases::case(id, "requested")
     }
 
+    /// A payer's 278 about `case`.
     fn inbound(control: &str, case: Case) -> NewInbound {
         NewInbound {
             adapter: "x12".into(),
             profile: "x12-278".into(),
             sender: Some("PAYER".into()),
-            control_id: Some(control.into()),
             message_type: Some("278".into()),
-            raw: format!("synthetic {control}").into_bytes(),
-            received_at: "2026-11-22T11:00:00Z".into(),
-            peer: None,
-            outcome: InboundOutcome::Accepted {
-                case: Box::new(case),
-                event_type: None,
-            },
-            replay_of: None,
+            ..crate::test_cases::inbound(control, case)
         }
     }
 

@@ -101,34 +101,12 @@ mod tests {
     use super::*;
     use crate::StoreOptions;
     use crate::model::Disposition;
+    use crate::test_cases::inbound;
 
     fn case(id: &str, notes: &[&str]) -> Case {
-        serde_json::from_value(serde_json::json!({
-            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
-            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
-                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
-            "status": "requested",
-            "notes": notes,
-        }))
-        .expect("case")
-    }
-
-    fn inbound(control: &str, case: Case) -> NewInbound {
-        NewInbound {
-            adapter: "hl7v2".into(),
-            profile: "epic".into(),
-            sender: Some("EHR^CLINIC".into()),
-            control_id: Some(control.into()),
-            message_type: Some("ORM^O01".into()),
-            raw: format!("MSH|^~\\&|EHR|CLINIC|||||ORM^O01|{control}|P|2.5.1\r").into_bytes(),
-            received_at: "2026-11-22T11:00:00Z".into(),
-            peer: None,
-            outcome: InboundOutcome::Accepted {
-                case: Box::new(case),
-                event_type: None,
-            },
-            replay_of: None,
-        }
+        let mut case = crate::test_cases::case(id, "requested");
+        case.notes = notes.iter().map(|n| (*n).to_owned()).collect();
+        case
     }
 
     async fn stored(store: &Store, id: &str) -> (Case, Vec<String>) {

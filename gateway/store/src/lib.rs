@@ -71,6 +71,8 @@ mod retention;
 mod schema;
 mod size_budget;
 mod store;
+#[cfg(test)]
+mod test_cases;
 mod time;
 mod writer;
 mod x12_submissions;

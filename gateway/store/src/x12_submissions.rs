@@ -419,35 +419,7 @@ mod tests {
 
     use super::*;
     use crate::StoreOptions;
-    use crate::model::{InboundOutcome, NewInbound};
-
-    fn case(id: &str, status: &str) -> Case {
-        serde_json::from_value(serde_json::json!({
-            "schema": "ehr-gateway/case/v1", "case_id": id, "tenant": "mso-test",
-            "source": {"adapter": "hl7v2", "profile": "epic", "message_type": "ORM^O01",
-                       "control_id": "MSG1", "received_at": "2026-11-22T10:00:00Z"},
-            "status": status
-        }))
-        .expect("case")
-    }
-
-    fn inbound(control: &str, case: Case) -> NewInbound {
-        NewInbound {
-            adapter: "hl7v2".into(),
-            profile: "epic".into(),
-            sender: Some("EPIC".into()),
-            control_id: Some(control.into()),
-            message_type: Some("ORM^O01".into()),
-            raw: format!("synthetic {control}").into_bytes(),
-            received_at: "2026-11-22T11:00:00Z".into(),
-            peer: None,
-            outcome: InboundOutcome::Accepted {
-                case: Box::new(case),
-                event_type: None,
-            },
-            replay_of: None,
-        }
-    }
+    use crate::test_cases::{case, inbound};
 
     fn audit() -> AuditEntry {
         AuditEntry {
