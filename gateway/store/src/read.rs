@@ -68,7 +68,8 @@ const CASE_COLUMNS: &str = "unpack_text(snapshot, snapshot_codec), adapter, prof
      created_at_ms, updated_at_ms";
 
 /// [`Reader::deliverable`]'s query: due heads through the `cases_head_due`
-/// index, earliest first (`CROSS JOIN` keeps the case rows the outer loop),
+/// index, earliest first (a head's due time is its event's next attempt;
+/// `CROSS JOIN` keeps the case rows the outer loop),
 /// each head's event found by its `(case_id, seq)` key. A head event that
 /// shares its case's snapshot takes it from the case row the index entry
 /// points at, not through a second probe of the cases key: per event sent,
@@ -316,10 +317,7 @@ impl Reader {
     /// of the backlog.
     pub fn deliverable(&self, limit: usize, busy: &HashSet<String>) -> Result<Vec<OutboxEvent>> {
         let fetch = (limit + busy.len()) as i64;
-        let mut events = self.events_from(DELIVERABLE, params![now_ms(), fetch])?;
-        // A head's due time is its event's next attempt; this keeps the order
-        // the forwarder has always been given where the two could differ.
-        events.sort_by_key(|e| e.next_attempt_at);
+        let events = self.events_from(DELIVERABLE, params![now_ms(), fetch])?;
         Ok(events
             .into_iter()
             .filter(|e| !busy.contains(&e.case_id))
