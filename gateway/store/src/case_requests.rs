@@ -257,7 +257,6 @@ fn list(conn: &Connection, case_id: &str) -> Result<Vec<CaseRequestRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
     use crate::model::Disposition;
 
     fn case(id: &str) -> Case {
@@ -287,10 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_recorded_for_stored_cases_and_handed_to_the_adoption_check() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("store");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         let id = "case-0123456789abcdef01234567";
         let request = NewCaseRequest {
             case_id: id.into(),
@@ -342,10 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_adopted_reply_that_brings_a_decision_queues_the_owner_s_write_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("store");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         let id = "case-0123456789abcdef01234567";
         let mut opened = case(id);
         opened.source.adapter = "davinci-pas".into();

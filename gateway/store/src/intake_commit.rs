@@ -99,7 +99,6 @@ mod tests {
     //! and a refused message changes nothing of the case.
 
     use super::*;
-    use crate::StoreOptions;
     use crate::model::Disposition;
     use crate::test_cases::inbound;
 
@@ -136,10 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_merged_case_is_stored_as_merged_and_its_events_keep_each_version() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("store");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         let id = "case-0123456789abcdef01234567";
 
         let (first, merged) = store

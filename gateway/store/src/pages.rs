@@ -279,7 +279,6 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::{AuditEntry, InboundOutcome, NewInbound};
-    use crate::store::StoreOptions;
 
     fn message(control: &str, received_at: &str) -> NewInbound {
         NewInbound {
@@ -301,10 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn search_filters_pages_and_counts() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("open");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         for i in 0..5 {
             store
                 .commit_inbound(message(
@@ -372,10 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn audit_entries_filter_by_action_and_case() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("open");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         for (action, case) in [
             ("phi.read", Some("c1")),
             ("login", None),

@@ -1,9 +1,20 @@
-//! Synthetic cases and inbound messages for the store's unit tests, so each
-//! test module does not carry its own copy.
+//! Synthetic cases and inbound messages, and a fresh store, for the store's
+//! unit tests, so each test module does not carry its own copy.
 
 use gateway_core::Case;
 
 use crate::model::{InboundOutcome, NewInbound};
+use crate::{Store, StoreOptions};
+
+/// A new store with default options in a temporary directory (kept alive
+/// by the returned guard).
+pub(crate) async fn fresh_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
+        .await
+        .expect("store");
+    (dir, store)
+}
 
 /// A minimal case `id` with `status`, as the `epic` HL7 profile makes them.
 pub(crate) fn case(id: &str, status: &str) -> Case {

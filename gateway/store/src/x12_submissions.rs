@@ -578,10 +578,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_case_the_payer_already_answered_keeps_its_status_when_its_request_ends_sent() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path().join("s.sqlite"), StoreOptions::default())
-            .await
-            .expect("store");
+        let (_dir, store) = crate::test_cases::fresh_store().await;
         let id = "case-0000000000000000000000cc";
         store
             .commit_inbound(inbound("1", case(id, "requested")))
